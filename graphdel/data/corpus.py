@@ -1,0 +1,112 @@
+"""The paired corpus: one row per (item, text) pair, before any featurisation.
+
+A :class:`Corpus` is what every dataset source returns and what every later stage consumes. Pair ids and
+item ids are distinct: one molecule (item) may have several texts (pairs). ``items`` maps each item id to
+its raw input -- a canonical SMILES for molecules, an entity name for knowledge graphs, an image path for
+images -- so the same machinery serves every modality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from graphdel.errors import InvalidInputError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Corpus:
+    """Pairs of a non-text item and a text, with a fixed split.
+
+    Attributes:
+        source: the source string it was loaded from (``"drugs"``, ``"chebi20:PATH"``...), so that a run
+            can reload it without being told.
+        modality: ``"molecule"``, ``"kg"`` or ``"image"``.
+        pair_ids: ``P`` unique pair ids.
+        item_ids: ``P`` item ids (the molecule/entity/image of each pair).
+        texts: ``P`` texts.
+        splits: ``P`` split names, each in :data:`SPLITS`.
+        items: item id -> raw input (canonical SMILES for molecules).
+        skipped: rows skipped under ``skip_invalid``: dicts with ``row``, ``id`` and ``reason``.
+        removed_fragments: item id -> fragments removed by salt stripping (molecules only).
+        extra: modality-specific payload (e.g. the triples of a knowledge graph).
+    """
+
+    source: str
+    modality: str
+    pair_ids: list[str]
+    item_ids: list[str]
+    texts: list[str]
+    splits: list[str]
+    items: dict[str, str]
+    skipped: list[dict] = field(default_factory=list)
+    removed_fragments: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.pair_ids)
+        if not (len(self.item_ids) == len(self.texts) == len(self.splits) == n):
+            raise InvalidInputError("pair_ids, item_ids, texts and splits must have the same length")
+        dupes = [pid for pid, c in Counter(self.pair_ids).items() if c > 1]
+        if dupes:
+            raise InvalidInputError(f"duplicated pair ids: {dupes[:5]}{' ...' if len(dupes) > 5 else ''}")
+        bad = [(i, s) for i, s in enumerate(self.splits) if s not in SPLITS]
+        if bad:
+            i, s = bad[0]
+            raise InvalidInputError(f"pair {self.pair_ids[i]!r} has unknown split {s!r} (expected one of {SPLITS})")
+        missing = [iid for iid in self.item_ids if iid not in self.items]
+        if missing:
+            raise InvalidInputError(f"pairs refer to unknown item ids: {sorted(set(missing))[:5]}")
+        self._pair_index = {pid: i for i, pid in enumerate(self.pair_ids)}
+
+    def __len__(self) -> int:
+        return len(self.pair_ids)
+
+    def index_of(self, pair_id: str) -> int:
+        """Row of ``pair_id``; ``KeyError`` if unknown."""
+        return self._pair_index[pair_id]
+
+    def has_pair(self, pair_id: str) -> bool:
+        return pair_id in self._pair_index
+
+    def rows(self, split: str) -> list[int]:
+        """Row indices of the pairs in ``split``."""
+        return [i for i, s in enumerate(self.splits) if s == split]
+
+    def item_list(self) -> list[str]:
+        """Item ids in first-appearance order (the order used for featurised tensors)."""
+        return list(dict.fromkeys(self.item_ids))
+
+    def content_hash(self) -> str:
+        """SHA-256 over every pair (id, item, item input, text, split) in row order.
+
+        Two corpora with the same hash give the same training data; a model refuses data whose hash differs
+        from the one it was trained on.
+        """
+        h = hashlib.sha256(self.modality.encode())
+        for pid, iid, text, split in zip(self.pair_ids, self.item_ids, self.texts, self.splits):
+            h.update(json.dumps([pid, iid, self.items[iid], text, split], ensure_ascii=False).encode())
+        for key in sorted(self.extra):  # e.g. KG triples, which shape the graph the model sees
+            h.update(json.dumps([key, self.extra[key]], sort_keys=True, default=str).encode())
+        return h.hexdigest()
+
+    def stats(self) -> dict:
+        """Pair, item and text counts per split, plus skipped rows (``graphdel data stats``)."""
+        out: dict = {"source": self.source, "modality": self.modality, "splits": {}}
+        for split in SPLITS:
+            rows = self.rows(split)
+            out["splits"][split] = {
+                "pairs": len(rows),
+                "items": len({self.item_ids[i] for i in rows}),
+                "texts": len({self.texts[i] for i in rows}),
+            }
+        out["total"] = {"pairs": len(self), "items": len(set(self.item_ids)), "texts": len(set(self.texts))}
+        out["skipped_invalid"] = len(self.skipped)
+        out["skipped"] = self.skipped[:20]
+        out["salts_stripped"] = len(self.removed_fragments)
+        return out

@@ -1,0 +1,99 @@
+"""Atomic file and folder writes, and content hashing.
+
+Nothing graphdel writes is ever seen half-written: files are written to a temporary sibling and renamed
+(``os.replace`` is atomic on POSIX), and run folders are assembled under a temporary name and renamed
+when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from graphdel.errors import RunError
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise RunError(f"cannot write to {path.parent}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise RunError(f"cannot write {path}: {e.strerror or e}") from e
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def atomic_write_json(obj: Any, path: str | Path) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    atomic_write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", path)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` through a temporary file and a rename (for caches of plain tensors)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+@contextmanager
+def staged_folder(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder under a temporary name and rename it to ``final`` only if the block succeeds.
+
+    An interrupted or failed block leaves no folder at ``final`` (the temporary one is removed), so a
+    folder that exists at ``final`` is always complete.
+
+    Raises:
+        RunError: ``final`` exists and ``overwrite`` is false, or the parent cannot be written.
+    """
+    final = Path(final)
+    if final.exists() and not overwrite:
+        raise RunError(f"output folder {final} already exists; choose another --out or remove it")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    except OSError as e:
+        raise RunError(f"cannot create output folder next to {final}: {e.strerror or e}") from e
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,115 @@
+"""The modality protocol: what the unlearning engine and the evaluation suite may call on a model.
+
+The engine knows nothing about molecules, knowledge graphs or images. It sees a model implementing
+:class:`ModalityModel` and batches implementing :class:`PairBatch`: the non-text side ``x`` is opaque
+(a PyG ``Batch`` of molecules, a tensor of entity ids, a tensor of images) and only ever passed back to
+the model; the text side is a :class:`TextFeatures` that the engine may reorder (to build unrelated
+pairs) but never looks inside.
+
+Conventions (DESIGN.md section 1):
+
+* ``encode_x`` / ``encode_text`` return projected, L2-normalised embeddings ``[B, d]``;
+* ``sim(z_x, z_t)`` is the cosine similarity matrix ``[B_x, B_t]`` (no temperature);
+* ``fuse(x, text)`` returns the fused joint representation ``[B, d_f]`` of x_i with text_i;
+* ``match_logits(fused)`` returns the matching head's logit ``[B]`` that (x_i, text_i) is a true pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class TextFeatures:
+    """Inputs of the trainable part of a text encoder, for ``B`` texts.
+
+    The frozen bottom layers of the text encoder are run once per dataset and cached; what is stored here
+    is their output.
+
+    Attributes:
+        hidden: ``[B, T, H]`` token states from the last frozen layer (float16 or float32).
+        mask: ``[B, T]`` bool, True at real tokens.
+    """
+
+    hidden: Tensor
+    mask: Tensor
+
+    def __len__(self) -> int:
+        return self.hidden.size(0)
+
+    def select(self, index: Tensor) -> "TextFeatures":
+        """Texts ``index`` (``[B']`` long), in that order."""
+        return TextFeatures(self.hidden[index], self.mask[index])
+
+    def to(self, device: torch.device | str) -> "TextFeatures":
+        return TextFeatures(self.hidden.to(device, non_blocking=True), self.mask.to(device, non_blocking=True))
+
+
+@dataclass
+class PairBatch:
+    """A batch of ``B`` (x, text) pairs.
+
+    Attributes:
+        x: the non-text side; opaque to the engine, understood by the model that made it.
+        text: the text side, aligned with ``x``.
+        rows: ``[B]`` long, the corpus rows of the pairs (for logging and exclusion checks).
+    """
+
+    x: Any
+    text: TextFeatures
+    rows: Tensor
+
+    def __len__(self) -> int:
+        return self.rows.numel()
+
+    def to(self, device: torch.device | str) -> "PairBatch":
+        x = self.x.to(device) if hasattr(self.x, "to") else self.x
+        return PairBatch(x, self.text.to(device), self.rows.to(device))
+
+
+@runtime_checkable
+class ModalityModel(Protocol):
+    """What the unlearning engine needs from a joint model (see the module docstring)."""
+
+    def encode_x(self, x: Any) -> Tensor:
+        """``[B, d]`` normalised embeddings of the non-text side."""
+
+    def encode_text(self, text: TextFeatures) -> Tensor:
+        """``[B, d]`` normalised text embeddings."""
+
+    def fuse(self, x: Any, text: TextFeatures) -> Tensor:
+        """``[B, d_f]`` fused representation of (x_i, text_i)."""
+
+    def sim(self, z_x: Tensor, z_t: Tensor) -> Tensor:
+        """``[B_x, B_t]`` cosine similarities."""
+
+    def match_logits(self, fused: Tensor) -> Tensor:
+        """``[B]`` logit that each fused pair is a true pair."""
+
+    def training_loss(self, batch: PairBatch) -> Tensor:
+        """Scalar training objective of the original recipe on a batch of true pairs."""
+
+    def pair_losses(self, batch: PairBatch) -> Tensor:
+        """``[B]`` per-pair contrastive loss of the original recipe (used by ascent methods and attacks)."""
+
+
+@runtime_checkable
+class PairSampler(Protocol):
+    """A fixed set of pairs (Df, Dr, calibration, val...) that yields :class:`PairBatch` objects.
+
+    The engine draws batches only through this interface, so it never touches modality-specific data.
+    """
+
+    def __len__(self) -> int:
+        """Number of pairs."""
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
+        """``batch_size`` pairs drawn uniformly without replacement (with replacement if fewer exist)."""
+
+    def batches(self, batch_size: int, *, shuffle: bool = False,
+                generator: torch.Generator | None = None, drop_last: bool = False):
+        """Iterate over all pairs in batches of ``batch_size``."""

@@ -10,6 +10,7 @@ Conventions (DESIGN.md section 1):
 
 * ``encode_x`` / ``encode_text`` return projected, L2-normalised embeddings ``[B, d]``;
 * ``sim(z_x, z_t)`` is the cosine similarity matrix ``[B_x, B_t]`` (no temperature);
+* ``logits(z_x, z_t)`` is ``sim`` times the learnt inverse temperature (the InfoNCE logits);
 * ``fuse(x, text)`` returns the fused joint representation ``[B, d_f]`` of x_i with text_i;
 * ``match_logits(fused)`` returns the matching head's logit ``[B]`` that (x_i, text_i) is a true pair.
 """
@@ -86,6 +87,9 @@ class ModalityModel(Protocol):
 
     def sim(self, z_x: Tensor, z_t: Tensor) -> Tensor:
         """``[B_x, B_t]`` cosine similarities."""
+
+    def logits(self, z_x: Tensor, z_t: Tensor) -> Tensor:
+        """``[B_x, B_t]`` temperature-scaled similarities: the logits of the contrastive objective."""
 
     def match_logits(self, fused: Tensor) -> Tensor:
         """``[B]`` logit that each fused pair is a true pair."""

@@ -34,20 +34,26 @@ class TextFeatures:
     Attributes:
         hidden: ``[B, T, H]`` token states from the last frozen layer (float16 or float32).
         mask: ``[B, T]`` bool, True at real tokens.
+        pooled: ``[B, H]`` mean of the whole text's final states, when the whole encoder is frozen (then
+            ``hidden`` may hold only the first tokens, for the fusion module); ``None`` otherwise.
     """
 
     hidden: Tensor
     mask: Tensor
+    pooled: Tensor | None = None
 
     def __len__(self) -> int:
         return self.hidden.size(0)
 
     def select(self, index: Tensor) -> "TextFeatures":
         """Texts ``index`` (``[B']`` long), in that order."""
-        return TextFeatures(self.hidden[index], self.mask[index])
+        pooled = None if self.pooled is None else self.pooled[index]
+        return TextFeatures(self.hidden[index], self.mask[index], pooled)
 
     def to(self, device: torch.device | str) -> "TextFeatures":
-        return TextFeatures(self.hidden.to(device, non_blocking=True), self.mask.to(device, non_blocking=True))
+        pooled = None if self.pooled is None else self.pooled.to(device, non_blocking=True)
+        return TextFeatures(self.hidden.to(device, non_blocking=True), self.mask.to(device, non_blocking=True),
+                            pooled)
 
 
 @dataclass
@@ -58,18 +64,22 @@ class PairBatch:
         x: the non-text side; opaque to the engine, understood by the model that made it.
         text: the text side, aligned with ``x``.
         rows: ``[B]`` long, the corpus rows of the pairs (for logging and exclusion checks).
+        items: ``[B]`` long item index of each pair, or ``None``; pairs sharing an item (several texts of
+            one molecule) are treated as positives of each other by contrastive losses.
     """
 
     x: Any
     text: TextFeatures
     rows: Tensor
+    items: Tensor | None = None
 
     def __len__(self) -> int:
         return self.rows.numel()
 
     def to(self, device: torch.device | str) -> "PairBatch":
         x = self.x.to(device) if hasattr(self.x, "to") else self.x
-        return PairBatch(x, self.text.to(device), self.rows.to(device))
+        items = None if self.items is None else self.items.to(device)
+        return PairBatch(x, self.text.to(device), self.rows.to(device), items)
 
 
 @runtime_checkable

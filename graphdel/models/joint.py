@@ -1,0 +1,314 @@
+"""The joint model: unimodal encoders, projections into a shared space, a fusion module and a matching head.
+
+Architecture (ALBEF-style, Li et al. 2021, with a graph in place of the image):
+
+* an *item encoder* (a GNN for molecules; other modalities subclass :class:`JointModel`) gives item
+  tokens ``[B, N, h_x]`` (node states) and a pooled item embedding ``[B, h_x]``;
+* the text encoder (:class:`~graphdel.encoders.text.TextEncoder`) gives token states ``[B, T, h_t]``
+  and a sentence embedding ``[B, h_t]``;
+* projections map both pooled embeddings into a shared ``embed_dim`` space (L2-normalised), trained with
+  symmetric InfoNCE and a learnable temperature (Radford et al. 2021);
+* the fusion module lets text tokens cross-attend to item tokens (one or more transformer decoder layers);
+  its first-token output is the fused representation ``h``, and a matching head scores whether the pair
+  is true, trained on in-batch hard negatives sampled by similarity (ALBEF's graph-text matching).
+
+The model implements :class:`~graphdel.models.protocol.ModalityModel`, so the unlearning engine can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphdel.encoders.graph import GraphEncoderConfig, MoleculeGNN
+from graphdel.encoders.text import TextEncoder, TextEncoderConfig
+from graphdel.models.protocol import PairBatch, TextFeatures
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of a joint model (saved as ``model_config.json`` beside the weights).
+
+    Attributes:
+        modality: which :data:`MODEL_TYPES` entry builds the model.
+        graph: the molecule graph encoder (used by the molecule modality).
+        text: the text encoder.
+        embed_dim: width of the shared contrastive space.
+        fusion_dim: width of the fusion module.
+        fusion_layers: cross-attention layers in the fusion module.
+        fusion_heads: attention heads in the fusion module.
+        init_temperature: initial softmax temperature of InfoNCE.
+        matching_weight: weight of the matching loss in the training objective.
+        dropout: dropout in projections and fusion.
+        extra: modality-specific settings (e.g. the knowledge graph's relation count).
+    """
+
+    modality: str = "molecule"
+    graph: GraphEncoderConfig = field(default_factory=GraphEncoderConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    embed_dim: int = 256
+    fusion_dim: int = 256
+    fusion_layers: int = 1
+    fusion_heads: int = 4
+    init_temperature: float = 0.07
+    matching_weight: float = 1.0
+    dropout: float = 0.1
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["graph"] = GraphEncoderConfig(**d.get("graph", {}))
+        d["text"] = TextEncoderConfig(**d.get("text", {}))
+        return cls(**d)
+
+
+@dataclass
+class JointOutput:
+    """What a forward pass over a batch of ``B`` true pairs returns.
+
+    Attributes:
+        z_x: ``[B, embed_dim]`` normalised item embeddings.
+        z_t: ``[B, embed_dim]`` normalised text embeddings.
+        sim: ``[B, B]`` cosine similarities (``sim[i, j]`` = item i vs text j).
+        logits: ``[B, B]`` temperature-scaled similarities.
+        fused: ``[B, fusion_dim]`` fused representation of the true pairs.
+        match_logits: ``[B]`` matching-head logits of the true pairs.
+    """
+
+    z_x: Tensor
+    z_t: Tensor
+    sim: Tensor
+    logits: Tensor
+    fused: Tensor
+    match_logits: Tensor
+
+
+class Projection(nn.Module):
+    """Two-layer MLP into the shared space followed by L2 normalisation: ``[B, d_in] -> [B, d_out]``."""
+
+    def __init__(self, d_in: int, d_out: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, d_in), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_in, d_out))
+
+    def forward(self, h: Tensor) -> Tensor:
+        return F.normalize(self.net(h), dim=-1)
+
+
+class FusionModule(nn.Module):
+    """Text tokens cross-attend to item tokens; the first text position is the fused representation.
+
+    Each layer is a pre-norm transformer decoder layer: self-attention over text tokens, cross-attention
+    from text tokens to item tokens, feed-forward.
+
+    Shapes: ``text [B, T, d_t]``, ``text_mask [B, T]``, ``item [B, N, d_x]``, ``item_mask [B, N]``
+    -> ``[B, d]``.
+    """
+
+    def __init__(self, d_text: int, d_item: int, d: int, layers: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.text_in = nn.Linear(d_text, d)
+        self.item_in = nn.Linear(d_item, d)
+        self.layers = nn.ModuleList(
+            nn.TransformerDecoderLayer(d, heads, dim_feedforward=2 * d, dropout=dropout, batch_first=True,
+                                       norm_first=True) for _ in range(layers))
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, text: Tensor, text_mask: Tensor, item: Tensor, item_mask: Tensor) -> Tensor:
+        h = self.text_in(text)
+        memory = self.item_in(item)
+        for layer in self.layers:
+            h = layer(h, memory, tgt_key_padding_mask=~text_mask, memory_key_padding_mask=~item_mask)
+        return self.norm(h[:, 0])
+
+
+class JointModel(nn.Module):
+    """Base class of the joint models; subclasses supply the item encoder (:meth:`item_states`).
+
+    Args:
+        config: :class:`ModelConfig`.
+        item_width: width ``h_x`` of the item tokens and pooled item embedding.
+    """
+
+    modality: ClassVar[str] = ""
+
+    def __init__(self, config: ModelConfig, item_width: int) -> None:
+        super().__init__()
+        self.config = config
+        self.text_encoder = TextEncoder(config.text)
+        text_width = self.text_encoder.width
+        self.x_projection = Projection(item_width, config.embed_dim, config.dropout)
+        self.text_projection = Projection(text_width, config.embed_dim, config.dropout)
+        self.fusion = FusionModule(text_width, item_width, config.fusion_dim, config.fusion_layers,
+                                   config.fusion_heads, config.dropout)
+        self.match_head = nn.Linear(config.fusion_dim, 1)
+        # Learnable inverse temperature, stored as a log and clamped at 100 as in CLIP.
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
+
+    # -- what subclasses provide -------------------------------------------------------------------
+    def item_states(self, x: Any) -> tuple[Tensor, Tensor, Tensor]:
+        """``(tokens [B, N, h_x], mask [B, N], pooled [B, h_x])`` of a batch of items."""
+        raise NotImplementedError
+
+    # -- the modality protocol ---------------------------------------------------------------------
+    def encode_x(self, x: Any) -> Tensor:
+        """``[B, embed_dim]`` normalised item embeddings."""
+        return self.x_projection(self.item_states(x)[2])
+
+    def encode_text(self, text: TextFeatures) -> Tensor:
+        """``[B, embed_dim]`` normalised text embeddings."""
+        return self.text_projection(self.text_encoder(text)[2])
+
+    def fuse(self, x: Any, text: TextFeatures) -> Tensor:
+        """``[B, fusion_dim]`` fused representation of (x_i, text_i)."""
+        item_tokens, item_mask, _ = self.item_states(x)
+        text_tokens, text_mask, _ = self.text_encoder(text)
+        return self.fusion(text_tokens, text_mask, item_tokens, item_mask)
+
+    def sim(self, z_x: Tensor, z_t: Tensor) -> Tensor:
+        """``[B_x, B_t]`` cosine similarities of normalised embeddings."""
+        return z_x @ z_t.t()
+
+    def temperature_scale(self) -> Tensor:
+        """The inverse temperature ``exp(logit_scale)``, clamped at 100."""
+        return self.logit_scale.clamp(max=math.log(100.0)).exp()
+
+    def logits(self, z_x: Tensor, z_t: Tensor) -> Tensor:
+        """``[B_x, B_t]`` InfoNCE logits: cosine similarity times the inverse temperature."""
+        return self.sim(z_x, z_t) * self.temperature_scale()
+
+    def match_logits(self, fused: Tensor) -> Tensor:
+        """``[B]`` logit that each fused pair is a true pair."""
+        return self.match_head(fused).squeeze(-1)
+
+    # -- forward and losses ------------------------------------------------------------------------
+    def forward(self, batch: PairBatch) -> JointOutput:
+        """Embeddings, similarities and fused representation of a batch of true pairs."""
+        item_tokens, item_mask, item_pooled = self.item_states(batch.x)
+        text_tokens, text_mask, text_pooled = self.text_encoder(batch.text)
+        z_x, z_t = self.x_projection(item_pooled), self.text_projection(text_pooled)
+        fused = self.fusion(text_tokens, text_mask, item_tokens, item_mask)
+        return JointOutput(z_x, z_t, self.sim(z_x, z_t), self.logits(z_x, z_t), fused, self.match_logits(fused))
+
+    def training_loss(self, batch: PairBatch, generator: torch.Generator | None = None) -> Tensor:
+        """Symmetric InfoNCE plus ``matching_weight`` times the hard-negative matching loss (scalar)."""
+        return self.loss_terms(batch, generator)["loss"]
+
+    def loss_terms(self, batch: PairBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The training objective and its parts: ``loss``, ``contrastive``, ``matching``."""
+        item_tokens, item_mask, item_pooled = self.item_states(batch.x)
+        text_tokens, text_mask, text_pooled = self.text_encoder(batch.text)
+        z_x, z_t = self.x_projection(item_pooled), self.text_projection(text_pooled)
+        logits = self.logits(z_x, z_t)
+        positives = _positive_mask(batch, logits.size(0), logits.device)
+        contrastive = contrastive_loss(logits, positives).mean()
+        matching = self._matching_loss(logits.detach(), positives, item_tokens, item_mask, text_tokens,
+                                       text_mask, generator)
+        loss = contrastive + self.config.matching_weight * matching
+        return {"loss": loss, "contrastive": contrastive.detach(), "matching": matching.detach()}
+
+    def pair_losses(self, batch: PairBatch) -> Tensor:
+        """``[B]`` per-pair symmetric InfoNCE loss of the true pairs within the batch."""
+        out_x, out_t = self.encode_x(batch.x), self.encode_text(batch.text)
+        logits = self.logits(out_x, out_t)
+        return contrastive_loss(logits, _positive_mask(batch, logits.size(0), logits.device))
+
+    def _matching_loss(self, logits: Tensor, positives: Tensor, item_tokens: Tensor, item_mask: Tensor,
+                       text_tokens: Tensor, text_mask: Tensor, generator: torch.Generator | None) -> Tensor:
+        """ALBEF matching: each item gets a hard negative text and each text a hard negative item, drawn
+        with probability softmax(similarity) over the batch's non-positives."""
+        b = logits.size(0)
+        if b < 2 or bool(positives.all()):
+            return logits.new_zeros(())
+        if not bool(torch.isfinite(logits).all()):
+            # Sampling needs finite weights; the non-finite contrastive loss is reported by the caller.
+            logits = torch.zeros_like(logits)
+        weights = torch.softmax(logits.float(), dim=1).masked_fill(positives, 0.0) + (~positives) * 1e-6
+        neg_text = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+        weights_t = torch.softmax(logits.float().t(), dim=1).masked_fill(positives.t(), 0.0) + (~positives.t()) * 1e-6
+        neg_item = torch.multinomial(weights_t, 1, generator=generator).squeeze(1)
+        fused = torch.cat([
+            self.fusion(text_tokens, text_mask, item_tokens, item_mask),
+            self.fusion(text_tokens[neg_text], text_mask[neg_text], item_tokens, item_mask),
+            self.fusion(text_tokens, text_mask, item_tokens[neg_item], item_mask[neg_item]),
+        ])
+        labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).to(fused.device)
+        return F.binary_cross_entropy_with_logits(self.match_logits(fused), labels)
+
+    # -- Hugging Face-style persistence ------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write ``model.safetensors`` and ``model_config.json`` into ``folder`` (atomically each)."""
+        from graphdel.models.persistence import save_model
+
+        save_model(self, folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **kwargs) -> "JointModel":
+        """Rebuild a model saved by :meth:`save_pretrained` (safetensors only, no pickle)."""
+        from graphdel.models.persistence import load_model
+
+        return load_model(folder, **kwargs)
+
+
+def _positive_mask(batch: PairBatch, b: int, device) -> Tensor:
+    """``[B, B]`` bool: pairs sharing an item are positives of each other (the diagonal always is)."""
+    if batch.items is None:
+        return torch.eye(b, dtype=torch.bool, device=device)
+    items = batch.items.to(device)
+    return items[:, None] == items[None, :]
+
+
+def contrastive_loss(logits: Tensor, positives: Tensor) -> Tensor:
+    """Per-pair symmetric InfoNCE with multi-positive soft targets.
+
+    Args:
+        logits: ``[B, B]`` item-vs-text logits.
+        positives: ``[B, B]`` bool, true where item i and text j belong together.
+
+    Returns:
+        ``[B]``: for pair i, the mean of the item->text and text->item cross-entropies, each against the
+        uniform distribution over i's positives.
+    """
+    targets = positives.float() / positives.float().sum(1, keepdim=True)
+    g2t = -(targets * F.log_softmax(logits, dim=1)).sum(1)
+    t2g = -(targets.t() * F.log_softmax(logits.t(), dim=1)).sum(1)
+    return 0.5 * (g2t + t2g)
+
+
+class MoleculeTextModel(JointModel):
+    """Joint model over molecule graphs and text: a :class:`~graphdel.encoders.graph.MoleculeGNN` gives
+    node states (the item tokens for fusion) and the pooled graph embedding."""
+
+    modality = "molecule"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config, config.graph.hidden)
+        self.graph_encoder = MoleculeGNN(config.graph)
+
+    def item_states(self, x) -> tuple[Tensor, Tensor, Tensor]:
+        from torch_geometric.utils import to_dense_batch
+
+        nodes, pooled = self.graph_encoder(x)
+        tokens, mask = to_dense_batch(nodes, x.batch, batch_size=x.num_graphs)
+        return tokens, mask, pooled
+
+
+MODEL_TYPES: dict[str, type[JointModel]] = {"molecule": MoleculeTextModel}
+"""Modality name -> joint model class; other modalities register their subclass here."""
+
+
+def build_model(config: ModelConfig) -> JointModel:
+    """Instantiate the joint model for ``config.modality``."""
+    if config.modality not in MODEL_TYPES:
+        raise ValueError(f"unknown modality {config.modality!r}; known: {sorted(MODEL_TYPES)}")
+    return MODEL_TYPES[config.modality](config)

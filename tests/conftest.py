@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny real molecule corpora written to temporary files, and an isolated cache."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+# Real molecules with short factual captions (name + class), split by hand.
+TINY_MOLECULES = [
+    ("aspirin", "CC(=O)Oc1ccccc1C(=O)O", "Aspirin is an acetate ester and a benzoic acid.", "train"),
+    ("caffeine", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "Caffeine is a trimethylxanthine, a purine alkaloid.", "train"),
+    ("ethanol", "CCO", "Ethanol is a primary alcohol.", "train"),
+    ("benzene", "c1ccccc1", "Benzene is an aromatic hydrocarbon.", "train"),
+    ("ibuprofen", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "Ibuprofen is a propanoic acid with an isobutylphenyl group.", "train"),
+    ("paracetamol", "CC(=O)Nc1ccc(O)cc1", "Paracetamol is an acetamide and a phenol.", "train"),
+    ("triethylamine", "CCN(CC)CC", "Triethylamine is a tertiary amine.", "train"),
+    ("cyclohexanol", "OC1CCCCC1", "Cyclohexanol is a secondary alcohol.", "train"),
+    ("pyridine", "c1ccncc1", "Pyridine is an azaarene.", "val"),
+    ("acetone", "CC(C)=O", "Acetone is a methyl ketone.", "val"),
+    ("naphthalene", "c1ccc2ccccc2c1", "Naphthalene is a fused bicyclic arene.", "test"),
+    ("sodium acetate", "CC(=O)[O-].[Na+]", "Sodium acetate is the sodium salt of acetic acid.", "test"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session writes featurisation caches to its own folder, never to the user's."""
+    monkeypatch.setenv("GRAPHDEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def tiny_csv(tmp_path) -> Path:
+    """A CSV source with the 12 molecules above (columns id, smiles, text, split)."""
+    path = tmp_path / "tiny.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "smiles", "text", "split"])
+        for name, smiles, text, split in TINY_MOLECULES:
+            w.writerow([name.replace(" ", "_"), smiles, text, split])
+    return path

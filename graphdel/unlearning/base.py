@@ -1,0 +1,613 @@
+"""The unlearning engine: context and result types, the method registry, config overrides, and the
+optimisation loop shared by every gradient-based method.
+
+The engine is modality-agnostic: it only calls the :mod:`graphdel.models.protocol` interface
+(``encode_x``, ``encode_text``, ``fuse``, ``sim``, ``logits``, ``match_logits``, ``training_loss``,
+``pair_losses``) and draws batches through :class:`~graphdel.models.protocol.PairSampler`.
+
+Conventions every method follows:
+
+* The original model ``f`` is never modified. The teacher is a frozen deep copy (eval mode,
+  ``requires_grad=False``); the student ``f'`` is another deep copy and the only model updated.
+* In ``f'``, BatchNorm running statistics stay frozen (every ``torch.nn.modules.batchnorm._BatchNorm``
+  is kept in eval mode during updates) and so does the temperature: parameters whose name contains one of
+  :data:`FROZEN_PARAMETER_NAMES` (``logit_scale``, ``temperature``) get no update. Other modules (e.g.
+  dropout) are in train mode during updates. The returned model is in eval mode with the original's
+  ``requires_grad`` flags.
+* A non-finite loss or gradient norm raises :class:`UnlearningDivergedError` with the step, unless a
+  method opts into stopping instead (NegGrad's divergence guard).
+* Batches are seeded from ``ctx.seed``; the global torch RNG is forked, so a run does not disturb it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import math
+import time
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator, Literal
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from graphdel.errors import ConfigError, GraphdelError
+from graphdel.models.protocol import PairBatch, PairSampler
+from graphdel.unlearning.selection import CalibratedSelector
+
+#: Substrings of parameter names that are never updated in ``f'`` (the learnt temperature).
+FROZEN_PARAMETER_NAMES: tuple[str, ...] = ("logit_scale", "temperature")
+
+
+class UnlearningDivergedError(GraphdelError):
+    """The unlearning loss or gradient became NaN/Inf. Attributes: ``method``, ``epoch``, ``step``."""
+
+    def __init__(self, message: str, *, method: str = "", epoch: int | None = None,
+                 step: int | None = None) -> None:
+        super().__init__(message)
+        self.method, self.epoch, self.step = method, epoch, step
+
+
+# --------------------------------------------------------------------------------------------- types
+@dataclass
+class UnlearningContext:
+    """Everything a method may use besides the original model.
+
+    Attributes:
+        forget: Df, the pairs to delete.
+        retain: Dr, the remaining training pairs.
+        calibration: pairs drawn the way deletions are drawn but never trained on: the stand-in for
+            "never seen" used for stopping and selection (DESIGN.md section 1).
+        val: validation pairs; used for selection only when ``calibration`` is ``None``.
+        retrain: trains a fresh model on Dr with the original recipe (used by the Retrain method).
+        seed: seeds batch order, negatives, noise and scoring pools.
+        device: where the models run.
+        progress: show tqdm progress bars.
+    """
+
+    forget: PairSampler
+    retain: PairSampler
+    calibration: PairSampler | None = None
+    val: PairSampler | None = None
+    retrain: Callable[[], nn.Module] | None = None
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class UnlearningResult:
+    """What a method returns.
+
+    Attributes:
+        model: the unlearned model (a new object; the original is untouched), in eval mode.
+        log: one dict per optimiser step (``step``, ``epoch``, ``phase``, ``loss``, loss terms) and per
+            evaluation (``eval: True``, ``forget``, ``reference``, ``retain`` scores).
+        wall_time_s: seconds the method took, evaluation included.
+        config: the resolved hyperparameters (``method`` plus the config dataclass as a dict).
+        selected: which checkpoint was kept and why.
+    """
+
+    model: nn.Module
+    log: list[dict] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    config: dict = field(default_factory=dict)
+    selected: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ config parsing
+_TRUE = {"true", "1", "yes", "on", "y", "t"}
+_FALSE = {"false", "0", "no", "off", "n", "f"}
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("None" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """``value`` (a string from the command line or an already-typed value) as type ``tp``."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if type(None) in args and (value is None or (isinstance(value, str)
+                                                     and value.strip().lower() in ("none", "null"))):
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(key, value, a)
+            except ConfigError:
+                pass
+        raise bad
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        for c in choices:
+            if value == c or (isinstance(value, str) and not isinstance(c, str) and value.strip() == str(c)):
+                return c
+            if isinstance(value, str) and isinstance(c, str) and value.strip() == c:
+                return c
+        raise bad
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                out = float(value.strip())
+            except ValueError:
+                raise bad from None
+            return out
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    raise ConfigError(f"config key {key!r}: unsupported field type {_type_name(tp)}")
+
+
+def config_keys(config_cls: type) -> list[str]:
+    """All settable keys of a config dataclass, nested dataclasses as ``outer.inner``."""
+    hints = typing.get_type_hints(config_cls)
+    keys = []
+    for f in dataclasses.fields(config_cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            keys += [f"{f.name}.{k}" for k in config_keys(tp)]
+        else:
+            keys.append(f.name)
+    return keys
+
+
+def parse_overrides(config_cls: type, overrides: dict[str, Any] | list[str] | tuple[str, ...] | None = None,
+                    base: Any = None) -> Any:
+    """Build a ``config_cls`` instance from ``key=value`` overrides (no eval/exec).
+
+    Args:
+        config_cls: a dataclass; nested dataclass fields are addressed as ``outer.inner``.
+        overrides: ``["alpha=0.5", "terms.md=false"]`` or ``{"alpha": "0.5"}`` (values may be strings
+            or already typed). Types follow the field annotations: int, float, bool
+            (true/false/yes/no/on/off/1/0), str, ``Literal[...]`` choices, ``X | None`` ("none").
+        base: start from this instance instead of the defaults.
+
+    Raises:
+        ConfigError: unknown key (the message lists the valid keys), a value of the wrong type (the
+            message names the key and the expected type), or a value the config rejects.
+    """
+    cfg = copy.deepcopy(base) if base is not None else config_cls()
+    if overrides is None:
+        return cfg
+    if isinstance(overrides, (list, tuple)):
+        items = []
+        for item in overrides:
+            if not isinstance(item, str) or "=" not in item:
+                raise ConfigError(f"override {item!r} is not of the form key=value")
+            k, v = item.split("=", 1)
+            items.append((k.strip(), v))
+    elif isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        raise ConfigError(f"overrides must be a dict or a list of 'key=value' strings, not "
+                          f"{type(overrides).__name__}")
+    valid = config_keys(config_cls)
+    # group by the first component so nested dataclasses are rebuilt once
+    for key, value in items:
+        if key not in valid:
+            raise ConfigError(f"unknown config key {key!r} for {config_cls.__name__}; valid keys: "
+                              + ", ".join(valid))
+        cfg = _set_path(cfg, key.split("."), value, key)
+    return cfg
+
+
+def _set_path(obj: Any, path: list[str], value: Any, full_key: str) -> Any:
+    hints = typing.get_type_hints(type(obj))
+    name = path[0]
+    if len(path) == 1:
+        new = _coerce(full_key, value, hints[name])
+    else:
+        new = _set_path(getattr(obj, name), path[1:], value, full_key)
+    try:
+        return dataclasses.replace(obj, **{name: new})
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config key {full_key!r}: {e}") from e
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def check(cond: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``cond`` (for configs' ``__post_init__``)."""
+    if not cond:
+        raise ConfigError(message)
+
+
+# ---------------------------------------------------------------------------------------- registry
+_METHODS: dict[str, type["UnlearningMethod"]] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_method(cls: type["UnlearningMethod"]) -> type["UnlearningMethod"]:
+    """Class decorator: make ``cls`` available under ``cls.name`` and each of ``cls.aliases``.
+
+    Both must be set on the class itself (a subclass does not inherit its parent's names)."""
+    if "name" not in cls.__dict__ or not cls.name:
+        raise GraphdelError(f"{cls.__name__} must set its own 'name' to be registered")
+    aliases = tuple(cls.__dict__.get("aliases", ()))
+    for n in (cls.name, *aliases):
+        key = n.lower()
+        owner = _METHODS.get(key) or _METHODS.get(_ALIASES.get(key, ""))
+        if owner is not None and owner is not cls:
+            raise GraphdelError(f"unlearning method name {n!r} already registered by {owner.__name__}")
+    _METHODS[cls.name.lower()] = cls
+    for a in aliases:
+        _ALIASES[a.lower()] = cls.name.lower()
+    return cls
+
+
+def _ensure_builtin_methods() -> None:
+    importlib.import_module("graphdel.unlearning")
+
+
+def get_method(name: str) -> type["UnlearningMethod"]:
+    """The method class registered under ``name`` or one of its aliases (case-insensitive)."""
+    _ensure_builtin_methods()
+    key = name.lower()
+    key = _ALIASES.get(key, key)
+    if key not in _METHODS:
+        raise ConfigError(f"unknown unlearning method {name!r}; available: "
+                          + ", ".join(sorted(_METHODS) + sorted(_ALIASES)))
+    return _METHODS[key]
+
+
+def available_methods() -> list[tuple[str, str, str]]:
+    """``(name, summary, citation)`` of every registered method, sorted by name (aliases not repeated)."""
+    _ensure_builtin_methods()
+    return [(c.name, c.summary, c.citation) for _, c in sorted(_METHODS.items())]
+
+
+def unlearn(original: nn.Module, ctx: UnlearningContext, method: str,
+            overrides: dict[str, Any] | list[str] | None = None) -> UnlearningResult:
+    """Run the method ``method`` with its default config updated by ``overrides``."""
+    cls = get_method(method)
+    cfg = parse_overrides(cls.Config, overrides)
+    return cls().run(original, ctx, cfg)
+
+
+# ---------------------------------------------------------------------------------- model helpers
+def frozen_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
+    """A deep copy in eval mode with ``requires_grad=False`` everywhere (the teacher ``f``)."""
+    out = copy.deepcopy(model).to(device)
+    out.eval()
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out
+
+
+def is_frozen_name(name: str) -> bool:
+    return any(s in name for s in FROZEN_PARAMETER_NAMES)
+
+
+def make_student(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
+    """A deep copy to update (``f'``): trainable except the temperature parameters."""
+    out = copy.deepcopy(model).to(device)
+    for n, p in out.named_parameters():
+        p.requires_grad_(not is_frozen_name(n))
+    return out
+
+
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def set_update_mode(model: nn.Module) -> None:
+    """Train mode, except BatchNorm layers, whose running statistics stay frozen."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def finalize(student: nn.Module, original: nn.Module) -> nn.Module:
+    """Eval mode and the original's ``requires_grad`` flags."""
+    student.eval()
+    flags = dict(original.named_parameters())
+    for n, p in student.named_parameters():
+        p.requires_grad_(flags[n].requires_grad if n in flags else True)
+    return student
+
+
+def make_optimizer(params: list[nn.Parameter], kind: str, lr: float, weight_decay: float,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    raise ConfigError(f"unknown optimizer {kind!r}; valid: adam, adamw, sgd")
+
+
+# ------------------------------------------------------------------------------------- base classes
+@dataclass
+class MethodConfig:
+    """Settings common to all methods (none)."""
+
+
+class UnlearningMethod:
+    """Base class of unlearning methods.
+
+    Subclasses set ``name``, ``summary`` (one line), ``citation``, optionally ``aliases``, a ``Config``
+    dataclass, and implement :meth:`execute`. :meth:`run` adds what is common: the config, timing, a
+    forked RNG, and a check that the original model is not modified.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()  # registered only for the class that sets them
+    Config: ClassVar[type] = MethodConfig
+
+    def run(self, original: nn.Module, ctx: UnlearningContext, config: Any = None) -> UnlearningResult:
+        """Unlearn ``ctx.forget`` from ``original`` (never modified) and return a new model."""
+        if config is None:
+            config = self.Config()
+        elif isinstance(config, (dict, list, tuple)):
+            config = parse_overrides(self.Config, config)
+        elif not isinstance(config, self.Config):
+            raise ConfigError(f"{self.name}: config must be a {self.Config.__name__}, "
+                              f"not {type(config).__name__}")
+        devices = []
+        if str(ctx.device).startswith("cuda") and torch.cuda.is_available():
+            devices = [torch.device(ctx.device).index or 0]
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(ctx.seed)
+            model, log, selected = self.execute(original, ctx, config)
+        wall = time.perf_counter() - t0
+        return UnlearningResult(model=model, log=log, wall_time_s=wall,
+                                config={"method": self.name, **config_to_dict(config)}, selected=selected)
+
+    def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any
+                ) -> tuple[nn.Module, list[dict], dict]:
+        """Return ``(model, log, selected)``."""
+        raise NotImplementedError
+
+
+@dataclass
+class GradientConfig:
+    """Settings shared by the gradient-based methods.
+
+    Attributes:
+        lr, weight_decay, optimizer, momentum: the optimiser of ``f'`` (Adam by default; momentum is
+            used by SGD only).
+        epochs: passes over the method's epoch split (Df for most methods, Dr for FT/DtD).
+        batch_size: pairs per Df batch; each step also draws a Dr batch of the same size.
+        grad_clip: max global gradient norm (0 disables).
+        selection: ``"calibrated"`` (stop and select against the calibration scores, see
+            :mod:`graphdel.unlearning.selection`) or ``"last"`` (keep the final weights).
+        early_stop: stop once the smoothed Df score reaches the smoothed calibration score.
+        stop_margin: stop when smoothed Df <= smoothed reference + stop_margin.
+        smooth: number of evaluations the stopping rule averages.
+        select_tolerance: checkpoints whose |Df - reference| gap is within this of the best compete on
+            the retain score.
+        min_epochs: never stop before this many epochs.
+        pool_size, pool_repeats, eval_batch_size: the forget score (pool-based MRR).
+    """
+
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    momentum: float = 0.9
+    epochs: int = 5
+    batch_size: int = 32
+    grad_clip: float = 1.0
+    selection: Literal["calibrated", "last"] = "calibrated"
+    early_stop: bool = True
+    stop_margin: float = 0.0
+    smooth: int = 2
+    select_tolerance: float = 0.02
+    min_epochs: int = 1
+    pool_size: int = 64
+    pool_repeats: int = 5
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        check(self.smooth >= 1, f"smooth must be >= 1, got {self.smooth}")
+        check(self.pool_size >= 2, f"pool_size must be >= 2, got {self.pool_size}")
+        check(self.pool_repeats >= 1, f"pool_repeats must be >= 1, got {self.pool_repeats}")
+        check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        check(self.min_epochs >= 0, f"min_epochs must be >= 0, got {self.min_epochs}")
+
+
+class Trainer:
+    """The state of one gradient-based run: student, teacher, optimiser, generator, log.
+
+    :meth:`step` is the only place parameters are updated: it checks the loss is finite, backpropagates,
+    applies the optional gradient mask (SalUn), clips, steps the optimiser and logs.
+    """
+
+    def __init__(self, method: str, student: nn.Module, teacher: nn.Module, cfg: GradientConfig,
+                 ctx: UnlearningContext, *, on_nonfinite: str = "raise") -> None:
+        self.method, self.student, self.teacher, self.cfg, self.ctx = method, student, teacher, cfg, ctx
+        self.device = ctx.device
+        self.params = trainable_parameters(student)
+        self.optimizer = make_optimizer([p for _, p in self.params], cfg.optimizer, cfg.lr, cfg.weight_decay,
+                                        cfg.momentum)
+        self.generator = torch.Generator().manual_seed(ctx.seed)
+        self.log: list[dict] = []
+        self.global_step = 0
+        self.epoch = 0
+        self.grad_mask: dict[str, Tensor] | None = None
+        self.on_nonfinite = on_nonfinite
+        self.stop_reason: str | None = None
+        self.state_invalid = False
+
+    def stop(self, reason: str, *, invalid: bool = False) -> None:
+        """End the run after the current step; ``invalid``: the current weights must not be kept."""
+        self.stop_reason = reason
+        self.state_invalid = self.state_invalid or invalid
+
+    def _diverged(self, what: str, value: float, phase: str, terms: dict) -> bool:
+        msg = (f"{self.method}: non-finite {what} ({value}) at epoch {self.epoch}, step {self.global_step}"
+               f" (phase {phase!r}); terms: " + ", ".join(f"{k}={v:.4g}" for k, v in terms.items()))
+        if self.on_nonfinite == "stop":
+            self.stop(msg, invalid=True)
+            return False
+        raise UnlearningDivergedError(msg, method=self.method, epoch=self.epoch, step=self.global_step)
+
+    def step(self, loss: Tensor, terms: dict[str, float] | None = None, *, phase: str = "update") -> bool:
+        """One optimiser step on ``loss``. Returns False when the run must stop."""
+        terms = dict(terms or {})
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return self._diverged("loss", value, phase, terms)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_mask is not None:
+            for n, p in self.params:
+                if p.grad is not None and n in self.grad_mask:
+                    p.grad.mul_(self.grad_mask[n])
+        grads = [p.grad for _, p in self.params if p.grad is not None]
+        if grads:
+            if self.cfg.grad_clip > 0:
+                norm = float(torch.nn.utils.clip_grad_norm_([p for _, p in self.params], self.cfg.grad_clip))
+            else:
+                norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+            if not math.isfinite(norm):
+                self.optimizer.zero_grad(set_to_none=True)
+                return self._diverged("gradient norm", norm, phase, terms)
+            terms["grad_norm"] = norm
+        self.optimizer.step()
+        self.global_step += 1
+        self.log.append({"step": self.global_step, "epoch": self.epoch, "phase": phase, "loss": value,
+                         **terms})
+        return self.stop_reason is None
+
+    # batches --------------------------------------------------------------------------------
+    def forget_batches(self) -> Iterator[PairBatch]:
+        """One shuffled pass over Df (batches of fewer than 2 pairs are skipped: no in-batch negative)."""
+        for b in self.ctx.forget.batches(self.cfg.batch_size, shuffle=True, generator=self.generator):
+            if len(b) >= 2:
+                yield b.to(self.device)
+
+    def retain_batches(self) -> Iterator[PairBatch]:
+        """One shuffled pass over Dr (batches of fewer than 2 pairs are skipped)."""
+        for b in self.ctx.retain.batches(self.cfg.batch_size, shuffle=True, generator=self.generator):
+            if len(b) >= 2:
+                yield b.to(self.device)
+
+    def retain_sample(self, n: int) -> PairBatch:
+        """``n`` Dr pairs drawn uniformly (the Dr batch matched to a Df batch)."""
+        return self.ctx.retain.sample(n, self.generator).to(self.device)
+
+    def paired_batches(self) -> Iterator[tuple[PairBatch, PairBatch]]:
+        """One pass over Df, each Df batch with a Dr batch of the same size."""
+        for df in self.forget_batches():
+            yield df, self.retain_sample(len(df))
+
+
+class GradientMethod(UnlearningMethod):
+    """A method that updates ``f'`` by gradient steps, evaluates after each epoch and keeps a checkpoint
+    by the calibrated selection rule (or the last one).
+
+    Subclasses implement :meth:`loss` (Df batch, matched Dr batch -> loss and logged terms) or override
+    :meth:`train_epoch`; :meth:`setup` runs once before the first update.
+    """
+
+    Config: ClassVar[type] = GradientConfig
+    #: "raise" (default) or "stop": what a non-finite loss does.
+    on_nonfinite: ClassVar[str] = "raise"
+
+    def setup(self, trainer: Trainer, cfg: Any) -> None:
+        """Hook run once before the first update."""
+
+    def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: Any
+             ) -> tuple[Tensor, dict[str, float]] | None:
+        """The loss of one step, or ``None`` to stop the run (after calling ``trainer.stop``)."""
+        raise NotImplementedError
+
+    def finish(self, trainer: Trainer, cfg: Any) -> bool:
+        """Hook run on the selected weights before they are returned; True if it changed them (a final
+        evaluation is then logged)."""
+        return False
+
+    def train_epoch(self, trainer: Trainer, cfg: Any) -> None:
+        """Default epoch: one pass over Df, one matched Dr batch per step."""
+        for df, dr in trainer.paired_batches():
+            out = self.loss(trainer, df, dr, cfg)
+            if out is None or not trainer.step(*out):
+                return
+
+    def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any
+                ) -> tuple[nn.Module, list[dict], dict]:
+        teacher = frozen_copy(original, ctx.device)
+        student = make_student(original, ctx.device)
+        trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)
+        selector = CalibratedSelector(ctx, selection=cfg.selection, early_stop=cfg.early_stop, smooth=cfg.smooth,
+                                      margin=cfg.stop_margin, tolerance=cfg.select_tolerance,
+                                      min_epochs=cfg.min_epochs, pool_size=cfg.pool_size,
+                                      repeats=cfg.pool_repeats, batch_size=cfg.eval_batch_size, seed=ctx.seed)
+        trainer.log.append(selector.evaluate(student, epoch=0, step=0))
+        self.setup(trainer, cfg)
+        bar = tqdm(range(1, cfg.epochs + 1), desc=self.name, disable=not ctx.progress, leave=False)
+        for epoch in bar:
+            trainer.epoch = epoch
+            set_update_mode(student)
+            self.train_epoch(trainer, cfg)
+            if trainer.state_invalid:
+                break
+            rec = selector.evaluate(student, epoch=epoch, step=trainer.global_step)
+            trainer.log.append(rec)
+            bar.set_postfix(forget=f"{rec['forget']:.3f}", ref=f"{rec['reference']:.3f}",
+                            retain=f"{rec['retain']:.3f}")
+            if trainer.stop_reason is not None:
+                break
+            if selector.should_stop(epoch):
+                trainer.stop_reason = (f"smoothed Df score reached the {selector.reference_name} score "
+                                       f"(margin {cfg.stop_margin}) after epoch {epoch}")
+                break
+        bar.close()
+        state, selected = selector.select()
+        if state is not None:
+            student.load_state_dict(state)
+        if self.finish(trainer, cfg):
+            rec = selector.evaluate(student, epoch=trainer.epoch, step=trainer.global_step)
+            rec["final"] = True
+            trainer.log.append(rec)
+            selected["final_scores"] = {k: rec[k] for k in ("forget", "reference", "retain")}
+        selected["stop_reason"] = trainer.stop_reason or "epoch budget used"
+        selected["epochs_run"] = trainer.epoch
+        selected["steps"] = trainer.global_step
+        return finalize(student, original), trainer.log, selected

@@ -1,0 +1,40 @@
+"""Retrain: the gold standard every unlearning result is judged against (DESIGN.md section 1).
+
+Update: none on the original; ``ctx.retrain()`` trains a fresh model on Dr with the original recipe (the
+training module provides it). No hyperparameters here: the recipe is the original training's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from graphdel.errors import ConfigError
+from graphdel.unlearning.base import UnlearningContext, UnlearningMethod, register_method
+
+
+@dataclass
+class RetrainConfig:
+    """Retrain has no hyperparameters of its own (the original training recipe is used)."""
+
+
+@register_method
+class Retrain(UnlearningMethod):
+    __doc__ = __doc__
+    name = "retrain"
+    summary = "Train a fresh model on Dr with the original recipe (gold standard, expensive)."
+    citation = "Exact unlearning by retraining from scratch (the reference of every unlearning benchmark)"
+    Config = RetrainConfig
+
+    def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any):
+        if ctx.retrain is None:
+            raise ConfigError("method 'retrain' needs ctx.retrain (a function that trains a fresh model on Dr "
+                              "with the original recipe); none was given")
+        model = ctx.retrain()
+        if model is original:
+            raise ConfigError("ctx.retrain() returned the original model object; it must train a new one")
+        model.eval()
+        return model, [{"phase": "retrain", "retain_pairs": len(ctx.retain)}], {
+            "rule": "retrain", "reason": "model trained from scratch on Dr by ctx.retrain()"}

@@ -1,0 +1,141 @@
+import copy
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+import torch
+
+from graphdel.errors import ConfigError, GraphdelError
+from graphdel.unlearning import (FROZEN_PARAMETER_NAMES, UnlearningDivergedError, available_methods, get_method,
+                                 parse_overrides, unlearn)
+from graphdel.unlearning.multidelete import MultiDeleteConfig
+
+from .conftest import assert_state_equal, clone_state
+
+FAST = {  # small budgets so every method runs in well under a second on the toy
+    "multidelete": ["epochs=2", "batch_size=8", "pool_size=8"],
+    "ft": ["epochs=1", "batch_size=8", "pool_size=8"],
+    "neggrad": ["epochs=2", "batch_size=8", "pool_size=8"],
+    "neggrad+": ["epochs=2", "batch_size=8", "pool_size=8"],
+    "randompair": ["epochs=2", "batch_size=8", "pool_size=8"],
+    "salun": ["epochs=2", "batch_size=8", "pool_size=8"],
+    "scrub": ["epochs=2", "batch_size=8", "retain_steps=2", "pool_size=8"],
+    "dtd": ["steps=3", "batch_size=8", "pool_size=8"],
+    "retrain": None,
+}
+
+
+@dataclass
+class Inner:
+    flag: bool = True
+
+
+@dataclass
+class Cfg:
+    n: int = 1
+    x: float = 0.5
+    name: str = "a"
+    mode: Literal["mse", "cosine"] = "mse"
+    maybe: float | None = None
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_parse_overrides_coercion():
+    c = parse_overrides(Cfg, ["n=3", "x=1e-4", "name=zz", "mode=cosine", "maybe=2", "inner.flag=false"])
+    assert (c.n, c.x, c.name, c.mode, c.maybe, c.inner.flag) == (3, 1e-4, "zz", "cosine", 2.0, False)
+    assert isinstance(c.x, float) and isinstance(c.maybe, float)
+    c = parse_overrides(Cfg, {"n": 4, "x": 2, "maybe": "none", "inner.flag": "yes"})
+    assert (c.n, c.x, c.maybe, c.inner.flag) == (4, 2.0, None, True)
+    assert parse_overrides(Cfg, None) == Cfg()
+    assert parse_overrides(Cfg, ["name=a=b"]).name == "a=b"
+
+
+@pytest.mark.parametrize("override,match", [
+    (["nn=3"], r"unknown config key 'nn'.*valid keys: n, x, name, mode, maybe, inner\.flag"),
+    (["inner.nope=1"], r"unknown config key 'inner\.nope'"),
+    (["n=3.5"], r"'n': expected int"),
+    (["x=abc"], r"'x': expected float"),
+    (["mode=huber"], r"'mode': expected one of 'mse', 'cosine'"),
+    (["inner.flag=maybe"], r"'inner\.flag': expected bool"),
+    ({"n": True}, r"'n': expected int"),
+    ({"name": 3}, r"'name': expected str"),
+    (["n"], r"not of the form key=value"),
+])
+def test_parse_overrides_errors(override, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_overrides(Cfg, override)
+
+
+def test_parse_overrides_on_real_config_and_validation():
+    c = parse_overrides(MultiDeleteConfig, ["alpha=0.5", "distance=cosine", "terms.md=false"])
+    assert c.alpha == 0.5 and c.distance == "cosine" and c.terms.md is False and c.terms.mkr is True
+    with pytest.raises(ConfigError, match="lr must be"):
+        parse_overrides(MultiDeleteConfig, ["lr=-1"])
+    with pytest.raises(ConfigError, match="batch_size"):
+        parse_overrides(MultiDeleteConfig, ["batch_size=1"])
+    with pytest.raises(ConfigError, match="at least one"):
+        parse_overrides(MultiDeleteConfig, ["terms.md=0", "terms.mkr=0", "terms.ukr=0"])
+
+
+def test_registry():
+    names = [n for n, _, _ in available_methods()]
+    assert set(FAST) == set(names)
+    for n, summary, citation in available_methods():
+        assert summary and citation and "\n" not in summary
+        cls = get_method(n)
+        assert cls.__doc__ and len(cls.__doc__) > 100
+    assert get_method("graddiff") is get_method("neggrad+")
+    assert get_method("MultiDelete") is get_method("multidelete")
+    with pytest.raises(ConfigError, match="unknown unlearning method 'nope'"):
+        get_method("nope")
+
+
+@pytest.mark.parametrize("method", sorted(FAST))
+def test_every_method_runs_and_leaves_original_untouched(method, original, make_ctx):
+    before = clone_state(original)
+    flags = [p.requires_grad for p in original.parameters()]
+    training = original.training
+    result = unlearn(original, make_ctx(), method, FAST[method])
+    assert_state_equal(original, before)
+    assert [p.requires_grad for p in original.parameters()] == flags
+    assert original.training == training
+    assert result.model is not original
+    assert result.model.state_dict().keys() == original.state_dict().keys()
+    assert not result.model.training
+    assert result.config["method"] == get_method(method).name
+    assert result.wall_time_s > 0
+    assert isinstance(result.log, list) and result.log
+    if method != "retrain":
+        assert any(r.get("eval") for r in result.log)
+        assert result.selected["reason"]
+        # temperature and BatchNorm statistics frozen
+        for k, v in result.model.state_dict().items():
+            if any(s in k for s in FROZEN_PARAMETER_NAMES) or "running_" in k or "num_batches" in k:
+                assert torch.equal(v, before[k]), k
+
+
+def test_retrain_needs_a_retrain_function(original, make_ctx):
+    with pytest.raises(ConfigError, match="ctx.retrain"):
+        unlearn(original, make_ctx(retrain=None), "retrain")
+
+
+def _nan_model(original):
+    bad = copy.deepcopy(original)
+    with torch.no_grad():
+        bad.x_encoder[0].weight[0, 0] = float("nan")
+    return bad
+
+
+@pytest.mark.parametrize("method", ["multidelete", "randompair", "scrub", "ft"])
+def test_nan_loss_raises_with_step(method, original, make_ctx):
+    with pytest.raises(UnlearningDivergedError, match=r"non-finite loss .* epoch 1, step 0") as e:
+        unlearn(_nan_model(original), make_ctx(), method, FAST[method])
+    assert isinstance(e.value, GraphdelError) and e.value.epoch == 1 and e.value.step == 0
+
+
+def test_run_is_reproducible(original, make_ctx):
+    a = unlearn(original, make_ctx(), "multidelete", FAST["multidelete"] + ["lr=1e-2"])
+    b = unlearn(original, make_ctx(), "multidelete", FAST["multidelete"] + ["lr=1e-2"])
+    assert_state_equal(a.model, clone_state(b.model))
+    c = unlearn(original, make_ctx(seed=1), "multidelete", FAST["multidelete"] + ["lr=1e-2"])
+    assert any(not torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())

@@ -1,0 +1,112 @@
+import copy
+
+import pytest
+import torch
+
+from graphdel.errors import ConfigError
+from graphdel.unlearning.losses import (derangement, distance, modality_decoupling, multimodal_retention,
+                                        negative_texts, unimodal_retention)
+
+
+def pair(original):
+    teacher = copy.deepcopy(original).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = copy.deepcopy(original).eval()
+    return student, teacher
+
+
+def test_distance_kinds():
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    b = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    assert distance(a, b, "mse").item() == pytest.approx((1 + 1 + 0 + 1) / 4)
+    assert distance(a, b, "l1").item() == pytest.approx(3 / 4)
+    assert distance(a, b, "cosine").item() == pytest.approx(((1 - 0) + (1 - 1)) / 2)
+    assert distance(a, a, "cosine").item() == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ConfigError, match="unknown distance"):
+        distance(a, b, "hamming")
+    with pytest.raises(ValueError, match="shapes differ"):
+        distance(a, b[:1], "mse")
+
+
+def test_derangement_never_fixed_point_and_is_permutation():
+    for seed in range(300):
+        g = torch.Generator().manual_seed(seed)
+        n = 2 + seed % 30
+        p = derangement(n, g)
+        assert sorted(p.tolist()) == list(range(n))
+        assert not (p == torch.arange(n)).any()
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_derangement_needs_two(n):
+    with pytest.raises(ValueError, match="n >= 2"):
+        derangement(n)
+
+
+def test_negatives_never_the_true_pair(samplers):
+    df_s, dr_s = samplers["forget"], samplers["retain"]
+    for seed in range(200):
+        g = torch.Generator().manual_seed(seed)
+        df = df_s.sample(2 + seed % 7, g)
+        texts, idx = negative_texts(df, source="df", generator=g)
+        assert not (df.rows[idx] == df.rows).any()
+        assert torch.equal(texts.hidden, df.text.hidden[idx])
+        dr = dr_s.sample(len(df), g)
+        texts, idx = negative_texts(df, source="dr", dr=dr, generator=g)
+        assert not torch.isin(dr.rows[idx], df.rows).any()
+    with pytest.raises(ConfigError):
+        negative_texts(df, source="dr", dr=None)
+
+
+@pytest.mark.parametrize("representation", ["fused", "similarity", "both"])
+@pytest.mark.parametrize("kind", ["mse", "cosine", "l1"])
+def test_retention_terms_zero_with_zero_gradient_at_start(original, samplers, representation, kind):
+    student, teacher = pair(original)
+    g = torch.Generator().manual_seed(0)
+    dr = samplers["retain"].sample(8, g)
+    for loss in (multimodal_retention(student, teacher, dr, representation=representation, distance=kind),
+                 unimodal_retention(student, teacher, dr, distance=kind)):
+        assert loss.item() == pytest.approx(0.0, abs=1e-6)
+        student.zero_grad()
+        loss.backward()
+        for n, p in student.named_parameters():
+            if p.grad is not None:
+                assert p.grad.abs().max().item() < 1e-5, n
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("representation", ["fused", "similarity", "both"])
+@pytest.mark.parametrize("negatives", ["df", "dr"])
+def test_decoupling_positive_at_start(original, samplers, representation, negatives):
+    student, teacher = pair(original)
+    g = torch.Generator().manual_seed(1)
+    df = samplers["forget"].sample(8, g)
+    dr = samplers["retain"].sample(8, g)
+    loss = modality_decoupling(student, teacher, df, negatives=negatives, dr=dr, representation=representation,
+                               generator=g)
+    assert loss.item() > 1e-3
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
+def test_decoupling_pairwise_target_only_moves_diagonal(original, samplers):
+    student, teacher = pair(original)
+    g = torch.Generator().manual_seed(2)
+    df = samplers["forget"].sample(8, g)
+    loss = modality_decoupling(student, teacher, df, representation="similarity",
+                               similarity_target="pairwise", generator=torch.Generator().manual_seed(3))
+    s = student.sim(student.encode_x(df.x), student.encode_text(df.text))
+    _, idx = negative_texts(df, generator=torch.Generator().manual_seed(3))
+    unrelated = s[torch.arange(8), idx]
+    expected = ((s.diagonal() - unrelated) ** 2).sum() / 64
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_similarity_terms_use_unscaled_sim(original, samplers):
+    # the scaled logits would be exp(logit_scale)^2 = 100x larger in MSE
+    student, teacher = pair(original)
+    g = torch.Generator().manual_seed(4)
+    df = samplers["forget"].sample(8, g)
+    loss = modality_decoupling(student, teacher, df, representation="similarity", generator=g)
+    assert loss.item() <= 4.0  # cosine similarities differ by at most 2

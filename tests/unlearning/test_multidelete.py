@@ -1,0 +1,96 @@
+
+import pytest
+import torch
+
+from graphdel.unlearning import unlearn
+from graphdel.unlearning.base import frozen_copy, make_student, set_update_mode
+from graphdel.unlearning.losses import distance, negative_texts
+from graphdel.unlearning.multidelete import MultiDeleteConfig, multidelete_loss
+from graphdel.unlearning.selection import sampler_score
+
+
+def _shuffled_gap(student, teacher, df, seed):
+    """d(S'(Df true pairs), S(Df shuffled pairs)) with a fixed derangement."""
+    neg, _ = negative_texts(df, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        s_student = student.sim(student.encode_x(df.x), student.encode_text(df.text))
+        s_teacher = teacher.sim(teacher.encode_x(df.x), teacher.encode_text(neg))
+        return distance(s_student, s_teacher, "mse").item()
+
+
+@pytest.mark.parametrize("representation", ["similarity", "fused", "both"])
+def test_one_step_moves_df_towards_shuffled_pairs(original, samplers, representation):
+    teacher, student = frozen_copy(original), make_student(original)
+    g = torch.Generator().manual_seed(0)
+    df, dr = samplers["forget"].sample(8, g), samplers["retain"].sample(8, g)
+    cfg = MultiDeleteConfig(representation=representation, lr=1e-2)
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=cfg.lr)
+    before = _shuffled_gap(student, teacher, df, seed=5)
+    set_update_mode(student)
+    loss, terms = multidelete_loss(student, teacher, df, dr, cfg, torch.Generator().manual_seed(5))
+    assert terms["md"] > 0 and terms["mkr"] == pytest.approx(0, abs=1e-6) and terms["ukr"] == pytest.approx(0, abs=1e-6)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    after = _shuffled_gap(student, teacher, df, seed=5)
+    assert after < before
+
+
+def test_term_switches_and_weights(original, samplers):
+    teacher, student = frozen_copy(original), make_student(original)
+    g = torch.Generator().manual_seed(1)
+    df, dr = samplers["forget"].sample(8, g), samplers["retain"].sample(8, g)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=g))
+    cfg = MultiDeleteConfig()
+    cfg.terms.md = False
+    loss, terms = multidelete_loss(student, teacher, df, dr, cfg)
+    assert set(terms) == {"mkr", "ukr"}
+    assert loss.item() == pytest.approx(terms["mkr"] + terms["ukr"], rel=1e-5)
+    cfg2 = MultiDeleteConfig(alpha=2.0, beta=0.5, ukr_split="both")
+    cfg2.terms.md = False
+    loss2, terms2 = multidelete_loss(student, teacher, df, dr, cfg2)
+    assert loss2.item() == pytest.approx(2 * terms2["mkr"] + 0.5 * terms2["ukr"], rel=1e-5)
+
+
+def test_run_forgets_and_selects_against_calibration(original, make_ctx, samplers):
+    ctx = make_ctx()
+    df_before = sampler_score(original, samplers["forget"], pool_size=8)
+    cal = sampler_score(original, samplers["calibration"], pool_size=8)
+    assert df_before > cal  # the toy memorises
+    res = unlearn(original, ctx, "multidelete", ["lr=3e-2", "epochs=30", "batch_size=8", "pool_size=8"])
+    sel = res.selected
+    assert sel["reference"] == "calibration" and sel["rule"] == "calibrated"
+    evals = [r for r in res.log if r.get("eval")]
+    assert evals[0]["epoch"] == 0 and len(evals) == sel["epochs_run"] + 1
+    assert "reached the calibration score" in sel["stop_reason"]
+    assert sel["epochs_run"] < 30
+    df_after = sampler_score(res.model, samplers["forget"], pool_size=8)
+    assert df_after < df_before
+    # the kept checkpoint is the one the rule names, and its gap is the smallest within tolerance
+    gaps = [abs(r["forget"] - r["reference"]) for r in evals]
+    assert gaps[sel["index"]] <= min(gaps) + 0.02
+    assert sel["scores"]["forget"] == pytest.approx(df_after, abs=1e-6)
+    steps = [r for r in res.log if r.get("phase") == "update"]
+    assert steps and {"md", "mkr", "ukr", "loss", "grad_norm"} <= set(steps[0])
+
+
+def test_without_calibration_uses_val_and_says_so(original, make_ctx):
+    res = unlearn(original, make_ctx(calibration=None), "multidelete", ["epochs=1", "batch_size=8", "pool_size=8"])
+    assert res.selected["reference"] == "val"
+    assert any("validation" in n for n in res.selected["notes"])
+
+
+def test_without_any_reference_keeps_last(original, make_ctx):
+    res = unlearn(original, make_ctx(calibration=None, val=None), "multidelete",
+                  ["epochs=2", "batch_size=8", "pool_size=8"])
+    assert res.selected["reference"] is None and res.selected["epochs_run"] == 2
+    assert res.selected["index"] == 2
+
+
+def test_dr_negatives_and_similarity_run(original, make_ctx):
+    res = unlearn(original, make_ctx(), "multidelete",
+                  {"negatives": "dr", "representation": "similarity", "distance": "cosine", "epochs": "1",
+                   "batch_size": "8", "pool_size": "8"})
+    assert res.config["negatives"] == "dr" and res.config["terms"] == {"md": True, "mkr": True, "ukr": True}

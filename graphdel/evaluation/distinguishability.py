@@ -1,0 +1,66 @@
+"""Df-vs-Dr distinguishability: can a per-pair score tell deleted pairs from retained ones?
+
+The score of a pair is any per-pair number where *higher means "the model believes this pair"*: the
+cosine similarity ``sim(z_x, z_t)``, the matching head's logit, or minus the per-pair loss.
+
+Following the MultiDelete authors' evaluation, the forget set ``Df`` is compared with ``chunks`` disjoint,
+randomly drawn chunks of ``Dr`` of the same size as ``Df`` (so each comparison is balanced); one ROC-AUC
+per chunk, reported as mean, standard deviation and the per-chunk values.
+
+Labels: **Df = 0, Dr = 1**. So
+
+* AUC ≈ 0.5: Df scored like Dr (the original model, which trained on both);
+* AUC > 0.5: Df scored lower than Dr. Retrain shows a moderate value (Df is unseen to it, Dr is seen);
+  an unlearned model should match *Retrain's* value, not maximise it — AUC near 1 is over-forgetting;
+* AUC < 0.5: Df scored *higher* than Dr.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+__all__ = ["df_vs_dr_auc"]
+
+
+def df_vs_dr_auc(df_scores: np.ndarray, dr_scores: np.ndarray, *, chunks: int = 5, seed: int = 0) -> dict:
+    """ROC-AUC of Df (label 0) against disjoint Dr chunks of size ``|Df|`` (label 1).
+
+    Dr is shuffled with ``numpy.random.default_rng(seed)`` and the first ``n_chunks * |Df|`` entries are
+    cut into ``n_chunks = min(chunks, |Dr| // |Df|)`` chunks of ``|Df|``. When Dr holds fewer than
+    ``|Df|`` scores (``|Dr| // |Df| == 0``), a single chunk with all of Dr is used (unbalanced).
+
+    Args:
+        df_scores: ``[|Df|]`` per-pair scores of the forget set.
+        dr_scores: ``[|Dr|]`` per-pair scores of the retain set (or a sample of it).
+        chunks: number of Dr chunks wanted (>= 1).
+        seed: seed of the Dr shuffle.
+
+    Returns:
+        ``{"mean", "std" (population std over chunks), "per_chunk": [auc, ...], "n_chunks", "chunk_size"}``.
+    """
+    df = np.asarray(df_scores, dtype=np.float64).reshape(-1)
+    dr = np.asarray(dr_scores, dtype=np.float64).reshape(-1)
+    if df.size == 0 or dr.size == 0:
+        raise ValueError(f"df_vs_dr_auc needs scores on both sides, got |Df|={df.size}, |Dr|={dr.size}")
+    if not (np.isfinite(df).all() and np.isfinite(dr).all()):
+        raise ValueError("df_vs_dr_auc: scores contain NaN or inf")
+    if chunks < 1:
+        raise ValueError(f"chunks must be >= 1, got {chunks}")
+    perm = np.random.default_rng(seed).permutation(dr.size)
+    n_chunks = min(chunks, dr.size // df.size)
+    if n_chunks == 0:
+        parts = [dr[perm]]
+    else:
+        parts = [dr[perm[i * df.size:(i + 1) * df.size]] for i in range(n_chunks)]
+    per_chunk = []
+    for part in parts:
+        y = np.concatenate([np.zeros(df.size), np.ones(part.size)])
+        per_chunk.append(float(roc_auc_score(y, np.concatenate([df, part]))))
+    return {
+        "mean": float(np.mean(per_chunk)),
+        "std": float(np.std(per_chunk)),
+        "per_chunk": per_chunk,
+        "n_chunks": len(parts),
+        "chunk_size": int(parts[0].size),
+    }

@@ -1,0 +1,683 @@
+"""The unlearning report: ``report.md``, a self-contained ``report.html``, ``metrics.json`` and plots.
+
+:func:`write_report` turns a ``results`` dict (metrics, JSON-able) and an optional ``plots`` dict (raw
+arrays for figures) into a folder::
+
+    out_dir/
+      report.md        verdicts, headline table, details; plots referenced as plots/*.png
+      report.html      the same, self-contained: inline CSS, plots embedded as base64 data URIs, no script
+      metrics.json     ``results`` made JSON-safe + the computed summary + the list of plots (atomic write)
+      plots/*.png      one file per figure
+
+The first screen tells the outcome: one verdict line per method (did it forget like Retrain? did it keep
+the rest? was it fast?), then a compact table, then the details.
+
+``results`` layout (every key optional unless marked *required*)::
+
+    {
+      "title": str,                                   # report title
+      "request": {str: scalar | list | dict},         # the deletion request, shown as key/value table
+      "models": {                                     # *required*; name -> entry, names are free text
+        name: {
+          "role": "original" | "reference" | "method",  # *required*; "reference" is Retrain; at most one
+                                                      # original and one reference are used (first seen)
+          "method": str,                              # registry name ("multidelete", "retrain", ...)
+          "wall_time_s": float, "peak_mem_mb": float,
+          "splits": {                                 # "forget" (Df), "retain" (Dr sample), "val", "test",
+            split: {                                  #   any other split names are shown too
+              "g2t": {"mrr", "hits@1", "hits@10"},    # = retrieval.split_retrieval(...)
+              "t2g": {"mrr", "hits@1", "hits@10"},
+              "pool64": {"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc"},   # f"pool{k}"
+              "n": int,
+              "match_acc": float,                     # matching-head accuracy, if the model has one
+            }},
+          "distinguishability": {"mean", "std", "per_chunk", ...},     # = df_vs_dr_auc(...)
+          "membership": {"attack_auc", "cv_auc", "member_rate", ...},  # signal_attack(...) minus arrays,
+                                                      # optionally "lira_auc"
+          "probes": {...}, "drift": {...},            # free-form nested dicts of numbers, shown flattened
+        }},
+      "summary": {"scores": ..., "thresholds": {method: ...}},  # computed here when absent (summary.py)
+      "examples": [{"pair_id": str, "caption": str, ...}],     # a few pairs to show; any scalar columns
+    }
+
+``plots`` layout (all optional; names must match ``results["models"]`` only for readability)::
+
+    {
+      "similarities": {model: {"forget": arr, "retain": arr, "test": arr, ...}},  # per-pair cosine sims
+      "roc": {model: (fpr, tpr, auc)},                                            # attack ROC curves
+      "embeddings": {model: (emb [N, 2 or d], is_df [N] bool)},                   # PCA to 2-D if d > 2
+    }
+
+Figures written: ``plots/similarity_<model>.png`` (histograms of Df/Dr/test similarities, one per model),
+``plots/metrics_vs_retrain.png`` (grouped bars: every model on Df MRR, test MRR, Df-vs-Dr AUC, attack
+AUC, with Retrain's values as dashed reference lines), ``plots/attack_roc.png`` (all ROC curves) and
+``plots/embedding_<model>.png`` (2-D projection with Df highlighted). ``<model>`` is the model name
+reduced to ``[A-Za-z0-9_.-]`` (deduplicated).
+
+``metrics.json`` holds ``{"schema": "graphdel.report/1", **results, "summary": ..., "plots": [relpaths]}``
+with numpy/torch values converted to lists and numbers, NaN and inf written as ``null``.
+
+Every user-supplied string (model names, ids, captions, request values) is escaped: with
+:func:`html.escape` in the HTML, and with entities/backslashes in the Markdown. The HTML carries no
+script and a Content-Security-Policy that forbids any.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from graphdel.evaluation.membership import leak_flag
+from graphdel.evaluation.summary import DEFAULT_KEYS, flatten, summary_score, thresholds
+from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+__all__ = ["write_report", "SCHEMA"]
+
+SCHEMA = "graphdel.report/1"
+_SPLIT_ORDER = ["forget", "retain", "val", "calibration", "test"]
+_SPLIT_LABEL = {"forget": "Df (forget)", "retain": "Dr (retain)", "val": "val", "test": "test"}
+_COLORS = {"forget": "#d62728", "retain": "#1f77b4", "val": "#9467bd", "calibration": "#8c564b",
+           "test": "#2ca02c"}
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+def _jsonable(obj: Any) -> Any:
+    """Recursively convert numpy / torch / Path values into JSON-safe Python; NaN and inf become None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensors, without importing torch here
+        return _jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def _num(x: Any) -> float | None:
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    f = _num(x)
+    if f is None:
+        return "–" if x is None or isinstance(x, (float, np.floating)) else str(x)
+    return f"{f:.{digits}f}"
+
+
+def _signed(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:+.{digits}f}".replace("-", "−")
+
+
+def _md(s: Any) -> str:
+    """Escape a user string for Markdown: HTML entities for & < >, backslashes for formatting chars."""
+    s = str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = re.sub(r"([\\`*_\[\]|#])", r"\\\1", s)
+    return " ".join(s.splitlines())
+
+
+def _h(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def _plain_label(s: Any) -> str:
+    """A user string made safe for matplotlib text (no mathtext)."""
+    return str(s).replace("$", r"\$")
+
+
+def _slugs(names: list[str]) -> dict[str, str]:
+    out, used = {}, set()
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._-")[:60] or "model"
+        slug, i = base, 2
+        while slug.lower() in used:
+            slug, i = f"{base}_{i}", i + 1
+        used.add(slug.lower())
+        out[name] = slug
+    return out
+
+
+def _pool_key(models: Mapping[str, Any]) -> str:
+    for entry in models.values():
+        for split in (entry.get("splits") or {}).values():
+            if isinstance(split, Mapping):
+                keys = [k for k in split if isinstance(k, str) and re.fullmatch(r"pool\d+", k)]
+                if keys:
+                    return "pool64" if "pool64" in keys else sorted(keys)[0]
+    return "pool64"
+
+
+def _summary_keys(pool: str) -> dict[str, str]:
+    return {**DEFAULT_KEYS, "forget_mrr": f"splits.forget.{pool}.g2t_mrr",
+            "test_mrr": f"splits.test.{pool}.g2t_mrr"}
+
+
+# ------------------------------------------------------------------------------------------------- roles
+
+def _roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list[str]]:
+    original = reference = None
+    methods = []
+    for name, entry in models.items():
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"results['models'][{name!r}] must be a dict, got {type(entry).__name__}")
+        role = entry.get("role")
+        if role == "original":
+            original = original or name
+        elif role == "reference":
+            reference = reference or name
+        elif role == "method":
+            methods.append(name)
+        else:
+            raise ValueError(f"results['models'][{name!r}]['role'] must be 'original', 'reference' or "
+                             f"'method', got {role!r}")
+    return original, reference, methods
+
+
+def _headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, float | None]:
+    flat = flatten(entry)
+    return {
+        "forget_mrr": _num(flat.get(keys["forget_mrr"])),
+        "test_mrr": _num(flat.get(keys["test_mrr"])),
+        "df_dr_auc": _num(flat.get(keys["df_dr_auc"])),
+        "attack_auc": _num(flat.get(keys["attack_auc"])),
+        "wall_time": _num(flat.get(keys["wall_time"])),
+    }
+
+
+def _compute_summary(models, original, reference, methods, keys) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if reference is not None and original is not None and methods:
+        out["scores"] = summary_score({m: models[m] for m in methods}, models[reference], models[original],
+                                      keys=keys)
+    if reference is not None and original is not None:
+        out["thresholds"] = {m: thresholds(models[m], models[reference], models[original], keys=keys)
+                             for m in methods}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- verdicts
+
+def _verdict(name: str, models, original, reference, keys, summary) -> dict[str, Any]:
+    """Structured verdict of one method: parts (ok: bool | None, text) and an overall status."""
+    entry = models[name]
+    h = _headline(entry, keys)
+    ref = _headline(models[reference], keys) if reference else {}
+    orig = _headline(models[original], keys) if original else {}
+    thr = (summary.get("thresholds") or {}).get(name) or {}
+    parts: list[tuple[bool | None, str]] = []
+
+    t = thr.get("forget_mrr_vs_retrain") or {}
+    if reference is None:
+        parts.append((None, "forgetting not judged: no Retrain reference"))
+    elif t.get("value") is None:
+        parts.append((None, "forgetting not judged: Df MRR missing"))
+    else:
+        gap, m, r = t["value"], h["forget_mrr"], ref["forget_mrr"]
+        detail = f"Df MRR {_fmt(m)} vs Retrain {_fmt(r)} ({_signed(gap)}, tolerance ±{t['limit']:g})"
+        if t["passed"]:
+            parts.append((True, f"forgot like Retrain: {detail}"))
+        elif gap > 0:
+            parts.append((False, f"still remembers Df: {detail}"))
+        else:
+            parts.append((False, f"over-forgot Df: {detail}"))
+
+    if h["attack_auc"] is not None:
+        r_auc = ref.get("attack_auc")
+        flag = leak_flag(h["attack_auc"], reference_auc=r_auc)
+        against = f"Retrain {_fmt(r_auc)}" if r_auc is not None else "0.5 (no Retrain value)"
+        parts.append((flag == "ok", f"membership attack: AUC {_fmt(h['attack_auc'])} vs {against} → {flag}"))
+
+    t = thr.get("test_mrr_drop") or {}
+    if original is None:
+        parts.append((None, "retention not judged: no original model"))
+    elif t.get("value") is None:
+        parts.append((None, "retention not judged: test MRR missing"))
+    else:
+        detail = (f"test MRR {_fmt(h['test_mrr'])} vs original {_fmt(orig['test_mrr'])} "
+                  f"({_signed(-t['value'])})")
+        parts.append((bool(t["passed"]), ("kept the rest: " if t["passed"] else "lost on test: ") + detail))
+
+    t = thr.get("time_vs_retrain") or {}
+    if t.get("value") is not None:
+        pct = 100 * t["value"]
+        parts.append((bool(t["passed"]), f"{'fast' if t['passed'] else 'slow'}: {pct:.1f}% of Retrain's time "
+                                         f"(target ≤ {100 * t['limit']:g}%)"))
+    else:
+        parts.append((None, "time not judged"))
+
+    oks = [ok for ok, _ in parts]
+    status = "FAIL" if False in oks else ("PASS" if None not in oks else "INCOMPLETE")
+    score = ((summary.get("scores") or {}).get("methods") or {}).get(name, {})
+    return {"name": name, "method": entry.get("method", ""), "status": status, "parts": parts,
+            "score": score.get("score"), "rank": score.get("rank")}
+
+
+# --------------------------------------------------------------------------------------------- plots
+
+def _new_figure(w: float = 6.4, h: float = 4.0):
+    from matplotlib.figure import Figure  # object API: no pyplot, no global backend switch (Agg canvas)
+
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _plot_similarity(name: str, sims: Mapping[str, Any]) -> bytes | None:
+    arrays = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in sims.items()}
+    arrays = {k: v[np.isfinite(v)] for k, v in arrays.items() if np.isfinite(v).any()}
+    if not arrays:
+        return None
+    order = [k for k in _SPLIT_ORDER if k in arrays] + [k for k in arrays if k not in _SPLIT_ORDER]
+    lo = min(float(v.min()) for v in arrays.values())
+    hi = max(float(v.max()) for v in arrays.values())
+    bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
+    fig = _new_figure()
+    ax = fig.subplots()
+    for k in order:
+        ax.hist(arrays[k], bins=bins, density=True, histtype="stepfilled", alpha=0.35,
+                color=_COLORS.get(k), label=_plain_label(f"{_SPLIT_LABEL.get(k, k)} (n={arrays[k].size})"))
+    ax.set_xlabel("cosine similarity of the true pair")
+    ax.set_ylabel("density")
+    ax.set_title(_plain_label(f"{name}: pair similarities"))
+    ax.legend()
+    return _png(fig)
+
+
+def _plot_bars(models, order: list[str], reference: str | None, keys) -> bytes | None:
+    metrics = [("forget_mrr", "Df MRR"), ("test_mrr", "test MRR"), ("df_dr_auc", "Df-vs-Dr AUC"),
+               ("attack_auc", "attack AUC")]
+    values = {m: _headline(models[m], keys) for m in order}
+    metrics = [(k, lab) for k, lab in metrics if any(values[m][k] is not None for m in order)]
+    if not metrics or not order:
+        return None
+    fig = _new_figure(max(6.4, 1.6 * len(metrics) + 0.4 * len(order)), 4.2)
+    ax = fig.subplots()
+    width = 0.8 / len(order)
+    x = np.arange(len(metrics))
+    for i, m in enumerate(order):
+        ys = [values[m][k] if values[m][k] is not None else np.nan for k, _ in metrics]
+        ax.bar(x - 0.4 + width * (i + 0.5), ys, width, label=_plain_label(m))
+    if reference is not None:
+        for j, (k, _) in enumerate(metrics):
+            v = values[reference][k]
+            if v is not None:
+                ax.hlines(v, x[j] - 0.45, x[j] + 0.45, colors="black", linestyles="dashed", linewidth=1)
+    ax.set_xticks(x, [lab for _, lab in metrics])
+    ax.set_ylim(0, 1.05)
+    ax.set_title("methods vs Retrain (dashed: Retrain)" if reference else "metrics per model")
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def _plot_roc(roc: Mapping[str, Any]) -> bytes | None:
+    if not roc:
+        return None
+    fig = _new_figure(5.0, 5.0)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for name, curve in roc.items():
+        fpr, tpr, auc = curve
+        ax.plot(np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float),
+                label=_plain_label(f"{name} (AUC {_fmt(auc)})"))
+    ax.set_xlabel("false positive rate (test called member)")
+    ax.set_ylabel("true positive rate (Df called member)")
+    ax.set_title("membership attack ROC, Df vs test")
+    ax.legend(fontsize="small", loc="lower right")
+    return _png(fig)
+
+
+def _plot_embedding(name: str, emb: Any, is_df: Any) -> bytes | None:
+    x = np.asarray(emb.detach().cpu() if hasattr(emb, "detach") else emb, dtype=np.float64)
+    mask = np.asarray(is_df.detach().cpu() if hasattr(is_df, "detach") else is_df).astype(bool).reshape(-1)
+    if x.ndim != 2 or x.shape[0] != mask.size or x.shape[0] == 0:
+        raise ValueError(f"plots['embeddings'][{name!r}] must be (emb [N, d], is_df [N]), got "
+                         f"{x.shape} and {mask.shape}")
+    if x.shape[1] > 2:
+        from sklearn.decomposition import PCA
+
+        x = PCA(n_components=2, random_state=0).fit_transform(x) if x.shape[0] >= 2 else x[:, :2]
+    elif x.shape[1] == 1:
+        x = np.concatenate([x, np.zeros_like(x)], axis=1)
+    fig = _new_figure(5.0, 5.0)
+    ax = fig.subplots()
+    ax.scatter(x[~mask, 0], x[~mask, 1], s=6, c="#9e9e9e", alpha=0.5, label=f"other (n={int((~mask).sum())})")
+    ax.scatter(x[mask, 0], x[mask, 1], s=14, c="#d62728", label=f"Df (n={int(mask.sum())})")
+    ax.set_title(_plain_label(f"{name}: embeddings (PCA)"))
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def _render_plots(plots: Mapping[str, Any] | None, models, order, reference, keys
+                  ) -> list[tuple[str, str, bytes]]:
+    """(relative path, caption, png bytes) for every figure."""
+    out: list[tuple[str, str, bytes]] = []
+    plots = plots or {}
+    sims = plots.get("similarities") or {}
+    slug = _slugs(list(dict.fromkeys(list(order) + list(sims) + list(plots.get("embeddings") or {}))))
+    for name, per_split in sims.items():
+        png = _plot_similarity(name, per_split)
+        if png:
+            out.append((f"plots/similarity_{slug[name]}.png", f"Pair similarities of {name}: Df, Dr and test",
+                        png))
+    png = _plot_bars(models, order, reference, keys)
+    if png:
+        out.append(("plots/metrics_vs_retrain.png", "Headline metrics of every model (dashed: Retrain)", png))
+    png = _plot_roc(plots.get("roc") or {})
+    if png:
+        out.append(("plots/attack_roc.png", "Membership attack ROC curves (Df vs test)", png))
+    for name, (emb, is_df) in (plots.get("embeddings") or {}).items():
+        png = _plot_embedding(name, emb, is_df)
+        if png:
+            out.append((f"plots/embedding_{slug[name]}.png",
+                        f"2-D projection of {name}'s embeddings, Df in red", png))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- document
+
+def _headline_rows(models, order, original, reference, keys, summary) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)",
+            "Df-vs-Dr AUC (Δ vs Retrain)",
+            "attack AUC (Δ vs Retrain)", "time / Retrain", "score"]
+    ref = _headline(models[reference], keys) if reference else {}
+    orig = _headline(models[original], keys) if original else {}
+    scores = (summary.get("scores") or {}).get("methods") or {}
+    rows = []
+
+    def cell(v, base):
+        if v is None:
+            return "–"
+        if base is None:
+            return _fmt(v)
+        return f"{_fmt(v)} ({_signed(v - base)})"
+
+    for name in order:
+        h = _headline(models[name], keys)
+        is_method = models[name].get("role") == "method"
+        ratio = None
+        if h["wall_time"] is not None and ref.get("wall_time"):
+            ratio = h["wall_time"] / ref["wall_time"]
+        rows.append([
+            name, models[name].get("role", ""),
+            cell(h["forget_mrr"], ref.get("forget_mrr") if is_method else None),
+            cell(h["test_mrr"], orig.get("test_mrr") if is_method else None),
+            cell(h["df_dr_auc"], ref.get("df_dr_auc") if is_method else None),
+            cell(h["attack_auc"], ref.get("attack_auc") if is_method else None),
+            "–" if ratio is None else f"{100 * ratio:.1f}%",
+            _fmt((scores.get(name) or {}).get("score")) if is_method else "",
+        ])
+    return head, rows
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(_jsonable(v), ensure_ascii=False)
+    return _fmt(v)
+
+
+def _kv_rows(d: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for k, v in flatten(d).items():
+        if isinstance(v, (list, tuple, np.ndarray)) or (hasattr(v, "detach") and hasattr(v, "tolist")):
+            arr = np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=object).reshape(-1)
+            if arr.size > 8:
+                continue  # raw per-item arrays belong to metrics.json, not the page
+            v = ", ".join(_fmt(x) for x in arr)
+        rows.append([k, _fmt(v) if not isinstance(v, str) else v])
+    return rows
+
+
+def _build(results, models, order, original, reference, methods, keys, summary, pool, figures):
+    """The report as a list of blocks, rendered to Markdown and HTML by the two writers below."""
+    B: list[tuple] = []
+    B.append(("h1", str(results.get("title") or "graphdel unlearning report")))
+    if not methods:
+        B.append(("p", "No unlearning method in these results."))
+    B.append(("verdicts", [_verdict(m, models, original, reference, keys, summary) for m in methods]))
+    head, rows = _headline_rows(models, order, original, reference, keys, summary)
+    B.append(("p", f"MRR: {pool} graph→text retrieval. Δ compares a method with Retrain on the forget side "
+                   f"and with the original model on test. Df-vs-Dr AUC labels Df 0, Dr 1; attack AUC labels "
+                   f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction."))
+    B.append(("table", head, rows))
+
+    B.append(("h2", "Details"))
+    if results.get("request"):
+        B.append(("h3", "Deletion request"))
+        B.append(("table", ["key", "value"], [[k, _cell(v)] for k, v in results["request"].items()]))
+    B.append(("h3", "Runs"))
+    B.append(("table", ["model", "role", "method", "wall time (s)", "peak memory (MB)"],
+              [[n, models[n].get("role", ""), str(models[n].get("method", "")),
+                _fmt(models[n].get("wall_time_s"), 1), _fmt(models[n].get("peak_mem_mb"), 0)]
+               for n in order]))
+
+    thr = summary.get("thresholds") or {}
+    if thr:
+        B.append(("h3", "Targets"))
+        B.append(("table", ["method", "target", "value", "limit", "passed", "rule"],
+                  [[m, t, _fmt(e.get("value")), _fmt(e.get("limit")),
+                    "–" if e.get("passed") is None else ("yes" if e["passed"] else "no"),
+                    str(e.get("rule", ""))]
+                   for m, per in thr.items() for t, e in per.items()]))
+    scores = (summary.get("scores") or {}).get("methods") or {}
+    if scores:
+        B.append(("h3", "Summary score"))
+        B.append(("p", "score = 1 − weighted mean of min(1, gap / scale); gaps to Retrain on Df are absolute "
+                       "(over-forgetting counts), test counts only drops vs the original "
+                       "(graphdel.evaluation.summary)."))
+        B.append(("table", ["method", "rank", "score", "component", "gap", "error", "weight", "scale"],
+                  [[m, _fmt(s.get("rank")), _fmt(s.get("score")), c, _fmt(v.get("gap")), _fmt(v.get("error")),
+                    _fmt(v.get("weight")), _fmt(v.get("scale"))]
+                   for m, s in scores.items() for c, v in (s.get("components") or {}).items()]))
+
+    B.append(("h3", "Retrieval"))
+    rrows = []
+    for n in order:
+        splits = models[n].get("splits") or {}
+        names = [s for s in _SPLIT_ORDER if s in splits] + [s for s in splits if s not in _SPLIT_ORDER]
+        for s in names:
+            sp = splits[s] or {}
+            g, t, p = sp.get("g2t") or {}, sp.get("t2g") or {}, sp.get(pool) or {}
+            rrows.append([n, s, _fmt(sp.get("n")),
+                          _fmt(g.get("mrr")), _fmt(g.get("hits@1")), _fmt(g.get("hits@10")),
+                          _fmt(t.get("mrr")), _fmt(t.get("hits@1")), _fmt(t.get("hits@10")),
+                          _fmt(p.get("g2t_mrr")), _fmt(p.get("t2g_mrr")), _fmt(p.get("g2t_acc")),
+                          _fmt(p.get("t2g_acc")), _fmt(sp.get("match_acc"))])
+    B.append(("table", ["model", "split", "n", "g2t MRR", "g2t H@1", "g2t H@10",
+                        "t2g MRR", "t2g H@1", "t2g H@10", f"{pool} g2t MRR", f"{pool} t2g MRR",
+                        f"{pool} g2t acc", f"{pool} t2g acc", "match acc"],
+              rrows))
+    for section, title in (("distinguishability", "Df-vs-Dr distinguishability"),
+                           ("membership", "Membership inference"),
+                           ("probes", "Unimodal probes"), ("drift", "Embedding drift")):
+        rows = [[n, *kv] for n in order if isinstance(models[n].get(section), Mapping)
+                for kv in _kv_rows(models[n][section])]
+        if rows:
+            B.append(("h3", title))
+            B.append(("table", ["model", "metric", "value"], rows))
+
+    examples = [e for e in (results.get("examples") or []) if isinstance(e, Mapping)]
+    if examples:
+        cols = list(dict.fromkeys(["pair_id", "caption"] + [k for e in examples for k in e]))
+        cols = [c for c in cols if any(c in e for e in examples)]
+        B.append(("h3", "Examples"))
+        B.append(("table", cols, [[_fmt(e.get(c)) if not isinstance(e.get(c), str) else e[c] for c in cols]
+                                  for e in examples]))
+    if figures:
+        B.append(("h2", "Plots"))
+        for rel, caption, png in figures:
+            B.append(("img", rel, caption, png))
+    return B
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:70rem;
+padding:0 1rem;color:#222;line-height:1.4}
+h1{font-size:1.6rem;margin-bottom:.5rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4}tr:nth-child(even) td{background:#fafafa}
+.verdicts{list-style:none;padding:0}
+.verdicts li{margin:.4rem 0;padding:.4rem .6rem;border-left:4px solid #999;background:#f8f8f8}
+.PASS{border-color:#2ca02c!important}.FAIL{border-color:#d62728!important}
+.tag{font-weight:bold;margin-right:.4rem}.ok{color:#1a7f1a}.bad{color:#c62828}.unk{color:#777}
+figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85rem;color:#555}
+"""
+
+
+def _css_class(ok: bool | None) -> str:
+    return "ok" if ok else ("bad" if ok is False else "unk")
+
+
+def _mark(ok: bool | None) -> str:
+    return "✓" if ok else ("✗" if ok is False else "?")
+
+
+def _to_markdown(blocks) -> str:
+    lines: list[str] = []
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(kind[1]) + " " + _md(b[1]), ""]
+        elif kind == "p":
+            lines += [_md(b[1]), ""]
+        elif kind == "verdicts":
+            for v in b[1]:
+                score = "" if v["score"] is None else f" — score {_fmt(v['score'])} (rank {v['rank']})"
+                parts = "; ".join(f"{_mark(ok)} {_md(text)}" for ok, text in v["parts"])
+                lines.append(f"- **{v['status']}** {_md(v['name'])} (`{_md(v['method'])}`): {parts}{score}")
+            lines.append("")
+        elif kind == "table":
+            head, rows = b[1], b[2]
+            lines.append("| " + " | ".join(_md(h) for h in head) + " |")
+            lines.append("|" + "---|" * len(head))
+            for r in rows:
+                lines.append("| " + " | ".join(_md(c) for c in r) + " |")
+            lines.append("")
+        elif kind == "img":
+            _, rel, caption, _png_bytes = b
+            lines += [f"![{_md(caption)}]({rel})", "", f"*{_md(caption)}*", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _to_html(blocks, title: str) -> str:
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+           "style-src 'unsafe-inline'\">",
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{_h(title)}</title><style>{_CSS}</style></head><body>"]
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2", "h3"):
+            out.append(f"<{kind}>{_h(b[1])}</{kind}>")
+        elif kind == "p":
+            out.append(f"<p>{_h(b[1])}</p>")
+        elif kind == "verdicts":
+            out.append('<ul class="verdicts">')
+            for v in b[1]:
+                parts = "; ".join(
+                    f'<span class="{_css_class(ok)}">{_mark(ok)} {_h(t)}</span>'
+                    for ok, t in v["parts"])
+                score = ("" if v["score"] is None
+                         else f" — score <b>{_fmt(v['score'])}</b> (rank {_h(v['rank'])})")
+                out.append(f'<li class="{_h(v["status"])}"><span class="tag">{_h(v["status"])}</span>'
+                           f'<b>{_h(v["name"])}</b> (<code>{_h(v["method"])}</code>): {parts}{score}</li>')
+            out.append("</ul>")
+        elif kind == "table":
+            head, rows = b[1], b[2]
+            cells = "".join(f"<th>{_h(x)}</th>" for x in head)
+            out.append(f"<table><thead><tr>{cells}</tr></thead><tbody>")
+            for r in rows:
+                out.append("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>")
+            out.append("</tbody></table>")
+        elif kind == "img":
+            _, rel, caption, png = b
+            data = base64.b64encode(png).decode("ascii")
+            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{_h(caption)}">'
+                       f"<figcaption>{_h(caption)} ({_h(rel)})</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- entry
+
+def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping[str, Any] | None = None
+                 ) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html``, ``metrics.json`` and ``plots/*.png`` into ``out_dir``.
+
+    Args:
+        out_dir: folder to write into (created if missing; existing files of the same names are replaced,
+            each atomically).
+        results: metrics, in the layout of the module docstring (``models`` required).
+        plots: raw arrays for the figures, in the layout of the module docstring, or ``None``.
+
+    Returns:
+        ``{relative path: absolute Path}`` of every file written, e.g. ``"report.md"``,
+        ``"report.html"``, ``"metrics.json"``, ``"plots/attack_roc.png"``.
+    """
+    out_dir = Path(out_dir)
+    models = results.get("models")
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError("results['models'] must be a non-empty dict of model entries")
+    original, reference, methods = _roles(models)
+    order = [n for n in (original, reference) if n is not None] + methods
+    pool = _pool_key(models)
+    keys = _summary_keys(pool)
+
+    summary = dict(results.get("summary") or {})
+    computed = _compute_summary(models, original, reference, methods, keys)
+    for k, v in computed.items():
+        summary.setdefault(k, v)
+
+    figures = _render_plots(plots, models, order, reference, keys)
+    blocks = _build(results, models, order, original, reference, methods, keys, summary, pool, figures)
+    title = str(results.get("title") or "graphdel unlearning report")
+
+    written: dict[str, Path] = {}
+    for rel, _caption, png in figures:
+        atomic_write_bytes(png, out_dir / rel)
+        written[rel] = out_dir / rel
+    metrics = {**_jsonable(results), "schema": SCHEMA, "summary": _jsonable(summary),
+               "plots": [rel for rel, _, _ in figures]}
+    atomic_write_json(metrics, out_dir / "metrics.json")
+    written["metrics.json"] = out_dir / "metrics.json"
+    atomic_write_text(_to_markdown(blocks), out_dir / "report.md")
+    written["report.md"] = out_dir / "report.md"
+    atomic_write_text(_to_html(blocks, title), out_dir / "report.html")
+    written["report.html"] = out_dir / "report.html"
+    return {k: p.resolve() for k, p in written.items()}

@@ -24,7 +24,7 @@ from graphdel.encoders.graph import GraphEncoderConfig
 from graphdel.encoders.text import TextEncoderConfig
 from graphdel.errors import InvalidInputError, RunError
 from graphdel.evaluation.suite import retrieval_metrics
-from graphdel.io import staged_folder
+from graphdel.io import atomic_write_json, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
 from graphdel.runs import Run, write_run
 from graphdel.training.loop import TrainConfig, train_model
@@ -191,3 +191,165 @@ def load_run_data(run: Run, *, force: bool = False, progress: bool = True) -> Pr
                        f"{corpus.content_hash()[:12]} != {run.data_hash[:12]}); pass force to use it anyway")
     model_config = ModelConfig.from_dict(run.config["model"])
     return prepare(data, model_config, exclude=run.excluded_ids, corpus=corpus, progress=progress)
+
+
+# ------------------------------------------------------------------------------------------ forgetting
+
+def _as_run(run: Run | str | Path) -> Run:
+    return run if isinstance(run, Run) else Run.load(run)
+
+
+def make_request(run: Run | str | Path, *, ids: Sequence[str] | None = None, file: str | Path | None = None,
+                 random_amount: float | None = None, by: str = "molecule", seed: int = 0, force: bool = False,
+                 prepared: Prepared | None = None):
+    """A :class:`~graphdel.data.requests.DeletionRequest` validated against what ``run`` was trained on.
+
+    Exactly one of ``ids``, ``file`` (ids or a saved request JSON) or ``random_amount`` (a count, or a
+    fraction of the training units of ``by``) is given. Pairs the run never trained on (calibration,
+    earlier deletions, val/test) are refused with their ids named.
+    """
+    from graphdel.data.requests import DeletionRequest
+
+    run = _as_run(run)
+    prepared = prepared or load_run_data(run, progress=False)
+    allowed = prepared.trained_rows()
+    given = [x is not None for x in (ids, file, random_amount)]
+    if sum(given) != 1:
+        raise InvalidInputError("give exactly one of ids, a request file, or a random amount")
+    if ids is not None:
+        return DeletionRequest.from_ids(prepared.corpus, ids, by=by, allowed_rows=allowed, force=force)
+    if file is not None:
+        return DeletionRequest.from_file(prepared.corpus, file, by=by, allowed_rows=allowed, force=force)
+    return DeletionRequest.random(prepared.corpus, random_amount, by=by, seed=seed, allowed_rows=allowed,
+                                  force=force)
+
+
+def retain_sample_rows(dr_rows: Sequence[int], n: int, seed: int = 0) -> list[int]:
+    """A seeded sample of ``n`` Dr rows (the ``retain`` split of evaluation, the size of Df)."""
+    rows = sorted(dr_rows)
+    return sorted(random.Random(seed).sample(rows, min(n, len(rows))))
+
+
+def evaluation_sets(prepared: Prepared, df_rows: Sequence[int], seed: int = 0) -> dict:
+    """The named pair sets every unlearned model is evaluated on: forget (Df), retain (a Dr sample of
+    |Df|), calibration, val and test."""
+    df = set(df_rows)
+    dr_rows = [r for r in prepared.trained_rows() if r not in df]
+    sets = prepared.sets()
+    return {"forget": prepared.data.subset(sorted(df), "forget"),
+            "retain": prepared.data.subset(retain_sample_rows(dr_rows, len(df), seed), "retain"),
+            "calibration": sets["calibration"], "val": sets["val"], "test": sets["test"]}
+
+
+def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
+           overrides: dict | Sequence[str] | None = None, out: str | Path | None = None, seed: int = 0,
+           device: str = "cpu", progress: bool = True, prepared: Prepared | None = None,
+           retrain_fn=None) -> Run:
+    """Unlearn ``request`` from ``run`` with ``method`` and save the result as a new run folder.
+
+    ``run`` is only read, never written. The new folder holds the unlearned weights, the request, the
+    resolved method config, retrieval metrics on forget/retain/calibration/val/test, the log, the history
+    of every request applied since the original training, and ``certificate.json``.
+
+    Args:
+        run: the model to unlearn from (a trained run or an earlier unlearned one).
+        request: a :class:`~graphdel.data.requests.DeletionRequest` (see :func:`make_request`) or the path
+            of a request/id file.
+        method: a registered method name (``graphdel methods`` lists them).
+        overrides: method hyperparameters, ``["alpha=0.5", ...]`` or a dict.
+        out: the new run folder (must not exist); default ``runs/forget-<hash>``.
+        retrain_fn: ``(prepared, dr_rows) -> model``, to share one Retrain between callers (the demo).
+    """
+    from graphdel.data.requests import DeletionRequest
+    from graphdel.evaluation.certificate import build_certificate
+    from graphdel.io import sha256_file
+    from graphdel.unlearning import UnlearningContext, unlearn
+
+    run = _as_run(run)
+    if out is not None and Path(out).exists():
+        raise RunError(f"output folder {out} already exists; choose another --out or remove it")
+    prepared = prepared or load_run_data(run, progress=progress)
+    if not isinstance(request, DeletionRequest):
+        request = make_request(run, file=request, prepared=prepared)
+    corpus = prepared.corpus
+    df_rows = request.rows(corpus)
+    allowed = set(prepared.trained_rows())
+    outside = [corpus.pair_ids[r] for r in df_rows if r not in allowed]
+    if outside:
+        raise InvalidInputError(f"{len(outside)} requested pairs were never trained on by {run.path}: {outside[:10]}")
+    dr_rows = [r for r in prepared.trained_rows() if r not in set(df_rows)]
+    sets = evaluation_sets(prepared, df_rows, seed)
+    train_config = TrainConfig(**run.config["train"])
+    model_config = ModelConfig.from_dict(run.config["model"])
+
+    def retrain():
+        if retrain_fn is not None:
+            return retrain_fn(prepared, dr_rows)
+        return retrain_model(prepared, dr_rows, model_config, train_config, progress=progress)
+
+    ctx = UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
+                            calibration=sets["calibration"] if len(sets["calibration"]) else None,
+                            val=sets["val"], retrain=retrain, seed=seed, device=device, progress=progress)
+    result = unlearn(run.model, ctx, method, overrides)
+    metrics = {"splits": retrieval_metrics(result.model, sets), "wall_time_s": result.wall_time_s,
+               "selected": result.selected}
+    request_json = request.to_json(corpus)
+    parent_weights = sha256_file(run.path / "model.safetensors")
+    run_config = {
+        **run.config, "kind": "forget", "method": result.config.get("method", method),
+        "method_config": result.config, "seed": seed,
+        "parent": {"path": str(run.path.resolve()), "weights_sha256": parent_weights},
+        "excluded_ids": sorted(set(run.excluded_ids) | set(request.pair_ids)),
+    }
+    history = run.history + [{"request": request_json, "method": run_config["method"],
+                              "parent_weights_sha256": parent_weights}]
+    out = Path(out) if out is not None else _default_out("forget", {"parent": parent_weights, "method": method,
+                                                                    "request": request_json, "o": overrides})
+    with staged_folder(out) as folder:
+        write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.log, history=history,
+                  extra_json={"request.json": request_json})
+        certificate = build_certificate(folder, original_weights_sha256=parent_weights)
+        atomic_write_json(certificate, folder / "certificate.json")
+    new = Run.load(out)
+    new._model = result.model
+    return new
+
+
+def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: ModelConfig, train_config: TrainConfig,
+                  *, progress: bool = True):
+    """Retrain: a fresh model trained from scratch on ``dr_rows`` with the original recipe and seed."""
+    torch.manual_seed(train_config.seed)
+    model = build_model(model_config)
+    sets = prepared.sets()
+    return train_model(model, prepared.data.subset(dr_rows, "retain"), sets["val"], train_config,
+                       progress=progress).model
+
+
+def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, progress: bool = False) -> dict:
+    """Retrieval metrics of ``run`` on forget / retain / calibration / val / test for a request.
+
+    ``request`` defaults to the run's own latest request (an unlearned run); for a trained run without a
+    request, only the calibration / val / test splits are reported.
+    """
+    from graphdel.data.requests import DeletionRequest
+
+    run = _as_run(run)
+    prepared = load_run_data(run, progress=progress)
+    if request is None and (run.path / "request.json").is_file():
+        request = run.path / "request.json"
+    if request is None:
+        sets = {k: v for k, v in prepared.sets().items() if k != "train"}
+    else:
+        if not isinstance(request, DeletionRequest):
+            request = _load_request_any(prepared, request)
+        sets = evaluation_sets(prepared, request.rows(prepared.corpus), seed)
+    return {"run": str(run.path), "splits": retrieval_metrics(run.model, sets)}
+
+
+def _load_request_any(prepared: Prepared, path: str | Path):
+    """A request file or id file read against the corpus, without the "still forgettable" check (a
+    forgotten model's request names pairs it no longer trains on)."""
+    from graphdel.data.requests import DeletionRequest
+
+    return DeletionRequest.from_file(prepared.corpus, path, by="pair",
+                                     allowed_rows=prepared.corpus.rows("train"), force=True)

@@ -67,6 +67,83 @@ def cmd_data_stats(args) -> int:
     return 0
 
 
+def _add_forget(sub) -> None:
+    p = sub.add_parser("forget", help="unlearn a deletion request from a run into a new run folder")
+    p.add_argument("--model", required=True, help="run folder to unlearn from (never modified)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--forget", help="file of ids (one per line) or a saved request JSON")
+    g.add_argument("--forget-random", type=float, metavar="N_OR_FRACTION",
+                   help="random request: a count, or a fraction (0-1) of the training units of --by")
+    p.add_argument("--by", default=None, help="granularity: pair, molecule, scaffold (default: pair for "
+                   "--forget, molecule for --forget-random)")
+    p.add_argument("--method", default="multidelete", help="unlearning method (see `graphdel methods`)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="allow a request covering every training pair")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out", required=True, help="new run folder (must not exist)")
+    p.set_defaults(func=cmd_forget)
+
+
+def cmd_forget(args) -> int:
+    import graphdel.api as api
+    from graphdel.training.loop import resolve_device
+
+    from graphdel.unlearning import get_method, parse_overrides
+
+    parse_overrides(get_method(args.method).Config, args.set)  # refuse a bad method or key before any work
+    run = api.Run.load(args.model)
+    prepared = api.load_run_data(run)
+    by = args.by or ("molecule" if args.forget_random is not None else "pair")
+    amount = args.forget_random
+    if amount is not None and amount >= 1:
+        amount = int(amount)
+    request = api.make_request(run, file=args.forget, random_amount=amount, by=by, seed=args.seed,
+                               force=args.force, prepared=prepared)
+    new = api.forget(run, request, method=args.method, overrides=args.set, out=args.out, seed=args.seed,
+                     device=str(resolve_device(args.device)), prepared=prepared)
+    splits = new.metrics["splits"]
+    print(json.dumps({"run": str(new.path), "method": new.config["method"], "deleted_pairs": len(request),
+                      "wall_time_s": round(new.metrics["wall_time_s"], 2),
+                      "pool64_g2t_mrr": {k: round(v["pool64"]["g2t_mrr"], 4) for k, v in splits.items()}},
+                     indent=2))
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="retrieval metrics of a run on forget/retain/val/test")
+    p.add_argument("--model", required=True, help="run folder")
+    p.add_argument("--forget", help="request JSON or id file naming Df (default: the run's own request)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the retain sample and the pools")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    import graphdel.api as api
+    from graphdel.io import atomic_write_json
+
+    result = api.evaluate_retrieval(args.model, args.forget, seed=args.seed)
+    atomic_write_json(result, args.out)
+    print(json.dumps({k: round(v["pool64"]["g2t_mrr"], 4) for k, v in result["splits"].items()}, indent=2))
+    return 0
+
+
+def _add_methods(sub) -> None:
+    p = sub.add_parser("methods", help="list the unlearning methods")
+    p.set_defaults(func=cmd_methods)
+
+
+def cmd_methods(args) -> int:
+    from graphdel.unlearning import available_methods
+
+    rows = available_methods()
+    width = max(len(name) for name, _, _ in rows)
+    for name, summary, citation in rows:
+        print(f"{name:<{width}}  {summary}\n{'':<{width}}  [{citation}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphdel", description="Multimodal machine unlearning on graph-text data.")
     parser.add_argument("--version", action="version", version=f"graphdel {__import__('graphdel').__version__}")
@@ -76,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = [_add_train, _add_data]
+COMMANDS = [_add_train, _add_forget, _add_evaluate, _add_methods, _add_data]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except GraphdelError as e:
         print(f"graphdel: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0
     except KeyboardInterrupt:
         print("graphdel: interrupted; no run folder was finished", file=sys.stderr)
         return 130

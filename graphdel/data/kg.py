@@ -1,0 +1,272 @@
+"""Knowledge-graph sources: a folder of triples (plus entity descriptions) as a :class:`Corpus`.
+
+Two sources are registered here (the module must be imported for them to exist):
+
+=====================  ==============================================================================
+``kg:PATH``            a folder with ``train.txt``, ``valid.txt`` and ``test.txt`` (tab-separated
+                       ``head  relation  tail``, one triple a line, no header: the WN18RR / FB15k-237 /
+                       PyKEEN layout) and an optional ``entity2text.txt`` (``id  text``). Each file may
+                       instead be gzip-compressed as ``NAME.txt.gz``.
+``wordnet``            the embedded WordNet 3.0 subgraph with WN18RR relations and synset glosses,
+                       ``data/wordnet/`` (see ``data/wordnet/README.md``; ``$GRAPHDEL_DATA_DIR`` moves it)
+=====================  ==============================================================================
+
+The corpus (``modality="kg"``):
+
+* **pairs** are entity–text pairs, one per entity that has a text, sorted by entity id: pair id
+  ``ent:<entity id>``, item id the entity id, ``items[eid] = eid`` (for every entity, paired or not). Without
+  ``entity2text.txt`` every entity has a text: its name with underscores turned into spaces. With it, only
+  the entities it lists have one (the others stay in the graph, counted in
+  ``extra["entities_without_text"]``). Every pair is in split ``"train"``: an entity's description is
+  known at training time whatever split its triples are in, and a deletion acts on it like on any
+  training pair. The link-prediction split lives in the triples.
+* ``extra["triples"] = {"train": [[h, r, t], ...], "val": [...], "test": [...]}`` (``val`` is
+  ``valid.txt``), in file order; ``extra["relations"]``: sorted relation names (those of train);
+  ``extra["entities"]``: sorted ids of every entity in a train triple or with a text;
+  ``extra["entities_without_text"]``: how many entities have no text. All plain JSON lists and numbers, since
+  :meth:`Corpus.content_hash` hashes ``extra``.
+
+Rules, as is standard for link prediction: a valid/test triple whose head or tail appears in no train
+triple, or whose relation appears in no train triple, is dropped; so is a valid/test triple already in
+train (and a test triple already in valid). Each drop is listed in ``corpus.skipped`` as
+``{"row", "id", "reason", "file"}`` (``row`` the line, ``id`` the triple written ``h<TAB>r<TAB>t``).
+Repeated lines within one file are collapsed, each listed there too (reason ``repeated triple (first
+at line N), collapsed``); neither kind of record enters the content hash. A line with other than 3
+tab-separated non-empty fields, an ``entity2text`` line without a tab, and an empty or non-UTF-8 file
+always raise :class:`~graphdel.errors.InvalidInputError` naming the file and line. An entity text that
+is empty, too long, or given twice with different values raises too, unless ``skip_invalid`` (then the
+first good text is kept and the line is listed in ``corpus.skipped``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphdel.data.corpus import Corpus
+from graphdel.data.sources import MAX_TEXT_CHARS, clean_text, data_dir, read_text_file, register_source
+from graphdel.errors import InvalidInputError
+
+#: Split name in the corpus -> file stem in a KG folder.
+KG_SPLIT_FILES = {"train": "train", "val": "valid", "test": "test"}
+TEXT_FILE = "entity2text"
+#: The 11 relations of WN18RR (Dettmers et al., AAAI 2018), which the ``wordnet`` source uses.
+WN18RR_RELATIONS = (
+    "_also_see", "_derivationally_related_form", "_has_part", "_hypernym", "_instance_hypernym",
+    "_member_meronym", "_member_of_domain_region", "_member_of_domain_usage", "_similar_to",
+    "_synset_domain_topic_of", "_verb_group",
+)
+#: Prefix of KG pair ids: ``ent:<entity id>``.
+PAIR_PREFIX = "ent:"
+
+Triple = tuple[str, str, str]
+
+
+def find_kg_file(folder: Path, stem: str, *, required: bool = True) -> Path | None:
+    """``folder/stem.txt`` or ``folder/stem.txt.gz`` (not both); ``None`` if absent and not ``required``."""
+    found = [p for p in (folder / f"{stem}.txt", folder / f"{stem}.txt.gz") if p.is_file()]
+    if len(found) > 1:
+        raise InvalidInputError(f"{folder} holds both {found[0].name} and {found[1].name}: keep one")
+    if not found:
+        if required:
+            raise InvalidInputError(f"{folder} lacks {stem}.txt (or {stem}.txt.gz); a KG folder needs "
+                                    f"{', '.join(s + '.txt' for s in KG_SPLIT_FILES.values())} and may hold "
+                                    f"{TEXT_FILE}.txt")
+        return None
+    return found[0]
+
+
+def _lines(path: Path):
+    """``(line number, line without its line break)`` for the non-blank lines of ``path``."""
+    for i, line in enumerate(read_text_file(path).split("\n"), 1):
+        line = line.rstrip("\r")
+        if line.strip():
+            yield i, line
+
+
+def read_triples(path: str | Path) -> tuple[list[tuple[int, Triple]], list[dict]]:
+    """Read a tab-separated triple file.
+
+    Returns:
+        ``[(line number, (head, relation, tail)), ...]`` in file order with repeated triples collapsed (the
+        first occurrence kept), and one ``{"row", "id", "reason", "file"}`` record per collapsed line.
+
+    Raises:
+        InvalidInputError: empty, unreadable or non-UTF-8 file, or a line without exactly 3 non-empty
+            tab-separated fields (naming the file and line).
+    """
+    path = Path(path)
+    out: list[tuple[int, Triple]] = []
+    first: dict[Triple, int] = {}
+    repeated: list[dict] = []
+    for i, line in _lines(path):
+        fields = [f.strip() for f in line.split("\t")]
+        if len(fields) != 3 or not all(fields):
+            what = (f"{len(fields)} tab-separated field{'s' if len(fields) != 1 else ''}" if len(fields) != 3
+                    else "an empty field")
+            raise InvalidInputError(f"{path}, line {i}: expected 3 tab-separated fields (head, relation, "
+                                    f"tail), found {what}: {line[:200]!r}")
+        triple = (fields[0], fields[1], fields[2])
+        if triple in first:
+            repeated.append({"row": i, "id": "\t".join(triple),
+                             "reason": f"repeated triple (first at line {first[triple]}), collapsed",
+                             "file": path.name})
+            continue
+        first[triple] = i
+        out.append((i, triple))
+    return out, repeated
+
+
+def read_entity_texts(path: str | Path, *, skip_invalid: bool = False) -> tuple[dict[str, str], list[dict]]:
+    """Read ``id TAB text`` lines (the text is everything after the first tab, cleaned by
+    :func:`~graphdel.data.sources.clean_text`).
+
+    Returns:
+        ``{entity id: text}`` and the skipped lines (only under ``skip_invalid``).
+
+    Raises:
+        InvalidInputError: a line without a tab or with an empty id (always); an empty or over-long text, or
+            an id given twice with different texts (unless ``skip_invalid``).
+    """
+    path = Path(path)
+    texts: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    skipped: list[dict] = []
+    for i, line in _lines(path):
+        eid, tab, raw = line.partition("\t")
+        eid = eid.strip()
+        if not tab or not eid:
+            raise InvalidInputError(f"{path}, line {i}: expected 'entity id<TAB>text', found "
+                                    f"{line[:200]!r}")
+        text = clean_text(raw)
+        problem = None
+        if not text:
+            problem = "empty text"
+        elif len(text) > MAX_TEXT_CHARS:
+            problem = f"text of {len(text)} characters is longer than the limit of {MAX_TEXT_CHARS}"
+        elif eid in texts and texts[eid] != text:
+            problem = f"entity {eid!r} already has a different text at line {first_line[eid]}"
+        if problem is not None:
+            if not skip_invalid:
+                raise InvalidInputError(f"{path}, line {i}, id {eid!r}: {problem}")
+            skipped.append({"row": i, "id": eid, "reason": problem, "file": path.name})
+            continue
+        if eid not in texts:
+            texts[eid] = text
+            first_line[eid] = i
+    return texts, skipped
+
+
+def name_text(entity: str) -> str:
+    """The fallback text of an entity: its name with underscores turned into spaces."""
+    return clean_text(entity.replace("_", " ")) or entity
+
+
+def load_kg(path: str | Path, *, skip_invalid: bool = False, source: str | None = None) -> Corpus:
+    """Load a KG folder (see the module docstring) as a ``modality="kg"`` corpus.
+
+    Args:
+        path: the folder holding ``train.txt``, ``valid.txt``, ``test.txt`` and optionally
+            ``entity2text.txt`` (each possibly ``.gz``).
+        skip_invalid: skip bad ``entity2text`` lines instead of raising (see :func:`read_entity_texts`).
+        source: the spec stored in ``corpus.source`` (default ``kg:<absolute path>``).
+
+    Raises:
+        InvalidInputError: not a folder, a missing or empty file, a malformed line, or no text at all.
+    """
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder} is not a folder; a KG source is a folder with "
+                                f"{', '.join(s + '.txt' for s in KG_SPLIT_FILES.values())}")
+    files = {split: find_kg_file(folder, stem) for split, stem in KG_SPLIT_FILES.items()}
+    text_file = find_kg_file(folder, TEXT_FILE, required=False)
+
+    read = {split: read_triples(p) for split, p in files.items()}  # type: ignore[arg-type]
+    train = [t for _, t in read["train"][0]]
+    train_set = set(train)
+    train_entities = {e for h, _, t in train for e in (h, t)}
+    train_relations = {r for _, r, _ in train}
+
+    skipped: list[dict] = list(read["train"][1])
+    triples: dict[str, list[list[str]]] = {"train": [list(t) for t in train]}
+    earlier: set[Triple] = set(train_set)
+    train_name = files["train"].name  # type: ignore[union-attr]
+    for split in ("val", "test"):
+        name = files[split].name  # type: ignore[union-attr]
+        records = list(read[split][1])
+        kept: list[Triple] = []
+        for line, (h, r, t) in read[split][0]:
+            unknown = [e for e in dict.fromkeys((h, t)) if e not in train_entities]
+            if unknown:
+                reason = (f"entit{'ies' if len(unknown) > 1 else 'y'} "
+                          f"{', '.join(map(repr, unknown))} not in {train_name}")
+            elif r not in train_relations:
+                reason = f"relation {r!r} not in {train_name}"
+            elif (h, r, t) in train_set:
+                reason = f"triple also in {train_name}"
+            elif (h, r, t) in earlier:
+                reason = f"triple also in {files['val'].name}"  # type: ignore[union-attr]
+            else:
+                kept.append((h, r, t))
+                continue
+            records.append({"row": line, "id": f"{h}\t{r}\t{t}", "reason": reason, "file": name})
+        skipped.extend(sorted(records, key=lambda rec: rec["row"]))
+        earlier.update(kept)
+        triples[split] = [list(t) for t in kept]
+
+    if text_file is not None:
+        texts, bad = read_entity_texts(text_file, skip_invalid=skip_invalid)
+        skipped.extend(bad)
+    else:
+        texts = {e: name_text(e) for e in train_entities}
+    entities = sorted(train_entities | set(texts))
+    paired = [e for e in entities if e in texts]
+    if not paired:
+        raise InvalidInputError(f"{folder}: no entity has a text")
+    return Corpus(
+        source=source if source is not None else f"kg:{folder}",
+        modality="kg",
+        pair_ids=[PAIR_PREFIX + e for e in paired],
+        item_ids=paired,
+        texts=[texts[e] for e in paired],
+        splits=["train"] * len(paired),
+        items={e: e for e in entities},
+        skipped=skipped,
+        extra={
+            "triples": triples,
+            "relations": sorted(train_relations),
+            "entities": entities,
+            "entities_without_text": len(entities) - len(paired),
+        },
+    )
+
+
+def kg_triples(corpus: Corpus, split: str = "train") -> list[Triple]:
+    """The triples of ``split`` (``train``, ``val`` or ``test``) of a KG corpus, as tuples."""
+    if corpus.modality != "kg" or "triples" not in corpus.extra:
+        raise InvalidInputError(f"corpus {corpus.source!r} is not a knowledge graph (modality "
+                                f"{corpus.modality!r})")
+    if split not in KG_SPLIT_FILES:
+        raise InvalidInputError(f"unknown split {split!r} (expected one of {tuple(KG_SPLIT_FILES)})")
+    return [(h, r, t) for h, r, t in corpus.extra["triples"][split]]
+
+
+@register_source("kg", argument="path")
+def load_kg_source(path: Path, *, skip_invalid: bool = False) -> Corpus:
+    """``kg:PATH``: a KG folder (see :func:`load_kg`)."""
+    return load_kg(path, skip_invalid=skip_invalid)
+
+
+def wordnet_dir() -> Path:
+    """The folder of the embedded WordNet KG: ``wordnet/`` under :func:`~graphdel.data.sources.data_dir`."""
+    return data_dir() / "wordnet"
+
+
+@register_source("wordnet")
+def load_wordnet(_arg: None = None, *, skip_invalid: bool = False) -> Corpus:
+    """The embedded WordNet 3.0 KG–text corpus (WN18RR relations; ``data/wordnet/README.md``)."""
+    folder = wordnet_dir()
+    if not (folder / "train.txt.gz").is_file():
+        raise InvalidInputError(f"the embedded 'wordnet' dataset is missing: {folder / 'train.txt.gz'} "
+                                "does not exist (set GRAPHDEL_DATA_DIR to the folder holding wordnet/, or "
+                                "rebuild it with `python data/wordnet/build.py`)")
+    return load_kg(folder, skip_invalid=skip_invalid, source="wordnet")

@@ -47,6 +47,9 @@ class ModelConfig:
         init_temperature: initial softmax temperature of InfoNCE.
         matching_weight: weight of the matching loss in the training objective.
         dropout: dropout in projections and fusion.
+        fusion_max_item_tokens: item tokens (atoms) the fusion module attends to per item; larger items
+            are truncated for fusion only (the pooled embedding still sees every atom). Without a cap one
+            peptide of 400 atoms pads a whole batch to 400 tokens and dominates the step time.
         extra: modality-specific settings (e.g. the knowledge graph's relation count).
     """
 
@@ -60,6 +63,7 @@ class ModelConfig:
     init_temperature: float = 0.07
     matching_weight: float = 1.0
     dropout: float = 0.1
+    fusion_max_item_tokens: int = 96
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -299,7 +303,9 @@ class MoleculeTextModel(JointModel):
         from torch_geometric.utils import to_dense_batch
 
         nodes, pooled = self.graph_encoder(x)
-        tokens, mask = to_dense_batch(nodes, x.batch, batch_size=x.num_graphs)
+        largest = int((x.ptr[1:] - x.ptr[:-1]).max()) if x.num_graphs else 0
+        tokens, mask = to_dense_batch(nodes, x.batch, batch_size=x.num_graphs,
+                                      max_num_nodes=min(largest, self.config.fusion_max_item_tokens))
         return tokens, mask, pooled
 
 

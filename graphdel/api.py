@@ -353,3 +353,21 @@ def _load_request_any(prepared: Prepared, path: str | Path):
 
     return DeletionRequest.from_file(prepared.corpus, path, by="pair",
                                      allowed_rows=prepared.corpus.rows("train"), force=True)
+
+
+def evaluate(run: Run | str | Path, *, original: Run | str | Path | None = None,
+             reference: Run | str | Path | None = None, others: Sequence[Run | str | Path] = (), config=None,
+             progress: bool = False, log=None):
+    """The full evaluation suite of an unlearned run (and ``others`` of the same request) against the
+    original (default: the run's parent) and a Retrain ``reference``.
+
+    >>> audit = evaluate(forgotten, original=run, reference=retrained)
+    >>> audit.save("out/")   # report.md, report.html, metrics.json, plots/, certificates/
+
+    ``config`` is a :class:`~graphdel.evaluation.suite.SuiteConfig` (LiRA, probes, seed...).
+    """
+    from graphdel.evaluation.suite import Audit, evaluate_runs
+
+    runs = [run, *others] + ([reference] if reference is not None else [])
+    return Audit(evaluate_runs(runs, config=config, original=original, progress=progress,
+                               log=log or (lambda s: None)))

@@ -144,6 +144,91 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="evaluate unlearned runs (one original, one request) and write the audit report")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="unlearned run folders; a run whose method is "
+                   "`retrain` is the reference, their common parent the original")
+    p.add_argument("--out", required=True, help="report folder (report.html, report.md, metrics.json, plots/, "
+                   "certificates/)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation samples, pools and attacks")
+    p.add_argument("--chunks", type=int, default=5, help="Dr chunks of |Df| for Df-vs-Dr AUC (default 5)")
+    p.add_argument("--no-probes", action="store_true", help="skip the unimodal property probes")
+    p.add_argument("--lira-shadows", type=int, default=0, metavar="N",
+                   help="also run LiRA with N >= 4 shadow models trained on random halves (costly)")
+    p.add_argument("--lira-epochs", type=int, default=None, metavar="E",
+                   help="epochs per shadow model (default: the original recipe's)")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from graphdel.errors import InvalidInputError
+    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, short_table, write_audit
+    from graphdel.training.loop import resolve_device
+
+    if args.lira_shadows and args.lira_shadows < 4:
+        raise InvalidInputError(f"--lira-shadows needs at least 4 shadow models, got {args.lira_shadows}")
+    cfg = SuiteConfig(seed=args.seed, chunks=args.chunks, probes=not args.no_probes,
+                      lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs,
+                      device=str(resolve_device(args.device)))
+    audit = evaluate_runs(args.runs, config=cfg, progress=False, log=lambda s: print(s, file=sys.stderr))
+    files = write_audit(args.out, audit)
+    print(short_table(audit))
+    print(f"report: {files['report.html']}")
+    return 0
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="recompute a deletion certificate's hashes and metrics; exit 1 if it "
+                       "no longer holds")
+    p.add_argument("certificate", metavar="CERT", help="certificate.json (in a run folder or a report's "
+                   "certificates/ folder)")
+    p.add_argument("--tolerance", type=float, default=1e-6, help="metric tolerance (default 1e-6)")
+    p.add_argument("--no-metrics", action="store_true", help="check hashes only, do not re-evaluate")
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args) -> int:
+    from graphdel.evaluation.certificate import verify_certificate
+
+    result = verify_certificate(args.certificate, tolerance=args.tolerance, metrics=not args.no_metrics)
+    for name, ok, detail in result.checks:
+        mark = "ok  " if ok else ("FAIL" if ok is False else "skip")
+        print(f"{mark} {name}: {detail}")
+    if result.holds:
+        print(f"certificate holds: {args.certificate}")
+        return 0
+    print(f"certificate does NOT hold: {len(result.failed)} failed check(s): "
+          + ", ".join(name for name, _, _ in result.failed))
+    return 1
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="train, delete 5%% of the molecules, run Retrain and every method, "
+                       "write the report")
+    p.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--quick", action="store_true", help="small model and data sample (a few minutes on a CPU)")
+    p.add_argument("--data", default="drugs", help=argparse.SUPPRESS)  # advanced: another dataset spec
+    p.add_argument("--methods", help="comma-separated methods (default: every registered method)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lira-shadows", type=int, default=0, metavar="N", help="also run LiRA (N >= 4; costly)")
+    p.add_argument("--lira-epochs", type=int, default=None, metavar="E", help="epochs per shadow model")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from graphdel.demo import DemoConfig, run_demo
+    from graphdel.errors import InvalidInputError
+
+    if args.lira_shadows and args.lira_shadows < 4:
+        raise InvalidInputError(f"--lira-shadows needs at least 4 shadow models, got {args.lira_shadows}")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    run_demo(DemoConfig(out=args.out, quick=args.quick, data=args.data, seed=args.seed, methods=methods,
+                        lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs, device=args.device))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphdel", description="Multimodal machine unlearning on graph-text data.")
     parser.add_argument("--version", action="version", version=f"graphdel {__import__('graphdel').__version__}")
@@ -154,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = [_add_train, _add_forget, _add_evaluate, _add_methods, _add_data]
+COMMANDS += [_add_report, _add_verify, _add_demo]
 
 
 def main(argv: list[str] | None = None) -> int:

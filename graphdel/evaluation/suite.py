@@ -1,10 +1,57 @@
-"""The evaluation suite: connects models and pair sets to the metric functions."""
+"""The evaluation suite: connects models and pair sets to the metric functions.
+
+:func:`retrieval_metrics` is the retrieval part alone (used by training and ``forget``).
+:func:`evaluate_model` runs every metric of the audit on one model; :func:`compare_to_references` adds
+the gaps to Retrain (forget side) and the changes from the original (retain side);
+:func:`train_shadows` and :func:`lira_membership` are the (costly, optional) LiRA attack.
+
+Pair sets (:func:`suite_sets`), all built from the *original* model's data so every model is scored on
+the same pairs:
+
+* ``forget`` -- Df;
+* ``retain`` -- a seeded sample of Dr of ``|Df|`` pairs (retrieval, probes' evaluation, examples);
+* ``dr`` -- a larger seeded Dr sample of ``chunks * |Df|`` pairs (Df-vs-Dr chunks, attack members,
+  probe fitting);
+* ``calibration``, ``val`` -- never-trained pairs; the membership attack's training non-members;
+* ``test`` -- only ever reported, and the attack's *held-out* non-members. Nothing here uses test to
+  choose anything.
+
+Graph--text matching accuracy (``match_acc``) is defined *pairwise*: for every pair ``i`` a deranged
+partner ``j`` (seeded, a pair of another item) is drawn and the pair counts as correct when the matching
+head gives the true pair a higher probability than ``(x_i, t_j)``. ``match_bal_acc`` is the balanced
+accuracy at threshold 0.5 over the true pairs and the same deranged pairs:
+``(mean[p(x_i,t_i) >= 0.5] + mean[p(x_i,t_j) < 0.5]) / 2``.
+
+Per-pair membership signals (larger = more member-like): cosine similarity of the pair, the matching
+probability, minus the in-pool contrastive loss and the reciprocal rank of the true partner in its pool
+(pools as in pool-k retrieval).
+"""
 
 from __future__ import annotations
 
-from graphdel.evaluation.embed import embed_pairs
-from graphdel.evaluation.retrieval import split_retrieval
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from graphdel.evaluation.distinguishability import df_vs_dr_auc
+from graphdel.evaluation.embed import PairEmbeddings, embed_pairs
+from graphdel.evaluation.membership import (attack_roc, leak_flag, lira_auc, lira_scores, logit_scale,
+                                            signal_attack)
+from graphdel.evaluation.probes import embedding_drift, linear_probe, molecular_properties
+from graphdel.evaluation.retrieval import pool_partition, retrieval_ranks, split_retrieval
+from graphdel.evaluation.summary import flatten, forget_gap, retention_change
 from graphdel.models.protocol import PairSampler
+
+__all__ = ["retrieval_metrics", "SuiteConfig", "suite_sets", "PairSignals", "pair_signals", "evaluate_model",
+           "compare_to_references", "train_shadows", "lira_membership", "measure", "SIGNAL_NAMES"]
+
+SIGNAL_NAMES = ("similarity", "match_prob", "neg_pool_loss", "pool_reciprocal_rank")
+RETRIEVAL_SPLITS = ("forget", "retain", "calibration", "val", "test")
 
 
 def retrieval_metrics(model, sets: dict[str, PairSampler], *, pool_size: int = 64, seed: int = 0,
@@ -22,3 +69,691 @@ def retrieval_metrics(model, sets: dict[str, PairSampler], *, pool_size: int = 6
         emb = embed_pairs(model, pairs, device=device)
         out[name] = split_retrieval(emb.z_x, emb.z_t, groups=emb.items, pool_size=pool_size, seed=seed)
     return out
+
+
+@dataclass
+class SuiteConfig:
+    """Settings of :func:`evaluate_model`.
+
+    Attributes:
+        pool_size: pool size of pool-k retrieval and of the pool signals.
+        seed: seeds the retain/Dr samples, pools, derangements, chunks and attacks.
+        chunks: Df-vs-Dr chunks (each of ``|Df|`` pairs).
+        probes: fit the unimodal probes (molecule corpora only).
+        membership: run the signal attack.
+        lira_shadows: shadow models of the LiRA attack (0 = off; >= 4 when on; costly: each is a training).
+        lira_epochs: epochs of each shadow training (``None``: the original recipe's).
+        batch_size: evaluation batch size.
+        device: where models run.
+    """
+
+    pool_size: int = 64
+    seed: int = 0
+    chunks: int = 5
+    probes: bool = True
+    membership: bool = True
+    lira_shadows: int = 0
+    lira_epochs: int | None = None
+    batch_size: int = 256
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.lira_shadows and self.lira_shadows < 4:
+            raise ValueError(f"LiRA needs >= 4 shadow models, got lira_shadows={self.lira_shadows}")
+
+
+def suite_sets(prepared, df_rows: Sequence[int], *, chunks: int = 5, seed: int = 0) -> dict[str, PairSampler]:
+    """The pair sets of the suite (see the module docstring) from the original model's
+    :class:`~graphdel.api.Prepared` and the rows of Df."""
+    from graphdel.api import evaluation_sets, retain_sample_rows
+
+    df = set(df_rows)
+    dr_rows = [r for r in prepared.trained_rows() if r not in df]
+    sets = evaluation_sets(prepared, sorted(df), seed)
+    sets["dr"] = prepared.data.subset(retain_sample_rows(dr_rows, max(1, chunks) * len(df), seed + 1), "dr")
+    return sets
+
+
+# ------------------------------------------------------------------------------------------- signals
+
+@dataclass
+class PairSignals:
+    """Everything the suite reads off one model for one pair set (arrays are ``[N]`` unless noted).
+
+    Attributes:
+        emb: the embeddings (``z_x``, ``z_t`` ``[N, d]``, items, rows, ``match_prob``).
+        similarity: cosine similarity of each true pair.
+        match_prob: matching probability of each true pair (``None`` for fusion-free models).
+        deranged_prob: matching probability of ``(x_i, t_j)`` with ``j`` a deranged partner (or ``None``).
+        pool_loss: per-pair symmetric InfoNCE loss within its pool.
+        pool_rank: 1-based rank of the true text among the pool's texts (graph->text, filtered).
+    """
+
+    emb: PairEmbeddings
+    similarity: np.ndarray
+    match_prob: np.ndarray | None
+    deranged_prob: np.ndarray | None
+    pool_loss: np.ndarray
+    pool_rank: np.ndarray
+
+    def features(self) -> np.ndarray:
+        """``[N, k]`` membership-attack features (larger = more member-like), columns of
+        :data:`SIGNAL_NAMES` (the matching column is dropped for fusion-free models)."""
+        cols = [self.similarity]
+        if self.match_prob is not None:
+            cols.append(logit_scale(self.match_prob))
+        cols += [-self.pool_loss, 1.0 / self.pool_rank]
+        return np.stack(cols, axis=1).astype(np.float64)
+
+
+def _derangement(items: np.ndarray, seed: int) -> np.ndarray | None:
+    """Index ``j[i] != i`` with ``items[j[i]] != items[i]`` for every ``i`` (``None`` if one item only)."""
+    n = items.size
+    if n < 2 or np.unique(items).size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    j = np.empty(n, dtype=np.int64)
+    j[perm] = np.roll(perm, -1)
+    for i in np.nonzero(items[j] == items)[0]:  # shared items (several captions): redraw among others
+        others = np.nonzero(items != items[i])[0]
+        j[i] = others[rng.integers(others.size)]
+    return j
+
+
+@torch.no_grad()
+def _deranged_probs(model, pairs, j: np.ndarray, batch_size: int, device) -> np.ndarray | None:
+    """Matching probability of ``(x_i, t_{j[i]})``; needs a :class:`~graphdel.data.pairs.PairSet`."""
+    data, rows = getattr(pairs, "data", None), getattr(pairs, "rows", None)
+    if data is None or rows is None:
+        return None
+    was = model.training
+    model.eval()
+    out = []
+    rows = torch.as_tensor(rows).long()
+    jt = torch.as_tensor(j).long()
+    for s in range(0, rows.numel(), batch_size):
+        a = data.batch(rows[s:s + batch_size]).to(device)
+        b = data.batch(rows[jt[s:s + batch_size]]).to(device)
+        out.append(torch.sigmoid(model.match_logits(model.fuse(a.x, b.text))).float().cpu())
+    model.train(was)
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def _pool_signals(model, emb: PairEmbeddings, pool_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from graphdel.models.joint import contrastive_loss
+
+    n = emb.z_x.size(0)
+    loss, rank = np.zeros(n), np.zeros(n)
+    for pool in pool_partition(n, pool_size, seed=seed):
+        idx = torch.as_tensor(pool, dtype=torch.long)
+        zx, zt, g = emb.z_x[idx], emb.z_t[idx], emb.items[idx]
+        logits = model.logits(zx.to(next(model.parameters()).device), zt.to(next(model.parameters()).device))
+        loss[pool] = contrastive_loss(logits.float().cpu(), g[:, None] == g[None, :]).double().numpy()
+        tgt = torch.arange(idx.numel())
+        rank[pool] = retrieval_ranks(zx, zt, tgt, query_groups=g, candidate_groups=g).double().numpy()
+    return loss, rank
+
+
+def pair_signals(model, pairs: PairSampler, *, pool_size: int = 64, seed: int = 0, batch_size: int = 256,
+                 device="cpu") -> PairSignals:
+    """Embeddings and per-pair signals of ``pairs`` under ``model`` (eval mode, no gradients)."""
+    has_match = hasattr(model, "match_logits") and hasattr(model, "fuse")
+    emb = embed_pairs(model, pairs, batch_size=batch_size, with_matching=has_match, device=device)
+    sim = (emb.z_x * emb.z_t).sum(1).double().numpy()
+    match = emb.match_prob.double().numpy() if emb.match_prob is not None else None
+    deranged = None
+    if match is not None:
+        j = _derangement(emb.items.numpy(), seed)
+        if j is not None:
+            deranged = _deranged_probs(model, pairs, j, batch_size, device)
+    loss, rank = _pool_signals(model, emb, pool_size, seed)
+    return PairSignals(emb, sim, match, deranged, loss, rank)
+
+
+def _broken(sig: PairSignals) -> str | None:
+    """Why a set's outputs are unusable (non-finite, or every pair embedded identically), or ``None``."""
+    e = sig.emb
+    if not (torch.isfinite(e.z_x).all() and torch.isfinite(e.z_t).all()):
+        return "NaN/inf embeddings"
+    n = e.z_x.size(0)
+    if n >= 2:
+        for side, z in (("graph", e.z_x), ("text", e.z_t)):
+            if float((z - z[:1]).abs().max()) < 1e-6 and e.items.unique().numel() > 1:
+                return f"every {side} embedding identical (collapsed)"
+    if sig.match_prob is not None and not np.isfinite(sig.match_prob).all():
+        return "NaN/inf matching probabilities"
+    return None
+
+
+def _matching(sig: PairSignals) -> dict[str, float]:
+    if sig.match_prob is None or sig.deranged_prob is None:
+        return {}
+    p, q = sig.match_prob, sig.deranged_prob
+    return {"match_acc": float(np.mean(p > q)),
+            "match_bal_acc": float(0.5 * (np.mean(p >= 0.5) + np.mean(q < 0.5)))}
+
+
+# ------------------------------------------------------------------------------------------- memory
+
+@contextmanager
+def measure(interval: float = 0.01) -> Iterator[dict]:
+    """Wall time and peak resident memory of a block.
+
+    ``peak_mem_mb`` is the peak RSS of the whole process while the block runs *minus* its RSS at the
+    start, sampled every ``interval`` seconds from ``/proc/self/statm`` (Linux; torch's C++ allocations
+    are included, which ``tracemalloc`` would miss). Where ``/proc`` is unavailable it falls back to the
+    increase of ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (0 when the block stays below the process's
+    earlier peak). The dict yielded is filled on exit with ``wall_time_s``, ``peak_mem_mb`` and
+    ``peak_mem_method``.
+    """
+    import os
+    import resource
+
+    out: dict[str, Any] = {}
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def rss() -> int | None:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * page
+        except OSError:
+            return None
+
+    start_rss = rss()
+    start_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = [start_rss or 0]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(interval):
+            v = rss()
+            if v is not None and v > peak[0]:
+                peak[0] = v
+
+    thread = threading.Thread(target=sample, daemon=True) if start_rss is not None else None
+    if thread:
+        thread.start()
+    t0 = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["wall_time_s"] = time.perf_counter() - t0
+        stop.set()
+        if thread:
+            thread.join()
+            v = rss()
+            peak[0] = max(peak[0], v or 0)
+            out["peak_mem_mb"] = (peak[0] - start_rss) / 2**20
+            out["peak_mem_method"] = "peak RSS minus starting RSS, sampled from /proc/self/statm"
+        else:
+            delta = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_max
+            out["peak_mem_mb"] = delta / 1024  # kilobytes on Linux
+            out["peak_mem_method"] = "increase of ru_maxrss (resource.getrusage)"
+
+
+# ------------------------------------------------------------------------------------------- probes
+
+def _probes(sig: Mapping[str, PairSignals], corpus, seed: int) -> dict[str, Any]:
+    if corpus is None or getattr(corpus, "modality", None) != "molecule":
+        return {"note": "probes skipped: they need molecules (SMILES); this corpus is "
+                        f"{getattr(corpus, 'modality', 'unknown')!r}"}
+
+    def by_item(s: PairSignals):
+        seen: dict[str, int] = {}
+        for k, r in enumerate(s.emb.rows.tolist()):
+            seen.setdefault(corpus.item_ids[r], k)
+        ids = list(seen)
+        idx = torch.as_tensor(list(seen.values()), dtype=torch.long)
+        return s.emb.z_x[idx].double().numpy(), molecular_properties([corpus.items[i] for i in ids])
+
+    x_fit, y_fit = by_item(sig["dr"])
+    evals = {name: by_item(sig[name]) for name in ("forget", "test") if name in sig}
+    out: dict[str, Any] = {}
+    for prop, kind in (("logp", "regression"), ("tpsa", "regression"), ("aromatic", "classification")):
+        try:
+            res = linear_probe(x_fit, y_fit[prop], {n: (e, y[prop]) for n, (e, y) in evals.items()},
+                               kind=kind, seed=seed)
+        except ValueError as e:
+            out[prop] = {"reason": str(e)}
+            continue
+        score = "r2" if kind == "regression" else "accuracy"
+        out[prop] = {n: v.get(score) for n, v in res["sets"].items()}
+        out[prop]["fit_n"] = int(x_fit.shape[0])
+    return out
+
+
+def _drift(sig: Mapping[str, PairSignals], orig: Mapping[str, PairSignals]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for split in ("forget", "test"):
+        if split in sig and split in orig:
+            out[split] = {"graph": embedding_drift(sig[split].emb.z_x, orig[split].emb.z_x)["mean_cos"],
+                          "text": embedding_drift(sig[split].emb.z_t, orig[split].emb.z_t)["mean_cos"]}
+    return out
+
+
+# ------------------------------------------------------------------------------------------- the suite
+
+def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfig | None = None, corpus=None,
+                   original_signals: Mapping[str, PairSignals] | None = None, shadows: dict | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every metric of the audit for one model.
+
+    Args:
+        model: the model (any :class:`~graphdel.models.protocol.ModalityModel`).
+        sets: :func:`suite_sets`.
+        config: :class:`SuiteConfig`.
+        corpus: the corpus (SMILES for the probes); probes are skipped with a note without it.
+        original_signals: the original model's signals (the second return value of this function for the
+            original), for embedding drift.
+        shadows: the output of :func:`train_shadows` for LiRA, or ``None``.
+
+    Returns:
+        ``(entry, signals)``: ``entry`` in the per-model layout of :mod:`graphdel.evaluation.report`
+        (``splits`` with retrieval and matching accuracy, ``distinguishability`` by matching probability
+        and by similarity, ``membership``, ``probes``, ``drift``), and the per-set :class:`PairSignals`
+        (for plots and drift). ``entry["_arrays"]`` holds per-pair arrays for plots (removed by callers
+        before writing).
+    """
+    cfg = config or SuiteConfig()
+    sig = {name: pair_signals(model, pairs, pool_size=cfg.pool_size, seed=cfg.seed, batch_size=cfg.batch_size,
+                              device=cfg.device)
+           for name, pairs in sets.items() if pairs is not None and len(pairs)}
+    entry: dict[str, Any] = {"splits": {}}
+    bad = {n: r for n, v in sig.items() if (r := _broken(v))}
+    if bad:
+        entry["broken_outputs"] = "; ".join(f"{n}: {r}" for n, r in bad.items()) + \
+            " -- the model is broken; its retrieval there is not reported (ties would rank every pair first)"
+    for name in RETRIEVAL_SPLITS:
+        if name in bad:
+            entry["splits"][name] = {"n": int(sig[name].emb.z_x.size(0)), "note": bad[name]}
+        elif name in sig:
+            e = sig[name].emb
+            entry["splits"][name] = {**split_retrieval(e.z_x, e.z_t, groups=e.items, pool_size=cfg.pool_size,
+                                                       seed=cfg.seed), **_matching(sig[name])}
+    arrays: dict[str, Any] = {"similarity": {k: v.similarity for k, v in sig.items()}}
+    if "forget" in sig and "dr" in sig:
+        df, dr = sig["forget"], sig["dr"]
+        dist: dict[str, Any] = {}
+        try:
+            if df.match_prob is not None:
+                dist.update(df_vs_dr_auc(df.match_prob, dr.match_prob, chunks=cfg.chunks, seed=cfg.seed))
+                dist["score"] = "matching probability"
+            by_sim = df_vs_dr_auc(df.similarity, dr.similarity, chunks=cfg.chunks, seed=cfg.seed)
+            if not dist:
+                dist.update(by_sim)
+                dist["score"] = "similarity"
+            dist["similarity"] = {"mean": by_sim["mean"], "std": by_sim["std"], "per_chunk": by_sim["per_chunk"]}
+        except ValueError as e:
+            dist = {"note": f"not computed: {e}"}
+        entry["distinguishability"] = dist
+        if cfg.membership:
+            entry["membership"], arrays["roc"] = _signal_membership(sig, cfg.seed)
+        if shadows is not None:
+            try:
+                entry.setdefault("membership", {}).update(lira_membership(sig, shadows))
+            except ValueError as e:
+                entry.setdefault("membership", {})["lira_note"] = f"LiRA not computed: {e}"
+    if cfg.probes and "dr" in sig:
+        entry["probes"] = _probes(sig, corpus, cfg.seed)
+    if original_signals is not None:
+        entry["drift"] = _drift(sig, original_signals)
+    entry["_arrays"] = arrays
+    return entry, sig
+
+
+def _signal_membership(sig: Mapping[str, PairSignals], seed: int) -> tuple[dict[str, Any], Any]:
+    non = [sig[n].features() for n in ("val", "calibration") if n in sig]
+    if "test" not in sig or not non:
+        return {"note": "membership attack skipped: needs val/calibration and test pairs"}, None
+    try:
+        res = signal_attack(sig["dr"].features(), np.concatenate(non), sig["forget"].features(),
+                            reference_signals=sig["test"].features(), seed=seed)
+    except ValueError as e:
+        return {"note": f"membership attack skipped: {e}"}, None
+    fpr, tpr, auc = attack_roc(res["target_scores"], res["reference_scores"])
+    out = {"attack_auc": res["attack_auc"], "cv_auc": res["cv_auc"], "cv_auc_std": res["cv_auc_std"],
+           "member_rate": res["member_rate"],
+           "test_member_rate": float(np.mean(res["reference_scores"] >= 0.5)),
+           "n_per_class": res["n_per_class"], "classifier": res["classifier"],
+           "signals": [n for n in SIGNAL_NAMES if n != "match_prob" or sig["forget"].match_prob is not None],
+           "members": "Dr sample", "non_members": "val + calibration", "held_out": "test"}
+    return out, (fpr, tpr, auc)
+
+
+def compare_to_references(entry: Mapping[str, Any], *, retrain: Mapping[str, Any] | None = None,
+                          original: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Gaps to Retrain for every forget-side metric and changes from the original for every
+    retain/test-side metric (``method - reference``; flat dotted keys).
+
+    Forget side: ``splits.forget.*``, ``distinguishability.*``, ``membership.*``, ``probes.*.forget``,
+    ``drift.forget.*``. Retain side: ``splits.{retain,val,calibration,test}.*``, ``probes.*.test``,
+    ``drift.test.*``. Also ``speedup_vs_retrain`` (Retrain's wall time / the method's) and the
+    membership leak flag against Retrain's attack AUC.
+    """
+    flat = {k: v for k, v in flatten({k: v for k, v in entry.items() if not k.startswith("_")}).items()}
+    forget_keys = [k for k in flat if k.startswith(("splits.forget.", "distinguishability.", "membership.",
+                                                     "drift.forget.")) or (k.startswith("probes.")
+                                                                           and k.endswith(".forget"))]
+    retain_keys = [k for k in flat if k.startswith(("splits.retain.", "splits.val.", "splits.calibration.",
+                                                     "splits.test.", "drift.test.")) or (k.startswith("probes.")
+                                                                                         and k.endswith(".test"))]
+    out: dict[str, Any] = {}
+    if retrain is not None:
+        ref = {k: v for k, v in retrain.items() if not k.startswith("_")}
+        out["vs_retrain"] = forget_gap(flat, flatten(ref), forget_keys)
+        rt, mt = retrain.get("wall_time_s"), entry.get("wall_time_s")
+        if isinstance(rt, (int, float)) and isinstance(mt, (int, float)) and mt > 0:
+            out["speedup_vs_retrain"] = float(rt) / float(mt)
+        auc, ref_auc = (entry.get("membership") or {}).get("attack_auc"), (retrain.get("membership") or {}).get("attack_auc")
+        if auc is not None and ref_auc is not None:
+            out["leak"] = leak_flag(auc, reference_auc=ref_auc)
+    if original is not None:
+        orig = {k: v for k, v in original.items() if not k.startswith("_")}
+        out["vs_original"] = retention_change(flat, flatten(orig), retain_keys)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- LiRA
+
+def train_shadows(prepared, df_rows: Sequence[int], model_config, train_config, *, shadows: int = 4,
+                  epochs: int | None = None, seed: int = 0, progress: bool = False,
+                  targets: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
+    """Train ``shadows`` models, each on a random half of the population, for LiRA.
+
+    The population is every trained row of the original (Dr and Df) plus the test rows; the assignment
+    gives every row to exactly ``shadows / 2`` shadows (the balanced "keep" matrix of Carlini et al.), so
+    every target has "in" and "out" shadows. Each shadow is :func:`~graphdel.training.loop.train_model`
+    with the original recipe (``epochs`` overrides the epoch count: quick shadows), seed ``seed + s``,
+    early-stopped on val as the original was.
+
+    Returns:
+        ``{"rows": [P] population rows, "keep": [S, P] bool, "signals": {set: [S, N] similarity of the
+        set's pairs under each shadow}, "targets": {set: rows}, "epochs": int, "wall_time_s": float}``.
+    """
+    from dataclasses import replace
+
+    from graphdel.models.joint import build_model
+    from graphdel.training.loop import train_model
+
+    if shadows < 4:
+        raise ValueError(f"LiRA needs >= 4 shadow models, got {shadows}")
+    t0 = time.perf_counter()
+    population = sorted(set(prepared.trained_rows()) | set(prepared.corpus.rows("test")))
+    rng = np.random.default_rng(seed)
+    keep = np.argsort(rng.random((shadows, len(population))), axis=0) < shadows // 2
+    cfg = replace(train_config, epochs=epochs or train_config.epochs)
+    targets = dict(targets or {"forget": list(df_rows), "test": prepared.corpus.rows("test")})
+    val = prepared.sets()["val"]
+    signals: dict[str, list[np.ndarray]] = {k: [] for k in targets}
+    pop = np.asarray(population)
+    for s in range(shadows):
+        torch.manual_seed(seed + s)
+        model = build_model(model_config)
+        half = prepared.data.subset(pop[keep[s]].tolist(), f"shadow{s}")
+        model = train_model(model, half, val, replace(cfg, seed=seed + s), progress=progress).model
+        for name, rows in targets.items():
+            e = embed_pairs(model, prepared.data.subset(list(rows), name))
+            signals[name].append((e.z_x * e.z_t).sum(1).double().numpy())
+    return {"rows": population, "keep": keep, "targets": {k: list(v) for k, v in targets.items()},
+            "signals": {k: np.stack(v) for k, v in signals.items()}, "epochs": cfg.epochs,
+            "wall_time_s": time.perf_counter() - t0}
+
+
+def _in_out(shadows: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray]:
+    pos = {r: i for i, r in enumerate(shadows["rows"])}
+    cols = np.asarray([pos[r] for r in shadows["targets"][name]])
+    is_in = shadows["keep"][:, cols]
+    vals = shadows["signals"][name]
+    return np.where(is_in, vals, np.nan), np.where(is_in, np.nan, vals)
+
+
+def lira_membership(sig: Mapping[str, PairSignals], shadows: Mapping[str, Any]) -> dict[str, Any]:
+    """LiRA (online, per-example Gaussians with a pooled variance) on the pair similarity: the attacked
+    model's Df against test. ``lira_auc`` labels Df 1 and test 0 (as the signal attack does)."""
+    parts = {}
+    for name in ("forget", "test"):
+        if name not in sig or name not in shadows["targets"]:
+            return {"lira_note": f"LiRA skipped: no shadow signals for {name}"}
+        s_in, s_out = _in_out(shadows, name)
+        parts[name] = lira_scores(sig[name].similarity, s_in, s_out, fix_variance=True)
+    y = np.concatenate([np.ones(parts["forget"].size), np.zeros(parts["test"].size)])
+    return {"lira_auc": lira_auc(np.concatenate([parts["forget"], parts["test"]]), y),
+            "lira_shadows": int(shadows["keep"].shape[0]), "lira_shadow_epochs": int(shadows["epochs"])}
+
+
+# ------------------------------------------------------------------------------------------- runs -> report
+
+def _model_names(runs) -> list[str]:
+    methods = [r.config.get("method") or r.path.name for r in runs]
+    return [m if methods.count(m) == 1 else f"{m} ({r.path.name})" for m, r in zip(methods, runs)]
+
+
+def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, original=None,
+                  measurements: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
+                  log=print) -> dict[str, Any]:
+    """Evaluate unlearned runs that share one original (their ``config.parent``) and one request.
+
+    Roles: the run whose method is ``retrain`` is the reference; the parent is the original; every other
+    run is a method. ``measurements`` maps a run folder name to ``{"peak_mem_mb", "peak_mem_method"}``
+    measured by the caller (the demo), since a run folder does not record memory.
+
+    Returns:
+        ``{"results": ..., "plots": ..., "names": {name: Run}, "original": Run, "reference": Run | None,
+        "entries": {name: entry}}`` where ``results``/``plots`` are in the layout of
+        :func:`graphdel.evaluation.report.write_report`.
+    """
+    from graphdel import api
+    from graphdel.errors import InvalidInputError
+    from graphdel.evaluation.certificate import canonical_json_sha256
+    from graphdel.evaluation.summary import summary_score, thresholds
+    from graphdel.runs import Run
+
+    cfg = config or SuiteConfig()
+    runs = [r if isinstance(r, Run) else Run.load(r) for r in runs]
+    if not runs:
+        raise InvalidInputError("give at least one unlearned run")
+    not_forget = [str(r.path) for r in runs if r.config.get("kind") != "forget" or not (r.path / "request.json").is_file()]
+    if not_forget:
+        raise InvalidInputError(f"not unlearned runs (no parent/request): {not_forget}")
+    parents = {r.config["parent"]["weights_sha256"] for r in runs}
+    if len(parents) != 1:
+        raise InvalidInputError("the runs were unlearned from different original models; report them separately")
+    requests = {canonical_json_sha256(_read_json(r.path / "request.json")) for r in runs}
+    if len(requests) != 1:
+        raise InvalidInputError("the runs unlearned different deletion requests; report them separately")
+    if original is None:
+        original = Run.load(runs[0].config["parent"]["path"])
+    elif not isinstance(original, Run):
+        original = Run.load(original)
+    refs = [r for r in runs if r.config.get("method") == "retrain"]
+    reference = refs[0] if refs else None
+    names = dict(zip(_model_names(runs), runs))
+
+    log(f"evaluating {len(runs)} runs against original {original.path}"
+        + (f" and Retrain {reference.path}" if reference else " (no Retrain run: forgetting is not judged)"))
+    prepared = api.load_run_data(original, progress=progress)
+    request = api._load_request_any(prepared, runs[0].path / "request.json")
+    df_rows = request.rows(prepared.corpus)
+    sets = suite_sets(prepared, df_rows, chunks=cfg.chunks, seed=cfg.seed)
+    shadows = None
+    if cfg.lira_shadows:
+        from graphdel.models.joint import ModelConfig
+        from graphdel.training.loop import TrainConfig
+
+        log(f"training {cfg.lira_shadows} LiRA shadow models on random halves ...")
+        rows_of = lambda s: [int(r) for r in sets[s].rows.tolist()]
+        shadows = train_shadows(prepared, df_rows, ModelConfig.from_dict(original.config["model"]),
+                                TrainConfig(**original.config["train"]), shadows=cfg.lira_shadows,
+                                epochs=cfg.lira_epochs, seed=cfg.seed, progress=progress,
+                                targets={"forget": rows_of("forget"), "test": rows_of("test")})
+
+    entries: dict[str, dict] = {}
+    sigs: dict[str, dict] = {}
+    log("  original ...")
+    entries["original"], sigs["original"] = evaluate_model(original.model, sets, config=cfg, corpus=prepared.corpus,
+                                                           shadows=shadows)
+    entries["original"].update(role="original", method="original", path=str(original.path),
+                               wall_time_s=original.metrics.get("wall_time_s"))
+    for name, run in names.items():
+        log(f"  {name} ...")
+        entry, sig = evaluate_model(run.model, sets, config=cfg, corpus=prepared.corpus,
+                                    original_signals=sigs["original"], shadows=shadows)
+        entry.update(role="reference" if run is reference else "method", method=run.config.get("method"),
+                     path=str(run.path), wall_time_s=run.metrics.get("wall_time_s"),
+                     **{k: v for k, v in (measurements or {}).get(run.path.name, {}).items()})
+        entries[name], sigs[name] = entry, sig
+    ref_name = next((n for n, r in names.items() if r is reference), None)
+    for name in names:
+        entries[name].update(compare_to_references(entries[name], retrain=entries[ref_name] if ref_name else None,
+                                                   original=entries["original"]))
+
+    plots: dict[str, Any] = {"similarities": {}, "roc": {}, "embeddings": {}}
+    for name, entry in entries.items():
+        arrays = entry.pop("_arrays")
+        plots["similarities"][name] = {k: v for k, v in arrays["similarity"].items()
+                                       if k in ("forget", "retain", "test")}
+        if arrays.get("roc") is not None:
+            plots["roc"][name] = arrays["roc"]
+        parts = [sigs[name][k].emb.z_x for k in ("forget", "retain", "test") if k in sigs[name]]
+        mask = np.concatenate([np.full(sigs[name][k].emb.z_x.size(0), k == "forget")
+                               for k in ("forget", "retain", "test") if k in sigs[name]])
+        plots["embeddings"][name] = (torch.cat(parts).numpy(), mask)
+
+    methods = {n: entries[n] for n in names if n != ref_name}
+    summary: dict[str, Any] = {}
+    if ref_name:
+        summary["scores"] = summary_score(methods, entries[ref_name], entries["original"])
+        summary["thresholds"] = {n: thresholds(e, entries[ref_name], entries["original"]) for n, e in methods.items()}
+    order = (summary.get("scores") or {}).get("ranking") or list(methods)
+    corpus = prepared.corpus
+    shown = ["original"] + ([ref_name] if ref_name else []) + order[:3]
+    examples = []
+    for k, r in enumerate(sets["forget"].rows.tolist()[:5]):
+        ex = {"pair_id": corpus.pair_ids[r], "caption": _short(corpus.texts[r])}
+        for n in shown:
+            ex[f"sim {n}"] = float(sigs[n]["forget"].similarity[k])
+        examples.append(ex)
+    rq = _read_json(runs[0].path / "request.json")
+    # methods in ranking order (best first), so the first screen reads top-down
+    entries = {n: entries[n] for n in ["original"] + ([ref_name] if ref_name else []) + order
+               + [n for n in entries if n not in order and n not in ("original", ref_name)]}
+    title = (f"graphdel unlearning report: {len(methods)} method(s) vs Retrain on {rq.get('count')} deleted "
+             f"pairs of {corpus.source}")
+    if summary.get("thresholds") and order:
+        passing = [n for n, t in summary["thresholds"].items() if all(v.get("passed") for v in t.values())]
+        best = summary["scores"]["methods"][order[0]]["score"]
+        title += (f" — best: {order[0]} (score {best:.2f}); {len(passing)} of {len(methods)} pass every target"
+                  if best is not None else "")
+    results = {
+        "title": title,
+        "request": {"description": rq.get("description"), "pairs": rq.get("count"), "by": rq.get("by"),
+                    "seed": rq.get("seed"), "source": rq.get("source"), "source_hash": rq.get("source_hash"),
+                    "original": str(original.path), "reference": str(reference.path) if reference else None,
+                    "evaluation_seed": cfg.seed, "Dr chunks": cfg.chunks,
+                    "sets": {k: len(v) for k, v in sets.items()},
+                    **({"lira_shadow_training_s": round(shadows["wall_time_s"], 1)} if shadows else {})},
+        "models": entries,
+        "summary": summary,
+        "examples": examples,
+    }
+    return {"results": results, "plots": plots, "names": names, "original": original, "reference": reference,
+            "entries": entries, "config": cfg}
+
+
+def _short(s: str, n: int = 90) -> str:
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+def _read_json(path) -> dict:
+    import json
+
+    return json.loads(open(path, encoding="utf-8").read())
+
+
+def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the report (:func:`~graphdel.evaluation.report.write_report`) and one evaluated certificate
+    per unlearned run into ``out_dir/certificates/<run folder name>.json`` (run folders are never
+    written). Returns ``write_report``'s file map plus the certificate paths."""
+    from pathlib import Path
+
+    from graphdel.evaluation.certificate import evaluated_certificate
+    from graphdel.evaluation.report import write_report
+    from graphdel.io import atomic_write_json, sha256_file
+
+    out_dir = Path(out_dir)
+    written = write_report(out_dir, audit["results"], audit["plots"])
+    reference = audit["reference"]
+    thr = (audit["results"].get("summary") or {}).get("thresholds") or {}
+    cfg = audit["config"]
+    for name, run in audit["names"].items():
+        entry = audit["entries"][name]
+        cert = evaluated_certificate(
+            run.path, entry=entry, seed=cfg.seed, pool_size=cfg.pool_size,
+            reference_path=reference.path if reference else None,
+            reference_weights_sha256=sha256_file(reference.path / "model.safetensors") if reference else None,
+            vs_retrain=entry.get("vs_retrain"), thresholds=thr.get(name), original_path=audit["original"].path)
+        rel = f"certificates/{run.path.name}.json"
+        atomic_write_json(cert, out_dir / rel)
+        written[rel] = (out_dir / rel).resolve()
+    return written
+
+
+def short_table(audit: Mapping[str, Any]) -> str:
+    """A few-line plain-text table of the outcome (for the terminal)."""
+    results = audit["results"]
+    entries = results["models"]
+    scores = ((results.get("summary") or {}).get("scores") or {}).get("methods") or {}
+    thr = (results.get("summary") or {}).get("thresholds") or {}
+    ref = next((e for e in entries.values() if e["role"] == "reference"), None)
+    head = f"{'model':<14} {'role':<9} {'Df MRR':>7} {'ΔRetrain':>9} {'test MRR':>8} {'attack':>6} {'time s':>7} {'score':>6}  verdict"
+    lines = [head, "-" * len(head)]
+    get = lambda e, *ks: _dig(e, ks)
+    for name, e in entries.items():
+        df = get(e, "splits", "forget", f"pool{audit['config'].pool_size}", "g2t_mrr")
+        rdf = get(ref, "splits", "forget", f"pool{audit['config'].pool_size}", "g2t_mrr") if ref else None
+        gap = "" if df is None or rdf is None or e["role"] != "method" else f"{df - rdf:+.3f}"
+        test = get(e, "splits", "test", f"pool{audit['config'].pool_size}", "g2t_mrr")
+        auc = get(e, "membership", "attack_auc")
+        t = e.get("wall_time_s")
+        sc = (scores.get(name) or {}).get("score")
+        verdict = ""
+        if name in thr:
+            passed = [v.get("passed") for v in thr[name].values()]
+            verdict = "FAIL" if False in passed else ("PASS" if None not in passed else "?")
+        f = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"
+        lines.append(f"{name[:14]:<14} {e['role'][:9]:<9} {f(df):>7} {gap:>9} {f(test):>8} {f(auc, 2):>6} "
+                     f"{f(t, 1):>7} {f(sc, 2) if sc is not None else '':>6}  {verdict}")
+    return "\n".join(lines)
+
+
+def _dig(d, keys):
+    for k in keys:
+        if not isinstance(d, Mapping) or k not in d:
+            return None
+        d = d[k]
+    return d if isinstance(d, (int, float)) else None
+
+
+class Audit:
+    """The outcome of :func:`evaluate_runs`: ``results`` (the report layout), ``plots``, and
+    :meth:`save` to write the report folder with its certificates."""
+
+    def __init__(self, audit: Mapping[str, Any]) -> None:
+        self._audit = dict(audit)
+        self.results = self._audit["results"]
+        self.plots = self._audit["plots"]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._audit[key]
+
+    def save(self, out_dir) -> dict[str, Any]:
+        """Write report.md, report.html, metrics.json, plots/ and certificates/ into ``out_dir``."""
+        return write_audit(out_dir, self._audit)
+
+    def table(self) -> str:
+        return short_table(self._audit)
+
+    def __repr__(self) -> str:
+        return f"Audit({list(self.results['models'])})"

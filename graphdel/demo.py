@@ -1,0 +1,229 @@
+"""``graphdel demo``: the whole story on the embedded corpus, end to end.
+
+1. train the original model, or reuse a finished earlier run with the same resolved configuration and
+   data (the *run cache*: ``$GRAPHDEL_CACHE/runs/train-<hash>`` when ``GRAPHDEL_CACHE`` is set, else
+   ``<out>/../.graphdel-runs/train-<hash>``; the hash covers the resolved data, model and training
+   configs and the corpus content hash, and a cached run is used only if its ``config.json`` matches);
+2. make the default deletion request: 5% of the training molecules, seed 0;
+3. run Retrain and every registered method (Retrain is trained once and shared: it is both the
+   ``retrain`` method's model and the evaluation reference);
+4. evaluate them all (:func:`graphdel.evaluation.suite.evaluate_runs`) and write the report, the
+   metrics and one evaluated certificate per run.
+
+Output folder::
+
+    OUT/
+      report.html, report.md, metrics.json, plots/   the report
+      certificates/<method>.json                      evaluated deletion certificates
+      runs/<method>/                                  the unlearned run folders
+      request.json                                    the deletion request
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["DemoConfig", "run_demo", "run_cache_dir", "cached_train", "QUICK_OVERRIDES"]
+
+#: Method overrides for ``--quick`` so that the whole demo fits in a few minutes on a laptop CPU
+#: (methods whose epochs pass over Dr get one pass).
+QUICK_OVERRIDES: dict[str, list[str]] = {"ft": ["epochs=1"], "scrub": ["epochs=2", "retain_steps=4"],
+}
+
+
+@dataclass
+class DemoConfig:
+    """Settings of :func:`run_demo`.
+
+    Attributes:
+        out: the output folder (must not exist, or be empty).
+        quick: the small setting (:func:`graphdel.api.quick_configs` and :data:`QUICK_OVERRIDES`).
+        data: dataset spec (default: the embedded ``drugs`` corpus).
+        fraction: share of the training molecules to delete.
+        seed: seed of the request, the unlearning runs and the evaluation.
+        methods: methods to run besides Retrain (default: every registered method).
+        lira_shadows, lira_epochs: the optional LiRA attack (0 = off).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        progress: progress bars and step lines.
+    """
+
+    out: str | Path
+    quick: bool = False
+    data: str = "drugs"
+    fraction: float = 0.05
+    seed: int = 0
+    methods: Sequence[str] | None = None
+    lira_shadows: int = 0
+    lira_epochs: int | None = None
+    device: str = "auto"
+    progress: bool = True
+    overrides: dict = field(default_factory=dict)
+
+
+def run_cache_dir(out: str | Path) -> Path:
+    """Where finished original runs are cached (see the module docstring)."""
+    env = os.environ.get("GRAPHDEL_CACHE")
+    if env:
+        return Path(env) / "runs"
+    return Path(out).resolve().parent / ".graphdel-runs"
+
+
+def _resolved(data, model_config, train_config, content_hash: str) -> dict:
+    return {"data": {**asdict(data), "content_hash": content_hash}, "model": model_config.to_dict(),
+            "train": train_config.to_dict()}
+
+
+def _matches(run_config: dict, resolved: dict) -> bool:
+    data = {k: v for k, v in run_config.get("data", {}).items() if k in resolved["data"]}
+    return (run_config.get("kind") == "train" and not run_config.get("excluded_ids")
+            and data == resolved["data"] and run_config.get("model") == resolved["model"]
+            and run_config.get("train") == resolved["train"])
+
+
+def cached_train(data, model_config, train_config, *, cache: Path, prepared=None, progress: bool = True,
+                 log: Callable[[str], None] = print):
+    """Train the original model, or reuse a finished cached run with the same resolved config and data.
+
+    Returns ``(run, prepared, reused)``.
+    """
+    from graphdel import api
+    from graphdel.models.joint import ModelConfig
+    from graphdel.runs import Run
+
+    corpus = api.load_corpus(data)
+    model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality})
+    resolved = _resolved(data, model_config, train_config, corpus.content_hash())
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    folder = cache / f"train-{digest}"
+    prepared = prepared or api.prepare(data, model_config, corpus=corpus, progress=progress)
+    if (folder / "config.json").is_file():
+        try:
+            run = Run.load(folder)
+            if _matches(run.config, resolved):
+                log(f"      reusing the cached original model {folder}")
+                return run, prepared, True
+            log(f"      cached run {folder} does not match this configuration; training a new one")
+        except Exception as e:  # an unreadable cache entry is ignored, never trusted
+            log(f"      ignoring unreadable cached run {folder}: {e}")
+        folder = cache / f"train-{digest}-{int(time.time())}"
+    run = api.train(data, train_config, model_config, out=folder, progress=progress, prepared=prepared)
+    return run, prepared, False
+
+
+def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the demo (see the module docstring). Returns ``{"report": path of report.html, "audit": ...,
+    "files": {...}, "wall_time_s": float}``."""
+    from graphdel import api
+    from graphdel.errors import ConfigError, RunError
+    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, measure, short_table, write_audit
+    from graphdel.io import atomic_write_json
+    from graphdel.training.loop import resolve_device
+    from graphdel.unlearning import available_methods, get_method, parse_overrides
+
+    log = log or (lambda s: print(s, flush=True))
+    t_start = time.perf_counter()
+    out = Path(cfg.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"output folder {out} already exists and is not empty; choose another --out or remove it")
+    methods = list(cfg.methods) if cfg.methods else [n for n, _, _ in available_methods() if n != "retrain"]
+    overrides = {m: list(QUICK_OVERRIDES.get(m, [])) if cfg.quick else [] for m in methods}
+    for m, extra in (cfg.overrides or {}).items():
+        overrides.setdefault(m, []).extend(extra)
+    for m in methods:  # refuse a bad method or key before any work
+        parse_overrides(get_method(m).Config, overrides.get(m) or [])
+    device = str(resolve_device(cfg.device))
+
+    if cfg.quick:
+        data, model_config, train_config = api.quick_configs(cfg.data)
+    else:
+        data, model_config, train_config = api.DataConfig(source=cfg.data), api.ModelConfig(), api.TrainConfig()
+    train_config = replace(train_config, device=cfg.device)
+
+    log(f"[1/4] original model ({'quick' if cfg.quick else 'full'} setting, data {cfg.data})")
+    original, prepared, reused = cached_train(data, model_config, train_config, cache=run_cache_dir(out),
+                                              progress=cfg.progress, log=log)
+    log(f"      {original.path} (test pool-64 g2t MRR "
+        f"{original.metrics['splits']['test']['pool64']['g2t_mrr']:.3f}"
+        f"{', reused' if reused else ''})")
+
+    log(f"[2/4] deletion request: {100 * cfg.fraction:g}% of the training molecules, seed {cfg.seed}")
+    request = api.make_request(original, random_amount=cfg.fraction, by="molecule", seed=cfg.seed,
+                               prepared=prepared)
+    out.mkdir(parents=True, exist_ok=True)
+    request.save(out / "request.json", prepared.corpus)
+    log(f"      {len(request)} pairs to forget ({request.description})")
+
+    retrained: dict[tuple, Any] = {}
+
+    def retrain_fn(prep, dr_rows):
+        key = tuple(sorted(dr_rows))
+        if key not in retrained:
+            log("      training Retrain from scratch on Dr (once; shared with the evaluation)")
+            retrained[key] = api.retrain_model(prep, dr_rows, original_model_config(original),
+                                               train_config_of(original), progress=cfg.progress)
+        return retrained[key]
+
+    log(f"[3/4] unlearning with retrain + {len(methods)} methods: {', '.join(methods)}")
+    runs, measurements, skipped = [], {}, {}
+    for i, method in enumerate(["retrain"] + methods, start=1):
+        log(f"      ({i}/{len(methods) + 1}) {method}"
+            + (f" [{' '.join(overrides.get(method) or [])}]" if overrides.get(method) else ""))
+        with measure() as m:
+            try:
+                run = api.forget(original, request, method=method, overrides=overrides.get(method) or None,
+                                 out=out / "runs" / method, seed=cfg.seed, device=device, progress=cfg.progress,
+                                 prepared=prepared, retrain_fn=retrain_fn)
+            except ConfigError as e:  # a method that does not apply to this model (e.g. needs a hook)
+                if method == "retrain" or cfg.methods:
+                    raise
+                skipped[method] = str(e)
+                log(f"            skipped: {e}")
+                continue
+        measurements[run.path.name] = {"peak_mem_mb": m["peak_mem_mb"], "peak_mem_method": m["peak_mem_method"]}
+        runs.append(run)
+        log(f"            {run.metrics['wall_time_s']:.1f} s, Df pool-64 g2t MRR "
+            f"{run.metrics['splits']['forget']['pool64']['g2t_mrr']:.3f}")
+
+    log("[4/4] evaluating and writing the report")
+    suite_cfg = SuiteConfig(seed=cfg.seed, lira_shadows=cfg.lira_shadows, lira_epochs=cfg.lira_epochs,
+                            device=device)
+    audit = evaluate_runs(runs, config=suite_cfg, original=original, measurements=measurements,
+                          progress=False, log=lambda s: log("      " + s.strip()))
+    audit["results"]["request"]["run cache"] = str(original.path)
+    if skipped:
+        audit["results"]["request"]["methods skipped"] = skipped
+    files = write_audit(out, audit)
+    wall = time.perf_counter() - t_start
+    atomic_write_json({"wall_time_s": wall, "quick": cfg.quick, "data": cfg.data, "original": str(original.path),
+                       "original_reused": reused, "methods": methods, "overrides": overrides,
+                       "skipped": skipped},
+                      out / "demo.json")
+    log("")
+    log(short_table(audit))
+    log("")
+    log(f"demo finished in {wall:.0f} s")
+    log(f"report: {files['report.html']}")
+    return {"report": files["report.html"], "audit": audit, "files": files, "wall_time_s": wall}
+
+
+def original_model_config(run):
+    from graphdel.models.joint import ModelConfig
+
+    return ModelConfig.from_dict(run.config["model"])
+
+
+def train_config_of(run):
+    from graphdel.training.loop import TrainConfig
+
+    return TrainConfig(**run.config["train"])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use `graphdel demo`")

@@ -1,0 +1,167 @@
+"""The evaluation suite end to end on the tiny CSV corpus, plus its pure helpers on hand-made arrays."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import graphdel as gd
+from graphdel import api
+from graphdel.evaluation.suite import (SuiteConfig, _derangement, compare_to_references, evaluate_model,
+                                       evaluate_runs, measure, pair_signals, retrieval_metrics, suite_sets,
+                                       train_shadows, write_audit)
+from graphdel.training.loop import TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models: OpenMP start-up and contention dominate (20 s vs 0.3 s for a tiny training on a busy box).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def tiny_runs(tiny_csv, tmp_path):
+    """An original run, a Retrain run and a MultiDelete run of one request on the 12-molecule corpus."""
+    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True,
+                        progress=False)
+    prepared = api.load_run_data(original, progress=False)
+    request = api.make_request(original, ids=["aspirin#0", "ethanol#0"], by="pair", prepared=prepared)
+    runs = [api.forget(original, request, method=m, out=tmp_path / m, progress=False, prepared=prepared,
+                       overrides=["epochs=1"] if m != "retrain" else None)
+            for m in ("retrain", "multidelete")]
+    return original, prepared, request, runs
+
+
+def test_derangement_never_pairs_an_item_with_itself():
+    items = np.array([0, 0, 1, 2, 2, 3])
+    j = _derangement(items, seed=0)
+    assert (items[j] != items).all()
+    assert _derangement(np.array([5, 5, 5]), 0) is None
+    assert _derangement(np.array([1]), 0) is None
+
+
+def test_compare_to_references_signs():
+    method = {"splits": {"forget": {"pool64": {"g2t_mrr": 0.5}}, "test": {"pool64": {"g2t_mrr": 0.6}}},
+              "membership": {"attack_auc": 0.9}, "wall_time_s": 2.0}
+    retrain = {"splits": {"forget": {"pool64": {"g2t_mrr": 0.4}}, "test": {"pool64": {"g2t_mrr": 0.7}}},
+               "membership": {"attack_auc": 0.55}, "wall_time_s": 20.0}
+    original = {"splits": {"forget": {"pool64": {"g2t_mrr": 0.9}}, "test": {"pool64": {"g2t_mrr": 0.65}}}}
+    out = compare_to_references(method, retrain=retrain, original=original)
+    assert out["vs_retrain"]["splits.forget.pool64.g2t_mrr"] == pytest.approx(0.1)
+    assert out["vs_retrain"]["membership.attack_auc"] == pytest.approx(0.35)
+    assert "splits.test.pool64.g2t_mrr" not in out["vs_retrain"]  # test is judged against the original
+    assert out["vs_original"] == {"splits.test.pool64.g2t_mrr": pytest.approx(-0.05)}
+    assert out["speedup_vs_retrain"] == pytest.approx(10.0)
+    assert out["leak"] == "remembers"
+
+
+def test_measure_reports_time_and_memory():
+    with measure() as m:
+        x = np.ones(20_000_000)  # 160 MB
+        x.sum()
+    assert m["wall_time_s"] > 0 and m["peak_mem_mb"] > 50
+    assert "RSS" in m["peak_mem_method"] or "ru_maxrss" in m["peak_mem_method"]
+
+
+def test_suite_on_the_tiny_corpus(tiny_runs):
+    original, prepared, request, (retrain, multidelete) = tiny_runs
+    df_rows = request.rows(prepared.corpus)
+    sets = suite_sets(prepared, df_rows, chunks=5, seed=0)
+    assert set(sets) == {"forget", "retain", "calibration", "val", "test", "dr"}
+    assert len(sets["forget"]) == 2 and len(sets["retain"]) == 2
+    assert not set(sets["dr"].rows.tolist()) & set(df_rows)
+    # retrieval of the suite equals what `forget` recorded (same sets, same seeds)
+    entry_o, sig_o = evaluate_model(original.model, sets, corpus=prepared.corpus)
+    entry, _ = evaluate_model(multidelete.model, sets, corpus=prepared.corpus, original_signals=sig_o)
+    for split in ("forget", "retain", "test"):
+        assert entry["splits"][split]["pool64"] == multidelete.metrics["splits"][split]["pool64"]
+        assert 0.0 <= entry["splits"][split]["match_acc"] <= 1.0
+        assert 0.0 <= entry["splits"][split]["match_bal_acc"] <= 1.0
+    assert 0.0 <= entry["distinguishability"]["mean"] <= 1.0
+    assert entry["distinguishability"]["score"] == "matching probability"
+    assert "similarity" in entry["distinguishability"]
+    m = entry["membership"]
+    assert 0.0 <= m["attack_auc"] <= 1.0 and 0.0 <= m["member_rate"] <= 1.0
+    assert set(entry["probes"]) == {"logp", "tpsa", "aromatic"}
+    assert set(entry["drift"]) == {"forget", "test"}
+    assert entry_o.get("drift") is None
+    # the original's own drift is 1
+    e2, _ = evaluate_model(original.model, sets, corpus=prepared.corpus, original_signals=sig_o)
+    assert e2["drift"]["test"]["graph"] == pytest.approx(1.0)
+    sig = pair_signals(original.model, sets["test"])
+    assert sig.features().shape == (len(sets["test"]), 4)
+    assert np.allclose(sig.similarity, sig_o["test"].similarity)
+
+
+def test_probes_skip_for_other_modalities(tiny_runs):
+    original, prepared, request, _ = tiny_runs
+    sets = suite_sets(prepared, request.rows(prepared.corpus))
+
+    class NotMolecules:
+        modality = "kg"
+
+    entry, _ = evaluate_model(original.model, sets, corpus=NotMolecules())
+    assert "need molecules" in entry["probes"]["note"]
+
+
+def test_evaluate_runs_and_report(tiny_runs, tmp_path):
+    original, prepared, request, runs = tiny_runs
+    audit = evaluate_runs([p.path for p in runs], config=SuiteConfig(), progress=False, log=lambda s: None)
+    models = audit["results"]["models"]
+    assert models["original"]["role"] == "original"
+    assert models["retrain"]["role"] == "reference"
+    assert models["multidelete"]["role"] == "method"
+    assert "vs_retrain" in models["multidelete"] and "vs_original" in models["multidelete"]
+    assert models["multidelete"]["speedup_vs_retrain"] > 0
+    files = write_audit(tmp_path / "report", audit)
+    for rel in ("report.md", "report.html", "metrics.json", "plots/attack_roc.png", "plots/metrics_vs_retrain.png",
+                "plots/similarity_multidelete.png", "plots/embedding_multidelete.png",
+                "certificates/multidelete.json", "certificates/retrain.json"):
+        assert rel in files and files[rel].is_file(), rel
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["summary"]["scores"]["ranking"] == ["multidelete"]
+    cert = json.loads((tmp_path / "report" / "certificates" / "multidelete.json").read_text())
+    assert cert["evaluation"]["reference"] == str(runs[0].path.resolve())
+    assert set(cert["evaluation"]["thresholds"]) == {"forget_mrr_vs_retrain", "test_mrr_drop", "time_vs_retrain"}
+    # the run folders were not written
+    assert not (runs[1].path / "report.html").exists()
+    assert sorted(p.name for p in runs[1].path.iterdir()) == sorted(
+        ["certificate.json", "config.json", "history.json", "log.json", "metrics.json", "model.safetensors",
+         "model_config.json", "request.json"])
+
+
+def test_evaluate_runs_refuses_mixed_requests(tiny_runs, tmp_path):
+    original, prepared, _, runs = tiny_runs
+    other = api.make_request(original, ids=["caffeine#0"], by="pair", prepared=prepared)
+    odd = api.forget(original, other, method="multidelete", overrides=["epochs=1"], out=tmp_path / "odd",
+                     progress=False, prepared=prepared)
+    with pytest.raises(gd.api.InvalidInputError, match="different deletion requests"):
+        evaluate_runs([runs[0].path, odd.path], progress=False, log=lambda s: None)
+
+
+def test_lira_with_real_shadow_models(tiny_runs):
+    original, prepared, request, (retrain, multidelete) = tiny_runs
+    df_rows = request.rows(prepared.corpus)
+    sets = suite_sets(prepared, df_rows)
+    shadows = train_shadows(prepared, df_rows, original.model.config, TrainConfig(epochs=1, batch_size=4),
+                            shadows=4, seed=0)
+    assert shadows["keep"].shape[0] == 4
+    assert (shadows["keep"].sum(0) == 2).all()  # every row is "in" for exactly half the shadows
+    assert shadows["signals"]["forget"].shape == (4, len(df_rows))
+    entry, _ = evaluate_model(multidelete.model, sets, config=SuiteConfig(lira_shadows=4), corpus=prepared.corpus,
+                              shadows=shadows)
+    assert 0.0 <= entry["membership"]["lira_auc"] <= 1.0
+    assert entry["membership"]["lira_shadows"] == 4
+    with pytest.raises(ValueError, match=">= 4"):
+        SuiteConfig(lira_shadows=2)
+
+
+def test_retrieval_metrics_still_works(tiny_runs):
+    original, prepared, _, _ = tiny_runs
+    out = retrieval_metrics(original.model, {"test": prepared.sets()["test"], "empty": prepared.data.subset([])})
+    assert set(out) == {"test"}
+    assert out["test"] == original.metrics["splits"]["test"]

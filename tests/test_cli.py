@@ -1,0 +1,56 @@
+"""The report / verify / demo subcommands of the `graphdel` command."""
+
+import json
+
+import pytest
+import torch
+
+import graphdel as gd
+from graphdel import api
+from graphdel.cli import build_parser, main
+from graphdel.training.loop import TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_new_commands_are_listed():
+    help_text = build_parser().format_help()
+    for cmd in ("report", "verify", "demo", "train", "forget", "evaluate"):
+        assert cmd in help_text
+    demo_help = build_parser()._subparsers._group_actions[0].choices["demo"].format_help()
+    assert "--quick" in demo_help and "--data" not in demo_help  # --data is an advanced, hidden option
+
+
+def test_report_command(tiny_csv, tmp_path, capsys):
+    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig",
+                        quick=True, progress=False)
+    prepared = api.load_run_data(original, progress=False)
+    request = api.make_request(original, ids=["aspirin#0", "ethanol#0"], by="pair", prepared=prepared)
+    paths = [api.forget(original, request, method=m, out=tmp_path / m, progress=False, prepared=prepared,
+                        overrides=None if m == "retrain" else ["epochs=1"]).path
+             for m in ("retrain", "multidelete", "neggrad")]
+    out = tmp_path / "rep"
+    assert main(["report", *map(str, paths), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {(out / 'report.html').resolve()}" in printed
+    for rel in ("report.md", "report.html", "metrics.json", "certificates/multidelete.json",
+                "certificates/neggrad.json", "certificates/retrain.json", "plots/attack_roc.png"):
+        assert (out / rel).is_file(), rel
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["summary"]["scores"]["ranking"]) == {"multidelete", "neggrad"}
+    first_screen = (out / "report.md").read_text().split("| model |")[0]
+    assert "multidelete" in first_screen and "neggrad" in first_screen  # verdicts come first
+    assert main(["verify", str(out / "certificates" / "neggrad.json")]) == 0
+
+
+def test_report_refuses_too_few_shadows_and_non_runs(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r"), "--lira-shadows", "2"]) == 2
+    assert "at least 4" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
+    assert "graphdel: error:" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""`graphdel demo --quick` on the tiny CSV corpus: every file, one shared Retrain, the run cache."""
+
+import json
+
+import pytest
+import torch
+
+from graphdel.cli import main
+from graphdel.demo import DemoConfig, run_demo
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch):
+    import graphdel.api as api
+
+    calls = []
+    real = api.retrain_model
+    monkeypatch.setattr(api, "retrain_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--data", f"csv:{tiny_csv}", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert len(calls) == 1  # one Retrain, shared by the `retrain` method and the evaluation reference
+    from graphdel.unlearning import available_methods
+
+    demo = json.loads((out / "demo.json").read_text())
+    methods = ["retrain"] + [n for n in demo["methods"] if n not in demo["skipped"]]
+    assert set(methods) | set(demo["skipped"]) == {n for n, _, _ in available_methods()}
+    assert "multidelete" in methods
+    for rel in ["report.html", "report.md", "metrics.json", "request.json", "demo.json",
+                "plots/attack_roc.png", "plots/metrics_vs_retrain.png", "plots/similarity_original.png",
+                "plots/embedding_original.png"] + [f"certificates/{m}.json" for m in methods] \
+            + [f"runs/{m}/certificate.json" for m in methods]:
+        assert (out / rel).is_file(), rel
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"original", *methods}
+    assert metrics["models"]["retrain"]["role"] == "reference"
+    assert all("peak_mem_mb" in metrics["models"][m] for m in methods)
+    assert printed.strip().splitlines()[-1] == f"report: {(out / 'report.html').resolve()}"
+    assert "multidelete" in printed and "verdict" in printed
+    html = (out / "report.html").read_text()
+    assert "<script" not in html and "data:image/png;base64," in html
+
+    # a second demo reuses the cached original run (same config and data hash)
+    assert main(["demo", "--quick", "--data", f"csv:{tiny_csv}", "--out", str(tmp_path / "again"),
+                 "--methods", "multidelete"]) == 0
+    printed = capsys.readouterr().out
+    assert "reusing the cached original model" in printed
+    first = json.loads((out / "demo.json").read_text())["original"]
+    assert json.loads((tmp_path / "again" / "demo.json").read_text())["original"] == first
+
+
+def test_demo_refuses_a_non_empty_out(tiny_csv, tmp_path, capsys):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("keep me")
+    assert main(["demo", "--quick", "--data", f"csv:{tiny_csv}", "--out", str(tmp_path / "busy")]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "busy" / "x").read_text() == "keep me"
+
+
+def test_demo_refuses_an_unknown_method_before_training(tiny_csv, tmp_path):
+    from graphdel.errors import GraphdelError
+
+    with pytest.raises(GraphdelError):
+        run_demo(DemoConfig(out=tmp_path / "d", quick=True, data=f"csv:{tiny_csv}", methods=["nope"],
+                            progress=False), log=lambda s: None)
+    assert not (tmp_path / "d").exists()
+
+
+def test_cached_run_with_another_config_is_not_reused(tiny_csv, tmp_path):
+    from graphdel import api
+    from graphdel.demo import cached_train
+
+    data, model, train = api.quick_configs(f"csv:{tiny_csv}")
+    cache = tmp_path / "cache"
+    a, _, reused_a = cached_train(data, model, train, cache=cache, progress=False, log=lambda s: None)
+    b, _, reused_b = cached_train(data, model, train, cache=cache, progress=False, log=lambda s: None)
+    assert (reused_a, reused_b) == (False, True) and a.path == b.path
+    from dataclasses import replace
+
+    c, _, reused_c = cached_train(data, model, replace(train, epochs=1), cache=cache, progress=False,
+                                  log=lambda s: None)
+    assert not reused_c and c.path != a.path

@@ -111,9 +111,12 @@ def cmd_forget(args) -> int:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="retrieval metrics of a run on forget/retain/val/test")
+    p = sub.add_parser("evaluate", help="metrics of a run on forget/retain/val/test, optionally the full "
+                       "suite against the original and a Retrain reference")
     p.add_argument("--model", required=True, help="run folder")
     p.add_argument("--forget", help="request JSON or id file naming Df (default: the run's own request)")
+    p.add_argument("--original", help="the original run (default: the run's parent); selects the full suite")
+    p.add_argument("--reference", help="the Retrain run of the same request; selects the full suite")
     p.add_argument("--seed", type=int, default=0, help="seed of the retain sample and the pools")
     p.add_argument("--out", required=True, help="JSON file to write")
     p.set_defaults(func=cmd_evaluate)
@@ -123,6 +126,16 @@ def cmd_evaluate(args) -> int:
     import graphdel.api as api
     from graphdel.io import atomic_write_json
 
+    if args.original or args.reference:
+        from graphdel.evaluation.suite import SuiteConfig
+
+        audit = api.evaluate(args.model, original=args.original, reference=args.reference,
+                             config=SuiteConfig(seed=args.seed))
+        from graphdel.evaluation.report import to_jsonable
+
+        atomic_write_json(to_jsonable(audit.results), args.out)
+        print(audit.table())
+        return 0
     result = api.evaluate_retrieval(args.model, args.forget, seed=args.seed)
     atomic_write_json(result, args.out)
     print(json.dumps({k: round(v["pool64"]["g2t_mrr"], 4) for k, v in result["splits"].items()}, indent=2))

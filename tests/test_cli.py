@@ -48,6 +48,13 @@ def test_report_command(tiny_csv, tmp_path, capsys):
     assert "multidelete" in first_screen and "neggrad" in first_screen  # verdicts come first
     assert main(["verify", str(out / "certificates" / "neggrad.json")]) == 0
 
+    # evaluate --reference runs the same suite for one run and writes its results as JSON
+    single = tmp_path / "single.json"
+    assert main(["evaluate", "--model", str(paths[1]), "--reference", str(paths[0]), "--out", str(single)]) == 0
+    results = json.loads(single.read_text())
+    assert set(results["models"]) == {"original", "retrain", "multidelete"}
+    assert results["models"]["retrain"]["role"] == "reference"
+
 
 def test_report_refuses_too_few_shadows_and_non_runs(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r"), "--lira-shadows", "2"]) == 2

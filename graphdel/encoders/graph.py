@@ -54,6 +54,8 @@ class GraphEncoderConfig:
         dropout: dropout after each layer.
         pooling: ``sum`` or ``mean`` readout.
         heads: attention heads (GAT only).
+        mlp_ratio: width of the GIN/GINE update MLP's hidden layer, in multiples of ``hidden`` (Hu et al.
+            2020 use 2; 1 halves the dominant cost of a training step on CPU).
     """
 
     name: str = "gin"
@@ -62,11 +64,12 @@ class GraphEncoderConfig:
     dropout: float = 0.1
     pooling: str = "sum"
     heads: int = 4
+    mlp_ratio: int = 2
 
 
-def _mlp(hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.BatchNorm1d(2 * hidden), nn.ReLU(),
-                         nn.Linear(2 * hidden, hidden))
+def _mlp(hidden: int, ratio: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(hidden, ratio * hidden), nn.BatchNorm1d(ratio * hidden), nn.ReLU(),
+                         nn.Linear(ratio * hidden, hidden))
 
 
 class MoleculeGNN(nn.Module):
@@ -124,8 +127,8 @@ class MoleculeGNN(nn.Module):
 
 
 GRAPH_ENCODERS = {
-    "gin": lambda c: GINConv(_mlp(c.hidden), train_eps=True),
-    "gine": lambda c: GINEConv(_mlp(c.hidden), train_eps=True),
+    "gin": lambda c: GINConv(_mlp(c.hidden, c.mlp_ratio), train_eps=True),
+    "gine": lambda c: GINEConv(_mlp(c.hidden, c.mlp_ratio), train_eps=True),
     "gcn": lambda c: GCNConv(c.hidden, c.hidden),
     "gat": lambda c: GATConv(c.hidden, c.hidden // c.heads, heads=c.heads),
 }

@@ -43,7 +43,7 @@ class TextEncoderConfig:
     model: str = DEFAULT_TEXT_MODEL
     trainable_layers: int = 0
     max_length: int = 128
-    fusion_tokens: int = 32
+    fusion_tokens: int = 24
 
 
 def resolve_model_path(model: str) -> Path:

@@ -90,12 +90,12 @@ _COLORS = {"forget": "#d62728", "retain": "#1f77b4", "val": "#9467bd", "calibrat
 
 # ----------------------------------------------------------------------------------------------- helpers
 
-def _jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
     """Recursively convert numpy / torch / Path values into JSON-safe Python; NaN and inf become None."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):
@@ -106,9 +106,9 @@ def _jsonable(obj: Any) -> Any:
     if obj is None or isinstance(obj, str):
         return obj
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return to_jsonable(obj.tolist())
     if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensors, without importing torch here
-        return _jsonable(obj.detach().cpu().tolist())
+        return to_jsonable(obj.detach().cpu().tolist())
     if isinstance(obj, Path):
         return str(obj)
     return str(obj)
@@ -447,7 +447,7 @@ def _cell(v: Any) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, (list, tuple, dict)):
-        return json.dumps(_jsonable(v), ensure_ascii=False)
+        return json.dumps(to_jsonable(v), ensure_ascii=False)
     return _fmt(v)
 
 
@@ -672,7 +672,7 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
     for rel, _caption, png in figures:
         atomic_write_bytes(png, out_dir / rel)
         written[rel] = out_dir / rel
-    metrics = {**_jsonable(results), "schema": SCHEMA, "summary": _jsonable(summary),
+    metrics = {**to_jsonable(results), "schema": SCHEMA, "summary": to_jsonable(summary),
                "plots": [rel for rel, _, _ in figures]}
     atomic_write_json(metrics, out_dir / "metrics.json")
     written["metrics.json"] = out_dir / "metrics.json"

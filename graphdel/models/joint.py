@@ -57,7 +57,7 @@ class ModelConfig:
     graph: GraphEncoderConfig = field(default_factory=GraphEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     embed_dim: int = 256
-    fusion_dim: int = 256
+    fusion_dim: int = 128
     fusion_layers: int = 1
     fusion_heads: int = 4
     init_temperature: float = 0.07

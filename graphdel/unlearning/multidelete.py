@@ -15,7 +15,7 @@ with the standalone terms of :mod:`graphdel.unlearning.losses`:
 * L_UKR (unimodal knowledge retention) on the Df batch (``ukr_split="df"``, the paper's choice), the Dr
   batch (``"dr"``) or the mean of both (``"both"``).
 
-Defaults: alpha = beta = 1, d = MSE, Adam lr 1e-4, batch 32, up to 20 epochs over Df, gradient norm
+Defaults: alpha = beta = 1, d = MSE, Adam lr 1e-4, batch 32, up to 8 epochs over Df, gradient norm
 clipped at 1, BatchNorm statistics and ``logit_scale`` frozen. Stopping and checkpoint selection use the
 calibration split (never test): stop when the Df score (pool-64 MRR), averaged over the last 2
 evaluations, has come down to the calibration score; keep the checkpoint closest to calibration, ties
@@ -61,7 +61,7 @@ class MultiDeleteConfig(GradientConfig):
     """
 
     lr: float = 1e-4
-    epochs: int = 20
+    epochs: int = 8
     batch_size: int = 32
     alpha: float = 1.0
     beta: float = 1.0

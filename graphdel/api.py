@@ -29,6 +29,9 @@ from graphdel.models.joint import ModelConfig, build_model
 from graphdel.runs import Run, write_run
 from graphdel.training.loop import TrainConfig, train_model
 
+import graphdel.data.kg  # noqa: E402,F401  (registers the kg:/wordnet sources, featuriser, view, granularities)
+import graphdel.models.kg  # noqa: E402,F401  (registers the "kg" joint model)
+
 
 @dataclass
 class DataConfig:
@@ -62,10 +65,12 @@ def quick_configs(source: str = "drugs") -> tuple[DataConfig, ModelConfig, Train
 
 def load_corpus(data: DataConfig) -> Corpus:
     """Load and (for quick runs) subsample the corpus a :class:`DataConfig` names."""
+    from graphdel.data.pairs import training_view
+
     corpus = load_dataset(data.source, skip_invalid=data.skip_invalid)
     if data.max_items:
         corpus = corpus.sample_items(data.max_items, data.sample_seed)
-    return corpus
+    return training_view(corpus)
 
 
 def calibration_rows(corpus: Corpus, fraction: float, seed: int) -> list[int]:
@@ -160,13 +165,17 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     config = config or TrainConfig()
     prepared = prepared or prepare(data, model_config, exclude=exclude, progress=progress)
     corpus = prepared.corpus
-    model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality})
+    model_config, config = _modality_defaults(corpus.modality, model_config, config, quick)
+    model_extra = getattr(prepared.data.items, "model_extra", None)
+    extra = {**(model_extra() if model_extra is not None else {}), **model_config.extra}
+    model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality, "extra": extra})
     torch.manual_seed(config.seed)
     model = build_model(model_config)
     sets = prepared.sets()
     result = train_model(model, sets["train"], sets["val"], config, progress=progress)
     metrics = {"splits": retrieval_metrics(result.model, sets, pool_size=config.eval_pool),
                "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
+    _merge_split_metrics(metrics["splits"], result.model, sets)
     run_config = {
         "kind": "train", "graphdel_version": graphdel.__version__,
         "data": {**asdict(data), "content_hash": corpus.content_hash(), "modality": corpus.modality},
@@ -180,6 +189,44 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     run = Run.load(out)
     run._model = result.model
     return run
+
+
+def _modality_defaults(modality: str, model_config: ModelConfig, config: TrainConfig, quick: bool
+                       ) -> tuple[ModelConfig, TrainConfig]:
+    """Apply a model class's recipe defaults (``default_configs(quick) -> (model fields, train fields)``)
+    to the fields still at the generic defaults (those of :class:`ModelConfig`/:class:`TrainConfig`, or of
+    :func:`quick_configs` when ``quick``); fields a caller changed are kept."""
+    from graphdel.models.joint import MODEL_TYPES
+
+    defaults = getattr(MODEL_TYPES.get(modality), "default_configs", None)
+    if defaults is None:
+        return model_config, config
+    model_fields, train_fields = defaults(quick)
+    _, q_model, q_train = quick_configs()
+    generic = [(ModelConfig(), TrainConfig())] + ([(q_model, q_train)] if quick else [])
+
+    def pick(obj, fields, which):
+        out = {}
+        for k, v in fields.items():
+            if any(getattr(obj, k) == getattr(g[which], k) for g in generic):
+                out[k] = v
+        return out
+
+    m = pick(model_config, model_fields, 0)
+    t = pick(config, train_fields, 1)
+    model_config = ModelConfig.from_dict({**model_config.to_dict(), **m}) if m else model_config
+    config = TrainConfig(**{**config.to_dict(), **t}) if t else config
+    return model_config, config
+
+
+def _merge_split_metrics(splits: dict, model, sets: dict) -> None:
+    """Add a model's own per-split metrics (``model.split_metrics(sets)``, e.g. link prediction ``lp``)
+    into the retrieval metrics of each split."""
+    hook = getattr(model, "split_metrics", None)
+    if hook is None:
+        return
+    for name, extra in hook({k: v for k, v in sets.items() if k != "train"}).items():
+        splits.setdefault(name, {}).update(extra)
 
 
 def load_run_data(run: Run, *, force: bool = False, progress: bool = True) -> Prepared:
@@ -291,8 +338,12 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
                             val=sets["val"], retrain=retrain, seed=seed, device=device, progress=progress)
     result = unlearn(run.model, ctx, method, overrides)
+    forget_structure = getattr(result.model, "forget_structure", None)
+    if forget_structure is not None:  # a model storing training data (a KG's graph) must not keep Df in it
+        forget_structure(sets["forget"])
     metrics = {"splits": retrieval_metrics(result.model, sets), "wall_time_s": result.wall_time_s,
                "selected": result.selected}
+    _merge_split_metrics(metrics["splits"], result.model, sets)
     request_json = request.to_json(corpus)
     parent_weights = sha256_file(run.path / "model.safetensors")
     run_config = {

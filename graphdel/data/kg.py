@@ -270,3 +270,214 @@ def load_wordnet(_arg: None = None, *, skip_invalid: bool = False) -> Corpus:
                                 "does not exist (set GRAPHDEL_DATA_DIR to the folder holding wordnet/, or "
                                 "rebuild it with `python data/wordnet/build.py`)")
     return load_kg(folder, skip_invalid=skip_invalid, source="wordnet")
+
+
+# ------------------------------------------------------------------------------ the training view
+# What follows turns the KG corpus into what the joint model trains and unlearns on (see
+# graphdel/models/kg.py for the rationale). The corpus loaded above is left as it is; api.load_corpus
+# applies the view registered here (graphdel.data.pairs.register_corpus_view).
+
+#: Prefix of triple pair ids: ``tri:<head>|<relation>|<tail>``.
+TRIPLE_PREFIX = "tri:"
+#: Name of the pseudo-relation that pairs an entity with its own description (``ent:<id>`` rows).
+DESCRIBED_BY = "_described_by"
+
+
+def triple_pair_id(h: str, r: str, t: str) -> str:
+    """``tri:h|r|t``."""
+    return f"{TRIPLE_PREFIX}{h}|{r}|{t}"
+
+
+def parse_triple_id(ident: str) -> Triple | None:
+    """A triple from ``tri:h|r|t``, ``h|r|t``, ``h<TAB>r<TAB>t`` or ``h r t`` (whitespace); else ``None``."""
+    s = ident.strip()
+    if s.startswith(TRIPLE_PREFIX):
+        s = s[len(TRIPLE_PREFIX):]
+    for parts in (s.split("|"), s.split("\t"), s.split()):
+        parts = [p.strip() for p in parts]
+        if len(parts) == 3 and all(parts):
+            return parts[0], parts[1], parts[2]
+    return None
+
+
+def with_triple_pairs(corpus: Corpus) -> Corpus:
+    """The KG corpus with one pair per triple added: the view the KG joint model trains on.
+
+    Rows: the entity–text pairs of ``corpus`` (``ent:<id>``, split ``train``) first, unchanged, then one
+    pair per triple of every split, in split then file order: pair id and item id ``tri:h|r|t``,
+    ``items[item] = "h<TAB>r<TAB>t"``, text the *tail's* description (its name when it has none), split
+    the triple's split. Triples whose entities are not in ``corpus.items`` (a ``--quick`` sample) are left
+    out. Idempotent: a corpus that already has the view is returned as it is.
+
+    Raises:
+        InvalidInputError: an entity or relation name containing ``|`` (the pair id separator).
+    """
+    if corpus.extra.get("view") == "triples":
+        return corpus
+    kg_triples(corpus, "train")  # raises for a non-KG corpus
+    text_of = {iid: text for iid, text in zip(corpus.item_ids, corpus.texts)}
+    pair_ids, item_ids = list(corpus.pair_ids), list(corpus.item_ids)
+    texts, splits, items = list(corpus.texts), list(corpus.splits), dict(corpus.items)
+    for split in KG_SPLIT_FILES:
+        for h, r, t in corpus.extra["triples"][split]:
+            if h not in corpus.items or t not in corpus.items:
+                continue
+            if "|" in h or "|" in r or "|" in t:
+                raise InvalidInputError(f"{corpus.source}: triple {h!r} {r!r} {t!r} contains '|', which "
+                                        "triple pair ids use as their separator")
+            pid = triple_pair_id(h, r, t)
+            pair_ids.append(pid)
+            item_ids.append(pid)
+            items[pid] = f"{h}\t{r}\t{t}"
+            texts.append(text_of.get(t) or name_text(t))
+            splits.append(split)
+    entities = [e for e in corpus.extra["entities"] if e in corpus.items]
+    return Corpus(source=corpus.source, modality=corpus.modality, pair_ids=pair_ids, item_ids=item_ids,
+                  texts=texts, splits=splits, items=items, skipped=list(corpus.skipped),
+                  removed_fragments=dict(corpus.removed_fragments),
+                  extra={**corpus.extra, "entities": entities, "view": "triples"})
+
+
+def triple_of_row(corpus: Corpus, row: int) -> Triple | None:
+    """The ``(h, r, t)`` of a triple row of the view, ``None`` for an entity–text row."""
+    pid = corpus.pair_ids[row]
+    if not pid.startswith(TRIPLE_PREFIX):
+        return None
+    h, r, t = corpus.items[corpus.item_ids[row]].split("\t")
+    return h, r, t
+
+
+def _triple_rows(corpus: Corpus) -> dict[Triple, int]:
+    cached = getattr(corpus, "_triple_rows_cache", None)
+    if cached is None:
+        if corpus.extra.get("view") != "triples":
+            raise InvalidInputError(f"{corpus.source}: triple/relation/entity requests need the KG training "
+                                    "view (graphdel.data.kg.with_triple_pairs; api.load_corpus applies it)")
+        cached = {}
+        for row, pid in enumerate(corpus.pair_ids):
+            if pid.startswith(TRIPLE_PREFIX):
+                cached[triple_of_row(corpus, row)] = row
+        corpus._triple_rows_cache = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _expand_triples(corpus: Corpus, ids) -> dict[str, list[int]]:
+    rows = _triple_rows(corpus)
+    out = {}
+    for ident in ids:
+        triple = parse_triple_id(ident)
+        if triple is not None and triple in rows:
+            out[ident] = [rows[triple]]
+    return out
+
+
+def _units_triples(corpus: Corpus) -> dict[str, list[int]]:
+    return {triple_pair_id(*t): [row] for t, row in _triple_rows(corpus).items()}
+
+
+def _units_relations(corpus: Corpus) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for (h, r, t), row in _triple_rows(corpus).items():
+        out.setdefault(r, []).append(row)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def _expand_relations(corpus: Corpus, ids) -> dict[str, list[int]]:
+    units = _units_relations(corpus)
+    return {i: units[i] for i in ids if i in units}
+
+
+def _units_entities(corpus: Corpus) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for row, pid in enumerate(corpus.pair_ids):
+        if pid.startswith(PAIR_PREFIX):
+            out.setdefault(corpus.item_ids[row], []).append(row)
+    for (h, r, t), row in _triple_rows(corpus).items():
+        for e in {h, t}:
+            out.setdefault(e, []).append(row)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def _expand_entities(corpus: Corpus, ids) -> dict[str, list[int]]:
+    units = _units_entities(corpus)
+    out = {}
+    for ident in ids:
+        e = ident[len(PAIR_PREFIX):] if ident.startswith(PAIR_PREFIX) and ident not in units else ident
+        if e in units:
+            out[ident] = units[e]
+    return out
+
+
+def _register_kg_plugins() -> None:
+    from graphdel.data.pairs import register_corpus_view, register_featurizer
+    from graphdel.data.requests import _GRANULARITIES, register_granularity
+
+    register_corpus_view("kg", with_triple_pairs)
+    register_featurizer("kg")(KGItemStore.from_corpus)
+    for name, expand, units, noun in (("triple", _expand_triples, _units_triples, "triples"),
+                                      ("relation", _expand_relations, _units_relations, "relations"),
+                                      ("entity", _expand_entities, _units_entities, "entities")):
+        if name not in _GRANULARITIES:
+            register_granularity(name, expand, units=units, unit_name=noun, modalities=("kg",))
+
+
+class KGItemStore:
+    """Featurised items of the KG view: entity and relation indices.
+
+    ``batch(item indices)`` gives ``x = [B, 2]`` long ``(head, relation)``: ``(h, r)`` for a triple item,
+    ``(e, described_by)`` for an entity item. :meth:`wrap_text` attaches to each text the entity it
+    describes (the triple's tail, or the entity itself), giving :class:`~graphdel.models.kg.KGText`.
+
+    Attributes:
+        entities: entity ids in index order (``corpus.extra["entities"]``).
+        relations: relation names in index order (``corpus.extra["relations"]``).
+        head, relation, tail: ``[I]`` long per store item.
+    """
+
+    def __init__(self, entities: list[str], relations: list[str], item_triples: list[tuple[int, int, int]]):
+        import torch
+
+        self.entities, self.relations = list(entities), list(relations)
+        t = torch.tensor(item_triples, dtype=torch.long).reshape(-1, 3)
+        self.head, self.relation, self.tail = t[:, 0].clone(), t[:, 1].clone(), t[:, 2].clone()
+
+    @property
+    def described_by(self) -> int:
+        """Index of the "is described by" pseudo-relation: ``2R`` (after relations and inverses)."""
+        return 2 * len(self.relations)
+
+    @classmethod
+    def from_corpus(cls, corpus: Corpus, item_ids: list[str], progress: bool = False) -> "KGItemStore":
+        corpus = with_triple_pairs(corpus) if corpus.extra.get("view") != "triples" else corpus
+        entities, relations = corpus.extra["entities"], corpus.extra["relations"]
+        e_index = {e: i for i, e in enumerate(entities)}
+        r_index = {r: i for i, r in enumerate(relations)}
+        desc = 2 * len(relations)
+        rows = []
+        for iid in item_ids:
+            if iid.startswith(TRIPLE_PREFIX):
+                h, r, t = corpus.items[iid].split("\t")
+                rows.append((e_index[h], r_index[r], e_index[t]))
+            else:
+                rows.append((e_index[iid], desc, e_index[iid]))
+        return cls(entities, relations, rows)
+
+    def __len__(self) -> int:
+        return self.head.numel()
+
+    def batch(self, indices):
+        import torch
+
+        return torch.stack([self.head[indices], self.relation[indices]], dim=1)
+
+    def wrap_text(self, text, indices):
+        from graphdel.models.kg import KGText
+
+        return KGText(text.hidden, text.mask, text.pooled, entity=self.tail[indices])
+
+    def model_extra(self) -> dict:
+        """What the model must know of the data to be built: entity and relation counts."""
+        return {"num_entities": len(self.entities), "num_relations": len(self.relations)}
+
+
+_register_kg_plugins()

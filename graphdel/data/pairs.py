@@ -40,6 +40,22 @@ def register_featurizer(modality: str):
     return wrap
 
 
+CORPUS_VIEWS: dict[str, Callable[[Corpus], Corpus]] = {}
+"""Modality name -> function ``corpus -> corpus`` giving the rows a model of that modality trains on (the
+knowledge graph adds one pair per triple); applied by :func:`graphdel.api.load_corpus`."""
+
+
+def register_corpus_view(modality: str, fn: Callable[[Corpus], Corpus]) -> None:
+    """Register the training view of a modality's corpora (must be idempotent)."""
+    CORPUS_VIEWS[modality] = fn
+
+
+def training_view(corpus: Corpus) -> Corpus:
+    """``corpus`` as its modality trains on it (itself when no view is registered)."""
+    fn = CORPUS_VIEWS.get(corpus.modality)
+    return fn(corpus) if fn is not None else corpus
+
+
 @register_featurizer("molecule")
 def _featurize_molecules(corpus: Corpus, item_ids: list[str], progress: bool) -> ItemStore:
     from graphdel.data.molecules import featurize_smiles
@@ -59,7 +75,12 @@ class PairData:
         item_ids: items in store order; ``item_index[p]`` is the store position of pair ``p``'s item.
         item_index: ``[P]`` long.
         items: the modality's item store.
-        text: :class:`TextFeatures` of all ``P`` pairs (frozen part, cached on disk).
+        text: :class:`TextFeatures` of the distinct texts (frozen part, cached on disk); pair ``p`` has
+            text ``text_index[p]`` (a text shared by several pairs is encoded and stored once).
+        text_index: ``[P]`` long.
+
+    An item store may define ``wrap_text(text, item_indices) -> TextFeatures`` to attach what it knows of
+    each text's subject (the knowledge graph attaches the described entity); batches then carry that.
     """
 
     def __init__(self, corpus: Corpus, text_config: TextEncoderConfig, *, progress: bool = True) -> None:
@@ -70,7 +91,10 @@ class PairData:
         position = {iid: k for k, iid in enumerate(self.item_ids)}
         self.item_index = torch.tensor([position[i] for i in corpus.item_ids], dtype=torch.long)
         self.items = ITEM_FEATURIZERS[corpus.modality](corpus, self.item_ids, progress)
-        self.text = encode_frozen(corpus.texts, text_config, progress=progress)
+        unique = list(dict.fromkeys(corpus.texts))
+        position = {t: k for k, t in enumerate(unique)}
+        self.text_index = torch.tensor([position[t] for t in corpus.texts], dtype=torch.long)
+        self.text = encode_frozen(unique, text_config, progress=progress)
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -79,7 +103,11 @@ class PairData:
         """The pairs at corpus rows ``rows`` (``[B]`` long) as one batch."""
         rows = torch.as_tensor(rows, dtype=torch.long)
         items = self.item_index[rows]
-        return PairBatch(x=self.items.batch(items), text=self.text.select(rows), rows=rows, items=items)
+        text = self.text.select(self.text_index[rows])
+        wrap = getattr(self.items, "wrap_text", None)
+        if wrap is not None:
+            text = wrap(text, items)
+        return PairBatch(x=self.items.batch(items), text=text, rows=rows, items=items)
 
     def rows_of(self, pair_ids: Sequence[str]) -> list[int]:
         """Corpus rows of ``pair_ids``."""

@@ -94,7 +94,9 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
     """Train ``model`` on ``train`` with early stopping on ``val``.
 
     Args:
-        model: a freshly built (or copied) joint model; trained in place and returned.
+        model: a freshly built (or copied) joint model; trained in place and returned. If it has
+            ``fit_structure(train)`` (a model that stores training data, like a KG model's graph) that is
+            called first; if it has ``validation_score(val)`` that is the default ``validate``.
         train: the training pairs (Dr for Retrain).
         val: validation pairs for early stopping, or ``None`` (then every epoch runs and the last is kept).
         config: the recipe.
@@ -105,7 +107,11 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
     """
     from graphdel.evaluation.embed import pool_mrr
 
+    if validate is None and hasattr(model, "validation_score"):
+        validate = lambda m, v: m.validation_score(v)  # noqa: E731  (the model's own metric, e.g. KG link prediction)
     validate = validate or (lambda m, v: pool_mrr(m, v, pool_size=config.eval_pool, seed=0))
+    if hasattr(model, "fit_structure"):
+        model.fit_structure(train)  # models that hold training data (a KG's graph) build it from `train` only
     device = resolve_device(config.device)
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)

@@ -44,6 +44,7 @@ from graphdel.unlearning.random_pair import RandomPair  # noqa: E402
 from graphdel.unlearning.dtd import DtD  # noqa: E402
 from graphdel.unlearning.scrub import Scrub  # noqa: E402
 from graphdel.unlearning.salun import SalUn  # noqa: E402
+from graphdel.unlearning.gnndelete import GNNDelete  # noqa: E402
 
 __all__ = [
     "FROZEN_PARAMETER_NAMES", "GradientConfig", "GradientMethod", "Trainer", "UnlearningContext",
@@ -51,5 +52,5 @@ __all__ = [
     "get_method", "parse_overrides", "register_method", "unlearn", "derangement", "distance",
     "modality_decoupling", "multimodal_retention", "negative_texts", "unimodal_retention", "forget_score",
     "pool_mrr", "reached_reference", "sampler_score", "select_index", "MultiDelete", "MultiDeleteConfig",
-    "Retrain", "Finetune", "NegGrad", "NegGradPlus", "RandomPair", "DtD", "Scrub", "SalUn",
+    "Retrain", "Finetune", "NegGrad", "NegGradPlus", "RandomPair", "DtD", "Scrub", "SalUn", "GNNDelete",
 ]

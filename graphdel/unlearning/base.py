@@ -314,11 +314,20 @@ def is_frozen_name(name: str) -> bool:
     return any(s in name for s in FROZEN_PARAMETER_NAMES)
 
 
-def make_student(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
-    """A deep copy to update (``f'``): trainable except the temperature parameters."""
+def make_student(model: nn.Module, device: str | torch.device = "cpu", forget: PairSampler | None = None
+                 ) -> nn.Module:
+    """A deep copy to update (``f'``): trainable except the temperature parameters.
+
+    If ``forget`` is given and the model stores part of its training data (it has
+    ``forget_structure(sampler)``, e.g. the graph a KG model passes messages on), the copy drops ``forget``
+    from it before any update, so ``f'`` never uses deleted data as input; ``f`` keeps it.
+    """
     out = copy.deepcopy(model).to(device)
     for n, p in out.named_parameters():
         p.requires_grad_(not is_frozen_name(n))
+    hook = getattr(out, "forget_structure", None)
+    if forget is not None and hook is not None:
+        hook(forget)
     return out
 
 
@@ -573,7 +582,7 @@ class GradientMethod(UnlearningMethod):
     def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any
                 ) -> tuple[nn.Module, list[dict], dict]:
         teacher = frozen_copy(original, ctx.device)
-        student = make_student(original, ctx.device)
+        student = make_student(original, ctx.device, ctx.forget)
         trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)
         selector = CalibratedSelector(ctx, selection=cfg.selection, early_stop=cfg.early_stop, smooth=cfg.smooth,
                                       margin=cfg.stop_margin, tolerance=cfg.select_tolerance,

@@ -1,0 +1,184 @@
+"""Link-prediction metrics for knowledge-graph models: filtered ranks, MRR and Hits@k, Df-vs-Dr AUROC on
+triple scores, and collateral damage around deleted triples.
+
+Filtered ranking (Bordes et al., 2013): for a test triple ``(h, r, t)`` the tail query ``(h, r, ?)``
+scores every entity; every *other* known true tail of ``(h, r)`` is removed from the candidates, and the
+rank of ``t`` is ``1 + #{e: s_e > s_t} + #{e != t: s_e = s_t} / 2`` (ties count half: a constant model
+ranks at the middle, not at 1). The head query ``(?, r, t)`` is asked as the tail query
+``(t, r + R, ?)`` of the inverse relation. MRR and Hits@k average over both directions. Scores are
+computed in chunks of queries (``[chunk, N]`` at a time).
+
+The model needs ``score_queries(heads [B], relations [B]) -> [B, N]`` and, for AUROC,
+``score_triples(triples [T, 3]) -> [T]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+KS = (1, 3, 10)
+
+
+def _filter_index(known: Tensor, num_relations: int) -> dict[tuple[int, int], list[int]]:
+    """``(head, relation) -> true tails`` over both directions of ``known [K, 3]``."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for h, r, t in known.tolist():
+        out.setdefault((h, r), []).append(t)
+        out.setdefault((t, r + num_relations), []).append(h)
+    return out
+
+
+@torch.no_grad()
+def filtered_ranks(score_fn, queries: Tensor, known: Tensor, num_entities: int, num_relations: int, *,
+                   chunk: int = 512) -> Tensor:
+    """Filtered ranks of the tails of ``queries [Q, 3]`` ``(h, r, t)`` (``r`` may be an inverse relation).
+
+    Args:
+        score_fn: ``(heads [B], relations [B]) -> [B, N]``.
+        queries: the triples to rank, as tail queries.
+        known: ``[K, 3]`` true triples (original relations only) whose tails are filtered out; inverse
+            queries are filtered with the inverse of every known triple.
+
+    Returns:
+        ``[Q]`` float ranks (see the module docstring).
+    """
+    queries = queries.reshape(-1, 3).long()
+    index = _filter_index(known.reshape(-1, 3).long(), num_relations)
+    ranks = []
+    for start in range(0, queries.size(0), chunk):
+        q = queries[start:start + chunk]
+        scores = score_fn(q[:, 0], q[:, 1]).float().cpu()
+        target = scores[torch.arange(q.size(0)), q[:, 2]].clone()
+        rows, cols = [], []
+        for i, (h, r, t) in enumerate(q.tolist()):
+            for e in index.get((h, r), ()):
+                if e != t:
+                    rows.append(i)
+                    cols.append(e)
+        if rows:
+            scores[torch.tensor(rows), torch.tensor(cols)] = -math.inf
+        greater = (scores > target[:, None]).sum(1).float()
+        equal = (scores == target[:, None]).sum(1).float() - 1.0
+        ranks.append(1.0 + greater + 0.5 * equal)
+    return torch.cat(ranks) if ranks else torch.zeros(0)
+
+
+def rank_metrics(ranks: Tensor) -> dict[str, float]:
+    """``{"mrr", "hits@1", "hits@3", "hits@10", "n"}`` of ``ranks``; NaN metrics when empty."""
+    if ranks.numel() == 0:
+        return {"mrr": float("nan"), **{f"hits@{k}": float("nan") for k in KS}, "n": 0}
+    ranks = ranks.float()
+    return {"mrr": float((1.0 / ranks).mean()), **{f"hits@{k}": float((ranks <= k).float().mean()) for k in KS},
+            "n": int(ranks.numel())}
+
+
+def both_directions(triples: Tensor, num_relations: int) -> Tensor:
+    """``[2T, 3]``: the tail queries ``(h, r, t)`` then the head queries ``(t, r + R, h)``."""
+    triples = triples.reshape(-1, 3).long()
+    inverse = torch.stack([triples[:, 2], triples[:, 1] + num_relations, triples[:, 0]], dim=1)
+    return torch.cat([triples, inverse])
+
+
+@torch.no_grad()
+def link_prediction(model, triples: Tensor, known: Tensor, num_entities: int, num_relations: int, *,
+                    chunk: int = 512) -> dict[str, float]:
+    """Filtered MRR and Hits@1/3/10 of ``model`` on ``triples [T, 3]``, both directions (see the module
+    docstring); ``known`` are the true triples filtered out (usually train + val + test)."""
+    ranks = filtered_ranks(model.score_queries, both_directions(triples, num_relations), known, num_entities,
+                           num_relations, chunk=chunk)
+    return rank_metrics(ranks)
+
+
+def auroc(positive: Tensor, negative: Tensor) -> float:
+    """Area under the ROC curve of scores, ``positive`` vs ``negative`` (Mann–Whitney, ties half)."""
+    p, n = positive.float().reshape(-1), negative.float().reshape(-1)
+    if p.numel() == 0 or n.numel() == 0:
+        return float("nan")
+    allv = torch.cat([p, n])
+    order = allv.argsort()
+    ranks = torch.empty_like(allv)
+    ranks[order] = torch.arange(1, allv.numel() + 1, dtype=allv.dtype)
+    # average ranks of ties
+    uniq, inv = torch.unique(allv, return_inverse=True)
+    mean_rank = torch.zeros_like(uniq).index_add_(0, inv, ranks) / torch.bincount(inv).to(allv.dtype)
+    ranks = mean_rank[inv]
+    u = ranks[:p.numel()].sum() - p.numel() * (p.numel() + 1) / 2
+    return float(u / (p.numel() * n.numel()))
+
+
+@torch.no_grad()
+def triple_auroc(model, df: Tensor, dr: Tensor) -> float:
+    """AUROC of the model's triple scores, deleted (``df``) vs retained (``dr``): 0.5 = indistinguishable;
+    Retrain gives the value to aim at."""
+    return auroc(model.score_triples(df.reshape(-1, 3)), model.score_triples(dr.reshape(-1, 3)))
+
+
+def neighbourhood_triples(deleted: Tensor, retained: Tensor, hops: int = 2) -> Tensor:
+    """Retained triples within ``hops`` of the deleted ones: those with an endpoint at distance
+    ``< hops`` (in the retained graph, undirected) from an endpoint of a deleted triple. ``hops=1``: the
+    retained triples sharing an entity with a deleted one; ``hops=2``: also those one edge further."""
+    deleted, retained = deleted.reshape(-1, 3).long(), retained.reshape(-1, 3).long()
+    n = int(max(deleted.max().item() if deleted.numel() else 0, retained.max().item() if retained.numel() else 0)) + 1
+    near = torch.zeros(n, dtype=torch.bool)
+    near[deleted[:, 0]] = True
+    near[deleted[:, 2]] = True
+    for _ in range(hops - 1):
+        grow = near.clone()
+        grow[retained[near[retained[:, 0]], 2]] = True
+        grow[retained[near[retained[:, 2]], 0]] = True
+        near = grow
+    keep = near[retained[:, 0]] | near[retained[:, 2]]
+    return retained[keep]
+
+
+def _store_triples(sampler) -> tuple[Tensor, int, int]:
+    """All triples of the corpus behind a KG pair set, and the entity and relation counts."""
+    store = sampler.data.items
+    is_triple = store.relation < 2 * len(store.relations)
+    is_triple &= store.relation < len(store.relations)
+    t = torch.stack([store.head, store.relation, store.tail], dim=1)[is_triple]
+    return t, len(store.entities), len(store.relations)
+
+
+def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None) -> dict[str, dict]:
+    """``{split: {"lp": {mrr, hits@1, hits@3, hits@10, n}, "entity_text": {...}}}`` for named KG pair sets.
+
+    ``lp`` ranks the triple pairs of the split (filtered against every triple of the corpus, both
+    directions); ``entity_text`` is entity->description and description->entity retrieval over the
+    entity–text pairs of the split (only where it has some).
+    """
+    from graphdel.evaluation.retrieval import split_retrieval
+    from graphdel.models.kg import _triples_of
+
+    out: dict[str, dict] = {}
+    known = None
+    for name, pairs in sets.items():
+        if pairs is None or len(pairs) == 0 or not hasattr(pairs, "data"):
+            continue
+        if known is None:
+            known, _, _ = _store_triples(pairs)
+        res: dict = {}
+        triples = _triples_of(pairs, model.num_relations)
+        if triples.numel():
+            if max_queries is not None and triples.size(0) > max_queries:
+                g = torch.Generator().manual_seed(0)
+                triples = triples[torch.randperm(triples.size(0), generator=g)[:max_queries]]
+            res["lp"] = link_prediction(model, triples, known, model.num_entities, model.num_relations)
+        ent_rows = [r for r in pairs.rows.tolist() if pairs.data.corpus.pair_ids[r].startswith("ent:")]
+        if len(ent_rows) >= 2:
+            zx, zt = [], []
+            sub = pairs.data.subset(ent_rows)
+            with torch.no_grad():
+                was = model.training
+                model.eval()
+                for b in sub.batches(1024):
+                    zx.append(model.encode_x(b.x))
+                    zt.append(model.encode_text(b.text))
+                model.train(was)
+            res["entity_text"] = split_retrieval(torch.cat(zx), torch.cat(zt))
+        if res:
+            out[name] = res
+    return out

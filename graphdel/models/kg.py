@@ -1,0 +1,320 @@
+"""The knowledge-graph joint model: a relational GNN over the training graph, the text encoder over entity
+descriptions, one joint-model protocol, and a DistMult triple decoder.
+
+Mapping a KG onto the engine's pairs (why it looks like this)
+-------------------------------------------------------------
+The engine (:mod:`graphdel.unlearning`) deletes *pairs* ``(x, t)`` and builds "unrelated" pairs by
+deranging the texts of a batch. In a KG the deletable unit is a triple, so the KG training view
+(:func:`graphdel.data.kg.with_triple_pairs`) has one pair per triple besides one per entity:
+
+* a **triple** ``(h, r, t)`` is the pair ``x = (h, r)`` (the link-prediction query), text = *the tail
+  entity*: its description, with the entity's index attached (:class:`KGText`);
+* an **entity–text pair** ``ent:e`` is the pair ``x = (e, described_by)``, text = e's description: entity–text
+  alignment is one more (pseudo-)relation.
+
+Then the engine's derangement of texts *is* tail corruption: ``f.fuse((h, r), tail_j)`` is the original
+model's view of ``(h, r, t_j)`` with a random tail and its description, exactly the target MultiDelete's
+decoupling asks for ("a deleted triple must look to f' like a corrupted one looks to f"); for an entity
+pair it is a random description. No KG code enters the engine and no protocol hook is needed for
+negatives: :meth:`KGText.select` reorders the attached entity with the description, and the engine never
+looks inside text features.
+
+Protocol realisation (``S`` = entity states of the GNN over the model's graph, ``z_r`` = relation states):
+
+* ``encode_x((h, r))`` = projection of the DistMult query ``S_h * z_r``;
+* ``encode_text(t)`` = projection of the description's sentence embedding (text only: unimodal);
+* ``fuse((h, r), t)`` = ``[cross-attention of the description's tokens to (S_h, z_r, S_t) ;
+  S_h * z_r * S_t]``: the fusion module's output concatenated with the DistMult interaction vector,
+  whose sum *is* the decoder's triple score. Distances on ``fuse`` (MultiDelete's L_MD and L_MKR) thus act
+  on the link-prediction score directly.
+* ``sim``/``logits``/``match_logits`` as in :class:`~graphdel.models.joint.JointModel`.
+
+Training loss: 1-N link prediction (cross-entropy over all entities, tails of ``(h, r, ?)`` and heads via
+the inverse relation, label smoothing) + ``text_weight`` x symmetric InfoNCE between ``encode_x`` and
+``encode_text`` + ``matching_weight`` x matching (true tail vs a random in-batch tail).
+
+The graph is state: the model holds its training triples as buffers (:class:`KGGraph`) and the GNN passes
+messages only along them. :meth:`KGTextModel.fit_structure` builds the graph from the training pairs
+(the training loop calls it; Retrain therefore builds it from Dr only); :meth:`KGTextModel.forget_structure`
+removes the triples of a pair set (the engine calls it on ``f'`` before any update; ``api.forget`` calls it
+again on the result), so no unlearned model ever passes messages along a deleted edge.
+
+Config (``ModelConfig.extra``): ``num_entities``, ``num_relations`` (set from the data), ``dim`` (128),
+``gnn_layers`` (1; 0 = a plain text-free DistMult when ``text_weight = matching_weight = 0``),
+``gnn_dropout`` (0.1), ``lp_weight`` (1), ``text_weight`` (0.5), ``label_smoothing`` (0.1),
+``lp_negatives`` (0 = full 1-N; the default recipe uses 2048, see :meth:`KGTextModel._lp_loss`),
+``fusion_text_tokens`` (16: description tokens the fusion module reads), ``matching_rows`` (256: rows of a
+training batch that get the matching loss; the fusion module is the costly part of a step on a CPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from graphdel.encoders.relational import RelationalEncoder, RelationalEncoderConfig, add_inverse_edges
+from graphdel.models.joint import MODEL_TYPES, JointModel, ModelConfig, contrastive_loss
+from graphdel.models.protocol import PairBatch, TextFeatures
+
+
+@dataclass
+class KGText(TextFeatures):
+    """Text features of entity descriptions plus ``entity [B]`` long, the entity each text describes."""
+
+    entity: Tensor | None = None
+
+    def select(self, index: Tensor) -> "KGText":
+        pooled = None if self.pooled is None else self.pooled[index]
+        entity = None if self.entity is None else self.entity[index.to(self.entity.device)]
+        return KGText(self.hidden[index], self.mask[index], pooled, entity)
+
+    def to(self, device) -> "KGText":
+        base = TextFeatures.to(self, device)
+        entity = None if self.entity is None else self.entity.to(device)
+        return KGText(base.hidden, base.mask, base.pooled, entity)
+
+
+class KGGraph(nn.Module):
+    """The model's training triples ``triples [T, 3]`` long (a buffer that may change size: loading a
+    state dict resizes it). ``version`` counts changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("triples", torch.zeros(0, 3, dtype=torch.long))
+        self.version = 0
+
+    def set(self, triples: Tensor) -> None:
+        t = torch.unique(triples.reshape(-1, 3).long().cpu(), dim=0)
+        self.triples = t.to(self.triples.device)
+        self.version += 1
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "triples"
+        if key in state_dict:
+            self.triples = torch.zeros_like(state_dict[key], device=self.triples.device)
+            self.version += 1
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _triples_of(sampler, num_relations: int, batch_size: int = 8192) -> Tensor:
+    """``[T, 3]`` (h, r, t) of the triple pairs of a pair sampler (entity pairs left out)."""
+    out = []
+    for b in sampler.batches(batch_size):
+        x, ent = b.x, b.text.entity
+        keep = x[:, 1] < num_relations
+        out.append(torch.stack([x[keep, 0], x[keep, 1], ent[keep]], dim=1))
+    return torch.cat(out) if out else torch.zeros(0, 3, dtype=torch.long)
+
+
+class KGTextModel(JointModel):
+    """KG–text joint model (see the module docstring)."""
+
+    modality = "kg"
+
+    def __init__(self, config: ModelConfig) -> None:
+        e = config.extra
+        if "num_entities" not in e or "num_relations" not in e:
+            raise ValueError("a kg model needs model.extra num_entities and num_relations (set from the data)")
+        dim = int(e.get("dim", 128))
+        super().__init__(config, dim)
+        self.num_entities, self.num_relations = int(e["num_entities"]), int(e["num_relations"])
+        self.described_by = 2 * self.num_relations
+        self.encoder = RelationalEncoder(RelationalEncoderConfig(
+            self.num_entities, self.num_relations, extra_relations=1, dim=dim,
+            layers=int(e.get("gnn_layers", 1)), dropout=float(e.get("gnn_dropout", 0.1))))
+        self.match_head = nn.Linear(config.fusion_dim + dim, 1)
+        self.graph = KGGraph()
+        # GNNDelete-style deletion operator (identity until trained): S_e + mask_e * W S_e
+        self.deletion_operator = nn.Linear(dim, dim, bias=False)
+        nn.init.zeros_(self.deletion_operator.weight)
+        self.register_buffer("deletion_mask", torch.zeros(self.num_entities, dtype=torch.bool))
+        self._cache: tuple[Any, tuple[Tensor, Tensor]] | None = None
+
+    # -- recipe defaults (api.train applies them to fields left at the generic defaults) -----------
+    @classmethod
+    def default_configs(cls, quick: bool = False) -> tuple[dict, dict]:
+        model = {"embed_dim": 128, "fusion_dim": 128, "fusion_heads": 4, "matching_weight": 0.5,
+                 "extra": {"lp_negatives": 2048}}
+        train = {"epochs": 6 if quick else 30, "batch_size": 1024, "lr": 5e-3, "patience": 3}
+        return model, train
+
+    # -- structure -----------------------------------------------------------------------------------
+    def fit_structure(self, sampler) -> None:
+        """Build the graph from the triple pairs of ``sampler`` (the training pairs)."""
+        self.graph.set(_triples_of(sampler, self.num_relations))
+
+    def forget_structure(self, sampler) -> int:
+        """Remove the triples of ``sampler``'s pairs from the graph; returns how many were removed."""
+        gone = _triples_of(sampler, self.num_relations)
+        if gone.numel() == 0 or self.graph.triples.numel() == 0:
+            return 0
+        key = lambda t: (t[:, 0] * (2 * self.num_relations + 1) + t[:, 1]) * self.num_entities + t[:, 2]
+        keep = ~torch.isin(key(self.graph.triples), key(gone.to(self.graph.triples.device)))
+        removed = int((~keep).sum())
+        if removed:
+            self.graph.set(self.graph.triples[keep])
+        return removed
+
+    def deletion_parameters(self, sampler) -> list[nn.Parameter]:
+        """GNNDelete hook: mark the entities within 1 hop (in the remaining graph) of the endpoints of the
+        deleted triples as the operator's neighbourhood and return the operator's parameters."""
+        gone = _triples_of(sampler, self.num_relations)
+        seeds = torch.zeros(self.num_entities, dtype=torch.bool)
+        seeds[gone[:, 0]] = True
+        seeds[gone[:, 2]] = True
+        t = self.graph.triples.cpu()
+        hood = seeds.clone()
+        if t.numel():
+            hood[t[seeds[t[:, 0]], 2]] = True
+            hood[t[seeds[t[:, 2]], 0]] = True
+        self.deletion_mask = hood.to(self.deletion_mask.device)
+        return list(self.deletion_operator.parameters())
+
+    def edges(self) -> tuple[Tensor, Tensor]:
+        return add_inverse_edges(self.graph.triples, self.num_relations)
+
+    def entity_states(self) -> tuple[Tensor, Tensor]:
+        """``(S [N, d], Z [2R + 1, d])``; cached while parameters and graph are unchanged in no-grad eval."""
+        cacheable = not torch.is_grad_enabled() and not self.training
+        key = None
+        if cacheable:
+            key = (self.graph.version, self.graph.triples.data_ptr(), self.deletion_mask.data_ptr(),
+                   tuple((p.data_ptr(), p._version) for p in self.parameters()))
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
+        ei, et = self.edges()
+        s, z = self.encoder(ei, et)
+        if bool(self.deletion_mask.any()):
+            s = s + self.deletion_mask.unsqueeze(1).to(s.dtype) * self.deletion_operator(s)
+        if cacheable:
+            self._cache = (key, (s, z))
+        return s, z
+
+    # -- the protocol --------------------------------------------------------------------------------
+    def item_states(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        s, z = self.entity_states()
+        h, r = s[x[:, 0]], z[x[:, 1]]
+        tokens = torch.stack([h, r, h * r], dim=1)
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device), h * r
+
+    def encode_x(self, x: Tensor) -> Tensor:
+        s, z = self.entity_states()
+        return self.x_projection(s[x[:, 0]] * z[x[:, 1]])
+
+    def _fuse(self, s: Tensor, z: Tensor, x: Tensor, text: KGText) -> Tensor:
+        h, r, t = s[x[:, 0]], z[x[:, 1]], s[text.entity]
+        tokens = torch.stack([h, r, t], dim=1)
+        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        text_tokens, text_mask, _ = self.text_encoder(text)
+        k = int(self.config.extra.get("fusion_text_tokens", 16))
+        fused = self.fusion(text_tokens[:, :k], text_mask[:, :k], tokens, mask)
+        return torch.cat([fused, h * r * t], dim=1)
+
+    def fuse(self, x: Tensor, text: KGText) -> Tensor:
+        s, z = self.entity_states()
+        return self._fuse(s, z, x, text)
+
+    # -- link prediction -----------------------------------------------------------------------------
+    def score_queries(self, heads: Tensor, relations: Tensor) -> Tensor:
+        """``[B, N]`` DistMult scores of ``(heads_i, relations_i, e)`` for every entity ``e``
+        (``relations >= R`` are inverse relations: head prediction)."""
+        s, z = self.entity_states()
+        return (s[heads] * z[relations]) @ s.t()
+
+    def score_triples(self, triples: Tensor) -> Tensor:
+        """``[T]`` DistMult scores of ``(h, r, t)`` triples ``[T, 3]``."""
+        s, z = self.entity_states()
+        return (s[triples[:, 0]] * z[triples[:, 1]] * s[triples[:, 2]]).sum(-1)
+
+    def _lp_loss(self, s: Tensor, z: Tensor, x: Tensor, tails: Tensor, reduction: str = "mean") -> Tensor:
+        """Cross-entropy of the true tail of ``(h, r, ?)`` and the true head (``(t, r + R, ?)``) among all
+        entities, or, with ``extra["lp_negatives"] = k > 0`` during training, among the batch's true
+        entities plus ``k`` entities drawn uniformly (a sampled softmax: ~N/k times cheaper on a CPU)."""
+        smoothing = float(self.config.extra.get("label_smoothing", 0.1))
+        k = int(self.config.extra.get("lp_negatives", 0))
+        heads = x[:, 0]
+        if self.training and 0 < k < self.num_entities:
+            drawn = torch.randint(self.num_entities, (k,), device=s.device)
+            cand, inv = torch.unique(torch.cat([tails, heads, drawn]), return_inverse=True)
+            t_label, h_label = inv[:tails.numel()], inv[tails.numel():tails.numel() + heads.numel()]
+            targets = s[cand]
+        else:
+            t_label, h_label, targets = tails, heads, s
+        tail_logits = (s[heads] * z[x[:, 1]]) @ targets.t()
+        head_logits = (s[tails] * z[x[:, 1] + self.num_relations]) @ targets.t()
+        loss = 0.5 * (F.cross_entropy(tail_logits, t_label, label_smoothing=smoothing, reduction="none")
+                      + F.cross_entropy(head_logits, h_label, label_smoothing=smoothing, reduction="none"))
+        return loss.mean() if reduction == "mean" else loss
+
+    def _positives(self, x: Tensor, text: KGText) -> Tensor:
+        same_query = (x[:, None, :] == x[None, :, :]).all(-1)
+        return same_query | (text.entity[:, None] == text.entity[None, :])
+
+    def loss_terms(self, batch: PairBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        e = self.config.extra
+        lp_w, text_w = float(e.get("lp_weight", 1.0)), float(e.get("text_weight", 0.5))
+        match_w = self.config.matching_weight
+        x, text = batch.x, batch.text
+        s, z = self.entity_states()
+        zero = s.new_zeros(())
+        is_triple = x[:, 1] < self.num_relations
+        lp = self._lp_loss(s, z, x[is_triple], text.entity[is_triple]) if bool(is_triple.any()) else zero
+        contrastive = matching = zero
+        if text_w > 0:
+            z_x = self.x_projection(s[x[:, 0]] * z[x[:, 1]])
+            z_t = self.text_projection(self.text_encoder(text)[2])
+            contrastive = contrastive_loss(self.logits(z_x, z_t), self._positives(x, text)).mean()
+        m = min(len(batch), int(e.get("matching_rows", 256)))
+        if match_w > 0 and m >= 2:
+            x, text = x[:m], text.select(torch.arange(m, device=x.device))
+            perm = torch.randperm(m, generator=generator).to(x.device)
+            negative = ~self._positives(x, text)[torch.arange(m, device=x.device), perm]
+            fused = torch.cat([self._fuse(s, z, x, text), self._fuse(s, z, x, text.select(perm))])
+            labels = torch.cat([torch.ones(m), torch.zeros(m)]).to(fused.device)
+            weight = torch.cat([torch.ones(m, device=x.device), negative.float()])
+            matching = F.binary_cross_entropy_with_logits(self.match_logits(fused), labels, weight=weight)
+        loss = lp_w * lp + text_w * contrastive + match_w * matching
+        return {"loss": loss, "lp": lp.detach(), "contrastive": contrastive.detach(), "matching": matching.detach()}
+
+    def pair_losses(self, batch: PairBatch) -> Tensor:
+        """``[B]``: link-prediction cross-entropy (triple pairs) plus the pair's InfoNCE loss."""
+        x, text = batch.x, batch.text
+        s, z = self.entity_states()
+        z_x = self.x_projection(s[x[:, 0]] * z[x[:, 1]])
+        z_t = self.text_projection(self.text_encoder(text)[2])
+        out = contrastive_loss(self.logits(z_x, z_t), self._positives(x, text))
+        is_triple = x[:, 1] < self.num_relations
+        if bool(is_triple.any()):
+            lp = self._lp_loss(s, z, x[is_triple], text.entity[is_triple], reduction="none")
+            out = out.clone()
+            out[is_triple] = out[is_triple] + lp
+        return out
+
+    # -- evaluation hooks --------------------------------------------------------------------------
+    @torch.no_grad()
+    def validation_score(self, val) -> float:
+        """Filtered link-prediction MRR (both directions) on the triple pairs of ``val`` (early stopping);
+        filtered against the model's graph and ``val`` itself."""
+        from graphdel.evaluation.link_prediction import link_prediction
+
+        was = self.training
+        self.eval()
+        triples = _triples_of(val, self.num_relations)
+        known = torch.cat([self.graph.triples.cpu(), triples])
+        out = link_prediction(self, triples, known, self.num_entities, self.num_relations)["mrr"]
+        self.train(was)
+        return out
+
+    def split_metrics(self, sets: dict) -> dict[str, dict]:
+        """``{split: {"lp": {...}, "entity_text": {...}}}`` for the named pair sets (see
+        :func:`graphdel.evaluation.link_prediction.kg_split_metrics`)."""
+        from graphdel.evaluation.link_prediction import kg_split_metrics
+
+        return kg_split_metrics(self, sets)
+
+
+MODEL_TYPES["kg"] = KGTextModel

@@ -1,0 +1,113 @@
+"""The KG joint model on a 10-entity hand-made KG: protocol, graph state, deletion from message passing."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+import graphdel.api as api
+from graphdel.encoders.relational import add_inverse_edges
+from graphdel.models.joint import ModelConfig
+from graphdel.models.kg import KGText, KGTextModel
+from graphdel.runs import Run
+from graphdel.training.loop import TrainConfig
+from tests.data.test_kg_view import write_tiny_kg
+
+
+def small_model_config():
+    return ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2,
+                       extra={"dim": 16, "gnn_layers": 1, "gnn_dropout": 0.0})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kgmodel")
+    folder = write_tiny_kg(root / "kg")
+    run = api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=0.0),
+                    TrainConfig(epochs=2, batch_size=8, device="cpu"), small_model_config(), out=root / "orig",
+                    progress=False)
+    return root, run
+
+
+def graph_set(model):
+    return {tuple(t) for t in model.graph.triples.tolist()}
+
+
+def idx(model_run, h, r, t):
+    store = api.load_run_data(model_run, progress=False).data.items
+    e, rel = {x: i for i, x in enumerate(store.entities)}, {x: i for i, x in enumerate(store.relations)}
+    return (e[h], rel[r], e[t])
+
+
+def test_trained_model_metrics_and_graph(trained):
+    _, run = trained
+    assert isinstance(run.model, KGTextModel)
+    assert len(graph_set(run.model)) == 12                              # every training triple, no val/test
+    lp = run.metrics["splits"]["test"]["lp"]
+    assert set(lp) == {"mrr", "hits@1", "hits@3", "hits@10", "n"} and lp["n"] == 4
+    assert 0 < lp["mrr"] <= 1
+
+
+def test_protocol_shapes_and_fused_interaction_is_the_triple_score(trained):
+    _, run = trained
+    prepared = api.load_run_data(run, progress=False)
+    model = run.model.eval()
+    rows = [prepared.corpus.index_of("tri:e0|likes|e1"), prepared.corpus.index_of("ent:e3")]
+    batch = prepared.data.batch(torch.tensor(rows))
+    assert batch.x.tolist()[1][1] == model.described_by and isinstance(batch.text, KGText)
+    with torch.no_grad():
+        zx, zt, fused = model.encode_x(batch.x), model.encode_text(batch.text), model.fuse(batch.x, batch.text)
+        score = model.score_triples(torch.stack([batch.x[:, 0], batch.x[:, 1], batch.text.entity], 1))
+    assert zx.shape == zt.shape == (2, 16) and fused.shape == (2, 16 + 16)
+    assert torch.allclose(fused[0, 16:].sum(), score[0], atol=1e-5)
+    perm = torch.tensor([1, 0])
+    assert batch.text.select(perm).entity.tolist() == batch.text.entity[perm].tolist()
+
+
+@pytest.mark.parametrize("method", ["multidelete", "gnndelete", "retrain"])
+def test_deleted_triple_leaves_the_graph_and_message_passing(trained, method):
+    root, run = trained
+    req = api.make_request(run, ids=["e0 likes e1"], by="triple")
+    out = api.forget(run, req, method=method, out=root / f"f-{method}", progress=False,
+                     overrides=None if method == "retrain" else ["epochs=1", "batch_size=2"])
+    deleted = idx(run, "e0", "likes", "e1")
+    for model in (out.model, Run.load(out.path).model):                 # in memory and reloaded
+        assert deleted not in graph_set(model) and len(graph_set(model)) == 11
+        ei, et = model.edges()
+        h, r, t = deleted
+        assert not ((ei[0] == h) & (ei[1] == t) & (et == r)).any()
+        assert not ((ei[0] == t) & (ei[1] == h) & (et == r + model.num_relations)).any()
+        # the states are exactly those of the encoder run on the retained graph
+        model.eval()
+        with torch.no_grad():
+            keep = torch.tensor([list(x) for x in sorted(graph_set(run.model) - {deleted})])
+            ref, _ = model.encoder(*add_inverse_edges(keep, model.num_relations))
+            if bool(model.deletion_mask.any()):
+                ref = ref + model.deletion_mask[:, None].float() * model.deletion_operator(ref)
+            assert torch.allclose(model.entity_states()[0], ref, atol=1e-6)
+    assert deleted in graph_set(run.model)                                # the original is untouched
+    assert "lp" in out.metrics["splits"]["forget"]
+
+
+def test_entity_request_removes_all_its_edges(trained):
+    root, run = trained
+    req = api.make_request(run, ids=["e0"], by="entity")
+    out = api.forget(run, req, method="retrain", out=root / "f-entity", progress=False)
+    e0 = idx(run, "e0", "likes", "e1")[0]
+    assert all(e0 not in (h, t) for h, _, t in graph_set(out.model))
+    assert len(graph_set(out.model)) == 9
+
+
+def test_engine_has_no_kg_specific_code():
+    engine = Path(api.__file__).parent / "unlearning"
+    for path in engine.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(".kg" in n or n.endswith("kg") for n in names), (path, names)
+            name = (node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+                    else node.name if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else "")
+            low = name.lower()
+            assert not any(w in low for w in ("kg", "triple", "relation", "entity")), (path, name)

@@ -6,6 +6,11 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
+
+# Every model in the tests is tiny: intra-op threads only add start-up and contention overhead (measured:
+# a tiny training took 20 s with 2 threads on a busy 2-core machine, 0.3 s with 1).
+torch.set_num_threads(1)
 
 # Real molecules with short factual captions (name + class), split by hand.
 TINY_MOLECULES = [

@@ -3,20 +3,11 @@
 import json
 
 import pytest
-import torch
 
 import graphdel as gd
 from graphdel import api
 from graphdel.cli import build_parser, main
 from graphdel.training.loop import TrainConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_new_commands_are_listed():

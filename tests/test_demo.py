@@ -3,18 +3,9 @@
 import json
 
 import pytest
-import torch
 
 from graphdel.cli import main
 from graphdel.demo import DemoConfig, run_demo
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch):

@@ -550,14 +550,10 @@ def _str(value, key: str) -> str:
 
 
 def _read_utf8(path: Path) -> str:
+    from graphdel.data.sources import decode_utf8
+
     try:
         data = path.read_bytes()
     except OSError as e:
         raise InvalidInputError(f"cannot read {path}: {e.strerror or e}") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise InvalidInputError(f"{path} is not valid UTF-8: bad byte at line {line}, "
-                                f"byte offset {e.start}") from e
-    return text[1:] if text.startswith("\ufeff") else text
+    return decode_utf8(data, path)

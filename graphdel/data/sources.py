@@ -165,6 +165,11 @@ def read_text_file(path: str | Path) -> str:
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         raise InvalidInputError(f"{path} looks binary: NUL byte at line {line}, byte offset {nul}")
+    return decode_utf8(data, path)
+
+
+def decode_utf8(data: bytes, path: str | Path) -> str:
+    """Strict UTF-8 decoding of a file's bytes (a leading BOM dropped); the error names line and offset."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

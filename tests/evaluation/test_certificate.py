@@ -5,7 +5,6 @@ import shutil
 import struct
 
 import pytest
-import torch
 
 import graphdel as gd
 from graphdel import api
@@ -15,14 +14,6 @@ from graphdel.evaluation.certificate import (canonical_json_sha256, retrieval_on
                                              verify_certificate)
 from graphdel.evaluation.suite import evaluate_runs, write_audit
 from graphdel.training.loop import TrainConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import graphdel as gd
 from graphdel import api
@@ -12,15 +11,6 @@ from graphdel.evaluation.suite import (SuiteConfig, _derangement, compare_to_ref
                                        evaluate_runs, measure, pair_signals, retrieval_metrics, suite_sets,
                                        train_shadows, write_audit)
 from graphdel.training.loop import TrainConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: OpenMP start-up and contention dominate (20 s vs 0.3 s for a tiny training on a busy box).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

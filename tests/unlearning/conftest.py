@@ -6,8 +6,6 @@ from graphdel.unlearning import UnlearningContext
 
 from .toy import make_setup, train_toy
 
-# The toy model's ops are tiny: intra-op threads only add overhead (20x slower on 2 cores).
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,85 @@
+"""The forget workflow of the Python API: what it reads, what it writes, what Retrain sees."""
+
+import hashlib
+
+import pytest
+
+import graphdel as gd
+from graphdel import api
+from graphdel.errors import RequestError, RunError
+from graphdel.training.loop import TrainConfig
+
+
+@pytest.fixture
+def original(tiny_csv, tmp_path):
+    return gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True,
+                    progress=False)
+
+
+def _tree_digest(folder):
+    """SHA-256 of every file's relative path and bytes under ``folder``."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_forget_leaves_the_original_run_byte_for_byte(original, tmp_path):
+    before = _tree_digest(original.path)
+    request = api.make_request(original, ids=["aspirin#0"], by="pair")
+    api.forget(original, request, method="neggrad", overrides=["epochs=1"], out=tmp_path / "f", progress=False)
+    assert _tree_digest(original.path) == before
+
+
+def test_retrain_never_sees_a_deleted_id(original, tmp_path, monkeypatch):
+    seen = []
+    real = api.train_model
+
+    def spy(model, train, val, config, **kw):
+        seen.append({train.data.corpus.pair_ids[r] for r in train.rows.tolist()})
+        return real(model, train, val, config, **kw)
+
+    monkeypatch.setattr(api, "train_model", spy)
+    request = api.make_request(original, ids=["aspirin#0", "caffeine#0"], by="pair")
+    run = api.forget(original, request, method="retrain", out=tmp_path / "r", progress=False)
+    assert len(seen) == 1
+    assert not seen[0] & {"aspirin#0", "caffeine#0"}
+    assert not seen[0] & set(original.calibration_ids)
+    assert {"aspirin#0", "caffeine#0"} <= set(run.excluded_ids)
+
+
+def test_sequential_requests_accumulate_in_history(original, tmp_path):
+    first = api.forget(original, api.make_request(original, ids=["aspirin#0"], by="pair"), method="ft",
+                       overrides=["epochs=1"], out=tmp_path / "one", progress=False)
+    second = api.forget(first, api.make_request(first, ids=["ethanol#0"], by="pair"), method="ft",
+                        overrides=["epochs=1"], out=tmp_path / "two", progress=False)
+    assert [h["request"]["pairs"][0]["pair_id"] for h in second.history] == ["aspirin#0", "ethanol#0"]
+    assert {"aspirin#0", "ethanol#0"} <= set(second.excluded_ids)
+    # an already deleted pair cannot be deleted again from the unlearned model
+    with pytest.raises(RequestError, match="aspirin#0"):
+        api.make_request(second, ids=["aspirin#0"], by="pair")
+
+
+def test_forget_refuses_an_existing_output_folder(original, tmp_path):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(RunError, match="already exists"):
+        api.forget(original, api.make_request(original, ids=["aspirin#0"], by="pair"), method="ft",
+                   out=tmp_path / "taken", progress=False)
+
+
+def test_a_chebi20_folder_trains_and_evaluates_unchanged(tmp_path):
+    rows = {"train": [("241", "c1ccccc1", "The molecule is benzene, an aromatic hydrocarbon."),
+                      ("702", "CCO", "The molecule is ethanol, a primary alcohol."),
+                      ("2244", "CC(=O)Oc1ccccc1C(=O)O", "The molecule is aspirin, a benzoic acid."),
+                      ("2519", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "The molecule is caffeine, a purine alkaloid."),
+                      ("180", "CC(C)=O", "The molecule is acetone, a methyl ketone.")],
+            "validation": [("1049", "c1ccncc1", "The molecule is pyridine, an azaarene.")],
+            "test": [("931", "c1ccc2ccccc2c1", "The molecule is naphthalene, a fused arene.")]}
+    folder = tmp_path / "chebi"
+    folder.mkdir()
+    for name, items in rows.items():
+        (folder / f"{name}.txt").write_text("CID\tSMILES\tdescription\n" + "".join(f"{c}\t{s}\t{d}\n" for c, s, d in items))
+    run = gd.train(f"chebi20:{folder}", TrainConfig(epochs=1, batch_size=4), out=tmp_path / "run", quick=True,
+                   progress=False)
+    assert run.metrics["splits"]["test"]["n"] == 1 and run.metrics["splits"]["val"]["n"] == 1
+    assert api.evaluate_retrieval(run)["splits"]["test"]["g2t"]["mrr"] == 1.0

@@ -14,8 +14,9 @@ Stopping rule (:func:`reached_reference`): after each evaluation, the Df score a
 smoothed by the mean of the last ``smooth`` evaluations; the run stops once
 ``smoothed Df <= smoothed reference + margin`` (and at least ``min_epochs`` epochs were run).
 
-Selection rule (:func:`select_index`): among all evaluated checkpoints (the untouched copy, epoch 0,
-included), take those whose gap ``|Df score - reference score|`` is within ``tolerance`` of the smallest
+Selection rule (:func:`select_index`): among the evaluated checkpoints after at least one update (the
+untouched copy, epoch 0, is only a baseline: handing it back would claim a deletion that never happened),
+take those whose gap ``|Df score - reference score|`` is within ``tolerance`` of the smallest
 gap, and among them the one with the highest retain score (a sample of Dr of the size of Df); ties go to
 the smaller gap. Over-forgetting (Df far *below* the reference) is penalised like under-forgetting.
 """
@@ -128,6 +129,11 @@ def select_index(records: list[dict], *, tolerance: float = 0.02) -> tuple[int, 
     ``retain``), and the reason in words. See the module docstring for the rule."""
     gaps = [abs(r["forget"] - r["reference"]) for r in records]
     finite = [i for i, g in enumerate(gaps) if not math.isnan(g)]
+    # The untouched copy (epoch 0) is scored as a baseline but never handed back while an updated
+    # checkpoint exists: returning the original model would report a deletion that did not happen
+    # (measured on the embedded corpus: ties on the gap made the retain tie-break pick it).
+    updated = [i for i in finite if records[i].get("epoch", 1) != 0]
+    finite = updated or finite
     if not finite:
         return len(records) - 1, "no finite Df/reference scores: last checkpoint kept"
     best_gap = min(gaps[i] for i in finite)

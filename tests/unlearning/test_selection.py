@@ -65,3 +65,13 @@ def test_scoring_restores_training_flags(samplers):
     model = ToyModel().train()
     sampler_score(model, samplers["forget"], pool_size=8)
     assert all(m.training for m in model.modules())
+
+
+def test_the_untouched_copy_is_never_selected_when_an_update_exists():
+    from graphdel.unlearning.selection import select_index
+
+    records = [{"epoch": 0, "forget": 0.80, "reference": 0.70, "retain": 0.90},
+               {"epoch": 1, "forget": 0.79, "reference": 0.70, "retain": 0.85}]
+    index, _ = select_index(records, tolerance=0.05)
+    assert index == 1
+    assert select_index(records[:1])[0] == 0  # nothing else to choose from

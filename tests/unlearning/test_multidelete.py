@@ -94,3 +94,23 @@ def test_dr_negatives_and_similarity_run(original, make_ctx):
                   {"negatives": "dr", "representation": "similarity", "distance": "cosine", "epochs": "1",
                    "batch_size": "8", "pool_size": "8"})
     assert res.config["negatives"] == "dr" and res.config["terms"] == {"md": True, "mkr": True, "ukr": True}
+
+
+def test_df_specific_surrogate_projects_out_the_shared_direction():
+    import torch
+
+    from graphdel.unlearning.multidelete import df_specific_surrogate
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    x_df, x_dr = torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 0.0]])
+    loss_df, loss_dr = model(x_df).sum(), model(x_dr).sum()   # gradients (1, 1) and (1, 0)
+    surrogate = df_specific_surrogate(model, loss_df, loss_dr)
+    surrogate.backward()
+    assert torch.allclose(model.weight.grad, torch.tensor([[0.0, 1.0]]))  # (1,1) minus its part along (1,0)
+
+    model.weight.grad = None
+    loss_df, loss_dr = model(x_df).sum(), -model(x_dr).sum()  # opposed directions are left alone
+    df_specific_surrogate(model, loss_df, loss_dr).backward()
+    assert torch.allclose(model.weight.grad, torch.tensor([[1.0, 1.0]]))

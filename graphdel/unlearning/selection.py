@@ -160,17 +160,20 @@ class CalibratedSelector:
         smooth, margin, tolerance, min_epochs: see :func:`reached_reference` / :func:`select_index`.
         pool_size, repeats, batch_size: scoring (see :func:`pool_mrr`).
         seed: seeds the pools and the retain probe.
+        fixed_reference: score the reference once, on the first (untouched) model, and keep it as the
+            target; otherwise rescore it on every evaluated model.
     """
 
     def __init__(self, ctx: Any, *, selection: str = "calibrated", early_stop: bool = True, smooth: int = 2,
                  margin: float = 0.0, tolerance: float = 0.02, min_epochs: int = 1, pool_size: int = 64,
-                 repeats: int = 5, batch_size: int = 256, seed: int = 0) -> None:
+                 repeats: int = 5, batch_size: int = 256, seed: int = 0, fixed_reference: bool = True) -> None:
         self.ctx = ctx
         self.device = ctx.device
         self.selection = selection
         self.early_stop = early_stop
         self.smooth, self.margin, self.tolerance, self.min_epochs = smooth, margin, tolerance, min_epochs
         self.pool_size, self.repeats, self.batch_size, self.seed = pool_size, repeats, batch_size, seed
+        self.fixed_reference = fixed_reference
         self.notes: list[str] = []
         if ctx.calibration is not None:
             self.reference, self.reference_name = ctx.calibration, "calibration"
@@ -201,11 +204,15 @@ class CalibratedSelector:
     def evaluate(self, model: nn.Module, *, epoch: int, step: int) -> dict:
         """Score ``model`` on Df, the reference and the retain probe; remember its state if it may be
         selected. Returns the record (also kept in ``self.records``)."""
+        if self.reference is None:
+            reference = float("nan")
+        elif self.fixed_reference and self.records:  # the untouched model's score, taken at epoch 0
+            reference = self.records[0]["reference"]
+        else:
+            reference = self._score(model, self.reference.batches(self.batch_size))
         rec = {"eval": True, "epoch": epoch, "step": step,
                "forget": self._score(model, self.ctx.forget.batches(self.batch_size)),
-               "reference": (self._score(model, self.reference.batches(self.batch_size))
-                             if self.reference is not None else float("nan")),
-               "retain": self._score(model, self._retain_probe)}
+               "reference": reference, "retain": self._score(model, self._retain_probe)}
         if self.reference_name:
             rec["reference_name"] = self.reference_name
         self.records.append(rec)

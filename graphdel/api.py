@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -108,6 +108,11 @@ class Prepared:
     def trained_rows(self) -> list[int]:
         drop = set(self.calibration) | set(self.excluded)
         return [r for r in self.corpus.rows("train") if r not in drop]
+
+    def retained_rows(self, df_rows: Sequence[int]) -> list[int]:
+        """Dr: the trained rows minus ``df_rows``."""
+        df = set(df_rows)
+        return [r for r in self.trained_rows() if r not in df]
 
     def sets(self) -> dict:
         """Named pair sets: train (trained rows), calibration, val, test."""
@@ -280,11 +285,10 @@ def retain_sample_rows(dr_rows: Sequence[int], n: int, seed: int = 0) -> list[in
 def evaluation_sets(prepared: Prepared, df_rows: Sequence[int], seed: int = 0) -> dict:
     """The named pair sets every unlearned model is evaluated on: forget (Df), retain (a Dr sample of
     |Df|), calibration, val and test."""
-    df = set(df_rows)
-    dr_rows = [r for r in prepared.trained_rows() if r not in df]
+    df = sorted(set(df_rows))
     sets = prepared.sets()
-    return {"forget": prepared.data.subset(sorted(df), "forget"),
-            "retain": prepared.data.subset(retain_sample_rows(dr_rows, len(df), seed), "retain"),
+    return {"forget": prepared.data.subset(df, "forget"),
+            "retain": prepared.data.subset(retain_sample_rows(prepared.retained_rows(df), len(df), seed), "retain"),
             "calibration": sets["calibration"], "val": sets["val"], "test": sets["test"]}
 
 
@@ -324,7 +328,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     outside = [corpus.pair_ids[r] for r in df_rows if r not in allowed]
     if outside:
         raise InvalidInputError(f"{len(outside)} requested pairs were never trained on by {run.path}: {outside[:10]}")
-    dr_rows = [r for r in prepared.trained_rows() if r not in set(df_rows)]
+    dr_rows = prepared.retained_rows(df_rows)
     sets = evaluation_sets(prepared, df_rows, seed)
     train_config = TrainConfig(**run.config["train"])
     model_config = ModelConfig.from_dict(run.config["model"])

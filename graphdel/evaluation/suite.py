@@ -107,10 +107,10 @@ def suite_sets(prepared, df_rows: Sequence[int], *, chunks: int = 5, seed: int =
     :class:`~graphdel.api.Prepared` and the rows of Df."""
     from graphdel.api import evaluation_sets, retain_sample_rows
 
-    df = set(df_rows)
-    dr_rows = [r for r in prepared.trained_rows() if r not in df]
-    sets = evaluation_sets(prepared, sorted(df), seed)
-    sets["dr"] = prepared.data.subset(retain_sample_rows(dr_rows, max(1, chunks) * len(df), seed + 1), "dr")
+    df = sorted(set(df_rows))
+    sets = evaluation_sets(prepared, df, seed)
+    sets["dr"] = prepared.data.subset(retain_sample_rows(prepared.retained_rows(df), max(1, chunks) * len(df),
+                                                         seed + 1), "dr")
     return sets
 
 

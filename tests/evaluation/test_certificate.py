@@ -6,26 +6,17 @@ import struct
 
 import pytest
 
-import graphdel as gd
-from graphdel import api
 from graphdel.cli import main
 from graphdel.errors import RunError
 from graphdel.evaluation.certificate import (canonical_json_sha256, retrieval_only,
                                              verify_certificate)
 from graphdel.evaluation.suite import evaluate_runs, write_audit
-from graphdel.training.loop import TrainConfig
 
 
 @pytest.fixture
-def forgotten(tiny_csv, tmp_path):
-    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True,
-                        progress=False)
-    prepared = api.load_run_data(original, progress=False)
-    request = api.make_request(original, ids=["aspirin#0", "ethanol#0"], by="pair", prepared=prepared)
-    retrain = api.forget(original, request, method="retrain", out=tmp_path / "retrain", progress=False,
-                         prepared=prepared)
-    md = api.forget(original, request, method="multidelete", overrides=["epochs=1"], out=tmp_path / "md",
-                    progress=False, prepared=prepared)
+def forgotten(tiny_runs):
+    """``(original, retrain, multidelete)`` of the shared tiny request."""
+    original, _, _, (retrain, md) = tiny_runs
     return original, retrain, md
 
 
@@ -79,7 +70,7 @@ def test_evaluated_certificate_in_report_folder(forgotten, tmp_path, capsys):
     original, retrain, md = forgotten
     audit = evaluate_runs([retrain.path, md.path], progress=False, log=lambda s: None)
     write_audit(tmp_path / "rep", audit)
-    cert_path = tmp_path / "rep" / "certificates" / "md.json"
+    cert_path = tmp_path / "rep" / "certificates" / f"{md.path.name}.json"
     cert = json.loads(cert_path.read_text())
     assert cert["unlearned_path"] == str(md.path.resolve())
     assert cert["original_path"] == str(original.path.resolve())

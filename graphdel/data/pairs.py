@@ -88,12 +88,12 @@ class PairData:
             raise InvalidInputError(f"no featuriser for modality {corpus.modality!r}; known: {sorted(ITEM_FEATURIZERS)}")
         self.corpus = corpus
         self.item_ids = corpus.item_list()
-        position = {iid: k for k, iid in enumerate(self.item_ids)}
-        self.item_index = torch.tensor([position[i] for i in corpus.item_ids], dtype=torch.long)
+        item_position = {iid: k for k, iid in enumerate(self.item_ids)}
+        self.item_index = torch.tensor([item_position[i] for i in corpus.item_ids], dtype=torch.long)
         self.items = ITEM_FEATURIZERS[corpus.modality](corpus, self.item_ids, progress)
         unique = list(dict.fromkeys(corpus.texts))
-        position = {t: k for k, t in enumerate(unique)}
-        self.text_index = torch.tensor([position[t] for t in corpus.texts], dtype=torch.long)
+        text_position = {t: k for k, t in enumerate(unique)}
+        self.text_index = torch.tensor([text_position[t] for t in corpus.texts], dtype=torch.long)
         self.text = encode_frozen(unique, text_config, progress=progress)
 
     def __len__(self) -> int:

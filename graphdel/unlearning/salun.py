@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from graphdel.unlearning.base import Trainer, check, register_method, set_update_mode
+from graphdel.unlearning.masks import summed_gradients, top_fraction_mask
 from graphdel.unlearning.random_pair import RandomPair, RandomPairConfig
 
 
@@ -34,21 +35,9 @@ class SalUnConfig(RandomPairConfig):
 def saliency_mask(trainer: Trainer, fraction: float) -> dict[str, torch.Tensor]:
     """``{name: 0/1 mask}`` keeping the ``fraction`` of trainable weights with the largest |grad| of the
     Df training loss (summed over all Df batches, at the current weights)."""
-    params = trainer.params
-    grads = {n: torch.zeros_like(p) for n, p in params}
     set_update_mode(trainer.student)
-    for df in trainer.forget_batches():
-        trainer.student.zero_grad(set_to_none=True)
-        trainer.student.training_loss(df).backward()
-        for n, p in params:
-            if p.grad is not None:
-                grads[n] += p.grad.detach()
-    trainer.student.zero_grad(set_to_none=True)
-    flat = torch.cat([g.abs().flatten() for g in grads.values()])
-    k = max(1, int(round(fraction * flat.numel())))
-    # threshold = k-th largest |grad|
-    threshold = torch.topk(flat, k, largest=True, sorted=False).values.min()
-    return {n: (g.abs() >= threshold).to(g.dtype) for n, g in grads.items()}
+    grads = summed_gradients(trainer.student, trainer.params, trainer.forget_batches())
+    return top_fraction_mask({n: g.abs() for n, g in grads.items()}, fraction)
 
 
 @register_method

@@ -39,6 +39,8 @@ class RelationalEncoderConfig:
         dim: width ``d`` of entity and relation states.
         layers: CompGCN layers; 0 gives plain embeddings (a text-free DistMult when decoded).
         dropout: dropout on entity states between layers.
+        feature_dim: width of optional fixed input features per entity (e.g. sentence embeddings of the
+            entity descriptions), projected to ``dim`` and added to the learnt embeddings; 0 = none.
     """
 
     num_entities: int
@@ -47,8 +49,10 @@ class RelationalEncoderConfig:
     dim: int = 128
     layers: int = 1
     dropout: float = 0.1
+    feature_dim: int = 0
 
     def to_dict(self) -> dict:
+        """The constructor arguments as a plain dict (saved in ``model_config.json``)."""
         return asdict(self)
 
 
@@ -86,6 +90,7 @@ class CompGCNConv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Xavier-uniform linear maps, self-loop relation of ones, zero bias, fresh layer norm."""
         for lin in (self.w_out, self.w_in, self.w_self, self.w_rel):
             nn.init.xavier_uniform_(lin.weight)
         nn.init.ones_(self.self_rel)
@@ -93,6 +98,12 @@ class CompGCNConv(nn.Module):
         self.norm.reset_parameters()
 
     def forward(self, x: Tensor, rel: Tensor, edge_index: Tensor, edge_type: Tensor) -> tuple[Tensor, Tensor]:
+        """``x [N, d]``, ``rel [K, d]``, ``edge_index [2, E]``, ``edge_type [E]`` ->
+        ``(x' [N, d], rel' [K, d])``.
+
+        Messages ``x_src * rel[type]`` are degree-normalised and summed separately over original and inverse
+        edges; ``rel' = W_rel rel`` and
+        ``x' = Dropout(tanh(LayerNorm((W_self(x * r_self) + W_out(agg_out) + W_in(agg_in)) / 3 + b)))``."""
         n = x.size(0)
         src, dst = edge_index[0], edge_index[1]
         out = self.w_self(x * self.self_rel)
@@ -127,16 +138,31 @@ class RelationalEncoder(nn.Module):
         self.convs = nn.ModuleList(CompGCNConv(config.dim, config.num_relations, config.dropout)
                                    for _ in range(config.layers))
         self.input_dropout = nn.Dropout(config.dropout)
+        # Fixed entity features (descriptions) enter through a linear map: entities that share words in
+        # their descriptions start close, which a learnt embedding of a rarely seen entity cannot do.
+        self.feature_projection = (nn.Linear(config.feature_dim, config.dim, bias=False)
+                                   if config.feature_dim > 0 else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Xavier-normal entity and relation embeddings, and fresh layers and feature projection."""
         nn.init.xavier_normal_(self.entity.weight)
         nn.init.xavier_normal_(self.relation.weight)
         for conv in self.convs:
             conv.reset_parameters()
+        if self.feature_projection is not None:
+            nn.init.xavier_uniform_(self.feature_projection.weight)
 
-    def forward(self, edge_index: Tensor, edge_type: Tensor) -> tuple[Tensor, Tensor]:
-        x, rel = self.input_dropout(self.entity.weight), self.relation.weight
+    def forward(self, edge_index: Tensor, edge_type: Tensor, features: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """``features [N, feature_dim]`` (rows of zeros for entities without one) are required when the
+        encoder was built with ``feature_dim > 0``."""
+        x = self.entity.weight
+        if self.feature_projection is not None:
+            if features is None:
+                raise ValueError("this encoder was built with feature_dim > 0: pass features [N, feature_dim]")
+            x = x + self.feature_projection(features.to(x.dtype))
+        x, rel = self.input_dropout(x), self.relation.weight
         for conv in self.convs:
             x, rel = conv(x, rel, edge_index, edge_type)
         return x, rel

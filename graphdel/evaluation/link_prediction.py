@@ -143,12 +143,22 @@ def _store_triples(sampler) -> tuple[Tensor, int, int]:
     return t, len(store.entities), len(store.relations)
 
 
-def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None) -> dict[str, dict]:
+def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
+                     collateral_queries: int = 2000) -> dict[str, dict]:
     """``{split: {"lp": {mrr, hits@1, hits@3, hits@10, n}, "entity_text": {...}}}`` for named KG pair sets.
 
     ``lp`` ranks the triple pairs of the split (filtered against every triple of the corpus, both
     directions); ``entity_text`` is entity->description and description->entity retrieval over the
     entity–text pairs of the split (only where it has some).
+
+    When ``sets`` has a ``forget`` split with triples (a deletion request), three more results:
+
+    * ``forget.lp.auroc_vs_retain``: :func:`triple_auroc` of the deleted triples against the triples of
+      the ``retain`` split (a sample of Dr);
+    * pseudo-splits ``collateral@1`` and ``collateral@2``: link prediction on the retained training
+      triples within 1 and 2 hops of a deleted one (:func:`neighbourhood_triples` over the model's graph
+      minus the deleted triples, which is the same set for the original, an unlearned model and Retrain),
+      at most ``collateral_queries`` of them drawn with seed 0.
     """
     from graphdel.evaluation.retrieval import split_retrieval
     from graphdel.models.kg import _triples_of
@@ -163,10 +173,8 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None) -> di
         res: dict = {}
         triples = _triples_of(pairs, model.num_relations)
         if triples.numel():
-            if max_queries is not None and triples.size(0) > max_queries:
-                g = torch.Generator().manual_seed(0)
-                triples = triples[torch.randperm(triples.size(0), generator=g)[:max_queries]]
-            res["lp"] = link_prediction(model, triples, known, model.num_entities, model.num_relations)
+            res["lp"] = link_prediction(model, _sample_rows(triples, max_queries), known, model.num_entities,
+                                        model.num_relations)
         ent_rows = [r for r in pairs.rows.tolist() if pairs.data.corpus.pair_ids[r].startswith("ent:")]
         if len(ent_rows) >= 2:
             zx, zt = [], []
@@ -181,4 +189,32 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None) -> di
             res["entity_text"] = split_retrieval(torch.cat(zx), torch.cat(zt))
         if res:
             out[name] = res
+    forget = sets.get("forget")
+    deleted = _triples_of(forget, model.num_relations) if forget is not None and len(forget) else None
+    if deleted is not None and deleted.numel() and known is not None:
+        retain = sets.get("retain")
+        if retain is not None and len(retain) and "lp" in out.get("forget", {}):
+            sample = _triples_of(retain, model.num_relations)
+            if sample.numel():
+                was = model.training
+                model.eval()
+                out["forget"]["lp"]["auroc_vs_retain"] = triple_auroc(model, deleted, sample)
+                model.train(was)
+        graph = model.graph.triples.cpu()
+        key = lambda t: (t[:, 0] * (2 * model.num_relations + 1) + t[:, 1]) * model.num_entities + t[:, 2]
+        retained = graph[~torch.isin(key(graph), key(deleted))]
+        for hops in (1, 2):
+            near = neighbourhood_triples(deleted, retained, hops=hops)
+            if near.numel():
+                near = _sample_rows(near, collateral_queries)
+                out[f"collateral@{hops}"] = {"lp": link_prediction(model, near, known, model.num_entities,
+                                                                   model.num_relations)}
     return out
+
+
+def _sample_rows(triples: Tensor, limit: int | None) -> Tensor:
+    """At most ``limit`` rows of ``triples``, drawn with seed 0 (all of them when ``limit`` is None)."""
+    if limit is None or triples.size(0) <= limit:
+        return triples
+    g = torch.Generator().manual_seed(0)
+    return triples[torch.randperm(triples.size(0), generator=g)[:limit]]

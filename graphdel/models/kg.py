@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphdel.encoders.text import masked_mean
 from graphdel.encoders.relational import RelationalEncoder, RelationalEncoderConfig, add_inverse_edges
 from graphdel.models.joint import MODEL_TYPES, JointModel, ModelConfig, contrastive_loss
 from graphdel.models.protocol import PairBatch, TextFeatures
@@ -68,11 +69,13 @@ class KGText(TextFeatures):
     entity: Tensor | None = None
 
     def select(self, index: Tensor) -> "KGText":
+        """Texts ``index`` (``[B']`` long), in that order, with their entities."""
         pooled = None if self.pooled is None else self.pooled[index]
         entity = None if self.entity is None else self.entity[index.to(self.entity.device)]
         return KGText(self.hidden[index], self.mask[index], pooled, entity)
 
     def to(self, device) -> "KGText":
+        """The same features and entities on ``device``."""
         base = TextFeatures.to(self, device)
         entity = None if self.entity is None else self.entity.to(device)
         return KGText(base.hidden, base.mask, base.pooled, entity)
@@ -88,6 +91,7 @@ class KGGraph(nn.Module):
         self.version = 0
 
     def set(self, triples: Tensor) -> None:
+        """Replace the stored triples with the distinct rows of ``triples [T, 3]`` long (``version`` += 1)."""
         t = torch.unique(triples.reshape(-1, 3).long().cpu(), dim=0)
         self.triples = t.to(self.triples.device)
         self.version += 1
@@ -98,6 +102,22 @@ class KGGraph(nn.Module):
             self.triples = torch.zeros_like(state_dict[key], device=self.triples.device)
             self.version += 1
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _entity_texts_of(sampler, described_by: int, batch_size: int = 4096) -> tuple[Tensor, Tensor]:
+    """``(entities [M] long, features [M, H])``: the fixed sentence embeddings (mean of the frozen text
+    encoder's states) of the entity-description pairs ``(e, described_by)`` of a pair sampler."""
+    ents, feats = [], []
+    for b in sampler.batches(batch_size):
+        keep = b.x[:, 1] == described_by
+        if bool(keep.any()):
+            text = b.text.select(keep.nonzero().flatten())
+            pooled = text.pooled if text.pooled is not None else masked_mean(text.hidden.float(), text.mask)
+            ents.append(b.x[keep, 0])
+            feats.append(pooled.float())
+    if not ents:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, 0)
+    return torch.cat(ents), torch.cat(feats)
 
 
 def _triples_of(sampler, num_relations: int, batch_size: int = 8192) -> Tensor:
@@ -123,9 +143,16 @@ class KGTextModel(JointModel):
         super().__init__(config, dim)
         self.num_entities, self.num_relations = int(e["num_entities"]), int(e["num_relations"])
         self.described_by = 2 * self.num_relations
+        self.text_init = bool(e.get("text_init", True))
         self.encoder = RelationalEncoder(RelationalEncoderConfig(
             self.num_entities, self.num_relations, extra_relations=1, dim=dim,
-            layers=int(e.get("gnn_layers", 1)), dropout=float(e.get("gnn_dropout", 0.1))))
+            layers=int(e.get("gnn_layers", 1)), dropout=float(e.get("gnn_dropout", 0.1)),
+            feature_dim=self.text_encoder.width if self.text_init else 0))
+        # Sentence embeddings of the training entity descriptions, the entity encoder's fixed input (zeros
+        # for entities without a description in the training pairs). Stored training data like the graph:
+        # fit_structure fills it, forget_structure erases deleted descriptions. float16 halves the file.
+        self.register_buffer("entity_text", torch.zeros(self.num_entities if self.text_init else 0,
+                                                        self.text_encoder.width, dtype=torch.float16))
         self.match_head = nn.Linear(config.fusion_dim + dim, 1)
         self.graph = KGGraph()
         # GNNDelete-style deletion operator (identity until trained): S_e + mask_e * W S_e
@@ -137,6 +164,8 @@ class KGTextModel(JointModel):
     # -- recipe defaults (api.train applies them to fields left at the generic defaults) -----------
     @classmethod
     def default_configs(cls, quick: bool = False) -> tuple[dict, dict]:
+        """The KG recipe's defaults ``(model fields, training fields)`` (``quick``: fewer epochs), applied by
+        :func:`graphdel.api.train` to the fields a caller left at the generic defaults."""
         model = {"embed_dim": 128, "fusion_dim": 128, "fusion_heads": 4, "matching_weight": 0.5,
                  "extra": {"lp_negatives": 2048}}
         train = {"epochs": 6 if quick else 30, "batch_size": 1024, "lr": 5e-3, "patience": 3}
@@ -144,11 +173,25 @@ class KGTextModel(JointModel):
 
     # -- structure -----------------------------------------------------------------------------------
     def fit_structure(self, sampler) -> None:
-        """Build the graph from the triple pairs of ``sampler`` (the training pairs)."""
+        """Build the graph from the triple pairs of ``sampler`` (the training pairs), and the entity text
+        features from its entity-description pairs."""
         self.graph.set(_triples_of(sampler, self.num_relations))
+        if self.text_init:
+            ents, feats = _entity_texts_of(sampler, self.described_by)
+            table = torch.zeros_like(self.entity_text)
+            if ents.numel():
+                table[ents.to(table.device)] = feats.to(table.device, table.dtype)
+            self.entity_text = table
+            self.graph.version += 1  # invalidates the cached entity states
 
     def forget_structure(self, sampler) -> int:
-        """Remove the triples of ``sampler``'s pairs from the graph; returns how many were removed."""
+        """Remove the triples of ``sampler``'s pairs from the graph and the descriptions of its entity
+        pairs from the entity text features; returns how many triples were removed."""
+        if self.text_init:
+            ents, _ = _entity_texts_of(sampler, self.described_by)
+            if ents.numel():
+                self.entity_text[ents.to(self.entity_text.device)] = 0
+                self.graph.version += 1
         gone = _triples_of(sampler, self.num_relations)
         if gone.numel() == 0 or self.graph.triples.numel() == 0:
             return 0
@@ -175,6 +218,8 @@ class KGTextModel(JointModel):
         return list(self.deletion_operator.parameters())
 
     def edges(self) -> tuple[Tensor, Tensor]:
+        """The message-passing graph: ``(edge_index [2, 2T], edge_type [2T])``, every stored triple and
+        its inverse."""
         return add_inverse_edges(self.graph.triples, self.num_relations)
 
     def entity_states(self) -> tuple[Tensor, Tensor]:
@@ -187,7 +232,7 @@ class KGTextModel(JointModel):
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
         ei, et = self.edges()
-        s, z = self.encoder(ei, et)
+        s, z = self.encoder(ei, et, self.entity_text if self.text_init else None)
         if bool(self.deletion_mask.any()):
             s = s + self.deletion_mask.unsqueeze(1).to(s.dtype) * self.deletion_operator(s)
         if cacheable:
@@ -196,12 +241,16 @@ class KGTextModel(JointModel):
 
     # -- the protocol --------------------------------------------------------------------------------
     def item_states(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``x [B, 2]`` long ``(head, relation)`` -> ``(tokens [B, 3, d], mask [B, 3], pooled [B, d])``:
+        tokens ``(h, r, h * r)`` for the fusion module and the pooled state ``h * r``."""
         s, z = self.entity_states()
         h, r = s[x[:, 0]], z[x[:, 1]]
         tokens = torch.stack([h, r, h * r], dim=1)
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device), h * r
 
     def encode_x(self, x: Tensor) -> Tensor:
+        """``x [B, 2]`` long ``(head, relation)`` -> ``[B, embed_dim]`` normalised item embeddings
+        (projection of ``h * r``)."""
         s, z = self.entity_states()
         return self.x_projection(s[x[:, 0]] * z[x[:, 1]])
 
@@ -215,6 +264,7 @@ class KGTextModel(JointModel):
         return torch.cat([fused, h * r * t], dim=1)
 
     def fuse(self, x: Tensor, text: KGText) -> Tensor:
+        """``x [B, 2]`` long and ``B`` texts -> the fused representation ``[B, fusion_dim]``."""
         s, z = self.entity_states()
         return self._fuse(s, z, x, text)
 
@@ -255,6 +305,11 @@ class KGTextModel(JointModel):
         return same_query | (text.entity[:, None] == text.entity[None, :])
 
     def loss_terms(self, batch: PairBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The training loss of a batch and its parts: link prediction on the triple items (weight
+        ``lp_weight``), the contrastive item–text loss (``text_weight``) and the matching loss on true and
+        shuffled pairs (``matching_weight``).
+
+        Returns ``{"loss", "lp", "contrastive", "matching"}`` (scalars; the parts detached)."""
         e = self.config.extra
         lp_w, text_w = float(e.get("lp_weight", 1.0)), float(e.get("text_weight", 0.5))
         match_w = self.config.matching_weight
@@ -299,15 +354,32 @@ class KGTextModel(JointModel):
     def validation_score(self, val) -> float:
         """Filtered link-prediction MRR (both directions) on the triple pairs of ``val`` (early stopping);
         filtered against the model's graph and ``val`` itself."""
-        from graphdel.evaluation.link_prediction import link_prediction
-
         was = self.training
         self.eval()
-        triples = _triples_of(val, self.num_relations)
-        known = torch.cat([self.graph.triples.cpu(), triples])
-        out = link_prediction(self, triples, known, self.num_entities, self.num_relations)["mrr"]
+        out = self._graph_filtered_mrr(_triples_of(val, self.num_relations))
         self.train(was)
         return out
+
+    def _graph_filtered_mrr(self, triples: Tensor) -> float:
+        """Filtered MRR of ``triples [T, 3]``, both directions, filtered against the graph and themselves."""
+        from graphdel.evaluation.link_prediction import link_prediction
+
+        if triples.numel() == 0:
+            return float("nan")
+        known = torch.cat([self.graph.triples.cpu(), triples.cpu()])
+        return link_prediction(self, triples, known, self.num_entities, self.num_relations)["mrr"]
+
+    @torch.no_grad()
+    def selection_score(self, batches) -> float:
+        """Filtered link-prediction MRR (both directions) of the triple pairs in ``batches`` (a list of
+        :class:`PairBatch`), filtered against the model's graph and the batches' own triples: the engine's
+        stopping and checkpoint selection then judge forgetting by the decoder that predicts the facts.
+        NaN when the batches hold no triple."""
+        class _Batches:  # the sampler interface _triples_of reads
+            def batches(self, _size):
+                return batches
+
+        return self._graph_filtered_mrr(_triples_of(_Batches(), self.num_relations))
 
     def split_metrics(self, sets: dict) -> dict[str, dict]:
         """``{split: {"lp": {...}, "entity_text": {...}}}`` for the named pair sets (see

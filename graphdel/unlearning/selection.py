@@ -4,7 +4,8 @@ Nothing here ever looks at test data. The reference for "never seen, but drawn l
 *calibration* sampler of the :class:`~graphdel.unlearning.base.UnlearningContext` (DESIGN.md section 1);
 when it is absent the validation sampler is used instead and the result says so.
 
-The score is the **pool-based MRR** of true pairs (x -> text): the pairs of a split are embedded once
+The score is the model's own ``selection_score(batches)`` when it defines one (a KG model: filtered
+link-prediction MRR of the deleted facts), otherwise the **pool-based MRR** of true pairs (x -> text): the pairs of a split are embedded once
 with ``encode_x`` / ``encode_text``, shuffled (seeded) into pools of ``pool_size`` (64 by default), and in
 each pool every x ranks the texts of the pool by the protocol's cosine ``sim``; the reciprocal rank of its
 own text is averaged over all pools of ``repeats`` independent shuffles. Chance level for a pool of 64 is
@@ -198,6 +199,13 @@ class CalibratedSelector:
         self._last_state: dict[str, Tensor] | None = None
 
     def _score(self, model: nn.Module, batches: Iterable[PairBatch]) -> float:
+        # A model may define how well it remembers a set of pairs in its own terms (higher = better
+        # remembered), e.g. a model whose deletable facts are scored by a decoder rather than by
+        # retrieval; the pool-based retrieval MRR is the protocol-level default.
+        hook = getattr(model, "selection_score", None)
+        if hook is not None:
+            with eval_mode(model), torch.no_grad():
+                return float(hook([b.to(self.device) for b in batches]))
         return forget_score(model, batches, pool_size=self.pool_size, repeats=self.repeats, seed=self.seed,
                             device=self.device)
 

@@ -82,7 +82,7 @@ def test_deleted_triple_leaves_the_graph_and_message_passing(trained, method):
         model.eval()
         with torch.no_grad():
             keep = torch.tensor([list(x) for x in sorted(graph_set(run.model) - {deleted})])
-            ref, _ = model.encoder(*add_inverse_edges(keep, model.num_relations))
+            ref, _ = model.encoder(*add_inverse_edges(keep, model.num_relations), model.entity_text)
             if bool(model.deletion_mask.any()):
                 ref = ref + model.deletion_mask[:, None].float() * model.deletion_operator(ref)
             assert torch.allclose(model.entity_states()[0], ref, atol=1e-6)
@@ -97,6 +97,38 @@ def test_entity_request_removes_all_its_edges(trained):
     e0 = idx(run, "e0", "likes", "e1")[0]
     assert all(e0 not in (h, t) for h, _, t in graph_set(out.model))
     assert len(graph_set(out.model)) == 9
+    # its description is gone from the entity features (Retrain never had it), the others are kept
+    assert not out.model.entity_text[e0].any() and run.model.entity_text[e0].any()
+    others = [i for i in range(out.model.num_entities) if i != e0]
+    assert torch.equal(out.model.entity_text[others], run.model.entity_text[others])
+
+
+def test_entity_descriptions_enter_the_encoder_and_multidelete_erases_them(trained):
+    root, run = trained
+    req = api.make_request(run, ids=["e0"], by="entity")
+    out = api.forget(run, req, method="multidelete", out=root / "f-entity-md", progress=False,
+                     overrides=["epochs=1", "batch_size=2"])
+    e0 = idx(run, "e0", "likes", "e1")[0]
+    assert not out.model.entity_text[e0].any() and not Run.load(out.path).model.entity_text[e0].any()
+    # the original's entity states depend on the description features
+    model = run.model.eval()
+    with torch.no_grad():
+        with_text = model.encoder(*model.edges(), model.entity_text)[0]
+        without = model.encoder(*model.edges(), torch.zeros_like(model.entity_text))[0]
+    assert not torch.allclose(with_text, without)
+
+
+def test_forget_metrics_have_collateral_and_auroc(trained):
+    root, run = trained
+    req = api.make_request(run, ids=["e0 likes e1"], by="triple")
+    out = api.forget(run, req, method="retrain", out=root / "f-collateral", progress=False)
+    splits = out.metrics["splits"]
+    assert 0 <= splits["forget"]["lp"]["auroc_vs_retain"] <= 1
+    # 1 hop: retained training triples touching e0 or e1; 2 hops: a superset
+    e0, _, e1 = idx(run, "e0", "likes", "e1")
+    touching = [t for t in graph_set(out.model) if {t[0], t[2]} & {e0, e1}]
+    assert splits["collateral@1"]["lp"]["n"] == 2 * len(touching)      # both directions
+    assert splits["collateral@2"]["lp"]["n"] >= splits["collateral@1"]["lp"]["n"]
 
 
 def test_engine_has_no_kg_specific_code():
@@ -111,3 +143,37 @@ def test_engine_has_no_kg_specific_code():
                     else node.name if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else "")
             low = name.lower()
             assert not any(w in low for w in ("kg", "triple", "relation", "entity")), (path, name)
+
+
+def test_an_unseen_names_only_kg_folder_trains_forgets_and_evaluates_by_cli(tmp_path):
+    """A WN18RR-layout folder without entity2text.txt: the entity names become the texts, unchanged code."""
+    import json
+
+    from graphdel.cli import main
+
+    folder = tmp_path / "names_only"
+    folder.mkdir()
+    animals = ["dog_n_01", "cat_n_01", "wolf_n_01", "lion_n_01", "canine_n_02", "feline_n_01",
+               "carnivore_n_01", "mammal_n_01", "pet_n_01", "pack_n_06"]
+    train = [(0, "_hypernym", 4), (2, "_hypernym", 4), (1, "_hypernym", 5), (3, "_hypernym", 5),
+             (4, "_hypernym", 6), (5, "_hypernym", 6), (6, "_hypernym", 7), (0, "_similar_to", 8),
+             (1, "_similar_to", 8), (2, "_member_of", 9), (3, "_member_of", 9), (8, "_hypernym", 7)]
+    for name, rows in (("train", train), ("valid", [(0, "_hypernym", 6)]), ("test", [(1, "_hypernym", 6)])):
+        (folder / f"{name}.txt").write_text("".join(f"{animals[h]}\t{r}\t{animals[t]}\n" for h, r, t in rows))
+    run, forgotten, report = tmp_path / "run", tmp_path / "forgot", tmp_path / "eval.json"
+    assert main(["train", "--data", f"kg:{folder}", "--out", str(run), "--quick", "--epochs", "1"]) == 0
+    ids = tmp_path / "ids.txt"
+    ids.write_text("tri:wolf_n_01|_member_of|pack_n_06\n")
+    assert main(["forget", "--model", str(run), "--forget", str(ids), "--by", "triple", "--method", "multidelete",
+                 "--set", "epochs=1", "--set", "batch_size=2", "--out", str(forgotten)]) == 0
+    assert main(["evaluate", "--model", str(forgotten), "--forget", str(forgotten / "request.json"),
+                 "--out", str(report)]) == 0
+    loaded = Run.load(forgotten)
+    texts = api.load_run_data(loaded, progress=False).corpus.texts
+    assert "dog n 01" in texts                                          # underscores became spaces
+    store = api.load_run_data(loaded, progress=False).data.items
+    e = {x: i for i, x in enumerate(store.entities)}
+    r = {x: i for i, x in enumerate(store.relations)}
+    assert (e["wolf_n_01"], r["_member_of"], e["pack_n_06"]) not in graph_set(loaded.model)
+    metrics = json.loads(report.read_text())
+    assert "lp" in json.dumps(metrics)

@@ -71,6 +71,30 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(buffer.getvalue(), path)
 
 
+def check_output_folder(final: str | Path) -> None:
+    """Fail early if the run folder ``final`` could not be created: it exists, or its parent cannot be
+    created or written (checked by creating and removing a temporary file there).
+
+    Called before hours of training or unlearning, so that an unwritable ``--out`` is reported at once
+    rather than after the work is done. A disk that fills up later is still caught when the folder is
+    written (:func:`atomic_write_bytes` raises :class:`RunError` and :func:`staged_folder` removes the
+    partial folder).
+
+    Raises:
+        RunError: ``final`` exists, or its parent cannot be created or written (the OS reason is named).
+    """
+    final = Path(final)
+    if final.exists():
+        raise RunError(f"output folder {final} already exists; choose another --out or remove it")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".probe", dir=final.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise RunError(f"cannot write the output folder {final}: {e.strerror or e}") from e
+
+
 @contextmanager
 def staged_folder(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name and rename it to ``final`` only if the block succeeds.

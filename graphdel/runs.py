@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graphdel.errors import RunError
+from graphdel.errors import ConfigError, RunError
 from graphdel.io import atomic_write_json
 
 RUN_FILES = ("config.json", "model.safetensors", "model_config.json", "metrics.json")
@@ -55,15 +55,30 @@ class Run:
         path = Path(path)
         if not path.is_dir():
             raise RunError(f"run folder {path} does not exist")
+        if path.name.endswith(".partial"):  # a staging folder left by a killed run holds every file already
+            raise RunError(f"{path} is the staging folder of an interrupted run, not a finished run; "
+                           "it can be deleted")
         missing = [f for f in RUN_FILES if not (path / f).is_file()]
         if missing:
             raise RunError(f"{path} is not a finished graphdel run (missing {', '.join(missing)})")
-        read = lambda name, default: json.loads((path / name).read_text()) if (path / name).is_file() else default
-        try:
-            return cls(path, read("config.json", {}), read("metrics.json", {}), read("log.json", []),
-                       read("history.json", []))
-        except json.JSONDecodeError as e:
-            raise RunError(f"{path}: unreadable JSON ({e})") from e
+
+        def read(name: str, default, kind: type):
+            if not (path / name).is_file():
+                return default
+            try:
+                value = json.loads((path / name).read_text(encoding="utf-8"))
+            # ValueError covers bad JSON and non-UTF-8 bytes; RecursionError absurdly nested brackets.
+            except (OSError, ValueError, RecursionError) as e:
+                raise RunError(f"{path / name}: unreadable JSON ({type(e).__name__}: {e})") from e
+            if not isinstance(value, kind):
+                raise RunError(f"{path / name}: expected a JSON {'object' if kind is dict else 'array'}, "
+                               f"found {type(value).__name__}")
+            return value
+
+        run = cls(path, read("config.json", {}, dict), read("metrics.json", {}, dict), read("log.json", [], list),
+                  read("history.json", [], list))
+        check_run_config(path / "config.json", run.config)
+        return run
 
     @property
     def model(self):
@@ -95,9 +110,51 @@ class Run:
         return f"Run({str(self.path)!r}, kind={self.config.get('kind')!r}, method={self.config.get('method')!r})"
 
 
+def check_run_config(where: str | Path, config: dict) -> None:
+    """Refuse a run ``config.json`` that later commands could not use, naming the key.
+
+    A run folder may come from elsewhere or be edited by hand; without this check an unknown or mistyped
+    key surfaces later as a ``TypeError`` or ``KeyError`` deep inside ``forget`` or ``verify``.
+
+    Raises:
+        RunError: a missing section, or a data section without its source and content hash.
+        ConfigError: an unknown key or a value of the wrong type in the ``train`` or ``model`` section.
+    """
+    from graphdel.models.joint import ModelConfig
+    from graphdel.training.loop import TrainConfig
+
+    missing = [k for k in ("data", "model", "train") if not isinstance(config.get(k), dict)]
+    if missing:
+        raise RunError(f"{where}: missing or malformed section{'s' if len(missing) > 1 else ''} "
+                       f"{', '.join(map(repr, missing))}")
+    for key in ("source", "content_hash"):
+        if not isinstance(config["data"].get(key), str):
+            raise RunError(f"{where}: 'data.{key}' must be a string, got {config['data'].get(key)!r}")
+    try:
+        TrainConfig.from_dict(config["train"])
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from e
+    try:
+        ModelConfig.from_dict(config["model"])
+    except (TypeError, ValueError) as e:  # dataclass constructors name the unexpected keyword
+        raise ConfigError(f"{where}: model config: {e}") from e
+
+
 def write_run(folder: Path, *, model, config: dict, metrics: dict, log: list, history: list,
               extra_json: dict[str, Any] | None = None) -> None:
-    """Write every file of a run into ``folder`` (a staging folder; see :func:`graphdel.io.staged_folder`)."""
+    """Write every file of a run into ``folder`` (a staging folder; see :func:`graphdel.io.staged_folder`).
+
+    Raises:
+        RunError: the model holds NaN or infinite weights (the last guard, whatever produced them:
+            nothing non-finite is ever written as a finished run), or a file cannot be written.
+    """
+    import torch
+
+    bad = [name for name, t in model.state_dict().items()
+           if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise RunError(f"refusing to save non-finite (NaN/Inf) weights in {len(bad)} tensors "
+                       f"({', '.join(bad[:5])}); no run folder was written")
     model.save_pretrained(folder)
     atomic_write_json(config, folder / "config.json")
     atomic_write_json(metrics, folder / "metrics.json")

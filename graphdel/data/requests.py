@@ -120,6 +120,7 @@ def register_granularity(name: str, expand: ExpandFn, *, units: UnitsFn | None =
 
 
 def available_granularities() -> list[str]:
+    """Names of the registered request granularities (``pair``, ``molecule``, ``scaffold``, ...), sorted."""
     return sorted(_GRANULARITIES)
 
 
@@ -311,6 +312,10 @@ class DeletionRequest:
         g = get_granularity(by, corpus)
         if isinstance(ids, str):
             ids = [ids]
+        try:  # None or a number here is a caller's mistake: say so as a request error, not a TypeError
+            ids = list(ids)
+        except TypeError:
+            raise RequestError(f"ids must be an iterable of strings, got {type(ids).__name__}") from None
         clean = []
         for ident in ids:
             if not isinstance(ident, str):
@@ -432,6 +437,9 @@ class DeletionRequest:
     @classmethod
     def _revalidate(cls, saved: "DeletionRequest", corpus: Corpus, path: Path, *, allowed_rows,
                     force: bool) -> "DeletionRequest":
+        # A request file from elsewhere must name a granularity this corpus knows; otherwise an arbitrary
+        # string would be copied into the new run's request.json and certificate unchecked.
+        get_granularity(saved.by, corpus)
         unknown = [p for p in saved.pair_ids if not corpus.has_pair(p)]
         if unknown:
             raise RequestError(f"{path}: unknown pair ids in {corpus.source}: {_name_ids(unknown)}")
@@ -515,6 +523,8 @@ class DeletionRequest:
         except json.JSONDecodeError as e:
             raise InvalidInputError(f"{path} is not valid JSON: line {e.lineno}, column {e.colno}: "
                                     f"{e.msg}") from e
+        except RecursionError as e:  # deeply nested brackets exhaust the JSON parser's recursion limit
+            raise InvalidInputError(f"{path} is not a graphdel deletion request (JSON nested too deeply)") from e
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise InvalidInputError(f"{path} is not a graphdel deletion request (missing format {FORMAT!r})")
         if d.get("version") != FORMAT_VERSION:
@@ -530,6 +540,8 @@ class DeletionRequest:
             seed = d.get("seed")
             if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
                 raise TypeError(f"'seed' must be an integer or null, got {seed!r}")
+            if not isinstance(d.get("selected", []), list):  # a string would be read char by char
+                raise TypeError(f"'selected' must be a list, got {d.get('selected')!r}")
             selected = tuple(_str(s, "selected") for s in d.get("selected", []))
         except (KeyError, TypeError) as e:
             raise InvalidInputError(f"{path}: malformed deletion request: {e}") from e

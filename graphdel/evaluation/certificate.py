@@ -116,10 +116,12 @@ class VerifyResult:
 
     @property
     def holds(self) -> bool:
+        """True when no check failed (checks that could not be made do not count against it)."""
         return all(ok is not False for _, ok, _ in self.checks)
 
     @property
     def failed(self) -> list:
+        """The ``(name, False, detail)`` checks that failed."""
         return [c for c in self.checks if c[1] is False]
 
 
@@ -140,7 +142,7 @@ def _compare(recorded, actual, tol: float, prefix: str = "") -> list[str]:
 
 def _locate_run(cert: dict, cert_path: Path) -> Path | None:
     recorded = cert.get("unlearned_path")
-    if recorded and (Path(recorded) / "model.safetensors").is_file():
+    if isinstance(recorded, str) and recorded and (Path(recorded) / "model.safetensors").is_file():
         return Path(recorded)
     if (cert_path.parent / "model.safetensors").is_file():
         return cert_path.parent
@@ -166,9 +168,10 @@ def verify_certificate(cert_path: str | Path, *, tolerance: float = 1e-6, metric
 
     cert_path = Path(cert_path)
     try:
-        cert = json.loads(cert_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"cannot read certificate {cert_path}: {e}") from e
+        cert = json.loads(cert_path.read_text(encoding="utf-8"))
+    # ValueError: bad JSON or non-UTF-8 bytes; RecursionError: absurdly nested brackets (a file from elsewhere)
+    except (OSError, ValueError, RecursionError) as e:
+        raise RunError(f"cannot read certificate {cert_path}: {type(e).__name__}: {e}") from e
     if not isinstance(cert, dict) or "unlearned_weights_sha256" not in cert:
         raise RunError(f"{cert_path} is not a graphdel deletion certificate")
     res = VerifyResult()
@@ -198,7 +201,7 @@ def verify_certificate(cert_path: str | Path, *, tolerance: float = 1e-6, metric
     except (OSError, json.JSONDecodeError) as e:
         add("request", False, f"request.json unreadable: {e}")
     original = cert.get("original_path") or ((config or {}).get("parent") or {}).get("path")
-    if original and (Path(original) / "model.safetensors").is_file():
+    if isinstance(original, str) and original and (Path(original) / "model.safetensors").is_file():
         actual = sha256_file(Path(original) / "model.safetensors")
         ok = actual == cert.get("original_weights_sha256")
         add("original_weights", ok, f"{original}: " + ("matches" if ok else "differs from the certified hash"))

@@ -20,7 +20,11 @@ def save_model(model, folder: str | Path) -> None:
     """Write ``model.safetensors`` (contiguous, shared tensors cloned) and ``model_config.json``."""
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write_bytes(save(state, metadata={"format": "pt", "graphdel": "1"}), folder / WEIGHTS_FILE)
+    # One metadata entry only: safetensors writes the metadata map in hash-map order, which changes from
+    # one call to the next, so two entries made identical weights hash differently (seen on CPU: same
+    # tensors, different file bytes). With one entry the file, and the certificate's weights hash, is a
+    # function of the weights alone.
+    atomic_write_bytes(save(state, metadata={"format": "pt"}), folder / WEIGHTS_FILE)
     atomic_write_json(model.config.to_dict(), folder / CONFIG_FILE)
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 from rdkit import Chem, RDLogger
 from torch import Tensor
@@ -57,6 +58,11 @@ BOND_FEATURE_DIMS: tuple[int, ...] = (5, 6, 2)
 #: A molecule larger than this many heavy atoms is refused: it is almost always a polymer or a
 #: biologic written as SMILES, and one such graph can dominate a batch's memory.
 MAX_HEAVY_ATOMS = 1000
+#: A SMILES string longer than this is refused before RDKit parses it. RDKit's parse time and memory grow
+#: with the string (about 1 s and hundreds of MB for a million atoms), so a runaway field (a whole file on
+#: one line) must be refused on its length, not after parsing it. 20 characters per allowed heavy atom
+#: leaves room for brackets, charges, stereo marks and ring closures.
+MAX_SMILES_CHARS = 20 * MAX_HEAVY_ATOMS
 
 
 def _index(vocabulary: Sequence, value) -> int:
@@ -109,6 +115,9 @@ def parse_smiles(smiles: str, *, row: int | None = None, item_id: str | None = N
     """Parse a SMILES string with RDKit, raising :class:`InvalidMoleculeError` naming row and id."""
     if not isinstance(smiles, str) or not smiles.strip():
         raise InvalidMoleculeError("empty SMILES", row=row, item_id=item_id, smiles=smiles)
+    if len(smiles) > MAX_SMILES_CHARS:  # see MAX_SMILES_CHARS: refuse before RDKit spends time on it
+        raise InvalidMoleculeError(f"SMILES of {len(smiles)} characters is longer than the limit of "
+                                   f"{MAX_SMILES_CHARS}", row=row, item_id=item_id, smiles=smiles[:100])
     mol = Chem.MolFromSmiles(smiles.strip())
     if mol is None:
         raise InvalidMoleculeError(f"RDKit cannot parse SMILES {smiles!r}", row=row, item_id=item_id,
@@ -144,7 +153,8 @@ def standardize_smiles(smiles: str, *, row: int | None = None, item_id: str | No
     """Canonicalise a SMILES string and reduce salts and mixtures to the largest organic fragment.
 
     Raises:
-        InvalidMoleculeError: unparsable, no heavy atom, or more than :data:`MAX_HEAVY_ATOMS` heavy atoms.
+        InvalidMoleculeError: unparsable, longer than :data:`MAX_SMILES_CHARS` characters, no heavy atom,
+            or more than :data:`MAX_HEAVY_ATOMS` heavy atoms.
     """
     mol = parse_smiles(smiles, row=row, item_id=item_id)
     kept, removed = largest_organic_fragment(mol)
@@ -158,6 +168,77 @@ def standardize_smiles(smiles: str, *, row: int | None = None, item_id: str | No
     return StandardizedMolecule(Chem.MolToSmiles(kept), tuple(Chem.MolToSmiles(f) for f in removed))
 
 
+# The same vocabularies keyed by RDKit's enum values: the featuriser looks features up in these instead of
+# formatting each enum as a string and searching a list (:func:`atom_features` / :func:`bond_features` stay
+# the definition; tests/data/test_molecules.py checks the two agree).
+_CHIRALITY_INDEX = {getattr(Chem.ChiralType, n): k for k, n in enumerate(_CHIRALITY)}
+_HYBRIDISATION_INDEX = {getattr(Chem.HybridizationType, n): k for k, n in enumerate(_HYBRIDISATION)}
+_BOND_TYPE_INDEX = {getattr(Chem.BondType, n): k for k, n in enumerate(_BOND_TYPE)}
+_BOND_STEREO_INDEX = {getattr(Chem.BondStereo, n): k for k, n in enumerate(_BOND_STEREO)}
+
+
+def _mol_rows(mol: Chem.Mol, xs: list, src: list, dst: list, attrs: list) -> tuple[int, int]:
+    """Append one molecule's atom feature rows to ``xs`` and its bonds, both directions with graph-local
+    atom indices, to ``src``/``dst``/``attrs``; returns ``(atoms, directed edges)``. Values equal
+    :func:`atom_features` / :func:`bond_features`."""
+    # indexed access: RDKit's GetAtoms()/GetBonds() iterators are Python wrappers costing ~a third of the time
+    atom_at, bond_at = mol.GetAtomWithIdx, mol.GetBondWithIdx
+    n = mol.GetNumAtoms()
+    for k in range(n):
+        a = atom_at(k)
+        z, q = a.GetAtomicNum(), a.GetFormalCharge()
+        xs.append((z - 1 if 1 <= z <= 118 else 118, _CHIRALITY_INDEX.get(a.GetChiralTag(), 3),
+                   min(a.GetDegree(), 11), q + 5 if -5 <= q <= 5 else 11, min(a.GetTotalNumHs(), 9),
+                   min(a.GetNumRadicalElectrons(), 5), _HYBRIDISATION_INDEX.get(a.GetHybridization(), 5),
+                   int(a.GetIsAromatic()), int(a.IsInRing())))
+    nb = mol.GetNumBonds()
+    for k in range(nb):
+        b = bond_at(k)
+        i, j = b.GetBeginAtomIdx(), b.GetEndAtomIdx()
+        f = (_BOND_TYPE_INDEX.get(b.GetBondType(), 4), _BOND_STEREO_INDEX.get(b.GetStereo(), 6),
+             int(b.GetIsConjugated()))
+        src += (i, j)
+        dst += (j, i)
+        attrs += (f, f)
+    return n, 2 * nb
+
+
+def _featurize_chunk(smiles: Sequence[str]) -> dict[str, np.ndarray]:
+    """Featurise a list of canonical SMILES into concatenated int64 arrays (runs in worker processes).
+
+    Returns:
+        ``x [N, 9]``, ``edge_index [2, E]`` (graph-local atom indices, each graph's edges sorted by source
+        then target), ``edge_attr [E, 3]``, ``nodes [M]`` and ``edges [M]`` (counts per molecule).
+
+    Raises:
+        InvalidMoleculeError: a SMILES RDKit cannot parse (canonical SMILES from
+            :func:`standardize_smiles` always parse).
+    """
+    xs: list = []
+    src: list = []
+    dst: list = []
+    attrs: list = []
+    nodes, edges = [], []
+    for s in smiles:
+        mol = Chem.MolFromSmiles(s)
+        if mol is None:
+            raise InvalidMoleculeError(f"RDKit cannot parse SMILES {s!r}", smiles=s)
+        n, e = _mol_rows(mol, xs, src, dst, attrs)
+        nodes.append(n)
+        edges.append(e)
+    nodes_a, edges_a = np.asarray(nodes, dtype=np.int64), np.asarray(edges, dtype=np.int64)
+    src_a, dst_a = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    # one vectorised sort of all edges by (graph, source, target): graphs own increasing node ranges, so
+    # the key (first node of the graph + source) * width + target orders graphs, then sources, then targets
+    first = np.repeat(np.cumsum(nodes_a) - nodes_a, edges_a)
+    width = int(nodes_a.max()) + 1 if nodes_a.size else 1
+    order = np.argsort((first + src_a) * width + dst_a, kind="stable")
+    return {"x": np.asarray(xs, dtype=np.int64).reshape(-1, 9),
+            "edge_index": np.stack([src_a[order], dst_a[order]]) if order.size else np.zeros((2, 0), np.int64),
+            "edge_attr": np.asarray(attrs, dtype=np.int64).reshape(-1, 3)[order],
+            "nodes": nodes_a, "edges": edges_a}
+
+
 def mol_to_data(mol: Chem.Mol) -> Data:
     """Featurise an RDKit molecule (hydrogens implicit).
 
@@ -165,19 +246,18 @@ def mol_to_data(mol: Chem.Mol) -> Data:
         ``Data`` with ``x`` ``[N, 9]`` long, ``edge_index`` ``[2, 2B]`` long and ``edge_attr`` ``[2B, 3]``
         long, edges sorted by source then target.
     """
-    x = torch.tensor([atom_features(a) for a in mol.GetAtoms()], dtype=torch.long).view(-1, 9)
-    rows, attrs = [], []
-    for bond in mol.GetBonds():
-        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
-        f = bond_features(bond)
-        rows += [(i, j), (j, i)]
-        attrs += [f, f]
-    edge_index = torch.tensor(rows, dtype=torch.long).view(-1, 2).t().contiguous()
+    xs: list = []
+    src: list = []
+    dst: list = []
+    attrs: list = []
+    n, _ = _mol_rows(mol, xs, src, dst, attrs)
+    x = torch.tensor(xs, dtype=torch.long).view(-1, 9)
+    edge_index = torch.tensor([src, dst], dtype=torch.long).view(2, -1)
     edge_attr = torch.tensor(attrs, dtype=torch.long).view(-1, 3)
     if edge_index.numel():
-        order = torch.argsort(edge_index[0] * x.size(0) + edge_index[1])
+        order = torch.argsort(edge_index[0] * n + edge_index[1])
         edge_index, edge_attr = edge_index[:, order], edge_attr[order]
-    return Data(x=x, edge_index=edge_index, edge_attr=edge_attr, num_nodes=x.size(0))
+    return Data(x=x, edge_index=edge_index, edge_attr=edge_attr, num_nodes=n)
 
 
 def smiles_to_data(smiles: str, *, row: int | None = None, item_id: str | None = None) -> Data:
@@ -280,36 +360,100 @@ def _hash_smiles(smiles: Iterable[str]) -> str:
     return h.hexdigest()[:24]
 
 
-def _featurize_worker(smiles: str) -> Data:
-    return mol_to_data(Chem.MolFromSmiles(smiles))
+#: Molecules per task handed to a worker process (large enough that pickling the result is cheap).
+CHUNK = 1024
+#: ``workers="auto"`` uses worker processes only for at least this many molecules (a pool costs ~0.1 s)...
+AUTO_WORKERS_MIN = 4096
+#: ... and only on machines with at least this many CPUs: on the project's 2-core machine, shared with other
+#: work, 2 workers were slower than 1 process (bench/featurize.py).
+AUTO_WORKERS_MIN_CPUS = 4
 
 
-def featurize_smiles(canonical_smiles: Sequence[str], *, use_cache: bool = True, workers: int = 0
-                     ) -> MoleculeGraphs:
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | str, n: int) -> int:
+    """Worker processes for ``n`` molecules: ``auto`` -> one per available CPU (at most 8) when ``n`` is at
+    least :data:`AUTO_WORKERS_MIN` and there are at least :data:`AUTO_WORKERS_MIN_CPUS` CPUs, else 0
+    (featurise in this process); an int is used as given (0 or 1 = none)."""
+    if workers == "auto":
+        cpus = _available_cpus()
+        return min(cpus, 8) if n >= AUTO_WORKERS_MIN and cpus >= AUTO_WORKERS_MIN_CPUS else 0
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError(f"workers must be 'auto' or an int >= 0, got {workers!r}")
+    return workers if workers > 1 else 0
+
+
+def _pool_context():
+    """``fork`` where the platform has it (a worker runs RDKit and NumPy only, never torch, so forking a
+    process that has torch threads is safe and avoids re-importing torch in every worker), else spawn."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
+def _featurize_all(smiles: Sequence[str], workers: int, progress: bool) -> MoleculeGraphs:
+    """Featurise ``smiles`` in chunks (in worker processes when ``workers`` > 1) and concatenate them."""
+    from tqdm.auto import tqdm
+
+    chunks = [smiles[i:i + CHUNK] for i in range(0, len(smiles), CHUNK)]
+    bar = tqdm(total=len(smiles), desc="featurising molecules", unit="mol", disable=not progress, leave=False)
+    parts = []
+    if workers > 1 and len(chunks) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_pool_context()) as pool:
+            for chunk, part in zip(chunks, pool.map(_featurize_chunk, chunks)):  # map keeps the order
+                parts.append(part)
+                bar.update(len(chunk))
+    else:
+        for chunk in chunks:
+            parts.append(_featurize_chunk(chunk))
+            bar.update(len(chunk))
+    bar.close()
+    if not parts:
+        return MoleculeGraphs.from_data_list([])
+    nodes = torch.from_numpy(np.concatenate([p["nodes"] for p in parts]))
+    edges = torch.from_numpy(np.concatenate([p["edges"] for p in parts]))
+    zero = torch.zeros(1, dtype=torch.long)
+    return MoleculeGraphs(x=torch.from_numpy(np.concatenate([p["x"] for p in parts])),
+                          edge_index=torch.from_numpy(np.concatenate([p["edge_index"] for p in parts], axis=1)),
+                          edge_attr=torch.from_numpy(np.concatenate([p["edge_attr"] for p in parts])),
+                          node_ptr=torch.cat([zero, nodes.cumsum(0)]), edge_ptr=torch.cat([zero, edges.cumsum(0)]))
+
+
+def featurize_smiles(canonical_smiles: Sequence[str], *, use_cache: bool = True, workers: int | str = "auto",
+                     progress: bool = False) -> MoleculeGraphs:
     """Featurise already standardised SMILES (see :func:`standardize_smiles`), with an on-disk cache.
 
     The cache key is a SHA-256 of the featuriser version and the SMILES list, so a second call on the same
-    molecules loads tensors instead of running RDKit. The cache is read with ``weights_only=True``.
+    molecules loads tensors instead of running RDKit (the warm path: one ``torch.load``). The cache is read
+    with ``weights_only=True``. On a cold cache the molecules are featurised in chunks of :data:`CHUNK`, by
+    worker processes when ``workers`` asks for them; the result does not depend on ``workers``. No torch
+    object is built per molecule: each chunk becomes a few NumPy arrays.
 
     Args:
         canonical_smiles: ``M`` canonical SMILES strings.
         use_cache: read and write the cache.
-        workers: processes for featurisation (0 = in this process).
+        workers: processes for a cold featurisation: ``"auto"`` (see :func:`resolve_workers`), or a count
+            (0 or 1 = in this process).
+        progress: show a progress bar over molecules.
+
+    Returns:
+        :class:`MoleculeGraphs` of the ``M`` molecules, in input order.
     """
+    canonical_smiles = list(canonical_smiles)
     path = cache_dir() / "molecules" / f"{_hash_smiles(canonical_smiles)}.pt"
     if use_cache and path.exists():
         try:
             return MoleculeGraphs(**torch.load(path, weights_only=True))
         except Exception:  # a corrupt or truncated cache file is rebuilt, never trusted
             path.unlink(missing_ok=True)
-    if workers and workers > 1 and len(canonical_smiles) > 256:
-        from multiprocessing import get_context
-
-        with get_context("spawn").Pool(workers) as pool:
-            graphs = pool.map(_featurize_worker, canonical_smiles, chunksize=64)
-    else:
-        graphs = [_featurize_worker(s) for s in canonical_smiles]
-    result = MoleculeGraphs.from_data_list(graphs)
+    result = _featurize_all(canonical_smiles, resolve_workers(workers, len(canonical_smiles)), progress)
     if use_cache:
         from graphdel.io import atomic_torch_save
 

@@ -32,6 +32,9 @@ __all__ = ["retrieval_ranks", "rank_summary", "pool_retrieval", "split_retrieval
 
 #: Upper bound on one block of scores, in bytes (float32). See :func:`retrieval_ranks`.
 DEFAULT_MAX_BLOCK_BYTES = 512 * 2**20
+#: Column slices a score block is counted in (bounds the temporaries of the comparison; see
+#: :func:`retrieval_ranks`).
+COUNT_CHUNKS = 8
 
 
 def _check_2d(name: str, t: Tensor) -> None:
@@ -50,17 +53,22 @@ def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
     duplicate of the target candidate always ties with it.
 
     The scores are computed block by block: ``rows`` queries at a time against all ``C`` candidates, with
-    ``rows = min(chunk_size, max(1, max_block_bytes // (4 * C)))``. The only Python loop is over blocks.
-    Results do not depend on the block size (up to float rounding of the matrix product).
+    ``rows = min(chunk_size, max(1, max_block_bytes // (4 * C)))``; each block's counts are then taken
+    over :data:`COUNT_CHUNKS` column slices. The only Python loops are over blocks and slices, never over
+    pairs. Results do not depend on the block size (up to float rounding of the matrix product).
 
-    Memory: peak ≈ ``rows × C × 4 bytes × ~1.5`` (the float32 score block, plus a bool mask of the same
-    shape, plus one more bool mask in the filtered setting) on top of the inputs (``(Q + C) × d × 4``
-    bytes). ``max_block_bytes`` (default 512 MiB) caps the score block whatever ``chunk_size`` says, so
-    the defaults stay under ~1 GiB of working memory for any ``C``.
+    Memory: working memory ≤ ``rows × C × 4 bytes × 1.35`` on top of the inputs (``(Q + C) × d × 4`` bytes):
+    the float32 score block, plus, for one column slice at a time, a bool mask, a second bool mask in the
+    filtered setting and the int64 copy that ``sum`` makes of a bool tensor (10 bytes per entry of a slice
+    of ``C / 8`` columns: 0.31 of the block). Counting the whole block at once would make that int64 copy
+    of the whole block (2x the score block; measured). ``max_block_bytes`` (default 512 MiB) caps the
+    score block whatever ``chunk_size`` says, so the defaults stay under ~700 MiB of working memory for
+    any ``C``.
 
-    Benchmark note (CPU, 2 cores, torch 2.13, float32, d = 256, Q = C = 100,000, random unit vectors,
-    groups given, defaults): ``rows`` = 1342, peak RSS of the whole process 1.55 GiB (0.51 GiB of it
-    before the call: torch + the two 100 MB inputs), 115 s wall time. Not part of the test-suite.
+    Benchmark (``python bench/memory.py``; CPU, 2 shared cores, torch 2.13, float32, d = 256,
+    Q = C = 100,000, unit vectors, groups given, defaults): ``rows`` = 1342, peak RSS of the whole process
+    1.44 GiB, 0.65 GiB of it before the call (torch, the two 100 MB inputs); 166 s. Counting whole blocks,
+    as this function did before, peaked at 1.78 GiB. Not part of the test-suite.
 
     Args:
         queries: ``[Q, d]`` float, normalised query embeddings.
@@ -103,19 +111,23 @@ def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
 
     cand = candidates.to(device=queries.device, dtype=torch.float32)
     cand_t = cand.t()
+    cols = max(1, -(-n_c // COUNT_CHUNKS))
     ranks = torch.empty(n_q, dtype=torch.long, device=queries.device)
     for start in range(0, n_q, rows):
         stop = min(start + rows, n_q)
         scores = queries[start:stop].to(torch.float32) @ cand_t  # [r, C]
         tgt = target[start:stop]
         tgt_score = scores.gather(1, tgt.unsqueeze(1))  # [r, 1], from the same product
-        above = scores > tgt_score  # [r, C] bool
+        count = torch.zeros(stop - start, dtype=torch.long, device=queries.device)
+        for c0 in range(0, n_c, cols):  # column slices: the comparison's temporaries stay small
+            above = scores[:, c0:c0 + cols] > tgt_score  # [r, cols] bool
+            if query_groups is not None:
+                # Same-group candidates are other correct answers; the target itself is never "above".
+                above &= candidate_groups[c0:c0 + cols].unsqueeze(0) != query_groups[start:stop].unsqueeze(1)
+            count += above.sum(dim=1)
+            del above
+        ranks[start:stop] = count + 1
         del scores
-        if query_groups is not None:
-            # Same-group candidates are other correct answers; the target itself is never "above".
-            above &= candidate_groups.unsqueeze(0) != query_groups[start:stop].unsqueeze(1)
-        ranks[start:stop] = above.sum(dim=1) + 1
-        del above
     return ranks
 
 

@@ -17,8 +17,9 @@ Conventions (DESIGN.md section 1):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -51,9 +52,36 @@ class TextFeatures:
         return TextFeatures(self.hidden[index], self.mask[index], pooled)
 
     def to(self, device: torch.device | str) -> "TextFeatures":
+        """The same features on ``device``."""
         pooled = None if self.pooled is None else self.pooled.to(device, non_blocking=True)
         return TextFeatures(self.hidden.to(device, non_blocking=True), self.mask.to(device, non_blocking=True),
                             pooled)
+
+
+@dataclass
+class BatchShard:
+    """Marks a :class:`PairBatch` as one process's part of a *global* batch (data-parallel runs).
+
+    Under ``torchrun`` every process draws the same global batch of ``global_size`` pairs (same seed, same
+    generator) and keeps positions ``start : start + len(batch)`` of it (:mod:`graphdel.distributed`).
+    Batch-level losses read this to stay equal to the single-process loss of the global batch: the
+    contrastive loss ranks each local pair against the gathered embeddings of all shards, and random
+    "other pair" negatives are drawn over the global batch (:meth:`fetch` gives their texts).
+
+    Attributes:
+        rank: this process's rank.
+        world_size: number of processes; every shard of a global batch has the same length.
+        start: position of this shard's first pair in the global batch.
+        global_size: ``world_size * len(shard)``.
+        fetch: ``positions [k] long -> PairBatch`` of those global-batch positions (built locally from the
+            data every process holds), or ``None``.
+    """
+
+    rank: int
+    world_size: int
+    start: int
+    global_size: int
+    fetch: Callable[[Tensor], "PairBatch"] | None = None
 
 
 @dataclass
@@ -66,20 +94,34 @@ class PairBatch:
         rows: ``[B]`` long, the corpus rows of the pairs (for logging and exclusion checks).
         items: ``[B]`` long item index of each pair, or ``None``; pairs sharing an item (several texts of
             one molecule) are treated as positives of each other by contrastive losses.
+        shard: set when the batch is this process's shard of a global batch (data-parallel runs, see
+            :class:`BatchShard`); ``None`` in a single process.
     """
 
     x: Any
     text: TextFeatures
     rows: Tensor
     items: Tensor | None = None
+    shard: BatchShard | None = None
 
     def __len__(self) -> int:
         return self.rows.numel()
 
     def to(self, device: torch.device | str) -> "PairBatch":
+        """The same batch on ``device`` (items, texts, rows and item indices)."""
         x = self.x.to(device) if hasattr(self.x, "to") else self.x
         items = None if self.items is None else self.items.to(device)
-        return PairBatch(x, self.text.to(device), self.rows.to(device), items)
+        return PairBatch(x, self.text.to(device), self.rows.to(device), items, self.shard)
+
+    def pin_memory(self) -> "PairBatch":
+        """The same batch in page-locked host memory (faster, asynchronous copies to a GPU)."""
+        x = self.x.pin_memory() if hasattr(self.x, "pin_memory") else self.x
+        # every tensor field of the text features, whatever TextFeatures subclass they are (the KG's adds one)
+        text = dataclasses.replace(self.text, **{
+            f.name: getattr(self.text, f.name).pin_memory() for f in dataclasses.fields(self.text)
+            if isinstance(getattr(self.text, f.name), Tensor)})
+        items = None if self.items is None else self.items.pin_memory()
+        return PairBatch(x, text, self.rows.pin_memory(), items, self.shard)
 
 
 @runtime_checkable

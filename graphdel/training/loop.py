@@ -3,6 +3,13 @@
 One recipe: Adam on the model's :meth:`~graphdel.models.joint.JointModel.training_loss` over shuffled
 batches of training pairs, early stopping on validation pool-64 graph->text MRR (the scaffold validation
 split -- never test), keeping the best epoch's weights. Retrain is this same function on Dr.
+
+Scale (:mod:`graphdel.distributed`): under ``torchrun`` each process trains on its shard of every global
+batch of ``batch_size`` pairs inside :class:`~torch.nn.parallel.DistributedDataParallel`, with BatchNorm
+statistics of the global batch; validation runs on every process on identical replicas, so early stopping
+agrees everywhere. On CUDA the forward pass runs under bf16 autocast (``TrainConfig.bf16``) and batches
+are prefetched into pinned memory (:mod:`graphdel.data.loading`). A single CPU process runs exactly the
+loop it always ran.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import copy
 import math
 import random
 import time
+import typing
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -18,7 +26,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from graphdel.errors import GraphdelError
+from graphdel import distributed
+from graphdel.data.loading import prefetch, use_prefetch
+from graphdel.errors import ConfigError, GraphdelError
 from graphdel.models.protocol import PairSampler
 
 
@@ -40,6 +50,10 @@ class TrainConfig:
         eval_pool: pool size of the validation metric.
         grad_clip: gradient-norm clip (0 = off).
         device: ``auto``, ``cpu`` or ``cuda``.
+        bf16: on CUDA, run the forward pass under bfloat16 autocast (matrix products in bf16, softmax,
+            losses and normalisation in float32; weights and optimiser state stay float32). Ignored on
+            CPU. The unlearning engine never uses it: its losses compare two nearly equal models, whose
+            differences bf16 would round away.
     """
 
     epochs: int = 15
@@ -51,18 +65,69 @@ class TrainConfig:
     eval_pool: int = 64
     grad_clip: float = 5.0
     device: str = "auto"
+    bf16: bool = True
+
+    def __post_init__(self) -> None:
+        # A recipe read back from a run folder (or built by hand) is checked here, naming the key, so that a
+        # mistyped value fails now rather than as a TypeError in the middle of a training.
+        # Types come from the annotations, so a field added later is checked too (bool is not an int here).
+        for key, kind in typing.get_type_hints(type(self)).items():
+            value = getattr(self, key)
+            ok = {bool: lambda: isinstance(value, bool), str: lambda: isinstance(value, str),
+                  int: lambda: isinstance(value, int) and not isinstance(value, bool),
+                  float: lambda: isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and not math.isnan(value)}.get(kind, lambda: True)()
+            if not ok:
+                raise ConfigError(f"training config key {key!r}: expected {kind.__name__}, got {value!r}")
+        for key, ok in (("epochs", self.epochs >= 1), ("batch_size", self.batch_size >= 1),
+                        ("lr", 0 < self.lr < math.inf), ("weight_decay", self.weight_decay >= 0),
+                        ("patience", self.patience >= 0), ("eval_pool", self.eval_pool >= 1),
+                        ("grad_clip", self.grad_clip >= 0),
+                        ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
+                         and self.device[5:].isdigit())):
+            if not ok:
+                raise ConfigError(f"training config key {key!r}: value {getattr(self, key)!r} is out of range")
+        if not isinstance(self.bf16, bool):
+            raise ConfigError(f"training config key 'bf16': expected bool, got {self.bf16!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Rebuild a recipe from its :meth:`to_dict` form, refusing unknown keys and wrong types.
+
+        Raises:
+            ConfigError: ``d`` is not a dict, has a key that is not a field (named, with the valid keys), or
+                a value of the wrong type or out of range (named).
+        """
+        if not isinstance(d, dict):
+            raise ConfigError(f"a training config must be a dict, got {type(d).__name__}")
+        valid = list(cls.__dataclass_fields__)
+        unknown = [k for k in d if k not in valid]
+        if unknown:
+            raise ConfigError(f"unknown training config key {unknown[0]!r}; valid keys: {', '.join(valid)}")
+        return cls(**d)
 
     def to_dict(self) -> dict:
+        """The recipe as a plain dict (what ``config.json`` stores)."""
         return asdict(self)
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GraphdelError("--device cuda was asked for but no CUDA device is available")
+    """``auto`` -> CUDA when available, else CPU; under ``torchrun`` CUDA means this process's GPU
+    (``cuda:LOCAL_RANK``)."""
+    if name in ("auto", "cuda"):
+        return distributed.resolve_local_device(name)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GraphdelError(f"--device {name} was asked for but no CUDA device is available")
     return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere (CPU runs stay float32)."""
+    import contextlib
+
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def seed_everything(seed: int) -> None:
@@ -116,50 +181,66 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model.to(device)
+    # Data parallelism (a no-op in a single process): `batches` yields this process's shard of each global
+    # batch, `step(fn)` runs `fn(model)` inside DistributedDataParallel so that backward averages gradients.
+    batches = distributed.shard(train)
+    step = distributed.data_parallel(model, device)
+    progress = progress and distributed.is_main()
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict] = []
     best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
     start = time.perf_counter()
     steps_per_epoch = max(1, len(train) // config.batch_size)
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        sums = {"loss": 0.0, "contrastive": 0.0, "matching": 0.0}
-        t0 = time.perf_counter()
-        bar = tqdm(train.batches(config.batch_size, shuffle=True, generator=generator, drop_last=len(train) > config.batch_size),
-                   total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
-        steps = 0
-        for batch in bar:
-            terms = model.loss_terms(batch.to(device), generator=generator)
-            loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"non-finite training loss at epoch {epoch}, step {steps + 1}")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimiser.step()
-            for k in sums:
-                sums[k] += float(terms[k].detach())
-            steps += 1
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        record = {"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
-                  "train_seconds": time.perf_counter() - t0}
-        if val is not None and len(val):
-            score = float(validate(model, val))
-            record["val_pool_g2t_mrr"] = score
-            if score > best_score:
-                best_score, best_epoch, stale = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+    with distributed.synchronized_batch_norm(model):
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            sums = {"loss": 0.0, "contrastive": 0.0, "matching": 0.0}
+            t0 = time.perf_counter()
+            epoch_batches = batches.batches(config.batch_size, shuffle=True, generator=generator,
+                                            drop_last=len(train) > config.batch_size)
+            if use_prefetch(device):
+                epoch_batches = prefetch(epoch_batches, pin_memory=True)
+            bar = tqdm(epoch_batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}",
+                       disable=not progress, leave=False)
+            steps = 0
+            for batch in bar:
+                batch = batch.to(device)
+                with autocast(device, config.bf16):
+                    terms = step(lambda m: m.loss_terms(batch, generator=generator))  # noqa: B023
+                loss = terms["loss"]
+                # the mean over processes of each process's share = the global batch's value, the same
+                # on every process, so all of them stop on a non-finite loss together
+                values = distributed.reduce_metrics({k: float(terms[k].detach()) for k in sums})
+                if not math.isfinite(values["loss"]):
+                    raise TrainingDivergedError(f"non-finite training loss at epoch {epoch}, step {steps + 1}")
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimiser.step()
+                for k in sums:
+                    sums[k] += values[k]
+                steps += 1
+                bar.set_postfix(loss=f"{values['loss']:.3f}")
+            record = {"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
+                      "train_seconds": time.perf_counter() - t0}
+            if val is not None and len(val):
+                # every process scores the whole validation set on an identical replica: same decision
+                score = float(validate(model, val))
+                record["val_pool_g2t_mrr"] = score
+                if score > best_score:
+                    best_score, best_epoch, stale = score, epoch, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    stale += 1
             else:
-                stale += 1
-        else:
-            best_epoch, best_state = epoch, None
-        history.append(record)
-        if progress:
-            tqdm.write(f"epoch {epoch}: loss {record['loss']:.3f}"
-                       + (f", val pool-{config.eval_pool} g2t MRR {record['val_pool_g2t_mrr']:.3f}" if "val_pool_g2t_mrr" in record else ""))
-        if val is not None and config.patience and stale >= config.patience:
-            break
+                best_epoch, best_state = epoch, None
+            history.append(record)
+            if progress:
+                tqdm.write(f"epoch {epoch}: loss {record['loss']:.3f}"
+                           + (f", val pool-{config.eval_pool} g2t MRR {record['val_pool_g2t_mrr']:.3f}" if "val_pool_g2t_mrr" in record else ""))
+            if val is not None and config.patience and stale >= config.patience:
+                break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval().cpu()

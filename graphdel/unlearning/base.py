@@ -17,6 +17,11 @@ Conventions every method follows:
 * A non-finite loss or gradient norm raises :class:`UnlearningDivergedError` with the step, unless a
   method opts into stopping instead (NegGrad's divergence guard).
 * Batches are seeded from ``ctx.seed``; the global torch RNG is forked, so a run does not disturb it.
+* Under ``torchrun`` (:mod:`graphdel.distributed`) the :class:`Trainer` draws each process's shard of every
+  global Df/Dr batch (``batch_size`` is the global batch), averages gradients over processes in
+  :meth:`Trainer.step` and logs/decides on loss values averaged over processes; gradient masks are taken
+  from rank 0. Evaluation and selection run on every process on identical replicas. Methods need no
+  change: they draw batches through the trainer and update through :meth:`Trainer.step`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from graphdel import distributed
 from graphdel.errors import ConfigError, GraphdelError
 from graphdel.models.protocol import PairBatch, PairSampler
 from graphdel.unlearning.selection import CalibratedSelector
@@ -155,14 +161,19 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         raise bad
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            out = float(value)
+        elif isinstance(value, str):
             try:
                 out = float(value.strip())
             except ValueError:
                 raise bad from None
-            return out
-        raise bad
+        else:
+            raise bad
+        # NaN is never a meaningful setting: it would only surface later as a NaN loss. (inf is allowed:
+        # NegGrad's loss_bound=inf disables the bound.)
+        if math.isnan(out):
+            raise bad
+        return out
     if tp is str:
         if isinstance(value, str):
             return value
@@ -481,6 +492,11 @@ class Trainer:
         self.optimizer = make_optimizer([p for _, p in self.params], cfg.optimizer, cfg.lr, cfg.weight_decay,
                                         cfg.momentum)
         self.generator = torch.Generator().manual_seed(ctx.seed)
+        # The samplers updates draw from: ctx's own in a single process; under torchrun, this process's
+        # shard of each global batch (every process consumes `generator` identically, so they stay in step).
+        # Evaluation keeps using ctx.forget / ctx.retain whole.
+        self.forget_sampler = distributed.shard(ctx.forget)
+        self.retain_sampler = distributed.shard(ctx.retain)
         self.log: list[dict] = []
         self.global_step = 0
         self.epoch = 0
@@ -488,6 +504,17 @@ class Trainer:
         self.on_nonfinite = on_nonfinite
         self.stop_reason: str | None = None
         self.state_invalid = False
+
+    @property
+    def grad_mask(self) -> dict[str, Tensor] | None:
+        """``{parameter name: 0/1 tensor}`` multiplied into the gradients at every :meth:`step`, or None."""
+        return self._grad_mask
+
+    @grad_mask.setter
+    def grad_mask(self, mask: dict[str, Tensor] | None) -> None:
+        # A mask computed from gradients (SalUn's saliency, importance masks) would differ between
+        # processes, each having seen its own shards; every process takes rank 0's so replicas stay equal.
+        self._grad_mask = None if mask is None else distributed.broadcast_tensors(mask)
 
     def stop(self, reason: str, *, invalid: bool = False) -> None:
         """End the run after the current step; ``invalid``: the current weights must not be kept."""
@@ -506,10 +533,18 @@ class Trainer:
         """One optimiser step on ``loss``. Returns False when the run must stop."""
         terms = dict(terms or {})
         value = float(loss.detach())
+        if distributed.is_distributed():
+            # each process holds its shard's share: log and decide on the mean over processes (the
+            # global batch's value), which is the same number everywhere
+            numeric = {k: v for k, v in terms.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            reduced = distributed.reduce_metrics({"loss": value, **numeric})
+            value = reduced.pop("loss")
+            terms.update(reduced)
         if not math.isfinite(value):
             return self._diverged("loss", value, phase, terms)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients([p for _, p in self.params])  # what DDP does; no-op in one process
         if self.grad_mask is not None:
             for n, p in self.params:
                 if p.grad is not None and n in self.grad_mask:
@@ -532,20 +567,23 @@ class Trainer:
 
     # batches --------------------------------------------------------------------------------
     def forget_batches(self) -> Iterator[PairBatch]:
-        """One shuffled pass over Df (batches of fewer than 2 pairs are skipped: no in-batch negative)."""
-        for b in self.ctx.forget.batches(self.cfg.batch_size, shuffle=True, generator=self.generator):
+        """One shuffled pass over Df (batches of fewer than 2 pairs are skipped: no in-batch negative).
+        Under torchrun: this process's shard of each global batch (the 2-pair rule applies to shards, which
+        all have the same length, so every process skips the same batches)."""
+        for b in self.forget_sampler.batches(self.cfg.batch_size, shuffle=True, generator=self.generator):
             if len(b) >= 2:
                 yield b.to(self.device)
 
     def retain_batches(self) -> Iterator[PairBatch]:
-        """One shuffled pass over Dr (batches of fewer than 2 pairs are skipped)."""
-        for b in self.ctx.retain.batches(self.cfg.batch_size, shuffle=True, generator=self.generator):
+        """One shuffled pass over Dr (batches of fewer than 2 pairs are skipped; shards under torchrun)."""
+        for b in self.retain_sampler.batches(self.cfg.batch_size, shuffle=True, generator=self.generator):
             if len(b) >= 2:
                 yield b.to(self.device)
 
     def retain_sample(self, n: int) -> PairBatch:
-        """``n`` Dr pairs drawn uniformly (the Dr batch matched to a Df batch)."""
-        return self.ctx.retain.sample(n, self.generator).to(self.device)
+        """``n`` Dr pairs drawn uniformly (the Dr batch matched to a Df batch). Under torchrun ``n`` counts
+        this process's pairs: its shard of a global sample of ``n`` times the number of processes."""
+        return self.retain_sampler.sample(n, self.generator).to(self.device)
 
     def paired_batches(self) -> Iterator[tuple[PairBatch, PairBatch]]:
         """One pass over Df, each Df batch with a Dr batch of the same size."""
@@ -597,7 +635,8 @@ class GradientMethod(UnlearningMethod):
                                       fixed_reference=cfg.reference == "original")
         trainer.log.append(selector.evaluate(student, epoch=0, step=0))
         self.setup(trainer, cfg)
-        bar = tqdm(range(1, cfg.epochs + 1), desc=self.name, disable=not ctx.progress, leave=False)
+        bar = tqdm(range(1, cfg.epochs + 1), desc=self.name, disable=not (ctx.progress and distributed.is_main()),
+                   leave=False)
         for epoch in bar:
             trainer.epoch = epoch
             set_update_mode(student)

@@ -69,16 +69,29 @@ def negative_texts(df: PairBatch, *, source: str = "df", dr: PairBatch | None = 
     """
     n = len(df)
     if source == "df":
+        if _global(df):  # a process's shard (torchrun): derange the global batch, as one process would
+            idx = derangement(df.shard.global_size, generator)[df.shard.start:df.shard.start + n]
+            return df.shard.fetch(idx).text.to(df.text.hidden.device), idx
         idx = derangement(n, generator)
         return df.text.select(idx.to(df.text.hidden.device)), idx
     if source == "dr":
         if dr is None or len(dr) == 0:
             raise ConfigError("negatives='dr' needs a Dr batch")
+        if _global(df) and _global(dr):  # shards: draw over the global batches, keep this shard's rows
+            m, total = dr.shard.global_size, df.shard.global_size
+            idx = (torch.randperm(m, generator=generator)[:total] if m >= total
+                   else torch.randint(m, (total,), generator=generator))[df.shard.start:df.shard.start + n]
+            return dr.shard.fetch(idx).text.to(dr.text.hidden.device), idx
         m = len(dr)
         idx = (torch.randperm(m, generator=generator)[:n] if m >= n
                else torch.randint(m, (n,), generator=generator))
         return dr.text.select(idx.to(dr.text.hidden.device)), idx
     raise ConfigError(f"unknown negatives source {source!r}; valid: df, dr")
+
+
+def _global(batch: PairBatch) -> bool:
+    """True for a process's shard of a global batch that can fetch the other shards' pairs."""
+    return getattr(batch, "shard", None) is not None and batch.shard.world_size > 1 and batch.shard.fetch is not None
 
 
 def _check_repr(representation: str) -> None:

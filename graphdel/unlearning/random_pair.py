@@ -44,7 +44,7 @@ def random_pair_loss(trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: Random
     """The RandomPair loss of one step (shared with SalUn)."""
     pool = trainer.retain_sample(len(df)) if cfg.text_source == "dr" else None
     texts, _ = negative_texts(df, source=cfg.text_source, dr=pool, generator=trainer.generator)
-    relabelled = PairBatch(df.x, texts, df.rows)
+    relabelled = PairBatch(df.x, texts, df.rows, shard=df.shard)  # shard: global InfoNCE under torchrun
     forget_loss = trainer.student.training_loss(relabelled)
     retain_loss = trainer.student.training_loss(dr)
     return forget_loss + cfg.retain_weight * retain_loss, {

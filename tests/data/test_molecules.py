@@ -2,8 +2,11 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from graphdel.data.molecules import (ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS, MoleculeGraphs, featurize_smiles,
-                                     smiles_to_data, standardize_smiles)
+from rdkit import Chem
+
+from graphdel.data.molecules import (ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS, MoleculeGraphs, atom_features,
+                                     bond_features, featurize_smiles, mol_to_data, smiles_to_data,
+                                     standardize_smiles)
 from graphdel.errors import InvalidMoleculeError
 
 
@@ -77,3 +80,55 @@ def test_featurisation_cache_round_trip(tmp_path, monkeypatch):
     files[0].write_bytes(b"corrupt")  # a damaged cache is rebuilt, not trusted
     third = featurize_smiles(smiles)
     assert torch.equal(first.x, third.x)
+
+
+# Charges, tetrahedral and double-bond stereo, a radical, aromatic heterocycles, a metal-containing
+# fragment, a lone atom, hypervalent sulfur and phosphorus: every feature column takes several values.
+VARIED = ["C[C@H](N)C(=O)O", "F/C=C/F", "C/C=C\\C", "[CH3]", "c1ccncc1", "[NH4+]", "C[N+](C)(C)C",
+          "O=S(=O)(O)c1ccccc1", "CP(=O)(O)O", "[Na+]", "C", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "[2H]C([2H])([2H])O",
+          "C1CC[C@@H]2CCCC[C@H]2C1", "[O-][n+]1ccccc1", "C#N", "[Fe+2]", "c1ccc2[nH]ccc2c1"]
+
+
+def _reference(smiles: str):
+    """x, edge_index, edge_attr from the defining functions atom_features / bond_features."""
+    mol = Chem.MolFromSmiles(smiles)
+    x = torch.tensor([atom_features(a) for a in mol.GetAtoms()], dtype=torch.long).view(-1, 9)
+    pairs, attrs = [], []
+    for b in mol.GetBonds():
+        i, j, f = b.GetBeginAtomIdx(), b.GetEndAtomIdx(), bond_features(b)
+        pairs += [(i, j), (j, i)]
+        attrs += [f, f]
+    ei = torch.tensor(pairs, dtype=torch.long).view(-1, 2).t()
+    ea = torch.tensor(attrs, dtype=torch.long).view(-1, 3)
+    if ei.numel():
+        order = torch.argsort(ei[0] * x.size(0) + ei[1])
+        ei, ea = ei[:, order], ea[order]
+    return x, ei, ea
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_featurisation_equals_the_defining_features_in_and_out_of_worker_processes(workers, monkeypatch):
+    import graphdel.data.molecules as molecules
+
+    monkeypatch.setattr(molecules, "CHUNK", 4)  # several chunks, so that worker processes are used
+    graphs = featurize_smiles(VARIED, use_cache=False, workers=workers)
+    assert len(graphs) == len(VARIED)
+    for k, smiles in enumerate(VARIED):
+        x, ei, ea = _reference(smiles)
+        got = graphs[k]
+        assert torch.equal(got.x, x) and torch.equal(got.edge_index, ei) and torch.equal(got.edge_attr, ea), smiles
+        single = mol_to_data(Chem.MolFromSmiles(smiles))
+        assert torch.equal(single.x, x) and torch.equal(single.edge_index, ei) and torch.equal(single.edge_attr, ea)
+
+
+def test_worker_count_is_resolved_from_the_request_and_the_machine(monkeypatch):
+    import graphdel.data.molecules as molecules
+
+    monkeypatch.setattr(molecules, "_available_cpus", lambda: 16)
+    assert molecules.resolve_workers("auto", 100_000) == 8
+    assert molecules.resolve_workers("auto", 100) == 0  # a pool costs more than it saves
+    monkeypatch.setattr(molecules, "_available_cpus", lambda: 2)
+    assert molecules.resolve_workers("auto", 100_000) == 0
+    assert molecules.resolve_workers(3, 10) == 3 and molecules.resolve_workers(1, 10) == 0
+    with pytest.raises(ValueError):
+        molecules.resolve_workers(-1, 10)

@@ -72,6 +72,7 @@ class Corpus:
         return self._pair_index[pair_id]
 
     def has_pair(self, pair_id: str) -> bool:
+        """Whether ``pair_id`` is a pair of this corpus."""
         return pair_id in self._pair_index
 
     def rows(self, split: str) -> list[int]:

@@ -448,6 +448,9 @@ class KGItemStore:
 
     @classmethod
     def from_corpus(cls, corpus: Corpus, item_ids: list[str], progress: bool = False) -> "KGItemStore":
+        """The store of ``item_ids`` (triple items and entity items) of a KG corpus (its triple view is
+        built when the corpus is the entity view); the :data:`~graphdel.data.pairs.ITEM_FEATURIZERS`
+        entry of ``kg``."""
         corpus = with_triple_pairs(corpus) if corpus.extra.get("view") != "triples" else corpus
         entities, relations = corpus.extra["entities"], corpus.extra["relations"]
         e_index = {e: i for i, e in enumerate(entities)}
@@ -466,11 +469,14 @@ class KGItemStore:
         return self.head.numel()
 
     def batch(self, indices):
+        """``x [B, 2]`` long ``(head, relation)`` of the store items ``indices [B]``."""
         import torch
 
         return torch.stack([self.head[indices], self.relation[indices]], dim=1)
 
     def wrap_text(self, text, indices):
+        """``text`` (``B`` texts) as :class:`~graphdel.models.kg.KGText` carrying ``entity [B]``, the
+        entity each text describes (the tail of store items ``indices [B]``)."""
         from graphdel.models.kg import KGText
 
         return KGText(text.hidden, text.mask, text.pooled, entity=self.tail[indices])

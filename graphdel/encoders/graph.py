@@ -33,10 +33,12 @@ class CategoricalEncoder(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-draw every embedding table (Xavier uniform)."""
         for table in self.tables:
             nn.init.xavier_uniform_(table.weight)
 
     def forward(self, features: Tensor) -> Tensor:
+        """``features [N, len(dims)]`` long -> ``[N, hidden]``: the sum of each column's embedding."""
         out = 0
         for col, table in enumerate(self.tables):
             out = out + table(features[:, col])
@@ -107,12 +109,16 @@ class MoleculeGNN(nn.Module):
         self.pool = global_add_pool if config.pooling == "sum" else global_mean_pool
 
     def reset_parameters(self) -> None:
+        """Re-initialise the atom (and bond) encoders, every convolution and every batch norm."""
         self.atom_encoder.reset_parameters()
         for conv, norm in zip(self.convs, self.norms):
             conv.reset_parameters()
             norm.reset_parameters()
 
     def forward(self, batch) -> tuple[Tensor, Tensor]:
+        """``batch`` (a PyG ``Batch`` of ``B`` molecules, ``N`` atoms) -> ``(node_states [N, hidden],
+        graph_embedding [B, hidden])``, the graph embedding pooled (sum or mean) over each molecule's
+        atoms."""
         h = self.atom_encoder(batch.x)
         for layer, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             if self.uses_edges:

@@ -171,6 +171,9 @@ class TextEncoder(nn.Module):
         self.width = AutoConfig.from_pretrained(resolve_model_path(config.model), local_files_only=True).hidden_size
 
     def forward(self, text: TextFeatures) -> tuple[Tensor, Tensor, Tensor]:
+        """``text`` (``B`` texts of ``T`` cached tokens) -> ``(tokens [B, T', H], mask [B, T'],
+        sentence [B, H])``, ``T' <= fusion_tokens``; the sentence embedding is the masked mean of the final
+        token states (the cached pooled state when no layer is trainable)."""
         hidden = text.hidden.float()
         if not self.layers:
             pooled = text.pooled if text.pooled is not None else masked_mean(hidden, text.mask)

@@ -40,6 +40,20 @@ def test_regression_probe_noise():
     assert out["sets"]["one"]["r2"] is None
 
 
+def test_regression_probe_mae_is_in_target_units():
+    # an exact linear target: the fitted probe is nearly exact, so its MAE is ~0 on any set, even a
+    # narrow one where R² (relative to the set's own spread) means little
+    x = np.random.default_rng(3).normal(size=(50, 2))
+    y = 2.0 * x[:, 0] - x[:, 1] + 3.0
+    xe = np.array([[0.1, 0.15], [0.2, 0.25], [0.4, 0.4]])
+    ye = 2.0 * xe[:, 0] - xe[:, 1] + 3.0
+    out = linear_probe(x, y, {"narrow": (xe, ye), "shifted": (xe, ye + 2.0)})
+    assert out["sets"]["narrow"]["mae"] == pytest.approx(0.0, abs=0.05)
+    assert out["sets"]["shifted"]["mae"] == pytest.approx(2.0, abs=0.05)  # every prediction 2 units low
+    single = linear_probe(x, y, {"one": (xe[:1], np.array([10.0]))})["sets"]["one"]
+    assert single["r2"] is None and single["mae"] is not None
+
+
 def test_classification_probe():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(200, 4))

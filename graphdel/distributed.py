@@ -458,6 +458,7 @@ class LossModule(nn.Module):
         self.model = model
 
     def forward(self, fn: Callable[[nn.Module], Any]) -> Any:
+        """``fn(model)``: whatever the loss computation returns (e.g. the ``loss_terms`` dict of scalars)."""
         return fn(self.model)
 
 

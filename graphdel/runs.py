@@ -91,14 +91,17 @@ class Run:
 
     @property
     def data_source(self) -> str:
+        """The dataset spec the run was trained on (e.g. ``drugs``, ``csv:PATH``)."""
         return self.config["data"]["source"]
 
     @property
     def data_hash(self) -> str:
+        """The content hash of the data the run was trained on (checked before the data is reused)."""
         return self.config["data"]["content_hash"]
 
     @property
     def calibration_ids(self) -> list[str]:
+        """Pair ids of the calibration hold-out, never trained on (empty when there is none)."""
         return list(self.config.get("calibration_ids", []))
 
     @property

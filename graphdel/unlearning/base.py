@@ -250,6 +250,7 @@ def _set_path(obj: Any, path: list[str], value: Any, full_key: str) -> Any:
 
 
 def config_to_dict(cfg: Any) -> dict:
+    """A method config dataclass as a plain dict (nested dataclasses included; recorded in the run config)."""
     return dataclasses.asdict(cfg)
 
 
@@ -322,6 +323,7 @@ def frozen_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.Modu
 
 
 def is_frozen_name(name: str) -> bool:
+    """Whether the parameter ``name`` is never updated (it contains one of :data:`FROZEN_PARAMETER_NAMES`)."""
     return any(s in name for s in FROZEN_PARAMETER_NAMES)
 
 
@@ -343,6 +345,7 @@ def make_student(model: nn.Module, device: str | torch.device = "cpu", forget: P
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """``(name, parameter)`` of every parameter of ``model`` with ``requires_grad``, in registration order."""
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
@@ -365,6 +368,11 @@ def finalize(student: nn.Module, original: nn.Module) -> nn.Module:
 
 def make_optimizer(params: list[nn.Parameter], kind: str, lr: float, weight_decay: float,
                    momentum: float = 0.9) -> torch.optim.Optimizer:
+    """An optimiser of ``params``: ``kind`` is ``adam``, ``adamw`` or ``sgd`` (``momentum`` is used by SGD only).
+
+    Raises:
+        ConfigError: an unknown ``kind``.
+    """
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if kind == "adamw":
@@ -512,6 +520,7 @@ class Trainer:
 
     @grad_mask.setter
     def grad_mask(self, mask: dict[str, Tensor] | None) -> None:
+        """Set the gradient mask (None removes it); under torchrun every process takes rank 0's."""
         # A mask computed from gradients (SalUn's saliency, importance masks) would differ between
         # processes, each having seen its own shards; every process takes rank 0's so replicas stay equal.
         self._grad_mask = None if mask is None else distributed.broadcast_tensors(mask)
@@ -625,6 +634,9 @@ class GradientMethod(UnlearningMethod):
 
     def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any
                 ) -> tuple[nn.Module, list[dict], dict]:
+        """Copy ``original`` into a frozen teacher ``f`` and a student ``f'``, run :meth:`setup`, then up to
+        ``cfg.epochs`` of :meth:`train_epoch`, each followed by an evaluation; load the checkpoint the
+        calibrated selector picks, apply :meth:`finish`, and return ``(model, log, selected)``."""
         teacher = frozen_copy(original, ctx.device)
         student = make_student(original, ctx.device, ctx.forget)
         trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)

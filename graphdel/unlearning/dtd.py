@@ -96,6 +96,7 @@ class DtD(GradientMethod):
     Config = DtDConfig
 
     def setup(self, trainer: Trainer, cfg: DtDConfig) -> None:
+        """Keep a copy of the original trainable weights (``trainer.anchor``), the centre of the projection ball."""
         trainer.anchor = {n: p.detach().clone() for n, p in trainer.params}
 
     def _project(self, trainer: Trainer, radius: float) -> None:
@@ -108,6 +109,7 @@ class DtD(GradientMethod):
                     p.copy_(trainer.anchor[n] + d * scale)
 
     def train_epoch(self, trainer: Trainer, cfg: DtDConfig) -> None:
+        """``cfg.steps`` descent steps of the training loss on Dr batches (each projected when ``radius`` is set)."""
         done = 0
         while done < cfg.steps:
             progressed = False
@@ -124,6 +126,7 @@ class DtD(GradientMethod):
                 return
 
     def finish(self, trainer: Trainer, cfg: DtDConfig) -> bool:
+        """Add ``N(0, sigma^2)`` noise (:func:`dtd_sigma`) to every trainable parameter; always True."""
         sigma = dtd_sigma(len(trainer.ctx.retain), cfg)
         with torch.no_grad():
             for _, p in trainer.params:

@@ -36,6 +36,7 @@ class Finetune(GradientMethod):
     Config = FinetuneConfig
 
     def train_epoch(self, trainer: Trainer, cfg: Any) -> None:
+        """One pass over Dr: a step on the model's training loss per batch (Df is never used)."""
         for dr in trainer.retain_batches():
             if not trainer.step(trainer.student.training_loss(dr), phase="retain"):
                 return

@@ -56,6 +56,7 @@ class GNNDelete(GradientMethod):
     Config = GNNDeleteConfig
 
     def setup(self, trainer: Trainer, cfg: GNNDeleteConfig) -> None:
+        """Freeze the student except its deletion operator (``deletion_parameters(forget)``); optimise only it."""
         hook = getattr(trainer.student, "deletion_parameters", None)
         if hook is None:
             raise ConfigError(f"method 'gnndelete' needs a model with a deletion operator "
@@ -71,6 +72,7 @@ class GNNDelete(GradientMethod):
                                            cfg.weight_decay, cfg.momentum)
 
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: GNNDeleteConfig):
+        """``lam * DEC(Df) + (1 - lam) * NI`` (multimodal retention on Dr + unimodal retention on Df)."""
         s, t = trainer.student, trainer.teacher
         dec = modality_decoupling(s, t, df, distance=cfg.distance, generator=trainer.generator)
         ni = (multimodal_retention(s, t, dr, distance=cfg.distance)

@@ -41,6 +41,7 @@ class NegGradConfig(GradientConfig):
 
 
 def resolved_bound(cfg: NegGradConfig) -> float:
+    """The divergence bound on the Df loss: ``cfg.loss_bound``, or ``2 ln(batch_size)`` when it is None."""
     return cfg.loss_bound if cfg.loss_bound is not None else 2.0 * math.log(cfg.batch_size)
 
 
@@ -66,6 +67,7 @@ class NegGrad(GradientMethod):
     on_nonfinite = "stop"
 
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: NegGradConfig):
+        """``-L_train(Df batch)`` (``dr`` unused), or ``None`` once the divergence guard stopped the run."""
         out = ascent_term(trainer, df, cfg)
         if out is None:
             return None
@@ -73,6 +75,7 @@ class NegGrad(GradientMethod):
         return -forget_loss, {"forget_loss": value}
 
     def train_epoch(self, trainer: Trainer, cfg: Any) -> None:
+        """One pass over Df, an ascent step per batch (no Dr batch is drawn)."""
         # NegGrad uses Df only: no matched Dr batch is drawn
         for df in trainer.forget_batches():
             out = self.loss(trainer, df, None, cfg)

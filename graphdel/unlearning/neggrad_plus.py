@@ -41,6 +41,7 @@ class NegGradPlus(NegGrad):
     Config = NegGradPlusConfig
 
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: NegGradPlusConfig):
+        """``retain_weight * L_train(Dr) - forget_weight * L_train(Df)``, or ``None`` once the guard stopped."""
         out = ascent_term(trainer, df, cfg)
         if out is None:
             return None

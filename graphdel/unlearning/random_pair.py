@@ -61,4 +61,5 @@ class RandomPair(GradientMethod):
     Config = RandomPairConfig
 
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: RandomPairConfig):
+        """The RandomPair loss of one step (:func:`random_pair_loss`)."""
         return random_pair_loss(trainer, df, dr, cfg)

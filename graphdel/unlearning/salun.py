@@ -49,6 +49,7 @@ class SalUn(RandomPair):
     Config = SalUnConfig
 
     def setup(self, trainer: Trainer, cfg: SalUnConfig) -> None:
+        """Set the trainer's gradient mask to the saliency mask of Df at the original weights; log its size."""
         trainer.grad_mask = saliency_mask(trainer, cfg.saliency_fraction)
         kept = sum(int(m.sum()) for m in trainer.grad_mask.values())
         total = sum(m.numel() for m in trainer.grad_mask.values())

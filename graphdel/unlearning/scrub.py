@@ -74,6 +74,7 @@ class Scrub(GradientMethod):
     Config = ScrubConfig
 
     def train_epoch(self, trainer: Trainer, cfg: ScrubConfig) -> None:
+        """A max pass over Df (while ``epoch <= max_epochs``), then a min pass over Dr (``retain_steps`` batches)."""
         s, t = trainer.student, trainer.teacher
         if trainer.epoch <= cfg.max_epochs:
             for df in trainer.forget_batches():

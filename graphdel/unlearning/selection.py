@@ -239,6 +239,8 @@ class CalibratedSelector:
         return rec
 
     def should_stop(self, epoch: int) -> bool:
+        """Whether to stop after ``epoch``: calibrated early stopping is on, ``min_epochs`` have run and the
+        smoothed Df score has reached the smoothed reference score plus ``margin``."""
         if self.selection != "calibrated" or self.reference is None or not self.early_stop:
             return False
         if epoch < self.min_epochs:

@@ -20,6 +20,14 @@ clipped at 1, BatchNorm statistics and ``logit_scale`` frozen. Stopping and chec
 calibration split (never test): stop when the Df score (pool-64 MRR), averaged over the last 2
 evaluations, has come down to the calibration score; keep the checkpoint closest to calibration, ties
 (within 0.02) broken by the retain score. See :mod:`graphdel.unlearning.selection`.
+
+What was measured on the embedded corpus (5% of the training molecules, seed 0; selection on calibration
+and retain scores only, test reported afterwards): with every weight free, Df, retain, calibration and
+test scores fall together whatever the representation, distance, weights, negatives, optimiser, Dr batch
+size or gradient projection (PCGrad on one Dr batch, or the span of 64 Dr batch gradients): lr 1e-4 barely
+moves Df, lr 3e-4 reaches calibration with test -0.07. The optional Fisher-ratio mask
+(``mask_fraction=0.05``) lowered that cost on one original (test -0.04 at the same Df) but barely moved Df
+on another, so it is not the default.
 """
 
 from __future__ import annotations
@@ -155,10 +163,16 @@ class MultiDelete(GradientMethod):
     Config = MultiDeleteConfig
 
     def setup(self, trainer: Trainer, cfg: MultiDeleteConfig) -> None:
+        """With ``mask_fraction > 0``: restrict updates to the ``mask_fraction`` of weights with the highest
+        Df/Dr Fisher importance ratio (Df batches vs ``mask_retain_batches`` Dr samples); logs the mask size."""
         if cfg.mask_fraction <= 0:
             return
+        df_batches = list(trainer.forget_batches())
+        if not df_batches:  # Df too small for a batch of 2 pairs: no importance to estimate, nothing masked
+            trainer.log.append({"phase": "mask", "note": "Df has no batch of 2 pairs: every weight is updated"})
+            return
         set_update_mode(trainer.student)
-        f_df = fisher_diagonal(trainer.student, trainer.params, trainer.forget_batches())
+        f_df = fisher_diagonal(trainer.student, trainer.params, df_batches)
         f_dr = fisher_diagonal(trainer.student, trainer.params,
                                (trainer.retain_sample(cfg.batch_size) for _ in range(cfg.mask_retain_batches)))
         trainer.grad_mask = top_fraction_mask(importance_ratio(f_df, f_dr, cfg.mask_lambda), cfg.mask_fraction)
@@ -167,4 +181,5 @@ class MultiDelete(GradientMethod):
         trainer.log.append({"phase": "mask", "masked_in_weights": kept, "total_weights": total})
 
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: MultiDeleteConfig):
+        """``L_MD + alpha L_MKR + beta L_UKR`` of one step (:func:`multidelete_loss`)."""
         return multidelete_loss(trainer.student, trainer.teacher, df, dr, cfg, trainer.generator)

@@ -25,17 +25,42 @@ class ItemStore(Protocol):
 
     def __len__(self) -> int: ...
 
-    def batch(self, indices: Tensor): ...
+    def batch(self, indices: Tensor):
+        """The items at store positions ``indices [B]`` (long), as the model's ``x`` input."""
 
 
-ITEM_FEATURIZERS: dict[str, Callable[[Corpus, list[str], bool], ItemStore]] = {}
-"""Modality name -> function ``(corpus, item_ids, progress) -> ItemStore``; modalities register here."""
+ITEM_FEATURIZERS: dict[str, Callable[..., ItemStore]] = {}
+"""Modality name -> function ``(corpus, item_ids, progress) -> ItemStore``; modalities register here. A
+featuriser registered with ``uses_model_config=True`` is also given ``model_config=`` (the run's
+:class:`~graphdel.models.joint.ModelConfig`, or ``None``): images are featurised by the encoder it names."""
+
+_USES_MODEL_CONFIG: set[str] = set()
 
 
-def register_featurizer(modality: str):
-    """Decorator registering the item featuriser of a modality."""
+def register_featurizer(modality: str, *, uses_model_config: bool = False):
+    """Decorator registering the item featuriser of a modality (see :data:`ITEM_FEATURIZERS`)."""
     def wrap(fn):
         ITEM_FEATURIZERS[modality] = fn
+        if uses_model_config:
+            _USES_MODEL_CONFIG.add(modality)
+        else:
+            _USES_MODEL_CONFIG.discard(modality)
+        return fn
+    return wrap
+
+
+ItemProperties = Callable[[Corpus, Sequence[str]], "dict[str, tuple[object, str]]"]
+
+ITEM_PROPERTIES: dict[str, ItemProperties] = {}
+"""Modality name -> ``(corpus, item_ids) -> {name: (values [n] numpy array, kind)}``, ``kind`` being
+``"regression"`` or ``"classification"`` (binary): known properties of each item (a molecule's logP, an
+image's brightness...) that the unimodal probes of the evaluation suite predict from item embeddings."""
+
+
+def register_item_properties(modality: str):
+    """Decorator registering the probe targets of a modality's items (see :data:`ITEM_PROPERTIES`)."""
+    def wrap(fn):
+        ITEM_PROPERTIES[modality] = fn
         return fn
     return wrap
 
@@ -60,7 +85,7 @@ def training_view(corpus: Corpus) -> Corpus:
 def _featurize_molecules(corpus: Corpus, item_ids: list[str], progress: bool) -> ItemStore:
     from graphdel.data.molecules import featurize_smiles
 
-    return featurize_smiles([corpus.items[i] for i in item_ids])
+    return featurize_smiles([corpus.items[i] for i in item_ids], progress=progress)
 
 
 class PairData:
@@ -70,6 +95,8 @@ class PairData:
         corpus: the pairs.
         text_config: which text encoder's frozen part to cache.
         progress: show progress bars.
+        model_config: the model the data is for, passed to featurisers registered with
+            ``uses_model_config=True`` (those of images cache the frozen part of the encoder it names).
 
     Attributes:
         item_ids: items in store order; ``item_index[p]`` is the store position of pair ``p``'s item.
@@ -83,14 +110,19 @@ class PairData:
     each text's subject (the knowledge graph attaches the described entity); batches then carry that.
     """
 
-    def __init__(self, corpus: Corpus, text_config: TextEncoderConfig, *, progress: bool = True) -> None:
+    def __init__(self, corpus: Corpus, text_config: TextEncoderConfig, *, progress: bool = True,
+                 model_config=None) -> None:
         if corpus.modality not in ITEM_FEATURIZERS:
             raise InvalidInputError(f"no featuriser for modality {corpus.modality!r}; known: {sorted(ITEM_FEATURIZERS)}")
         self.corpus = corpus
         self.item_ids = corpus.item_list()
         item_position = {iid: k for k, iid in enumerate(self.item_ids)}
         self.item_index = torch.tensor([item_position[i] for i in corpus.item_ids], dtype=torch.long)
-        self.items = ITEM_FEATURIZERS[corpus.modality](corpus, self.item_ids, progress)
+        featurize = ITEM_FEATURIZERS[corpus.modality]
+        if corpus.modality in _USES_MODEL_CONFIG:
+            self.items = featurize(corpus, self.item_ids, progress, model_config=model_config)
+        else:
+            self.items = featurize(corpus, self.item_ids, progress)
         unique = list(dict.fromkeys(corpus.texts))
         text_position = {t: k for k, t in enumerate(unique)}
         self.text_index = torch.tensor([text_position[t] for t in corpus.texts], dtype=torch.long)
@@ -132,7 +164,10 @@ class PairSet:
     def __len__(self) -> int:
         return self.rows.numel()
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
+    # The row-level methods below let a wrapper (a data-parallel shard, a prefetching loader) draw the
+    # same rows as `sample`/`batches` with the same generator, and build the batches itself.
+    def sample_rows(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        """``[batch_size]`` corpus rows drawn as :meth:`sample` draws them (same generator use)."""
         n = len(self)
         if n == 0:
             raise InvalidInputError(f"cannot sample from the empty pair set {self.name!r}")
@@ -140,13 +175,30 @@ class PairSet:
             pick = torch.randperm(n, generator=generator)[:batch_size]
         else:
             pick = torch.randint(n, (batch_size,), generator=generator)
-        return self.data.batch(self.rows[pick])
+        return self.rows[pick]
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[PairBatch]:
+    def iter_rows(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                  drop_last: bool = False) -> Iterator[Tensor]:
+        """The corpus rows (``[<= batch_size]`` long each) of the batches :meth:`batches` yields. The
+        generator is used once, when the first batch is asked for (one permutation per pass)."""
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for start in range(0, len(self), batch_size):
             idx = order[start:start + batch_size]
             if drop_last and idx.numel() < batch_size:
                 break
-            yield self.data.batch(self.rows[idx])
+            yield self.rows[idx]
+
+    def make_batch(self, rows: Tensor) -> PairBatch:
+        """The pairs at corpus rows ``rows`` (``[B]`` long) as a batch."""
+        return self.data.batch(rows)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
+        """A random batch of ``batch_size`` pairs (without replacement when the set is large enough)."""
+        return self.make_batch(self.sample_rows(batch_size, generator))
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False) -> Iterator[PairBatch]:
+        """The set in batches of at most ``batch_size`` pairs: in row order, or one seeded permutation per
+        pass when ``shuffle``; ``drop_last`` drops a final short batch."""
+        for rows in self.iter_rows(batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last):
+            yield self.make_batch(rows)

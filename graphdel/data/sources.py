@@ -144,10 +144,13 @@ def read_text_file(path: str | Path) -> str:
     """Read a whole file as strict UTF-8 (``.gz`` decompressed, a leading BOM dropped).
 
     Raises:
-        InvalidInputError: unreadable, empty, binary (NUL byte), bad gzip, or not UTF-8 (naming the line
-            and byte offset).
+        InvalidInputError: unreadable, not a regular file, empty, binary (NUL byte), bad gzip, or not UTF-8
+            (naming the line and byte offset).
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # A device or a pipe (/dev/zero, a FIFO) would be read forever or block: refuse it unread.
+        raise InvalidInputError(f"{path} is not a regular file")
     try:
         data = path.read_bytes()
     except IsADirectoryError as e:

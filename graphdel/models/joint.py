@@ -67,10 +67,12 @@ class ModelConfig:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The configuration as a plain (JSON-ready) dict, nested encoder configs included."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        """Rebuild a :class:`ModelConfig` from :meth:`to_dict`'s output."""
         d = dict(d)
         d["graph"] = GraphEncoderConfig(**d.get("graph", {}))
         d["text"] = TextEncoderConfig(**d.get("text", {}))
@@ -106,6 +108,7 @@ class Projection(nn.Module):
         self.net = nn.Sequential(nn.Linear(d_in, d_in), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_in, d_out))
 
     def forward(self, h: Tensor) -> Tensor:
+        """``h [B, d_in]`` -> ``[B, d_out]``, unit L2 norm."""
         return F.normalize(self.net(h), dim=-1)
 
 
@@ -129,6 +132,9 @@ class FusionModule(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def forward(self, text: Tensor, text_mask: Tensor, item: Tensor, item_mask: Tensor) -> Tensor:
+        """``text [B, T, d_t]``, ``text_mask [B, T]``, ``item [B, N, d_x]``, ``item_mask [B, N]`` (True at
+        real positions) -> the fused representation ``[B, d]`` (the first text position after the last
+        layer)."""
         h = self.text_in(text)
         memory = self.item_in(item)
         for layer in self.layers:
@@ -205,21 +211,71 @@ class JointModel(nn.Module):
         return JointOutput(z_x, z_t, self.sim(z_x, z_t), self.logits(z_x, z_t), fused, self.match_logits(fused))
 
     def training_loss(self, batch: PairBatch, generator: torch.Generator | None = None) -> Tensor:
-        """Symmetric InfoNCE plus ``matching_weight`` times the hard-negative matching loss (scalar)."""
-        return self.loss_terms(batch, generator)["loss"]
+        """Symmetric InfoNCE plus ``matching_weight`` times the hard-negative matching loss (scalar).
+
+        On a process's shard of a global batch (``batch.shard``, data-parallel runs) the value is the
+        global batch's loss on every process (so a method's loss bound decides alike everywhere) and the
+        gradient is this process's share (see :func:`graphdel.distributed.global_value`)."""
+        loss = self.loss_terms(batch, generator)["loss"]
+        if batch.shard is not None:
+            from graphdel.distributed import global_value
+
+            loss = global_value(loss)
+        return loss
 
     def loss_terms(self, batch: PairBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """The training objective and its parts: ``loss``, ``contrastive``, ``matching``."""
+        """The training objective and its parts: ``loss``, ``contrastive``, ``matching``.
+
+        On a shard of a global batch (``batch.shard``) the contrastive part is this shard's share of the
+        global batch's InfoNCE (:meth:`sharded_contrastive`); the matching head draws its hard negatives
+        within the shard. Values are per process (the training loop averages them)."""
         item_tokens, item_mask, item_pooled = self.item_states(batch.x)
         text_tokens, text_mask, text_pooled = self.text_encoder(batch.text)
         z_x, z_t = self.x_projection(item_pooled), self.text_projection(text_pooled)
         logits = self.logits(z_x, z_t)
         positives = _positive_mask(batch, logits.size(0), logits.device)
-        contrastive = contrastive_loss(logits, positives).mean()
-        matching = self._matching_loss(logits.detach(), positives, item_tokens, item_mask, text_tokens,
-                                       text_mask, generator)
+        if batch.shard is not None and batch.shard.world_size > 1:
+            contrastive = self.sharded_contrastive(batch, z_x, z_t).mean()
+            matching = self._sharded_matching_loss(batch, z_x.detach(), z_t.detach(), item_tokens, item_mask,
+                                                   text_tokens, text_mask, generator)
+        else:
+            contrastive = contrastive_loss(logits, positives).mean()
+            matching = self._matching_loss(logits.detach(), positives, item_tokens, item_mask, text_tokens,
+                                           text_mask, generator)
         loss = contrastive + self.config.matching_weight * matching
         return {"loss": loss, "contrastive": contrastive.detach(), "matching": matching.detach()}
+
+    def sharded_contrastive(self, batch: PairBatch, z_x: Tensor, z_t: Tensor) -> Tensor:
+        """``[b]`` per-pair symmetric InfoNCE of this process's ``b`` pairs against the whole global batch.
+
+        The embeddings of every process's shard are gathered (with gradients flowing back to their
+        owners, :func:`graphdel.distributed.gather_with_grad`), so the mean over all processes of this
+        loss is :func:`contrastive_loss` of the global batch, and averaging the processes' gradients gives
+        its gradient.
+
+        Args:
+            batch: a shard (``batch.shard`` set); ``batch.items`` gives multi-positive groups.
+            z_x: ``[b, d]`` this shard's item embeddings.
+            z_t: ``[b, d]`` this shard's text embeddings.
+        """
+        from graphdel import distributed
+
+        all_x, all_t = distributed.gather_with_grad(z_x), distributed.gather_with_grad(z_t)  # [B, d]
+        scale = self.temperature_scale()
+        x2t, t2x = self.sim(z_x, all_t) * scale, self.sim(z_t, all_x) * scale  # [b, B] each
+        b, device = z_x.size(0), z_x.device
+        if batch.items is None:
+            positives = torch.zeros(b, all_t.size(0), dtype=torch.bool, device=device)
+            positives[torch.arange(b, device=device), batch.shard.start + torch.arange(b, device=device)] = True
+        else:
+            items = batch.items.to(device)
+            positives = items[:, None] == distributed.gather(items)[None, :]
+        # same targets as contrastive_loss: uniform over the pair's positives (rows and columns agree,
+        # since pairs of one group share their positive set)
+        targets = positives.float() / positives.float().sum(1, keepdim=True)
+        g2t = -(targets * F.log_softmax(x2t, dim=1)).sum(1)
+        t2g = -(targets * F.log_softmax(t2x, dim=1)).sum(1)
+        return 0.5 * (g2t + t2g)
 
     def pair_losses(self, batch: PairBatch) -> Tensor:
         """``[B]`` per-pair symmetric InfoNCE loss of the true pairs within the batch."""
@@ -234,17 +290,48 @@ class JointModel(nn.Module):
         b = logits.size(0)
         if b < 2 or bool(positives.all()):
             return logits.new_zeros(())
-        if not bool(torch.isfinite(logits).all()):
-            # Sampling needs finite weights; the non-finite contrastive loss is reported by the caller.
-            logits = torch.zeros_like(logits)
-        weights = torch.softmax(logits.float(), dim=1).masked_fill(positives, 0.0) + (~positives) * 1e-6
-        neg_text = torch.multinomial(weights, 1, generator=generator).squeeze(1)
-        weights_t = torch.softmax(logits.float().t(), dim=1).masked_fill(positives.t(), 0.0) + (~positives.t()) * 1e-6
-        neg_item = torch.multinomial(weights_t, 1, generator=generator).squeeze(1)
+        neg_text, neg_item = _hard_negatives(logits, positives, generator)
+        neg_text, neg_item = neg_text.to(item_tokens.device), neg_item.to(item_tokens.device)
         fused = torch.cat([
             self.fusion(text_tokens, text_mask, item_tokens, item_mask),
             self.fusion(text_tokens[neg_text], text_mask[neg_text], item_tokens, item_mask),
             self.fusion(text_tokens, text_mask, item_tokens[neg_item], item_mask[neg_item]),
+        ])
+        labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).to(fused.device)
+        return F.binary_cross_entropy_with_logits(self.match_logits(fused), labels)
+
+    def _sharded_matching_loss(self, batch: PairBatch, z_x: Tensor, z_t: Tensor, item_tokens: Tensor,
+                               item_mask: Tensor, text_tokens: Tensor, text_mask: Tensor,
+                               generator: torch.Generator | None) -> Tensor:
+        """:meth:`_matching_loss` of a process's shard, equal to its share of the global batch's loss.
+
+        Every process computes the global batch's similarities from the gathered embeddings and draws the
+        hard negatives of the *global* batch with the shared generator (the draws a single process makes,
+        and the generator stays in step for the next batches), then fuses its own pairs with their
+        negatives, whose token states are gathered from the processes that own them (gradients flow back).
+        Shapes: ``z_x``, ``z_t`` ``[b, d]``; tokens ``[b, N, h_x]`` / ``[b, T, h_t]`` with masks.
+        """
+        from graphdel import distributed
+
+        all_x, all_t = distributed.gather(z_x), distributed.gather(z_t)  # [B, d], no gradient needed
+        logits = self.logits(all_x, all_t)
+        if batch.items is None:
+            positives = torch.eye(logits.size(0), dtype=torch.bool, device=logits.device)
+        else:
+            all_items = distributed.gather(batch.items.to(logits.device))
+            positives = all_items[:, None] == all_items[None, :]
+        if logits.size(0) < 2 or bool(positives.all()):
+            return logits.new_zeros(())
+        neg_text, neg_item = _hard_negatives(logits, positives, generator)  # [B] each, global positions
+        mine = slice(batch.shard.start, batch.shard.start + z_x.size(0))
+        neg_text, neg_item = neg_text[mine].to(item_tokens.device), neg_item[mine].to(item_tokens.device)
+        all_text, all_text_mask = _gather_tokens(text_tokens, text_mask)
+        all_item, all_item_mask = _gather_tokens(item_tokens, item_mask)
+        b = z_x.size(0)
+        fused = torch.cat([
+            self.fusion(text_tokens, text_mask, item_tokens, item_mask),
+            self.fusion(all_text[neg_text], all_text_mask[neg_text], item_tokens, item_mask),
+            self.fusion(text_tokens, text_mask, all_item[neg_item], all_item_mask[neg_item]),
         ])
         labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).to(fused.device)
         return F.binary_cross_entropy_with_logits(self.match_logits(fused), labels)
@@ -270,6 +357,35 @@ def _positive_mask(batch: PairBatch, b: int, device) -> Tensor:
         return torch.eye(b, dtype=torch.bool, device=device)
     items = batch.items.to(device)
     return items[:, None] == items[None, :]
+
+
+def _hard_negatives(logits: Tensor, positives: Tensor, generator: torch.Generator | None
+                    ) -> tuple[Tensor, Tensor]:
+    """ALBEF hard negatives: for each item a text and for each text an item, drawn with probability
+    softmax(similarity) over the non-positives. ``logits``, ``positives`` ``[B, B]`` -> ``(neg_text [B],
+    neg_item [B])`` long, on the CPU (the seeded generator is a CPU generator: same draws on every device)."""
+    if not bool(torch.isfinite(logits).all()):
+        # Sampling needs finite weights; the non-finite contrastive loss is reported by the caller.
+        logits = torch.zeros_like(logits)
+    logits, positives = logits.detach().float().cpu(), positives.cpu()
+    weights = torch.softmax(logits, dim=1).masked_fill(positives, 0.0) + (~positives) * 1e-6
+    neg_text = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    weights_t = torch.softmax(logits.t(), dim=1).masked_fill(positives.t(), 0.0) + (~positives.t()) * 1e-6
+    neg_item = torch.multinomial(weights_t, 1, generator=generator).squeeze(1)
+    return neg_text, neg_item
+
+
+def _gather_tokens(tokens: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Token states ``[b, L, h]`` and mask ``[b, L]`` of every process, padded to the longest ``L`` and
+    concatenated in rank order: ``[B, L_max, h]`` (with gradients to their owners) and ``[B, L_max]``."""
+    from graphdel import distributed
+
+    length = int(distributed.all_reduce_max(torch.tensor(float(tokens.size(1)))))
+    if tokens.size(1) < length:
+        pad = length - tokens.size(1)
+        tokens = F.pad(tokens, (0, 0, 0, pad))
+        mask = F.pad(mask, (0, pad), value=False)
+    return distributed.gather_with_grad(tokens), distributed.gather(mask)
 
 
 def contrastive_loss(logits: Tensor, positives: Tensor) -> Tensor:
@@ -300,6 +416,9 @@ class MoleculeTextModel(JointModel):
         self.graph_encoder = MoleculeGNN(config.graph)
 
     def item_states(self, x) -> tuple[Tensor, Tensor, Tensor]:
+        """``x`` (a batch of ``B`` molecules) -> ``(tokens [B, N, hidden], mask [B, N], pooled [B, hidden])``:
+        the atom states padded per molecule (at most ``fusion_max_item_tokens`` atoms each) for the fusion
+        module, and the pooled graph embedding."""
         from torch_geometric.utils import to_dense_batch
 
         nodes, pooled = self.graph_encoder(x)

@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 
 import graphdel
+from graphdel import distributed
 from graphdel.data.corpus import Corpus
 from graphdel.data.pairs import PairData
 from graphdel.data.sources import load_dataset
@@ -24,13 +25,15 @@ from graphdel.encoders.graph import GraphEncoderConfig
 from graphdel.encoders.text import TextEncoderConfig
 from graphdel.errors import InvalidInputError, RunError
 from graphdel.evaluation.suite import retrieval_metrics
-from graphdel.io import atomic_write_json, staged_folder
+from graphdel.io import atomic_write_json, check_output_folder, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
 from graphdel.runs import Run, write_run
 from graphdel.training.loop import TrainConfig, train_model
 
 import graphdel.data.kg  # noqa: E402,F401  (registers the kg:/wordnet sources, featuriser, view, granularities)
 import graphdel.models.kg  # noqa: E402,F401  (registers the "kg" joint model)
+import graphdel.data.images  # noqa: E402,F401  (registers the depictions/karpathy/imagefolder sources, featuriser)
+import graphdel.models.image  # noqa: E402,F401  (registers the "image" joint model)
 
 
 @dataclass
@@ -106,6 +109,7 @@ class Prepared:
     excluded: list[int]
 
     def trained_rows(self) -> list[int]:
+        """The training rows the model trains on: the ``train`` split minus calibration and excluded rows."""
         drop = set(self.calibration) | set(self.excluded)
         return [r for r in self.corpus.rows("train") if r not in drop]
 
@@ -129,7 +133,8 @@ def prepare(data: DataConfig, model_config: ModelConfig, *, exclude: Sequence[st
     unknown = [p for p in exclude if not corpus.has_pair(p)]
     if unknown:
         raise InvalidInputError(f"--exclude names {len(unknown)} unknown pair ids: {unknown[:10]}")
-    pair_data = PairData(corpus, model_config.text, progress=progress)
+    with distributed.main_process_first():  # torchrun: rank 0 fills the feature caches, the others read them
+        pair_data = PairData(corpus, model_config.text, progress=progress, model_config=model_config)
     calibration = calibration_rows(corpus, data.calibration_fraction, data.calibration_seed)
     return Prepared(corpus, pair_data, calibration, sorted({corpus.index_of(p) for p in exclude}))
 
@@ -158,8 +163,8 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         The loaded :class:`~graphdel.runs.Run`.
     """
     data = DataConfig(source=data) if isinstance(data, str) else data
-    if out is not None and Path(out).exists():  # fail before hours of training, not after
-        raise RunError(f"output folder {out} already exists; choose another --out or remove it")
+    if out is not None:  # fail before hours of training, not after: taken, or not writable
+        check_output_folder(out)
     if quick:
         q_data, q_model, q_train = quick_configs(data.source)
         if data.max_items is None:
@@ -178,19 +183,25 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     model = build_model(model_config)
     sets = prepared.sets()
     result = train_model(model, sets["train"], sets["val"], config, progress=progress)
-    metrics = {"splits": retrieval_metrics(result.model, sets, pool_size=config.eval_pool),
-               "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
-    _merge_split_metrics(metrics["splits"], result.model, sets)
+    metrics = None
+    if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
+        metrics = {"splits": retrieval_metrics(result.model, sets, pool_size=config.eval_pool),
+                   "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
+        _merge_split_metrics(metrics["splits"], result.model, sets)
     run_config = {
         "kind": "train", "graphdel_version": graphdel.__version__,
-        "data": {**asdict(data), "content_hash": corpus.content_hash(), "modality": corpus.modality},
+        "data": {**asdict(data), "content_hash": corpus.content_hash(), "modality": corpus.modality,
+                 # rows left out under skip_invalid, so the run itself reports them (first 100 listed)
+                 "skipped_count": len(corpus.skipped), "skipped": corpus.skipped[:100]},
         "model": model_config.to_dict(), "train": config.to_dict(),
         "calibration_ids": [corpus.pair_ids[r] for r in prepared.calibration],
         "excluded_ids": [corpus.pair_ids[r] for r in prepared.excluded],
     }
     out = Path(out) if out is not None else _default_out("train", run_config)
-    with staged_folder(out) as folder:
-        write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.history, history=[])
+    if distributed.is_main():
+        with staged_folder(out) as folder:
+            write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.history, history=[])
+    distributed.barrier()  # the other processes read rank 0's folder
     run = Run.load(out)
     run._model = result.model
     return run
@@ -292,6 +303,25 @@ def evaluation_sets(prepared: Prepared, df_rows: Sequence[int], seed: int = 0) -
             "calibration": sets["calibration"], "val": sets["val"], "test": sets["test"]}
 
 
+def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | None):
+    """``overrides`` preceded by the model class's recommended settings for ``method``
+    (``type(model).unlearning_defaults = {method name: {key: value}}``, e.g. the image model's MultiDelete
+    settings); the caller's overrides win. Keys the method's config does not have are left out (a method's
+    options may change without breaking a model's recommendation). Returns ``overrides`` unchanged when the
+    model recommends nothing."""
+    from graphdel.unlearning import config_keys, get_method
+
+    cls = get_method(method)
+    known = set(config_keys(cls.Config))
+    defaults = {k: v for k, v in ((getattr(type(model), "unlearning_defaults", None) or {}).get(cls.name) or {}).items()
+                if k in known}
+    if not defaults:
+        return overrides
+    if isinstance(overrides, dict):
+        return {**defaults, **overrides}
+    return [f"{k}={v}" for k, v in defaults.items()] + list(overrides or [])
+
+
 def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
            overrides: dict | Sequence[str] | None = None, out: str | Path | None = None, seed: int = 0,
            device: str = "cpu", progress: bool = True, prepared: Prepared | None = None,
@@ -307,7 +337,8 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         request: a :class:`~graphdel.data.requests.DeletionRequest` (see :func:`make_request`) or the path
             of a request/id file.
         method: a registered method name (``graphdel methods`` lists them).
-        overrides: method hyperparameters, ``["alpha=0.5", ...]`` or a dict.
+        overrides: method hyperparameters, ``["alpha=0.5", ...]`` or a dict; applied after the model's own
+            recommended settings for the method, if any (:func:`with_model_defaults`).
         out: the new run folder (must not exist); default ``runs/forget-<hash>``.
         retrain_fn: ``(prepared, dr_rows) -> model``, to share one Retrain between callers (the demo).
     """
@@ -317,11 +348,13 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     from graphdel.unlearning import UnlearningContext, unlearn
 
     run = _as_run(run)
-    if out is not None and Path(out).exists():
-        raise RunError(f"output folder {out} already exists; choose another --out or remove it")
+    if out is not None:  # taken, or not writable: say so before the work, not after
+        check_output_folder(out)
     prepared = prepared or load_run_data(run, progress=progress)
     if not isinstance(request, DeletionRequest):
-        request = make_request(run, file=request, prepared=prepared)
+        # An id file names pairs, as with `graphdel forget --forget FILE`: reading it by molecule would
+        # silently widen the request to every pair of each named molecule.
+        request = make_request(run, file=request, by="pair", prepared=prepared)
     corpus = prepared.corpus
     df_rows = request.rows(corpus)
     allowed = set(prepared.trained_rows())
@@ -341,17 +374,21 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     ctx = UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
                             val=sets["val"], retrain=retrain, seed=seed, device=device, progress=progress)
-    result = unlearn(run.model, ctx, method, overrides)
+    result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
     forget_structure = getattr(result.model, "forget_structure", None)
     if forget_structure is not None:  # a model storing training data (a KG's graph) must not keep Df in it
         forget_structure(sets["forget"])
-    metrics = {"splits": retrieval_metrics(result.model, sets), "wall_time_s": result.wall_time_s,
-               "selected": result.selected}
-    _merge_split_metrics(metrics["splits"], result.model, sets)
+    metrics = None
+    if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
+        metrics = {"splits": retrieval_metrics(result.model, sets), "wall_time_s": result.wall_time_s,
+                   "selected": result.selected}
+        _merge_split_metrics(metrics["splits"], result.model, sets)
     request_json = request.to_json(corpus)
     parent_weights = sha256_file(run.path / "model.safetensors")
     run_config = {
         **run.config, "kind": "forget", "method": result.config.get("method", method),
+        # the content hash of the data actually used (differs from the parent's only when forced)
+        "data": {**run.config["data"], "content_hash": corpus.content_hash()},
         "method_config": result.config, "seed": seed,
         "parent": {"path": str(run.path.resolve()), "weights_sha256": parent_weights},
         "excluded_ids": sorted(set(run.excluded_ids) | set(request.pair_ids)),
@@ -360,11 +397,13 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
                               "parent_weights_sha256": parent_weights}]
     out = Path(out) if out is not None else _default_out("forget", {"parent": parent_weights, "method": method,
                                                                     "request": request_json, "o": overrides})
-    with staged_folder(out) as folder:
-        write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.log, history=history,
-                  extra_json={"request.json": request_json})
-        certificate = build_certificate(folder, original_weights_sha256=parent_weights)
-        atomic_write_json(certificate, folder / "certificate.json")
+    if distributed.is_main():
+        with staged_folder(out) as folder:
+            write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.log,
+                      history=history, extra_json={"request.json": request_json})
+            certificate = build_certificate(folder, original_weights_sha256=parent_weights)
+            atomic_write_json(certificate, folder / "certificate.json")
+    distributed.barrier()  # the other processes read rank 0's folder
     new = Run.load(out)
     new._model = result.model
     return new
@@ -398,7 +437,9 @@ def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, pr
         if not isinstance(request, DeletionRequest):
             request = _load_request_any(prepared, request)
         sets = evaluation_sets(prepared, request.rows(prepared.corpus), seed)
-    return {"run": str(run.path), "splits": retrieval_metrics(run.model, sets)}
+    splits = retrieval_metrics(run.model, sets)
+    _merge_split_metrics(splits, run.model, sets)
+    return {"run": str(run.path), "splits": splits}
 
 
 def _load_request_any(prepared: Prepared, path: str | Path):

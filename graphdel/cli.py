@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from graphdel.errors import GraphdelError
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a joint model on a dataset and save a run folder")
-    p.add_argument("--data", default="drugs", help="dataset: drugs, chebi20:PATH, csv:PATH (default drugs)")
+    p.add_argument("--data", default="drugs", help="dataset: drugs, chebi20:PATH, csv:PATH, wordnet, kg:PATH, "
+                   "depictions, karpathy:PATH, imagefolder:PATH (default drugs)")
     p.add_argument("--out", required=True, help="run folder to create (must not exist)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default 15; quick 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -24,10 +26,18 @@ def _add_train(sub) -> None:
     p.add_argument("--quick", action="store_true", help="small model and data sample, for tests and smoke runs")
     p.add_argument("--skip-invalid", action="store_true", help="skip and report invalid rows instead of failing")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes on this machine: re-runs the command under torchrun "
+                        "(gloo on CPU, NCCL on GPUs); batch sizes stay global (default 1)")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
+    """``graphdel train``: train a joint model on ``--data`` into the new run folder ``--out``.
+
+    Prints any rows skipped with ``--skip-invalid`` (to stderr) and a JSON summary (run path, best epoch,
+    pool-64 and full graph-to-text MRR per split). Returns the exit status (0).
+    """
     from dataclasses import replace
 
     import graphdel.api as api
@@ -45,7 +55,13 @@ def cmd_train(args) -> int:
     splits = run.metrics["splits"]
     summary = {split: {"pool64_g2t_mrr": round(m["pool64"]["g2t_mrr"], 4), "g2t_mrr": round(m["g2t"]["mrr"], 4)}
                for split, m in splits.items()}
+    skipped = run.config["data"].get("skipped", [])
+    for record in skipped[:20]:  # --skip-invalid: say which rows were left out, not only how many
+        where = f"{record['file']}, " if record.get("file") else ""
+        print(f"graphdel: skipped {where}row {record.get('row')}, id {record.get('id')!r}: {record.get('reason')}",
+              file=sys.stderr)
     print(json.dumps({"run": str(run.path), "best_epoch": run.metrics["best_epoch"],
+                      "skipped_invalid": run.config["data"].get("skipped_count", len(skipped)),
                       "wall_time_s": round(run.metrics["wall_time_s"], 1), "splits": summary}, indent=2))
     return 0
 
@@ -60,6 +76,7 @@ def _add_data(sub) -> None:
 
 
 def cmd_data_stats(args) -> int:
+    """``graphdel data stats SOURCE``: print the dataset's pair, item and text counts per split as JSON; returns 0."""
     from graphdel.data.sources import load_dataset
 
     corpus = load_dataset(args.source, skip_invalid=args.skip_invalid)
@@ -74,18 +91,30 @@ def _add_forget(sub) -> None:
     g.add_argument("--forget", help="file of ids (one per line) or a saved request JSON")
     g.add_argument("--forget-random", type=float, metavar="N_OR_FRACTION",
                    help="random request: a count, or a fraction (0-1) of the training units of --by")
-    p.add_argument("--by", default=None, help="granularity: pair, molecule, scaffold (default: pair for "
-                   "--forget, molecule for --forget-random)")
+    p.add_argument("--by", default=None, help="granularity: pair, molecule, scaffold, image (every caption "
+                   "of an image) ... (default: pair for --forget, molecule for --forget-random)")
     p.add_argument("--method", default="multidelete", help="unlearning method (see `graphdel methods`)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="allow a request covering every training pair")
+    p.add_argument("--force-data", action="store_true",
+                   help="use the data even if its content hash differs from the one the model was trained on")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes on this machine: re-runs the command under torchrun "
+                        "(gloo on CPU, NCCL on GPUs); batch sizes stay global (default 1)")
     p.add_argument("--out", required=True, help="new run folder (must not exist)")
     p.set_defaults(func=cmd_forget)
 
 
 def cmd_forget(args) -> int:
+    """``graphdel forget``: unlearn a request (``--forget`` file or ``--forget-random``) from the run ``--model``
+    with ``--method`` into the new run folder ``--out``.
+
+    The method and its ``--set`` overrides are checked before any work. Prints a JSON summary (new run path,
+    method, deleted pair count, wall time, pool-64 MRR and, for KG runs, link-prediction MRR per split).
+    Returns the exit status (0).
+    """
     import graphdel.api as api
     from graphdel.training.loop import resolve_device
 
@@ -93,7 +122,7 @@ def cmd_forget(args) -> int:
 
     parse_overrides(get_method(args.method).Config, args.set)  # refuse a bad method or key before any work
     run = api.Run.load(args.model)
-    prepared = api.load_run_data(run)
+    prepared = api.load_run_data(run, force=args.force_data)
     by = args.by or ("molecule" if args.forget_random is not None else "pair")
     amount = args.forget_random
     if amount is not None and amount >= 1:
@@ -105,7 +134,10 @@ def cmd_forget(args) -> int:
     splits = new.metrics["splits"]
     print(json.dumps({"run": str(new.path), "method": new.config["method"], "deleted_pairs": len(request),
                       "wall_time_s": round(new.metrics["wall_time_s"], 2),
-                      "pool64_g2t_mrr": {k: round(v["pool64"]["g2t_mrr"], 4) for k, v in splits.items()}},
+                      "pool64_g2t_mrr": {k: round(v["pool64"]["g2t_mrr"], 4) for k, v in splits.items()
+                                         if "pool64" in v},
+                      **({"link_prediction_mrr": {k: round(v["lp"]["mrr"], 4) for k, v in splits.items()
+                                                  if "lp" in v}} if any("lp" in v for v in splits.values()) else {})},
                      indent=2))
     return 0
 
@@ -123,6 +155,12 @@ def _add_evaluate(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    """``graphdel evaluate``: write a run's metrics to the JSON file ``--out``.
+
+    With ``--original`` or ``--reference`` runs the full audit suite and prints its table; otherwise only
+    retrieval metrics on forget/retain/val/test and prints the pool-64 (or link-prediction) MRR per split.
+    Returns the exit status (0).
+    """
     import graphdel.api as api
     from graphdel.io import atomic_write_json
 
@@ -138,7 +176,8 @@ def cmd_evaluate(args) -> int:
         return 0
     result = api.evaluate_retrieval(args.model, args.forget, seed=args.seed)
     atomic_write_json(result, args.out)
-    print(json.dumps({k: round(v["pool64"]["g2t_mrr"], 4) for k, v in result["splits"].items()}, indent=2))
+    print(json.dumps({k: round(v["pool64"]["g2t_mrr"], 4) if "pool64" in v else {"lp_mrr": round(v["lp"]["mrr"], 4)}
+                      for k, v in result["splits"].items() if "pool64" in v or "lp" in v}, indent=2))
     return 0
 
 
@@ -148,6 +187,7 @@ def _add_methods(sub) -> None:
 
 
 def cmd_methods(args) -> int:
+    """``graphdel methods``: print each registered unlearning method with its summary and citation; returns 0."""
     from graphdel.unlearning import available_methods
 
     rows = available_methods()
@@ -175,6 +215,12 @@ def _add_report(sub) -> None:
 
 
 def cmd_report(args) -> int:
+    """``graphdel report RUN...``: evaluate unlearned runs of one request against their common original (and the
+    ``retrain`` run as reference) and write the audit report folder ``--out``.
+
+    Prints the short table and the path of ``report.html``; returns the exit status (0). Raises
+    :class:`~graphdel.errors.InvalidInputError` when ``--lira-shadows`` is between 1 and 3.
+    """
     from graphdel.errors import InvalidInputError
     from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, short_table, write_audit
     from graphdel.training.loop import resolve_device
@@ -202,6 +248,8 @@ def _add_verify(sub) -> None:
 
 
 def cmd_verify(args) -> int:
+    """``graphdel verify CERT``: recompute a deletion certificate's hashes (and metrics unless ``--no-metrics``)
+    and print each check; returns 0 when the certificate holds, 1 when a check failed."""
     from graphdel.evaluation.certificate import verify_certificate
 
     result = verify_certificate(args.certificate, tolerance=args.tolerance, metrics=not args.no_metrics)
@@ -221,7 +269,12 @@ def _add_demo(sub) -> None:
                        "write the report")
     p.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--quick", action="store_true", help="small model and data sample (a few minutes on a CPU)")
-    p.add_argument("--data", default="drugs", help=argparse.SUPPRESS)  # advanced: another dataset spec
+    p.add_argument("--kg", action="store_true",
+                   help="the knowledge-graph cleanup scenario: WordNet, delete 2%% of the training triples")
+    p.add_argument("--modality", default="graph", choices=["graph", "image"],
+                   help="graph: molecule graphs and captions (drugs); image: RDKit depictions of the same "
+                   "molecules with the same captions and pair ids (depictions), so the same request applies")
+    p.add_argument("--data", default=None, help=argparse.SUPPRESS)  # advanced: another dataset spec
     p.add_argument("--methods", help="comma-separated methods (default: every registered method)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lira-shadows", type=int, default=0, metavar="N", help="also run LiRA (N >= 4; costly)")
@@ -231,18 +284,62 @@ def _add_demo(sub) -> None:
 
 
 def cmd_demo(args) -> int:
+    """``graphdel demo``: run the end-to-end demo (:func:`graphdel.demo.run_demo`) into ``--out``.
+
+    The scenario is the molecule one (``drugs``), the KG cleanup with ``--kg`` (WordNet, 2% of the triples) or
+    the image one with ``--modality image`` (``depictions``). Returns the exit status (0); raises
+    :class:`~graphdel.errors.InvalidInputError` for ``--kg`` with ``--modality image`` or a bad ``--lira-shadows``.
+    """
     from graphdel.demo import DemoConfig, run_demo
     from graphdel.errors import InvalidInputError
 
     if args.lira_shadows and args.lira_shadows < 4:
         raise InvalidInputError(f"--lira-shadows needs at least 4 shadow models, got {args.lira_shadows}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    run_demo(DemoConfig(out=args.out, quick=args.quick, data=args.data, seed=args.seed, methods=methods,
-                        lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs, device=args.device))
+    scenario = dict(data="wordnet", by="triple", fraction=0.02) if args.kg else dict(data="drugs")
+    if args.modality == "image":
+        if args.kg:
+            raise InvalidInputError("--kg and --modality image are different scenarios; give one")
+        scenario = dict(data="depictions")
+    if args.data:
+        scenario["data"] = args.data
+    run_demo(DemoConfig(out=args.out, quick=args.quick, seed=args.seed, methods=methods,
+                        lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs, device=args.device, **scenario))
+    return 0
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="one deletion request on two modalities (e.g. graph and image demos): "
+                       "every model's outcome side by side")
+    p.add_argument("left", metavar="RUN_GRAPH", help="a report/demo folder or an unlearned run folder")
+    p.add_argument("right", metavar="RUN_IMAGE", help="a report/demo folder or an unlearned run folder")
+    p.add_argument("--out", help="also write the table (Markdown) to this file, and its numbers to FILE.json")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    """``graphdel compare LEFT RIGHT``: print the side-by-side table of one request on two modalities; with
+    ``--out FILE.md`` also write the table there and its numbers to ``FILE.json``. Returns the exit status (0)."""
+    from graphdel.evaluation.compare import compare
+    from graphdel.io import atomic_write_json, atomic_write_text
+
+    from graphdel.errors import InvalidInputError
+
+    if args.out and Path(args.out).suffix.lower() == ".json":
+        raise InvalidInputError(f"--out {args.out}: give the Markdown file (e.g. compare.md); the numbers go "
+                                "next to it as compare.json")
+    result = compare(args.left, args.right)
+    table = result.table()
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_text(table + "\n", out)
+        atomic_write_json(result.to_dict(), out.with_suffix(".json"))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``graphdel`` argument parser, with every subcommand of :data:`COMMANDS` (each sets ``func``)."""
     parser = argparse.ArgumentParser(prog="graphdel", description="Multimodal machine unlearning on graph-text data.")
     parser.add_argument("--version", action="version", version=f"graphdel {__import__('graphdel').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,12 +350,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = [_add_train, _add_forget, _add_evaluate, _add_methods, _add_data]
 COMMANDS += [_add_report, _add_verify, _add_demo]
+COMMANDS += [_add_compare]
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--nproc N`` / ``--nproc=N`` (what the processes under torchrun are given)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _run_under_torchrun(args, argv: list[str]) -> int:
+    """Re-execute this command as ``python -m torch.distributed.run --nproc-per-node N -m graphdel.cli``;
+    the exit status is torchrun's (non-zero when any process failed)."""
+    import subprocess
+
+    from graphdel.distributed import torchrun_command
+
+    return subprocess.call(torchrun_command(args.nproc, "graphdel.cli", _without_nproc(argv)))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``graphdel`` command on ``argv`` (default ``sys.argv[1:]``) and return its exit status.
+
+    ``--nproc N > 1`` re-runs the command under torchrun; a process started by torchrun joins the process
+    group and only rank 0 prints. A :class:`~graphdel.errors.GraphdelError` is printed as one line and
+    returns 2; an interrupt returns 130.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    from graphdel import distributed
+
+    nproc = getattr(args, "nproc", 1)
     try:
+        if nproc < 1:
+            raise GraphdelError(f"--nproc must be >= 1, got {nproc}")
+        if nproc > 1 and not distributed.launched_by_torchrun():
+            return _run_under_torchrun(args, list(sys.argv[1:] if argv is None else argv))
+        if distributed.launched_by_torchrun() and hasattr(args, "nproc"):
+            # one process of `--nproc N`: join the group; only rank 0 prints (and writes, see the API)
+            distributed.init_from_env(getattr(args, "device", "auto"))
+            if not distributed.is_main():
+                sys.stdout = open(os.devnull, "w")
         return args.func(args)
     except GraphdelError as e:
         print(f"graphdel: error: {e}", file=sys.stderr)
@@ -268,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphdel: interrupted; no run folder was finished", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -78,3 +78,22 @@ def test_cached_run_with_another_config_is_not_reused(tiny_csv, tmp_path):
     c, _, reused_c = cached_train(data, model, replace(train, epochs=1), cache=cache, progress=False,
                                   log=lambda s: None)
     assert not reused_c and c.path != a.path
+
+
+def test_demo_kg_scenario_on_a_tiny_kg(tmp_path, capsys):
+    from tests.data.test_kg_view import write_tiny_kg
+
+    folder = write_tiny_kg(tmp_path / "kg")
+    out = tmp_path / "kgdemo"
+    assert main(["demo", "--quick", "--kg", "--data", f"kg:{folder}", "--out", str(out),
+                 "--methods", "multidelete,gnndelete"]) == 0
+    printed = capsys.readouterr().out
+    assert "by triple" in printed and "coll@2" in printed          # the link-prediction table is printed
+    request = json.loads((out / "request.json").read_text())
+    assert request["by"] == "triple" and request["count"] == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in ("original", "retrain", "multidelete", "gnndelete"):
+        splits = metrics["models"][name]["splits"]
+        assert {"forget", "test", "collateral@1", "collateral@2"} <= set(splits), name
+        assert 0 <= splits["forget"]["lp"]["auroc_vs_retain"] <= 1
+    assert "Link prediction" in (out / "report.md").read_text()

@@ -471,7 +471,8 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
         B.append(("p", "No unlearning method in these results."))
     B.append(("verdicts", [_verdict(m, models, original, reference, keys, summary) for m in methods]))
     head, rows = _headline_rows(models, order, original, reference, keys, summary)
-    B.append(("p", f"MRR: {pool} graph→text retrieval. Δ compares a method with Retrain on the forget side "
+    side = {"image": "image", "kg": "query"}.get(str((results.get("request") or {}).get("modality")), "graph")
+    B.append(("p", f"MRR: {pool} {side}→text retrieval. Δ compares a method with Retrain on the forget side "
                    f"and with the original model on test. Df-vs-Dr AUC labels Df 0, Dr 1; attack AUC labels "
                    f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction."))
     B.append(("table", head, rows))
@@ -522,6 +523,20 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                         "t2g MRR", "t2g H@1", "t2g H@10", f"{pool} g2t MRR", f"{pool} t2g MRR",
                         f"{pool} g2t acc", f"{pool} t2g acc", "match acc"],
               rrows))
+    lrows = []
+    for n in order:
+        splits = models[n].get("splits") or {}
+        for s_name in [s for s in _SPLIT_ORDER if s in splits] + [s for s in splits if s not in _SPLIT_ORDER]:
+            lp = (splits[s_name] or {}).get("lp")
+            if isinstance(lp, Mapping):
+                lrows.append([n, s_name, _fmt(lp.get("n")), _fmt(lp.get("mrr")), _fmt(lp.get("hits@1")),
+                              _fmt(lp.get("hits@3")), _fmt(lp.get("hits@10")), _fmt(lp.get("auroc_vs_retain"))])
+    if lrows:
+        B.append(("h3", "Link prediction"))
+        B.append(("p", "Filtered ranks over all entities, both directions. collateral@k: retained training "
+                       "triples within k hops of a deleted one (compare with the original). AUROC: deleted vs "
+                       "retained triple scores (compare with Retrain)."))
+        B.append(("table", ["model", "split", "queries", "MRR", "H@1", "H@3", "H@10", "Df-vs-Dr AUROC"], lrows))
     for section, title in (("distinguishability", "Df-vs-Dr distinguishability"),
                            ("membership", "Membership inference"),
                            ("probes", "Unimodal probes"), ("drift", "Embedding drift")):

@@ -29,6 +29,7 @@ probability, minus the in-pool contrastive loss and the reciprocal rank of the t
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -79,7 +80,7 @@ class SuiteConfig:
         pool_size: pool size of pool-k retrieval and of the pool signals.
         seed: seeds the retain/Dr samples, pools, derangements, chunks and attacks.
         chunks: Df-vs-Dr chunks (each of ``|Df|`` pairs).
-        probes: fit the unimodal probes (molecule corpora only).
+        probes: fit the unimodal probes (modalities with registered item properties: molecules, images).
         membership: run the signal attack.
         lira_shadows: shadow models of the LiRA attack (0 = off; >= 4 when on; costly: each is a training).
         lira_epochs: epochs of each shadow training (``None``: the original recipe's).
@@ -296,9 +297,15 @@ def measure(interval: float = 0.01) -> Iterator[dict]:
 # ------------------------------------------------------------------------------------------- probes
 
 def _probes(sig: Mapping[str, PairSignals], corpus, seed: int) -> dict[str, Any]:
-    if corpus is None or getattr(corpus, "modality", None) != "molecule":
-        return {"note": "probes skipped: they need molecules (SMILES); this corpus is "
-                        f"{getattr(corpus, 'modality', 'unknown')!r}"}
+    """Linear probes on item embeddings for the item properties registered for the corpus's modality
+    (:data:`graphdel.data.pairs.ITEM_PROPERTIES`: RDKit properties of molecules and of depicted molecules,
+    content statistics of image files), fitted on the Dr sample and scored on Df and test."""
+    from graphdel.data.pairs import ITEM_PROPERTIES
+
+    properties = ITEM_PROPERTIES.get(getattr(corpus, "modality", None)) if corpus is not None else None
+    if properties is None:
+        return {"note": "probes skipped: they need molecules or images (registered item properties); this "
+                        f"corpus is {getattr(corpus, 'modality', 'unknown')!r}"}
 
     def by_item(s: PairSignals):
         seen: dict[str, int] = {}
@@ -306,14 +313,14 @@ def _probes(sig: Mapping[str, PairSignals], corpus, seed: int) -> dict[str, Any]
             seen.setdefault(corpus.item_ids[r], k)
         ids = list(seen)
         idx = torch.as_tensor(list(seen.values()), dtype=torch.long)
-        return s.emb.z_x[idx].double().numpy(), molecular_properties([corpus.items[i] for i in ids])
+        return s.emb.z_x[idx].double().numpy(), properties(corpus, ids)
 
     x_fit, y_fit = by_item(sig["dr"])
     evals = {name: by_item(sig[name]) for name in ("forget", "test") if name in sig}
     out: dict[str, Any] = {}
-    for prop, kind in (("logp", "regression"), ("tpsa", "regression"), ("aromatic", "classification")):
+    for prop, (values, kind) in y_fit.items():
         try:
-            res = linear_probe(x_fit, y_fit[prop], {n: (e, y[prop]) for n, (e, y) in evals.items()},
+            res = linear_probe(x_fit, values, {n: (e, y[prop][0]) for n, (e, y) in evals.items()},
                                kind=kind, seed=seed)
         except ValueError as e:
             out[prop] = {"reason": str(e)}
@@ -372,6 +379,17 @@ def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfi
             e = sig[name].emb
             entry["splits"][name] = {**split_retrieval(e.z_x, e.z_t, groups=e.items, pool_size=cfg.pool_size,
                                                        seed=cfg.seed), **_matching(sig[name])}
+    hook = getattr(model, "split_metrics", None)
+    if hook is not None:  # modality-specific metrics (a KG model: link prediction, collateral, triple AUROC)
+        with torch.no_grad():
+            was = model.training
+            model.eval()
+            extra = hook({**sets, "retain": sets.get("retain", sets.get("dr"))})
+            model.train(was)
+        for name, res in extra.items():
+            if name == "retain" and "retain" not in sets:
+                continue
+            entry["splits"].setdefault(name, {}).update(res)
     arrays: dict[str, Any] = {"similarity": {k: v.similarity for k, v in sig.items()}}
     if "forget" in sig and "dr" in sig:
         df, dr = sig["forget"], sig["dr"]
@@ -650,7 +668,7 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
         "title": title,
         "request": {"description": rq.get("description"), "pairs": rq.get("count"), "by": rq.get("by"),
                     "seed": rq.get("seed"), "source": rq.get("source"), "source_hash": rq.get("source_hash"),
-                    "original": str(original.path), "reference": str(reference.path) if reference else None,
+                    "modality": corpus.modality, "original": str(original.path), "reference": str(reference.path) if reference else None,
                     "evaluation_seed": cfg.seed, "Dr chunks": cfg.chunks,
                     "sets": {k: len(v) for k, v in sets.items()},
                     **({"lira_shadow_training_s": round(shadows["wall_time_s"], 1)} if shadows else {})},
@@ -694,7 +712,10 @@ def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
             reference_path=reference.path if reference else None,
             reference_weights_sha256=sha256_file(reference.path / "model.safetensors") if reference else None,
             vs_retrain=entry.get("vs_retrain"), thresholds=thr.get(name), original_path=audit["original"].path)
-        rel = f"certificates/{run.path.name}.json"
+        # The folder name becomes a file name: resolved (so "." or "runs/.." give a real name) and reduced to
+        # safe characters, so the certificate always lands inside out_dir/certificates/.
+        safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", run.path.resolve().name).lstrip(".") or "run"
+        rel = f"certificates/{safe}.json"
         atomic_write_json(cert, out_dir / rel)
         written[rel] = (out_dir / rel).resolve()
     return written
@@ -728,6 +749,37 @@ def short_table(audit: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def lp_table(audit: Mapping[str, Any]) -> str:
+    """A plain-text table of the link-prediction outcome of a KG audit (empty when no model has ``lp``
+    metrics): filtered MRR on Df (against Retrain), on test and on the 1- and 2-hop collateral triples
+    (against the original), the Df-vs-Dr triple-score AUROC (against Retrain) and time (share of Retrain)."""
+    entries = audit["results"]["models"]
+    get = lambda e, *ks: None if e is None else _dig(e, ks)
+    if not any(get(e, "splits", "test", "lp", "mrr") is not None for e in entries.values()):
+        return ""
+    ref = next((e for e in entries.values() if e["role"] == "reference"), None)
+    orig = next((e for e in entries.values() if e["role"] == "original"), None)
+    f = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"
+    d = lambda v, b: "" if v is None or b is None else f"{v - b:+.3f}"
+    head = (f"{'model':<14} {'Df MRR':>7} {'ΔRetrain':>9} {'test MRR':>8} {'Δorig':>7} {'coll@1':>7} {'Δorig':>7} "
+            f"{'coll@2':>7} {'Δorig':>7} {'AUROC':>6} {'ΔRetrain':>9} {'time':>6}")
+    lines = [head, "-" * len(head)]
+    rt = get(ref, "wall_time_s")
+    for name, e in entries.items():
+        v = {k: get(e, "splits", s, "lp", "mrr") for k, s in
+             (("df", "forget"), ("test", "test"), ("c1", "collateral@1"), ("c2", "collateral@2"))}
+        auc = get(e, "splits", "forget", "lp", "auroc_vs_retain")
+        t = get(e, "wall_time_s")
+        share = f"{100 * t / rt:.1f}%" if t is not None and rt and e["role"] == "method" else ""
+        lines.append(
+            f"{name[:14]:<14} {f(v['df']):>7} {d(v['df'], get(ref, 'splits', 'forget', 'lp', 'mrr')):>9} "
+            f"{f(v['test']):>8} {d(v['test'], get(orig, 'splits', 'test', 'lp', 'mrr')):>7} "
+            f"{f(v['c1']):>7} {d(v['c1'], get(orig, 'splits', 'collateral@1', 'lp', 'mrr')):>7} "
+            f"{f(v['c2']):>7} {d(v['c2'], get(orig, 'splits', 'collateral@2', 'lp', 'mrr')):>7} "
+            f"{f(auc, 2):>6} {d(auc, get(ref, 'splits', 'forget', 'lp', 'auroc_vs_retain')):>9} {share:>6}")
+    return "\n".join(lines)
+
+
 def _dig(d, keys):
     for k in keys:
         if not isinstance(d, Mapping) or k not in d:
@@ -753,6 +805,7 @@ class Audit:
         return write_audit(out_dir, self._audit)
 
     def table(self) -> str:
+        """A few-line plain-text table of the outcome (:func:`short_table`)."""
         return short_table(self._audit)
 
     def __repr__(self) -> str:

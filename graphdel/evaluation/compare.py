@@ -56,13 +56,12 @@ def _read_json(path: Path) -> Any:
 
 
 def _request_ids(path: Path) -> frozenset[str] | None:
+    """The pair ids of the deletion request saved at ``path`` (``None`` if there is no such file)."""
+    from graphdel.data.requests import DeletionRequest
+
     if not path.is_file():
         return None
-    d = _read_json(path)
-    ids = d.get("pair_ids") if isinstance(d, dict) else None
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InvalidInputError(f"{path} is not a graphdel deletion request (no pair_ids list)")
-    return frozenset(ids)
+    return frozenset(DeletionRequest.load(path).pair_ids)
 
 
 def _run_info(run_path: Path) -> tuple[str, str]:
@@ -190,8 +189,10 @@ class Comparison:
         pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         ok = lambda v: "" if v is None else ("PASS" if v else "fail")  # noqa: E731
         lines = [f"Left: {la}, {self.a.path}. Right: {lb}, {self.b.path}. {req}.", "",
-                 "Df and test: pool-64 x→text MRR (graph→text on the left when it is the graph model, "
-                 "image→text for the image model); Δ Df vs Retrain, Δ test vs the original.", "",
+                 "Df and test: pool-64 item→text MRR (graph→text for a graph model, image→text for an image "
+                 "model); Δ: Df vs Retrain, test vs the original; time: wall time and share of Retrain's; "
+                 "targets: Df within 0.05 of Retrain, test at most 0.02 below the original, at most 10% of "
+                 "Retrain's time.", "",
                  "| model | Df (Δ) left | test (Δ) left | attack left | time left | targets left "
                  "| Df (Δ) right | test (Δ) right | attack right | time right | targets right |",
                  "|---|---|---|---|---|---|---|---|---|---|---|"]

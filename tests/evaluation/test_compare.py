@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from graphdel.cli import main
+from graphdel.data.requests import DeletionRequest
+from graphdel.data.sources import load_dataset
 from graphdel.errors import InvalidInputError
 from graphdel.evaluation.compare import compare, load_outcome
 
@@ -20,16 +22,20 @@ def entry(role: str, df: float, test: float, attack: float, time_s: float, run: 
     return e
 
 
-def write_report(folder: Path, modality: str, numbers: dict[str, tuple], pair_ids: list[str]) -> Path:
-    """A report folder as `graphdel demo` leaves it: metrics.json, request.json, and one run folder whose
-    config.json names the modality."""
+def save_request(corpus, pair_ids: list[str], path: Path) -> None:
+    DeletionRequest.from_ids(corpus, pair_ids, by="pair").save(path, corpus)
+
+
+def write_report(folder: Path, modality: str, numbers: dict[str, tuple], pair_ids: list[str], corpus) -> Path:
+    """A report folder as `graphdel demo` leaves it: metrics.json, request.json (a real saved request of
+    ``pair_ids``), and one run folder whose config.json names the modality."""
     run = folder / "runs" / "retrain"
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"data": {"modality": modality, "source": f"src-{modality}"}}))
     models = {name: entry(*vals, run=run if name == "Retrain" else None) for name, vals in numbers.items()}
     (folder / "metrics.json").write_text(json.dumps({"schema": "graphdel.report/1", "models": models,
                                                      "request": {"source": f"src-{modality}"}}))
-    (folder / "request.json").write_text(json.dumps({"pair_ids": pair_ids}))
+    save_request(corpus, pair_ids, folder / "request.json")
     return folder
 
 
@@ -39,9 +45,10 @@ IMAGE = {"original": ("original", 0.90, 0.39, 0.80, 500.0), "Retrain": ("referen
          "multidelete": ("method", 0.47, 0.385, 0.60, 10.0), "ft": ("method", 0.88, 0.40, 0.79, 30.0)}
 
 
-def test_compare_lines_up_models_and_checks_the_request(tmp_path):
-    a = write_report(tmp_path / "graph", "molecule", GRAPH, ["p1", "p2"])
-    b = write_report(tmp_path / "image", "image", IMAGE, ["p2", "p1"])
+def test_compare_lines_up_models_and_checks_the_request(tmp_path, tiny_csv):
+    mols, images = load_dataset(f"csv:{tiny_csv}"), load_dataset(f"depictions:csv:{tiny_csv}")
+    a = write_report(tmp_path / "graph", "molecule", GRAPH, ["aspirin#0", "ethanol#0"], mols)
+    b = write_report(tmp_path / "image", "image", IMAGE, ["ethanol#0", "aspirin#0"], images)
     cmp = compare(a, b)
     assert cmp.same_request is True and cmp.overlap == (2, 2, 2)
     assert [n for n, _, _ in cmp.rows] == ["original", "Retrain", "multidelete", "ft"]
@@ -57,9 +64,10 @@ def test_compare_lines_up_models_and_checks_the_request(tmp_path):
     assert "| multidelete | 0.740 (+0.040) | 0.550 (-0.010) | 0.69 | 24.0 s (8.0%) | PASS |" in table
 
 
-def test_compare_flags_different_requests_and_the_cli_writes_files(tmp_path, capsys):
-    a = write_report(tmp_path / "graph", "molecule", GRAPH, ["p1", "p2", "p3"])
-    b = write_report(tmp_path / "image", "image", IMAGE, ["p2", "p4"])
+def test_compare_flags_different_requests_and_the_cli_writes_files(tmp_path, tiny_csv, capsys):
+    mols = load_dataset(f"csv:{tiny_csv}")
+    a = write_report(tmp_path / "graph", "molecule", GRAPH, ["aspirin#0", "ethanol#0", "benzene#0"], mols)
+    b = write_report(tmp_path / "image", "image", IMAGE, ["ethanol#0", "caffeine#0"], mols)
     assert compare(a, b).overlap == (1, 3, 2)
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "cmp.md")]) == 0
     out = capsys.readouterr().out
@@ -77,14 +85,14 @@ def test_load_outcome_refuses_other_folders(tmp_path):
         load_outcome(tmp_path)
 
 
-def test_an_unlearned_run_folder_is_an_outcome_of_one_model(tmp_path):
+def test_an_unlearned_run_folder_is_an_outcome_of_one_model(tmp_path, tiny_csv):
     run = tmp_path / "md"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"method": "multidelete", "data": {"modality": "image",
                                                                                    "source": "depictions"}}))
-    (run / "request.json").write_text(json.dumps({"pair_ids": ["a#0"]}))
+    save_request(load_dataset(f"csv:{tiny_csv}"), ["ethanol#0"], run / "request.json")
     (run / "metrics.json").write_text(json.dumps({"wall_time_s": 3.0, "splits": {
         "forget": {"pool64": {"g2t_mrr": 0.5}}, "test": {"pool64": {"g2t_mrr": 0.4}}}}))
     out = load_outcome(run)
-    assert (out.modality, out.source, out.pair_ids) == ("image", "depictions", frozenset({"a#0"}))
+    assert (out.modality, out.source, out.pair_ids) == ("image", "depictions", frozenset({"ethanol#0"}))
     assert list(out.models) == ["multidelete"] and out.models["multidelete"]["role"] == "method"

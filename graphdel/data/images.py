@@ -51,8 +51,8 @@ from torch import Tensor
 
 from graphdel.data.corpus import Corpus
 from graphdel.data.pairs import register_featurizer, register_item_properties
-from graphdel.data.sources import (MAX_FIELD_BYTES, MAX_TEXT_CHARS, clean_text, load_dataset, read_text_file,
-                                   register_source)
+from graphdel.data.sources import (MAX_FIELD_BYTES, MAX_TEXT_CHARS, clean_text, csv_table, load_dataset,
+                                   read_text_file, register_source)
 from graphdel.encoders.image import ImageEncoderConfig, ImageInput, encode_frozen_images
 from graphdel.errors import InvalidInputError
 
@@ -523,44 +523,16 @@ def load_imagefolder(path: str | Path, *, skip_invalid: bool = False, source: st
 
 
 def _caption_rows(csv_path: Path, text: str) -> list[_Row]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header: list[str] | None = None
-    index: dict[str, int] = {}
     out: list[_Row] = []
-    start = 1
-    try:
-        for fields in reader:
-            line, start = start, reader.line_num + 1
-            if not fields or all(not f.strip() for f in fields):
-                continue
-            if header is None:
-                header = [f.strip().lower() for f in fields]
-                dupes = sorted(c for c, n in Counter(header).items() if n > 1)
-                if dupes:
-                    raise InvalidInputError(f"{csv_path}: duplicated column names {dupes} in the header")
-                text_col = next((c for c in IMAGEFOLDER_TEXT_COLUMNS if c in header), None)
-                missing = [c for c in IMAGEFOLDER_REQUIRED if c not in header] + ([] if text_col else ["caption"])
-                if missing:
-                    raise InvalidInputError(f"{csv_path}: missing column{'s' if len(missing) > 1 else ''} "
-                                            f"{', '.join(map(repr, missing))}; found columns {fields}")
-                index = {c: header.index(c) for c in IMAGEFOLDER_REQUIRED + IMAGEFOLDER_OPTIONAL if c in header}
-                index["caption"] = header.index(text_col)  # type: ignore[arg-type]
-                continue
-            if len(fields) != len(header):
-                raise InvalidInputError(f"{csv_path}, line {line}: expected {len(header)} fields "
-                                        f"({', '.join(header)}), found {len(fields)}")
-            get = lambda c: fields[index[c]].strip() if c in index else None  # noqa: E731
-            image = get("image") or ""
-            ident = get("id") or image
-            if not image:
-                raise InvalidInputError(f"{csv_path}, line {line}: caption row without an image (empty 'image' "
-                                        "field)")
-            out.append(_Row(line, get("pair_id") or None, ident, image, fields[index["caption"]],
-                            get("split") or None, csv_path.name))
-    except csv.Error as e:
-        raise InvalidInputError(f"{csv_path}, line {reader.line_num}: malformed CSV: {e}") from e
-    if header is None:
-        raise InvalidInputError(f"{csv_path} is empty")
+    for line, row in csv_table(csv_path, text, required=IMAGEFOLDER_REQUIRED, optional=IMAGEFOLDER_OPTIONAL,
+                               alternatives={"caption": IMAGEFOLDER_TEXT_COLUMNS}):
+        get = lambda c: (row[c] or "").strip() or None  # noqa: E731
+        image = get("image") or ""
+        if not image:
+            raise InvalidInputError(f"{csv_path}, line {line}: caption row without an image (empty 'image' "
+                                    "field)")
+        out.append(_Row(line, get("pair_id"), get("id") or image, image, row["caption"], get("split"),
+                        csv_path.name))
     return out
 
 

@@ -459,9 +459,21 @@ def load_csv(path: Path, *, skip_invalid: bool = False) -> Corpus:
     return molecule_corpus(records, source=f"csv:{path}", skip_invalid=skip_invalid, where=str(path))
 
 
-def _csv_records(path: Path, text: str, delimiter: str) -> list[RawPair]:
+def csv_table(path: Path, text: str, *, required: Sequence[str], optional: Sequence[str] = (),
+              alternatives: dict[str, Sequence[str]] | None = None, delimiter: str = ","
+              ) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """The rows of a CSV file with a header, as ``(line, {column: value or None})``; blank rows skipped.
+
+    ``required`` columns must be in the header; ``alternatives`` maps a column name to the header names
+    accepted for it (the first present wins, e.g. ``{"caption": ("caption", "text")}``), also required.
+    Column names are matched case-insensitively.
+
+    Raises:
+        InvalidInputError: an empty file, duplicated or missing columns, a row with the wrong number of
+            fields, or malformed CSV, naming the file and the line.
+    """
+    alternatives = dict(alternatives or {})
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    out: list[RawPair] = []
     start = 1
     header: list[str] | None = None
     index: dict[str, int] = {}
@@ -475,19 +487,26 @@ def _csv_records(path: Path, text: str, delimiter: str) -> list[RawPair]:
                 dupes = sorted(c for c, n in Counter(header).items() if n > 1)
                 if dupes:
                     raise InvalidInputError(f"{path}: duplicated column names {dupes} in the header")
-                missing = [c for c in CSV_REQUIRED if c not in header]
+                chosen = {name: next((c for c in names if c in header), None) for name, names in alternatives.items()}
+                missing = [c for c in required if c not in header] + [n for n, c in chosen.items() if c is None]
                 if missing:
                     raise InvalidInputError(f"{path}: missing column{'s' if len(missing) > 1 else ''} "
                                             f"{', '.join(map(repr, missing))}; found columns {fields}")
-                index = {c: header.index(c) for c in CSV_REQUIRED + CSV_OPTIONAL if c in header}
+                index = {c: header.index(c) for c in (*required, *optional) if c in header}
+                index.update({name: header.index(c) for name, c in chosen.items() if c is not None})
                 continue
             if len(fields) != len(header):
                 raise InvalidInputError(f"{path}, line {line}: expected {len(header)} fields "
                                         f"({', '.join(header)}), found {len(fields)}")
-            get = lambda c: fields[index[c]] if c in index else None  # noqa: E731
-            out.append(RawPair(line, get("pair_id"), get("id"), get("smiles"), get("text"), get("split")))
+            yield line, {c: (fields[index[c]] if c in index else None)
+                         for c in (*required, *optional, *alternatives)}
     except csv.Error as e:
         raise InvalidInputError(f"{path}, line {reader.line_num}: malformed CSV: {e}") from e
     if header is None:
         raise InvalidInputError(f"{path} is empty")
-    return out
+
+
+def _csv_records(path: Path, text: str, delimiter: str) -> list[RawPair]:
+    return [RawPair(line, row["pair_id"], row["id"], row["smiles"], row["text"], row["split"])
+            for line, row in csv_table(path, text, required=CSV_REQUIRED, optional=CSV_OPTIONAL,
+                                       delimiter=delimiter)]

@@ -349,9 +349,10 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
-def set_update_mode(model: nn.Module) -> None:
-    """Train mode, except BatchNorm layers, whose running statistics stay frozen."""
-    model.train()
+def set_update_mode(model: nn.Module, dropout: bool = True) -> None:
+    """Train mode, except BatchNorm layers, whose running statistics stay frozen; with ``dropout=False``
+    eval mode throughout (deterministic forward passes, gradients still flow)."""
+    model.train(dropout)
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
@@ -452,6 +453,11 @@ class GradientConfig:
             with its Df score, so a moving target is never reached; the original's calibration score
             (0.727) matched Retrain's own Df/calibration scores (0.702 / 0.71) best.
         pool_size, pool_repeats, eval_batch_size: the forget score (pool-based MRR).
+        dropout: dropout active in ``f'`` during updates (BatchNorm statistics stay frozen either way).
+            Methods whose losses compare ``f'`` with the frozen ``f`` turn it off (MultiDelete): with
+            dropout, a retention term is not zero at ``f' = f`` but the distance between a noisy and a
+            clean forward pass, and Adam turns the gradients of that noise into full-size steps on every
+            weight.
     """
 
     lr: float = 1e-4
@@ -471,6 +477,7 @@ class GradientConfig:
     pool_size: int = 64
     pool_repeats: int = 5
     eval_batch_size: int = 256
+    dropout: bool = True
 
     def __post_init__(self) -> None:
         check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
@@ -651,7 +658,7 @@ class GradientMethod(UnlearningMethod):
                    leave=False)
         for epoch in bar:
             trainer.epoch = epoch
-            set_update_mode(student)
+            set_update_mode(student, dropout=cfg.dropout)
             self.train_epoch(trainer, cfg)
             if trainer.state_invalid:
                 break

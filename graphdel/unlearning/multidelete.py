@@ -92,6 +92,7 @@ class MultiDeleteConfig(GradientConfig):
     mask_fraction: float = 0.0
     mask_lambda: float = 0.1
     mask_retain_batches: int = 32
+    dropout: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -171,7 +172,7 @@ class MultiDelete(GradientMethod):
         if not df_batches:  # Df too small for a batch of 2 pairs: no importance to estimate, nothing masked
             trainer.log.append({"phase": "mask", "note": "Df has no batch of 2 pairs: every weight is updated"})
             return
-        set_update_mode(trainer.student)
+        set_update_mode(trainer.student, dropout=cfg.dropout)
         f_df = fisher_diagonal(trainer.student, trainer.params, df_batches)
         f_dr = fisher_diagonal(trainer.student, trainer.params,
                                (trainer.retain_sample(cfg.batch_size) for _ in range(cfg.mask_retain_batches)))

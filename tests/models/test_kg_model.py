@@ -131,6 +131,15 @@ def test_forget_metrics_have_collateral_and_auroc(trained):
     assert splits["collateral@2"]["lp"]["n"] >= splits["collateral@1"]["lp"]["n"]
 
 
+def test_multidelete_takes_the_kg_recommendation_and_the_caller_overrides_it(trained):
+    root, run = trained
+    assert api.with_model_defaults(run.model, "multidelete", None) == ["batch_size=128", "epochs=2", "lr=0.001"]
+    req = api.make_request(run, ids=["e0 likes e1"], by="triple")
+    out = api.forget(run, req, method="multidelete", overrides=["epochs=1"], out=root / "f-defaults", progress=False)
+    cfg = out.config["method_config"]
+    assert (cfg["batch_size"], cfg["epochs"], cfg["lr"], cfg["dropout"]) == (128, 1, 1e-3, False)
+
+
 def test_engine_has_no_kg_specific_code():
     engine = Path(api.__file__).parent / "unlearning"
     for path in engine.glob("*.py"):

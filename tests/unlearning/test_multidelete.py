@@ -3,10 +3,12 @@ import pytest
 import torch
 
 from graphdel.unlearning import unlearn
-from graphdel.unlearning.base import frozen_copy, make_student, set_update_mode
+from graphdel.unlearning.base import GradientConfig, frozen_copy, make_student, set_update_mode
 from graphdel.unlearning.losses import distance, negative_texts
 from graphdel.unlearning.multidelete import MultiDeleteConfig, multidelete_loss
 from graphdel.unlearning.selection import sampler_score
+
+from tests.unlearning.toy import ToyModel
 
 
 def _shuffled_gap(student, teacher, df, seed):
@@ -114,3 +116,33 @@ def test_df_specific_surrogate_projects_out_the_shared_direction():
     loss_df, loss_dr = model(x_df).sum(), -model(x_dr).sum()  # opposed directions are left alone
     df_specific_surrogate(model, loss_df, loss_dr).backward()
     assert torch.allclose(model.weight.grad, torch.tensor([[1.0, 1.0]]))
+
+
+class _DroppyToy(ToyModel):
+    """The toy model with dropout on its item embeddings (as the real encoders have)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+
+    def encode_x(self, x):
+        return self.drop(super().encode_x(x))
+
+
+def test_update_mode_without_dropout_keeps_retention_terms_exact(original, samplers):
+    model = _DroppyToy()
+    model.load_state_dict(original.state_dict(), strict=False)
+    teacher, student = frozen_copy(model), make_student(model)
+    g = torch.Generator().manual_seed(3)
+    df, dr = samplers["forget"].sample(8, g), samplers["retain"].sample(8, g)
+    cfg = MultiDeleteConfig(representation="similarity", ukr_split="both")
+    assert cfg.dropout is False and GradientConfig().dropout is True
+    set_update_mode(student, dropout=True)    # the noisy forward pass: retention terms are not zero at f' = f
+    _, noisy = multidelete_loss(student, teacher, df, dr, cfg, torch.Generator().manual_seed(0))
+    assert noisy["ukr"] > 1e-3 and noisy["mkr"] > 1e-3
+    set_update_mode(student, dropout=cfg.dropout)
+    assert not student.training
+    loss, exact = multidelete_loss(student, teacher, df, dr, cfg, torch.Generator().manual_seed(0))
+    assert exact["ukr"] == 0 and exact["mkr"] == 0 and exact["md"] > 0
+    loss.backward()     # gradients still flow in eval mode
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())

@@ -15,19 +15,24 @@ with the standalone terms of :mod:`graphdel.unlearning.losses`:
 * L_UKR (unimodal knowledge retention) on the Df batch (``ukr_split="df"``, the paper's choice), the Dr
   batch (``"dr"``) or the mean of both (``"both"``).
 
-Defaults: alpha = beta = 1, d = MSE, Adam lr 1e-4, batch 32, up to 8 epochs over Df, gradient norm
-clipped at 1, BatchNorm statistics and ``logit_scale`` frozen. Stopping and checkpoint selection use the
-calibration split (never test): stop when the Df score (pool-64 MRR), averaged over the last 2
-evaluations, has come down to the calibration score; keep the checkpoint closest to calibration, ties
-(within 0.02) broken by the retain score. See :mod:`graphdel.unlearning.selection`.
+Engine defaults (the paper's form): alpha = beta = 1, d = MSE, Adam lr 1e-4, batch 32, up to 8 epochs over
+Df, gradient norm clipped at 1, BatchNorm statistics and ``logit_scale`` frozen. Stopping and checkpoint
+selection use the calibration split (never test): stop when the Df score (pool-64 MRR), averaged over the
+last 2 evaluations, has come down to the calibration score; keep the checkpoint closest to calibration,
+ties (within 0.02) broken by the retain score. See :mod:`graphdel.unlearning.selection`.
 
-What was measured on the embedded corpus (5% of the training molecules, seed 0; selection on calibration
-and retain scores only, test reported afterwards): with every weight free, Df, retain, calibration and
-test scores fall together whatever the representation, distance, weights, negatives, optimiser, Dr batch
-size or gradient projection (PCGrad on one Dr batch, or the span of 64 Dr batch gradients): lr 1e-4 barely
-moves Df, lr 3e-4 reaches calibration with test -0.07. The optional Fisher-ratio mask
-(``mask_fraction=0.05``) lowered that cost on one original (test -0.04 at the same Df) but barely moved Df
-on another, so it is not the default.
+Model recommendations: a model class may recommend its own settings (``unlearning_defaults``, applied by
+:func:`graphdel.api.with_model_defaults`; the caller's ``--set`` wins): the molecule and image models
+decouple on cosine similarities (``representation="similarity"``, ``similarity_target="pairwise"``, beta 5
+on both splits), the KG model takes 2 epochs of 128-triple batches. Dropout is off in ``f'`` during
+updates (``dropout=False``) so that every term is exactly zero at f' = f.
+
+What was measured on the embedded corpus (5% of the training molecules, seed 0; README, "MultiDelete"):
+with the engine's defaults the Df, retain, calibration and test scores fall together whatever the
+distance, negatives, optimiser, Dr batch size, gradient projection (PCGrad on one Dr batch, or the span of
+64 Dr batch gradients) or Fisher-ratio mask (``mask_fraction``); dropout noise in the retention terms was
+part of that. The molecule model's recommendation separates them (Df to Retrain's level, test within 0.01)
+but needs ~16 epochs of Df.
 """
 
 from __future__ import annotations

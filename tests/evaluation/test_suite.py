@@ -59,8 +59,8 @@ def test_suite_on_the_tiny_corpus(tiny_runs):
         assert 0.0 <= entry["splits"][split]["match_acc"] <= 1.0
         assert 0.0 <= entry["splits"][split]["match_bal_acc"] <= 1.0
     assert 0.0 <= entry["distinguishability"]["mean"] <= 1.0
-    assert entry["distinguishability"]["score"] == "matching probability"
-    assert "similarity" in entry["distinguishability"]
+    assert entry["distinguishability"]["score"] == "similarity"
+    assert 0.0 <= entry["distinguishability"]["matching"]["mean"] <= 1.0
     m = entry["membership"]
     assert 0.0 <= m["attack_auc"] <= 1.0 and 0.0 <= m["member_rate"] <= 1.0
     assert set(entry["probes"]) == {"logp", "tpsa", "aromatic"}

@@ -61,3 +61,13 @@ def test_multi_positive_contrastive_targets():
     # item 0's two texts share the target mass: row loss = -log(e^2 / (2e^2 + 1)) with half-half targets
     expected = -torch.log(torch.exp(torch.tensor(2.0)) / (2 * torch.exp(torch.tensor(2.0)) + 1))
     assert torch.allclose(loss[0], expected)
+
+
+def test_molecule_model_recommends_similarity_space_multidelete(tiny_csv):
+    from graphdel import api
+
+    _, model = _tiny(tiny_csv)
+    merged = api.with_model_defaults(model, "multidelete", ["lr=1e-4"])
+    assert "representation=similarity" in merged and "similarity_target=pairwise" in merged
+    assert merged[-1] == "lr=1e-4"                        # the caller's setting comes last and wins
+    assert api.with_model_defaults(model, "neggrad", None) is None

@@ -73,7 +73,7 @@ def test_suite_report_and_certificates_on_image_runs(setup):
     audit = evaluate_runs(runs, config=SuiteConfig(chunks=2), progress=False, log=lambda s: None)
     md = audit["results"]["models"]["multidelete"]
     assert set(md["splits"]) >= {"forget", "retain", "test"} and "t2g" in md["splits"]["forget"]
-    assert "mean" in md["distinguishability"] and md["distinguishability"]["score"] == "matching probability"
+    assert "mean" in md["distinguishability"] and md["distinguishability"]["score"] == "similarity"
     # probes on image embeddings: content statistics of the image files
     assert set(md["probes"]) == {"brightness", "colourfulness", "warm"}
     assert md["probes"]["warm"]["fit_n"] >= 3

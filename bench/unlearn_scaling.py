@@ -16,6 +16,7 @@ the same absolute deletion at every corpus size, which is what shows that unlear
 and not |D|) or of the current corpus's (``--df-of scaled``). The calibration hold-out of x_k is the
 replicas of x1's.
 
+MultiDelete runs with the settings ``graphdel forget`` uses (the model's recommendation, then ``--set``).
 Timed: MultiDelete's own wall time (``unlearn(...).wall_time_s``: setup, every update, every calibrated
 evaluation) and Retrain's (a fresh model trained on Dr with the original recipe, validation included),
 both in this process, one after the other. Retrain is run once per corpus size, for the 5% request
@@ -119,7 +120,9 @@ def main() -> None:
                 ctx = UnlearningContext(forget=ev["forget"], retain=prepared.data.subset(dr, "retain"),
                                         calibration=ev["calibration"], val=ev["val"], seed=args.seed,
                                         progress=False)
-                md = unlearn(original.model, ctx, "multidelete", args.set)
+                # the settings `graphdel forget` uses: the model's recommendation, then --set
+                md = unlearn(original.model, ctx, "multidelete",
+                             api.with_model_defaults(original.model, "multidelete", args.set))
                 md_config = md.config  # the resolved hyperparameters (defaults change as the method evolves)
                 if args.retrain_each or (k not in retrain_s and abs(f - 0.05) < 1e-9) or \
                         (k not in retrain_s and f == fractions[-1]):

@@ -94,6 +94,34 @@ def _global(batch: PairBatch) -> bool:
     return getattr(batch, "shard", None) is not None and batch.shard.world_size > 1 and batch.shard.fetch is not None
 
 
+def all_rows(z: Tensor, batch: PairBatch, *, grad: bool = False) -> Tensor:
+    """``[B, d]``: ``z [b, d]`` (per-pair rows of ``batch``) of every process's shard of the global batch,
+    in rank order, so that a similarity matrix is this shard's rows against the *global* batch's columns;
+    ``z`` itself outside torchrun. ``grad``: gradients flow back to each process's own rows.
+
+    Why: a similarity-matrix term (L_MD / L_MKR with ``representation="similarity"``) written on a shard's
+    own ``b x b`` block would leave out the other shards' columns, so two processes would optimise a
+    different loss than one process with the same global batch. A distance averaged over rows of
+    ``[b, B]`` blocks, averaged again over processes (gradient averaging), is the global batch's term."""
+    if not _sharded(batch):
+        return z
+    from graphdel import distributed
+
+    return distributed.gather_with_grad(z) if grad else distributed.gather(z)
+
+
+def own_positions(batch: PairBatch, b: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """Index ``(rows, columns)`` of the true pairs of this shard's ``b`` rows in a ``[b, B]`` block whose
+    columns are the global batch (:func:`all_rows`): row ``r`` pairs with column ``start + r``."""
+    start = batch.shard.start if _sharded(batch) else 0
+    rows = torch.arange(b, device=device)
+    return rows, rows + start
+
+
+def _sharded(batch: PairBatch) -> bool:
+    return getattr(batch, "shard", None) is not None and batch.shard.world_size > 1
+
+
 def _check_repr(representation: str) -> None:
     if representation not in ("fused", "similarity", "both"):
         raise ConfigError(f"unknown representation {representation!r}; valid: fused, similarity, both")
@@ -125,14 +153,14 @@ def modality_decoupling(student: nn.Module, teacher: nn.Module, df: PairBatch, *
         with torch.no_grad():
             tz_x = teacher.encode_x(df.x)
             if similarity_target == "permuted":
-                target = teacher.sim(tz_x, teacher.encode_text(neg))
+                target = teacher.sim(tz_x, all_rows(teacher.encode_text(neg), df))
             elif similarity_target == "pairwise":
-                target = teacher.sim(tz_x, teacher.encode_text(df.text)).clone()
+                target = teacher.sim(tz_x, all_rows(teacher.encode_text(df.text), df)).clone()
                 unrelated = teacher.sim(tz_x, teacher.encode_text(neg)).diagonal()
-                target.diagonal().copy_(unrelated)
+                target[own_positions(df, tz_x.size(0), tz_x.device)] = unrelated
             else:
                 raise ConfigError(f"unknown similarity_target {similarity_target!r}; valid: permuted, pairwise")
-        s = student.sim(student.encode_x(df.x), student.encode_text(df.text))
+        s = student.sim(student.encode_x(df.x), all_rows(student.encode_text(df.text), df, grad=True))
         term = _distance(s, target, distance)
         total = term if total is None else total + term
     return total
@@ -154,8 +182,9 @@ def multimodal_retention(student: nn.Module, teacher: nn.Module, dr: PairBatch, 
         total = _distance(student.fuse(dr.x, dr.text), target, distance)
     if representation in ("similarity", "both"):
         with torch.no_grad():
-            target = teacher.sim(teacher.encode_x(dr.x), teacher.encode_text(dr.text))
-        term = _distance(student.sim(student.encode_x(dr.x), student.encode_text(dr.text)), target, distance)
+            target = teacher.sim(teacher.encode_x(dr.x), all_rows(teacher.encode_text(dr.text), dr))
+        s = student.sim(student.encode_x(dr.x), all_rows(student.encode_text(dr.text), dr, grad=True))
+        term = _distance(s, target, distance)
         total = term if total is None else total + term
     return total
 

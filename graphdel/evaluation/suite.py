@@ -359,9 +359,9 @@ def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfi
     Returns:
         ``(entry, signals)``: ``entry`` in the per-model layout of :mod:`graphdel.evaluation.report`
         (``splits`` with retrieval and matching accuracy, ``distinguishability`` by cosine similarity with
-        the matching probability's AUC under ``matching``, ``membership``, ``probes``, ``drift``), and the per-set :class:`PairSignals`
-        (for plots and drift). ``entry["_arrays"]`` holds per-pair arrays for plots (removed by callers
-        before writing).
+        the matching probability's AUC under ``matching``, ``membership``, ``probes``, ``drift``), and the
+        per-set :class:`PairSignals` (for plots and drift). ``entry["_arrays"]`` holds per-pair arrays for
+        plots (removed by callers before writing).
     """
     cfg = config or SuiteConfig()
     sig = {name: pair_signals(model, pairs, pool_size=cfg.pool_size, seed=cfg.seed, batch_size=cfg.batch_size,

@@ -91,7 +91,7 @@ def negative_texts(df: PairBatch, *, source: str = "df", dr: PairBatch | None = 
 
 def _global(batch: PairBatch) -> bool:
     """True for a process's shard of a global batch that can fetch the other shards' pairs."""
-    return getattr(batch, "shard", None) is not None and batch.shard.world_size > 1 and batch.shard.fetch is not None
+    return _sharded(batch) and batch.shard.fetch is not None
 
 
 def all_rows(z: Tensor, batch: PairBatch, *, grad: bool = False) -> Tensor:

@@ -31,8 +31,8 @@ What was measured on the embedded corpus (5% of the training molecules, seed 0; 
 with the engine's defaults the Df, retain, calibration and test scores fall together whatever the
 distance, negatives, optimiser, Dr batch size, gradient projection (PCGrad on one Dr batch, or the span of
 64 Dr batch gradients) or Fisher-ratio mask (``mask_fraction``); dropout noise in the retention terms was
-part of that. The molecule model's recommendation separates them (Df to Retrain's level, test within 0.01)
-but needs ~16 epochs of Df.
+part of that. The molecule model's recommendation separates them (Df to Retrain's level, test within 0.012
+on two requests) but needs ~16 epochs of Df.
 """
 
 from __future__ import annotations

@@ -292,11 +292,21 @@ class JointModel(nn.Module):
             return logits.new_zeros(())
         neg_text, neg_item = _hard_negatives(logits, positives, generator)
         neg_text, neg_item = neg_text.to(item_tokens.device), neg_item.to(item_tokens.device)
+        return self._true_vs_negatives(text_tokens, text_mask, item_tokens, item_mask,
+                                       (text_tokens[neg_text], text_mask[neg_text]),
+                                       (item_tokens[neg_item], item_mask[neg_item]))
+
+    def _true_vs_negatives(self, text_tokens: Tensor, text_mask: Tensor, item_tokens: Tensor, item_mask: Tensor,
+                           neg_text: tuple[Tensor, Tensor], neg_item: tuple[Tensor, Tensor]) -> Tensor:
+        """Binary cross-entropy of the matching head: the ``b`` true pairs (label 1), each item with its
+        negative text and each text with its negative item (label 0). ``neg_text`` = ``(tokens [b, T, h_t],
+        mask [b, T])``, ``neg_item`` = ``(tokens [b, N, h_x], mask [b, N])``."""
         fused = torch.cat([
             self.fusion(text_tokens, text_mask, item_tokens, item_mask),
-            self.fusion(text_tokens[neg_text], text_mask[neg_text], item_tokens, item_mask),
-            self.fusion(text_tokens, text_mask, item_tokens[neg_item], item_mask[neg_item]),
+            self.fusion(neg_text[0], neg_text[1], item_tokens, item_mask),
+            self.fusion(text_tokens, text_mask, neg_item[0], neg_item[1]),
         ])
+        b = item_tokens.size(0)
         labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).to(fused.device)
         return F.binary_cross_entropy_with_logits(self.match_logits(fused), labels)
 
@@ -327,14 +337,9 @@ class JointModel(nn.Module):
         neg_text, neg_item = neg_text[mine].to(item_tokens.device), neg_item[mine].to(item_tokens.device)
         all_text, all_text_mask = _gather_tokens(text_tokens, text_mask)
         all_item, all_item_mask = _gather_tokens(item_tokens, item_mask)
-        b = z_x.size(0)
-        fused = torch.cat([
-            self.fusion(text_tokens, text_mask, item_tokens, item_mask),
-            self.fusion(all_text[neg_text], all_text_mask[neg_text], item_tokens, item_mask),
-            self.fusion(text_tokens, text_mask, all_item[neg_item], all_item_mask[neg_item]),
-        ])
-        labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).to(fused.device)
-        return F.binary_cross_entropy_with_logits(self.match_logits(fused), labels)
+        return self._true_vs_negatives(text_tokens, text_mask, item_tokens, item_mask,
+                                       (all_text[neg_text], all_text_mask[neg_text]),
+                                       (all_item[neg_item], all_item_mask[neg_item]))
 
     # -- Hugging Face-style persistence ------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> None:

@@ -304,16 +304,16 @@ def evaluation_sets(prepared: Prepared, df_rows: Sequence[int], seed: int = 0) -
 
 
 def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | None):
-    """``overrides`` preceded by the model class's recommended settings for ``method``
-    (``type(model).unlearning_defaults = {method name: {key: value}}``, e.g. the image model's MultiDelete
-    settings); the caller's overrides win. Keys the method's config does not have are left out (a method's
+    """``overrides`` preceded by the model's recommended settings for ``method``
+    (``model.unlearning_defaults = {method name: {key: value}}``, a class attribute or a property, e.g. the
+    image model's MultiDelete settings); the caller's overrides win. Keys the method's config does not have are left out (a method's
     options may change without breaking a model's recommendation). Returns ``overrides`` unchanged when the
     model recommends nothing."""
     from graphdel.unlearning import config_keys, get_method
 
     cls = get_method(method)
     known = set(config_keys(cls.Config))
-    defaults = {k: v for k, v in ((getattr(type(model), "unlearning_defaults", None) or {}).get(cls.name) or {}).items()
+    defaults = {k: v for k, v in ((getattr(model, "unlearning_defaults", None) or {}).get(cls.name) or {}).items()
                 if k in known}
     if not defaults:
         return overrides

@@ -314,7 +314,8 @@ class MoleculeGraphs:
                     num_nodes=n1 - n0)
 
     def batch(self, indices: Tensor) -> Batch:
-        """Collate graphs ``indices`` (``[B]`` long) into one PyG ``Batch`` with vectorised gathers.
+        """Collate graphs ``indices`` (``[B]`` long) into one PyG ``Batch`` with vectorised gathers; the
+        batch also records ``item_index`` (``indices``) and ``item_store`` (this object).
 
         Equivalent to ``Batch.from_data_list([self[i] for i in indices])`` but without a Python loop over
         graphs or atoms, which matters in the training step.
@@ -330,6 +331,8 @@ class MoleculeGraphs:
         out = Batch(x=self.x[node_src], edge_index=self.edge_index[:, edge_src] + offsets,
                     edge_attr=self.edge_attr[edge_src], batch=batch_vec, ptr=new_node_start)
         out._num_graphs = indices.numel()
+        # which molecules these are, so that per-molecule results can be reused (FrozenTrunkCache)
+        out.item_index, out.item_store = indices, self
         return out
 
     def state(self) -> dict[str, Tensor]:

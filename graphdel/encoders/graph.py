@@ -118,9 +118,23 @@ class MoleculeGNN(nn.Module):
     def forward(self, batch) -> tuple[Tensor, Tensor]:
         """``batch`` (a PyG ``Batch`` of ``B`` molecules, ``N`` atoms) -> ``(node_states [N, hidden],
         graph_embedding [B, hidden])``, the graph embedding pooled (sum or mean) over each molecule's
-        atoms."""
-        h = self.atom_encoder(batch.x)
-        for layer, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+        atoms. With a :class:`FrozenTrunkCache` attached (``trunk_cache``), a deterministic forward pass
+        starts from the cached states of the cache's frozen bottom layers."""
+        cache, start, h = self.trunk_cache, 0, None
+        if cache is not None and (not self.training or self.config.dropout == 0):
+            h = cache.states(batch, lambda: self.layers(batch, 0, cache.depth))
+            start = cache.depth if h is not None else 0
+        h = self.layers(batch, start, h=h)
+        return h, self.pool(h, batch.batch, size=batch.num_graphs)
+
+    def layers(self, batch, start: int = 0, stop: int | None = None, h: Tensor | None = None) -> Tensor:
+        """Node states ``[N, hidden]`` after layers ``start:stop`` (``stop=None``: all), from ``h [N, hidden]``
+        (the states after ``start`` layers; ``start == 0`` embeds the atoms instead)."""
+        stop = len(self.convs) if stop is None else stop
+        if start == 0:
+            h = self.atom_encoder(batch.x)
+        for layer in range(start, stop):
+            conv, norm = self.convs[layer], self.norms[layer]
             if self.uses_edges:
                 h = conv(h, batch.edge_index, self.bond_encoders[layer](batch.edge_attr))
             else:
@@ -129,7 +143,92 @@ class MoleculeGNN(nn.Module):
             if layer < len(self.convs) - 1:
                 h = torch.relu(h)
             h = nn.functional.dropout(h, self.config.dropout, self.training)
-        return h, self.pool(h, batch.batch, size=batch.num_graphs)
+        return h
+
+    def frozen_depth(self) -> int:
+        """How many bottom layers (the atom encoder and layers ``0..k-1`` with their bond encoders and
+        norms) have no trainable parameter: the part of the encoder whose output cannot change."""
+        if any(p.requires_grad for p in self.atom_encoder.parameters()):
+            return 0
+        depth = 0
+        for layer in range(len(self.convs)):
+            parts = [self.convs[layer], self.norms[layer]]
+            if self.uses_edges:
+                parts.append(self.bond_encoders[layer])
+            if any(p.requires_grad for part in parts for p in part.parameters()):
+                break
+            depth += 1
+        return depth
+
+    def bottom_state(self, depth: int) -> list[Tensor]:
+        """Parameters and buffers of the atom encoder and the first ``depth`` layers, in a fixed order."""
+        modules = [self.atom_encoder] + [m for layer in range(depth) for m in (
+            [self.convs[layer], self.norms[layer]] + ([self.bond_encoders[layer]] if self.uses_edges else []))]
+        return [t for m in modules for t in list(m.parameters()) + list(m.buffers())]
+
+    trunk_cache: "FrozenTrunkCache | None" = None
+
+
+class FrozenTrunkCache:
+    """Node states after the frozen bottom ``depth`` layers, per molecule, shared by encoders whose bottom
+    layers are equal (an unlearning run's student with frozen bottom layers and its teacher).
+
+    Why: when only the top of the graph encoder is updated, the bottom layers give the same node states
+    every time a molecule is seen, and both models see each retained molecule of a step. Computing them
+    once per molecule removes most of the forward cost of such a run.
+
+    A molecule is identified by its position in the item store that built the batch
+    (``batch.item_index`` and ``batch.item_store``, set by :meth:`graphdel.data.molecules.MoleculeGraphs.batch`);
+    batches without them are computed in full. The cache checks on every use that no bottom parameter
+    was changed in place (tensor versions), and keeps at most ``max_nodes`` node states (least recently
+    used dropped first): ``max_nodes * hidden * 4`` bytes.
+
+    Args:
+        depth: number of bottom layers cached (``>= 1``).
+        watched: the bottom parameters and buffers of every encoder sharing the cache.
+        max_nodes: capacity in atoms.
+    """
+
+    def __init__(self, depth: int, watched: list[Tensor], max_nodes: int = 500_000) -> None:
+        from collections import OrderedDict
+
+        self.depth, self.max_nodes = depth, max_nodes
+        self._watched = watched
+        self._versions = [t._version for t in watched]
+        self._states: "OrderedDict[tuple[int, int], Tensor]" = OrderedDict()
+        self._stores: dict[int, object] = {}
+        self._nodes = 0
+        self.hits = self.misses = 0
+
+    def states(self, batch, compute) -> Tensor | None:
+        """``[N, hidden]`` states of ``batch``'s atoms after ``depth`` layers, from the cache or from
+        ``compute()`` (then stored); ``None`` when the batch does not say which molecules it holds."""
+        items, store = getattr(batch, "item_index", None), getattr(batch, "item_store", None)
+        if items is None or store is None:
+            return None
+        if [t._version for t in self._watched] != self._versions:
+            raise RuntimeError("a frozen bottom layer of the graph encoder was modified while its states were "
+                               "cached; the cache must be dropped before the bottom layers change")
+        self._stores[id(store)] = store  # keeps the id valid while the cache lives
+        keys = [(id(store), int(i)) for i in items.tolist()]
+        found = [self._states.get(k) for k in keys]
+        if all(f is not None for f in found):
+            self.hits += len(keys)
+            for k in keys:
+                self._states.move_to_end(k)
+            return torch.cat(found) if found else compute()
+        self.misses += len(keys)
+        with torch.no_grad():
+            h = compute()
+        sizes = (batch.ptr[1:] - batch.ptr[:-1]).tolist()
+        for k, part in zip(keys, h.split(sizes)):
+            if k not in self._states:
+                self._states[k] = part
+                self._nodes += part.size(0)
+        while self._nodes > self.max_nodes and self._states:
+            _, old = self._states.popitem(last=False)
+            self._nodes -= old.size(0)
+        return h
 
 
 GRAPH_ENCODERS = {

@@ -26,6 +26,7 @@ Conventions every method follows:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib
@@ -344,6 +345,22 @@ def make_student(model: nn.Module, device: str | torch.device = "cpu", forget: P
     return out
 
 
+def restrict_updates(model: nn.Module, prefixes: str) -> None:
+    """Leave trainable only the parameters of ``model`` whose name starts with one of the comma-separated
+    ``prefixes`` (and that were trainable already). A prefix that names no parameter is an error, so a
+    typo cannot silently freeze the whole model."""
+    wanted = [p.strip() for p in prefixes.split(",") if p.strip()]
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in wanted:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            tops = sorted({n.split(".")[0] for n in names})
+            raise ConfigError(f"trainable: no parameter is named {prefix!r} or starts with {prefix + '.'!r}; "
+                              f"the model's top-level modules are {', '.join(tops)}")
+    for n, p in model.named_parameters():
+        if not any(n == prefix or n.startswith(prefix + ".") for prefix in wanted):
+            p.requires_grad_(False)
+
+
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """``(name, parameter)`` of every parameter of ``model`` with ``requires_grad``, in registration order."""
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -458,6 +475,10 @@ class GradientConfig:
             dropout, a retention term is not zero at ``f' = f`` but the distance between a noisy and a
             clean forward pass, and Adam turns the gradients of that noise into full-size steps on every
             weight.
+        trainable: comma-separated parameter-name prefixes (``graph_encoder.convs.4,x_projection``): only
+            the parameters under them are updated, the rest of ``f'`` stays equal to ``f`` (and gets no
+            backward pass, which is what makes a top-layers-only update cheap). Empty: every parameter
+            but the temperature.
     """
 
     lr: float = 1e-4
@@ -478,6 +499,7 @@ class GradientConfig:
     pool_repeats: int = 5
     eval_batch_size: int = 256
     dropout: bool = True
+    trainable: str = ""
 
     def __post_init__(self) -> None:
         check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
@@ -503,6 +525,8 @@ class Trainer:
                  ctx: UnlearningContext, *, on_nonfinite: str = "raise") -> None:
         self.method, self.student, self.teacher, self.cfg, self.ctx = method, student, teacher, cfg, ctx
         self.device = ctx.device
+        if cfg.trainable:
+            restrict_updates(student, cfg.trainable)
         self.params = trainable_parameters(student)
         self.optimizer = make_optimizer([p for _, p in self.params], cfg.optimizer, cfg.lr, cfg.weight_decay,
                                         cfg.momentum)
@@ -639,23 +663,13 @@ class GradientMethod(UnlearningMethod):
             if out is None or not trainer.step(*out):
                 return
 
-    def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any
-                ) -> tuple[nn.Module, list[dict], dict]:
-        """Copy ``original`` into a frozen teacher ``f`` and a student ``f'``, run :meth:`setup`, then up to
-        ``cfg.epochs`` of :meth:`train_epoch`, each followed by an evaluation; load the checkpoint the
-        calibrated selector picks, apply :meth:`finish`, and return ``(model, log, selected)``."""
-        teacher = frozen_copy(original, ctx.device)
-        student = make_student(original, ctx.device, ctx.forget)
-        trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)
-        selector = CalibratedSelector(ctx, selection=cfg.selection, early_stop=cfg.early_stop, smooth=cfg.smooth,
-                                      margin=cfg.stop_margin, tolerance=cfg.select_tolerance,
-                                      min_epochs=cfg.min_epochs, pool_size=cfg.pool_size,
-                                      repeats=cfg.pool_repeats, batch_size=cfg.eval_batch_size, seed=ctx.seed,
-                                      fixed_reference=cfg.reference == "original")
+    def _update_loop(self, trainer: Trainer, selector: CalibratedSelector, student: nn.Module, cfg: Any) -> None:
+        """Evaluate the untouched copy, run :meth:`setup`, then epochs of updates and evaluations until the
+        budget is used, the run stops itself or the selector's stopping rule fires."""
         trainer.log.append(selector.evaluate(student, epoch=0, step=0))
         self.setup(trainer, cfg)
-        bar = tqdm(range(1, cfg.epochs + 1), desc=self.name, disable=not (ctx.progress and distributed.is_main()),
-                   leave=False)
+        bar = tqdm(range(1, cfg.epochs + 1), desc=self.name,
+                   disable=not (trainer.ctx.progress and distributed.is_main()), leave=False)
         for epoch in bar:
             trainer.epoch = epoch
             set_update_mode(student, dropout=cfg.dropout)
@@ -673,6 +687,25 @@ class GradientMethod(UnlearningMethod):
                                        f"(margin {cfg.stop_margin}) after epoch {epoch}")
                 break
         bar.close()
+
+    def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any
+                ) -> tuple[nn.Module, list[dict], dict]:
+        """Copy ``original`` into a frozen teacher ``f`` and a student ``f'``, run :meth:`setup`, then up to
+        ``cfg.epochs`` of :meth:`train_epoch`, each followed by an evaluation; load the checkpoint the
+        calibrated selector picks, apply :meth:`finish`, and return ``(model, log, selected)``."""
+        teacher = frozen_copy(original, ctx.device)
+        student = make_student(original, ctx.device, ctx.forget)
+        trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)
+        selector = CalibratedSelector(ctx, selection=cfg.selection, early_stop=cfg.early_stop, smooth=cfg.smooth,
+                                      margin=cfg.stop_margin, tolerance=cfg.select_tolerance,
+                                      min_epochs=cfg.min_epochs, pool_size=cfg.pool_size,
+                                      repeats=cfg.pool_repeats, batch_size=cfg.eval_batch_size, seed=ctx.seed,
+                                      fixed_reference=cfg.reference == "original")
+        # A model may reuse what its frozen parts compute across the run (e.g. the bottom layers of a graph
+        # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.
+        share = getattr(student, "share_frozen_states", None)
+        with share(teacher) if share is not None else contextlib.nullcontext():
+            self._update_loop(trainer, selector, student, cfg)
         state, selected = selector.select()
         if state is not None:
             student.load_state_dict(state)

@@ -122,6 +122,48 @@ def _sharded(batch: PairBatch) -> bool:
     return getattr(batch, "shard", None) is not None and batch.shard.world_size > 1
 
 
+class StepEncodings:
+    """``model`` for the duration of one optimisation step, with ``encode_x`` / ``encode_text`` computed
+    once per input object; every other attribute is the model's own.
+
+    Why: the MultiDelete terms are standalone functions, so one step asks for the same embeddings several
+    times (the Df items in L_MD and L_UKR, the Dr items in L_MKR and L_UKR; the teacher's as well). The
+    item encoder (a GNN) dominates the step, and its forward *and* backward passes were repeated for each
+    term. Reusing the output is exact when the forward pass is deterministic (no dropout, as MultiDelete
+    runs ``f'``); with dropout on, the terms share one dropout mask instead of drawing one each.
+
+    Inputs are keyed by identity and held until the wrapper is dropped, so an id is never reused while
+    the cache lives. Make a new wrapper for every step: the student's weights change between steps.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._cache: dict[tuple[str, int], tuple[object, Tensor]] = {}
+
+    def _memo(self, kind: str, inp: object, encode) -> Tensor:
+        key = (kind, id(inp))
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not inp:
+            hit = (inp, encode(inp))
+            self._cache[key] = hit
+        return hit[1]
+
+    def provide_x(self, x, z: Tensor) -> None:
+        """Use ``z [B, d]`` as ``encode_x(x)`` (an output already known, e.g. a frozen teacher's)."""
+        self._cache[("x", id(x))] = (x, z)
+
+    def encode_x(self, x) -> Tensor:
+        """``[B, d]``: ``model.encode_x(x)``, computed once for this ``x``."""
+        return self._memo("x", x, self.model.encode_x)
+
+    def encode_text(self, text: TextFeatures) -> Tensor:
+        """``[B, d]``: ``model.encode_text(text)``, computed once for this ``text``."""
+        return self._memo("text", text, self.model.encode_text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+
 def _check_repr(representation: str) -> None:
     if representation not in ("fused", "similarity", "both"):
         raise ConfigError(f"unknown representation {representation!r}; valid: fused, similarity, both")

@@ -40,10 +40,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
+
 from graphdel.models.protocol import PairBatch
 from graphdel.unlearning.base import GradientConfig, GradientMethod, Trainer, check, register_method, set_update_mode
+from graphdel.unlearning.losses import (StepEncodings, modality_decoupling, multimodal_retention,
+                                       unimodal_retention)
 from graphdel.unlearning.masks import fisher_diagonal, importance_ratio, top_fraction_mask
-from graphdel.unlearning.losses import modality_decoupling, multimodal_retention, unimodal_retention
+from graphdel.unlearning.selection import embed_pairs
 
 
 @dataclass
@@ -147,11 +151,10 @@ def df_specific_surrogate(model: Any, loss_df: Any, loss_dr: Any) -> Any:
     parameters: the part of the Df update that would move retained pairs alike is projected out (as in
     PCGrad, Yu et al. 2020). The surrogate's value is not a loss; log ``loss_df`` instead.
     """
-    import torch
-
     params = [p for p in model.parameters() if p.requires_grad]
-    g_df = torch.autograd.grad(loss_df, params, allow_unused=True)
-    g_dr = torch.autograd.grad(loss_dr, params, allow_unused=True)
+    # retain_graph: the other terms of the step may reuse these embeddings (StepEncodings)
+    g_df = torch.autograd.grad(loss_df, params, allow_unused=True, retain_graph=True)
+    g_dr = torch.autograd.grad(loss_dr, params, allow_unused=True, retain_graph=True)
     g_df = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_df)]
     g_dr = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_dr)]
     dot = sum((a * b).sum() for a, b in zip(g_df, g_dr))
@@ -170,7 +173,12 @@ class MultiDelete(GradientMethod):
 
     def setup(self, trainer: Trainer, cfg: MultiDeleteConfig) -> None:
         """With ``mask_fraction > 0``: restrict updates to the ``mask_fraction`` of weights with the highest
-        Df/Dr Fisher importance ratio (Df batches vs ``mask_retain_batches`` Dr samples); logs the mask size."""
+        Df/Dr Fisher importance ratio (Df batches vs ``mask_retain_batches`` Dr samples); logs the mask size.
+        Also embeds Df once with the frozen teacher (its item side is the costly encoder), so that steps
+        look the teacher's Df embeddings up instead of recomputing them."""
+        z_x, _, rows = embed_pairs(trainer.teacher, trainer.ctx.forget.batches(cfg.eval_batch_size), trainer.device)
+        self._teacher_df_x = z_x.to(trainer.device)
+        self._teacher_df_pos = {int(r): i for i, r in enumerate(rows.tolist())}
         if cfg.mask_fraction <= 0:
             return
         df_batches = list(trainer.forget_batches())
@@ -187,5 +195,9 @@ class MultiDelete(GradientMethod):
         trainer.log.append({"phase": "mask", "masked_in_weights": kept, "total_weights": total})
 
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: MultiDeleteConfig):
-        """``L_MD + alpha L_MKR + beta L_UKR`` of one step (:func:`multidelete_loss`)."""
-        return multidelete_loss(trainer.student, trainer.teacher, df, dr, cfg, trainer.generator)
+        """``L_MD + alpha L_MKR + beta L_UKR`` of one step (:func:`multidelete_loss`); each model encodes
+        each batch once per step (:class:`~graphdel.unlearning.losses.StepEncodings`)."""
+        teacher = StepEncodings(trainer.teacher)
+        index = torch.tensor([self._teacher_df_pos[int(r)] for r in df.rows.tolist()], device=trainer.device)
+        teacher.provide_x(df.x, self._teacher_df_x[index])
+        return multidelete_loss(StepEncodings(trainer.student), teacher, df, dr, cfg, trainer.generator)

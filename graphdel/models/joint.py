@@ -469,7 +469,8 @@ class MoleculeTextModel(JointModel):
         encoders = [self.graph_encoder]
         for other in others:
             enc = getattr(other, "graph_encoder", None)
-            if isinstance(enc, MoleculeGNN) and enc is not self.graph_encoder and enc.config == self.graph_encoder.config:
+            same_shape = isinstance(enc, MoleculeGNN) and enc.config == self.graph_encoder.config
+            if same_shape and enc is not self.graph_encoder:
                 theirs = enc.bottom_state(depth)
                 if all(a.shape == b.shape and torch.equal(a, b.to(a.device)) for a, b in zip(mine, theirs)):
                     encoders.append(enc)

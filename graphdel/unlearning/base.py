@@ -12,8 +12,12 @@ Conventions every method follows:
 * In ``f'``, BatchNorm running statistics stay frozen (every ``torch.nn.modules.batchnorm._BatchNorm``
   is kept in eval mode during updates) and so does the temperature: parameters whose name contains one of
   :data:`FROZEN_PARAMETER_NAMES` (``logit_scale``, ``temperature``) get no update. Other modules (e.g.
-  dropout) are in train mode during updates. The returned model is in eval mode with the original's
-  ``requires_grad`` flags.
+  dropout) are in train mode during updates (unless the config's ``dropout`` is off). The returned model
+  is in eval mode with the original's ``requires_grad`` flags.
+* ``trainable`` (a config setting) restricts updates to named parameters. A model may then share what
+  its frozen parts compute with the teacher for the length of the update loop (an optional
+  ``share_frozen_states(teacher)`` context manager: the molecule model caches its frozen bottom graph
+  layers per molecule); the result must not depend on it.
 * A non-finite loss or gradient norm raises :class:`UnlearningDivergedError` with the step, unless a
   method opts into stopping instead (NegGrad's divergence guard).
 * Batches are seeded from ``ctx.seed``; the global torch RNG is forked, so a run does not disturb it.

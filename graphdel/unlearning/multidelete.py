@@ -21,18 +21,25 @@ selection use the calibration split (never test): stop when the Df score (pool-6
 last 2 evaluations, has come down to the calibration score; keep the checkpoint closest to calibration,
 ties (within 0.02) broken by the retain score. See :mod:`graphdel.unlearning.selection`.
 
-Model recommendations: a model class may recommend its own settings (``unlearning_defaults``, applied by
+Model recommendations: a model may recommend its own settings (``unlearning_defaults``, applied by
 :func:`graphdel.api.with_model_defaults`; the caller's ``--set`` wins): the molecule and image models
 decouple on cosine similarities (``representation="similarity"``, ``similarity_target="pairwise"``, beta 5
-on both splits), the KG model takes 2 epochs of 128-triple batches. Dropout is off in ``f'`` during
+on both splits), the molecule model with alpha 2 and only its top graph layer and projections updated
+(``trainable``), the KG model takes 2 epochs of 128-triple batches. Dropout is off in ``f'`` during
 updates (``dropout=False``) so that every term is exactly zero at f' = f.
+
+Cost of a step: each model encodes each batch once (:class:`~graphdel.unlearning.losses.StepEncodings`;
+the terms are standalone functions and would otherwise re-encode the same items up to four times), the
+teacher's Df item embeddings are computed once per run, and a model whose frozen bottom layers can be
+shared with the teacher (``share_frozen_states``, the molecule model under ``trainable``) computes them
+once per molecule.
 
 What was measured on the embedded corpus (5% of the training molecules, seed 0; README, "MultiDelete"):
 with the engine's defaults the Df, retain, calibration and test scores fall together whatever the
 distance, negatives, optimiser, Dr batch size, gradient projection (PCGrad on one Dr batch, or the span of
 64 Dr batch gradients) or Fisher-ratio mask (``mask_fraction``); dropout noise in the retention terms was
-part of that. The molecule model's recommendation separates them (Df to Retrain's level, test within 0.012
-on two requests) but needs ~16 epochs of Df.
+part of that. The molecule model's recommendation separates them (Df to within 0.03 of Retrain's level,
+test within 0.011 on two requests) in 16-18 epochs of Df.
 """
 
 from __future__ import annotations

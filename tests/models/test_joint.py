@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from graphdel.api import prepare, quick_configs
@@ -71,3 +72,79 @@ def test_molecule_model_recommends_similarity_space_multidelete(tiny_csv):
     assert "representation=similarity" in merged and "similarity_target=pairwise" in merged
     assert merged[-1] == "lr=1e-4"                        # the caller's setting comes last and wins
     assert api.with_model_defaults(model, "neggrad", None) is None
+
+
+def _frozen_bottom_student(model):
+    """A student copy with only the recommended MultiDelete parameters trainable, and a frozen teacher."""
+    from graphdel.unlearning.base import frozen_copy, make_student, restrict_updates
+
+    teacher, student = frozen_copy(model), make_student(model)
+    restrict_updates(student, model.unlearning_defaults["multidelete"]["trainable"])
+    student.eval()
+    return student, teacher
+
+
+def test_recommended_multidelete_updates_the_top_graph_layer_and_the_projections(tiny_csv):
+    _, model = _tiny(tiny_csv)
+    student, _ = _frozen_bottom_student(model)
+    top = model.config.graph.layers - 1
+    trainable = {n.split(".weight")[0].split(".bias")[0] for n, p in student.named_parameters() if p.requires_grad}
+    assert all(n.startswith((f"graph_encoder.convs.{top}.", f"graph_encoder.norms.{top}", "x_projection.",
+                             "text_projection.")) for n in trainable), trainable
+    assert any(n.startswith(f"graph_encoder.convs.{top}.") for n in trainable)
+    assert student.graph_encoder.frozen_depth() == top
+
+
+def test_shared_frozen_states_are_exact_computed_once_and_guarded(tiny_csv):
+    prepared, model = _tiny(tiny_csv)
+    student, teacher = _frozen_bottom_student(model)
+    batch = prepared.data.batch(torch.arange(6))
+    expect_s, expect_t = student.encode_x(batch.x), teacher.encode_x(batch.x)
+    with student.share_frozen_states(teacher):
+        cache = student.graph_encoder.trunk_cache
+        assert cache is teacher.graph_encoder.trunk_cache and cache.depth == model.config.graph.layers - 1
+        got_s = student.encode_x(batch.x)
+        assert (cache.misses, cache.hits) == (6, 0)
+        got_t = teacher.encode_x(batch.x)                 # the teacher reuses the student's bottom states
+        again = student.encode_x(prepared.data.batch(torch.tensor([4, 1])).x)
+        assert (cache.misses, cache.hits) == (6, 8)
+        assert torch.allclose(got_s, expect_s, atol=1e-6) and torch.allclose(got_t, expect_t, atol=1e-6)
+        assert torch.allclose(again, expect_s[[4, 1]], atol=1e-6)
+        # gradients still reach the top layer, and only it
+        got_s.sum().backward()
+        top = student.graph_encoder.convs[-1]
+        assert all(p.grad is not None for p in top.parameters())
+        with torch.no_grad():
+            student.graph_encoder.convs[0].nn[0].weight.add_(1.0)  # a "frozen" layer changed in place
+        with pytest.raises(RuntimeError, match="frozen bottom layer"):
+            student.encode_x(batch.x)
+    assert student.graph_encoder.trunk_cache is None and teacher.graph_encoder.trunk_cache is None
+
+
+def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, monkeypatch):
+    from contextlib import nullcontext
+
+    import graphdel as gd
+    from graphdel import api
+    from graphdel.models.joint import MoleculeTextModel
+    from graphdel.training.loop import TrainConfig
+
+    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True,
+                        progress=False)
+    request = api.make_request(original, ids=["aspirin#0", "ethanol#0", "benzene#0"], by="pair")
+    settings = ["epochs=2", "batch_size=2", "selection=last", "lr=1e-2"]
+    from graphdel.encoders.graph import FrozenTrunkCache
+
+    served, states = [], FrozenTrunkCache.states
+    monkeypatch.setattr(FrozenTrunkCache, "states", lambda self, *a: served.append(1) or states(self, *a))
+    shared = api.forget(original, request, overrides=settings, out=tmp_path / "shared", progress=False)
+    assert served                                   # the run did go through the cache
+    monkeypatch.setattr(MoleculeTextModel, "share_frozen_states", lambda self, *others: nullcontext())
+    plain = api.forget(original, request, overrides=settings, out=tmp_path / "plain", progress=False)
+    a, b = shared.model.state_dict(), plain.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    changed = [k for k in a if not torch.equal(a[k], original.model.state_dict()[k])]
+    assert changed and all(k.startswith(("graph_encoder.convs.", "graph_encoder.norms.", "x_projection",
+                                         "text_projection")) for k in changed), changed

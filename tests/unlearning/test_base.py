@@ -148,3 +148,19 @@ def test_run_is_reproducible(original, make_ctx):
     assert_state_equal(a.model, clone_state(b.model))
     c = unlearn(original, make_ctx(seed=1), "multidelete", FAST["multidelete"] + ["lr=1e-2"])
     assert any(not torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+
+
+def test_trainable_updates_only_the_named_parameters(original, make_ctx):
+    before = clone_state(original)
+    res = unlearn(original, make_ctx(), "multidelete", ["epochs=2", "selection=last", "lr=1e-2",
+                                                        "trainable=x_encoder.3,text_proj"])
+    assert_state_equal(original, before)
+    changed = {k for k, v in res.model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith(("x_encoder.3.", "text_proj.")) for k in changed), changed
+    assert {k for k in changed if k.startswith("text_proj.")}        # both prefixes were updated
+    assert all(p.requires_grad for p in res.model.parameters())       # the original's flags come back
+
+
+def test_trainable_names_an_unknown_prefix(original, make_ctx):
+    with pytest.raises(ConfigError, match="'x_encodr'.*top-level modules are .*x_encoder"):
+        unlearn(original, make_ctx(), "multidelete", ["epochs=1", "trainable=x_encodr"])

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from graphdel.errors import ConfigError
-from graphdel.unlearning.losses import (derangement, distance, modality_decoupling, multimodal_retention,
-                                        negative_texts, unimodal_retention)
+from graphdel.unlearning.base import frozen_copy, make_student
+from graphdel.unlearning.losses import (StepEncodings, derangement, distance, modality_decoupling,
+                                        multimodal_retention, negative_texts, unimodal_retention)
 
 
 def pair(original):
@@ -110,3 +111,44 @@ def test_similarity_terms_use_unscaled_sim(original, samplers):
     df = samplers["forget"].sample(8, g)
     loss = modality_decoupling(student, teacher, df, representation="similarity", generator=g)
     assert loss.item() <= 4.0  # cosine similarities differ by at most 2
+
+
+class _Counting:
+    """Wraps a model and counts its encoder calls."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, {"x": 0, "text": 0}
+
+    def encode_x(self, x):
+        self.calls["x"] += 1
+        return self.model.encode_x(x)
+
+    def encode_text(self, text):
+        self.calls["text"] += 1
+        return self.model.encode_text(text)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_step_encodings_encode_each_input_once_and_change_no_term(original, samplers):
+    from graphdel.unlearning.multidelete import MultiDeleteConfig, multidelete_loss
+
+    teacher, student = frozen_copy(original), make_student(original)
+    student.eval()
+    g = torch.Generator().manual_seed(0)
+    df, dr = samplers["forget"].sample(8, g), samplers["retain"].sample(8, g)
+    cfg = MultiDeleteConfig(representation="similarity", similarity_target="pairwise", ukr_split="both")
+    plain, terms = multidelete_loss(student, teacher, df, dr, cfg, torch.Generator().manual_seed(3))
+    counted_s, counted_t = _Counting(student), _Counting(teacher)
+    memo, memo_terms = multidelete_loss(StepEncodings(counted_s), StepEncodings(counted_t), df, dr, cfg,
+                                        torch.Generator().manual_seed(3))
+    assert torch.equal(plain, memo) and terms == memo_terms
+    # student: Df and Dr items, Df and Dr texts; teacher: the same plus the negative texts of L_MD
+    assert counted_s.calls == {"x": 2, "text": 2}
+    assert counted_t.calls == {"x": 2, "text": 3}
+    # an output given in advance is used instead of encoding
+    known = StepEncodings(counted_t)
+    z = torch.zeros(len(df), 16)
+    known.provide_x(df.x, z)
+    assert known.encode_x(df.x) is z and counted_t.calls["x"] == 2

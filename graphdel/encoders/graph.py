@@ -148,25 +148,24 @@ class MoleculeGNN(nn.Module):
             h = nn.functional.dropout(h, self.config.dropout, self.training)
         return h
 
+    def _layer_modules(self, layer: int) -> list[nn.Module]:
+        """The modules that make up message-passing layer ``layer``: convolution, norm (and bond encoder)."""
+        return [self.convs[layer], self.norms[layer]] + ([self.bond_encoders[layer]] if self.uses_edges else [])
+
     def frozen_depth(self) -> int:
         """How many bottom layers (the atom encoder and layers ``0..k-1`` with their bond encoders and
         norms) have no trainable parameter: the part of the encoder whose output cannot change."""
         if any(p.requires_grad for p in self.atom_encoder.parameters()):
             return 0
         depth = 0
-        for layer in range(len(self.convs)):
-            parts = [self.convs[layer], self.norms[layer]]
-            if self.uses_edges:
-                parts.append(self.bond_encoders[layer])
-            if any(p.requires_grad for part in parts for p in part.parameters()):
-                break
+        while depth < len(self.convs) and not any(
+                p.requires_grad for m in self._layer_modules(depth) for p in m.parameters()):
             depth += 1
         return depth
 
     def bottom_state(self, depth: int) -> list[Tensor]:
         """Parameters and buffers of the atom encoder and the first ``depth`` layers, in a fixed order."""
-        modules = [self.atom_encoder] + [m for layer in range(depth) for m in (
-            [self.convs[layer], self.norms[layer]] + ([self.bond_encoders[layer]] if self.uses_edges else []))]
+        modules = [self.atom_encoder] + [m for layer in range(depth) for m in self._layer_modules(layer)]
         return [t for m in modules for t in list(m.parameters()) + list(m.buffers())]
 
 

@@ -136,9 +136,14 @@ def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, m
     from graphdel.encoders.graph import FrozenTrunkCache
 
     served, states = [], FrozenTrunkCache.states
-    monkeypatch.setattr(FrozenTrunkCache, "states", lambda self, *a: served.append(1) or states(self, *a))
+    def spy(self, *args):
+        out = states(self, *args)
+        served.append(out is not None)
+        return out
+
+    monkeypatch.setattr(FrozenTrunkCache, "states", spy)
     shared = api.forget(original, request, overrides=settings, out=tmp_path / "shared", progress=False)
-    assert served                                   # the run did go through the cache
+    assert served and all(served)                   # every molecule batch of the run went through the cache
     monkeypatch.setattr(MoleculeTextModel, "share_frozen_states", lambda self, *others: nullcontext())
     plain = api.forget(original, request, overrides=settings, out=tmp_path / "plain", progress=False)
     a, b = shared.model.state_dict(), plain.model.state_dict()

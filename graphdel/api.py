@@ -306,9 +306,9 @@ def evaluation_sets(prepared: Prepared, df_rows: Sequence[int], seed: int = 0) -
 def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | None):
     """``overrides`` preceded by the model's recommended settings for ``method``
     (``model.unlearning_defaults = {method name: {key: value}}``, a class attribute or a property, e.g. the
-    image model's MultiDelete settings); the caller's overrides win. Keys the method's config does not have are left out (a method's
-    options may change without breaking a model's recommendation). Returns ``overrides`` unchanged when the
-    model recommends nothing."""
+    image model's MultiDelete settings); the caller's overrides win. Keys the method's config does not have
+    are left out (a method's options may change without breaking a model's recommendation). Returns
+    ``overrides`` unchanged when the model recommends nothing."""
     from graphdel.unlearning import config_keys, get_method
 
     cls = get_method(method)

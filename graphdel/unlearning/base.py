@@ -667,9 +667,10 @@ class GradientMethod(UnlearningMethod):
             if out is None or not trainer.step(*out):
                 return
 
-    def _update_loop(self, trainer: Trainer, selector: CalibratedSelector, student: nn.Module, cfg: Any) -> None:
+    def _update_loop(self, trainer: Trainer, selector: CalibratedSelector, cfg: Any) -> None:
         """Evaluate the untouched copy, run :meth:`setup`, then epochs of updates and evaluations until the
         budget is used, the run stops itself or the selector's stopping rule fires."""
+        student = trainer.student
         trainer.log.append(selector.evaluate(student, epoch=0, step=0))
         self.setup(trainer, cfg)
         bar = tqdm(range(1, cfg.epochs + 1), desc=self.name,
@@ -709,7 +710,7 @@ class GradientMethod(UnlearningMethod):
         # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.
         share = getattr(student, "share_frozen_states", None)
         with share(teacher) if share is not None else contextlib.nullcontext():
-            self._update_loop(trainer, selector, student, cfg)
+            self._update_loop(trainer, selector, cfg)
         state, selected = selector.select()
         if state is not None:
             student.load_state_dict(state)

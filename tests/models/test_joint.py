@@ -153,3 +153,26 @@ def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, m
     changed = [k for k in a if not torch.equal(a[k], original.model.state_dict()[k])]
     assert changed and all(k.startswith(("graph_encoder.convs.", "graph_encoder.norms.", "x_projection",
                                          "text_projection")) for k in changed), changed
+
+
+def test_frozen_state_cache_drops_the_least_recently_used_molecules(tiny_csv):
+    from graphdel.encoders.graph import FrozenTrunkCache
+
+    prepared, model = _tiny(tiny_csv)
+    student, _ = _frozen_bottom_student(model)
+    enc = student.graph_encoder
+    ptr = prepared.data.batch(torch.arange(4)).x.ptr
+    atoms = ptr[1:] - ptr[:-1]
+    cache = FrozenTrunkCache(enc.frozen_depth(), enc.bottom_state(enc.frozen_depth()),
+                             max_nodes=int(atoms[2:].sum()))
+    enc.trunk_cache = cache
+    try:
+        student.encode_x(prepared.data.batch(torch.tensor([0, 1])).x)
+        student.encode_x(prepared.data.batch(torch.tensor([2, 3])).x)   # over capacity: 0 and 1 are dropped
+        assert cache._nodes == int(atoms[2:].sum()) and (cache.misses, cache.hits) == (4, 0)
+        student.encode_x(prepared.data.batch(torch.tensor([3, 2])).x)
+        assert (cache.misses, cache.hits) == (4, 2)
+        student.encode_x(prepared.data.batch(torch.tensor([0])).x)
+        assert (cache.misses, cache.hits) == (5, 2)
+    finally:
+        enc.trunk_cache = None

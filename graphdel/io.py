@@ -30,6 +30,27 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+#: ``(resolved path, device, inode, size, mtime in ns) -> hex SHA-256``: the digests this process computed.
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def cached_sha256_file(path: str | Path) -> str:
+    """:func:`sha256_file`, computed once per process for each version of a file.
+
+    A version is the file's resolved path, device, inode, size and modification time: a file rewritten
+    in place gets a new size or time, and one replaced by a rename (as every writer here does) a new
+    inode, so a changed file is hashed again while an unchanged one is read once, however often it is
+    asked for (hashing a 90 MB weights file takes a noticeable fraction of a second).
+    """
+    resolved = Path(path).resolve()
+    st = resolved.stat()
+    key = (str(resolved), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = _DIGESTS[key] = sha256_file(resolved)
+    return digest
+
+
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -102,11 +123,18 @@ def staged_folder(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
     An interrupted or failed block leaves no folder at ``final`` (the temporary one is removed), so a
     folder that exists at ``final`` is always complete.
 
+    Without ``overwrite``, nothing at ``final`` is ever deleted or replaced, even when it appears while
+    the block runs (another process finishing with the same ``--out``): that folder or file is left
+    untouched and the finished staged folder is kept under its temporary name, which the error names, so
+    that hours of work are not thrown away either. With ``overwrite``, an existing ``final`` is removed
+    and replaced once the block has succeeded.
+
     Raises:
-        RunError: ``final`` exists and ``overwrite`` is false, or the parent cannot be written.
+        RunError: ``final`` exists (or appeared while staging) and ``overwrite`` is false, or the parent
+            cannot be written.
     """
     final = Path(final)
-    if final.exists() and not overwrite:
+    if _exists(final) and not overwrite:
         raise RunError(f"output folder {final} already exists; choose another --out or remove it")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -115,9 +143,54 @@ def staged_folder(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
         raise RunError(f"cannot create output folder next to {final}: {e.strerror or e}") from e
     try:
         yield tmp
-        if final.exists():
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if overwrite:
+        _publish_replacing(tmp, final)
+    else:
+        _publish_without_replacing(tmp, final)
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path``, a dangling symbolic link included (``Path.exists`` says no to one,
+    but a rename would still replace it)."""
+    return path.exists() or path.is_symlink()
+
+
+def _publish_replacing(tmp: Path, final: Path) -> None:
+    """Rename the finished staged folder ``tmp`` to ``final``, removing what is there first (overwrite was
+    asked for). On failure ``tmp`` is removed and the error propagates."""
+    try:
+        if final.is_dir() and not final.is_symlink():
             shutil.rmtree(final)
+        else:
+            final.unlink(missing_ok=True)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _publish_without_replacing(tmp: Path, final: Path) -> None:
+    """Rename the finished staged folder ``tmp`` to ``final`` unless something is already there.
+
+    A folder renamed onto a non-empty folder or onto a file fails (``ENOTEMPTY``/``EEXIST``/``ENOTDIR``)
+    without touching it; only an *empty* folder could be replaced, and only one created in the instant
+    between the check below and the rename, so no data is ever lost. When ``final`` is taken, ``tmp`` is
+    kept (it holds a finished result) and named in the error.
+
+    Raises:
+        RunError: ``final`` is taken, or the rename failed for another reason (``tmp`` is then removed).
+    """
+    taken = (f"output folder {final} appeared while this run was being written and was left untouched; "
+             f"the finished run is kept in {tmp}")
+    if _exists(final):
+        raise RunError(taken)
+    try:
+        os.rename(tmp, final)
+    except OSError as e:
+        if _exists(final):
+            raise RunError(taken) from e
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RunError(f"cannot rename the finished folder to {final}: {e.strerror or e}") from e

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from graphdel.errors import ConfigError
-from graphdel.io import atomic_torch_save
+from graphdel.io import atomic_torch_save, cached_sha256_file
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 #: Kinds of :class:`ImageInput`: raw pixels, frozen patch tokens plus pooled features, or a frozen
@@ -306,9 +306,9 @@ class EfficientNetLite0(ImageEncoderSpec):
 
     @classmethod
     def fingerprint(cls, config: ImageEncoderConfig) -> str:
-        """The encoder name with the packaged weights file's name and size."""
-        path = efficientnet_lite0_weights()
-        return f"{cls.name}:{path.name}:{path.stat().st_size}"
+        """The encoder name with a SHA-256 of the packaged weights file's contents (names and sizes alone
+        would keep serving cached features after the weights changed)."""
+        return f"{cls.name}:{cached_sha256_file(efficientnet_lite0_weights())}"
 
     @classmethod
     def frozen(cls, config: ImageEncoderConfig) -> Callable[[Tensor], ImageInput]:
@@ -466,11 +466,11 @@ class HFVision(ImageEncoderSpec):
 
     @classmethod
     def fingerprint(cls, config: ImageEncoderConfig) -> str:
-        """``hf:`` and a SHA-256 of the folder's ``config.json`` and its weight files' names and sizes."""
+        """``hf:`` and a SHA-256 of the contents of the folder's ``config.json`` and weight files."""
         path = resolve_hf_folder(config)
         h = hashlib.sha256((path / "config.json").read_bytes())
         for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-            h.update(f"{weights.name}:{weights.stat().st_size}".encode())
+            h.update(f"{weights.name}:{cached_sha256_file(weights)}".encode())
         return f"hf:{h.hexdigest()}"
 
     @classmethod

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from graphdel.errors import ConfigError
-from graphdel.io import atomic_torch_save
+from graphdel.io import atomic_torch_save, cached_sha256_file
 from graphdel.models.protocol import TextFeatures
 
 DEFAULT_TEXT_MODEL = "minilm"
@@ -77,11 +77,39 @@ def load_pretrained(model: str):
     return tokenizer, encoder
 
 
+def _is_model_file(path: Path) -> bool:
+    """Whether ``path`` may change what the encoder computes: every top-level file of the folder (config,
+    weights, tokenizer files...) except hidden ones (``.gitattributes``) and documentation (``*.md``).
+    Sub-folders are left out: ``from_pretrained`` reads only the top level."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() != ".md"
+
+
 def _model_fingerprint(path: Path) -> str:
-    h = hashlib.sha256((path / "config.json").read_bytes())
-    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        h.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    """SHA-256 over the names and *contents* of the model folder's files (see :func:`_is_model_file`).
+
+    Contents, not sizes: a fine-tuned checkpoint or an edited vocabulary usually has the same size as the
+    file it replaces, and features cached for the old one must not be served for the new one. Each file is
+    hashed once per process and file version (:func:`graphdel.io.cached_sha256_file`).
+    """
+    h = hashlib.sha256(b"text-model-files")
+    for f in sorted(p for p in path.iterdir() if _is_model_file(p)):
+        h.update(f"{f.name}\0{cached_sha256_file(f)}\0".encode())
     return h.hexdigest()
+
+
+def frozen_cache_key(texts: Sequence[str], config: TextEncoderConfig) -> str:
+    """The cache key of :func:`encode_frozen`: a SHA-256 of the model folder's contents
+    (:func:`_model_fingerprint`), the settings that change the cached tensors, and every text in order.
+
+    Raises:
+        ConfigError: the model folder does not exist or holds no ``config.json``.
+    """
+    path = resolve_model_path(config.model)
+    key = hashlib.sha256(json.dumps([_model_fingerprint(path), config.trainable_layers, config.max_length,
+                                     config.fusion_tokens, "v1"]).encode())
+    for t in texts:
+        key.update(b"\x00" + t.encode("utf-8"))
+    return key.hexdigest()
 
 
 def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size: int = 64,
@@ -93,17 +121,12 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
     fusion module (``hidden [N, fusion_tokens, H]``, float16 to halve memory). Otherwise ``hidden`` holds
     the states entering the first trainable layer (``[N, max_length, H]``) and ``pooled`` is ``None``.
 
-    Texts are encoded in order of length so that padding is small; the cache key covers the model files,
-    the config and every text.
+    Texts are encoded in order of length so that padding is small; the cache key
+    (:func:`frozen_cache_key`) covers the contents of the model files, the config and every text.
     """
     from graphdel.data.molecules import cache_dir
 
-    path = resolve_model_path(config.model)
-    key = hashlib.sha256(json.dumps([_model_fingerprint(path), config.trainable_layers, config.max_length,
-                                     config.fusion_tokens, "v1"]).encode())
-    for t in texts:
-        key.update(b"\x00" + t.encode("utf-8"))
-    cache_file = cache_dir() / "text" / f"{key.hexdigest()[:24]}.pt"
+    cache_file = cache_dir() / "text" / f"{frozen_cache_key(texts, config)[:24]}.pt"
     if use_cache and cache_file.exists():
         try:
             return TextFeatures(**torch.load(cache_file, weights_only=True))

@@ -118,3 +118,21 @@ def test_hf_vision_model_from_a_local_folder(tmp_path):
     assert (enc.token_width, enc.pooled_width) == (16, 16)
     with pytest.raises(ConfigError, match="no Hugging Face config.json"):
         IMAGE_ENCODERS["hf"].frozen(ImageEncoderConfig(name="hf", path=str(tmp_path / "nothing")))
+
+
+def test_hf_fingerprint_follows_the_weights_contents(tmp_path, monkeypatch):
+    """Two folders with the same file names and sizes but other weights give other cache keys."""
+    from graphdel.encoders import image
+
+    folders = []
+    for name, byte in (("a", b"\x01"), ("b", b"\x02")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(byte * 64)
+        folders.append(folder)
+    keys = []
+    for folder in folders:
+        monkeypatch.setattr(image, "resolve_hf_folder", lambda config, f=folder: f)
+        keys.append(image.HFVision.fingerprint(None))
+    assert keys[0] != keys[1]

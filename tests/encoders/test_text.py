@@ -1,0 +1,67 @@
+"""The text-feature cache key follows the *contents* of the model folder, not its file names and sizes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import graphdel.io as gio
+from graphdel.encoders.text import TextEncoderConfig, _model_fingerprint, frozen_cache_key
+
+TEXTS = ["Aspirin is an acetate ester.", "Ethanol is a primary alcohol."]
+
+
+def model_folder(root: Path, weights: bytes, vocab: bytes = b"[PAD]\n[UNK]\nacid\n",
+                 readme: str = "") -> Path:
+    """A folder that :func:`resolve_model_path` accepts: config, weights and a vocabulary."""
+    root.mkdir(parents=True)
+    (root / "config.json").write_text('{"model_type": "bert"}')
+    (root / "model.safetensors").write_bytes(weights)
+    (root / "vocab.txt").write_bytes(vocab)
+    if readme:
+        (root / "README.md").write_text(readme)
+    return root
+
+
+def key(folder: Path, **config) -> str:
+    return frozen_cache_key(TEXTS, TextEncoderConfig(model=str(folder), **config))
+
+
+def test_same_names_and_sizes_but_other_weights_give_another_key(tmp_path):
+    a = model_folder(tmp_path / "a", b"\x00" * 64)
+    b = model_folder(tmp_path / "b", b"\x01" * 64)              # a fine-tuned checkpoint: same size
+    # even with identical modification times, only the bytes differ
+    for f in ("config.json", "model.safetensors", "vocab.txt"):
+        st = (a / f).stat()
+        os.utime(b / f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert key(a) != key(b)
+
+
+def test_another_vocabulary_of_the_same_size_gives_another_key(tmp_path):
+    a = model_folder(tmp_path / "a", b"\x00" * 64, vocab=b"[PAD]\n[UNK]\nacid\n")
+    b = model_folder(tmp_path / "b", b"\x00" * 64, vocab=b"[PAD]\n[UNK]\nbase\n")
+    assert key(a) != key(b)
+
+
+def test_equal_contents_give_equal_keys_wherever_they_are(tmp_path):
+    a = model_folder(tmp_path / "a", b"\x07" * 64)
+    b = model_folder(tmp_path / "elsewhere" / "b", b"\x07" * 64, readme="notes")  # docs do not count
+    assert key(a) == key(b)
+    assert key(a) != key(a, max_length=64)                      # the settings are in the key too
+    assert frozen_cache_key(TEXTS[:1], TextEncoderConfig(model=str(a))) != key(a)
+
+
+def test_each_model_file_is_hashed_once_per_process(tmp_path, monkeypatch):
+    hashed: list[str] = []
+    real = gio.sha256_file
+    monkeypatch.setattr(gio, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    monkeypatch.setattr(gio, "_DIGESTS", {})
+    folder = model_folder(tmp_path / "m", b"\x02" * 64)
+    first = _model_fingerprint(folder)
+    assert sorted(hashed) == ["config.json", "model.safetensors", "vocab.txt"]
+    for _ in range(3):
+        assert key(folder) == key(folder)
+    assert len(hashed) == 3                                     # later keys read no file again
+    (folder / "model.safetensors").write_bytes(b"\x03" * 65)   # a new version is hashed again
+    assert _model_fingerprint(folder) != first
+    assert sorted(hashed) == ["config.json", "model.safetensors", "model.safetensors", "vocab.txt"]

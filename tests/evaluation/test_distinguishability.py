@@ -24,6 +24,14 @@ def test_exact_three_quarters():
     assert out["per_chunk"] == [pytest.approx(0.75)]
 
 
+def test_ties_count_half_and_the_brief_example():
+    # Df [0.1, 0.4] vs Dr [0.35, 0.8]: Dr above Df in 3 of 4 pairs
+    assert df_vs_dr_auc(np.array([0.1, 0.4]), np.array([0.35, 0.8]), chunks=1)["mean"] == 0.75
+    # Df [0.5, 0.5] vs Dr [0.5, 0.9]: two ties (1/2 each) and two wins -> (1 + 2) / 4
+    assert df_vs_dr_auc(np.array([0.5, 0.5]), np.array([0.5, 0.9]), chunks=1)["mean"] == 0.75
+    assert df_vs_dr_auc(np.array([0.3, 0.3]), np.array([0.3, 0.3]), chunks=1)["mean"] == 0.5
+
+
 def test_identical_distributions_near_half():
     rng = np.random.default_rng(0)
     out = df_vs_dr_auc(rng.normal(size=200), rng.normal(size=2000), chunks=5)

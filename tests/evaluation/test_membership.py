@@ -1,6 +1,11 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 
+import graphdel.evaluation.membership as membership
+import graphdel.evaluation.suite as suite
 from graphdel.evaluation.membership import (attack_auc, attack_roc, leak_flag, lira_auc, lira_scores,
                                             logit_scale, signal_attack)
 
@@ -10,6 +15,77 @@ def test_attack_auc_exact():
     assert attack_auc(np.array([0.9, 0.4]), np.array([0.5, 0.1])) == pytest.approx(0.75)
     fpr, tpr, auc = attack_roc(np.array([0.9, 0.4]), np.array([0.5, 0.1]))
     assert auc == pytest.approx(0.75) and fpr[0] == 0 and tpr[-1] == 1
+
+
+def test_attack_auc_on_the_brief_example_and_ties():
+    # Df (label 1) [0.1, 0.4] vs held-out [0.35, 0.8]: Df above in 1 pair of 4 (0.4 > 0.35)
+    assert attack_auc(np.array([0.1, 0.4]), np.array([0.35, 0.8])) == 0.25
+    assert attack_auc(np.array([0.35, 0.8]), np.array([0.1, 0.4])) == 0.75
+    assert attack_auc(np.array([0.5, 0.5]), np.array([0.5, 0.9])) == 0.25      # ties count half
+    assert lira_auc(np.array([0.35, 0.8, 0.1, 0.4]), np.array([1, 1, 0, 0])) == 0.75
+
+
+class RecordingClassifier(ClassifierMixin, BaseEstimator):
+    """Scores a row by its first signal (a monotone attack, so its AUCs are those of the raw signal) and
+    records every row it is fitted on, under cross-validation clones included."""
+
+    fitted: list[np.ndarray] = []
+
+    def fit(self, x, y):
+        RecordingClassifier.fitted.append(np.array(x, copy=True))
+        self.classes_ = np.array([0.0, 1.0])
+        return self
+
+    def predict_proba(self, x):
+        p = 1.0 / (1.0 + np.exp(-np.asarray(x)[:, 0]))
+        return np.stack([1.0 - p, p], axis=1)
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    RecordingClassifier.fitted = []
+    monkeypatch.setattr(membership, "_make_classifier", lambda kind, seed: RecordingClassifier())
+    return RecordingClassifier.fitted
+
+
+def rows(a: np.ndarray) -> set[tuple]:
+    return {tuple(r) for r in np.asarray(a, dtype=np.float64).reshape(len(a), -1)}
+
+
+def test_signal_attack_trains_on_members_and_non_members_only(recording):
+    mem = np.array([[2.0, 1.0], [2.5, 1.0], [3.0, 1.0], [3.5, 1.0], [4.0, 1.0]])
+    non = np.array([[-2.0, 2.0], [-1.5, 2.0], [-1.0, 2.0], [-0.5, 2.0]])
+    df = np.array([[0.1, 3.0], [0.4, 3.0]])
+    test = np.array([[0.35, 4.0], [0.8, 4.0]])
+    out = signal_attack(mem, non, df, reference_signals=test, seed=0, cv_folds=2)
+    assert len(recording) == 3                                   # 2 cross-validation folds + the final fit
+    seen = set().union(*(rows(x) for x in recording))
+    assert seen <= rows(mem) | rows(non)
+    assert not seen & (rows(df) | rows(test))                    # never Df, never the held-out test pairs
+    final = rows(recording[-1])                                  # balanced: all 4 non-members, 4 of 5 members
+    assert rows(non) <= final and len(final - rows(non)) == 4 and final - rows(non) <= rows(mem)
+    # Df is scored as the target (label 1) against test: the brief's example, 1 pair of 4
+    assert out["attack_auc"] == 0.25 and out["n_per_class"] == 4
+
+
+def signals(first: list[float], tag: float) -> SimpleNamespace:
+    """A stand-in for the suite's PairSignals: features ``[first, tag]``, fusion-free."""
+    return SimpleNamespace(features=lambda: np.array([[f, tag] for f in first]), match_prob=None)
+
+
+def test_the_suite_attack_trains_on_dr_vs_val_and_calibration_and_holds_out_df_and_test(recording):
+    # the function of graphdel.evaluation.suite that assembles the attack's data from the per-split signals
+    sig = {"dr": signals([2.0, 2.5, 3.0, 3.5], 1.0), "val": signals([-2.0, -1.5], 2.0),
+           "calibration": signals([-1.0, -0.5], 3.0), "forget": signals([0.1, 0.4], 4.0),
+           "test": signals([0.35, 0.8], 5.0), "retain": signals([9.0, 9.5], 6.0)}
+    out, roc = suite._signal_membership(sig, seed=0)
+    seen = set().union(*(rows(x) for x in recording))
+    tags = {r[1] for r in seen}
+    assert tags == {1.0, 2.0, 3.0}                               # Dr sample, val and calibration only
+    assert rows(recording[-1]) == rows(sig["dr"].features()) | rows(sig["val"].features()) \
+        | rows(sig["calibration"].features())
+    assert out["attack_auc"] == 0.25 and roc[2] == 0.25         # Df (target) against test (held out)
+    assert (out["members"], out["non_members"], out["held_out"]) == ("Dr sample", "val + calibration", "test")
 
 
 def test_identically_distributed_members_look_unseen():

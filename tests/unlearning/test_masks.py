@@ -1,6 +1,7 @@
 import torch
 from torch import nn
 
+import graphdel.unlearning.multidelete as multidelete
 from graphdel.unlearning import unlearn
 from graphdel.unlearning.masks import fisher_diagonal, importance_ratio, summed_gradients, top_fraction_mask
 
@@ -38,11 +39,29 @@ def test_fisher_is_the_mean_squared_batch_gradient_and_the_ratio_prefers_df_spec
     assert model.w.grad is None                         # no gradient left behind
 
 
-def test_multidelete_mask_moves_only_the_masked_share(original, make_ctx):
-    res = unlearn(original, make_ctx(), "multidelete", ["lr=1e-2", "epochs=2", "batch_size=8", "selection=last",
-                                                        "mask_fraction=0.2", "pool_size=8"])
+def test_multidelete_mask_keeps_the_highest_ratios_and_only_they_move(original, make_ctx, monkeypatch):
+    ratios, masks = [], []
+    real_ratio, real_mask = multidelete.importance_ratio, multidelete.top_fraction_mask
+    monkeypatch.setattr(multidelete, "importance_ratio",
+                        lambda *a, **kw: ratios.append(real_ratio(*a, **kw)) or ratios[-1])
+    monkeypatch.setattr(multidelete, "top_fraction_mask",
+                        lambda *a, **kw: masks.append(real_mask(*a, **kw)) or masks[-1])
+    res = unlearn(original, make_ctx(), "multidelete", ["lr=1e-2", "epochs=2", "batch_size=8",
+                                                        "selection=last", "mask_fraction=0.2", "pool_size=8"])
+    (ratio,), (mask,) = ratios, masks
     rec = [r for r in res.log if r.get("phase") == "mask"][0]
+    assert rec["masked_in_weights"] == sum(int(m.sum()) for m in mask.values())
     assert abs(rec["masked_in_weights"] / rec["total_weights"] - 0.2) < 0.01
+    # the kept weights are exactly those of the largest ratios: every kept ratio >= every dropped one
+    kept = torch.cat([ratio[n][mask[n] == 1] for n in mask])
+    dropped = torch.cat([ratio[n][mask[n] == 0] for n in mask])
+    assert kept.min() >= dropped.max() and kept.min() > dropped.min()
     orig = dict(original.named_parameters())
-    moved = sum(int((p != orig[n]).sum()) for n, p in res.model.named_parameters() if n != "logit_scale")
-    assert 0 < moved <= rec["masked_in_weights"]
+    moved_in = 0
+    for n, p in res.model.named_parameters():
+        if n == "logit_scale":
+            continue
+        moved = p.detach() != orig[n].detach()
+        assert not (moved & (mask[n] == 0)).any(), n      # nothing outside the mask moved
+        moved_in += int(moved.sum())
+    assert moved_in > 0

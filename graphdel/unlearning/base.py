@@ -21,6 +21,10 @@ Conventions every method follows:
 * A non-finite loss or gradient norm raises :class:`UnlearningDivergedError` with the step, unless a
   method opts into stopping instead (NegGrad's divergence guard).
 * Batches are seeded from ``ctx.seed``; the global torch RNG is forked, so a run does not disturb it.
+* Every Df batch is used, a batch of one pair included (a one-pair request is the common case). A Df batch
+  of fewer than 2 distinct items has no in-batch negative or unrelated text of its own: the methods take
+  them from a Dr sample of ``batch_size`` pairs (:meth:`Trainer.outside_negatives`); "unrelated" texts are
+  always of another item (:func:`graphdel.unlearning.losses.item_derangement`).
 * Under ``torchrun`` (:mod:`graphdel.distributed`) the :class:`Trainer` draws each process's shard of every
   global Df/Dr batch (``batch_size`` is the global batch), averages gradients over processes in
   :meth:`Trainer.step` and logs/decides on loss values averaged over processes; gradient masks are taken
@@ -48,6 +52,7 @@ from tqdm.auto import tqdm
 from graphdel import distributed
 from graphdel.errors import ConfigError, GraphdelError
 from graphdel.models.protocol import PairBatch, PairSampler
+from graphdel.unlearning.losses import distinct_items
 from graphdel.unlearning.selection import CalibratedSelector
 
 #: Substrings of parameter names that are never updated in ``f'`` (the learnt temperature).
@@ -74,6 +79,9 @@ class UnlearningContext:
         calibration: pairs drawn the way deletions are drawn but never trained on: the stand-in for
             "never seen" used for stopping and selection (DESIGN.md section 1).
         val: validation pairs; used for selection only when ``calibration`` is ``None``.
+        distractors: pairs never trained on that every scored pair is ranked against (pool-k retrieval,
+            :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:
+            the calibration (else validation) pairs.
         retrain: trains a fresh model on Dr with the original recipe (used by the Retrain method).
         seed: seeds batch order, negatives, noise and scoring pools.
         device: where the models run.
@@ -84,6 +92,7 @@ class UnlearningContext:
     retain: PairSampler
     calibration: PairSampler | None = None
     val: PairSampler | None = None
+    distractors: PairSampler | None = None
     retrain: Callable[[], nn.Module] | None = None
     seed: int = 0
     device: str = "cpu"
@@ -458,7 +467,8 @@ class GradientConfig:
         lr, weight_decay, optimizer, momentum: the optimiser of ``f'`` (Adam by default; momentum is
             used by SGD only).
         epochs: passes over the method's epoch split (Df for most methods, Dr for FT/DtD).
-        batch_size: pairs per Df batch; each step also draws a Dr batch of the same size.
+        batch_size: pairs per Df batch; each step also draws a Dr batch of the same size (of ``batch_size``
+            pairs for a Df batch of fewer than 2 distinct items, see :meth:`Trainer.outside_negatives`).
         grad_clip: max global gradient norm (0 disables).
         selection: ``"calibrated"`` (stop and select against the calibration scores, see
             :mod:`graphdel.unlearning.selection`) or ``"last"`` (keep the final weights).
@@ -473,7 +483,7 @@ class GradientConfig:
             evaluation. Measured on the embedded corpus, the current model's calibration score falls
             with its Df score, so a moving target is never reached; the original's calibration score
             (0.727) matched Retrain's own Df/calibration scores (0.702 / 0.71) best.
-        pool_size, pool_repeats, eval_batch_size: the forget score (pool-based MRR).
+        pool_size, eval_batch_size: the forget score (pool-k retrieval MRR, :mod:`graphdel.evaluation.retrieval`).
         dropout: dropout active in ``f'`` during updates (BatchNorm statistics stay frozen either way).
             Methods whose losses compare ``f'`` with the frozen ``f`` turn it off (MultiDelete): with
             dropout, a retention term is not zero at ``f' = f`` but the distance between a noisy and a
@@ -500,7 +510,6 @@ class GradientConfig:
     min_epochs: int = 1
     reference: Literal["original", "current"] = "original"
     pool_size: int = 64
-    pool_repeats: int = 5
     eval_batch_size: int = 256
     dropout: bool = True
     trainable: str = ""
@@ -513,7 +522,6 @@ class GradientConfig:
         check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
         check(self.smooth >= 1, f"smooth must be >= 1, got {self.smooth}")
         check(self.pool_size >= 2, f"pool_size must be >= 2, got {self.pool_size}")
-        check(self.pool_repeats >= 1, f"pool_repeats must be >= 1, got {self.pool_repeats}")
         check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         check(self.min_epochs >= 0, f"min_epochs must be >= 0, got {self.min_epochs}")
 
@@ -611,28 +619,93 @@ class Trainer:
 
     # batches --------------------------------------------------------------------------------
     def forget_batches(self) -> Iterator[PairBatch]:
-        """One shuffled pass over Df (batches of fewer than 2 pairs are skipped: no in-batch negative).
-        Under torchrun: this process's shard of each global batch (the 2-pair rule applies to shards, which
-        all have the same length, so every process skips the same batches)."""
+        """One shuffled pass over Df, every batch used, a batch of a single pair included.
+
+        Why no batch is skipped: a request smaller than a batch (one pair, one molecule, a few named drugs)
+        is the most common request, and skipping its only batch would hand back an unchanged copy. A loss
+        that needs *other* pairs than the Df batch has (in-batch negatives, unrelated texts) takes them from
+        Dr when the batch has fewer than 2 distinct items (:meth:`lacks_negatives`,
+        :meth:`outside_negatives`).
+
+        Under torchrun: this process's shard of each global batch. A global batch with fewer pairs than
+        processes has no shard and is skipped by every process (:class:`graphdel.distributed.ShardedSampler`).
+
+        Raises:
+            ConfigError: Df is not empty but the pass yielded no batch (under torchrun, Df or ``batch_size``
+                smaller than the number of processes): no update could ever act on Df.
+        """
+        yielded = False
         for b in self.forget_sampler.batches(self.cfg.batch_size, shuffle=True, generator=self.generator):
-            if len(b) >= 2:
-                yield b.to(self.device)
+            yielded = True
+            yield b.to(self.device)
+        if not yielded and len(self.ctx.forget) > 0:
+            world = getattr(self.forget_sampler, "world_size", distributed.world_size())
+            raise ConfigError(f"{self.method}: no Df batch has a pair for each of the {world} "
+                              f"processes (Df {len(self.ctx.forget)} pairs, batch_size {self.cfg.batch_size}), so "
+                              f"nothing would be unlearned; run in a single process or with fewer processes")
 
     def retain_batches(self) -> Iterator[PairBatch]:
-        """One shuffled pass over Dr (batches of fewer than 2 pairs are skipped; shards under torchrun)."""
+        """One shuffled pass over Dr in batches whose (global) batch has at least 2 pairs; shards under
+        torchrun.
+
+        Why a 1-pair Dr batch is skipped (unlike Df): it is only the remainder of a pass over a large Dr
+        (that pair is in a full batch of another pass), and the in-batch contrastive loss of one pair is
+        constant, so a step on it would only replay the optimiser's momentum. The size is the global
+        batch's under torchrun (a shard of one pair still ranks against the other shards' pairs).
+
+        Raises:
+            ConfigError: Dr is not empty but has no batch of 2 pairs (Dr of a single pair).
+        """
+        yielded = False
         for b in self.retain_sampler.batches(self.cfg.batch_size, shuffle=True, generator=self.generator):
-            if len(b) >= 2:
+            if (b.shard.global_size if b.shard is not None else len(b)) >= 2:
+                yielded = True
                 yield b.to(self.device)
+        if not yielded and len(self.ctx.retain) > 0:
+            raise ConfigError(f"{self.method}: Dr has no batch of 2 pairs to train on (Dr {len(self.ctx.retain)} "
+                              f"pair(s), {distributed.world_size()} process(es))")
 
     def retain_sample(self, n: int) -> PairBatch:
         """``n`` Dr pairs drawn uniformly (the Dr batch matched to a Df batch). Under torchrun ``n`` counts
         this process's pairs: its shard of a global sample of ``n`` times the number of processes."""
         return self.retain_sampler.sample(n, self.generator).to(self.device)
 
+    def lacks_negatives(self, df: PairBatch, *, per_process: bool = False) -> bool:
+        """True when the Df batch has fewer than 2 distinct items (a lone pair, or the captions of one
+        molecule): it holds no negative or unrelated text for its own pairs, so in-batch losses on it are
+        constant and the methods take those from a Dr batch (:meth:`outside_negatives`).
+
+        Counted on the global batch under torchrun (the same answer on every process); with
+        ``per_process`` on this process's shard, for a loss computed per shard (SCRUB's KL), and True
+        everywhere when it is True on some process, so that every process draws the same Dr batches."""
+        if not per_process:
+            return distinct_items(df) < 2
+        lacking = float(distinct_items(df, whole=False) < 2)
+        return bool(distributed.all_reduce_max(torch.tensor([lacking]))[0] > 0)
+
+    def outside_negatives(self, df: PairBatch, *, per_process: bool = False) -> PairBatch | None:
+        """A Dr sample of ``batch_size`` (global) pairs when ``df`` :meth:`lacks_negatives`, else ``None``
+        (and the generator is not used, so runs on normal batches are unchanged).
+
+        Why ``batch_size`` pairs, not ``len(df)``: the Df pairs are then ranked against as many other pairs
+        as in a full batch, so their loss has the scale of a full batch's (NegGrad's default loss bound,
+        ``2 ln(batch_size)``, is twice that chance level), and a Dr term computed on the same sample is not
+        the constant loss of a single pair."""
+        if not self.lacks_negatives(df, per_process=per_process):
+            return None
+        return self.full_retain_sample()
+
+    def full_retain_sample(self) -> PairBatch:
+        """A Dr sample of ``batch_size`` pairs (global under torchrun: this process's shard of it)."""
+        return self.retain_sample(max(1, self.cfg.batch_size // distributed.world_size()))
+
     def paired_batches(self) -> Iterator[tuple[PairBatch, PairBatch]]:
-        """One pass over Df, each Df batch with a Dr batch of the same size."""
+        """One pass over Df, each Df batch with a Dr batch: of the same size, or, for a Df batch of fewer
+        than 2 distinct items, the :meth:`outside_negatives` sample, whose pairs the method also uses as the
+        Df pairs' negatives / unrelated texts."""
         for df in self.forget_batches():
-            yield df, self.retain_sample(len(df))
+            extra = self.outside_negatives(df)
+            yield df, (extra if extra is not None else self.retain_sample(len(df)))
 
 
 class GradientMethod(UnlearningMethod):
@@ -704,7 +777,7 @@ class GradientMethod(UnlearningMethod):
         selector = CalibratedSelector(ctx, selection=cfg.selection, early_stop=cfg.early_stop, smooth=cfg.smooth,
                                       margin=cfg.stop_margin, tolerance=cfg.select_tolerance,
                                       min_epochs=cfg.min_epochs, pool_size=cfg.pool_size,
-                                      repeats=cfg.pool_repeats, batch_size=cfg.eval_batch_size, seed=ctx.seed,
+                                      batch_size=cfg.eval_batch_size, seed=ctx.seed,
                                       fixed_reference=cfg.reference == "original")
         # A model may reuse what its frozen parts compute across the run (e.g. the bottom layers of a graph
         # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.

@@ -11,7 +11,8 @@ the hook cannot be unlearned by this method (:class:`~graphdel.errors.ConfigErro
 Loss, with the paper's two properties in protocol terms and ``lam`` weighting them:
 
 * Deleted Edge Consistency (DEC): a deleted pair must look like a random pair does to the original,
-  ``d(f'.fuse(x_i, t_i), f.fuse(x_i, t_j))`` (``t_j`` a derangement of the Df batch: for a KG, a random tail);
+  ``d(f'.fuse(x_i, t_i), f.fuse(x_i, t_j))`` (``t_j`` a derangement of the Df batch: for a KG, a random tail;
+  from the Dr batch when the Df batch has fewer than 2 distinct items, e.g. a one-triple request);
 * Neighbourhood Influence (NI): the representations around the deletion keep what the original had,
   ``d(f'.fuse(x, t), f.fuse(x, t))`` on a Dr batch plus ``d(f'.encode_x, f.encode_x) + d(f'.encode_text,
   f.encode_text)`` on the Df batch.
@@ -74,7 +75,8 @@ class GNNDelete(GradientMethod):
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: GNNDeleteConfig):
         """``lam * DEC(Df) + (1 - lam) * NI`` (multimodal retention on Dr + unimodal retention on Df)."""
         s, t = trainer.student, trainer.teacher
-        dec = modality_decoupling(s, t, df, distance=cfg.distance, generator=trainer.generator)
+        # dr: where the unrelated tails come from when the Df batch has fewer than 2 distinct items
+        dec = modality_decoupling(s, t, df, dr=dr, distance=cfg.distance, generator=trainer.generator)
         ni = (multimodal_retention(s, t, dr, distance=cfg.distance)
               + unimodal_retention(s, t, df, distance=cfg.distance))
         total = cfg.lam * dec + (1.0 - cfg.lam) * ni

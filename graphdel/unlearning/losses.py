@@ -1,5 +1,7 @@
 """The three MultiDelete loss terms (Cheng & Amiri, ECCV 2024; DESIGN.md section 1) as standalone
-functions, plus the distance and derangement helpers they use.
+functions, plus the helpers every method shares: distances, the item-aware derangement that picks
+*unrelated* texts (:func:`item_derangement`, also used by the evaluation suite), and the loss of Df pairs
+ranked against Dr pairs for a Df batch too small to hold negatives of its own (:func:`forget_loss`).
 
 ``student`` is ``f'`` (updated), ``teacher`` is the frozen original ``f``; every teacher output is
 computed under ``torch.no_grad()`` and is a constant target. Similarity-matrix variants use the
@@ -59,34 +61,174 @@ def derangement(n: int, generator: torch.Generator | None = None) -> Tensor:
     return out
 
 
+def item_derangement(items: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``[n]`` long (CPU): for each pair ``i`` the position ``j[i]`` of a pair of *another item*,
+    ``items[j[i]] != items[i]`` (so also ``j[i] != i``). ``items``: ``[n]`` item index of each pair.
+
+    Why items and not positions: several captions of one molecule/image share an item, and the "unrelated"
+    text of a pair must not be another true caption of it (DESIGN.md section 1: L_MD's target, RandomPair's
+    random texts, the suite's mismatched pairs).
+
+    Draw: a uniform :func:`derangement` of ``range(n)``; each position that landed on another pair of its own
+    item is then redrawn uniformly among the pairs of other items. With ``n`` distinct items nothing is
+    redrawn, so the result and the generator's use are exactly :func:`derangement`'s (runs on data with one
+    text per item are unchanged); with repeated items the result need not be a permutation.
+
+    Raises:
+        ValueError: fewer than 2 distinct items: no pair of another item exists. Callers take unrelated
+            texts from elsewhere (the unlearning losses: the matched Dr batch, see :func:`negative_texts`).
+    """
+    items = items.detach().reshape(-1).cpu()
+    n = items.numel()
+    if n < 2 or items.unique().numel() < 2:
+        raise ValueError(f"an item-aware derangement needs at least 2 distinct items, got {n} pair(s) of "
+                         f"{items.unique().numel()} item(s)")
+    return _redraw_same_item(derangement(n, generator), items, items, generator)
+
+
+def _redraw_same_item(index: Tensor, query: Tensor, pool: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``index [n]`` (into ``pool``) with every ``i`` where ``pool[index[i]] == query[i]`` redrawn uniformly
+    among the positions of ``pool`` holding another item (``query [n]``, ``pool [m]``: items, CPU).
+
+    Raises:
+        ValueError: some ``query[i]`` has no other item in ``pool`` to draw from.
+    """
+    index = index.clone()
+    for i in torch.nonzero(pool[index] == query).flatten().tolist():
+        others = torch.nonzero(pool != query[i]).flatten()
+        if others.numel() == 0:
+            raise ValueError(f"every candidate pair is of item {int(query[i])}: no unrelated pair to draw")
+        index[i] = others[torch.randint(others.numel(), (1,), generator=generator)]
+    return index
+
+
+def _deranged(items: Tensor | None, n: int, generator: torch.Generator | None) -> Tensor:
+    """``[n]`` positions of other pairs: :func:`item_derangement` of ``items``, or a plain
+    :func:`derangement` when the pairs carry no items (each pair is then its own item)."""
+    return derangement(n, generator) if items is None else item_derangement(items, generator)
+
+
+def distinct_items(batch: PairBatch, *, whole: bool = True) -> int:
+    """Number of distinct items among the pairs of ``batch`` (its pairs when ``items`` is ``None``).
+
+    Under ``torchrun`` with ``whole=True``: of the *global* batch, the items of every process's shard
+    gathered (a collective: every process must call it at the same point, as the methods do), so that a
+    decision taken on it (e.g. :meth:`~graphdel.unlearning.base.Trainer.lacks_negatives`) is the same on
+    every process; ``whole=False``: of this process's shard only."""
+    if batch.items is None:
+        return batch.shard.global_size if (whole and _sharded(batch)) else len(batch)
+    items = all_rows(batch.items, batch) if whole else batch.items
+    return int(items.unique().numel())
+
+
 def negative_texts(df: PairBatch, *, source: str = "df", dr: PairBatch | None = None,
                    generator: torch.Generator | None = None) -> tuple[TextFeatures, Tensor]:
-    """Texts of *other* pairs for each pair of ``df``: ``(texts, index)``.
+    """Texts of *unrelated* pairs for each pair of ``df``: ``(texts, index)``, never a text of the pair's
+    own item.
 
-    ``source="df"``: ``index`` is a derangement of the Df batch (``index[i] != i``) and the texts are
-    ``df.text.select(index)``. ``source="dr"``: texts of ``dr`` (without replacement when ``dr`` has at
-    least ``len(df)`` pairs), ``index`` indexing ``dr``.
+    ``source="df"``: ``index`` is an item-aware derangement of the Df batch (:func:`item_derangement`:
+    ``df.items[index[i]] != df.items[i]``; a plain derangement when ``items`` is ``None``) and the texts are
+    ``df.text.select(index)``. A Df batch of fewer than 2 distinct items (one pair; or the captions of a
+    single molecule) holds no unrelated text, so the texts are then taken from ``dr`` as with
+    ``source="dr"`` and ``index`` indexes ``dr``; without ``dr`` that is a :class:`ConfigError`.
+
+    ``source="dr"``: texts of ``dr`` (without replacement when ``dr`` has at least ``len(df)`` pairs),
+    ``index`` indexing ``dr``; a Dr pair of the Df pair's own item (a request that deletes one caption of a
+    molecule leaves its other captions in Dr) is redrawn among the Dr pairs of other items.
+
+    Under ``torchrun`` (shards with ``fetch``) the draws are made over the global batches, with the global
+    batches' items, as one process would; this process keeps its shard's rows.
     """
     n = len(df)
     if source == "df":
-        if _global(df):  # a process's shard (torchrun): derange the global batch, as one process would
-            idx = derangement(df.shard.global_size, generator)[df.shard.start:df.shard.start + n]
-            return df.shard.fetch(idx).text.to(df.text.hidden.device), idx
-        idx = derangement(n, generator)
-        return df.text.select(idx.to(df.text.hidden.device)), idx
+        whole = _global(df)  # a process's shard (torchrun): derange the global batch, as one process would
+        size = df.shard.global_size if whole else n
+        items = all_rows(df.items, df) if whole and df.items is not None else df.items  # [size] or None
+        if (size if items is None else int(items.unique().numel())) >= 2:
+            idx = _deranged(items, size, generator)
+            if whole:
+                idx = idx[df.shard.start:df.shard.start + n]
+                return df.shard.fetch(idx).text.to(df.text.hidden.device), idx
+            return df.text.select(idx.to(df.text.hidden.device)), idx
+        if dr is None or len(dr) == 0:
+            raise ConfigError("negatives='df': the Df batch has fewer than 2 distinct items, so it holds no "
+                              "unrelated text, and no Dr batch was given to take one from")
+        source = "dr"  # a lone pair (or one item's captions): unrelated texts from the Dr batch
     if source == "dr":
         if dr is None or len(dr) == 0:
             raise ConfigError("negatives='dr' needs a Dr batch")
-        if _global(df) and _global(dr):  # shards: draw over the global batches, keep this shard's rows
-            m, total = dr.shard.global_size, df.shard.global_size
-            idx = (torch.randperm(m, generator=generator)[:total] if m >= total
-                   else torch.randint(m, (total,), generator=generator))[df.shard.start:df.shard.start + n]
-            return dr.shard.fetch(idx).text.to(dr.text.hidden.device), idx
-        m = len(dr)
-        idx = (torch.randperm(m, generator=generator)[:n] if m >= n
-               else torch.randint(m, (n,), generator=generator))
+        try:
+            if _global(df) and _global(dr):  # shards: draw over the global batches, keep this shard's rows
+                m, total = dr.shard.global_size, df.shard.global_size
+                idx = (torch.randperm(m, generator=generator)[:total] if m >= total
+                       else torch.randint(m, (total,), generator=generator))
+                if df.items is not None and dr.items is not None:
+                    idx = _redraw_same_item(idx, all_rows(df.items, df).cpu(), all_rows(dr.items, dr).cpu(),
+                                            generator)
+                idx = idx[df.shard.start:df.shard.start + n]
+                return dr.shard.fetch(idx).text.to(dr.text.hidden.device), idx
+            m = len(dr)
+            idx = (torch.randperm(m, generator=generator)[:n] if m >= n
+                   else torch.randint(m, (n,), generator=generator))
+            if df.items is not None and dr.items is not None:
+                idx = _redraw_same_item(idx, df.items.cpu(), dr.items.cpu(), generator)
+        except ValueError as e:
+            raise ConfigError(f"no unrelated Dr text for a Df pair: {e}") from None
         return dr.text.select(idx.to(dr.text.hidden.device)), idx
     raise ConfigError(f"unknown negatives source {source!r}; valid: df, dr")
+
+
+def pair_losses_against(model: nn.Module, batch: PairBatch, extra: PairBatch) -> Tensor:
+    """``[b]`` symmetric InfoNCE of each pair of ``batch``, ranked against the pairs of ``batch`` *and* of
+    ``extra`` (``[m]`` more pairs that serve only as negatives), on the model's ``logits``.
+
+    Why: the in-batch contrastive loss of a batch of one pair (or of one item's captions) is constant:
+    the pair is ranked against itself only, so an update on it has no gradient. An unlearning request of
+    one pair is common, so the methods rank such a batch against the matched Dr batch instead
+    (:func:`forget_loss`). Positives are the pairs of ``batch`` sharing the row's item (the pair itself
+    when ``items`` is ``None``), the same targets as the models' own contrastive loss; a pair of ``extra``
+    of the row's own item (another caption of it, in Dr) is left out rather than counted as a negative.
+
+    Under ``torchrun`` the rows are this process's pairs and the columns the global batches of both
+    (:func:`all_rows`, gradients flowing back to their owners), so the mean over processes is the global
+    batch's loss, as for the models' own sharded contrastive loss.
+    """
+    zx, zt = model.encode_x(batch.x), model.encode_text(batch.text)  # [b, d]
+    ex, et = model.encode_x(extra.x), model.encode_text(extra.text)  # [m, d]
+    cols_x = torch.cat([all_rows(zx, batch, grad=True), all_rows(ex, extra, grad=True)])  # [B + M, d]
+    cols_t = torch.cat([all_rows(zt, batch, grad=True), all_rows(et, extra, grad=True)])
+    b, device = zx.size(0), zx.device
+    n_batch = batch.shard.global_size if _sharded(batch) else b  # the first n_batch columns are batch's
+    positives = torch.zeros(b, cols_x.size(0), dtype=torch.bool, device=device)
+    keep = torch.ones_like(positives)
+    if batch.items is None:
+        positives[own_positions(batch, b, device)] = True
+    else:
+        items = batch.items.to(device)
+        positives[:, :n_batch] = items[:, None] == all_rows(items, batch)[None, :]
+        if extra.items is not None:
+            keep[:, n_batch:] = items[:, None] != all_rows(extra.items.to(device), extra)[None, :]
+    out = []
+    for logits in (model.logits(zx, cols_t), model.logits(zt, cols_x)):  # x -> text, text -> x: [b, B + M]
+        logp = torch.log_softmax(logits.float().masked_fill(~keep, float("-inf")), dim=1)
+        out.append(-torch.where(positives, logp, torch.zeros_like(logp)).sum(1) / positives.sum(1))
+    return 0.5 * (out[0] + out[1])
+
+
+def forget_loss(model: nn.Module, df: PairBatch, negatives: PairBatch | None = None) -> Tensor:
+    """Scalar: the training loss of the Df pairs, what ascent/saliency methods differentiate.
+
+    ``model.training_loss(df)``, plus, when ``negatives`` (Dr pairs) are given, the mean of
+    :func:`pair_losses_against` ``(df, negatives)``. The methods pass ``negatives`` only for a Df batch of
+    fewer than 2 distinct items (:meth:`~graphdel.unlearning.base.Trainer.lacks_negatives`): there the
+    model's in-batch contrastive and matching terms are constant, and the Dr pairs supply the contrast
+    a full batch would have; what the model's loss still has per pair (a KG model's link prediction against
+    every entity) is kept. On any other batch this is ``training_loss(df)`` exactly.
+    """
+    loss = model.training_loss(df)
+    if negatives is None:
+        return loss
+    return loss + pair_losses_against(model, df, negatives).mean()
 
 
 def _global(batch: PairBatch) -> bool:
@@ -175,8 +317,9 @@ def modality_decoupling(student: nn.Module, teacher: nn.Module, df: PairBatch, *
                         similarity_target: str = "permuted") -> Tensor:
     """Modality decoupling L_MD: a deleted pair must look like an *unrelated* pair to ``f``.
 
-    * ``fused``: ``mean_i d(f'.fuse(x_i, t_i), f.fuse(x_i, t_j))``, ``t_j`` the text of another pair
-      (a derangement of the Df batch, or Dr texts with ``negatives="dr"``);
+    * ``fused``: ``mean_i d(f'.fuse(x_i, t_i), f.fuse(x_i, t_j))``, ``t_j`` the text of a pair of another
+      item (:func:`negative_texts`: an item-aware derangement of the Df batch, or Dr texts with
+      ``negatives="dr"``; ``dr``'s texts also when the Df batch has fewer than 2 distinct items);
     * ``similarity``: ``d(S'(X_f, T_f), S(X_f, T_pi))`` on cosine similarities, ``T_pi`` the permuted
       text set (``similarity_target="permuted"``, DESIGN.md s.1). With ``similarity_target="pairwise"``
       the target is ``S(X_f, T_f)`` with its diagonal replaced by ``s(x_i, t_pi(i))``: only the true

@@ -15,7 +15,7 @@ The engine-level code here uses only the modality protocol (``training_loss`` on
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -35,13 +35,15 @@ def top_fraction_mask(scores: dict[str, Tensor], fraction: float) -> dict[str, T
 
 
 def summed_gradients(model: torch.nn.Module, params: list[tuple[str, torch.nn.Parameter]],
-                     batches: Iterable[PairBatch]) -> dict[str, Tensor]:
-    """``{name: sum over batches of grad training_loss(batch)}`` at the current weights (SalUn's score
-    before the absolute value). Leaves no gradient behind."""
+                     batches: Iterable[PairBatch], loss_fn: Callable[[PairBatch], Tensor] | None = None
+                     ) -> dict[str, Tensor]:
+    """``{name: sum over batches of grad loss_fn(batch)}`` at the current weights (SalUn's score before the
+    absolute value); ``loss_fn`` defaults to ``model.training_loss``. Leaves no gradient behind."""
+    loss_fn = loss_fn or model.training_loss
     out = {n: torch.zeros_like(p) for n, p in params}
     for b in batches:
         model.zero_grad(set_to_none=True)
-        model.training_loss(b).backward()
+        loss_fn(b).backward()
         for n, p in params:
             if p.grad is not None:
                 out[n] += p.grad.detach()
@@ -50,14 +52,16 @@ def summed_gradients(model: torch.nn.Module, params: list[tuple[str, torch.nn.Pa
 
 
 def fisher_diagonal(model: torch.nn.Module, params: list[tuple[str, torch.nn.Parameter]],
-                    batches: Iterable[PairBatch]) -> dict[str, Tensor]:
-    """Empirical diagonal Fisher ``mean over batches of grad training_loss(batch) ** 2`` per weight
-    (same shapes as the parameters). Leaves no gradient behind."""
+                    batches: Iterable[PairBatch], loss_fn: Callable[[PairBatch], Tensor] | None = None
+                    ) -> dict[str, Tensor]:
+    """Empirical diagonal Fisher ``mean over batches of grad loss_fn(batch) ** 2`` per weight (same shapes
+    as the parameters); ``loss_fn`` defaults to ``model.training_loss``. Leaves no gradient behind."""
+    loss_fn = loss_fn or model.training_loss
     out = {n: torch.zeros_like(p) for n, p in params}
     count = 0
     for b in batches:
         model.zero_grad(set_to_none=True)
-        model.training_loss(b).backward()
+        loss_fn(b).backward()
         count += 1
         for n, p in params:
             if p.grad is not None:

@@ -9,8 +9,11 @@ and minimises
 with the standalone terms of :mod:`graphdel.unlearning.losses`:
 
 * L_MD  (modality decoupling) on the Df batch: ``d(f'.fuse(x_i, t_i), f.fuse(x_i, t_j))``, ``t_j`` from a
-  derangement of the Df batch (``negatives="df"``) or from the Dr batch (``"dr"``); or its similarity
-  matrix form on cosine ``sim`` (``representation="similarity"``) for fusion-free models;
+  derangement of the Df batch (``negatives="df"``; item-aware: never another caption of the pair's own
+  item) or from the Dr batch (``"dr"``); or its similarity matrix form on cosine ``sim``
+  (``representation="similarity"``) for fusion-free models. A Df batch of fewer than 2 distinct items (a
+  one-pair request) has no unrelated text of its own: ``t_j`` then comes from the Dr batch, which for such a
+  batch has ``batch_size`` pairs (:meth:`~graphdel.unlearning.base.Trainer.paired_batches`);
 * L_MKR (multimodal knowledge retention) on the Dr batch: ``d(f'.fuse(x, t), f.fuse(x, t))``;
 * L_UKR (unimodal knowledge retention) on the Df batch (``ukr_split="df"``, the paper's choice), the Dr
   batch (``"dr"``) or the mean of both (``"both"``).
@@ -51,10 +54,10 @@ import torch
 
 from graphdel.models.protocol import PairBatch
 from graphdel.unlearning.base import GradientConfig, GradientMethod, Trainer, check, register_method, set_update_mode
-from graphdel.unlearning.losses import (StepEncodings, modality_decoupling, multimodal_retention,
+from graphdel.unlearning.losses import (StepEncodings, forget_loss, modality_decoupling, multimodal_retention,
                                        unimodal_retention)
 from graphdel.unlearning.masks import fisher_diagonal, importance_ratio, top_fraction_mask
-from graphdel.unlearning.selection import embed_pairs
+from graphdel.evaluation.embed import embed_pairs
 
 
 @dataclass
@@ -75,8 +78,9 @@ class MultiDeleteConfig(GradientConfig):
         alpha: weight of L_MKR.
         beta: weight of L_UKR.
         distance: ``mse`` | ``cosine`` | ``l1``.
-        negatives: where the unrelated texts of L_MD come from: ``df`` (derangement of the Df batch) or
-            ``dr`` (texts of the matched Dr batch).
+        negatives: where the unrelated texts of L_MD come from: ``df`` (item-aware derangement of the Df
+            batch; the matched Dr batch's texts for a Df batch of fewer than 2 distinct items) or ``dr``
+            (texts of the matched Dr batch).
         ukr_split: the batch L_UKR is computed on: ``df``, ``dr`` or ``both`` (mean of the two).
         representation: ``fused`` (fusion module output), ``similarity`` (cosine similarity matrices,
             for fusion-free models) or ``both``; used by L_MD and L_MKR.
@@ -183,17 +187,20 @@ class MultiDelete(GradientMethod):
         Df/Dr Fisher importance ratio (Df batches vs ``mask_retain_batches`` Dr samples); logs the mask size.
         Also embeds Df once with the frozen teacher (its item side is the costly encoder), so that steps
         look the teacher's Df embeddings up instead of recomputing them."""
-        z_x, _, rows = embed_pairs(trainer.teacher, trainer.ctx.forget.batches(cfg.eval_batch_size), trainer.device)
-        self._teacher_df_x = z_x.to(trainer.device)
-        self._teacher_df_pos = {int(r): i for i, r in enumerate(rows.tolist())}
+        emb = embed_pairs(trainer.teacher, trainer.ctx.forget, batch_size=cfg.eval_batch_size, device=trainer.device)
+        self._teacher_df_x = emb.z_x.to(trainer.device)
+        self._teacher_df_pos = {int(r): i for i, r in enumerate(emb.rows.tolist())}
         if cfg.mask_fraction <= 0:
             return
         df_batches = list(trainer.forget_batches())
-        if not df_batches:  # Df too small for a batch of 2 pairs: no importance to estimate, nothing masked
-            trainer.log.append({"phase": "mask", "note": "Df has no batch of 2 pairs: every weight is updated"})
+        if not df_batches:  # an empty Df: no importance to estimate, nothing masked
+            trainer.log.append({"phase": "mask", "note": "Df is empty: every weight is updated"})
             return
         set_update_mode(trainer.student, dropout=cfg.dropout)
-        f_df = fisher_diagonal(trainer.student, trainer.params, df_batches)
+        # a Df batch of fewer than 2 distinct items is ranked against a Dr sample: its in-batch loss alone
+        # has zero gradient, so its Fisher would be zero everywhere (forget_loss)
+        f_df = fisher_diagonal(trainer.student, trainer.params, df_batches,
+                               lambda b: forget_loss(trainer.student, b, trainer.outside_negatives(b)))
         f_dr = fisher_diagonal(trainer.student, trainer.params,
                                (trainer.retain_sample(cfg.batch_size) for _ in range(cfg.mask_retain_batches)))
         trainer.grad_mask = top_fraction_mask(importance_ratio(f_df, f_dr, cfg.mask_lambda), cfg.mask_fraction)

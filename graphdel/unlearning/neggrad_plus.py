@@ -41,8 +41,10 @@ class NegGradPlus(NegGrad):
     Config = NegGradPlusConfig
 
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: NegGradPlusConfig):
-        """``retain_weight * L_train(Dr) - forget_weight * L_train(Df)``, or ``None`` once the guard stopped."""
-        out = ascent_term(trainer, df, cfg)
+        """``retain_weight * L_train(Dr) - forget_weight * L_train(Df)``, or ``None`` once the guard stopped.
+        For a Df batch of fewer than 2 distinct items, ``dr`` is a ``batch_size`` Dr sample
+        (:meth:`Trainer.paired_batches`) and the Df loss is also ranked against its pairs (NegGrad's rule)."""
+        out = ascent_term(trainer, df, cfg, dr if trainer.lacks_negatives(df) else None)
         if out is None:
             return None
         forget_loss, value = out

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
+from graphdel.models.protocol import PairBatch
 from graphdel.unlearning.base import Trainer, check, register_method, set_update_mode
+from graphdel.unlearning.losses import forget_loss
 from graphdel.unlearning.masks import summed_gradients, top_fraction_mask
 from graphdel.unlearning.random_pair import RandomPair, RandomPairConfig
 
@@ -34,9 +36,17 @@ class SalUnConfig(RandomPairConfig):
 
 def saliency_mask(trainer: Trainer, fraction: float) -> dict[str, torch.Tensor]:
     """``{name: 0/1 mask}`` keeping the ``fraction`` of trainable weights with the largest |grad| of the
-    Df training loss (summed over all Df batches, at the current weights)."""
+    Df training loss (summed over all Df batches, at the current weights).
+
+    The loss of a Df batch of fewer than 2 distinct items is also ranked against a Dr sample
+    (:func:`~graphdel.unlearning.losses.forget_loss`): the in-batch loss of a lone pair has zero gradient,
+    and a mask taken from zeros would keep every weight (all tie at the threshold)."""
     set_update_mode(trainer.student)
-    grads = summed_gradients(trainer.student, trainer.params, trainer.forget_batches())
+
+    def loss_fn(df: PairBatch) -> torch.Tensor:
+        return forget_loss(trainer.student, df, trainer.outside_negatives(df))
+
+    grads = summed_gradients(trainer.student, trainer.params, trainer.forget_batches(), loss_fn)
     return top_fraction_mask({n: g.abs() for n, g in grads.items()}, fraction)
 
 

@@ -13,6 +13,12 @@ on each Df batch, i.e. descent on ``-KL_T``), then a *min* pass over Dr
 gamma = 0.99, max steps in the first 2 of 3 epochs; the optimiser is Adam lr 1e-4 (their SGD 5e-4 was
 tuned for CIFAR ResNets), batch 32, calibrated selection. The paper's "rewinding" variant is not
 implemented.
+
+A Df batch of fewer than 2 distinct items (a one-pair request) has in-batch distributions over itself
+only, whose KL is always 0: its rows are then given the texts / items of a Dr sample of ``batch_size``
+pairs as further candidates (:func:`contrastive_kl` with ``extra``). Under ``torchrun`` the KL is each
+process's block of the global matrix (not exact, :mod:`graphdel.distributed`), so that test is made per
+shard, and every process draws the Dr sample when one shard needs it.
 """
 
 from __future__ import annotations
@@ -54,13 +60,34 @@ class ScrubConfig(GradientConfig):
         check(self.max_epochs >= 0 and self.retain_steps >= 0, "max_epochs and retain_steps must be >= 0")
 
 
-def contrastive_kl(student: Any, teacher: Any, batch: PairBatch, temperature: float) -> Tensor:
-    """``KL_T(teacher || student)`` of the batch's x->text and text->x distributions (see module doc)."""
+def contrastive_kl(student: Any, teacher: Any, batch: PairBatch, temperature: float,
+                   extra: PairBatch | None = None) -> Tensor:
+    """``KL_T(teacher || student)`` of the batch's x->text and text->x distributions (see module doc).
+
+    ``extra``: more pairs (Dr) whose texts / items are added as candidates of the batch's rows (rows stay the
+    batch's pairs): ``[b, b + m]`` logits. Why: the distributions of a batch of one pair are over that pair
+    only (probability 1), so their KL is 0 whatever the weights and the max pass would not move; a Df batch
+    of fewer than 2 distinct items is given the Dr candidates a full batch would have. Candidates of
+    ``extra`` of the row's own item are left out. ``None``: the in-batch ``[b, b]`` form."""
+    def logits(model: Any) -> tuple[Tensor, Tensor]:
+        zx, zt = model.encode_x(batch.x), model.encode_text(batch.text)
+        if extra is None:
+            lg = model.logits(zx, zt).float()
+            return lg, lg.t()
+        ex, et = model.encode_x(extra.x), model.encode_text(extra.text)
+        return (model.logits(zx, torch.cat([zt, et])).float(),    # [b, b + m]: x -> texts
+                model.logits(zt, torch.cat([zx, ex])).float())    # [b, b + m]: text -> items
+
     with torch.no_grad():
-        t = teacher.logits(teacher.encode_x(batch.x), teacher.encode_text(batch.text)).float() / temperature
-    s = student.logits(student.encode_x(batch.x), student.encode_text(batch.text)).float() / temperature
-    rows = F.kl_div(F.log_softmax(s, dim=1), F.log_softmax(t, dim=1), log_target=True, reduction="batchmean")
-    cols = F.kl_div(F.log_softmax(s.t(), dim=1), F.log_softmax(t.t(), dim=1), log_target=True,
+        t_rows, t_cols = (lg / temperature for lg in logits(teacher))
+    s_rows, s_cols = (lg / temperature for lg in logits(student))
+    if extra is not None and batch.items is not None and extra.items is not None:
+        own = batch.items.to(s_rows.device)[:, None] == extra.items.to(s_rows.device)[None, :]  # [b, m]
+        drop = torch.cat([torch.zeros(len(batch), len(batch), dtype=torch.bool, device=own.device), own], 1)
+        t_rows, t_cols, s_rows, s_cols = (lg.masked_fill(drop, -1e4) for lg in (t_rows, t_cols, s_rows, s_cols))
+    rows = F.kl_div(F.log_softmax(s_rows, dim=1), F.log_softmax(t_rows, dim=1), log_target=True,
+                    reduction="batchmean")
+    cols = F.kl_div(F.log_softmax(s_cols, dim=1), F.log_softmax(t_cols, dim=1), log_target=True,
                     reduction="batchmean")
     return 0.5 * (rows + cols) * temperature ** 2
 
@@ -78,7 +105,8 @@ class Scrub(GradientMethod):
         s, t = trainer.student, trainer.teacher
         if trainer.epoch <= cfg.max_epochs:
             for df in trainer.forget_batches():
-                kl = contrastive_kl(s, t, df, cfg.kd_temperature)
+                # per_process: the KL is computed on each process's own shard (module docstring)
+                kl = contrastive_kl(s, t, df, cfg.kd_temperature, trainer.outside_negatives(df, per_process=True))
                 if not trainer.step(-kl, {"forget_kl": float(kl.detach())}, phase="max"):
                     return
         for i, dr in enumerate(trainer.retain_batches()):

@@ -58,8 +58,8 @@ def test_term_switches_and_weights(original, samplers):
 
 def test_run_forgets_and_selects_against_calibration(original, make_ctx, samplers):
     ctx = make_ctx()
-    df_before = sampler_score(original, samplers["forget"], pool_size=8)
-    cal = sampler_score(original, samplers["calibration"], pool_size=8)
+    df_before = sampler_score(original, samplers["forget"], samplers["calibration"], pool_size=8)
+    cal = sampler_score(original, samplers["calibration"], samplers["calibration"], pool_size=8)
     assert df_before > cal  # the toy memorises
     res = unlearn(original, ctx, "multidelete", ["lr=3e-2", "epochs=30", "batch_size=8", "pool_size=8"])
     sel = res.selected
@@ -68,7 +68,7 @@ def test_run_forgets_and_selects_against_calibration(original, make_ctx, sampler
     assert evals[0]["epoch"] == 0 and len(evals) == sel["epochs_run"] + 1
     assert "reached the calibration score" in sel["stop_reason"]
     assert sel["epochs_run"] < 30
-    df_after = sampler_score(res.model, samplers["forget"], pool_size=8)
+    df_after = sampler_score(res.model, samplers["forget"], samplers["calibration"], pool_size=8)
     assert df_after < df_before
     # the kept checkpoint is the one the rule names, and its gap is the smallest within tolerance
     gaps = [abs(r["forget"] - r["reference"]) for r in evals]

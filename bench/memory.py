@@ -47,7 +47,7 @@ def _phase(name: str, candidates: int) -> dict:
         t0 = time.perf_counter()
         ranks = retrieval_ranks(q, c, torch.arange(candidates), query_groups=groups, candidate_groups=groups)
         extra = {"queries": candidates, "candidates": candidates, "dim": 256,
-                 "max_block_bytes": DEFAULT_MAX_BLOCK_BYTES, "mean_rank": float(ranks.float().mean())}
+                 "max_block_bytes": DEFAULT_MAX_BLOCK_BYTES, "mean_rank": float(ranks.expected().mean())}
     else:
         from graphdel import api
         from graphdel.models.joint import ModelConfig, build_model
@@ -73,13 +73,14 @@ def _phase(name: str, candidates: int) -> dict:
             df = request.rows(prepared.corpus)
             ev = api.evaluation_sets(prepared, df)
             ctx = UnlearningContext(forget=ev["forget"], retain=prepared.data.subset(prepared.retained_rows(df)),
-                                    calibration=ev["calibration"], val=ev["val"], progress=False)
+                                    calibration=ev["calibration"], val=ev["val"], distractors=prepared.distractors(),
+                                    progress=False)
             unlearn(model, ctx, "multidelete", ["epochs=1"])
             extra = {"forget_pairs": len(df), "epochs": 1}
         else:
             from graphdel.evaluation.suite import retrieval_metrics
 
-            retrieval_metrics(model.eval(), sets)
+            retrieval_metrics(model.eval(), sets, prepared.distractors())
             extra = {"pairs": len(prepared.corpus)}
     return {"phase": name, "peak_mib": _common.peak_rss_mib(), "before_mib": before,
             "seconds": round(time.perf_counter() - t0, 1), **extra}

@@ -26,6 +26,9 @@ __all__ = ["df_vs_dr_auc"]
 def df_vs_dr_auc(df_scores: np.ndarray, dr_scores: np.ndarray, *, chunks: int = 5, seed: int = 0) -> dict:
     """ROC-AUC of Df (label 0) against disjoint Dr chunks of size ``|Df|`` (label 1).
 
+    Convention: 0.5 means Df is scored like Dr, 1.0 that every Df pair scores below every Dr pair (the
+    KG triple AUROC, :func:`graphdel.evaluation.link_prediction.triple_auroc`, follows the same).
+
     Dr is shuffled with ``numpy.random.default_rng(seed)`` and the first ``n_chunks * |Df|`` entries are
     cut into ``n_chunks = min(chunks, |Dr| // |Df|)`` chunks of ``|Df|``. When Dr holds fewer than
     ``|Df|`` scores (``|Dr| // |Df| == 0``), a single chunk with all of Dr is used (unbalanced).

@@ -1,61 +1,62 @@
-"""Embedding a set of pairs with a model, in evaluation mode and without gradients."""
+"""Embedding a set of pairs with a model (evaluation mode, no gradients), and the pool-k score of a model.
+
+:func:`pool_score` is the one number that training's early stopping and unlearning's stopping and
+selection read; it is the ``g2t_mrr`` of :func:`graphdel.evaluation.retrieval.pool_retrieval`, the same
+``pool64`` that ``metrics.json`` and the report hold.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Iterable
 
 import torch
-from torch import Tensor
 
-from graphdel.models.protocol import PairSampler
+from graphdel.evaluation.retrieval import PairEmbeddings, pool_retrieval, usable_pool_size
+from graphdel.models.protocol import PairBatch, PairSampler
 
-
-@dataclass
-class PairEmbeddings:
-    """Embeddings of ``N`` pairs.
-
-    Attributes:
-        z_x: ``[N, d]`` normalised item embeddings.
-        z_t: ``[N, d]`` normalised text embeddings.
-        items: ``[N]`` long item index of each pair (pairs of one item are each other's positives).
-        rows: ``[N]`` corpus rows.
-        match_prob: ``[N]`` matching-head probability of each true pair (``None`` unless asked for).
-    """
-
-    z_x: Tensor
-    z_t: Tensor
-    items: Tensor
-    rows: Tensor
-    match_prob: Tensor | None = None
+__all__ = ["PairEmbeddings", "embed_pairs", "pool_score"]
 
 
 @torch.no_grad()
-def embed_pairs(model, pairs: PairSampler, *, batch_size: int = 256, with_matching: bool = False,
-                device: str | torch.device = "cpu") -> PairEmbeddings:
-    """Embed every pair of ``pairs`` (in sampler order) with ``model`` in eval mode.
+def embed_pairs(model, pairs: PairSampler | Iterable[PairBatch], *, batch_size: int = 256,
+                with_matching: bool = False, device: str | torch.device = "cpu") -> PairEmbeddings:
+    """Embed every pair of ``pairs`` (a sampler, in its order, or an iterable of batches) with ``model`` in
+    eval mode; the model's train/eval mode of every submodule is restored afterwards.
 
-    The model's train/eval mode is restored afterwards.
+    Returns:
+        :class:`PairEmbeddings` on the CPU: ``z_x``, ``z_t`` ``[N, d]`` float32, ``items``, ``rows`` ``[N]``
+        long (a batch without item indices uses its rows as items), ``match_prob`` ``[N]`` when asked for.
     """
-    was_training = model.training
+    flags = [(m, m.training) for m in model.modules()]
     model.eval()
     zx, zt, items, rows, probs = [], [], [], [], []
-    for batch in pairs.batches(batch_size):
-        batch = batch.to(device)
-        zx.append(model.encode_x(batch.x).float().cpu())
-        zt.append(model.encode_text(batch.text).float().cpu())
-        items.append(batch.items.cpu() if batch.items is not None else batch.rows.cpu())
-        rows.append(batch.rows.cpu())
-        if with_matching:
-            probs.append(torch.sigmoid(model.match_logits(model.fuse(batch.x, batch.text))).float().cpu())
-    model.train(was_training)
-    cat = lambda xs: torch.cat(xs) if xs else torch.zeros(0)
-    return PairEmbeddings(cat(zx), cat(zt), cat(items).long(), cat(rows).long(),
+    batches = pairs.batches(batch_size) if hasattr(pairs, "batches") else pairs
+    try:
+        for batch in batches:
+            batch = batch.to(device)
+            zx.append(model.encode_x(batch.x).float().cpu())
+            zt.append(model.encode_text(batch.text).float().cpu())
+            items.append(batch.items.cpu() if batch.items is not None else batch.rows.cpu())
+            rows.append(batch.rows.cpu())
+            if with_matching:
+                probs.append(torch.sigmoid(model.match_logits(model.fuse(batch.x, batch.text))).float().cpu())
+    finally:
+        for m, flag in flags:
+            m.training = flag
+    cat = lambda xs: torch.cat(xs) if xs else torch.zeros(0)  # noqa: E731
+    return PairEmbeddings(cat(zx), cat(zt), cat(items).long().reshape(-1), cat(rows).long().reshape(-1),
                           cat(probs) if with_matching else None)
 
 
-def pool_mrr(model, pairs: PairSampler, *, pool_size: int = 64, seed: int = 0) -> float:
-    """Pool-``pool_size`` graph->text MRR of ``pairs`` (the early-stopping and selection score)."""
-    from graphdel.evaluation.retrieval import pool_retrieval
-
-    emb = embed_pairs(model, pairs)
-    return float(pool_retrieval(emb.z_x, emb.z_t, pool_size=pool_size, seed=seed, groups=emb.items)["g2t_mrr"])
+def pool_score(model, pairs: PairSampler | Iterable[PairBatch], distractors: PairSampler | PairEmbeddings, *,
+               pool_size: int = 64, seed: int = 0, batch_size: int = 256,
+               device: str | torch.device = "cpu") -> float:
+    """Pool-``pool_size`` graph->text MRR of ``pairs`` under ``model``, against ``distractors`` (a sampler,
+    embedded here by the same model, or its embeddings already); ``nan`` for no pairs, or for a distractor
+    set with nothing to rank against (:func:`~graphdel.evaluation.retrieval.usable_pool_size` below 2)."""
+    queries = embed_pairs(model, pairs, batch_size=batch_size, device=device)
+    if not isinstance(distractors, PairEmbeddings):
+        distractors = embed_pairs(model, distractors, batch_size=batch_size, device=device)
+    if len(queries) == 0 or usable_pool_size(distractors.items, pool_size) < 2:
+        return float("nan")
+    return float(pool_retrieval(queries, distractors, pool_size=pool_size, seed=seed)["g2t_mrr"])

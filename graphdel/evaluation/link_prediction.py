@@ -111,9 +111,15 @@ def auroc(positive: Tensor, negative: Tensor) -> float:
 
 @torch.no_grad()
 def triple_auroc(model, df: Tensor, dr: Tensor) -> float:
-    """AUROC of the model's triple scores, deleted (``df``) vs retained (``dr``): 0.5 = indistinguishable;
-    Retrain gives the value to aim at."""
-    return auroc(model.score_triples(df.reshape(-1, 3)), model.score_triples(dr.reshape(-1, 3)))
+    """Df-vs-Dr AUROC of the model's triple scores, deleted (``df [T, 3]``) vs retained (``dr [T', 3]``).
+
+    The suite's convention (:func:`graphdel.evaluation.distinguishability.df_vs_dr_auc`): Df is labelled 0
+    and Dr 1, so this is the chance that a retained triple scores above a deleted one (ties half):
+    0.5 means deleted triples score like retained ones, 1.0 that every deleted triple scores below every
+    retained one. Retrain gives the value to aim at.
+    """
+    # Dr is the positive class: auroc(positive, negative).
+    return auroc(model.score_triples(dr.reshape(-1, 3)), model.score_triples(df.reshape(-1, 3)))
 
 
 def neighbourhood_triples(deleted: Tensor, retained: Tensor, hops: int = 2) -> Tensor:
@@ -154,12 +160,14 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
     When ``sets`` has a ``forget`` split with triples (a deletion request), three more results:
 
     * ``forget.lp.auroc_vs_retain``: :func:`triple_auroc` of the deleted triples against the triples of
-      the ``retain`` split (a sample of Dr);
+      the ``retain`` split (a sample of Dr), labelled as in the suite's Df-vs-Dr AUC (Df 0, Dr 1:
+      higher = deleted triples scored lower than retained ones);
     * pseudo-splits ``collateral@1`` and ``collateral@2``: link prediction on the retained training
       triples within 1 and 2 hops of a deleted one (:func:`neighbourhood_triples` over the model's graph
       minus the deleted triples, which is the same set for the original, an unlearned model and Retrain),
       at most ``collateral_queries`` of them drawn with seed 0.
     """
+    from graphdel.evaluation.embed import embed_pairs
     from graphdel.evaluation.retrieval import split_retrieval
     from graphdel.models.kg import _triples_of
 
@@ -177,16 +185,8 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
                                         model.num_relations)
         ent_rows = [r for r in pairs.rows.tolist() if pairs.data.corpus.pair_ids[r].startswith("ent:")]
         if len(ent_rows) >= 2:
-            zx, zt = [], []
-            sub = pairs.data.subset(ent_rows)
-            with torch.no_grad():
-                was = model.training
-                model.eval()
-                for b in sub.batches(1024):
-                    zx.append(model.encode_x(b.x))
-                    zt.append(model.encode_text(b.text))
-                model.train(was)
-            res["entity_text"] = split_retrieval(torch.cat(zx), torch.cat(zt))
+            # full-split retrieval only: entity descriptions are not the deletable unit of a KG request
+            res["entity_text"] = split_retrieval(embed_pairs(model, pairs.data.subset(ent_rows), batch_size=1024))
         if res:
             out[name] = res
     forget = sets.get("forget")

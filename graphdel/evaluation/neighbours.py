@@ -142,8 +142,8 @@ def caption_leakage(neighbour_emb: Tensor, caption_emb: Tensor, forgotten: Tenso
     For link ``l``, the query is the neighbour's graph embedding ``neighbour_emb[l]``, the candidates are
     every caption in ``caption_emb``, and the target is ``forgotten[l]`` (the caption of the forgotten
     molecule the neighbour was found for). Ranks are those of
-    :func:`~graphdel.evaluation.retrieval.retrieval_ranks` (1-based, dot product, ties in the target's
-    favour).
+    :func:`~graphdel.evaluation.retrieval.retrieval_ranks` (dot product; ties broken at random, so
+    ranks are expected ranks).
 
     Args:
         neighbour_emb: ``[L, d]`` normalised graph embeddings of the neighbours (one row per link).
@@ -152,7 +152,7 @@ def caption_leakage(neighbour_emb: Tensor, caption_emb: Tensor, forgotten: Tenso
         own: ``[L]`` index into ``caption_emb`` of each neighbour's own caption, or ``None``.
 
     Returns:
-        ``{"n": L, "forgotten": {"mrr", "hits@1", "hits@10"}, "forgotten_ranks": int64 [L],
+        ``{"n": L, "forgotten": {"mrr", "hits@1", "hits@10"}, "forgotten_ranks": float64 [L] expected ranks,
         "forgotten_similarity": float64 [L] (dot product of neighbour and forgotten caption)}``, plus
         ``"own"`` and ``"own_ranks"`` when ``own`` is given.
     """
@@ -165,14 +165,14 @@ def caption_leakage(neighbour_emb: Tensor, caption_emb: Tensor, forgotten: Tenso
     ranks = retrieval_ranks(neighbour_emb, caption_emb, forgotten)
     sim = (neighbour_emb.double() * caption_emb[forgotten].double()).sum(1)
     out = {"n": int(forgotten.numel()), "forgotten": rank_summary(ranks),
-           "forgotten_ranks": ranks.cpu().numpy().astype(np.int64), "forgotten_similarity": sim.cpu().numpy()}
+           "forgotten_ranks": ranks.expected().cpu().numpy(), "forgotten_similarity": sim.cpu().numpy()}
     if own is not None:
         own = torch.as_tensor(own, dtype=torch.long).reshape(-1)
         if own.numel() != forgotten.numel():
             raise ValueError(f"own has {own.numel()} entries for {forgotten.numel()} links")
         own_ranks = retrieval_ranks(neighbour_emb, caption_emb, own)
         out["own"] = rank_summary(own_ranks)
-        out["own_ranks"] = own_ranks.cpu().numpy().astype(np.int64)
+        out["own_ranks"] = own_ranks.expected().cpu().numpy()
     return out
 
 

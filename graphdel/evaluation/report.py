@@ -534,8 +534,10 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     if lrows:
         B.append(("h3", "Link prediction"))
         B.append(("p", "Filtered ranks over all entities, both directions. collateral@k: retained training "
-                       "triples within k hops of a deleted one (compare with the original). AUROC: deleted vs "
-                       "retained triple scores (compare with Retrain)."))
+                       "triples within k hops of a deleted one (compare with the original). Df-vs-Dr AUROC: "
+                       "deleted (label 0) vs retained (label 1) triple scores, as in the Df-vs-Dr AUC; 0.5 = "
+                       "deleted triples scored like retained ones, 1.0 = every deleted triple below every "
+                       "retained one (compare with Retrain)."))
         B.append(("table", ["model", "split", "queries", "MRR", "H@1", "H@3", "H@10", "Df-vs-Dr AUROC"], lrows))
     for section, title in (("distinguishability", "Df-vs-Dr distinguishability"),
                            ("membership", "Membership inference"),

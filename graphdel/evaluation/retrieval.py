@@ -1,40 +1,52 @@
-"""Cross-modal retrieval: ranks, MRR and hits@k, over a whole split and within small pools.
+"""Cross-modal retrieval scores: one definition of a rank, and the pool-k score every part of graphdel uses.
 
 All functions take *normalised* embeddings (``z_x`` from ``encode_x``, ``z_t`` from ``encode_text``) and
 score a pair by the dot product (= cosine similarity). Pair ``i`` is ``(z_x[i], z_t[i])``.
 
-Ranks are 1-based and *pessimistic-free*: the rank of the target is ``1 + (number of candidates whose score
-is strictly greater than the target's score)``. Ties therefore never hurt the target (an exact duplicate
-of the target embedding does not push it down); with continuous embeddings exact ties are rare.
+**Ranks and ties.** A query's rank among its candidates is ``1 + above + U`` where ``above`` counts the
+candidates scored strictly higher than the target and ``U`` is uniform on ``0..tied`` for the ``tied``
+candidates scored exactly as high: ties are broken at random, so they neither help nor hurt the target on
+average (:class:`Ranks`). MRR is the *expected* reciprocal rank under that tie-break, so a collapsed model
+(every candidate tied) scores chance level, never 1.0.
 
-Filtered setting: when several pairs share an item (e.g. several captions of one molecule), give each pair
-a *group* id (the molecule). A candidate from the query's own group other than the target is another
-correct answer, so it is not counted as outranking the target.
+**Filtered setting.** Candidates from the query's own group (several captions of one molecule; the group is
+the item) other than the target are other correct answers: they never count against the query.
 
-Two protocols are reported (DESIGN.md, FINDINGS.md):
+**Pool-k** (:func:`pool_retrieval`, ``k = 64`` by default; ``pool64`` in ``metrics.json``) is *the*
+retrieval score of graphdel: training's early stopping, unlearning's stopping and checkpoint selection,
+``metrics.json``, the report, the membership attack's rank/loss features and ``graphdel verify`` all use it.
+Each query pair is ranked against exactly ``k`` candidates: its own partner and ``k - 1`` distractors drawn
+from a fixed **distractor set** of pairs the model never trained on (a run's calibration and validation
+pairs, :meth:`graphdel.api.Prepared.distractor_rows`). The draw is seeded by ``(seed, corpus row of the
+query)`` (:func:`draw_distractors`), so a pair meets the same distractors whatever split or request it is
+scored in and whichever model scores it; distractors of the query's own item are never drawn. ``g2t`` ranks
+``x_i`` among ``t_i`` and the distractors' texts, ``t2g`` ranks ``t_i`` among ``x_i`` and the distractors'
+items. Chance level is therefore the same for every split and every request size, ``|Df| = 1`` included:
+MRR ``H_k / k`` (0.0741 for ``k = 64``; :func:`chance_mrr`), hits@1 ``1 / k``.
 
-* **full split** (:func:`retrieval_ranks`): every query against every candidate of the split. Depends on
-  the split's size, so splits of different sizes are not comparable.
-* **pool-k** (:func:`pool_retrieval`, default k = 64): the pairs are shuffled (seeded) and cut into pools
-  of ``k``; each query is ranked among the candidates of its own pool only. Chance MRR is the same for
-  every split (≈ 0.074 for k = 64), so Df, Dr, val and test are comparable. This is the headline metric.
+The **full-split** scores (:func:`split_retrieval`'s ``g2t`` / ``t2g``: every query against every candidate
+of its split) are kept for the record; they depend on the split's size, so splits of different sizes are
+not comparable by them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["retrieval_ranks", "rank_summary", "pool_retrieval", "split_retrieval", "pool_partition"]
+__all__ = ["Ranks", "PairEmbeddings", "retrieval_ranks", "rank_summary", "chance_mrr", "draw_distractors",
+           "usable_pool_size", "pool_candidate_scores", "pool_retrieval", "split_retrieval"]
 
 #: Upper bound on one block of scores, in bytes (float32). See :func:`retrieval_ranks`.
 DEFAULT_MAX_BLOCK_BYTES = 512 * 2**20
 #: Column slices a score block is counted in (bounds the temporaries of the comparison; see
 #: :func:`retrieval_ranks`).
 COUNT_CHUNKS = 8
+_EULER_GAMMA = 0.5772156649015329
 
 
 def _check_2d(name: str, t: Tensor) -> None:
@@ -42,33 +54,96 @@ def _check_2d(name: str, t: Tensor) -> None:
         raise ValueError(f"{name} must be a 2-D tensor [n, d], got {getattr(t, 'shape', type(t))}")
 
 
+def _harmonic(n: Tensor) -> Tensor:
+    """``H(n) = 1 + 1/2 + ... + 1/n`` (``H(0) = 0``) of a float64 tensor of whole numbers."""
+    return torch.digamma(n + 1.0) + _EULER_GAMMA
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where each query's target stands among its candidates (see the module docstring for ties).
+
+    Attributes:
+        above: ``[Q]`` long, candidates scored strictly higher than the target (other correct answers of
+            the query's group excluded).
+        tied: ``[Q]`` long, candidates scored exactly as high as the target (the target itself and other
+            correct answers excluded).
+    """
+
+    above: Tensor
+    tied: Tensor
+
+    def __len__(self) -> int:
+        return int(self.above.numel())
+
+    def reciprocal(self) -> Tensor:
+        """``[Q]`` float64 expected reciprocal rank: ``(H(above + tied + 1) - H(above)) / (tied + 1)``."""
+        a, t = self.above.double(), self.tied.double()
+        # 1 / (above + 1) exactly where nothing ties (the digamma difference is off by a rounding error)
+        return torch.where(t == 0, 1.0 / (a + 1.0), (_harmonic(a + t + 1.0) - _harmonic(a)) / (t + 1.0))
+
+    def hits(self, k: int) -> Tensor:
+        """``[Q]`` float64 probability that the rank is at most ``k``."""
+        a, t = self.above.double(), self.tied.double()
+        return torch.minimum((k - a).clamp(min=0.0), t + 1.0) / (t + 1.0)
+
+    def expected(self) -> Tensor:
+        """``[Q]`` float64 expected rank ``1 + above + tied / 2``."""
+        return 1.0 + self.above.double() + self.tied.double() / 2.0
+
+    @staticmethod
+    def cat(parts: list["Ranks"]) -> "Ranks":
+        """The ranks of several query blocks, in order."""
+        return Ranks(torch.cat([p.above for p in parts]), torch.cat([p.tied for p in parts]))
+
+    @staticmethod
+    def of_scores(scores: Tensor) -> "Ranks":
+        """Ranks of column 0 (the target) among the columns of ``scores [Q, k]``."""
+        target = scores[:, :1]
+        return Ranks((scores[:, 1:] > target).sum(1), (scores[:, 1:] == target).sum(1))
+
+
+@dataclass
+class PairEmbeddings:
+    """Embeddings of ``N`` pairs.
+
+    Attributes:
+        z_x: ``[N, d]`` normalised item embeddings.
+        z_t: ``[N, d]`` normalised text embeddings.
+        items: ``[N]`` long item index of each pair (pairs of one item are each other's positives).
+        rows: ``[N]`` corpus rows (they seed each pair's distractors).
+        match_prob: ``[N]`` matching-head probability of each true pair (``None`` unless asked for).
+    """
+
+    z_x: Tensor
+    z_t: Tensor
+    items: Tensor
+    rows: Tensor
+    match_prob: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.z_x.size(0))
+
+
 def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
                     query_groups: Tensor | None = None, candidate_groups: Tensor | None = None,
-                    chunk_size: int = 4096, max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES) -> Tensor:
-    """1-based rank of candidate ``target[q]`` for every query ``q``, by dot-product score.
+                    chunk_size: int = 4096, max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES) -> Ranks:
+    """:class:`Ranks` of candidate ``target[q]`` for every query ``q`` among all candidates, by dot product.
 
-    ``rank[q] = 1 + #{c : s(q, c) > s(q, target[q])  and  not (same group as q and c != target[q])}``
-    with ``s(q, c) = <queries[q], candidates[c]>``. Ties count in the target's favour (strictly greater
-    only). The target's own score is read from the same matrix product as its competitors', so an exact
-    duplicate of the target candidate always ties with it.
+    ``above[q] = #{c : s(q, c) > s(q, target[q]), c not another answer of q's group}`` and ``tied[q]`` the
+    same with ``=`` and the target itself left out, with ``s(q, c) = <queries[q], candidates[c]>``. The
+    target's own score is read from the same matrix product as its competitors', so an exact duplicate of
+    the target candidate ties with it.
 
     The scores are computed block by block: ``rows`` queries at a time against all ``C`` candidates, with
     ``rows = min(chunk_size, max(1, max_block_bytes // (4 * C)))``; each block's counts are then taken
     over :data:`COUNT_CHUNKS` column slices. The only Python loops are over blocks and slices, never over
     pairs. Results do not depend on the block size (up to float rounding of the matrix product).
 
-    Memory: working memory ≤ ``rows × C × 4 bytes × 1.35`` on top of the inputs (``(Q + C) × d × 4`` bytes):
-    the float32 score block, plus, for one column slice at a time, a bool mask, a second bool mask in the
-    filtered setting and the int64 copy that ``sum`` makes of a bool tensor (10 bytes per entry of a slice
-    of ``C / 8`` columns: 0.31 of the block). Counting the whole block at once would make that int64 copy
-    of the whole block (2x the score block; measured). ``max_block_bytes`` (default 512 MiB) caps the
-    score block whatever ``chunk_size`` says, so the defaults stay under ~700 MiB of working memory for
-    any ``C``.
-
-    Benchmark (``python bench/memory.py``; CPU, 2 shared cores, torch 2.13, float32, d = 256,
-    Q = C = 100,000, unit vectors, groups given, defaults): ``rows`` = 1342, peak RSS of the whole process
-    1.44 GiB, 0.65 GiB of it before the call (torch, the two 100 MB inputs); 166 s. Counting whole blocks,
-    as this function did before, peaked at 1.78 GiB. Not part of the test-suite.
+    Memory: working memory ≤ ``rows × C × 4 bytes × 1.6`` on top of the inputs: the float32 score block,
+    plus, for one column slice at a time, two bool masks (above, tied), a group mask in the filtered
+    setting and the int64 copies that ``sum`` makes. ``max_block_bytes`` (default 512 MiB) caps the score
+    block whatever ``chunk_size`` says. ``python bench/memory.py`` measures it at 100,000 x 100,000.
 
     Args:
         queries: ``[Q, d]`` float, normalised query embeddings.
@@ -80,7 +155,7 @@ def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
         max_block_bytes: maximum size of one float32 score block, in bytes.
 
     Returns:
-        ``[Q]`` long tensor of ranks in ``1..C``, on the device of ``queries``.
+        :class:`Ranks` of ``Q`` queries, on the device of ``queries``.
     """
     _check_2d("queries", queries)
     _check_2d("candidates", candidates)
@@ -91,7 +166,8 @@ def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
     if target.numel() != n_q:
         raise ValueError(f"target has {target.numel()} entries for {n_q} queries")
     if n_q == 0:
-        return torch.zeros(0, dtype=torch.long, device=queries.device)
+        empty = torch.zeros(0, dtype=torch.long, device=queries.device)
+        return Ranks(empty, empty.clone())
     if n_c == 0:
         raise ValueError("no candidates to rank against")
     if int(target.min()) < 0 or int(target.max()) >= n_c:
@@ -112,127 +188,176 @@ def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
     cand = candidates.to(device=queries.device, dtype=torch.float32)
     cand_t = cand.t()
     cols = max(1, -(-n_c // COUNT_CHUNKS))
-    ranks = torch.empty(n_q, dtype=torch.long, device=queries.device)
+    above = torch.empty(n_q, dtype=torch.long, device=queries.device)
+    tied = torch.empty(n_q, dtype=torch.long, device=queries.device)
     for start in range(0, n_q, rows):
         stop = min(start + rows, n_q)
         scores = queries[start:stop].to(torch.float32) @ cand_t  # [r, C]
         tgt = target[start:stop]
         tgt_score = scores.gather(1, tgt.unsqueeze(1))  # [r, 1], from the same product
-        count = torch.zeros(stop - start, dtype=torch.long, device=queries.device)
+        n_above = torch.zeros(stop - start, dtype=torch.long, device=queries.device)
+        n_tied = torch.zeros_like(n_above)
         for c0 in range(0, n_c, cols):  # column slices: the comparison's temporaries stay small
-            above = scores[:, c0:c0 + cols] > tgt_score  # [r, cols] bool
+            block = scores[:, c0:c0 + cols]
+            gt, eq = block > tgt_score, block == tgt_score  # [r, cols] bool
             if query_groups is not None:
-                # Same-group candidates are other correct answers; the target itself is never "above".
-                above &= candidate_groups[c0:c0 + cols].unsqueeze(0) != query_groups[start:stop].unsqueeze(1)
-            count += above.sum(dim=1)
-            del above
-        ranks[start:stop] = count + 1
+                # Same-group candidates are other correct answers (the target among them): never counted.
+                other = candidate_groups[c0:c0 + cols].unsqueeze(0) != query_groups[start:stop].unsqueeze(1)
+                gt &= other
+                eq &= other
+            n_above += gt.sum(dim=1)
+            n_tied += eq.sum(dim=1)
+            del gt, eq
+        if query_groups is None:
+            n_tied -= 1  # the target ties with itself
+        else:  # a target outside the query's group (unusual) was counted as tied with itself
+            n_tied -= (candidate_groups[tgt] != query_groups[start:stop]).long()
+        above[start:stop] = n_above
+        tied[start:stop] = n_tied.clamp(min=0)  # a NaN target score equals nothing, itself included
         del scores
-    return ranks
+    return Ranks(above, tied)
 
 
-def rank_summary(ranks: Tensor | np.ndarray | list) -> dict[str, float]:
-    """MRR and hits@k of 1-based ranks.
+def rank_summary(ranks: Ranks) -> dict[str, float]:
+    """MRR and hits@k of :class:`Ranks` (expected values under the random tie-break).
 
     Returns:
-        ``{"mrr": mean(1 / rank), "hits@1": fraction of ranks <= 1, "hits@10": fraction <= 10}``.
+        ``{"mrr": mean expected reciprocal rank, "hits@1": mean P(rank <= 1), "hits@10": mean P(rank <= 10)}``.
     """
-    r = torch.as_tensor(ranks).detach().cpu().double().reshape(-1)
-    if r.numel() == 0:
+    if not isinstance(ranks, Ranks):
+        raise TypeError(f"rank_summary takes Ranks, got {type(ranks).__name__}")
+    if len(ranks) == 0:
         raise ValueError("rank_summary needs at least one rank")
-    if bool((r < 1).any()):
-        raise ValueError("ranks are 1-based; got a rank < 1")
-    return {
-        "mrr": float((1.0 / r).mean()),
-        "hits@1": float((r <= 1).double().mean()),
-        "hits@10": float((r <= 10).double().mean()),
-    }
+    return {"mrr": float(ranks.reciprocal().mean()), "hits@1": float(ranks.hits(1).mean()),
+            "hits@10": float(ranks.hits(10).mean())}
 
 
-def pool_partition(n: int, pool_size: int = 64, *, seed: int = 0) -> list[np.ndarray]:
-    """Seeded partition of ``range(n)`` into pools for pool-k retrieval.
+def chance_mrr(k: int) -> float:
+    """Expected MRR of a query ranked at random among ``k`` candidates: ``H_k / k``."""
+    return float(_harmonic(torch.tensor(float(k), dtype=torch.float64)) / k)
 
-    The indices are shuffled with ``numpy.random.default_rng(seed)`` and cut into ``max(1, n // pool_size)``
-    pools: all pools have ``pool_size`` items except the last, which also takes the ``n % pool_size``
-    left-over items (so it has between ``pool_size`` and ``2 * pool_size - 1``). When
-    ``n < pool_size`` there is a single pool of all ``n`` items. No pool is ever smaller than
-    ``min(n, pool_size)``, so chance level is the same everywhere up to the one enlarged pool.
+
+def draw_distractors(query_items: Tensor, query_rows: Tensor, distractor_items: Tensor, *, pool_size: int = 64,
+                     seed: int = 0) -> Tensor:
+    """``[Q, pool_size - 1]`` indices into the distractor set: each query's distractors.
+
+    Query ``q``'s distractors are the first ``pool_size - 1`` entries of a permutation of the distractor
+    set drawn with ``numpy.random.default_rng((seed, query_rows[q]))`` that are not of the query's own
+    item: the same pair gets the same distractors under every model and in every split.
+
+    Raises:
+        ValueError: a query has fewer than ``pool_size - 1`` distractors of other items (the error names
+            its corpus row).
     """
-    if pool_size < 1:
-        raise ValueError(f"pool_size must be >= 1, got {pool_size}")
-    if n <= 0:
-        return []
-    perm = np.random.default_rng(seed).permutation(n)
-    n_pools = max(1, n // pool_size)
-    pools = [perm[i * pool_size:(i + 1) * pool_size] for i in range(n_pools - 1)]
-    pools.append(perm[(n_pools - 1) * pool_size:])
-    return pools
+    q_items = torch.as_tensor(query_items).long().reshape(-1).cpu().numpy()
+    q_rows = torch.as_tensor(query_rows).long().reshape(-1).cpu().numpy()
+    d_items = torch.as_tensor(distractor_items).long().reshape(-1).cpu().numpy()
+    if q_items.size != q_rows.size:
+        raise ValueError(f"{q_items.size} query items but {q_rows.size} query rows")
+    if pool_size < 2:
+        raise ValueError(f"pool_size must be >= 2, got {pool_size}")
+    need = pool_size - 1
+    out = np.empty((q_items.size, need), dtype=np.int64)
+    for q, (item, row) in enumerate(zip(q_items.tolist(), q_rows.tolist())):
+        if row < 0:
+            raise ValueError(f"query {q} has a negative corpus row {row}")
+        perm = np.random.default_rng((seed, row)).permutation(d_items.size)
+        allowed = perm[d_items[perm] != item]
+        if allowed.size < need:
+            raise ValueError(f"pool-{pool_size} needs {need} distractors of other items for the pair at corpus "
+                             f"row {row}; the distractor set has {allowed.size}")
+        out[q] = allowed[:need]
+    return torch.from_numpy(out)
 
 
-def pool_retrieval(z_x: Tensor, z_t: Tensor, *, pool_size: int = 64, seed: int = 0,
-                   groups: Tensor | None = None) -> dict[str, float]:
-    """Retrieval within seeded pools of ``pool_size`` pairs, both directions.
+def usable_pool_size(distractor_items: Tensor, pool_size: int) -> int:
+    """``pool_size``, or less when the distractor set cannot give every possible query ``pool_size - 1``
+    distractors of other items: ``min(pool_size, 1 + M - (most pairs of one item))`` for ``M`` distractors.
+    It depends on the distractor set alone, so every split and request of a run is scored with the same
+    ``k``; only corpora of a few dozen pairs get less than 64 (a run's distractor set holds up to 512)."""
+    items = torch.as_tensor(distractor_items).reshape(-1)
+    if items.numel() == 0:
+        return 1
+    most = int(torch.unique(items, return_counts=True)[1].max())
+    return min(pool_size, 1 + items.numel() - most)
 
-    Pools come from :func:`pool_partition` (the last partial pool is merged into the previous one; fewer
-    than ``pool_size`` pairs make one pool). Each graph is ranked against the texts of its pool (g2t)
-    and each text against the graphs of its pool (t2g), filtered by ``groups`` if given. Metrics are
-    averaged over all queries (not over pools).
+
+def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
+                          seed: int = 0, block: int = 4096) -> tuple[Tensor, Tensor]:
+    """The scores of each query's pool: ``(g2t [Q, k], t2g [Q, k])`` float32, the true pair in column 0.
+
+    ``g2t[q] = <z_x[q], (z_t[q], distractor texts...)>``, ``t2g[q] = <z_t[q], (z_x[q], distractor items...)>``
+    with the distractors of :func:`draw_distractors` and ``k`` = ``pool_size`` (less only when the
+    distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time.
+    """
+    _check_2d("z_x", queries.z_x)
+    _check_2d("z_t", queries.z_t)
+    if queries.z_x.shape != queries.z_t.shape:
+        raise ValueError(f"z_x {tuple(queries.z_x.shape)} and z_t {tuple(queries.z_t.shape)} must have the "
+                         "same shape")
+    k = usable_pool_size(distractors.items, pool_size)
+    if k < 2:
+        raise ValueError(f"the distractor set ({len(distractors)} pairs) has no pairs of two different items: "
+                         "pool retrieval has nothing to rank against")
+    idx = draw_distractors(queries.items, queries.rows, distractors.items, pool_size=k, seed=seed)
+    d_x, d_t = distractors.z_x.float(), distractors.z_t.float()
+    g2t, t2g = [], []
+    for s in range(0, len(queries), block):
+        zx, zt = queries.z_x[s:s + block].float(), queries.z_t[s:s + block].float()
+        pick = idx[s:s + block].to(zx.device)
+        true = (zx * zt).sum(1, keepdim=True)
+        g2t.append(torch.cat([true, (zx @ d_t.to(zx.device).t()).gather(1, pick)], 1))
+        t2g.append(torch.cat([true, (zt @ d_x.to(zx.device).t()).gather(1, pick)], 1))
+    return torch.cat(g2t), torch.cat(t2g)
+
+
+def pool_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
+                   seed: int = 0) -> dict[str, float]:
+    """Pool-k retrieval of ``queries`` in both directions (the module docstring defines it).
 
     Args:
-        z_x: ``[N, d]`` normalised graph embeddings.
-        z_t: ``[N, d]`` normalised text embeddings, ``z_t[i]`` paired with ``z_x[i]``.
-        pool_size: pool size ``k``.
-        seed: seed of the shuffle.
-        groups: optional ``[N]`` long group id per pair (e.g. the molecule of each caption).
+        queries: the pairs scored (``z_x``, ``z_t``, ``items``, ``rows``); at least one.
+        distractors: the run's distractor set, embedded by the same model.
+        pool_size: ``k``. A distractor set too small to give every query ``k - 1`` distractors of other
+            items (only on corpora of a few dozen pairs) lowers ``k`` to what it can give; the result's
+            ``k`` says which was used.
+        seed: seed of the distractor draw.
 
     Returns:
-        ``{"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc"}`` (acc = hits@1).
+        ``{"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc", "k", "chance_mrr"}`` (acc = hits@1), averaged over
+        queries.
     """
-    _check_2d("z_x", z_x)
-    _check_2d("z_t", z_t)
-    if z_x.shape != z_t.shape:
-        raise ValueError(f"z_x {tuple(z_x.shape)} and z_t {tuple(z_t.shape)} must have the same shape")
-    n = z_x.size(0)
-    if n == 0:
+    if len(queries) == 0:
         raise ValueError("pool_retrieval needs at least one pair")
-    if groups is not None:
-        groups = torch.as_tensor(groups, device=z_x.device).long().reshape(-1)
-        if groups.numel() != n:
-            raise ValueError(f"groups has {groups.numel()} entries for {n} pairs")
-    g2t, t2g = [], []
-    for pool in pool_partition(n, pool_size, seed=seed):
-        idx = torch.as_tensor(pool, dtype=torch.long, device=z_x.device)
-        x, t = z_x[idx], z_t[idx]
-        tgt = torch.arange(idx.numel(), device=z_x.device)
-        g = None if groups is None else groups[idx]
-        g2t.append(retrieval_ranks(x, t, tgt, query_groups=g, candidate_groups=g))
-        t2g.append(retrieval_ranks(t, x, tgt, query_groups=g, candidate_groups=g))
-    s_g2t, s_t2g = rank_summary(torch.cat(g2t)), rank_summary(torch.cat(t2g))
-    return {"g2t_mrr": s_g2t["mrr"], "t2g_mrr": s_t2g["mrr"],
-            "g2t_acc": s_g2t["hits@1"], "t2g_acc": s_t2g["hits@1"]}
+    g2t, t2g = pool_candidate_scores(queries, distractors, pool_size=pool_size, seed=seed)
+    s_g2t, s_t2g = rank_summary(Ranks.of_scores(g2t)), rank_summary(Ranks.of_scores(t2g))
+    k = int(g2t.size(1))
+    return {"g2t_mrr": s_g2t["mrr"], "t2g_mrr": s_t2g["mrr"], "g2t_acc": s_g2t["hits@1"],
+            "t2g_acc": s_t2g["hits@1"], "k": k, "chance_mrr": chance_mrr(k)}
 
 
-def split_retrieval(z_x: Tensor, z_t: Tensor, *, groups: Tensor | None = None, pool_size: int = 64,
+def split_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings | None = None, *, pool_size: int = 64,
                     seed: int = 0, chunk_size: int = 4096) -> dict[str, Any]:
     """All retrieval metrics of one split, in the layout stored in ``metrics.json``.
 
     Returns:
-        ``{"g2t": {"mrr", "hits@1", "hits@10"}, "t2g": {...}, f"pool{pool_size}": {"g2t_mrr", "t2g_mrr",
-        "g2t_acc", "t2g_acc"}, "n": N}`` where g2t/t2g rank each query among the whole split (filtered by
-        ``groups``) and the pool entry is :func:`pool_retrieval`.
+        ``{"g2t": {"mrr", "hits@1", "hits@10"}, "t2g": {...}, "n": N}`` where g2t/t2g rank each query among
+        the whole split (filtered by item), plus ``f"pool{pool_size}"``: :func:`pool_retrieval` when a
+        distractor set is given that can rank anything (pairs of two items at least).
     """
-    _check_2d("z_x", z_x)
-    _check_2d("z_t", z_t)
-    if z_x.shape != z_t.shape:
-        raise ValueError(f"z_x {tuple(z_x.shape)} and z_t {tuple(z_t.shape)} must have the same shape")
-    n = z_x.size(0)
-    target = torch.arange(n, device=z_x.device)
-    kw = {"query_groups": groups, "candidate_groups": groups, "chunk_size": chunk_size}
-    g2t = retrieval_ranks(z_x, z_t, target, **kw)
-    t2g = retrieval_ranks(z_t, z_x, target, **kw)
-    return {
-        "g2t": rank_summary(g2t),
-        "t2g": rank_summary(t2g),
-        f"pool{pool_size}": pool_retrieval(z_x, z_t, pool_size=pool_size, seed=seed, groups=groups),
-        "n": int(n),
+    _check_2d("z_x", queries.z_x)
+    _check_2d("z_t", queries.z_t)
+    if queries.z_x.shape != queries.z_t.shape:
+        raise ValueError(f"z_x {tuple(queries.z_x.shape)} and z_t {tuple(queries.z_t.shape)} must have the "
+                         "same shape")
+    n = len(queries)
+    target = torch.arange(n, device=queries.z_x.device)
+    kw = {"query_groups": queries.items, "candidate_groups": queries.items, "chunk_size": chunk_size}
+    out: dict[str, Any] = {
+        "g2t": rank_summary(retrieval_ranks(queries.z_x, queries.z_t, target, **kw)),
+        "t2g": rank_summary(retrieval_ranks(queries.z_t, queries.z_x, target, **kw)),
     }
+    if distractors is not None and usable_pool_size(distractors.items, pool_size) >= 2:
+        out[f"pool{pool_size}"] = pool_retrieval(queries, distractors, pool_size=pool_size, seed=seed)
+    out["n"] = int(n)
+    return out

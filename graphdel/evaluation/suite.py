@@ -40,11 +40,11 @@ import numpy as np
 import torch
 
 from graphdel.evaluation.distinguishability import df_vs_dr_auc
-from graphdel.evaluation.embed import PairEmbeddings, embed_pairs
+from graphdel.evaluation.embed import embed_pairs
 from graphdel.evaluation.membership import (attack_roc, leak_flag, lira_auc, lira_scores, logit_scale,
                                             signal_attack)
 from graphdel.evaluation.probes import embedding_drift, linear_probe, molecular_properties
-from graphdel.evaluation.retrieval import pool_partition, retrieval_ranks, split_retrieval
+from graphdel.evaluation.retrieval import PairEmbeddings, Ranks, pool_candidate_scores, split_retrieval
 from graphdel.evaluation.summary import flatten, forget_gap, retention_change
 from graphdel.models.protocol import PairSampler
 
@@ -55,20 +55,29 @@ SIGNAL_NAMES = ("similarity", "match_prob", "neg_pool_loss", "pool_reciprocal_ra
 RETRIEVAL_SPLITS = ("forget", "retain", "calibration", "val", "test")
 
 
-def retrieval_metrics(model, sets: dict[str, PairSampler], *, pool_size: int = 64, seed: int = 0,
-                      device="cpu") -> dict[str, dict]:
-    """Retrieval in both directions, over the whole set and over pools, for each named pair set.
+def retrieval_metrics(model, sets: Mapping[str, PairSampler], distractors: PairSampler | PairEmbeddings, *,
+                      pool_size: int = 64, seed: int = 0, device="cpu") -> dict[str, dict]:
+    """Retrieval in both directions, over the whole set and pool-k against ``distractors``, for each named
+    pair set (:func:`graphdel.evaluation.retrieval.split_retrieval`).
+
+    Args:
+        model: any :class:`~graphdel.models.protocol.ModalityModel`.
+        sets: named pair sets; empty ones are left out.
+        distractors: the run's distractor set (:meth:`graphdel.api.Prepared.distractors`), or its
+            embeddings under ``model``.
 
     Returns:
         ``{name: {"g2t": {mrr, hits@1, hits@10}, "t2g": {...}, "pool64": {g2t_mrr, t2g_mrr, g2t_acc,
-        t2g_acc}, "n": N}}`` (empty sets are left out).
+        t2g_acc, k, chance_mrr}, "n": N}}``.
     """
+    if not isinstance(distractors, PairEmbeddings):
+        distractors = embed_pairs(model, distractors, device=device)
     out = {}
     for name, pairs in sets.items():
         if pairs is None or len(pairs) == 0:
             continue
         emb = embed_pairs(model, pairs, device=device)
-        out[name] = split_retrieval(emb.z_x, emb.z_t, groups=emb.items, pool_size=pool_size, seed=seed)
+        out[name] = split_retrieval(emb, distractors, pool_size=pool_size, seed=seed)
     return out
 
 
@@ -105,13 +114,15 @@ class SuiteConfig:
 
 def suite_sets(prepared, df_rows: Sequence[int], *, chunks: int = 5, seed: int = 0) -> dict[str, PairSampler]:
     """The pair sets of the suite (see the module docstring) from the original model's
-    :class:`~graphdel.api.Prepared` and the rows of Df."""
+    :class:`~graphdel.api.Prepared` and the rows of Df, and under ``"distractors"`` the run's distractor
+    set (what pool-k retrieval ranks every pair against; not scored itself)."""
     from graphdel.api import evaluation_sets, retain_sample_rows
 
     df = sorted(set(df_rows))
     sets = evaluation_sets(prepared, df, seed)
     sets["dr"] = prepared.data.subset(retain_sample_rows(prepared.retained_rows(df), max(1, chunks) * len(df),
                                                          seed + 1), "dr")
+    sets["distractors"] = prepared.distractors()
     return sets
 
 
@@ -126,8 +137,9 @@ class PairSignals:
         similarity: cosine similarity of each true pair.
         match_prob: matching probability of each true pair (``None`` for fusion-free models).
         deranged_prob: matching probability of ``(x_i, t_j)`` with ``j`` a deranged partner (or ``None``).
-        pool_loss: per-pair symmetric InfoNCE loss within its pool.
-        pool_rank: 1-based rank of the true text among the pool's texts (graph->text, filtered).
+        pool_loss: per-pair InfoNCE loss within its pool-k candidates (mean of graph->text and text->graph).
+        pool_reciprocal_rank: expected reciprocal rank of the true text among its pool-k candidates
+            (graph->text; :func:`graphdel.evaluation.retrieval.pool_retrieval`).
     """
 
     emb: PairEmbeddings
@@ -135,7 +147,7 @@ class PairSignals:
     match_prob: np.ndarray | None
     deranged_prob: np.ndarray | None
     pool_loss: np.ndarray
-    pool_rank: np.ndarray
+    pool_reciprocal_rank: np.ndarray
 
     def features(self) -> np.ndarray:
         """``[N, k]`` membership-attack features (larger = more member-like), columns of
@@ -143,23 +155,20 @@ class PairSignals:
         cols = [self.similarity]
         if self.match_prob is not None:
             cols.append(logit_scale(self.match_prob))
-        cols += [-self.pool_loss, 1.0 / self.pool_rank]
+        cols += [-self.pool_loss, self.pool_reciprocal_rank]
         return np.stack(cols, axis=1).astype(np.float64)
 
 
 def _derangement(items: np.ndarray, seed: int) -> np.ndarray | None:
-    """Index ``j[i] != i`` with ``items[j[i]] != items[i]`` for every ``i`` (``None`` if one item only)."""
-    n = items.size
-    if n < 2 or np.unique(items).size < 2:
+    """Index ``j[i] != i`` with ``items[j[i]] != items[i]`` for every ``i`` (``None`` if one item only).
+
+    The engine's item-aware derangement (:func:`graphdel.unlearning.losses.item_derangement`, one helper
+    for the unlearning losses and the suite), seeded by ``seed``: the same ``j`` for the same items and seed."""
+    from graphdel.unlearning.losses import item_derangement  # here: the engine imports evaluation modules
+
+    if items.size < 2 or np.unique(items).size < 2:
         return None
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    j = np.empty(n, dtype=np.int64)
-    j[perm] = np.roll(perm, -1)
-    for i in np.nonzero(items[j] == items)[0]:  # shared items (several captions): redraw among others
-        others = np.nonzero(items != items[i])[0]
-        j[i] = others[rng.integers(others.size)]
-    return j
+    return item_derangement(torch.as_tensor(items), torch.Generator().manual_seed(seed)).numpy().astype(np.int64)
 
 
 @torch.no_grad()
@@ -182,24 +191,25 @@ def _deranged_probs(model, pairs, j: np.ndarray, batch_size: int, device) -> np.
 
 
 @torch.no_grad()
-def _pool_signals(model, emb: PairEmbeddings, pool_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from graphdel.models.joint import contrastive_loss
+def _pool_signals(model, emb: PairEmbeddings, distractors: PairEmbeddings, pool_size: int, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair pool-k loss and graph->text reciprocal rank, over the candidates of
+    :func:`~graphdel.evaluation.retrieval.pool_candidate_scores` (so their size confounds nothing)."""
+    g2t, t2g = pool_candidate_scores(emb, distractors, pool_size=pool_size, seed=seed)
+    # The protocol's logits are the similarity times the model's inverse temperature: read that scale off
+    # one unit vector, whose similarity with itself is 1.
+    unit = emb.z_x[:1].to(next(model.parameters()).device)
+    scale = float(model.logits(unit, unit).reshape(-1)[0] / model.sim(unit, unit).reshape(-1)[0])
+    target = torch.zeros(g2t.size(0), dtype=torch.long)
+    loss = 0.5 * (torch.nn.functional.cross_entropy(scale * g2t, target, reduction="none")
+                  + torch.nn.functional.cross_entropy(scale * t2g, target, reduction="none"))
+    return loss.double().numpy(), Ranks.of_scores(g2t).reciprocal().numpy()
 
-    n = emb.z_x.size(0)
-    loss, rank = np.zeros(n), np.zeros(n)
-    for pool in pool_partition(n, pool_size, seed=seed):
-        idx = torch.as_tensor(pool, dtype=torch.long)
-        zx, zt, g = emb.z_x[idx], emb.z_t[idx], emb.items[idx]
-        logits = model.logits(zx.to(next(model.parameters()).device), zt.to(next(model.parameters()).device))
-        loss[pool] = contrastive_loss(logits.float().cpu(), g[:, None] == g[None, :]).double().numpy()
-        tgt = torch.arange(idx.numel())
-        rank[pool] = retrieval_ranks(zx, zt, tgt, query_groups=g, candidate_groups=g).double().numpy()
-    return loss, rank
 
-
-def pair_signals(model, pairs: PairSampler, *, pool_size: int = 64, seed: int = 0, batch_size: int = 256,
-                 device="cpu") -> PairSignals:
-    """Embeddings and per-pair signals of ``pairs`` under ``model`` (eval mode, no gradients)."""
+def pair_signals(model, pairs: PairSampler, distractors: PairEmbeddings, *, pool_size: int = 64, seed: int = 0,
+                 batch_size: int = 256, device="cpu") -> PairSignals:
+    """Embeddings and per-pair signals of ``pairs`` under ``model`` (eval mode, no gradients);
+    ``distractors`` are the run's distractor set embedded by the same model."""
     has_match = hasattr(model, "match_logits") and hasattr(model, "fuse")
     emb = embed_pairs(model, pairs, batch_size=batch_size, with_matching=has_match, device=device)
     sim = (emb.z_x * emb.z_t).sum(1).double().numpy()
@@ -209,8 +219,8 @@ def pair_signals(model, pairs: PairSampler, *, pool_size: int = 64, seed: int = 
         j = _derangement(emb.items.numpy(), seed)
         if j is not None:
             deranged = _deranged_probs(model, pairs, j, batch_size, device)
-    loss, rank = _pool_signals(model, emb, pool_size, seed)
-    return PairSignals(emb, sim, match, deranged, loss, rank)
+    loss, rr = _pool_signals(model, emb, distractors, pool_size, seed)
+    return PairSignals(emb, sim, match, deranged, loss, rr)
 
 
 def _broken(sig: PairSignals) -> str | None:
@@ -242,12 +252,14 @@ def _matching(sig: PairSignals) -> dict[str, float]:
 def measure(interval: float = 0.01) -> Iterator[dict]:
     """Wall time and peak resident memory of a block.
 
-    ``peak_mem_mb`` is the peak RSS of the whole process while the block runs *minus* its RSS at the
-    start, sampled every ``interval`` seconds from ``/proc/self/statm`` (Linux; torch's C++ allocations
-    are included, which ``tracemalloc`` would miss). Where ``/proc`` is unavailable it falls back to the
-    increase of ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (0 when the block stays below the process's
-    earlier peak). The dict yielded is filled on exit with ``wall_time_s``, ``peak_mem_mb`` and
-    ``peak_mem_method``.
+    ``peak_mem_mb`` is the highest resident set size (RSS) of the whole process while the block runs, in
+    MiB, sampled every ``interval`` seconds from ``/proc/self/statm`` (Linux; torch's C++ allocations are
+    included, which ``tracemalloc`` would miss); ``start_mem_mb`` is the RSS when the block began, so
+    ``peak_mem_mb - start_mem_mb`` is what the block added on top. (Reporting only that difference, as
+    graphdel once did, called 0.26 MB the "peak memory" of a whole unlearning run whose process held
+    hundreds of MB.) Where ``/proc`` is unavailable it falls back to ``resource.getrusage``'s
+    ``ru_maxrss``, the process's lifetime peak. The dict yielded is filled on exit with ``wall_time_s``,
+    ``peak_mem_mb``, ``start_mem_mb`` (when known) and ``peak_mem_method``.
     """
     import os
     import resource
@@ -263,7 +275,6 @@ def measure(interval: float = 0.01) -> Iterator[dict]:
             return None
 
     start_rss = rss()
-    start_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak = [start_rss or 0]
     stop = threading.Event()
 
@@ -284,14 +295,13 @@ def measure(interval: float = 0.01) -> Iterator[dict]:
         stop.set()
         if thread:
             thread.join()
-            v = rss()
-            peak[0] = max(peak[0], v or 0)
-            out["peak_mem_mb"] = (peak[0] - start_rss) / 2**20
-            out["peak_mem_method"] = "peak RSS minus starting RSS, sampled from /proc/self/statm"
+            peak[0] = max(peak[0], rss() or 0)
+            out["peak_mem_mb"] = peak[0] / 2**20
+            out["start_mem_mb"] = start_rss / 2**20
+            out["peak_mem_method"] = "peak RSS of the process during the block, sampled from /proc/self/statm"
         else:
-            delta = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_max
-            out["peak_mem_mb"] = delta / 1024  # kilobytes on Linux
-            out["peak_mem_method"] = "increase of ru_maxrss (resource.getrusage)"
+            out["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            out["peak_mem_method"] = "lifetime peak RSS of the process (resource.getrusage ru_maxrss)"
 
 
 # ------------------------------------------------------------------------------------------- probes
@@ -364,9 +374,12 @@ def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfi
         plots (removed by callers before writing).
     """
     cfg = config or SuiteConfig()
-    sig = {name: pair_signals(model, pairs, pool_size=cfg.pool_size, seed=cfg.seed, batch_size=cfg.batch_size,
-                              device=cfg.device)
-           for name, pairs in sets.items() if pairs is not None and len(pairs)}
+    if "distractors" not in sets:
+        raise ValueError("evaluate_model needs the run's distractor set under sets['distractors'] (suite_sets)")
+    distractors = embed_pairs(model, sets["distractors"], batch_size=cfg.batch_size, device=cfg.device)
+    sig = {name: pair_signals(model, pairs, distractors, pool_size=cfg.pool_size, seed=cfg.seed,
+                              batch_size=cfg.batch_size, device=cfg.device)
+           for name, pairs in sets.items() if name != "distractors" and pairs is not None and len(pairs)}
     entry: dict[str, Any] = {"splits": {}}
     bad = {n: r for n, v in sig.items() if (r := _broken(v))}
     if bad:
@@ -377,14 +390,15 @@ def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfi
             entry["splits"][name] = {"n": int(sig[name].emb.z_x.size(0)), "note": bad[name]}
         elif name in sig:
             e = sig[name].emb
-            entry["splits"][name] = {**split_retrieval(e.z_x, e.z_t, groups=e.items, pool_size=cfg.pool_size,
-                                                       seed=cfg.seed), **_matching(sig[name])}
+            entry["splits"][name] = {**split_retrieval(e, distractors, pool_size=cfg.pool_size, seed=cfg.seed),
+                                     **_matching(sig[name])}
     hook = getattr(model, "split_metrics", None)
     if hook is not None:  # modality-specific metrics (a KG model: link prediction, collateral, triple AUROC)
         with torch.no_grad():
             was = model.training
             model.eval()
-            extra = hook({**sets, "retain": sets.get("retain", sets.get("dr"))})
+            scored = {k: v for k, v in sets.items() if k != "distractors"}
+            extra = hook({**scored, "retain": sets.get("retain", sets.get("dr"))})
             model.train(was)
         for name, res in extra.items():
             if name == "retain" and "retain" not in sets:
@@ -511,7 +525,8 @@ def train_shadows(prepared, df_rows: Sequence[int], model_config, train_config, 
         torch.manual_seed(seed + s)
         model = build_model(model_config)
         half = prepared.data.subset(pop[keep[s]].tolist(), f"shadow{s}")
-        model = train_model(model, half, val, replace(cfg, seed=seed + s), progress=progress).model
+        model = train_model(model, half, val, replace(cfg, seed=seed + s), progress=progress,
+                            distractors=prepared.distractors()).model
         for name, rows in targets.items():
             e = embed_pairs(model, prepared.data.subset(list(rows), name))
             signals[name].append((e.z_x * e.z_t).sum(1).double().numpy())
@@ -709,7 +724,7 @@ def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
     for name, run in audit["names"].items():
         entry = audit["entries"][name]
         cert = evaluated_certificate(
-            run.path, entry=entry, seed=cfg.seed, pool_size=cfg.pool_size,
+            run.path, entry=entry, seed=cfg.seed, pool_size=cfg.pool_size, chunks=cfg.chunks,
             reference_path=reference.path if reference else None,
             reference_weights_sha256=sha256_file(reference.path / "model.safetensors") if reference else None,
             vs_retrain=entry.get("vs_retrain"), thresholds=thr.get(name), original_path=audit["original"].path)

@@ -155,7 +155,8 @@ class TrainResult:
 
 
 def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | None, config: TrainConfig,
-                *, progress: bool = True, validate: Callable | None = None) -> TrainResult:
+                *, progress: bool = True, validate: Callable | None = None,
+                distractors: PairSampler | None = None) -> TrainResult:
     """Train ``model`` on ``train`` with early stopping on ``val``.
 
     Args:
@@ -165,16 +166,20 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
         train: the training pairs (Dr for Retrain).
         val: validation pairs for early stopping, or ``None`` (then every epoch runs and the last is kept).
         config: the recipe.
-        validate: ``(model, val) -> float`` score to maximise; default pool-64 graph->text MRR.
+        validate: ``(model, val) -> float`` score to maximise; default pool-``eval_pool`` graph->text MRR
+            (:func:`graphdel.evaluation.embed.pool_score`) against ``distractors``.
+        distractors: the pairs each validation pair is ranked against (never trained on: the run's
+            distractor set, :meth:`graphdel.api.Prepared.distractor_rows`); ``None``: ``val`` itself.
 
     Raises:
         TrainingDivergedError: a non-finite loss; the partial model is discarded.
     """
-    from graphdel.evaluation.embed import pool_mrr
+    from graphdel.evaluation.embed import pool_score
 
     if validate is None and hasattr(model, "validation_score"):
         validate = lambda m, v: m.validation_score(v)  # noqa: E731  (the model's own metric, e.g. KG link prediction)
-    validate = validate or (lambda m, v: pool_mrr(m, v, pool_size=config.eval_pool, seed=0))
+    validate = validate or (lambda m, v: pool_score(m, v, distractors if distractors is not None else v,
+                                                    pool_size=config.eval_pool, seed=0, device=device))
     if hasattr(model, "fit_structure"):
         model.fit_structure(train)  # models that hold training data (a KG's graph) build it from `train` only
     device = resolve_device(config.device)

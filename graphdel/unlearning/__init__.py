@@ -32,7 +32,7 @@ from graphdel.unlearning.losses import (
     negative_texts,
     unimodal_retention,
 )
-from graphdel.unlearning.selection import forget_score, pool_mrr, reached_reference, sampler_score, select_index
+from graphdel.unlearning.selection import reached_reference, sampler_score, select_index
 
 # built-in methods (importing registers them)
 from graphdel.unlearning.multidelete import MultiDelete, MultiDeleteConfig  # noqa: E402
@@ -50,7 +50,7 @@ __all__ = [
     "FROZEN_PARAMETER_NAMES", "GradientConfig", "GradientMethod", "Trainer", "UnlearningContext",
     "UnlearningDivergedError", "UnlearningMethod", "UnlearningResult", "available_methods", "config_keys",
     "get_method", "parse_overrides", "register_method", "unlearn", "derangement", "distance",
-    "modality_decoupling", "multimodal_retention", "negative_texts", "unimodal_retention", "forget_score",
-    "pool_mrr", "reached_reference", "sampler_score", "select_index", "MultiDelete", "MultiDeleteConfig",
+    "modality_decoupling", "multimodal_retention", "negative_texts", "unimodal_retention",
+    "reached_reference", "sampler_score", "select_index", "MultiDelete", "MultiDeleteConfig",
     "Retrain", "Finetune", "NegGrad", "NegGradPlus", "RandomPair", "DtD", "Scrub", "SalUn", "GNNDelete",
 ]

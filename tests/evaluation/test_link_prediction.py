@@ -2,8 +2,11 @@ import math
 
 import torch
 
+import numpy as np
+
+from graphdel.evaluation.distinguishability import df_vs_dr_auc
 from graphdel.evaluation.link_prediction import (auroc, both_directions, filtered_ranks, link_prediction,
-                                                 neighbourhood_triples, rank_metrics)
+                                                 neighbourhood_triples, rank_metrics, triple_auroc)
 
 N, R = 10, 2
 
@@ -79,3 +82,26 @@ def test_auroc_and_neighbourhood():
     retained = torch.tensor([[1, 0, 2], [2, 0, 3], [3, 0, 4], [5, 1, 0], [6, 0, 7]])
     assert neighbourhood_triples(deleted, retained, hops=1).tolist() == [[1, 0, 2], [5, 1, 0]]
     assert neighbourhood_triples(deleted, retained, hops=2).tolist() == [[1, 0, 2], [2, 0, 3], [5, 1, 0]]
+
+
+class TripleScores:
+    """``score_triples`` from a hand-made table: the score of ``(h, r, t)`` is ``scores[h]``."""
+
+    def __init__(self, scores):
+        self.scores = torch.tensor(scores)
+
+    def score_triples(self, triples):
+        return self.scores[triples[:, 0]]
+
+
+def test_triple_auroc_labels_df_0_and_dr_1_like_the_suite():
+    # Df scores [0.1, 0.4], Dr scores [0.35, 0.8]: pairs with Dr above Df: (0.35 > 0.1), (0.8 > 0.1),
+    # (0.8 > 0.4); not (0.35 > 0.4) -> 3/4
+    model = TripleScores([0.1, 0.4, 0.35, 0.8])
+    df, dr = torch.tensor([[0, 0, 9], [1, 0, 9]]), torch.tensor([[2, 0, 9], [3, 0, 9]])
+    assert triple_auroc(model, df, dr) == 0.75
+    assert df_vs_dr_auc(np.array([0.1, 0.4]), np.array([0.35, 0.8]), chunks=1)["mean"] == 0.75  # the same
+    # every deleted triple below every retained one: 1.0; all above: 0.0; all tied: 0.5
+    assert triple_auroc(TripleScores([0.0, 0.1, 0.5, 0.9]), df, dr) == 1.0
+    assert triple_auroc(TripleScores([0.8, 0.9, 0.1, 0.2]), df, dr) == 0.0
+    assert triple_auroc(TripleScores([0.3, 0.3, 0.3, 0.3]), df, dr) == 0.5

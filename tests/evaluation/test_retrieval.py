@@ -1,10 +1,10 @@
-import itertools
-
+import numpy as np
 import pytest
 import torch
 
-from graphdel.evaluation.retrieval import (pool_partition, pool_retrieval, rank_summary, retrieval_ranks,
-                                           split_retrieval)
+from graphdel.evaluation.retrieval import (PairEmbeddings, Ranks, chance_mrr, draw_distractors,
+                                           pool_candidate_scores, pool_retrieval, rank_summary, retrieval_ranks,
+                                           split_retrieval, usable_pool_size)
 
 # Score matrix S[q, c]; with queries = I and candidates = S.T, queries @ candidates.T == S.
 S = torch.tensor([[0.9, 0.5, 0.1],
@@ -13,9 +13,19 @@ S = torch.tensor([[0.9, 0.5, 0.1],
 I3 = torch.eye(3)
 
 
+def _unit(n: int, d: int = 8, seed: int = 0) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+def _pairs(z_x, z_t, items=None, rows=None) -> PairEmbeddings:
+    n = z_x.size(0)
+    rows = torch.arange(n) if rows is None else torch.as_tensor(rows)
+    return PairEmbeddings(z_x, z_t, rows.clone() if items is None else torch.as_tensor(items), rows)
+
+
 def test_ranks_hand_made():
     ranks = retrieval_ranks(I3, S.t().contiguous(), torch.arange(3))
-    assert ranks.tolist() == [1, 3, 2]
+    assert ranks.above.tolist() == [0, 2, 1] and ranks.tied.tolist() == [0, 0, 0]
     s = rank_summary(ranks)
     assert s["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 2) / 3)
     assert s["hits@1"] == pytest.approx(1 / 3)
@@ -25,21 +35,44 @@ def test_ranks_hand_made():
 def test_ranks_other_targets():
     # q0 -> c2 (0.1: both others above), q1 -> c0 (0.8: best), q2 -> c0 (0.2: both above)
     ranks = retrieval_ranks(I3, S.t().contiguous(), torch.tensor([2, 0, 0]))
-    assert ranks.tolist() == [3, 1, 3]
+    assert ranks.expected().tolist() == [3, 1, 3]
 
 
-def test_ties_count_only_strictly_greater():
+def test_ties_are_broken_at_random_in_expectation():
     scores = torch.tensor([[0.5, 0.5, 0.5], [0.2, 0.9, 0.9]])
     cands = scores.t().contiguous()  # queries I[:2] @ cands.T == scores
-    assert retrieval_ranks(torch.eye(2), cands, torch.tensor([1, 2])).tolist() == [1, 1]
-    assert retrieval_ranks(torch.eye(2), cands, torch.tensor([0, 0])).tolist() == [1, 3]
+    r = retrieval_ranks(torch.eye(2), cands, torch.tensor([1, 2]))
+    assert r.above.tolist() == [0, 0] and r.tied.tolist() == [2, 1]
+    # a target tied with 2 others has rank 1, 2 or 3 with equal chance: E[1/rank] = (1 + 1/2 + 1/3) / 3
+    assert r.reciprocal().tolist() == pytest.approx([(1 + 1 / 2 + 1 / 3) / 3, (1 + 1 / 2) / 2])
+    assert r.hits(1).tolist() == pytest.approx([1 / 3, 1 / 2])
+    assert r.expected().tolist() == [2.0, 1.5]
+    r = retrieval_ranks(torch.eye(2), cands, torch.tensor([0, 0]))
+    assert r.above.tolist() == [0, 2] and r.tied.tolist() == [2, 0]
+
+
+def test_a_collapsed_model_scores_chance_not_one():
+    z = torch.ones(5, 4) / 2.0  # every embedding identical
+    s = rank_summary(retrieval_ranks(z, z, torch.arange(5)))
+    assert s["mrr"] == pytest.approx(chance_mrr(5))
+    assert s["hits@1"] == pytest.approx(1 / 5)
+
+
+def test_ranks_helpers_exact():
+    r = Ranks(torch.tensor([0, 3, 9]), torch.tensor([0, 1, 0]))
+    assert r.reciprocal().tolist() == pytest.approx([1.0, (1 / 4 + 1 / 5) / 2, 1 / 10])
+    assert r.hits(1).tolist() == [1.0, 0.0, 0.0]
+    assert r.hits(4).tolist() == [1.0, 0.5, 0.0]
+    assert rank_summary(Ranks.cat([r, r]))["mrr"] == pytest.approx(float(r.reciprocal().mean()))
+    assert Ranks.of_scores(torch.tensor([[0.5, 0.9, 0.5, 0.1]])).above.tolist() == [1]
+    assert Ranks.of_scores(torch.tensor([[0.5, 0.9, 0.5, 0.1]])).tied.tolist() == [1]
 
 
 def test_filtered_groups():
     g = torch.tensor([0, 0, 1])
     ranks = retrieval_ranks(I3, S.t().contiguous(), torch.arange(3), query_groups=g, candidate_groups=g)
     # q1 (group 0): c0 (0.8) is the same group -> not counted; only c2 (0.6) outranks -> 2.
-    assert ranks.tolist() == [1, 2, 2]
+    assert ranks.expected().tolist() == [1, 2, 2]
 
 
 def test_groups_must_come_in_pairs():
@@ -66,64 +99,125 @@ def test_chunking_does_not_change_ranks(grouped):
     results = [retrieval_ranks(q, c, tgt, chunk_size=cs, **kw) for cs in (1, 2, 1000)]
     results.append(retrieval_ranks(q, c, tgt, max_block_bytes=1, **kw))  # one row per block
     for r in results[1:]:
-        assert torch.equal(r, results[0])
+        assert torch.equal(r.above, results[0].above) and torch.equal(r.tied, results[0].tied)
     # brute force reference
     scores = q @ c.t()
     for i in range(50):
         above = scores[i] > scores[i, tgt[i]]
         if grouped:
             above &= kw["candidate_groups"] != kw["query_groups"][i]
-        assert results[0][i] == int(above.sum()) + 1
+        assert results[0].above[i] == int(above.sum())
 
 
-def test_rank_summary_rejects_empty_and_zero():
+def test_rank_summary_rejects_empty_and_plain_lists():
     with pytest.raises(ValueError):
-        rank_summary([])
-    with pytest.raises(ValueError):
-        rank_summary([0, 1])
-    assert rank_summary([1, 2, 10, 11]) == {"mrr": pytest.approx((1 + .5 + .1 + 1 / 11) / 4),
-                                            "hits@1": 0.25, "hits@10": 0.75}
+        rank_summary(Ranks(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)))
+    with pytest.raises(TypeError):
+        rank_summary([1, 2])
 
 
-def test_pool_partition_merges_last_partial_pool():
-    pools = pool_partition(5, 2, seed=0)
-    assert [len(p) for p in pools] == [2, 3]
-    assert sorted(itertools.chain.from_iterable(p.tolist() for p in pools)) == list(range(5))
-    assert [len(p) for p in pool_partition(3, 64)] == [3]
-    assert [len(p) for p in pool_partition(128, 64)] == [64, 64]
-    again = [p.tolist() for p in pool_partition(10, 3, seed=1)]
-    assert [p.tolist() for p in pool_partition(10, 3, seed=1)] == again
+def test_chance_mrr_is_the_harmonic_mean_over_k():
+    assert chance_mrr(1) == pytest.approx(1.0)
+    assert chance_mrr(2) == pytest.approx(0.75)
+    assert chance_mrr(64) == pytest.approx(sum(1 / i for i in range(1, 65)) / 64)
+    assert round(chance_mrr(64), 4) == 0.0741
 
 
-def test_pool_retrieval_single_pool_exact():
-    out = pool_retrieval(I3, S.t().contiguous(), pool_size=64)
-    # g2t ranks [1, 3, 2]; t2g: t_j vs x_i scores S[i, j] -> ranks [1, 3, 2]
-    assert out["g2t_mrr"] == pytest.approx(11 / 18)
-    assert out["t2g_mrr"] == pytest.approx(11 / 18)
-    assert out["g2t_acc"] == pytest.approx(1 / 3)
-    assert out["t2g_acc"] == pytest.approx(1 / 3)
+# ------------------------------------------------------------------------------------------- pool-k
+
+def test_distractors_are_seeded_by_row_and_never_of_the_query_item():
+    d_items = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+    idx = draw_distractors(torch.tensor([0, 5]), torch.tensor([100, 7]), d_items, pool_size=6, seed=3)
+    assert idx.shape == (2, 5)
+    assert not bool((d_items[idx[0]] == 0).any()) and not bool((d_items[idx[1]] == 5).any())
+    assert len(set(idx[0].tolist())) == 5  # drawn without replacement
+    # the same (seed, row) draws the same distractors whatever else is queried with it
+    again = draw_distractors(torch.tensor([5]), torch.tensor([7]), d_items, pool_size=6, seed=3)
+    assert again[0].tolist() == idx[1].tolist()
+    expected = np.random.default_rng((3, 7)).permutation(10)
+    assert idx[1].tolist() == [int(j) for j in expected if int(d_items[j]) != 5][:5]
+    with pytest.raises(ValueError, match="corpus row 100"):
+        draw_distractors(torch.tensor([0]), torch.tensor([100]), d_items, pool_size=10, seed=0)
 
 
-def test_pool_retrieval_matches_brute_force():
-    g = torch.Generator().manual_seed(1)
-    zx = torch.nn.functional.normalize(torch.randn(11, 4, generator=g), dim=1)
-    zt = torch.nn.functional.normalize(zx + 0.8 * torch.randn(11, 4, generator=g), dim=1)
-    out = pool_retrieval(zx, zt, pool_size=4, seed=3)
+@pytest.mark.parametrize("n", [1, 5, 64, 65, 250])
+def test_chance_level_is_the_same_for_every_split_size(n):
+    """A model whose embeddings carry no information (all equal) scores exactly H_k / k at every size."""
+    z = torch.ones(n, 8) / 8 ** 0.5
+    d = torch.ones(300, 8) / 8 ** 0.5
+    out = pool_retrieval(_pairs(z, z, rows=torch.arange(1000, 1000 + n)), _pairs(d, d), pool_size=64)
+    assert out["k"] == 64
+    assert out["g2t_mrr"] == pytest.approx(chance_mrr(64)) and out["t2g_mrr"] == pytest.approx(chance_mrr(64))
+    assert out["g2t_acc"] == pytest.approx(1 / 64)
+    assert out["chance_mrr"] == pytest.approx(0.0741, abs=5e-5)
+
+
+def test_random_embeddings_score_near_chance_at_every_size():
+    d = _pairs(_unit(512, seed=1), _unit(512, seed=2))
+    means = []
+    for n in (1, 5, 64, 65, 250):
+        scores = [pool_retrieval(_pairs(_unit(n, seed=10 + s), _unit(n, seed=20 + s), rows=torch.arange(n) + 600),
+                                 d, seed=s)["g2t_mrr"] for s in range(40)]
+        means.append(float(np.mean(scores)))
+    # the average over 40 seeds of random embeddings: within 0.02 of chance for every size
+    assert max(abs(m - chance_mrr(64)) for m in means) < 0.02
+
+
+def test_a_pairs_score_does_not_depend_on_its_split():
+    """Pool-k ranks each pair against its own distractors: scoring pair 3 alone or among 20 gives the
+    same reciprocal rank (the old partition-based pools mixed the split's own pairs in)."""
+    zx, zt = _unit(20, seed=4), _unit(20, seed=5)
+    d = _pairs(_unit(200, seed=6), _unit(200, seed=7))
+    rows = torch.arange(20) + 1000
+    whole, _ = pool_candidate_scores(_pairs(zx, zt, rows=rows), d, pool_size=16, seed=1)
+    alone, _ = pool_candidate_scores(_pairs(zx[3:4], zt[3:4], rows=rows[3:4]), d, pool_size=16, seed=1)
+    assert torch.allclose(whole[3], alone[0], atol=1e-6)  # equal up to the rounding of batched products
+    assert Ranks.of_scores(whole[3:4]).above.tolist() == Ranks.of_scores(alone).above.tolist()
+
+
+def test_pool_scores_match_brute_force():
+    zx, zt = _unit(6, seed=1), _unit(6, seed=2)
+    dx, dt = _unit(30, seed=3), _unit(30, seed=4)
+    q, d = _pairs(zx, zt, rows=torch.arange(6) + 50), _pairs(dx, dt)
+    out = pool_retrieval(q, d, pool_size=8, seed=2)
+    idx = draw_distractors(q.items, q.rows, d.items, pool_size=8, seed=2)
     g2t, t2g = [], []
-    for pool in pool_partition(11, 4, seed=3):
-        for i in pool:
-            g2t.append(1 + sum(float(zx[i] @ zt[j]) > float(zx[i] @ zt[i]) for j in pool))
-            t2g.append(1 + sum(float(zt[i] @ zx[j]) > float(zt[i] @ zx[i]) for j in pool))
-    assert out["g2t_mrr"] == pytest.approx(sum(1 / r for r in g2t) / 11)
-    assert out["t2g_mrr"] == pytest.approx(sum(1 / r for r in t2g) / 11)
-    assert out["g2t_acc"] == pytest.approx(sum(r == 1 for r in g2t) / 11)
+    for i in range(6):
+        g2t.append(1 + sum(float(zx[i] @ dt[j]) > float(zx[i] @ zt[i]) for j in idx[i].tolist()))
+        t2g.append(1 + sum(float(zt[i] @ dx[j]) > float(zt[i] @ zx[i]) for j in idx[i].tolist()))
+    assert out["k"] == 8
+    assert out["g2t_mrr"] == pytest.approx(sum(1 / r for r in g2t) / 6)
+    assert out["t2g_mrr"] == pytest.approx(sum(1 / r for r in t2g) / 6)
+    assert out["g2t_acc"] == pytest.approx(sum(r == 1 for r in g2t) / 6)
+
+
+def test_other_captions_of_the_query_item_never_count_against_it():
+    """Distractor pairs of the query's own item (another caption of the same molecule) are never drawn."""
+    zx = torch.tensor([[1.0, 0.0]])
+    zt = torch.tensor([[0.8, 0.6]])
+    # distractors: two captions of item 7 that match x better than its own caption, and 4 of other items
+    dx = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    dt = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    out = pool_retrieval(_pairs(zx, zt, items=[7], rows=[9]), _pairs(dx, dt, items=[7, 7, 1, 2, 3, 4]),
+                         pool_size=5)
+    assert out["g2t_mrr"] == 1.0 and out["t2g_mrr"] == 1.0
+
+
+def test_small_distractor_sets_lower_k_for_every_split_alike():
+    assert usable_pool_size(torch.tensor([0, 0, 1, 2, 3]), 64) == 4  # 5 pairs, 2 of item 0
+    assert usable_pool_size(torch.arange(600), 64) == 64
+    assert usable_pool_size(torch.tensor([5]), 64) == 1 and usable_pool_size(torch.tensor([], dtype=torch.long), 64) == 1
+    out = pool_retrieval(_pairs(_unit(3), _unit(3, seed=1), rows=[40, 41, 42]),
+                         _pairs(_unit(5, seed=2), _unit(5, seed=3), items=[0, 0, 1, 2, 3]))
+    assert out["k"] == 4 and out["chance_mrr"] == pytest.approx(chance_mrr(4))
 
 
 def test_split_retrieval_layout():
-    out = split_retrieval(I3, S.t().contiguous(), pool_size=2)
-    assert set(out) == {"g2t", "t2g", "pool2", "n"}
+    q = _pairs(I3, S.t().contiguous())
+    out = split_retrieval(q, _pairs(_unit(10, d=3), _unit(10, d=3, seed=1)), pool_size=4)
+    assert set(out) == {"g2t", "t2g", "pool4", "n"}
     assert out["n"] == 3
     assert set(out["g2t"]) == {"mrr", "hits@1", "hits@10"}
-    assert set(out["pool2"]) == {"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc"}
+    assert set(out["pool4"]) == {"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc", "k", "chance_mrr"}
     assert out["g2t"]["mrr"] == pytest.approx(11 / 18)
-    assert "pool64" in split_retrieval(I3, S.t().contiguous())
+    assert set(split_retrieval(q)) == {"g2t", "t2g", "n"}  # no distractor set: full-split scores only

@@ -9,7 +9,7 @@ import torch
 import graphdel.api as api
 from graphdel.encoders.relational import add_inverse_edges
 from graphdel.models.joint import ModelConfig
-from graphdel.models.kg import KGText, KGTextModel
+from graphdel.models.kg import KGText, KGTextModel, _triples_of
 from graphdel.runs import Run
 from graphdel.training.loop import TrainConfig
 from tests.data.test_kg_view import write_tiny_kg
@@ -123,7 +123,16 @@ def test_forget_metrics_have_collateral_and_auroc(trained):
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
     out = api.forget(run, req, method="retrain", out=root / "f-collateral", progress=False)
     splits = out.metrics["splits"]
-    assert 0 <= splits["forget"]["lp"]["auroc_vs_retain"] <= 1
+    # Df-vs-Dr convention (Df 0, Dr 1): the share of (retained, deleted) triple pairs with the retained one
+    # scored higher, over the triples `forget` evaluated: Df (one triple) and its |Df|-pair Dr sample
+    prepared = api.load_run_data(run, progress=False)
+    sets = api.evaluation_sets(prepared, req.rows(prepared.corpus), seed=0)
+    model = out.model.eval()
+    with torch.no_grad():
+        s_df = model.score_triples(_triples_of(sets["forget"], model.num_relations))
+        s_dr = model.score_triples(_triples_of(sets["retain"], model.num_relations))
+    assert s_df.numel() == 1 and s_dr.numel() == 1 and s_df != s_dr     # no tie: the value is 0 or 1
+    assert splits["forget"]["lp"]["auroc_vs_retain"] == (1.0 if s_dr > s_df else 0.0)
     # 1 hop: retained training triples touching e0 or e1; 2 hops: a superset
     e0, _, e1 = idx(run, "e0", "likes", "e1")
     touching = [t for t in graph_set(out.model) if {t[0], t[2]} & {e0, e1}]

@@ -3,32 +3,30 @@ import math
 import pytest
 import torch
 
-from graphdel.unlearning.selection import (CalibratedSelector, pool_mrr, reached_reference, sampler_score,
-                                           select_index)
+from graphdel.unlearning.selection import CalibratedSelector, reached_reference, sampler_score, select_index
 
-from .toy import ToyModel
-
-
-class _Sim:
-    def sim(self, a, b):
-        return a @ b.t()
+from .toy import ToyModel, ToySampler
 
 
-def test_pool_mrr_perfect_and_worst():
-    z = torch.eye(10)
-    assert pool_mrr(_Sim(), z, z, pool_size=5, repeats=3) == pytest.approx(1.0)
-    # every x prefers a wrong text: rank 2 in a pool of 2
-    zx = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    zt = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
-    assert pool_mrr(_Sim(), zx, zt, pool_size=64) == pytest.approx(0.5)
-    assert math.isnan(pool_mrr(_Sim(), zx[:1], zt[:1]))
+def test_sampler_score_is_pool_k_against_the_distractors(original, samplers):
+    """The selection score is the pool-k g2t MRR of graphdel.evaluation.retrieval, on the same pairs and
+    distractors: equal to the report's number."""
+    from graphdel.evaluation.embed import embed_pairs
+    from graphdel.evaluation.retrieval import pool_retrieval
+
+    score = sampler_score(original, samplers["forget"], samplers["calibration"], pool_size=8, seed=2)
+    expected = pool_retrieval(embed_pairs(original, samplers["forget"]), embed_pairs(original, samplers["calibration"]),
+                              pool_size=8, seed=2)["g2t_mrr"]
+    assert score == expected
+    # one pair is scored on the same scale: its own reciprocal rank among 8 candidates
+    one = ToySampler(samplers["forget"].data, samplers["forget"].indices[:1])
+    single = sampler_score(original, one, samplers["calibration"], pool_size=8, seed=2)
+    assert single in {1 / r for r in range(1, 9)}
 
 
-def test_pool_mrr_is_seeded():
-    g = torch.Generator().manual_seed(0)
-    zx, zt = torch.randn(50, 4, generator=g), torch.randn(50, 4, generator=g)
-    a = pool_mrr(_Sim(), zx, zt, pool_size=16, seed=3)
-    assert a == pool_mrr(_Sim(), zx, zt, pool_size=16, seed=3)
+def test_sampler_score_is_nan_without_pairs(original, samplers):
+    empty = ToySampler(samplers["forget"].data, [])
+    assert math.isnan(sampler_score(original, empty, samplers["calibration"], pool_size=8))
 
 
 def test_reached_reference_smooths():
@@ -63,7 +61,7 @@ def test_selector_falls_back_to_val(make_ctx, original):
 
 def test_scoring_restores_training_flags(samplers):
     model = ToyModel().train()
-    sampler_score(model, samplers["forget"], pool_size=8)
+    sampler_score(model, samplers["forget"], samplers["calibration"], pool_size=8)
     assert all(m.training for m in model.modules())
 
 
@@ -75,3 +73,21 @@ def test_the_untouched_copy_is_never_selected_when_an_update_exists():
     index, _ = select_index(records, tolerance=0.05)
     assert index == 1
     assert select_index(records[:1])[0] == 0  # nothing else to choose from
+
+
+def test_pruning_keeps_the_state_the_rule_picks(make_ctx, original):
+    """Epoch 0 has the smallest gap; the rule then picks the best *updated* checkpoint (epoch 1), so the
+    selector must not have pruned it against epoch 0's gap (it once did, and handed back epoch 2)."""
+    sel = CalibratedSelector(make_ctx(), pool_size=8, tolerance=0.02)
+    # scores in the order evaluate asks for them: epoch 0 reference, forget, retain; then forget, retain
+    scores = iter([0.5, 0.5, 0.5, 0.55, 0.5, 0.60, 0.5])
+    sel._scorer = lambda model: (lambda batches: next(scores))
+    model = ToyModel()
+    for epoch in range(3):
+        with torch.no_grad():
+            model.logit_scale.fill_(float(epoch))  # a state that names its epoch
+        sel.evaluate(model, epoch=epoch, step=epoch)
+    state, info = sel.select()
+    assert [round(r["forget"] - r["reference"], 2) for r in sel.records] == [0.0, 0.05, 0.1]
+    assert info["epoch"] == 1
+    assert float(state["logit_scale"]) == 1.0

@@ -23,11 +23,11 @@ from graphdel.data.pairs import PairData
 from graphdel.data.sources import load_dataset
 from graphdel.encoders.graph import GraphEncoderConfig
 from graphdel.encoders.text import TextEncoderConfig
-from graphdel.errors import InvalidInputError, RunError
+from graphdel.errors import InvalidInputError, RunError, UnlearningNoOpError
 from graphdel.evaluation.suite import retrieval_metrics
 from graphdel.io import atomic_write_json, check_output_folder, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
-from graphdel.runs import Run, write_run
+from graphdel.runs import Run, parameter_change_norm, write_run
 from graphdel.training.loop import TrainConfig, train_model
 
 import graphdel.data.kg  # noqa: E402,F401  (registers the kg:/wordnet sources, featuriser, view, granularities)
@@ -99,6 +99,11 @@ def read_id_file(path: str | Path) -> list[str]:
     return [s.strip() for s in text.splitlines() if s.strip() and not s.strip().startswith("#")]
 
 
+#: Pairs in a run's distractor set (:meth:`Prepared.distractor_rows`): enough for pools of 64 drawn
+#: afresh for every pair, few enough that embedding them at each unlearning evaluation stays cheap.
+DISTRACTOR_LIMIT = 512
+
+
 @dataclass
 class Prepared:
     """A corpus featurised for a run, with its row sets."""
@@ -117,6 +122,18 @@ class Prepared:
         """Dr: the trained rows minus ``df_rows``."""
         df = set(df_rows)
         return [r for r in self.trained_rows() if r not in df]
+
+    def distractor_rows(self) -> list[int]:
+        """The run's distractor set: at most :data:`DISTRACTOR_LIMIT` pairs drawn (seed 0) from the
+        calibration and validation pairs, which no model of the run trains on. Every pool-k score ranks a
+        pair against distractors from this set (:mod:`graphdel.evaluation.retrieval`); test pairs are
+        left out so that nothing chosen by the score has seen test."""
+        pool = sorted(set(self.calibration) | set(self.corpus.rows("val")))
+        return sorted(random.Random(0).sample(pool, min(DISTRACTOR_LIMIT, len(pool))))
+
+    def distractors(self):
+        """The distractor set as a pair set (see :meth:`distractor_rows`)."""
+        return self.data.subset(self.distractor_rows(), "distractors")
 
     def sets(self) -> dict:
         """Named pair sets: train (trained rows), calibration, val, test."""
@@ -182,10 +199,11 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     torch.manual_seed(config.seed)
     model = build_model(model_config)
     sets = prepared.sets()
-    result = train_model(model, sets["train"], sets["val"], config, progress=progress)
+    distractors = prepared.distractors()
+    result = train_model(model, sets["train"], sets["val"], config, progress=progress, distractors=distractors)
     metrics = None
     if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
-        metrics = {"splits": retrieval_metrics(result.model, sets, pool_size=config.eval_pool),
+        metrics = {"splits": retrieval_metrics(result.model, sets, distractors, pool_size=config.eval_pool),
                    "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
         _merge_split_metrics(metrics["splits"], result.model, sets)
     run_config = {
@@ -343,7 +361,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         retrain_fn: ``(prepared, dr_rows) -> model``, to share one Retrain between callers (the demo).
     """
     from graphdel.data.requests import DeletionRequest
-    from graphdel.evaluation.certificate import build_certificate
+    from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
     from graphdel.io import sha256_file
     from graphdel.unlearning import UnlearningContext, unlearn
 
@@ -371,16 +389,20 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
             return retrain_fn(prepared, dr_rows)
         return retrain_model(prepared, dr_rows, model_config, train_config, progress=progress)
 
+    distractors = prepared.distractors()
     ctx = UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
-                            val=sets["val"], retrain=retrain, seed=seed, device=device, progress=progress)
+                            val=sets["val"], distractors=distractors, retrain=retrain, seed=seed, device=device,
+                            progress=progress)
     result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
     forget_structure = getattr(result.model, "forget_structure", None)
     if forget_structure is not None:  # a model storing training data (a KG's graph) must not keep Df in it
         forget_structure(sets["forget"])
+    procedure = _procedure(run.model, result, sets["forget"], run.path, method)
     metrics = None
     if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
-        metrics = {"splits": retrieval_metrics(result.model, sets), "wall_time_s": result.wall_time_s,
+        metrics = {"splits": retrieval_metrics(result.model, sets, distractors),
+                   "wall_time_s": result.wall_time_s,
                    "selected": result.selected}
         _merge_split_metrics(metrics["splits"], result.model, sets)
     request_json = request.to_json(corpus)
@@ -401,12 +423,37 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         with staged_folder(out) as folder:
             write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.log,
                       history=history, extra_json={"request.json": request_json})
-            certificate = build_certificate(folder, original_weights_sha256=parent_weights)
+            certificate = build_certificate(
+                folder, original_weights_sha256=parent_weights,
+                procedure=procedure,
+                previous_certificate_sha256=parent_certificate_sha256(run.path))
             atomic_write_json(certificate, folder / "certificate.json")
     distributed.barrier()  # the other processes read rank 0's folder
     new = Run.load(out)
     new._model = result.model
     return new
+
+
+def _procedure(original, result, forget, original_path: Path, method: str) -> dict:
+    """What an unlearning run did, for its certificate: update steps, epochs, the selected epoch, the L2 norm
+    of the weight change and the facts removed from the model's stored structure (a KG's graph).
+
+    Raises:
+        UnlearningNoOpError: the weights came out equal to the original's and nothing was removed from the
+            model's structure, so there is no deletion to certify.
+    """
+    from graphdel.evaluation.certificate import structural_change
+
+    change = parameter_change_norm(original.state_dict(), result.model.state_dict())
+    removed = structural_change(original, forget)  # what leaving Df out of the stored structure takes away
+    selected = result.selected or {}
+    if change == 0.0 and removed is None:
+        raise UnlearningNoOpError(
+            f"{method} left every weight of {original_path} unchanged ({selected.get('steps', 0)} update steps, "
+            f"stop reason: {selected.get('stop_reason', 'none given')}) and the model stores none of the "
+            "request: nothing was deleted, so no run folder or certificate was written")
+    return {"steps": selected.get("steps"), "epochs_run": selected.get("epochs_run"),
+            "selected_epoch": selected.get("epoch"), "param_change_norm": change, "structural_change": removed}
 
 
 def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: ModelConfig, train_config: TrainConfig,
@@ -416,7 +463,7 @@ def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: Mode
     model = build_model(model_config)
     sets = prepared.sets()
     return train_model(model, prepared.data.subset(dr_rows, "retain"), sets["val"], train_config,
-                       progress=progress).model
+                       progress=progress, distractors=prepared.distractors()).model
 
 
 def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, progress: bool = False) -> dict:
@@ -437,7 +484,7 @@ def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, pr
         if not isinstance(request, DeletionRequest):
             request = _load_request_any(prepared, request)
         sets = evaluation_sets(prepared, request.rows(prepared.corpus), seed)
-    splits = retrieval_metrics(run.model, sets)
+    splits = retrieval_metrics(run.model, sets, prepared.distractors())
     _merge_split_metrics(splits, run.model, sets)
     return {"run": str(run.path), "splits": splits}
 

@@ -238,30 +238,56 @@ def cmd_report(args) -> int:
 
 
 def _add_verify(sub) -> None:
-    p = sub.add_parser("verify", help="recompute a deletion certificate's hashes and metrics; exit 1 if it "
-                       "no longer holds")
+    p = sub.add_parser(
+        "verify", help="check every field of a deletion certificate (hashes, procedure, re-evaluated metrics); "
+        "exit 0 holds, 1 does not hold, 3 could not be checked",
+        description="Check every field a deletion certificate asserts against its run folders and the corpus, "
+                    "re-evaluating its metrics, and name each field that no longer holds.",
+        epilog="exit status: 0 the certificate holds (checks that could not be made, e.g. of a moved original "
+               "run, are listed as 'not checked'); 1 it does NOT hold; 2 bad input (unreadable certificate, "
+               "bad --tolerance); 3 it could not be checked (its unlearned run was not found, e.g. the "
+               "certificate was copied away from its run folder)")
     p.add_argument("certificate", metavar="CERT", help="certificate.json (in a run folder or a report's "
                    "certificates/ folder)")
-    p.add_argument("--tolerance", type=float, default=1e-6, help="metric tolerance (default 1e-6)")
-    p.add_argument("--no-metrics", action="store_true", help="check hashes only, do not re-evaluate")
+    p.add_argument("--tolerance", type=float, default=1e-6,
+                   help="metric tolerance, a finite number >= 0 (default 1e-6; relative above magnitude 1)")
+    p.add_argument("--no-metrics", action="store_true", help="check hashes and recorded fields only, do not "
+                   "re-evaluate (metric checks are reported as not checked)")
     p.set_defaults(func=cmd_verify)
 
 
 def cmd_verify(args) -> int:
-    """``graphdel verify CERT``: recompute a deletion certificate's hashes (and metrics unless ``--no-metrics``)
-    and print each check; returns 0 when the certificate holds, 1 when a check failed."""
+    """``graphdel verify CERT``: check every field of a deletion certificate (metrics re-evaluated unless
+    ``--no-metrics``) and print each check as ok, FAIL or not checked.
+
+    Returns 0 when the certificate holds, 1 when a check failed, 3 when it could not be checked (its run was
+    not found). Raises :class:`~graphdel.errors.InvalidInputError` (exit 2) for a ``--tolerance`` that is not
+    a finite number >= 0.
+    """
+    import math
+
+    from graphdel.errors import InvalidInputError
     from graphdel.evaluation.certificate import verify_certificate
 
+    if not math.isfinite(args.tolerance) or args.tolerance < 0:
+        raise InvalidInputError(f"--tolerance must be a finite number >= 0, got {args.tolerance!r}")
     result = verify_certificate(args.certificate, tolerance=args.tolerance, metrics=not args.no_metrics)
     for name, ok, detail in result.checks:
-        mark = "ok  " if ok else ("FAIL" if ok is False else "skip")
-        print(f"{mark} {name}: {detail}")
-    if result.holds:
-        print(f"certificate holds: {args.certificate}")
-        return 0
-    print(f"certificate does NOT hold: {len(result.failed)} failed check(s): "
-          + ", ".join(name for name, _, _ in result.failed))
-    return 1
+        mark = "ok" if ok else ("FAIL" if ok is False else "not checked")
+        print(f"{mark:<11} {name}: {detail}")
+    if result.unreachable is not None:  # nothing about the run itself could be checked
+        print(f"{'not checked':<11} run: {result.unreachable}")
+    names = lambda checks: ", ".join(name for name, _, _ in checks)
+    if result.status == "does not hold":
+        print(f"certificate does NOT hold: {len(result.failed)} failed check(s): {names(result.failed)}")
+        return 1
+    if result.status == "cannot check":
+        print(f"certificate could NOT be checked: {result.unreachable}")
+        return 3  # distinct from 1: nothing was found wrong, the run was not there to check
+    skipped = result.not_checked
+    print(f"certificate holds: {args.certificate}"
+          + (f" ({len(skipped)} check(s) not made: {names(skipped)})" if skipped else ""))
+    return 0
 
 
 def _add_demo(sub) -> None:

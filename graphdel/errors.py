@@ -47,3 +47,8 @@ class ConfigError(GraphdelError, ValueError):
 
 class RunError(GraphdelError):
     """A run folder that is missing, unfinished, or does not match the data it is used with."""
+
+
+class UnlearningNoOpError(GraphdelError):
+    """An unlearning run changed nothing (same weights, nothing removed from the model's structure): there
+    is no deletion to certify."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from graphdel.errors import ConfigError, RunError
 from graphdel.io import atomic_write_json
@@ -165,3 +165,22 @@ def write_run(folder: Path, *, model, config: dict, metrics: dict, log: list, hi
     atomic_write_json(history, folder / "history.json")
     for name, obj in (extra_json or {}).items():
         atomic_write_json(obj, folder / name)
+
+
+def parameter_change_norm(before: Mapping[str, Any], after: Mapping[str, Any]) -> float:
+    """L2 norm of ``after - before`` over every floating-point tensor of two state dicts (weights and
+    floating buffers alike): 0.0 exactly when those tensors are equal. Integer tensors (a KG model's stored
+    graph, which shrinks by the deleted triples) are not weights and are left out; a floating tensor present
+    in one state dict only, or with another shape, makes the norm ``inf`` (not comparable weight by weight).
+    """
+    import torch
+
+    total = 0.0
+    for name in sorted(set(before) | set(after)):
+        a, b = before.get(name), after.get(name)
+        if any(t is not None and not torch.is_floating_point(t) for t in (a, b)):
+            continue
+        if a is None or b is None or tuple(a.shape) != tuple(b.shape):
+            return float("inf")
+        total += float(torch.sum((b.detach().double().cpu() - a.detach().double().cpu()) ** 2))
+    return total ** 0.5

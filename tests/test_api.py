@@ -83,3 +83,31 @@ def test_a_chebi20_folder_trains_and_evaluates_unchanged(tmp_path):
                    progress=False)
     assert run.metrics["splits"]["test"]["n"] == 1 and run.metrics["splits"]["val"]["n"] == 1
     assert api.evaluate_retrieval(run)["splits"]["test"]["g2t"]["mrr"] == 1.0
+
+
+def test_a_forget_that_changes_nothing_fails_and_writes_nothing(original, tmp_path):
+    """Zero update steps leave the weights equal to the original's: no run folder, no certificate."""
+    from graphdel.errors import UnlearningNoOpError
+
+    request = api.make_request(original, ids=["aspirin#0"], by="pair")
+    with pytest.raises(UnlearningNoOpError, match="unchanged"):
+        api.forget(original, request, method="multidelete", overrides=["epochs=0"], out=tmp_path / "noop",
+                   progress=False)
+    assert not (tmp_path / "noop").exists()
+
+
+@pytest.mark.parametrize("ids", [["aspirin#0"], ["aspirin#0", "ethanol#0", "caffeine#0"]])
+def test_a_one_and_a_three_pair_request_change_the_weights(original, tmp_path, ids):
+    """The most common request, a pair or a few, is unlearned for real and certified with its change."""
+    import json
+
+    request = api.make_request(original, ids=ids, by="pair")
+    run = api.forget(original, request, method="multidelete", overrides=["epochs=2"], out=tmp_path / "f",
+                     progress=False)
+    cert = json.loads((run.path / "certificate.json").read_text())
+    assert run.metrics["selected"]["steps"] >= 1
+    assert cert["procedure"]["param_change_norm"] > 0
+    assert run.metrics["splits"]["forget"]["n"] == len(ids)
+    # the Df score is on the scale of every other split: the same k, the same chance level
+    k = {s["pool64"]["k"] for s in run.metrics["splits"].values()}
+    assert k == {original.metrics["splits"]["test"]["pool64"]["k"]}

@@ -52,3 +52,19 @@ def test_report_refuses_too_few_shadows_and_non_runs(tmp_path, capsys):
     assert "at least 4" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "graphdel: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "inf", "-1e-6"])
+def test_verify_refuses_a_tolerance_that_is_not_a_finite_number_at_least_zero(tmp_path, capsys, tolerance):
+    (tmp_path / "c.json").write_text("{}")
+    assert main(["verify", str(tmp_path / "c.json"), f"--tolerance={tolerance}"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"graphdel: error: --tolerance must be a finite number >= 0, got {float(tolerance)!r}"
+
+
+def test_verify_help_documents_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0 the certificate holds" in out and "1 it does NOT hold" in out
+    assert "3 it could not be checked" in out

@@ -1,10 +1,36 @@
-"""The deletion certificate: what was deleted, from which weights, into which weights, by what method.
+"""The deletion certificate: what was deleted, from which weights, into which weights, by what procedure.
 
-``certificate.json`` holds the request (pair ids and content hashes), SHA-256 of the original and the
-unlearned weights, of the resolved config and of the request, the method and its config, and -- when a
-Retrain reference was evaluated -- the metrics against it and which thresholds passed.
-``graphdel verify CERT`` recomputes every hash (and the metrics, when they were certified) and says
-whether the certificate still holds.
+Two kinds, both JSON objects of :data:`CERTIFICATE_VERSION`:
+
+* ``certificate.json`` in an unlearned run folder (kind ``"forget"``, written by :func:`graphdel.api.forget`
+  through :func:`build_certificate`)::
+
+      version, kind                      2, "forget"
+      request, request_sha256            the request (pair ids and content hashes) and its canonical hash
+      method, method_config              the method and its resolved hyperparameters
+      config_sha256                      canonical hash of the run's config.json
+      data.source, data.content_hash     the corpus and its content hash
+      original_weights_sha256            SHA-256 of the weights the request was unlearned from
+      unlearned_weights_sha256           SHA-256 of the run's model.safetensors
+      procedure.steps, .epochs_run,      optimiser steps, epochs run and the epoch of the kept checkpoint
+        .selected_epoch                    (null for a method without them, e.g. Retrain)
+      procedure.param_change_norm        L2 norm of (unlearned - original) over every floating tensor
+                                           (:func:`graphdel.runs.parameter_change_norm`)
+      procedure.structural_change        what removing Df took from the training data the model stores
+                                           (a KG model's graph: "N stored facts removed"), or null
+      metrics.splits                     the retrieval part of the run's metrics.json
+      previous_certificate_sha256        SHA-256 of the parent run's certificate.json file when the parent
+                                           is itself an unlearned run, else null
+
+* an *evaluated* certificate (kind ``"evaluated"``) in a report folder (``certificates/<run>.json``,
+  :func:`evaluated_certificate`): every field above plus ``unlearned_path``, ``original_path`` and
+  ``evaluation.{seed, pool_size, chunks, reference, reference_weights_sha256, splits, distinguishability,
+  attack_auc, vs_retrain, thresholds, verdict}`` (the audit's retrieval, Df-vs-Dr AUC, membership attack
+  AUC, forget-side gaps to Retrain, the targets of :func:`graphdel.evaluation.summary.thresholds` and
+  whether all passed).
+
+``graphdel verify CERT`` (:func:`verify_certificate`) checks every one of these fields against the run
+folders and the corpus, re-evaluating the metrics, and names each field that no longer holds.
 """
 
 from __future__ import annotations
@@ -14,10 +40,38 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from graphdel.io import sha256_file
 
-CERTIFICATE_VERSION = 1
+CERTIFICATE_VERSION = 2
+
+#: Fields a certificate of the ``"forget"`` kind asserts (dotted paths into the JSON object).
+_FORGET_FIELDS = (
+    "version", "kind", "request", "request_sha256", "method", "method_config", "config_sha256",
+    "data.source", "data.content_hash", "original_weights_sha256", "unlearned_weights_sha256",
+    "procedure.steps", "procedure.epochs_run", "procedure.selected_epoch", "procedure.param_change_norm",
+    "procedure.structural_change", "metrics.splits", "previous_certificate_sha256",
+)
+#: Fields an ``"evaluated"`` certificate asserts on top of those.
+_EVALUATED_FIELDS = _FORGET_FIELDS + (
+    "unlearned_path", "original_path", "evaluation.seed", "evaluation.pool_size", "evaluation.chunks",
+    "evaluation.reference", "evaluation.reference_weights_sha256", "evaluation.splits",
+    "evaluation.distinguishability", "evaluation.attack_auc", "evaluation.vs_retrain", "evaluation.thresholds",
+    "evaluation.verdict",
+)
+#: ``{version: {kind: fields}}``: every field must be present (``null`` is a value); a removed field fails
+#: verification exactly as an edited one does.
+REQUIRED_FIELDS: dict[int, dict[str, tuple[str, ...]]] = {
+    2: {"forget": _FORGET_FIELDS, "evaluated": _EVALUATED_FIELDS},
+}
+
+#: The arguments :func:`graphdel.api.forget` evaluates retrieval with (the sets drawn with the forget seed).
+FORGET_POOL_SIZE = 64
+FORGET_POOL_SEED = 0
+
+_WEIGHTS = "model.safetensors"
+_MISSING = object()
 
 
 def canonical_json_sha256(obj) -> str:
@@ -26,19 +80,76 @@ def canonical_json_sha256(obj) -> str:
                           .encode("utf-8")).hexdigest()
 
 
-def build_certificate(folder: str | Path, *, original_weights_sha256: str, evaluation: dict | None = None) -> dict:
+# ------------------------------------------------------------------------------ what a certificate records
+
+#: The retrieval keys of a split that are certified and re-checked by :func:`verify_certificate`.
+_RETRIEVAL_KEYS = ("g2t", "t2g", "n")
+
+
+def retrieval_only(splits: dict) -> dict:
+    """The retrieval part (``g2t``, ``t2g``, ``pool<k>``, ``n``) of a ``splits`` dict; splits without any
+    (a KG model's link-prediction-only splits such as ``collateral@1``) are left out."""
+    out = {name: {k: v for k, v in split.items() if k in _RETRIEVAL_KEYS or k.startswith("pool")}
+           for name, split in splits.items()}
+    return {name: split for name, split in out.items() if split}
+
+
+def structural_change(original, forget) -> str | None:
+    """What removing the pair set ``forget`` takes away from the training data ``original`` stores (a KG
+    model's graph of training triples, through its ``forget_structure`` hook), as the certificate's
+    ``procedure.structural_change``: ``"N stored facts removed"``, or ``None`` for a model that stores
+    none of it. ``original`` is not modified (a copy is)."""
+    import copy
+
+    if not hasattr(original, "forget_structure"):
+        return None
+    removed = int(copy.deepcopy(original).forget_structure(forget) or 0)
+    return f"{removed} stored facts removed" if removed else None
+
+
+def _param_change_norm(original_weights: Path, unlearned_weights: Path) -> float:
+    """:func:`graphdel.runs.parameter_change_norm` (what ``forget`` certifies) of two weight files."""
+    from safetensors.torch import load_file
+
+    from graphdel.runs import parameter_change_norm
+
+    return parameter_change_norm(load_file(str(original_weights)), load_file(str(unlearned_weights)))
+
+
+def parent_certificate_sha256(parent: str | Path) -> str | None:
+    """SHA-256 of ``parent/certificate.json`` when the run folder ``parent`` is an unlearned run that has
+    one, else ``None`` (a trained run is where a chain of certificates starts; an unreadable config.json
+    names no kind, so it is not taken for one)."""
+    parent = Path(parent)
+    config = _read_json(parent / "config.json")
+    cert = parent / "certificate.json"
+    is_unlearned = isinstance(config, dict) and config.get("kind") == "forget"
+    return sha256_file(cert) if is_unlearned and cert.is_file() else None
+
+
+def build_certificate(folder: str | Path, *, original_weights_sha256: str, procedure: dict,
+                      previous_certificate_sha256: str | None) -> dict:
     """The certificate of the unlearned run in ``folder`` (its files must be written already).
 
     Args:
-        folder: the unlearned run folder (``model.safetensors``, ``config.json``, ``request.json``).
+        folder: the unlearned run folder (``model.safetensors``, ``config.json``, ``request.json``,
+            ``metrics.json``).
         original_weights_sha256: hash of the weights the request was unlearned from.
-        evaluation: optional ``{"reference": path, "metrics": {...}, "thresholds": {...}}``.
+        procedure: what the run did (``steps``, ``epochs_run``, ``selected_epoch`` from the method's
+            ``selected`` description, ``param_change_norm`` as :func:`graphdel.runs.parameter_change_norm`
+            of the two models, ``structural_change`` as :func:`structural_change`).
+        previous_certificate_sha256: :func:`parent_certificate_sha256` of the parent run.
+
+    Raises:
+        KeyError: ``procedure`` lacks one of its fields.
     """
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    request = json.loads((folder / "request.json").read_text())
-    cert = {
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    request = json.loads((folder / "request.json").read_text(encoding="utf-8"))
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8")) or {}
+    return {
         "version": CERTIFICATE_VERSION,
+        "kind": "forget",
         "request": request,
         "request_sha256": canonical_json_sha256(request),
         "method": config.get("method"),
@@ -46,26 +157,35 @@ def build_certificate(folder: str | Path, *, original_weights_sha256: str, evalu
         "config_sha256": canonical_json_sha256(config),
         "data": {"source": config["data"]["source"], "content_hash": config["data"]["content_hash"]},
         "original_weights_sha256": original_weights_sha256,
-        "unlearned_weights_sha256": sha256_file(folder / "model.safetensors"),
+        "unlearned_weights_sha256": sha256_file(folder / _WEIGHTS),
+        "procedure": {k: procedure[k] for k in ("steps", "epochs_run", "selected_epoch", "param_change_norm",
+                                                "structural_change")},
+        "metrics": {"splits": retrieval_only(metrics.get("splits") or {})},
+        "previous_certificate_sha256": previous_certificate_sha256,
     }
-    if evaluation is not None:
-        cert["evaluation"] = evaluation
-    return cert
 
 
 # ------------------------------------------------------------------------------ evaluated certificates
 
-#: The retrieval keys of a split that are certified and re-checked by :func:`verify_certificate`.
-_RETRIEVAL_KEYS = ("g2t", "t2g", "n")
+def _certified_flat(splits: dict, distinguishability, attack_auc) -> dict:
+    """The forget-side numbers an evaluated certificate attests, as the flat dotted keys of
+    :func:`graphdel.evaluation.summary.forget_gap` (``splits.forget.pool64.g2t_mrr``,
+    ``distinguishability.mean``, ``membership.attack_auc``)."""
+    from graphdel.evaluation.summary import flatten
+
+    return flatten({"splits": {"forget": retrieval_only(splits).get("forget", {})},
+                    "distinguishability": {"mean": distinguishability},
+                    "membership": {"attack_auc": attack_auc}})
 
 
-def retrieval_only(splits: dict) -> dict:
-    """The retrieval part (``g2t``, ``t2g``, ``pool<k>``, ``n``) of a ``splits`` dict."""
-    return {name: {k: v for k, v in split.items() if k in _RETRIEVAL_KEYS or k.startswith("pool")}
-            for name, split in splits.items()}
+def _verdict(thresholds: dict) -> bool | None:
+    """True when every target passed, False when one failed, None when one could not be judged or
+    there are none (no Retrain reference)."""
+    values = [t.get("passed") if isinstance(t, dict) else None for t in thresholds.values()]
+    return None if not values or any(v is None for v in values) else all(values)
 
 
-def evaluated_certificate(run_path: str | Path, *, entry: dict, seed: int, pool_size: int = 64,
+def evaluated_certificate(run_path: str | Path, *, entry: dict, seed: int, pool_size: int = 64, chunks: int = 5,
                           reference_path: str | Path | None = None, reference_weights_sha256: str | None = None,
                           vs_retrain: dict | None = None, thresholds: dict | None = None,
                           original_path: str | Path | None = None) -> dict:
@@ -76,168 +196,688 @@ def evaluated_certificate(run_path: str | Path, *, entry: dict, seed: int, pool_
     Args:
         run_path: the unlearned run folder.
         entry: the run's suite entry (:func:`graphdel.evaluation.suite.evaluate_model`).
-        seed: the seed of the evaluation sets and pools (re-used by :func:`verify_certificate`).
-        pool_size: pool size of pool-k retrieval.
+        seed, pool_size, chunks: the suite's settings (:class:`~graphdel.evaluation.suite.SuiteConfig`),
+            re-used by :func:`verify_certificate` to re-evaluate.
         reference_path, reference_weights_sha256: the Retrain run the metrics are judged against.
-        vs_retrain: forget-side gaps to Retrain.
+        vs_retrain: forget-side gaps to Retrain (the entry's ``vs_retrain``); only the certified metrics'
+            gaps are kept.
         thresholds: :func:`graphdel.evaluation.summary.thresholds` of the run.
-        original_path: the original run folder.
+        original_path: the original run folder (default: the run's parent).
     """
+    from graphdel.errors import RunError
+
     run_path = Path(run_path)
-    config = json.loads((run_path / "config.json").read_text())
+    config = json.loads((run_path / "config.json").read_text(encoding="utf-8"))
     parent = config.get("parent") or {}
-    cert = build_certificate(run_path, original_weights_sha256=parent.get("weights_sha256", ""))
+    original = Path(original_path) if original_path else Path(parent.get("path", ""))
+    # The procedure is the forget run's own record (it needs the models and the data as they were then);
+    # verification recomputes it, so a record altered since fails there.
+    own = _read_json(run_path / "certificate.json")
+    if not isinstance(own, dict) or not isinstance(own.get("procedure"), dict):
+        raise RunError(f"{run_path / 'certificate.json'}: missing, unreadable or from before version "
+                       f"{CERTIFICATE_VERSION} (no 'procedure'); re-run graphdel forget to certify this run")
+    cert = build_certificate(run_path, original_weights_sha256=parent.get("weights_sha256", ""),
+                             procedure=own["procedure"],
+                             previous_certificate_sha256=parent_certificate_sha256(parent["path"]))
+    cert["kind"] = "evaluated"
     cert["unlearned_path"] = str(run_path.resolve())
-    cert["original_path"] = str(Path(original_path).resolve()) if original_path else parent.get("path")
-    passed = None
-    if thresholds:
-        values = [t.get("passed") for t in thresholds.values()]
-        passed = None if any(v is None for v in values) else all(values)
+    cert["original_path"] = str(original.resolve())
+    splits = retrieval_only(entry.get("splits") or {})
+    distinguishability = (entry.get("distinguishability") or {}).get("mean")
+    attack_auc = (entry.get("membership") or {}).get("attack_auc")
+    certified = _certified_flat(splits, distinguishability, attack_auc)
     cert["evaluation"] = {
-        "seed": seed, "pool_size": pool_size,
+        "seed": seed, "pool_size": pool_size, "chunks": chunks,
         "reference": str(Path(reference_path).resolve()) if reference_path else None,
         "reference_weights_sha256": reference_weights_sha256,
-        "metrics": {"splits": retrieval_only(entry.get("splits") or {}),
-                    "distinguishability": (entry.get("distinguishability") or {}).get("mean"),
-                    "attack_auc": (entry.get("membership") or {}).get("attack_auc")},
-        "vs_retrain": vs_retrain or {},
+        "splits": splits,
+        "distinguishability": distinguishability,
+        "attack_auc": attack_auc,
+        "vs_retrain": {k: v for k, v in (vs_retrain or {}).items() if k in certified},
         "thresholds": thresholds or {},
-        "all_thresholds_passed": passed,
+        "verdict": _verdict(thresholds or {}),
     }
     return cert
 
 
+# ------------------------------------------------------------------------------ verification
+
 @dataclass
 class VerifyResult:
-    """Outcome of :func:`verify_certificate`: ``checks`` are ``(name, ok, detail)`` with ``ok`` True,
-    False, or None for a check that could not be made (e.g. the original weights are not reachable)."""
+    """Outcome of :func:`verify_certificate`.
+
+    Attributes:
+        checks: ``(name, ok, detail)``, one per certified field (named by its dotted path) plus
+            ``request.pairs`` (the requested pairs' content), ``weights_changed``, ``chain`` (earlier
+            certificates) and ``run`` (the run's config.json or request.json unreadable); ``ok`` is True,
+            False, or None for a check that could not be made (e.g. the original run moved).
+        unreachable: why nothing about the run could be checked (its folder was not found), else None.
+    """
 
     checks: list = field(default_factory=list)
-
-    @property
-    def holds(self) -> bool:
-        """True when no check failed (checks that could not be made do not count against it)."""
-        return all(ok is not False for _, ok, _ in self.checks)
+    unreachable: str | None = None
 
     @property
     def failed(self) -> list:
         """The ``(name, False, detail)`` checks that failed."""
         return [c for c in self.checks if c[1] is False]
 
+    @property
+    def not_checked(self) -> list:
+        """The ``(name, None, detail)`` checks that could not be made."""
+        return [c for c in self.checks if c[1] is None]
 
-def _compare(recorded, actual, tol: float, prefix: str = "") -> list[str]:
-    diffs = []
-    if isinstance(recorded, dict):
-        if not isinstance(actual, dict):
-            return [f"{prefix or 'metrics'} missing"]
-        for k, v in recorded.items():
-            diffs += _compare(v, actual.get(k), tol, f"{prefix}.{k}" if prefix else str(k))
-        return diffs
-    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
-        if not isinstance(actual, (int, float)) or not math.isfinite(float(actual)) \
-                or abs(float(recorded) - float(actual)) > tol:
-            diffs.append(f"{prefix}: recorded {recorded!r}, recomputed {actual!r}")
-    return diffs
+    @property
+    def status(self) -> str:
+        """``"does not hold"`` when a check failed, else ``"cannot check"`` when the run was not found,
+        else ``"holds"``."""
+        if self.failed:
+            return "does not hold"
+        return "cannot check" if self.unreachable is not None else "holds"
+
+    @property
+    def holds(self) -> bool:
+        """True when the run was found and no check failed (checks that could not be made do not count
+        against it; see :attr:`not_checked`)."""
+        return self.status == "holds"
+
+
+def _get(obj, path: str):
+    """The value at the dotted ``path`` of nested dicts, or :data:`_MISSING`."""
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return _MISSING
+        obj = obj[part]
+    return obj
+
+
+def _close(a: float, b: float, tol: float) -> bool:
+    """``a`` and ``b`` within ``tol`` (absolute up to magnitude 1, relative above, e.g. a weight norm)."""
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _diff(recorded, actual, tol: float, prefix: str = "") -> list[str]:
+    """Where ``recorded`` and ``actual`` differ: numbers beyond ``tol``, anything else unequal, and keys
+    present on one side only (so a removed or an added entry is a difference too)."""
+    if isinstance(recorded, dict) and isinstance(actual, dict):
+        out = []
+        for k in sorted(set(recorded) | set(actual), key=str):
+            sub = f"{prefix}.{k}" if prefix else str(k)
+            if k not in actual:
+                out.append(f"{sub}: recorded {recorded[k]!r}, absent when recomputed")
+            elif k not in recorded:
+                out.append(f"{sub}: missing from the certificate (recomputed {actual[k]!r})")
+            else:
+                out += _diff(recorded[k], actual[k], tol, sub)
+        return out
+    same = _close(recorded, actual, tol) if _is_number(recorded) and _is_number(actual) else recorded == actual
+    return [] if same else [f"{prefix + ': ' if prefix else ''}recorded {recorded!r}, found {actual!r}"]
+
+
+def _summary(diffs: list[str]) -> str:
+    """The first differences, and how many more."""
+    return "; ".join(diffs[:5]) + (f" (+{len(diffs) - 5} more)" if len(diffs) > 5 else "")
+
+
+def _read_json(path: Path):
+    """Parsed JSON of ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    # ValueError: bad JSON or non-UTF-8 bytes; RecursionError: absurdly nested brackets
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _hash_of(folder: Path | None) -> str | None:
+    """SHA-256 of ``folder/model.safetensors``, or None when the folder or file is not there."""
+    if folder is None or not (folder / _WEIGHTS).is_file():
+        return None
+    return sha256_file(folder / _WEIGHTS)
+
+
+def _folder(path) -> Path | None:
+    """``path`` as a folder when it is a non-empty string naming an existing directory, else None."""
+    if isinstance(path, str) and path and Path(path).is_dir():
+        return Path(path)
+    return None
 
 
 def _locate_run(cert: dict, cert_path: Path) -> Path | None:
     recorded = cert.get("unlearned_path")
-    if isinstance(recorded, str) and recorded and (Path(recorded) / "model.safetensors").is_file():
+    if isinstance(recorded, str) and recorded and (Path(recorded) / _WEIGHTS).is_file():
         return Path(recorded)
-    if (cert_path.parent / "model.safetensors").is_file():
+    if (cert_path.parent / _WEIGHTS).is_file():
         return cert_path.parent
     return None
 
 
-def verify_certificate(cert_path: str | Path, *, tolerance: float = 1e-6, metrics: bool = True,
-                       progress: bool = False) -> VerifyResult:
-    """Recompute what a certificate states and say whether it still holds.
+def _recompute_retrieval(model, prepared, df_rows: list[int], *, seed: int, pool_size: int, pool_seed: int
+                         ) -> dict:
+    """Retrieval of ``model`` on the evaluation sets of a request (:func:`graphdel.api.evaluation_sets`
+    drawn with ``seed``), ranked against the run's distractor set, as ``api.forget`` computes it
+    (``seed`` = the forget seed, :data:`FORGET_POOL_SIZE`, :data:`FORGET_POOL_SEED`) and the report does
+    (its seed, pool size and the seed again for the pools).
 
-    Checks: ``weights`` (SHA-256 of the unlearned weights, found at the recorded ``unlearned_path`` or next
-    to the certificate), ``config`` (canonical hash of the run's ``config.json``), ``request`` (the
-    certificate's request and the run's ``request.json`` against ``request_sha256``), ``original_weights``
-    (when the original run is reachable), ``data`` (the corpus still hashes as recorded and every requested
-    pair still has its content hash) and ``metrics`` (retrieval re-evaluated on the same pairs and seeds,
-    each number within ``tolerance`` of the certified one; a certificate without an evaluation part is
-    checked against the run's ``metrics.json``).
-
-    Raises:
-        RunError: the certificate cannot be read.
+    Every retrieval number :func:`verify_certificate` compares is computed here, so a change of the scorer
+    is followed in one place.
     """
-    from graphdel.errors import GraphdelError, RunError
+    from graphdel.api import evaluation_sets
+    from graphdel.evaluation.suite import retrieval_metrics
 
-    cert_path = Path(cert_path)
+    sets = evaluation_sets(prepared, df_rows, seed)
+    return retrieval_only(retrieval_metrics(model, sets, prepared.distractors(), pool_size=pool_size,
+                                            seed=pool_seed))
+
+
+def _recompute_audit_aucs(model, prepared, df_rows: list[int], *, seed: int, pool_size: int, chunks: int
+                          ) -> tuple[Any, Any]:
+    """``(Df-vs-Dr AUC mean, membership attack AUC)`` of ``model`` as the report computes them
+    (:func:`graphdel.evaluation.suite.evaluate_model` on :func:`~graphdel.evaluation.suite.suite_sets`, no
+    probes)."""
+    from graphdel.evaluation.suite import SuiteConfig, evaluate_model, suite_sets
+
+    sets = suite_sets(prepared, df_rows, chunks=chunks, seed=seed)
+    entry, _ = evaluate_model(model, sets, config=SuiteConfig(seed=seed, chunks=chunks, pool_size=pool_size,
+                                                               probes=False),
+                              corpus=prepared.corpus)
+    return (entry.get("distinguishability") or {}).get("mean"), (entry.get("membership") or {}).get("attack_auc")
+
+
+def _check_tolerance(tolerance) -> None:
+    from graphdel.errors import InvalidInputError
+
+    if not _is_number(tolerance) or not math.isfinite(tolerance) or tolerance < 0:
+        raise InvalidInputError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
+
+
+def _read_certificate(cert_path: Path) -> dict:
+    from graphdel.errors import RunError
+
     try:
         cert = json.loads(cert_path.read_text(encoding="utf-8"))
     # ValueError: bad JSON or non-UTF-8 bytes; RecursionError: absurdly nested brackets (a file from elsewhere)
     except (OSError, ValueError, RecursionError) as e:
         raise RunError(f"cannot read certificate {cert_path}: {type(e).__name__}: {e}") from e
-    if not isinstance(cert, dict) or "unlearned_weights_sha256" not in cert:
+    known = {p.split(".")[0] for p in _EVALUATED_FIELDS}
+    # Any certificate field makes it a certificate (with the others reported missing); none, another file.
+    if not isinstance(cert, dict) or not known & set(cert):
         raise RunError(f"{cert_path} is not a graphdel deletion certificate")
-    res = VerifyResult()
-    add = lambda name, ok, detail: res.checks.append((name, ok, detail))
-    run_path = _locate_run(cert, cert_path)
-    if run_path is None:
-        add("weights", False, f"unlearned run not found (recorded path {cert.get('unlearned_path')!r}, "
-                              f"nor next to {cert_path})")
-        return res
-    actual = sha256_file(run_path / "model.safetensors")
-    add("weights", actual == cert["unlearned_weights_sha256"],
-        f"{run_path / 'model.safetensors'}: sha256 {actual[:16]}… "
-        + ("matches" if actual == cert["unlearned_weights_sha256"]
-           else f"!= certified {cert['unlearned_weights_sha256'][:16]}…"))
-    try:
-        config = json.loads((run_path / "config.json").read_text())
-        ok = canonical_json_sha256(config) == cert.get("config_sha256")
-        add("config", ok, "config.json " + ("matches" if ok else "differs from the certified hash"))
-    except (OSError, json.JSONDecodeError) as e:
-        config = None
-        add("config", False, f"config.json unreadable: {e}")
-    try:
-        run_request = json.loads((run_path / "request.json").read_text())
-        ok = (canonical_json_sha256(cert.get("request")) == cert.get("request_sha256")
-              == canonical_json_sha256(run_request))
-        add("request", ok, "request " + ("matches" if ok else "differs from the certified hash"))
-    except (OSError, json.JSONDecodeError) as e:
-        add("request", False, f"request.json unreadable: {e}")
-    original = cert.get("original_path") or ((config or {}).get("parent") or {}).get("path")
-    if isinstance(original, str) and original and (Path(original) / "model.safetensors").is_file():
-        actual = sha256_file(Path(original) / "model.safetensors")
-        ok = actual == cert.get("original_weights_sha256")
-        add("original_weights", ok, f"{original}: " + ("matches" if ok else "differs from the certified hash"))
-    else:
-        add("original_weights", None, f"original run not reachable ({original!r}); not checked")
-    if not metrics or config is None:
-        return res
-    evaluation = cert.get("evaluation") or {}
-    try:
+    return cert
+
+
+#: Checks that need the data and the models (re-evaluation); "not checked" with ``metrics=False``.
+_FORGET_RECOMPUTED = ("procedure.structural_change", "metrics.splits")
+_EVALUATED_RECOMPUTED = _FORGET_RECOMPUTED + (
+    "evaluation.seed", "evaluation.pool_size", "evaluation.chunks", "evaluation.splits",
+    "evaluation.distinguishability", "evaluation.attack_auc", "evaluation.vs_retrain", "evaluation.thresholds",
+    "evaluation.verdict")
+
+
+class _Verifier:
+    """The checks of :func:`verify_certificate` on one certificate (they share the located runs)."""
+
+    def __init__(self, cert: dict, cert_path: Path, tolerance: float, metrics: bool, progress: bool) -> None:
+        self.cert, self.cert_path, self.tol = cert, cert_path, tolerance
+        self.metrics, self.progress = metrics, progress
+        self.res = VerifyResult()
+        # The kind follows the content, so that a certificate relabelled "forget" cannot shed its
+        # evaluation part's checks (and the "kind" check then fails).
+        self.kind = "evaluated" if "evaluation" in cert else "forget"
+        fields = REQUIRED_FIELDS.get(cert.get("version"), REQUIRED_FIELDS[CERTIFICATE_VERSION])
+        self.fields = fields[self.kind]
+        self.missing = {p for p in self.fields if _get(cert, p) is _MISSING}
+
+    # -------------------------------------------------------------------- helpers
+    def add(self, name: str, ok: bool | None, detail: str) -> None:
+        """Record a check, unless its field is missing (reported once, as missing)."""
+        if name not in self.missing:
+            self.res.checks.append((name, ok, detail))
+
+    def skip(self, names, why: str) -> None:
+        """Record ``names`` as not checked, for the reason ``why``."""
+        for name in names:
+            self.add(name, None, why)
+
+    def value(self, name: str):
+        return _get(self.cert, name)
+
+    def equal(self, name: str, actual, where: str) -> None:
+        """The field ``name`` must equal ``actual`` (numbers within the tolerance), found in ``where``."""
+        diffs = _diff(self.value(name), actual, self.tol)
+        self.add(name, not diffs, f"matches {where}" if not diffs else f"differs from {where}: {_summary(diffs)}")
+
+    # -------------------------------------------------------------------- the checks
+    def run(self) -> VerifyResult:
+        for name in sorted(self.missing, key=self.fields.index):
+            self.res.checks.append((name, False, "missing from the certificate"))
+        self.check_form()
+        run_path = _locate_run(self.cert, self.cert_path)
+        if run_path is None:
+            self.res.unreachable = (f"the unlearned run was not found (recorded path "
+                                    f"{self.cert.get('unlearned_path')!r}, nor a run next to {self.cert_path})")
+            return self.res
+        self.run_path = run_path
+        self.config = _read_json(run_path / "config.json")
+        self.request = _read_json(run_path / "request.json")
+        metrics = _read_json(run_path / "metrics.json")
+        self.run_metrics = metrics if isinstance(metrics, dict) else {}
+        if not isinstance(self.config, dict) or not isinstance(self.request, dict):
+            self.res.checks.append(("run", False, f"{run_path}: config.json or request.json is missing or "
+                                                  "unreadable"))
+            return self.res
+        parent = _folder((self.config.get("parent") or {}).get("path"))
+        self.parent_path = parent
+        self.original_path = (_folder(self.value("original_path")) if self.kind == "evaluated" else None) or parent
+        self.original_sha = _hash_of(self.original_path)
+        # The original's weights are used (norm, structure, targets) only when they are the certified ones.
+        self.original_ok = (self.original_sha is not None
+                            and self.original_sha == self.value("original_weights_sha256"))
+        self.original_run = None
+        self.check_run_files()
+        self.check_weights()
+        self.check_chain()
+        self.check_data_and_metrics()
+        return self.res
+
+    def check_form(self) -> None:
+        """``version`` and ``kind``, and no field that nothing verifies."""
+        version = self.cert.get("version")
+        self.add("version", version in REQUIRED_FIELDS, f"{version!r}" + (
+            "" if version in REQUIRED_FIELDS else f": this graphdel verifies versions {sorted(REQUIRED_FIELDS)}"))
+        kind = self.cert.get("kind")
+        self.add("kind", kind == self.kind, f"{kind!r}" + ("" if kind == self.kind else (
+            f", but the certificate {'has' if self.kind == 'evaluated' else 'lacks'} an evaluation part")))
+        top = {p.split(".")[0] for p in self.fields}
+        blocks = {p.split(".")[0] for p in self.fields if "." in p}
+        for key, val in self.cert.items():
+            unknown = [key] if key not in top else (
+                [f"{key}.{k}" for k in val if f"{key}.{k}" not in self.fields]
+                if key in blocks and isinstance(val, dict) else [])
+            for name in unknown:
+                self.res.checks.append((name, False, f"not a field of a version-{CERTIFICATE_VERSION} {self.kind} "
+                                                     "certificate: nothing verifies it"))
+
+    def check_run_files(self) -> None:
+        """Fields read off the run's own files: weights, config, request, method, data source, the
+        procedure's counters."""
+        config, request, run = self.config, self.request, self.run_path
+        self.unlearned_sha = sha256_file(run / _WEIGHTS)
+        self.equal("unlearned_weights_sha256", self.unlearned_sha, f"{run / _WEIGHTS}")
+        if self.kind == "evaluated":
+            # the path holds the certified run: the run found there has the certified weights and config
+            recorded = self.value("unlearned_path")
+            there = isinstance(recorded, str) and bool(recorded) and Path(recorded).resolve() == run.resolve()
+            certified = (self.unlearned_sha == self.value("unlearned_weights_sha256")
+                         and canonical_json_sha256(config) == self.value("config_sha256"))
+            self.add("unlearned_path", there and certified, f"{recorded!r} " + (
+                "holds the certified run" if there and certified else
+                "holds a run with other weights or config than the certified ones" if there else
+                f"is not where the run was found ({run})"))
+        self.equal("config_sha256", canonical_json_sha256(config), f"{run}/config.json")
+        self.equal("request", request, f"{run}/request.json")
+        self.equal("request_sha256", canonical_json_sha256(request), f"{run}/request.json")
+        self.equal("method", config.get("method"), "config.json")
+        self.equal("method_config", config.get("method_config", {}), "config.json")
+        self.equal("data.source", (config.get("data") or {}).get("source"), "config.json")
+        selected = self.run_metrics.get("selected") or {}
+        for name, key in (("procedure.steps", "steps"), ("procedure.epochs_run", "epochs_run"),
+                          ("procedure.selected_epoch", "epoch")):
+            self.equal(name, selected.get(key), "metrics.json 'selected'")
+
+    def original_unusable(self) -> str:
+        """Why the original's weights cannot be used (when :attr:`original_ok` is False)."""
+        if self.original_sha is None:
+            where = self.value("original_path") if self.kind == "evaluated" else None
+            return f"the original run {where or (self.config.get('parent') or {}).get('path')!r} is not reachable"
+        return "the original weights differ from the certified ones"
+
+    def check_weights(self) -> None:
+        """The original weights, that the weights changed at all, and the norm of the change."""
+        recorded = self.value("original_weights_sha256")
+        in_config = (self.config.get("parent") or {}).get("weights_sha256")
+        if recorded != in_config:
+            self.add("original_weights_sha256", False, f"differs from config.json's parent.weights_sha256 "
+                                                       f"({str(in_config)[:16]}…)")
+        elif self.original_sha is None:
+            self.add("original_weights_sha256", None, f"matches config.json; {self.original_unusable()}, its "
+                                                      "weights were not hashed")
+        else:
+            self.add("original_weights_sha256", self.original_ok, f"{self.original_path / _WEIGHTS}: " + (
+                "matches" if self.original_ok else f"sha256 {self.original_sha[:16]}… differs"))
+        if self.kind == "evaluated":
+            path = self.value("original_path")
+            if _folder(path) is None:
+                self.add("original_path", None, f"{path!r} is not reachable")
+            else:
+                ok = _hash_of(Path(path)) == recorded
+                self.add("original_path", ok, f"{path} " + ("holds" if ok else "does not hold")
+                         + " the certified original weights")
+        # Byte-identical to the original (as forget recorded it, or as its file is now): nothing was unlearned
+        # unless something was removed from the model's structure.
+        identical = self.unlearned_sha in {in_config, self.original_sha} - {None}
+        structural = self.value("procedure.structural_change")
+        unchanged = identical and structural is None
+        self.res.checks.append(("weights_changed", not unchanged, (
+            "the unlearned weights are byte-identical to the original's and no structural change is recorded: "
+            "nothing was unlearned") if unchanged else "the unlearned weights differ from the original's"
+            if not identical else f"weights identical to the original's, structural change {structural!r}"))
+        if not self.original_ok:
+            self.add("procedure.param_change_norm", None, self.original_unusable())
+            return
+        norm = _param_change_norm(self.original_path / _WEIGHTS, self.run_path / _WEIGHTS)
+        self.equal("procedure.param_change_norm", norm, "the norm recomputed from the two weight files")
+
+    def check_chain(self) -> None:
+        """``previous_certificate_sha256`` against the parent's certificate.json file, then the chain of
+        earlier certificates while their runs are reachable."""
+        recorded = self.value("previous_certificate_sha256")
+        parent = self.parent_path
+        if parent is None or not (parent / "config.json").is_file():
+            where = (self.config.get("parent") or {}).get("path")
+            self.add("previous_certificate_sha256", None, f"the parent run {where!r} is not reachable")
+            return
+        expected = parent_certificate_sha256(parent)
+        ok = recorded == expected
+        self.add("previous_certificate_sha256", ok, (
+            f"{parent}/certificate.json hashes as recorded" if ok and expected else
+            f"null: the parent {parent} is a trained run" if ok else
+            f"recorded {str(recorded)[:16]}…, but {parent}/certificate.json "
+            + (f"hashes to {expected[:16]}…" if expected else "is absent (or the parent is a trained run)")))
+        if recorded is not None and ok:
+            self.res.checks.append(("chain", *_walk_chain(parent)))
+
+    def check_data_and_metrics(self) -> None:
+        """Corpus content hash, each requested pair's content hash, then every recorded metric re-evaluated."""
         from graphdel import api
+        from graphdel.data.requests import pair_hash
+        from graphdel.errors import GraphdelError
+
+        data = self.config.get("data") or {}
+        recomputed = _EVALUATED_RECOMPUTED if self.kind == "evaluated" else _FORGET_RECOMPUTED
+        try:
+            corpus = api.load_corpus(api.DataConfig(**{k: v for k, v in data.items()
+                                                       if k in api.DataConfig.__dataclass_fields__}))
+            content_hash, why = corpus.content_hash(), ""
+        except (GraphdelError, OSError) as e:  # e.g. a csv: source that was moved
+            corpus, content_hash = None, None
+            why = f"the corpus {data.get('source')!r} could not be loaded ({e})"
+        if self.value("data.content_hash") != data.get("content_hash"):
+            self.add("data.content_hash", False, "differs from config.json's data.content_hash")
+        elif corpus is None:
+            self.add("data.content_hash", None, why)
+        else:
+            ok = content_hash == data.get("content_hash")
+            self.add("data.content_hash", ok, f"corpus {data.get('source')} " + (
+                "hashes as recorded" if ok else f"now hashes to {content_hash[:16]}…"))
+        request = self.value("request")
+        pairs = request.get("pairs") if isinstance(request, dict) else None
+        if corpus is None:
+            self.add("request.pairs", None, why)
+        elif not isinstance(pairs, list) or not pairs:
+            self.add("request.pairs", False, "the certified request lists no pairs")
+        else:
+            def holds(p) -> bool:
+                if not isinstance(p, dict) or not corpus.has_pair(p.get("pair_id")):
+                    return False
+                row = corpus.index_of(p["pair_id"])
+                return pair_hash(corpus.items[corpus.item_ids[row]], corpus.texts[row]) == p.get("sha256")
+
+            bad = [p.get("pair_id") if isinstance(p, dict) else p for p in pairs if not holds(p)]
+            self.add("request.pairs", not bad, f"all {len(pairs)} requested pairs hash as recorded" if not bad
+                     else f"{len(bad)} requested pairs are gone or changed in the corpus: {bad[:5]}")
+        if corpus is None or content_hash != data.get("content_hash"):
+            self.check_reference()
+            self.skip(recomputed, why or "the corpus is not the one the run was trained on")
+            return
+        if not self.metrics:
+            self.check_reference()
+            self.skip(recomputed, "not re-evaluated (metrics off)")
+            return
+        try:
+            self.recompute(corpus)
+        except Exception as e:  # a corrupted or foreign weights file can fail to load in many ways
+            done = {c[0] for c in self.res.checks}
+            msg = str(e) if isinstance(e, GraphdelError) else f"{type(e).__name__}: {e}"
+            for name in recomputed:
+                if name not in done:
+                    self.add(name, False, f"could not re-evaluate: {msg}")
+
+    def check_reference(self) -> Path | None:
+        """``evaluation.reference`` (a reachable Retrain run of the same request) and its weights hash;
+        returns the reference folder when it is the certified one, else None."""
+        if self.kind != "evaluated":
+            return None
+        ref, ref_sha = self.value("evaluation.reference"), self.value("evaluation.reference_weights_sha256")
+        if ref is None:
+            self.add("evaluation.reference", True, "null: no Retrain reference, forgetting is not judged")
+            self.add("evaluation.reference_weights_sha256", ref_sha is None,
+                     "null, as there is no reference" if ref_sha is None else "set, but there is no reference")
+            return None
+        folder = _folder(ref)
+        if folder is None or not (folder / _WEIGHTS).is_file():
+            self.skip(["evaluation.reference", "evaluation.reference_weights_sha256"],
+                      f"the reference run {ref!r} is not reachable")
+            return None
+        ref_config = _read_json(folder / "config.json") or {}
+        ref_request = _read_json(folder / "request.json")
+        problems = []
+        if ref_config.get("method") != "retrain":
+            problems.append(f"its method is {ref_config.get('method')!r}, not 'retrain'")
+        if ref_request is None or canonical_json_sha256(ref_request) != canonical_json_sha256(self.request):
+            problems.append("it unlearned another request")
+        self.add("evaluation.reference", not problems,
+                 f"{ref}: " + ("a Retrain run of the same request" if not problems else "; ".join(problems)))
+        actual = _hash_of(folder)
+        self.add("evaluation.reference_weights_sha256", actual == ref_sha, f"{folder / _WEIGHTS}: "
+                 + ("matches" if actual == ref_sha else f"sha256 {actual[:16]}… differs"))
+        return folder if actual == ref_sha and not problems else None
+
+    def recompute(self, corpus) -> None:
+        """Re-evaluate what the run's data and models give: the structural change and every metric, on the
+        same pairs, seeds and distractors."""
+        from graphdel import api
+        from graphdel.models.joint import ModelConfig
         from graphdel.runs import Run
 
-        run = Run.load(run_path)
-        prepared = api.load_run_data(run, progress=progress)
-        add("data", True, f"corpus {run.data_source} hashes as recorded")
-        request = api._load_request_any(prepared, run_path / "request.json")
-        bad = request.verify_hashes(prepared.corpus) if request.pair_hashes else []
-        add("request_content", not bad, "every requested pair hashes as recorded" if not bad
-            else f"{len(bad)} requested pairs changed: {bad[:5]}")
-        if evaluation.get("metrics"):
-            recorded = evaluation["metrics"]["splits"]
-            seed, pool_seed, label = int(evaluation.get("seed", 0)), int(evaluation.get("seed", 0)), "certified"
+        run = Run.load(self.run_path)
+        # api.load_run_data without loading the corpus again (the one hashed above)
+        data = api.DataConfig(**{k: v for k, v in run.config["data"].items()
+                                 if k in api.DataConfig.__dataclass_fields__})
+        prepared = api.prepare(data, ModelConfig.from_dict(run.config["model"]), exclude=run.excluded_ids,
+                               corpus=corpus, progress=self.progress)
+        df_rows = _request_rows(corpus, self.request)
+        if not self.original_ok:
+            self.add("procedure.structural_change", None, self.original_unusable())
         else:
-            recorded = retrieval_only(run.metrics.get("splits") or {})
-            seed, pool_seed, label = int(config.get("seed", 0)), 0, "metrics.json (no certified evaluation)"
-        from graphdel.evaluation.suite import retrieval_metrics
+            self.original_run = Run.load(self.original_path)
+            forget = prepared.data.subset(sorted(set(df_rows)), "forget")  # Df as forget passed it
+            self.equal("procedure.structural_change", structural_change(self.original_run.model, forget),
+                       "the change recomputed on the original model")
+        again = _recompute_retrieval(run.model, prepared, df_rows, seed=int(self.config.get("seed", 0)),
+                                     pool_size=FORGET_POOL_SIZE, pool_seed=FORGET_POOL_SEED)
+        self.equal("metrics.splits", again, f"retrieval re-evaluated (tolerance {self.tol:g})")
+        if self.kind == "evaluated":
+            self.recompute_evaluation(run, prepared, df_rows)
 
-        sets = api.evaluation_sets(prepared, request.rows(prepared.corpus), seed)
-        again = retrieval_metrics(run.model, {k: v for k, v in sets.items() if k in recorded},
-                                  pool_size=int(evaluation.get("pool_size", 64)), seed=pool_seed)
-        diffs = _compare(recorded, again, tolerance)
-        add("metrics", not diffs, f"retrieval re-evaluated, {label}: " + (
-            f"all within {tolerance:g}" if not diffs else "; ".join(diffs[:5])
-            + (f" (+{len(diffs) - 5} more)" if len(diffs) > 5 else "")))
-    except GraphdelError as e:
-        add("metrics", False, f"could not re-evaluate: {e}")
-    except Exception as e:  # a corrupted weights file can fail to load in many ways
-        add("metrics", False, f"could not re-evaluate: {type(e).__name__}: {e}")
-    return res
+    def recompute_evaluation(self, run, prepared, df_rows: list[int]) -> None:
+        """The evaluation part: retrieval, AUCs, gaps to Retrain, targets and verdict."""
+        from graphdel.evaluation.summary import forget_gap, thresholds
+        from graphdel.runs import Run
+
+        settings = {k: self.value(f"evaluation.{k}") for k in ("seed", "pool_size", "chunks")}
+        invalid = [k for k, v in settings.items()
+                   if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1)]
+        for k, v in settings.items():
+            # Settings are only inputs: an edited one shows as metrics that are not reproduced.
+            self.add(f"evaluation.{k}", k not in invalid, f"{v!r}, " + (
+                "the metrics below are re-evaluated with it" if k not in invalid else "not a valid setting"))
+        reference = self.check_reference()
+        scores = ("evaluation.splits", "evaluation.distinguishability", "evaluation.attack_auc")
+        judged = ("evaluation.vs_retrain", "evaluation.thresholds")
+        if invalid:
+            self.skip(scores + judged, "the evaluation settings are invalid")
+            self.check_verdict(None, recomputed=False, why="the evaluation settings are invalid")
+            return
+        seed, pool_size, chunks = settings["seed"], settings["pool_size"], settings["chunks"]
+
+        def evaluate(model) -> dict:
+            splits = _recompute_retrieval(model, prepared, df_rows, seed=seed, pool_size=pool_size, pool_seed=seed)
+            dist, attack = _recompute_audit_aucs(model, prepared, df_rows, seed=seed, pool_size=pool_size,
+                                                 chunks=chunks)
+            return {"splits": splits, "distinguishability": dist, "attack_auc": attack}
+
+        mine = evaluate(run.model)
+        for key in ("splits", "distinguishability", "attack_auc"):
+            self.equal(f"evaluation.{key}", mine[key], f"the re-evaluation (tolerance {self.tol:g})")
+        is_reference = reference is not None and reference.resolve() == self.run_path.resolve()
+        if self.value("evaluation.reference") is None or is_reference:
+            # without a reference, and for the reference itself, nothing is judged against Retrain
+            for name in judged if not is_reference else judged[1:]:
+                self.equal(name, {}, "an empty record (nothing is judged against Retrain)")
+            if not is_reference:
+                self.check_verdict(None, recomputed=True, why="no targets")
+                return
+        if reference is None:
+            why = "the reference run is not reachable or not the certified one"
+            self.skip(judged, why)
+            self.check_verdict(None, recomputed=False, why=why)
+            return
+        ref_run = Run.load(reference)
+        ref = mine if is_reference else evaluate(ref_run.model)
+        gaps = forget_gap(_certified_flat(mine["splits"], mine["distinguishability"], mine["attack_auc"]),
+                          _certified_flat(ref["splits"], ref["distinguishability"], ref["attack_auc"]))
+        self.equal("evaluation.vs_retrain", gaps, "the gaps of the re-evaluated run and reference")
+        if is_reference:
+            self.check_verdict(None, recomputed=True, why="no targets for the reference itself")
+            return
+        if self.original_run is None:
+            self.skip(["evaluation.thresholds"], self.original_unusable())
+            self.check_verdict(None, recomputed=False, why=self.original_unusable())
+            return
+        original = _recompute_retrieval(self.original_run.model, prepared, df_rows, seed=seed, pool_size=pool_size,
+                                        pool_seed=seed)
+        targets = thresholds({"splits": mine["splits"], "wall_time_s": run.metrics.get("wall_time_s")},
+                             {"splits": ref["splits"], "wall_time_s": ref_run.metrics.get("wall_time_s")},
+                             {"splits": original})
+        self.equal("evaluation.thresholds", targets, "the targets of the re-evaluated run, reference and original "
+                   "(wall times from their metrics.json)")
+        self.check_verdict(_verdict(targets), recomputed=True, why="the recomputed targets")
+
+    def check_verdict(self, verdict: bool | None, *, recomputed: bool, why: str) -> None:
+        """``evaluation.verdict`` against ``verdict`` when the targets were ``recomputed``; otherwise only its
+        agreement with the recorded targets is checked (and the check is not made)."""
+        recorded = self.value("evaluation.verdict")
+        if recomputed:
+            self.add("evaluation.verdict", recorded == verdict,
+                     f"{recorded!r}" + ("" if recorded == verdict else f", but {why} give {verdict!r}"))
+            return
+        targets = self.value("evaluation.thresholds")
+        implied = _verdict(targets) if isinstance(targets, dict) else None
+        if recorded != implied:
+            self.add("evaluation.verdict", False, f"{recorded!r}, but the recorded targets give {implied!r}")
+        else:
+            self.add("evaluation.verdict", None, f"agrees with the recorded targets, but {why} to recompute them")
+
+
+def _request_rows(corpus, request: dict) -> list[int]:
+    """Corpus rows of a request file's pairs (read as ``api`` reads a forgotten run's request: without the
+    "still forgettable" check, since the run no longer trains on them)."""
+    from graphdel.errors import RequestError
+
+    ids = [p.get("pair_id") for p in request.get("pairs") or [] if isinstance(p, dict)]
+    unknown = [p for p in ids if not corpus.has_pair(p)]
+    if unknown or not ids:
+        raise RequestError(f"the run's request.json names pairs absent from the corpus: {unknown[:5]}")
+    return [corpus.index_of(p) for p in ids]
+
+
+def _walk_chain(folder: Path, limit: int = 1000) -> tuple[bool | None, str]:
+    """Check the certificates of ``folder`` and of its unlearned ancestors, newest first, while their runs
+    are reachable: each one's weights, config and request hashes, its original weights against its parent's
+    file, and its ``previous_certificate_sha256`` against the parent's certificate. Metrics of earlier runs
+    are not re-evaluated. Returns ``(ok, detail)``: True when the walk reached a trained run, None when it
+    stopped at an unreachable run, False at the first certificate that does not hold."""
+    seen = []
+    while len(seen) < limit:
+        cert = _read_json(folder / "certificate.json")
+        config = _read_json(folder / "config.json")
+        request = _read_json(folder / "request.json")
+        if not isinstance(cert, dict) or not isinstance(config, dict):
+            return False, f"{folder}: certificate.json or config.json missing or unreadable"
+        problems = []
+        if cert.get("unlearned_weights_sha256") != _hash_of(folder):
+            problems.append("unlearned_weights_sha256")
+        if cert.get("config_sha256") != canonical_json_sha256(config):
+            problems.append("config_sha256")
+        if request is None or cert.get("request_sha256") != canonical_json_sha256(request):
+            problems.append("request_sha256")
+        parent_info = config.get("parent") or {}
+        if cert.get("original_weights_sha256") != parent_info.get("weights_sha256"):
+            problems.append("original_weights_sha256")
+        parent = _folder(parent_info.get("path"))
+        reachable = parent is not None and (parent / "config.json").is_file()
+        if reachable:
+            if _hash_of(parent) != cert.get("original_weights_sha256"):
+                problems.append("original_weights_sha256 (parent's weights)")
+            if parent_certificate_sha256(parent) != cert.get("previous_certificate_sha256"):
+                problems.append("previous_certificate_sha256")
+        if problems:
+            return False, f"{folder}/certificate.json does not hold: {', '.join(problems)}"
+        seen.append(str(folder))
+        if not reachable:
+            return None, (f"{len(seen)} earlier certificate(s) hold ({', '.join(seen)}); the run before, "
+                          f"{parent_info.get('path')!r}, is not reachable: the rest is not checked")
+        if (_read_json(parent / "config.json") or {}).get("kind") != "forget":
+            return True, f"{len(seen)} earlier certificate(s) hold back to the trained run {parent}"
+        folder = parent
+    return False, f"the chain is longer than {limit} runs (a cycle?)"
+
+
+def verify_certificate(cert_path: str | Path, *, tolerance: float = 1e-6, metrics: bool = True,
+                       progress: bool = False) -> VerifyResult:
+    """Check every field a certificate asserts and say whether it still holds.
+
+    The unlearned run is found at the recorded ``unlearned_path`` or next to the certificate; if neither,
+    nothing can be checked (:attr:`VerifyResult.status` ``"cannot check"``). Then one check per field,
+    named by its dotted path (a field that is missing fails as ``missing``):
+
+    * hashes: ``unlearned_weights_sha256`` (the run's weights file), ``original_weights_sha256`` (config's
+      parent hash, and the original's file when reachable), ``config_sha256``, ``request`` and
+      ``request_sha256`` (the run's request.json), ``data.content_hash`` (the corpus, reloaded),
+      ``request.pairs`` (each requested pair's content hash in the corpus);
+    * ``method``, ``method_config``, ``data.source``: the run's config.json;
+    * ``procedure.steps``/``epochs_run``/``selected_epoch``: the ``selected`` block of metrics.json;
+      ``procedure.param_change_norm``: recomputed from the two weight files
+      (:func:`graphdel.runs.parameter_change_norm`) and ``procedure.structural_change`` on the original
+      model (:func:`structural_change`, with the data), when the original is reachable and hashes as
+      certified;
+      ``weights_changed``: fails when the unlearned weights are byte-identical to the original's and no
+      structural change is recorded;
+    * ``previous_certificate_sha256``: the parent's certificate.json file hash; ``chain``: the earlier
+      certificates' hashes, walking back while their runs are reachable;
+    * ``metrics.splits``: retrieval re-evaluated as ``forget`` evaluated it (unless ``metrics`` is False);
+    * evaluated certificates: ``unlearned_path``, ``original_path``, ``evaluation.reference`` (a Retrain
+      run of the same request) and its weights hash, ``evaluation.splits``, ``distinguishability``,
+      ``attack_auc`` (re-evaluated with the recorded seed, pool size and chunks), ``vs_retrain`` (from the
+      run's and the reference's recomputed metrics), ``thresholds`` and ``verdict``
+      (:func:`graphdel.evaluation.summary.thresholds` on the recomputed metrics of the run, the reference
+      and the original).
+
+    Numbers agree within ``tolerance`` (absolute up to magnitude 1, relative above). A check that cannot
+    be made (a run moved, ``metrics=False``) is ``None``, reported as not checked, and does not fail the
+    certificate.
+
+    Raises:
+        InvalidInputError: ``tolerance`` is not a finite number >= 0.
+        RunError: the certificate cannot be read or is not a certificate.
+    """
+    _check_tolerance(tolerance)
+    cert_path = Path(cert_path)
+    return _Verifier(_read_certificate(cert_path), cert_path, tolerance, metrics, progress).run()

@@ -195,21 +195,25 @@ class KGTextModel(JointModel):
 
     def forget_structure(self, sampler) -> int:
         """Remove the triples of ``sampler``'s pairs from the graph and the descriptions of its entity
-        pairs from the entity text features; returns how many triples were removed."""
+        pairs from the entity text features; returns how many stored facts were removed (graph triples plus
+        descriptions that were still there)."""
+        described = 0
         if self.text_init:
             ents, _ = _entity_texts_of(sampler, self.described_by)
             if ents.numel():
+                rows = self.entity_text[ents.to(self.entity_text.device)]
+                described = int(rows.flatten(1).abs().sum(1).gt(0).sum())
                 self.entity_text[ents.to(self.entity_text.device)] = 0
                 self.graph.version += 1
         gone = _triples_of(sampler, self.num_relations)
         if gone.numel() == 0 or self.graph.triples.numel() == 0:
-            return 0
+            return described
         key = lambda t: (t[:, 0] * (2 * self.num_relations + 1) + t[:, 1]) * self.num_entities + t[:, 2]
         keep = ~torch.isin(key(self.graph.triples), key(gone.to(self.graph.triples.device)))
         removed = int((~keep).sum())
         if removed:
             self.graph.set(self.graph.triples[keep])
-        return removed
+        return removed + described
 
     def deletion_parameters(self, sampler) -> list[nn.Parameter]:
         """GNNDelete hook: mark the entities within 1 hop (in the remaining graph) of the endpoints of the

@@ -101,15 +101,30 @@ def test_neggrad_guard_keeps_the_last_finite_weights_and_says_so(tiny_run, tmp_p
     """NegGrad's divergence guard stops instead of raising: the run is written, from finite weights, and
     the reason is recorded."""
     real = NegGrad.loss
+    calls = []
 
-    def nan_loss(self, trainer, df, dr, cfg):
+    def nan_loss(self, trainer, df, dr, cfg):  # finite for the first step, NaN from the second on
         out = real(self, trainer, df, dr, cfg)
-        return (out[0] * float("nan"), out[1]) if out is not None else out
+        calls.append(1)
+        return (out[0] * float("nan"), out[1]) if out is not None and len(calls) > 1 else out
 
     monkeypatch.setattr(NegGrad, "loss", nan_loss)
     new = api.forget(tiny_run, _request(tiny_run), method="neggrad", out=tmp_path / "f", progress=False)
     assert "non-finite loss (nan)" in new.metrics["selected"]["stop_reason"]
+    assert new.metrics["selected"]["steps"] == 1
     assert all(torch.isfinite(t).all() for t in new.model.state_dict().values() if t.is_floating_point())
+
+
+def test_a_guard_that_stops_before_any_step_writes_no_run(tiny_run, tmp_path, monkeypatch):
+    """NaN at the very first step: nothing was unlearned, so nothing is written or certified."""
+    from graphdel.errors import UnlearningNoOpError
+
+    real = NegGrad.loss
+    monkeypatch.setattr(NegGrad, "loss", lambda self, trainer, df, dr, cfg: (
+        lambda out: (out[0] * float("nan"), out[1]))(real(self, trainer, df, dr, cfg)))
+    with pytest.raises(UnlearningNoOpError, match="0 update steps"):
+        api.forget(tiny_run, _request(tiny_run), method="neggrad", out=tmp_path / "f", progress=False)
+    assert not (tmp_path / "f").exists()
 
 
 def test_non_finite_weights_are_never_saved(tiny_run, tmp_path, monkeypatch):

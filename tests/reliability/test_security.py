@@ -241,13 +241,16 @@ def _edit_json(path: Path, edit) -> None:
 
 @pytest.mark.parametrize("tamper,failed", [
     (lambda d: None, set()),
-    (lambda d: _flip_weight_byte(d / "model.safetensors"), {"weights"}),
-    (lambda d: _edit_json(d / "config.json", lambda c: c["method_config"].update(lr=1.0)), {"config"}),
-    (lambda d: _edit_json(d / "config.json", lambda c: c["data"].update(content_hash="0" * 64)), {"config"}),
-    (lambda d: _edit_json(d / "request.json", lambda r: r["pairs"].pop()), {"request"}),
+    (lambda d: _flip_weight_byte(d / "model.safetensors"), {"unlearned_weights_sha256",
+                                                            "procedure.param_change_norm"}),
+    (lambda d: _edit_json(d / "config.json", lambda c: c["method_config"].update(lr=1.0)),
+     {"config_sha256", "method_config"}),
+    (lambda d: _edit_json(d / "config.json", lambda c: c["data"].update(content_hash="0" * 64)),
+     {"config_sha256", "data.content_hash"}),
+    (lambda d: _edit_json(d / "request.json", lambda r: r["pairs"].pop()), {"request", "request_sha256"}),
     (lambda d: _edit_json(d / "certificate.json", lambda c: c["request"]["pairs"].pop()), {"request"}),
     (lambda d: _edit_json(d / "certificate.json", lambda c: c.update(original_weights_sha256="0" * 64)),
-     {"original_weights"}),
+     {"original_weights_sha256"}),
 ], ids=["untouched", "weights", "method-config", "data-hash", "request-file", "certified-request",
         "original-weights"])
 def test_certificate_hashes_cover_weights_config_and_request(evil_runs, tmp_path, tamper, failed):

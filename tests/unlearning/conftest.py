@@ -41,3 +41,17 @@ def assert_state_equal(model, state):
     assert now.keys() == state.keys()
     for k, v in state.items():
         assert torch.equal(now[k], v), k
+
+
+def assert_moved_only_inside(model, original, mask):
+    """Every weight of ``model`` that differs from ``original``'s lies inside the 0/1 ``mask`` (the learnt
+    temperature aside), and at least one did move."""
+    orig = dict(original.named_parameters())
+    moved_in = 0
+    for n, p in model.named_parameters():
+        if n == "logit_scale":
+            continue
+        moved = p.detach() != orig[n].detach()
+        assert not (moved & (mask[n] == 0)).any(), n      # nothing outside the mask moved
+        moved_in += int(moved.sum())
+    assert moved_in > 0

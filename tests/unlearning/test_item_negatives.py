@@ -16,7 +16,7 @@ from graphdel.models.protocol import BatchShard, PairBatch, TextFeatures
 from graphdel.unlearning import UnlearningContext, unlearn
 from graphdel.unlearning.losses import derangement, item_derangement, negative_texts
 
-from .toy import H, T, X_DIM, ToyModel
+from .toy import H, T, X_DIM, ToyModel, ToySampler
 
 N_ITEMS, CAPTIONS = 24, 2  # pairs 2k and 2k + 1 are two captions of item k
 
@@ -43,31 +43,6 @@ class MultiCaptionData:
         same = (hidden[:, None] == self.hidden[None]).flatten(2).all(-1)  # [b, n]
         assert bool((same.sum(1) == 1).all())
         return self.items[same.float().argmax(1)]
-
-
-class Sampler:
-    """A PairSampler over rows of a MultiCaptionData."""
-
-    def __init__(self, data: MultiCaptionData, rows) -> None:
-        self.data, self.rows = data, torch.as_tensor(list(rows), dtype=torch.long)
-
-    def __len__(self) -> int:
-        return self.rows.numel()
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
-        n = len(self)
-        pick = (torch.randperm(n, generator=generator)[:batch_size] if batch_size <= n
-                else torch.randint(n, (batch_size,), generator=generator))
-        return self.data.batch(self.rows[pick])
-
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False):
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        for s in range(0, len(self), batch_size):
-            idx = order[s:s + batch_size]
-            if drop_last and idx.numel() < batch_size:
-                return
-            yield self.data.batch(self.rows[idx])
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +91,7 @@ def test_the_suite_derangement_is_the_same_helper():
 
 # ------------------------------------------------------------------------------------- negative_texts
 def test_negative_texts_never_take_a_caption_of_the_pairs_item(mc):
-    everything = Sampler(mc, range(N_ITEMS * CAPTIONS))
+    everything = ToySampler(mc, range(N_ITEMS * CAPTIONS))
     for seed in range(100):
         g = torch.Generator().manual_seed(seed)
         df = everything.sample(4 + seed % 12, g)
@@ -186,7 +161,7 @@ class SpyToy(ToyModel):
 def test_random_texts_are_never_a_caption_of_the_pairs_own_item(original, mc, method, source, df_rows, dr_rows):
     df_rows = list(df_rows)
     dr_rows = dr_rows or [r for r in range(N_ITEMS * CAPTIONS) if r not in df_rows]
-    ctx = UnlearningContext(forget=Sampler(mc, df_rows), retain=Sampler(mc, dr_rows), progress=False)
+    ctx = UnlearningContext(forget=ToySampler(mc, df_rows), retain=ToySampler(mc, dr_rows), progress=False)
     model = SpyToy()
     model.load_state_dict(original.state_dict())
     SpyToy.seen = []

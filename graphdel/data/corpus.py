@@ -14,9 +14,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from graphdel.errors import InvalidInputError
+from graphdel.errors import InvalidInputError, warn
 
 SPLITS = ("train", "val", "test")
+#: A val or test split with fewer pairs than this is warned about. With n pairs one pair moves a mean
+#: reciprocal rank by up to 1/n: below 10 pairs that is more than 0.1 of its range (on 1 pair the MRR is
+#: 1.0 or 1/k), so the score is noise and early stopping on it picks an epoch at random.
+MIN_EVAL_PAIRS = 10
 
 
 @dataclass
@@ -34,6 +38,8 @@ class Corpus:
         items: item id -> raw input (canonical SMILES for molecules).
         skipped: rows skipped under ``skip_invalid``: dicts with ``row``, ``id`` and ``reason``.
         removed_fragments: item id -> fragments removed by salt stripping (molecules only).
+        stripped: one dict per loaded row whose SMILES lost fragments (salts, solvents): ``row``, ``id``
+            (the pair id), ``removed`` (the fragments' SMILES) and ``file`` when the source reads several.
         extra: modality-specific payload (e.g. the triples of a knowledge graph).
     """
 
@@ -47,6 +53,7 @@ class Corpus:
     skipped: list[dict] = field(default_factory=list)
     removed_fragments: dict[str, list[str]] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    stripped: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.pair_ids)
@@ -79,6 +86,44 @@ class Corpus:
         """Row indices of the pairs in ``split``."""
         return [i for i, s in enumerate(self.splits) if s == split]
 
+    def copies(self) -> dict[int, list[int]]:
+        """Exact copies: row -> every row (itself included, in row order) with the same item input and text.
+
+        Only rows that have a copy are keys. Two pairs with the same item input (the canonical SMILES of a
+        molecule) and the same text are one datum under two ids -- a duplicated CSV row, or one molecule
+        under two ids with the same caption -- so a deletion of one must remove them all
+        (:class:`~graphdel.data.requests.DeletionRequest` does).
+        """
+        groups: dict[tuple[str, str], list[int]] = {}
+        for row, (iid, text) in enumerate(zip(self.item_ids, self.texts)):
+            groups.setdefault((self.items[iid], text), []).append(row)
+        return {row: rows for rows in groups.values() if len(rows) > 1 for row in rows}
+
+    def check_splits(self, min_eval_pairs: int = MIN_EVAL_PAIRS) -> None:
+        """Refuse a corpus that cannot be trained and scored; warn when val or test is too small to score.
+
+        Training needs pairs in ``train``; early stopping needs ``val`` and the reported scores need ``test``.
+        A split with fewer than ``min_eval_pairs`` pairs gives a one-line warning (see :data:`MIN_EVAL_PAIRS`).
+
+        Raises:
+            InvalidInputError: a split without any pair, naming it, the source and every split's count.
+        """
+        counts = {split: 0 for split in SPLITS}
+        for split in self.splits:
+            counts[split] += 1
+        shown = ", ".join(f"{split} {n}" for split, n in counts.items())
+        empty = [split for split in SPLITS if counts[split] == 0]
+        if empty:
+            raise InvalidInputError(
+                f"{self.source}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty "
+                f"(pairs per split: {shown}); training needs train pairs, and val and test pairs to stop early "
+                "and to be scored: give rows of every split, or more molecules for the scaffold split")
+        small = [split for split in ("val", "test") if counts[split] < min_eval_pairs]
+        if small:
+            sizes = " and ".join(f"{s} has {counts[s]} pair{'s' if counts[s] != 1 else ''}" for s in small)
+            warn(f"{self.source}: {sizes}, fewer than {min_eval_pairs}: scores on so few pairs are noise "
+                 "(and early stopping on val close to random)")
+
     def item_list(self) -> list[str]:
         """Item ids in first-appearance order (the order used for featurised tensors)."""
         return list(dict.fromkeys(self.item_ids))
@@ -110,6 +155,9 @@ class Corpus:
         out["skipped_invalid"] = len(self.skipped)
         out["skipped"] = self.skipped[:20]
         out["salts_stripped"] = len(self.removed_fragments)
+        out["stripped_rows"] = len(self.stripped)
+        copies = self.copies()
+        out["exact_copies"] = len(copies) - len({tuple(rows) for rows in copies.values()})  # rows beyond the first
         return out
 
     def sample_items(self, max_items: int, seed: int = 0) -> "Corpus":
@@ -131,10 +179,11 @@ class Corpus:
             k = round(max_items * len(members) / len(items))
             keep.update(rng.sample(members, min(k, len(members))))
         rows = [r for r, iid in enumerate(self.item_ids) if iid in keep]
+        kept_pairs = {self.pair_ids[r] for r in rows}
         return Corpus(
             source=self.source, modality=self.modality,
             pair_ids=[self.pair_ids[r] for r in rows], item_ids=[self.item_ids[r] for r in rows],
             texts=[self.texts[r] for r in rows], splits=[self.splits[r] for r in rows],
             items={i: self.items[i] for i in keep}, skipped=list(self.skipped),
             removed_fragments={i: f for i, f in self.removed_fragments.items() if i in keep},
-            extra=dict(self.extra))
+            extra=dict(self.extra), stripped=[s for s in self.stripped if s["id"] in kept_pairs])

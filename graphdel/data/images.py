@@ -175,6 +175,7 @@ def load_depictions(spec: str | None = None, *, skip_invalid: bool = False) -> C
                   modality="image", pair_ids=list(inner.pair_ids), item_ids=list(inner.item_ids),
                   texts=list(inner.texts), splits=list(inner.splits), items=dict(inner.items),
                   skipped=list(inner.skipped), removed_fragments=dict(inner.removed_fragments),
+                  stripped=list(inner.stripped),
                   extra={**inner.extra, "images": "depictions", "depiction": dict(DEPICTION_RECIPE)})
 
 

@@ -32,8 +32,9 @@ train (and a test triple already in valid). Each drop is listed in ``corpus.skip
 ``{"row", "id", "reason", "file"}`` (``row`` the line, ``id`` the triple written ``h<TAB>r<TAB>t``).
 Repeated lines within one file are collapsed, each listed there too (reason ``repeated triple (first
 at line N), collapsed``); neither kind of record enters the content hash. A line with other than 3
-tab-separated non-empty fields, an ``entity2text`` line without a tab, and an empty or non-UTF-8 file
-always raise :class:`~graphdel.errors.InvalidInputError` naming the file and line. An entity text that
+tab-separated non-empty fields, an ``entity2text`` line without a tab, a header line (``head relation
+tail``, ``id text`` and the like, see :func:`refuse_header`), and an empty or non-UTF-8 file always raise
+:class:`~graphdel.errors.InvalidInputError` naming the file and line. An entity text that
 is empty, too long, or given twice with different values raises too, unless ``skip_invalid`` (then the
 first good text is kept and the line is listed in ``corpus.skipped``).
 """
@@ -44,7 +45,7 @@ from pathlib import Path
 
 from graphdel.data.corpus import Corpus
 from graphdel.data.sources import MAX_TEXT_CHARS, clean_text, data_dir, read_text_file, register_source
-from graphdel.errors import InvalidInputError
+from graphdel.errors import InvalidInputError, shorten
 
 #: Split name in the corpus -> file stem in a KG folder.
 KG_SPLIT_FILES = {"train": "train", "val": "valid", "test": "test"}
@@ -57,6 +58,17 @@ WN18RR_RELATIONS = (
 )
 #: Prefix of KG pair ids: ``ent:<entity id>``.
 PAIR_PREFIX = "ent:"
+#: Column names a header line would hold, per field (compared lowercased): ``head relation tail`` and the
+#: like in a triple file, ``id text`` and the like in ``entity2text``. See :func:`refuse_header`.
+TRIPLE_HEADER_WORDS = (
+    {"head", "h", "subject", "source", "head_id", "head_label"},
+    {"relation", "r", "rel", "predicate", "relation_id", "relation_label"},
+    {"tail", "t", "object", "target", "tail_id", "tail_label"},
+)
+TEXT_HEADER_WORDS = (
+    {"id", "entity", "entity_id", "ent", "name"},
+    {"text", "description", "desc", "name", "label", "gloss", "definition"},
+)
 
 Triple = tuple[str, str, str]
 
@@ -83,6 +95,31 @@ def _lines(path: Path):
             yield i, line
 
 
+def refuse_header(path: Path, lines: list[tuple[int, str]], words: tuple[set[str], ...]) -> None:
+    """Refuse a header line at the top of a KG file, which would otherwise load as data.
+
+    The first non-blank line is taken for a header when each of its tab-separated fields is a column name
+    of ``words`` (e.g. ``head relation tail``) and none of its fields appears on any other line: a real
+    entity or relation named ``head`` would be used again. Refused rather than skipped: these files are
+    specified without a header, and a line that is only *probably* a header should not be dropped on a
+    guess.
+
+    Raises:
+        InvalidInputError: naming the file and the line.
+    """
+    if not lines:
+        return
+    number, line = lines[0]
+    fields = [f.strip() for f in line.split("\t", len(words) - 1)]
+    if len(fields) != len(words) or not all(f.lower() in w for f, w in zip(fields, words)):
+        return
+    later = {f.strip() for _, other in lines[1:] for f in other.split("\t")}
+    if any(f in later for f in fields):
+        return
+    raise InvalidInputError(f"{path}, line {number}: {shorten(line)} looks like a header (column names, used on "
+                            "no other line); KG files have no header line: delete it")
+
+
 def read_triples(path: str | Path) -> tuple[list[tuple[int, Triple]], list[dict]]:
     """Read a tab-separated triple file.
 
@@ -91,14 +128,16 @@ def read_triples(path: str | Path) -> tuple[list[tuple[int, Triple]], list[dict]
         first occurrence kept), and one ``{"row", "id", "reason", "file"}`` record per collapsed line.
 
     Raises:
-        InvalidInputError: empty, unreadable or non-UTF-8 file, or a line without exactly 3 non-empty
-            tab-separated fields (naming the file and line).
+        InvalidInputError: empty, unreadable or non-UTF-8 file, a header line (:func:`refuse_header`), or a
+            line without exactly 3 non-empty tab-separated fields (naming the file and line).
     """
     path = Path(path)
     out: list[tuple[int, Triple]] = []
     first: dict[Triple, int] = {}
     repeated: list[dict] = []
-    for i, line in _lines(path):
+    lines = list(_lines(path))
+    refuse_header(path, lines, TRIPLE_HEADER_WORDS)
+    for i, line in lines:
         fields = [f.strip() for f in line.split("\t")]
         if len(fields) != 3 or not all(fields):
             what = (f"{len(fields)} tab-separated field{'s' if len(fields) != 1 else ''}" if len(fields) != 3
@@ -124,14 +163,17 @@ def read_entity_texts(path: str | Path, *, skip_invalid: bool = False) -> tuple[
         ``{entity id: text}`` and the skipped lines (only under ``skip_invalid``).
 
     Raises:
-        InvalidInputError: a line without a tab or with an empty id (always); an empty or over-long text, or
-            an id given twice with different texts (unless ``skip_invalid``).
+        InvalidInputError: a header line (:func:`refuse_header`), a line without a tab or with an empty id
+            (always); an empty or over-long text, or an id given twice with different texts (unless
+            ``skip_invalid``).
     """
     path = Path(path)
     texts: dict[str, str] = {}
     first_line: dict[str, int] = {}
     skipped: list[dict] = []
-    for i, line in _lines(path):
+    lines = list(_lines(path))
+    refuse_header(path, lines, TEXT_HEADER_WORDS)
+    for i, line in lines:
         eid, tab, raw = line.partition("\t")
         eid = eid.strip()
         if not tab or not eid:
@@ -334,7 +376,7 @@ def with_triple_pairs(corpus: Corpus) -> Corpus:
     entities = [e for e in corpus.extra["entities"] if e in corpus.items]
     return Corpus(source=corpus.source, modality=corpus.modality, pair_ids=pair_ids, item_ids=item_ids,
                   texts=texts, splits=splits, items=items, skipped=list(corpus.skipped),
-                  removed_fragments=dict(corpus.removed_fragments),
+                  removed_fragments=dict(corpus.removed_fragments), stripped=list(corpus.stripped),
                   extra={**corpus.extra, "entities": entities, "view": "triples"})
 
 

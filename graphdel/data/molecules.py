@@ -22,7 +22,9 @@ other), stereo (none, Z, E, cis, trans, any) and conjugation (False, True). Bond
 directions, so a molecule with ``B`` bonds has ``edge_index`` of shape ``[2, 2B]``.
 
 Salts and mixtures are reduced to their largest organic fragment (most heavy atoms among fragments that
-contain carbon); the removed fragments are reported so that nothing is dropped silently.
+contain carbon); the removed fragments are reported so that nothing is dropped silently. A mixture with no
+carbon-containing fragment (an inorganic salt such as ``[Na+].[Cl-]``) is kept whole: no fragment is more
+"the molecule" than another, and keeping the largest ion would describe sodium chloride as sodium.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from rdkit import Chem, RDLogger
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
-from graphdel.errors import InvalidMoleculeError
+from graphdel.errors import InvalidMoleculeError, shorten
 
 RDLogger.DisableLog("rdApp.*")  # RDKit's parse warnings go to stderr; we raise our own errors instead.
 
@@ -120,7 +122,7 @@ def parse_smiles(smiles: str, *, row: int | None = None, item_id: str | None = N
                                    f"{MAX_SMILES_CHARS}", row=row, item_id=item_id, smiles=smiles[:100])
     mol = Chem.MolFromSmiles(smiles.strip())
     if mol is None:
-        raise InvalidMoleculeError(f"RDKit cannot parse SMILES {smiles!r}", row=row, item_id=item_id,
+        raise InvalidMoleculeError(f"RDKit cannot parse SMILES {shorten(smiles)}", row=row, item_id=item_id,
                                    smiles=smiles)
     return mol
 
@@ -129,7 +131,8 @@ def largest_organic_fragment(mol: Chem.Mol) -> tuple[Chem.Mol, list[Chem.Mol]]:
     """Split ``mol`` into fragments and keep the largest one that contains carbon.
 
     Ties are broken by the canonical SMILES so the choice does not depend on atom order. A mixture with
-    no carbon at all (e.g. a metal salt) keeps its largest fragment.
+    no carbon at all (e.g. ``[Na+].[Cl-]``, copper sulfate) is returned whole with nothing removed: there
+    is no organic fragment to prefer, and the largest ion alone is not the compound the text describes.
 
     Returns:
         ``(kept, removed)``.
@@ -137,6 +140,8 @@ def largest_organic_fragment(mol: Chem.Mol) -> tuple[Chem.Mol, list[Chem.Mol]]:
     fragments = list(Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=True))
     if len(fragments) == 1:
         return fragments[0], []
+    if not any(a.GetAtomicNum() == 6 for a in mol.GetAtoms()):
+        return mol, []
 
     def key(fragment: Chem.Mol):
         has_carbon = any(a.GetAtomicNum() == 6 for a in fragment.GetAtoms())
@@ -160,7 +165,7 @@ def standardize_smiles(smiles: str, *, row: int | None = None, item_id: str | No
     kept, removed = largest_organic_fragment(mol)
     heavy = kept.GetNumHeavyAtoms()
     if heavy == 0:
-        raise InvalidMoleculeError(f"SMILES {smiles!r} has no heavy atom", row=row, item_id=item_id,
+        raise InvalidMoleculeError(f"SMILES {shorten(smiles)} has no heavy atom", row=row, item_id=item_id,
                                    smiles=smiles)
     if heavy > MAX_HEAVY_ATOMS:
         raise InvalidMoleculeError(f"SMILES has {heavy} heavy atoms, more than the limit of {MAX_HEAVY_ATOMS}",
@@ -222,7 +227,7 @@ def _featurize_chunk(smiles: Sequence[str]) -> dict[str, np.ndarray]:
     for s in smiles:
         mol = Chem.MolFromSmiles(s)
         if mol is None:
-            raise InvalidMoleculeError(f"RDKit cannot parse SMILES {s!r}", smiles=s)
+            raise InvalidMoleculeError(f"RDKit cannot parse SMILES {shorten(s)}", smiles=s)
         n, e = _mol_rows(mol, xs, src, dst, attrs)
         nodes.append(n)
         edges.append(e)

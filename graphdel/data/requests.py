@@ -9,7 +9,8 @@ at one of several *granularities*, each expanding what the user names into train
 
 ============  =====================================================================================
 ``pair``      the named pairs
-``molecule``  every training pair of the named molecules (item ids; pair ids name their molecule)
+``molecule``  every training pair of the named molecules (item ids; pair ids name their molecule). Item
+              ids with the same item input (one canonical SMILES under two ids) are one molecule.
 ``scaffold``  every training pair of every molecule whose Bemis–Murcko scaffold equals that of a named
               molecule ("forget this chemical series"); an acyclic molecule (no scaffold) is a series
               of its own. Molecule corpora only.
@@ -17,6 +18,16 @@ at one of several *granularities*, each expanding what the user names into train
 
 Other modules add granularities (e.g. ``triple``, ``relation``, ``entity`` for knowledge graphs) with
 :func:`register_granularity`, without editing this file.
+
+Whatever the granularity, a request also covers every *exact copy* of the pairs it names: a pair with the
+same item input and text under another id (:meth:`Corpus.copies <graphdel.data.corpus.Corpus.copies>`: a
+duplicated CSV row, one molecule and caption under two ids). Otherwise deleting one copy would leave the
+same datum in the retained set; the description says how many copies were added. Copies are matched in
+every split, so a val or test pair whose copy was trained on is forgotten through that copy.
+
+A random amount is a count when it is an ``int`` >= 1 and a fraction when it is a ``float`` in (0, 1);
+``1.0`` or ``2.5`` are refused rather than guessed at. :func:`parse_amount` reads the command line's text
+by the same rule (a count is written without a decimal point).
 
 Only pairs the model was trained on can be forgotten: pairs of the val/test splits are refused, and so
 are training pairs outside ``allowed_rows`` (a run holds back a calibration subset of training pairs that
@@ -37,8 +48,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import random as _random
-import warnings
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +58,7 @@ from typing import Callable, Iterable, Sequence
 
 from graphdel.data.corpus import Corpus
 from graphdel.data.scaffold import cached_murcko_scaffold
-from graphdel.errors import GraphdelError, InvalidInputError, RequestError
+from graphdel.errors import GraphdelError, InvalidInputError, RequestError, shorten, warn
 from graphdel.io import atomic_write_json
 
 FORMAT = "graphdel-deletion-request"
@@ -73,7 +85,7 @@ def _corpus_pair_hash(corpus: Corpus, row: int) -> str:
 def _name_ids(ids: Sequence[str], limit: int = 10) -> str:
     """``"3 ids: 'a', 'b', 'c'"``, or the first ``limit`` and the count."""
     ids = list(ids)
-    shown = ", ".join(map(repr, ids[:limit]))
+    shown = ", ".join(map(shorten, ids[:limit]))
     if len(ids) > limit:
         return f"{len(ids)} ids, first {limit}: {shown}"
     return f"{len(ids)} id{'s' if len(ids) != 1 else ''}: {shown}"
@@ -128,10 +140,10 @@ def get_granularity(name: str, corpus: Corpus) -> Granularity:
     """The granularity ``name``, checked against the corpus modality (:class:`RequestError` otherwise)."""
     g = _GRANULARITIES.get(name)
     if g is None:
-        raise RequestError(f"unknown request granularity by={name!r}; "
+        raise RequestError(f"unknown request granularity by={shorten(name)}; "
                            f"known: {', '.join(available_granularities())}")
     if g.modalities is not None and corpus.modality not in g.modalities:
-        raise RequestError(f"by={name!r} applies to {'/'.join(g.modalities)} corpora, not to a "
+        raise RequestError(f"by={shorten(name)} applies to {'/'.join(g.modalities)} corpora, not to a "
                            f"{corpus.modality!r} corpus ({corpus.source})")
     return g
 
@@ -141,6 +153,23 @@ def rows_by_item(corpus: Corpus) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for i, iid in enumerate(corpus.item_ids):
         out.setdefault(iid, []).append(i)
+    return out
+
+
+def same_structure(corpus: Corpus) -> dict[str, str]:
+    """Item id -> the first item id (in row order) with the same item input: for molecules, the first id of
+    the same canonical SMILES. One structure under two ids is one molecule to a deletion."""
+    first: dict[str, str] = {}
+    return {iid: first.setdefault(corpus.items[iid], iid) for iid in corpus.item_list()}
+
+
+def rows_by_structure(corpus: Corpus) -> dict[str, list[int]]:
+    """Molecule -> its rows (all splits), a molecule being every item id with the same item input (see
+    :func:`same_structure`), named by its first id; molecules in first-appearance order."""
+    first = same_structure(corpus)
+    out: dict[str, list[int]] = {}
+    for i, iid in enumerate(corpus.item_ids):
+        out.setdefault(first[iid], []).append(i)
     return out
 
 
@@ -162,17 +191,19 @@ def _units_pairs(corpus: Corpus) -> dict[str, list[int]]:
 
 
 def _expand_molecules(corpus: Corpus, ids: Sequence[str]) -> dict[str, list[int]]:
-    by_item = rows_by_item(corpus)
+    first = same_structure(corpus)
+    groups = rows_by_structure(corpus)
     out = {}
     for ident in ids:
         item = _item_of(corpus, ident)
-        if item is not None:
-            out[ident] = by_item[item]
+        if item in first:  # an item without pairs (a KG entity without text) covers nothing: unknown
+            out[ident] = groups[first[item]]
     return out
 
 
 def series_key(corpus: Corpus, item_id: str) -> str:
-    """The chemical series of a molecule: its Murcko scaffold, or ``acyclic:<item id>`` without rings."""
+    """The chemical series of a molecule: its Murcko scaffold, or ``acyclic:<item id>`` without rings
+    (``item_id`` being the first id of its structure, :func:`same_structure`)."""
     try:
         scaffold = cached_murcko_scaffold(corpus.items[item_id])
     except GraphdelError as e:
@@ -182,14 +213,15 @@ def series_key(corpus: Corpus, item_id: str) -> str:
 
 def _series(corpus: Corpus) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
-    for item, rows in rows_by_item(corpus).items():
+    for item, rows in rows_by_structure(corpus).items():
         out.setdefault(series_key(corpus, item), []).extend(rows)
     return {k: sorted(v) for k, v in out.items()}
 
 
 def _expand_scaffolds(corpus: Corpus, ids: Sequence[str]) -> dict[str, list[int]]:
+    first = same_structure(corpus)
     items = {ident: _item_of(corpus, ident) for ident in ids}
-    known = {ident: item for ident, item in items.items() if item is not None}
+    known = {ident: first[item] for ident, item in items.items() if item in first}
     if not known:
         return {}
     series = _series(corpus)
@@ -197,12 +229,37 @@ def _expand_scaffolds(corpus: Corpus, ids: Sequence[str]) -> dict[str, list[int]
 
 
 register_granularity("pair", _expand_pairs, units=_units_pairs, unit_name="pairs")
-register_granularity("molecule", _expand_molecules, units=rows_by_item, unit_name="molecules")
+register_granularity("molecule", _expand_molecules, units=rows_by_structure, unit_name="molecules")
 register_granularity("scaffold", _expand_scaffolds, units=_series, unit_name="scaffolds",
                      modalities=("molecule",))
 
 
 # ------------------------------------------------------------------------------------------ the request
+
+def parse_amount(text: str) -> int | float:
+    """The amount of a random request as written on the command line (``--forget-random``).
+
+    A count is a whole number >= 1 written without a decimal point (``3``); a fraction is a number strictly
+    between 0 and 1 (``0.05``, ``.5``, ``5e-2``). ``1.0`` (one unit, or all of them?), ``2.5``, ``0``,
+    negatives, ``nan`` and ``inf`` are refused rather than rounded.
+
+    Raises:
+        RequestError: naming the text.
+    """
+    s = text.strip() if isinstance(text, str) else ""
+    if re.fullmatch(r"\+?[0-9]+", s):
+        if int(s) >= 1:
+            return int(s)
+    else:
+        try:
+            x = float(s)
+        except ValueError:
+            x = math.nan
+        if 0 < x < 1:
+            return x
+    raise RequestError(f"random amount {shorten(text)}: expected a count, a whole number >= 1 written without "
+                       "a decimal point (e.g. 3), or a fraction strictly between 0 and 1 (e.g. 0.05)")
+
 
 def _forgettable(corpus: Corpus, allowed_rows: Iterable[int] | None) -> set[int]:
     train = set(corpus.rows("train"))
@@ -211,7 +268,7 @@ def _forgettable(corpus: Corpus, allowed_rows: Iterable[int] | None) -> set[int]
     allowed = set()
     for r in allowed_rows:
         if isinstance(r, bool) or not isinstance(r, int):
-            raise RequestError(f"allowed_rows must hold row indices (int), got {r!r}")
+            raise RequestError(f"allowed_rows must hold row indices (int), got {shorten(r)}")
         allowed.add(r)
     outside = sorted(r for r in allowed if r not in train)
     if outside:
@@ -256,13 +313,18 @@ class DeletionRequest:
     @classmethod
     def _build(cls, corpus: Corpus, by: str, coverage: dict[str, list[int]], *, allowed_rows, force: bool,
                seed: int | None, description: str, selected: Sequence[str]) -> "DeletionRequest":
-        """Validate what each id covers against the forgettable rows and assemble the request."""
+        """Validate what each id covers, with its exact copies, against the forgettable rows and assemble
+        the request."""
         forgettable = _forgettable(corpus, allowed_rows)
         if not forgettable:
             raise RequestError(f"{corpus.source} has no forgettable training pairs")
         train = set(corpus.rows("train"))
-        not_train, held_out, rows = [], [], set()
+        copies = corpus.copies()
+        not_train, held_out, rows, named = [], [], set(), set()
         for ident, covered in coverage.items():
+            named.update(covered)
+            # the same datum under another id is the same datum: forgetting one copy must forget them all
+            covered = sorted({c for r in covered for c in copies.get(r, [r])})
             ok = [r for r in covered if r in forgettable]
             if ok:
                 rows.update(ok)
@@ -279,6 +341,10 @@ class DeletionRequest:
                                f"{_name_ids(held_out)}")
         if not rows:
             raise RequestError("empty request: it selects no training pair")
+        added = len(rows - named)
+        if added:
+            description += (f"; plus {added} exact cop{'ies' if added > 1 else 'y'} of them under other ids "
+                            "(same item input and text)")
         if rows >= forgettable and not force:
             raise RequestError(
                 f"the request covers all {len(forgettable)} forgettable training pairs of {corpus.source}: "
@@ -319,7 +385,7 @@ class DeletionRequest:
         clean = []
         for ident in ids:
             if not isinstance(ident, str):
-                raise RequestError(f"ids must be strings, got {ident!r}")
+                raise RequestError(f"ids must be strings, got {shorten(ident)}")
             if ident.strip():
                 clean.append(ident.strip())
         if not clean:
@@ -327,8 +393,7 @@ class DeletionRequest:
         counts = Counter(clean)
         dupes = [i for i, c in counts.items() if c > 1]
         if dupes:
-            warnings.warn(f"duplicate ids collapsed in the deletion request: {_name_ids(dupes)}", UserWarning,
-                          stacklevel=2)
+            warn(f"duplicate ids collapsed in the deletion request: {_name_ids(dupes)}")
         unique = list(dict.fromkeys(clean))
         coverage = g.expand(corpus, unique)
         unknown = [i for i in unique if i not in coverage]
@@ -352,8 +417,10 @@ class DeletionRequest:
         pair; the request holds every forgettable training pair of the drawn units. ``by="molecule"`` with
         ``fraction=0.05`` is the default "5% of training molecules" request.
 
-        ``n_or_fraction`` is a fraction when ``0 < x < 1`` and a count when it is a whole number ``>= 1``;
-        ``fraction=`` (``0 < x <= 1``) and ``n=`` say it explicitly. A fraction gives
+        ``n_or_fraction`` is a count when it is an integer ``>= 1`` (``int``, not ``1.0``) and a fraction when
+        it is a float with ``0 < x < 1``; anything else (``1.0``, ``2.5``, ``0``, negatives, NaN) is refused,
+        since ``1.0`` may mean one unit or all of them. ``fraction=`` (``0 < x <= 1``) and ``n=`` (an
+        integer) say it explicitly. A fraction gives
         ``max(1, floor(x * U + 0.5))`` of ``U`` units. Units are sorted, then drawn with
         ``random.Random(seed).sample``.
 
@@ -369,23 +436,24 @@ class DeletionRequest:
             raise RequestError(f"by={by!r} does not support random requests")
         frac = count = None
         value = given[0]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RequestError(f"the amount must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise RequestError(f"the amount must be a finite number, got {shorten(value)}")
+        integral = isinstance(value, numbers.Integral)
         if fraction is not None:
             if not 0 < fraction <= 1:
                 raise RequestError(f"fraction must be in (0, 1], got {fraction!r}")
             frac = float(fraction)
         elif n is not None:
-            if value < 1 or value != int(value):
-                raise RequestError(f"n must be a whole number >= 1, got {n!r}")
+            if not integral or value < 1:
+                raise RequestError(f"n must be an integer >= 1, got {n!r}")
             count = int(value)
-        elif 0 < value < 1:
+        elif integral and value >= 1:
+            count = int(value)
+        elif not integral and 0 < value < 1:
             frac = float(value)
-        elif value >= 1 and value == int(value):
-            count = int(value)
         else:
-            raise RequestError(f"the amount must be a fraction in (0, 1) or a whole number >= 1, "
-                               f"got {value!r}")
+            raise RequestError(f"the amount {value!r} is neither a count (an integer >= 1, e.g. 3) nor a fraction "
+                               "(a float strictly between 0 and 1, e.g. 0.05); for every unit pass fraction=1.0")
         forgettable = _forgettable(corpus, allowed_rows)
         eligible = {}
         for unit, covered in g.units(corpus).items():
@@ -449,9 +517,8 @@ class DeletionRequest:
                                f"(SMILES or text changed): {_name_ids(changed)}")
         current = corpus.content_hash()
         if saved.source_hash != current:
-            warnings.warn(f"{path} was made for a different version of the corpus (source hash "
-                          f"{saved.source_hash[:12]}..., now {current[:12]}...); its pairs are unchanged",
-                          UserWarning, stacklevel=3)
+            warn(f"{path} was made for a different version of the corpus (source hash "
+                 f"{shorten(saved.source_hash[:12])}..., now {current[:12]}...); its pairs are unchanged")
         coverage = {p: [corpus.index_of(p)] for p in saved.pair_ids}
         req = cls._build(corpus, saved.by, coverage, allowed_rows=allowed_rows, force=force, seed=saved.seed,
                          description=saved.description, selected=saved.selected)
@@ -528,7 +595,7 @@ class DeletionRequest:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise InvalidInputError(f"{path} is not a graphdel deletion request (missing format {FORMAT!r})")
         if d.get("version") != FORMAT_VERSION:
-            raise InvalidInputError(f"{path}: unsupported request version {d.get('version')!r}")
+            raise InvalidInputError(f"{path}: unsupported request version {shorten(d.get('version'))}")
         pairs = d.get("pairs")
         try:
             if not isinstance(pairs, list) or not pairs:
@@ -539,14 +606,14 @@ class DeletionRequest:
             source_hash = _str(d["source_hash"], "source_hash")
             seed = d.get("seed")
             if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-                raise TypeError(f"'seed' must be an integer or null, got {seed!r}")
+                raise TypeError(f"'seed' must be an integer or null, got {shorten(seed)}")
             if not isinstance(d.get("selected", []), list):  # a string would be read char by char
-                raise TypeError(f"'selected' must be a list, got {d.get('selected')!r}")
+                raise TypeError(f"'selected' must be a list, got {shorten(d.get('selected'))}")
             selected = tuple(_str(s, "selected") for s in d.get("selected", []))
         except (KeyError, TypeError) as e:
             raise InvalidInputError(f"{path}: malformed deletion request: {e}") from e
         if d.get("count") != len(pair_ids):
-            raise InvalidInputError(f"{path}: 'count' is {d.get('count')!r} but {len(pair_ids)} pairs "
+            raise InvalidInputError(f"{path}: 'count' is {shorten(d.get('count'))} but {len(pair_ids)} pairs "
                                     "are listed")
         dupes = [p for p, c in Counter(pair_ids).items() if c > 1]
         if dupes:
@@ -557,7 +624,7 @@ class DeletionRequest:
 
 def _str(value, key: str) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{key!r} must be a string, got {value!r}")
+        raise TypeError(f"{key!r} must be a string, got {shorten(value)}")
     return value
 
 

@@ -19,9 +19,17 @@ files are decompressed), a file containing a NUL byte is refused as binary, and 
 :class:`~graphdel.errors.InvalidInputError` (or its subclass :class:`~graphdel.errors.InvalidMoleculeError`)
 with a message naming the file and the row. Rows are numbered as lines of the file, the header being
 line 1. With ``skip_invalid=True`` rows with an unparsable SMILES, an empty or over-long text, an unknown
-split value or an id whose SMILES conflicts with an earlier row are left out and listed in
+split value, an id whose SMILES conflicts with an earlier row, or an id whose split differs from an
+earlier row's (one molecule in train and test leaks it into evaluation) are left out and listed in
 ``corpus.skipped`` instead; structural problems (wrong columns, wrong field counts, bad encoding,
 duplicated pair ids) always raise.
+
+What loading does to valid rows is reported, one line each (a :class:`~graphdel.errors.GraphdelWarning`),
+never done silently: rows whose SMILES lost fragments (salts, solvents; listed in ``corpus.stripped``),
+pairs that are exact copies of another (same canonical SMILES and text: a deletion of one removes every
+copy, see :meth:`Corpus.copies <graphdel.data.corpus.Corpus.copies>`), and molecule ids that share one
+structure (requests by molecule treat them as one molecule), with a second line when such a structure
+spans two splits.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 from graphdel.data.corpus import Corpus
 from graphdel.data.molecules import standardize_smiles
 from graphdel.data.scaffold import scaffold_split
-from graphdel.errors import InvalidInputError, InvalidMoleculeError
+from graphdel.errors import InvalidInputError, InvalidMoleculeError, shorten, warn
 
 #: A text longer than this many characters is refused (a parsing accident, not a caption).
 MAX_TEXT_CHARS = 100_000
@@ -120,11 +128,11 @@ def load_dataset(spec: str, *, skip_invalid: bool = False) -> Corpus:
     name, sep, arg = spec.strip().partition(":")
     info = _SOURCES.get(name)
     if info is None:
-        raise InvalidInputError(f"unknown dataset source {name!r} in {spec!r}; known sources: "
+        raise InvalidInputError(f"unknown dataset source {shorten(name)} in {shorten(spec)}; known sources: "
                                 f"{', '.join(available_sources())}")
     if info.argument == "none":
         if sep:
-            raise InvalidInputError(f"dataset source {name!r} takes no argument, got {spec!r}")
+            raise InvalidInputError(f"dataset source {name!r} takes no argument, got {shorten(spec)}")
         return info.loader(None, skip_invalid=skip_invalid)
     if info.argument == "optional":
         return info.loader(arg if sep else None, skip_invalid=skip_invalid)
@@ -132,7 +140,7 @@ def load_dataset(spec: str, *, skip_invalid: bool = False) -> Corpus:
         raise InvalidInputError(f"dataset source {name!r} needs a path: {name}:PATH")
     path = Path(arg.strip()).expanduser().resolve()
     if not path.exists():
-        raise InvalidInputError(f"{spec!r}: no such file or folder {path}")
+        raise InvalidInputError(f"{shorten(spec)}: no such file or folder {path}")
     corpus = info.loader(path, skip_invalid=skip_invalid)
     corpus.source = f"{name}:{path}"
     return corpus
@@ -237,7 +245,7 @@ def default_item_id(canonical_smiles: str) -> str:
 
 
 def _name_ids(ids: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(map(repr, list(ids)[:limit]))
+    shown = ", ".join(map(shorten, list(ids)[:limit]))
     more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
     return f"{len(ids)}: {shown}{more}"
 
@@ -247,7 +255,8 @@ def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool
     """A molecule :class:`Corpus` from raw rows ``(row, pair_id, item_id, smiles, text, split[, file])``.
 
     Each SMILES goes through :func:`~graphdel.data.molecules.standardize_smiles` (canonical, salts reduced to
-    the largest organic fragment; removed fragments are recorded in ``corpus.removed_fragments``). Texts
+    the largest organic fragment; removed fragments are recorded per item in ``corpus.removed_fragments``
+    and per row in ``corpus.stripped``, and their count is warned about). Texts
     are stripped and their line breaks and tabs collapsed to one space. When no row gives a split, items
     are scaffold-split (:func:`~graphdel.data.scaffold.scaffold_split`, seed 0) and every pair takes the
     split of its molecule.
@@ -262,7 +271,8 @@ def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool
     Raises:
         InvalidMoleculeError: an unparsable SMILES (naming row and id).
         InvalidInputError: empty or over-long text, unknown split, an item id with two different
-            SMILES, splits given for some rows only, duplicated pair ids, or no valid row at all.
+            SMILES or in two splits, splits given for some rows only, duplicated pair ids, or no valid row
+            at all.
     """
     pair_ids: list[str] = []
     item_ids: list[str] = []
@@ -270,6 +280,8 @@ def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool
     splits: list[str | None] = []
     items: dict[str, str] = {}
     item_row: dict[str, tuple[int, str | None]] = {}
+    item_split: dict[str, tuple[str, int, str | None]] = {}
+    stripped: list[dict] = []
     removed: dict[str, list[str]] = {}
     skipped: list[dict] = []
     seen_per_item: Counter = Counter()
@@ -295,7 +307,7 @@ def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool
             if molecule:
                 raise InvalidMoleculeError(reason + (f" (in {file})" if file else ""), row=r.row,
                                            item_id=ident, smiles=smiles)
-            raise InvalidInputError(f"{loc}" + (f", id {ident!r}" if ident else "") + f": {reason}")
+            raise InvalidInputError(f"{loc}" + (f", id {shorten(ident)}" if ident else "") + f": {reason}")
 
         # Number the rows of a named item before any validation, so ids do not shift when a row is skipped.
         k = None
@@ -326,14 +338,23 @@ def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool
         if r.split is not None:
             split = _SPLIT_ALIASES.get(str(r.split).strip().lower())
             if split is None:
-                fail(f"unknown split {r.split!r} (expected train, val or test)", pair_id)
+                fail(f"unknown split {shorten(r.split)} (expected train, val or test)", pair_id)
                 continue
         if item_id in items and items[item_id] != std.smiles:
             first_row, first_file = item_row[item_id]
             first = (f"{first_file} row {first_row}" if first_file and first_file != r.file
                      else f"row {first_row}")
-            fail(f"molecule id {item_id!r} has SMILES {std.smiles!r} here but {items[item_id]!r} at {first}",
-                 item_id)
+            fail(f"molecule id {shorten(item_id)} has SMILES {shorten(std.smiles)} here but "
+                 f"{shorten(items[item_id])} at {first}", item_id)
+            continue
+        earlier = item_split.get(item_id)
+        if split is not None and earlier is not None and earlier[0] != split:
+            # one molecule in two splits: its test (or val) score measures memorisation, not retrieval
+            first_split, first_row, first_file = earlier
+            first = (f"{first_file} row {first_row}" if first_file and first_file != r.file
+                     else f"row {first_row}")
+            fail(f"molecule id {shorten(item_id)} is in the {split} split here but in the {first_split} split "
+                 f"at {first}: one molecule in two splits leaks training data into evaluation", item_id)
             continue
 
         if item_id not in items:
@@ -341,6 +362,13 @@ def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool
             item_row[item_id] = (r.row, r.file)
             if std.removed:
                 removed[item_id] = list(std.removed)
+        if split is not None and item_id not in item_split:
+            item_split[item_id] = (split, r.row, r.file)
+        if std.removed:
+            record = {"row": r.row, "id": pair_id, "removed": list(std.removed)}
+            if r.file:
+                record["file"] = r.file
+            stripped.append(record)
         pair_ids.append(pair_id)
         pair_rows.setdefault(pair_id, []).append(f"{r.file} row {r.row}" if r.file else f"row {r.row}")
         item_ids.append(item_id)
@@ -350,7 +378,7 @@ def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool
     label = where or source
     dupes = [pid for pid, at in pair_rows.items() if len(at) > 1]
     if dupes:
-        detail = "; ".join(f"{pid!r} at {', '.join(pair_rows[pid])}" for pid in dupes[:10])
+        detail = "; ".join(f"{shorten(pid)} at {', '.join(pair_rows[pid])}" for pid in dupes[:10])
         raise InvalidInputError(f"{label}: duplicated pair ids ({len(dupes)}): {detail}")
     if not pair_ids:
         what = "no rows" if n_rows == 0 else f"no valid rows ({len(skipped)} of {n_rows} skipped)"
@@ -363,9 +391,44 @@ def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool
     if not any(given):
         by_item = scaffold_split(items, seed=0)
         splits = [by_item[iid] for iid in item_ids]
-    return Corpus(source=source, modality="molecule", pair_ids=pair_ids, item_ids=item_ids, texts=texts,
-                  splits=splits, items=items, skipped=skipped,  # type: ignore[arg-type]
-                  removed_fragments=removed)
+    corpus = Corpus(source=source, modality="molecule", pair_ids=pair_ids, item_ids=item_ids, texts=texts,
+                    splits=splits, items=items, skipped=skipped,  # type: ignore[arg-type]
+                    removed_fragments=removed, stripped=stripped)
+    _report_reductions(corpus, label)
+    return corpus
+
+
+def _report_reductions(corpus: Corpus, label: str) -> None:
+    """Warn (one line each) about what loading did to the rows: stripped salts, exact copies, and molecule
+    ids sharing one structure, so that none of it happens silently."""
+    if corpus.stripped:
+        first = corpus.stripped[0]
+        where = f"{first['file']} " if first.get("file") else ""
+        warn(f"{label}: {len(corpus.stripped)} of {len(corpus)} rows had fragments (salts, solvents) removed "
+             f"from their SMILES, keeping the largest organic fragment (first: {where}row {first['row']}, id "
+             f"{shorten(first['id'])}: removed {shorten('.'.join(first['removed']))}); listed in corpus.stripped")
+    groups = list({tuple(g): g for g in corpus.copies().values()}.values())  # each group once, in row order
+    if groups:
+        extra = sum(len(g) - 1 for g in groups)
+        a, b = groups[0][0], groups[0][1]
+        warn(f"{label}: {extra} pair{'s are exact copies' if extra > 1 else ' is an exact copy'} of another "
+             f"(same structure and text; first: {shorten(corpus.pair_ids[b])} of {shorten(corpus.pair_ids[a])}); "
+             "deleting one deletes every copy")
+    ids_of: dict[str, list[str]] = {}
+    for iid, smiles in corpus.items.items():
+        ids_of.setdefault(smiles, []).append(iid)
+    shared = [ids for ids in ids_of.values() if len(ids) > 1]
+    if shared:
+        extra = sum(len(ids) - 1 for ids in shared)
+        warn(f"{label}: {extra} molecule id{'s share their' if extra > 1 else ' shares its'} structure with "
+             f"another id (first: {shorten(shared[0][1])} and {shorten(shared[0][0])}); by=molecule and "
+             "by=scaffold requests treat them as one molecule")
+        split_of = dict(zip(corpus.item_ids, corpus.splits))
+        mixed = [ids for ids in shared if len({split_of[i] for i in ids}) > 1]
+        if mixed:
+            shown = ", ".join(f"{shorten(i)} ({split_of[i]})" for i in mixed[0])
+            warn(f"{label}: {len(mixed)} structure{'s are' if len(mixed) > 1 else ' is'} in more than one split "
+                 f"under different ids (first: {shown}): the same molecule is trained on and evaluated")
 
 
 # --------------------------------------------------------------------------------------------- sources

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from graphdel import distributed
 from graphdel.data.loading import prefetch, use_prefetch
-from graphdel.errors import ConfigError, GraphdelError
+from graphdel.errors import ConfigError, GraphdelError, InvalidInputError
 from graphdel.models.protocol import PairSampler
 
 
@@ -154,6 +154,23 @@ class TrainResult:
     wall_time_s: float = 0.0
 
 
+def _check_training_data(train: PairSampler) -> None:
+    """Refuse to train on nothing: with zero steps per epoch the loop would report a loss of 0.0 and save an
+    untrained model as if it were a result. A sampler over a corpus (a
+    :class:`~graphdel.data.pairs.PairSet`) also has its corpus's splits checked."""
+    corpus = getattr(getattr(train, "data", None), "corpus", None)
+    if corpus is not None:
+        corpus.check_splits()
+    if len(train) == 0:
+        name = getattr(train, "name", "") or "train"
+        where = ""
+        if corpus is not None:
+            n = len(corpus.rows("train"))
+            where = (f": all {n} training pair{'s' if n != 1 else ''} of {corpus.source} are excluded "
+                     "(--exclude), held out for calibration or being forgotten")
+        raise InvalidInputError(f"nothing to train on: the training set {name!r} is empty{where}")
+
+
 def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | None, config: TrainConfig,
                 *, progress: bool = True, validate: Callable | None = None,
                 distractors: PairSampler | None = None) -> TrainResult:
@@ -172,9 +189,14 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
             distractor set, :meth:`graphdel.api.Prepared.distractor_rows`); ``None``: ``val`` itself.
 
     Raises:
+        InvalidInputError: ``train`` is empty (everything excluded, held out or forgotten), or the corpus
+            behind ``train`` has an empty train, val or test split
+            (:meth:`~graphdel.data.corpus.Corpus.check_splits`, which also warns when val or test is tiny).
         TrainingDivergedError: a non-finite loss; the partial model is discarded.
     """
     from graphdel.evaluation.embed import pool_score
+
+    _check_training_data(train)
 
     if validate is None and hasattr(model, "validation_score"):
         validate = lambda m, v: m.validation_score(v)  # noqa: E731  (the model's own metric, e.g. KG link prediction)

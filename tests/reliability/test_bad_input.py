@@ -337,19 +337,15 @@ def test_id_file_read_by_forget_names_pairs_not_molecules(tmp_path):
 def test_changed_data_is_refused_unless_forced(tiny_run, tmp_path, capsys):
     copy = tmp_path / "tiny.csv"
     shutil.copy(tiny_run.data_source.split(":", 1)[1], copy)
-    shutil.copytree(tiny_run.path, tmp_path / "orig")
-    config = json.loads((tmp_path / "orig" / "config.json").read_text())
-    config["data"]["source"] = f"csv:{copy}"
-    (tmp_path / "orig" / "config.json").write_text(json.dumps(config))
     copy.write_text(copy.read_text().replace("Naphthalene is a fused", "Naphthalene is an edited fused"))
-    run = Run.load(tmp_path / "orig")
+    run = tiny_run  # pointed at the edited copy with --data (source=), as after moving the data
     with pytest.raises(RunError, match=r"has changed since .* was trained \(content hash [0-9a-f]{12} != "
                                        rf"{run.data_hash[:12]}\); pass force"):
-        api.load_run_data(run, progress=False)
+        api.load_run_data(run, progress=False, source=f"csv:{copy}")
     target = next(p for p in ("ethanol#0", "benzene#0") if p not in run.calibration_ids)
     (tmp_path / "ids.txt").write_text(target + "\n")
     cmd = ["forget", "--model", str(run.path), "--forget", str(tmp_path / "ids.txt"), "--method", "neggrad",
-           "--set", "epochs=1", "--out", str(tmp_path / "f")]
+           "--set", "epochs=1", "--data", f"csv:{copy}", "--out", str(tmp_path / "f")]
     assert main(cmd) == 2
     assert "has changed since" in capsys.readouterr().err and not (tmp_path / "f").exists()
     assert main(cmd + ["--force-data"]) == 0
@@ -450,3 +446,201 @@ def test_malformed_certificate_is_a_user_error(tmp_path, capsys, content):
         assert code == 1 and "FAIL        version: missing from the certificate" in captured.out
     else:
         assert code == 2 and "graphdel: error: cannot read certificate" in captured.err
+
+
+# ------------------------------------------------------------------------- nonsense reported as success
+# Inputs that used to train or delete "successfully" while meaning nothing. New names are imported inside
+# the tests, so that each test (not the whole module) fails on code without them.
+
+def _graphdel_warnings(record) -> list[str]:
+    """The messages of the GraphdelWarnings in ``record`` (a ``warnings.catch_warnings(record=True)`` list)."""
+    from graphdel.errors import GraphdelWarning
+
+    return [str(w.message) for w in record if issubclass(w.category, GraphdelWarning)]
+
+
+def test_cli_train_refuses_zero_epochs(tmp_path, capsys):
+    """``--epochs 0`` used to mean "the default" (4 or 15 epochs); TrainConfig refuses 0 once it gets it."""
+    assert main(["train", "--data", "csv:/nonexistent.csv", "--out", str(tmp_path / "r"), "--epochs", "0"]) == 2
+    assert "'epochs': value 0 is out of range" in capsys.readouterr().err
+
+
+def test_excluding_every_training_pair_is_refused(tiny_source, tmp_path):
+    """Excluding every training pair used to train on 0 pairs (loss 0.0) and write a finished-looking run."""
+    corpus = load_dataset(f"csv:{tiny_source}")
+    train_ids = [corpus.pair_ids[r] for r in corpus.rows("train")]
+    with pytest.raises(InvalidInputError, match=r"^nothing to train on: the training set 'train' is empty: all 8 "
+                                                rf"training pairs of csv:{tiny_source} are excluded \(--exclude\)"):
+        gd.train(f"csv:{tiny_source}", TrainConfig(epochs=1, batch_size=4), out=tmp_path / "run", quick=True,
+                 exclude=train_ids, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("data,empty", [
+    ("smiles,text\nCCO,Ethanol.\nc1ccccc1,Benzene.\nCC(=O)O,Acetic acid.\n",
+     r"the val split is empty \(pairs per split: train 2, val 0, test 1\)"),
+    ("smiles,text,split\nCCO,Ethanol.,train\nCCC,Propane.,train\nCCN,Ethylamine.,train\nCCCl,Chloroethane.,train\n",
+     r"the val and test splits are empty \(pairs per split: train 4, val 0, test 0\)"),
+], ids=["three-rows-scaffold-split", "no-val-no-test"])
+def test_corpus_with_an_empty_split_is_refused(tmp_path, data, empty):
+    """A 3-row CSV (scaffold-split: no val) or one without val/test rows used to train without a word."""
+    (tmp_path / "d.csv").write_text(data)
+    with pytest.raises(InvalidInputError, match=rf"^csv:{tmp_path / 'd.csv'}: {empty}"):
+        gd.train(f"csv:{tmp_path / 'd.csv'}", TrainConfig(epochs=1, batch_size=4), out=tmp_path / "run",
+                 quick=True, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_tiny_val_and_test_splits_are_warned_about_in_one_line(tiny_source, tmp_path):
+    """The tiny corpus has 2 val and 2 test pairs: it trains, with one warning line saying so."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        gd.train(f"csv:{tiny_source}", TrainConfig(epochs=1, batch_size=4), out=tmp_path / "run", quick=True,
+                 progress=False)
+    expected = (f"csv:{tiny_source}: val has 2 pairs and test has 2 pairs, fewer than 10: scores on so few "
+                "pairs are noise (and early stopping on val close to random)")
+    assert expected in _graphdel_warnings(record)
+    w = next(w for w in record if str(w.message) == expected)
+    # printed as one line without a source path (not Python's "file.py:12: UserWarning: ..." plus code line)
+    assert warnings.formatwarning(w.message, w.category, w.filename, w.lineno) == f"graphdel: warning: {expected}\n"
+
+
+@pytest.mark.parametrize("name,content,line", [
+    ("train.txt", "head\trelation\ttail\na\tr\tb\nb\tr\tc\n", 1),
+    ("valid.txt", "\nsubject\tpredicate\tobject\na\tr\tb\n", 2),
+    ("entity2text.txt", "id\ttext\na\tThe letter a.\nb\tThe letter b.\n", 1),
+], ids=["train-header", "valid-header-after-a-blank-line", "entity2text-header"])
+def test_kg_header_line_is_refused_naming_file_and_line(tmp_path, name, content, line):
+    """A header line used to load as a triple ``head relation tail`` (or an entity ``id`` described "text")."""
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    for f, text in {"train.txt": "a\tr\tb\nb\tr\tc\n", "valid.txt": "a\tr\tb\n", "test.txt": "b\tr\tc\n",
+                    name: content}.items():
+        (folder / f).write_text(text)
+    header = content.strip().split("\n")[0].replace("\t", "\\\\t")
+    with pytest.raises(InvalidInputError, match=rf"{name}, line {line}: '{header}' looks like a header .*"
+                                                "delete it"):
+        load_dataset(f"kg:{folder}")
+
+
+def test_kg_line_of_header_words_used_as_data_is_kept(tmp_path):
+    """An entity really named ``head`` (it recurs on other lines) is data, not a header."""
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    (folder / "train.txt").write_text("head\trelation\ttail\nhead\trelation\tbody\n")
+    (folder / "valid.txt").write_text("tail\trelation\tbody\n")
+    (folder / "test.txt").write_text("body\trelation\ttail\n")
+    assert load_dataset(f"kg:{folder}").extra["triples"]["train"][0] == ["head", "relation", "tail"]
+
+
+def test_same_cid_in_train_and_test_is_refused_naming_both_lines(tmp_path):
+    """ChEBI CID 2244 in train.txt and test.txt used to be accepted: its test score measured memorisation."""
+    folder = tmp_path / "chebi"
+    folder.mkdir()
+    files = {"train.txt": [("2244", "CC(=O)Oc1ccccc1C(=O)O", "Aspirin."), ("702", "CCO", "Ethanol.")],
+             "validation.txt": [("241", "c1ccccc1", "Benzene.")],
+             "test.txt": [("280", "O=C=O", "Carbon dioxide."), ("2244", "CC(=O)Oc1ccccc1C(=O)O", "An analgesic.")]}
+    for name, rows in files.items():
+        (folder / name).write_text("CID\tSMILES\tdescription\n" + "".join("\t".join(r) + "\n" for r in rows))
+    with pytest.raises(InvalidInputError, match=r"^test\.txt, row 3, id 'CID:2244': molecule id 'CID:2244' is in "
+                                                r"the test split here but in the train split at train\.txt row 2"):
+        load_dataset(f"chebi20:{folder}")
+    corpus = load_dataset(f"chebi20:{folder}", skip_invalid=True)  # --skip-invalid leaves the test row out
+    assert [(s["file"], s["row"], s["id"]) for s in corpus.skipped] == [("test.txt", 3, "CID:2244")]
+    assert corpus.splits[corpus.item_ids.index("CID:2244")] == "train" and "CID:2244#1" not in corpus.pair_ids
+
+
+def test_a_duplicated_row_is_deleted_with_its_copy(tmp_path):
+    """An exact duplicate row used to become two pairs: deleting one left its copy in Dr."""
+    (tmp_path / "d.csv").write_text(HEADER + GOOD + "eth,CCO,Ethanol is a primary alcohol.,train\n"
+                                    "x,CCN,Ethylamine.,train\nv,CC(C)=O,Acetone.,val\nt,c1ccncc1,Pyridine.,test\n")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        corpus = load_dataset(f"csv:{tmp_path / 'd.csv'}")
+    assert (f"{tmp_path / 'd.csv'}: 1 pair is an exact copy of another (same structure and text; first: 'eth#1' of "
+            "'eth#0'); deleting one deletes every copy") in _graphdel_warnings(record)
+    assert corpus.copies() == {0: [0, 2], 2: [0, 2]}
+    for ids in (["eth#0"], ["eth#1"]):
+        req = DeletionRequest.from_ids(corpus, ids, by="pair")
+        assert req.pair_ids == ("eth#0", "eth#1")
+        assert req.description == ("1 pairs given by id (by=pair); plus 1 exact copy of them under other ids "
+                                   "(same item input and text)")
+
+
+def test_one_structure_under_two_ids_is_one_molecule(tmp_path):
+    """The same SMILES under two ids used to be two molecules: ``--by molecule`` left the other id in Dr."""
+    (tmp_path / "d.csv").write_text(HEADER + GOOD + "alcohol,OCC,Ethyl alcohol is a solvent.,train\n"
+                                    "x,CCN,Ethylamine.,train\nv,CC(C)=O,Acetone.,val\nt,c1ccncc1,Pyridine.,test\n")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        corpus = load_dataset(f"csv:{tmp_path / 'd.csv'}")
+    assert (f"{tmp_path / 'd.csv'}: 1 molecule id shares its structure with another id (first: 'alcohol' and "
+            "'eth'); by=molecule and by=scaffold requests treat them as one molecule") in _graphdel_warnings(record)
+    for ident in ("eth", "alcohol", "alcohol#0"):
+        assert DeletionRequest.from_ids(corpus, [ident], by="molecule").pair_ids == ("eth#0", "alcohol#0")
+    assert DeletionRequest.from_ids(corpus, ["alcohol"], by="scaffold").pair_ids == ("eth#0", "alcohol#0")
+    # 3 training molecules, not 4: a random draw of every one is the whole training set
+    with pytest.raises(RequestError, match="asked for 4 molecules but only 3 have forgettable training pairs"):
+        DeletionRequest.random(corpus, 4, by="molecule")
+
+
+def test_stripped_salts_are_listed_and_reported(tmp_path):
+    """Salts used to be stripped without a word; a carbon-free salt became its largest ion."""
+    rows = ("a,CC(=O)[O-].[Na+],Sodium acetate.,train\nb,CCN.Cl,Ethylamine hydrochloride.,train\n"
+            "c,CCO,Ethanol.,train\nd,[Na+].[Cl-],Sodium chloride.,train\nv,CC(C)=O,Acetone.,val\n")
+    (tmp_path / "d.csv").write_text(HEADER + rows)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        corpus = load_dataset(f"csv:{tmp_path / 'd.csv'}")
+    assert corpus.stripped == [{"row": 2, "id": "a#0", "removed": ["[Na+]"]},
+                               {"row": 3, "id": "b#0", "removed": ["Cl"]}]
+    assert (f"{tmp_path / 'd.csv'}: 2 of 5 rows had fragments (salts, solvents) removed from their SMILES, keeping "
+            "the largest organic fragment (first: row 2, id 'a#0': removed '[Na+]'); listed in corpus.stripped"
+            ) in _graphdel_warnings(record)
+    assert corpus.items["d"] == "[Cl-].[Na+]"  # no organic fragment: kept whole, not reduced to '[Na+]'
+    assert corpus.stats()["stripped_rows"] == 2
+
+
+@pytest.mark.parametrize("amount", [1.0, 2.5, 0, -1, float("nan"), 3.0])
+def test_random_amount_is_a_count_or_a_fraction_never_a_guess(corpus, amount):
+    """``1.0`` used to delete one unit and ``2.5`` two: a float >= 1 is refused, not rounded."""
+    with pytest.raises(RequestError, match="neither a count .* nor a fraction|must be a finite number"):
+        DeletionRequest.random(corpus, amount, by="molecule")
+    if amount in (1.0, 3.0):  # the same amounts as integers are counts
+        assert len(DeletionRequest.random(corpus, int(amount), by="molecule").selected) == int(amount)
+
+
+def test_random_amount_text_is_parsed_strictly():
+    from graphdel.data.requests import parse_amount
+
+    assert [parse_amount(t) for t in ("1", " 3 ", "+2", "0.05", ".5", "5e-2")] == [1, 3, 2, 0.05, 0.5, 0.05]
+    assert isinstance(parse_amount("1"), int) and isinstance(parse_amount("0.5"), float)
+    for text in ("1.0", "2.5", "0", "0.0", "-1", "-0.5", "nan", "inf", "1e3", "", "three", "1.0" * 1000):
+        with pytest.raises(RequestError, match=r"^random amount '.*: expected a count, a whole number >= 1 "
+                                               r"written without a decimal point"):
+            parse_amount(text)
+
+
+def test_cli_forget_random_refuses_a_decimal_count(tiny_run, tmp_path, capsys):
+    assert main(["forget", "--model", str(tiny_run.path), "--forget-random", "1.0", "--method", "neggrad",
+                 "--set", "epochs=1", "--out", str(tmp_path / "f")]) == 2
+    assert "graphdel: error: random amount '1.0': expected a count" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
+
+
+def test_echoed_content_in_errors_is_capped(corpus, tmp_path):
+    """A 100,000-deep JSON array read as an id file used to give a 200,052-character error line."""
+    (tmp_path / "r.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RequestError) as err:
+        DeletionRequest.from_file(corpus, tmp_path / "r.json")
+    message = str(err.value)
+    assert message.startswith(f"unknown pair ids in {corpus.source}: 1 id: '[[[")
+    assert message.endswith("... (200000 characters)") and "\n" not in message
+    prefix = f"unknown pair ids in {corpus.source}: 1 id: "
+    assert len(message) <= len(prefix) + 300 + len("... (200000 characters)")
+    # the same cap for a SMILES and an id read from a data file
+    (tmp_path / "d.csv").write_text(HEADER + GOOD + f"{'m' * 50_000},{'C(' * 9_000},Unclosed.,train\n")
+    with pytest.raises(InvalidMoleculeError) as err:
+        load_dataset(f"csv:{tmp_path / 'd.csv'}")
+    message = str(err.value)
+    assert len(message) < 800 and "(50000 characters)" in message and "(18000 characters)" in message

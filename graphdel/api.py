@@ -25,9 +25,9 @@ from graphdel.encoders.graph import GraphEncoderConfig
 from graphdel.encoders.text import TextEncoderConfig
 from graphdel.errors import InvalidInputError, RunError, UnlearningNoOpError
 from graphdel.evaluation.suite import retrieval_metrics
-from graphdel.io import atomic_write_json, check_output_folder, staged_folder
+from graphdel.io import atomic_write_json, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
-from graphdel.runs import Run, parameter_change_norm, write_run
+from graphdel.runs import Run, check_output, parameter_change_norm, write_integrity, write_run
 from graphdel.training.loop import TrainConfig, train_model
 
 import graphdel.data.kg  # noqa: E402,F401  (registers the kg:/wordnet sources, featuriser, view, granularities)
@@ -171,7 +171,7 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         data: a dataset spec or a :class:`DataConfig`.
         config: the training recipe (default :class:`TrainConfig`, or the quick one).
         model_config: the architecture (default :class:`ModelConfig`, or the quick one).
-        out: the run folder to create (must not exist); default ``runs/train-<hash>``.
+        out: the run folder to create (must not exist, nor lie inside a run); default ``runs/train-<hash>``.
         exclude: pair ids left out of training (Retrain uses this).
         quick: use :func:`quick_configs` for whatever is not given.
         prepared: reuse already featurised data (must match ``data`` and ``exclude``).
@@ -180,8 +180,8 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         The loaded :class:`~graphdel.runs.Run`.
     """
     data = DataConfig(source=data) if isinstance(data, str) else data
-    if out is not None:  # fail before hours of training, not after: taken, or not writable
-        check_output_folder(out)
+    if out is not None:  # fail before hours of training, not after: taken, inside a run, or not writable
+        check_output(out)
     if quick:
         q_data, q_model, q_train = quick_configs(data.source)
         if data.max_items is None:
@@ -208,9 +208,14 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         _merge_split_metrics(metrics["splits"], result.model, sets)
     run_config = {
         "kind": "train", "graphdel_version": graphdel.__version__,
-        "data": {**asdict(data), "content_hash": corpus.content_hash(), "modality": corpus.modality,
+        # corpus.source names the data with an absolute path (csv:/abs/x.csv), so the run works from any
+        # directory; `--data` re-points it if the data moves (load_run_data)
+        "data": {**asdict(data), "source": corpus.source, "content_hash": corpus.content_hash(),
+                 "modality": corpus.modality,
                  # rows left out under skip_invalid, so the run itself reports them (first 100 listed)
-                 "skipped_count": len(corpus.skipped), "skipped": corpus.skipped[:100]},
+                 "skipped_count": len(corpus.skipped), "skipped": corpus.skipped[:100],
+                 # rows whose SMILES lost salt/solvent fragments at load (first 100 listed)
+                 "stripped_count": len(corpus.stripped), "stripped": corpus.stripped[:100]},
         "model": model_config.to_dict(), "train": config.to_dict(),
         "calibration_ids": [corpus.pair_ids[r] for r in prepared.calibration],
         "excluded_ids": [corpus.pair_ids[r] for r in prepared.excluded],
@@ -219,6 +224,7 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     if distributed.is_main():
         with staged_folder(out) as folder:
             write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.history, history=[])
+            write_integrity(folder)  # last: the hashes of the weights and config.json as written
     distributed.barrier()  # the other processes read rank 0's folder
     run = Run.load(out)
     run._model = result.model
@@ -263,9 +269,38 @@ def _merge_split_metrics(splits: dict, model, sets: dict) -> None:
         splits.setdefault(name, {}).update(extra)
 
 
-def load_run_data(run: Run, *, force: bool = False, progress: bool = True) -> Prepared:
-    """Reload and featurise the data a run was trained on, refusing data whose content hash changed."""
+def source_path(spec: str) -> Path | None:
+    """The file or folder a dataset spec names (``csv:PATH`` -> PATH, ``depictions:csv:PATH`` -> PATH), or
+    None for an embedded source (``drugs``, ``wordnet``)."""
+    from graphdel.data.sources import available_sources
+
+    name, sep, arg = spec.strip().partition(":")
+    if not sep or not arg.strip():
+        return None
+    if f"{name}:PATH" in available_sources():
+        return Path(arg.strip()).expanduser()
+    return source_path(arg) if ":" in arg else None  # a source wrapping another spec (depictions:SPEC)
+
+
+def load_run_data(run: Run, *, force: bool = False, progress: bool = True, source: str | None = None) -> Prepared:
+    """Reload and featurise the data a run was trained on, refusing data whose content hash changed.
+
+    ``source`` re-points the run at its data after it moved (``graphdel forget --data SPEC``); the content
+    hash is checked all the same.
+
+    Raises:
+        RunError: the recorded data is not where the run says (it names ``--data``), or its content hash
+            differs from the run's and ``force`` is false.
+    """
+    recorded = run.config["data"]["source"]
+    if source is None:
+        where = source_path(recorded)
+        if where is not None and not where.exists():
+            raise RunError(f"the data {recorded!r} of {run.path} is not there any more (moved or deleted?); "
+                           "pass --data SPEC (source=...) to point the run at its new place")
     data = DataConfig(**{k: v for k, v in run.config["data"].items() if k in DataConfig.__dataclass_fields__})
+    if source is not None:
+        data = DataConfig(**{**asdict(data), "source": source})
     corpus = load_corpus(data)
     if corpus.content_hash() != run.data_hash and not force:
         raise RunError(f"the data {data.source!r} has changed since {run.path} was trained (content hash "
@@ -276,8 +311,10 @@ def load_run_data(run: Run, *, force: bool = False, progress: bool = True) -> Pr
 
 # ------------------------------------------------------------------------------------------ forgetting
 
-def _as_run(run: Run | str | Path) -> Run:
-    return run if isinstance(run, Run) else Run.load(run)
+def _as_run(run: Run | str | Path, *, accept_modified: bool = False) -> Run:
+    """``run`` itself, or the run folder it names loaded with its integrity checked (a :class:`Run` was
+    checked when it was loaded)."""
+    return run if isinstance(run, Run) else Run.load(run, accept_modified=accept_modified)
 
 
 def make_request(run: Run | str | Path, *, ids: Sequence[str] | None = None, file: str | Path | None = None,
@@ -343,7 +380,7 @@ def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | No
 def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
            overrides: dict | Sequence[str] | None = None, out: str | Path | None = None, seed: int = 0,
            device: str = "cpu", progress: bool = True, prepared: Prepared | None = None,
-           retrain_fn=None) -> Run:
+           retrain_fn=None, accept_modified: bool = False, data: str | None = None) -> Run:
     """Unlearn ``request`` from ``run`` with ``method`` and save the result as a new run folder.
 
     ``run`` is only read, never written. The new folder holds the unlearned weights, the request, the
@@ -357,18 +394,28 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         method: a registered method name (``graphdel methods`` lists them).
         overrides: method hyperparameters, ``["alpha=0.5", ...]`` or a dict; applied after the model's own
             recommended settings for the method, if any (:func:`with_model_defaults`).
-        out: the new run folder (must not exist); default ``runs/forget-<hash>``.
+        out: the new run folder (must not exist, nor lie inside, equal or contain ``run`` or its ancestors);
+            default ``runs/forget-<hash>``.
         retrain_fn: ``(prepared, dr_rows) -> model``, to share one Retrain between callers (the demo).
+        accept_modified: use ``run`` although its weights or config.json changed since it was written
+            (:meth:`~graphdel.runs.Run.check_integrity`); the new run's config records what was accepted
+            (``parent.accepted_modifications``), so its certificate carries it.
+        data: the dataset spec to read instead of the recorded one (the data moved); see
+            :func:`load_run_data`.
+
+    Raises:
+        IntegrityError: ``run``'s weights or config.json changed and ``accept_modified`` is false.
     """
     from graphdel.data.requests import DeletionRequest
     from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
     from graphdel.io import sha256_file
     from graphdel.unlearning import UnlearningContext, unlearn
 
-    run = _as_run(run)
-    if out is not None:  # taken, or not writable: say so before the work, not after
-        check_output_folder(out)
-    prepared = prepared or load_run_data(run, progress=progress)
+    run = _as_run(run, accept_modified=accept_modified)
+    accepted = run.check_integrity(accept_modified=accept_modified)  # again: a Run may have been loaded unchecked
+    if out is not None:  # taken, inside a run, or not writable: say so before the work, not after
+        check_output(out, reads=[run.path])
+    prepared = prepared or load_run_data(run, progress=progress, source=data)
     if not isinstance(request, DeletionRequest):
         # An id file names pairs, as with `graphdel forget --forget FILE`: reading it by molecule would
         # silently widen the request to every pair of each named molecule.
@@ -409,10 +456,14 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     parent_weights = sha256_file(run.path / "model.safetensors")
     run_config = {
         **run.config, "kind": "forget", "method": result.config.get("method", method),
-        # the content hash of the data actually used (differs from the parent's only when forced)
-        "data": {**run.config["data"], "content_hash": corpus.content_hash()},
+        # the data actually used: its content hash (differs from the parent's only when forced) and where it
+        # was read (differs when --data re-pointed the run at moved data)
+        "data": {**run.config["data"], "source": corpus.source, "content_hash": corpus.content_hash()},
         "method_config": result.config, "seed": seed,
-        "parent": {"path": str(run.path.resolve()), "weights_sha256": parent_weights},
+        "parent": {"path": str(run.path.resolve()), "weights_sha256": parent_weights,
+                   # a parent modified since it was written and accepted (--accept-modified): said in the
+                   # config, so the certificate (which hashes the config) carries it
+                   **({"accepted_modifications": accepted} if accepted else {})},
         "excluded_ids": sorted(set(run.excluded_ids) | set(request.pair_ids)),
     }
     history = run.history + [{"request": request_json, "method": run_config["method"],
@@ -466,16 +517,18 @@ def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: Mode
                        progress=progress, distractors=prepared.distractors()).model
 
 
-def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, progress: bool = False) -> dict:
+def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, progress: bool = False,
+                       accept_modified: bool = False, data: str | None = None) -> dict:
     """Retrieval metrics of ``run`` on forget / retain / calibration / val / test for a request.
 
     ``request`` defaults to the run's own latest request (an unlearned run); for a trained run without a
-    request, only the calibration / val / test splits are reported.
+    request, only the calibration / val / test splits are reported. ``accept_modified`` and ``data`` are
+    those of :func:`forget`.
     """
     from graphdel.data.requests import DeletionRequest
 
-    run = _as_run(run)
-    prepared = load_run_data(run, progress=progress)
+    run = _as_run(run, accept_modified=accept_modified)
+    prepared = load_run_data(run, progress=progress, source=data)
     if request is None and (run.path / "request.json").is_file():
         request = run.path / "request.json"
     if request is None:
@@ -500,17 +553,18 @@ def _load_request_any(prepared: Prepared, path: str | Path):
 
 def evaluate(run: Run | str | Path, *, original: Run | str | Path | None = None,
              reference: Run | str | Path | None = None, others: Sequence[Run | str | Path] = (), config=None,
-             progress: bool = False, log=None):
+             progress: bool = False, log=None, accept_modified: bool = False, data: str | None = None):
     """The full evaluation suite of an unlearned run (and ``others`` of the same request) against the
     original (default: the run's parent) and a Retrain ``reference``.
 
     >>> audit = evaluate(forgotten, original=run, reference=retrained)
     >>> audit.save("out/")   # report.md, report.html, metrics.json, plots/, certificates/
 
-    ``config`` is a :class:`~graphdel.evaluation.suite.SuiteConfig` (LiRA, probes, seed...).
+    ``config`` is a :class:`~graphdel.evaluation.suite.SuiteConfig` (LiRA, probes, seed...);
+    ``accept_modified`` and ``data`` are those of :func:`forget` (``data`` is the original's).
     """
     from graphdel.evaluation.suite import Audit, evaluate_runs
 
     runs = [run, *others] + ([reference] if reference is not None else [])
     return Audit(evaluate_runs(runs, config=config, original=original, progress=progress,
-                               log=log or (lambda s: None)))
+                               log=log or (lambda s: None), accept_modified=accept_modified, data=data))

@@ -7,19 +7,21 @@ Every subcommand maps to a few lines of the Python API; errors the user can caus
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 from pathlib import Path
 
 from graphdel.errors import GraphdelError
+from graphdel.runs import check_output
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a joint model on a dataset and save a run folder")
     p.add_argument("--data", default="drugs", help="dataset: drugs, chebi20:PATH, csv:PATH, wordnet, kg:PATH, "
                    "depictions, karpathy:PATH, imagefolder:PATH (default drugs)")
-    p.add_argument("--out", required=True, help="run folder to create (must not exist)")
+    p.add_argument("--out", required=True, help="run folder to create (must not exist, nor lie inside a run)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default 15; quick 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude", help="file of pair ids to leave out of training (one per line)")
@@ -49,7 +51,7 @@ def cmd_train(args) -> int:
         data = replace(data, skip_invalid=args.skip_invalid)
     train_config = train_config or api.TrainConfig()
     train_config = replace(train_config, seed=args.seed, device=args.device,
-                           **({"epochs": args.epochs} if args.epochs else {}))
+                           **({"epochs": args.epochs} if args.epochs is not None else {}))
     exclude = api.read_id_file(args.exclude) if args.exclude else ()
     run = api.train(data, train_config, model_config, out=args.out, exclude=exclude, progress=True)
     splits = run.metrics["splits"]
@@ -89,8 +91,9 @@ def _add_forget(sub) -> None:
     p.add_argument("--model", required=True, help="run folder to unlearn from (never modified)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--forget", help="file of ids (one per line) or a saved request JSON")
-    g.add_argument("--forget-random", type=float, metavar="N_OR_FRACTION",
-                   help="random request: a count, or a fraction (0-1) of the training units of --by")
+    g.add_argument("--forget-random", metavar="N_OR_FRACTION",
+                   help="random request: a count (a whole number >= 1, no decimal point), or a fraction "
+                        "strictly between 0 and 1 of the training units of --by")
     p.add_argument("--by", default=None, help="granularity: pair, molecule, scaffold, image (every caption "
                    "of an image) ... (default: pair for --forget, molecule for --forget-random)")
     p.add_argument("--method", default="multidelete", help="unlearning method (see `graphdel methods`)")
@@ -99,11 +102,16 @@ def _add_forget(sub) -> None:
     p.add_argument("--force", action="store_true", help="allow a request covering every training pair")
     p.add_argument("--force-data", action="store_true",
                    help="use the data even if its content hash differs from the one the model was trained on")
+    p.add_argument("--data", metavar="SPEC", help="read the run's data from SPEC (e.g. csv:NEW/PATH) instead of "
+                   "the recorded source, after it moved; its content hash is still checked")
+    p.add_argument("--accept-modified", action="store_true",
+                   help="use a run whose weights or config.json changed since it was written (refused "
+                   "otherwise); recorded in the new run's config and certificate")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine: re-runs the command under torchrun "
                         "(gloo on CPU, NCCL on GPUs); batch sizes stay global (default 1)")
-    p.add_argument("--out", required=True, help="new run folder (must not exist)")
+    p.add_argument("--out", required=True, help="new run folder (must not exist, nor lie inside a run)")
     p.set_defaults(func=cmd_forget)
 
 
@@ -120,17 +128,19 @@ def cmd_forget(args) -> int:
 
     from graphdel.unlearning import get_method, parse_overrides
 
+    from graphdel.data.requests import parse_amount
+
     parse_overrides(get_method(args.method).Config, args.set)  # refuse a bad method or key before any work
-    run = api.Run.load(args.model)
-    prepared = api.load_run_data(run, force=args.force_data)
+    amount = parse_amount(args.forget_random) if args.forget_random is not None else None
+    run = api.Run.load(args.model, accept_modified=args.accept_modified)
+    check_output(args.out, reads=[run.path])  # before any work; api.forget checks it again
+    prepared = api.load_run_data(run, force=args.force_data, source=args.data)
     by = args.by or ("molecule" if args.forget_random is not None else "pair")
-    amount = args.forget_random
-    if amount is not None and amount >= 1:
-        amount = int(amount)
     request = api.make_request(run, file=args.forget, random_amount=amount, by=by, seed=args.seed,
                                force=args.force, prepared=prepared)
     new = api.forget(run, request, method=args.method, overrides=args.set, out=args.out, seed=args.seed,
-                     device=str(resolve_device(args.device)), prepared=prepared)
+                     device=str(resolve_device(args.device)), prepared=prepared,
+                     accept_modified=args.accept_modified, data=args.data)
     splits = new.metrics["splits"]
     print(json.dumps({"run": str(new.path), "method": new.config["method"], "deleted_pairs": len(request),
                       "wall_time_s": round(new.metrics["wall_time_s"], 2),
@@ -150,7 +160,12 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--original", help="the original run (default: the run's parent); selects the full suite")
     p.add_argument("--reference", help="the Retrain run of the same request; selects the full suite")
     p.add_argument("--seed", type=int, default=0, help="seed of the retain sample and the pools")
-    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--data", metavar="SPEC", help="read the data from SPEC instead of the recorded source "
+                   "(it moved); its content hash is still checked")
+    p.add_argument("--accept-modified", action="store_true",
+                   help="use a run whose weights or config.json changed since it was written (refused otherwise)")
+    p.add_argument("--out", required=True, help="JSON file to write (never inside a run)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -164,17 +179,21 @@ def cmd_evaluate(args) -> int:
     import graphdel.api as api
     from graphdel.io import atomic_write_json
 
+    reads = [args.model] + [r for r in (args.original, args.reference) if r]
+    check_output(args.out, reads=reads, overwrite=args.overwrite, kind="file")  # before any work
     if args.original or args.reference:
         from graphdel.evaluation.suite import SuiteConfig
 
         audit = api.evaluate(args.model, original=args.original, reference=args.reference,
-                             config=SuiteConfig(seed=args.seed))
+                             config=SuiteConfig(seed=args.seed), accept_modified=args.accept_modified,
+                             data=args.data)
         from graphdel.evaluation.report import to_jsonable
 
         atomic_write_json(to_jsonable(audit.results), args.out)
         print(audit.table())
         return 0
-    result = api.evaluate_retrieval(args.model, args.forget, seed=args.seed)
+    result = api.evaluate_retrieval(args.model, args.forget, seed=args.seed, accept_modified=args.accept_modified,
+                                    data=args.data)
     atomic_write_json(result, args.out)
     print(json.dumps({k: round(v["pool64"]["g2t_mrr"], 4) if "pool64" in v else {"lp_mrr": round(v["lp"]["mrr"], 4)}
                       for k, v in result["splits"].items() if "pool64" in v or "lp" in v}, indent=2))
@@ -202,7 +221,12 @@ def _add_report(sub) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="unlearned run folders; a run whose method is "
                    "`retrain` is the reference, their common parent the original")
     p.add_argument("--out", required=True, help="report folder (report.html, report.md, metrics.json, plots/, "
-                   "certificates/)")
+                   "certificates/); never inside or around a run it reads")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder whole")
+    p.add_argument("--data", metavar="SPEC", help="read the original's data from SPEC instead of the recorded "
+                   "source (it moved); its content hash is still checked")
+    p.add_argument("--accept-modified", action="store_true",
+                   help="use a run whose weights or config.json changed since it was written (refused otherwise)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation samples, pools and attacks")
     p.add_argument("--chunks", type=int, default=5, help="Dr chunks of |Df| for Df-vs-Dr AUC (default 5)")
     p.add_argument("--no-probes", action="store_true", help="skip the unimodal property probes")
@@ -222,16 +246,18 @@ def cmd_report(args) -> int:
     :class:`~graphdel.errors.InvalidInputError` when ``--lira-shadows`` is between 1 and 3.
     """
     from graphdel.errors import InvalidInputError
-    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, short_table, write_audit
+    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, save_audit, short_table
     from graphdel.training.loop import resolve_device
 
     if args.lira_shadows and args.lira_shadows < 4:
         raise InvalidInputError(f"--lira-shadows needs at least 4 shadow models, got {args.lira_shadows}")
+    check_output(args.out, reads=args.runs, overwrite=args.overwrite)  # before any work
     cfg = SuiteConfig(seed=args.seed, chunks=args.chunks, probes=not args.no_probes,
                       lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs,
                       device=str(resolve_device(args.device)))
-    audit = evaluate_runs(args.runs, config=cfg, progress=False, log=lambda s: print(s, file=sys.stderr))
-    files = write_audit(args.out, audit)
+    audit = evaluate_runs(args.runs, config=cfg, progress=False, log=lambda s: print(s, file=sys.stderr),
+                          accept_modified=args.accept_modified, data=args.data)
+    files = save_audit(args.out, audit, overwrite=args.overwrite)  # staged and swapped in whole
     print(short_table(audit))
     print(f"report: {files['report.html']}")
     return 0
@@ -294,6 +320,8 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="train, delete 5%% of the molecules, run Retrain and every method, "
                        "write the report")
     p.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out whole (the old one is "
+                   "deleted only when the new demo is complete)")
     p.add_argument("--quick", action="store_true", help="small model and data sample (a few minutes on a CPU)")
     p.add_argument("--kg", action="store_true",
                    help="the knowledge-graph cleanup scenario: WordNet, delete 2%% of the training triples")
@@ -306,6 +334,9 @@ def _add_demo(sub) -> None:
     p.add_argument("--lira-shadows", type=int, default=0, metavar="N", help="also run LiRA (N >= 4; costly)")
     p.add_argument("--lira-epochs", type=int, default=None, metavar="E", help="epochs per shadow model")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--accept-modified", action="store_true",
+                   help="use a cached original whose weights or config.json changed since it was written "
+                   "(refused otherwise)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -321,7 +352,12 @@ def cmd_demo(args) -> int:
 
     if args.lira_shadows and args.lira_shadows < 4:
         raise InvalidInputError(f"--lira-shadows needs at least 4 shadow models, got {args.lira_shadows}")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    methods = None
+    if args.methods is not None:  # "," or "a,,b" is a mistake, never "every method"
+        methods = [m.strip() for m in args.methods.split(",")]
+        if not all(methods):
+            raise InvalidInputError(f"--methods {args.methods!r}: empty method name in the list; give "
+                                    "comma-separated names, e.g. multidelete,neggrad")
     scenario = dict(data="wordnet", by="triple", fraction=0.02) if args.kg else dict(data="drugs")
     if args.modality == "image":
         if args.kg:
@@ -330,7 +366,8 @@ def cmd_demo(args) -> int:
     if args.data:
         scenario["data"] = args.data
     run_demo(DemoConfig(out=args.out, quick=args.quick, seed=args.seed, methods=methods,
-                        lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs, device=args.device, **scenario))
+                        lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs, device=args.device,
+                        overwrite=args.overwrite, accept_modified=args.accept_modified, **scenario))
     return 0
 
 
@@ -340,6 +377,7 @@ def _add_compare(sub) -> None:
     p.add_argument("left", metavar="RUN_GRAPH", help="a report/demo folder or an unlearned run folder")
     p.add_argument("right", metavar="RUN_IMAGE", help="a report/demo folder or an unlearned run folder")
     p.add_argument("--out", help="also write the table (Markdown) to this file, and its numbers to FILE.json")
+    p.add_argument("--overwrite", action="store_true", help="replace --out and FILE.json if they exist")
     p.set_defaults(func=cmd_compare)
 
 
@@ -354,6 +392,9 @@ def cmd_compare(args) -> int:
     if args.out and Path(args.out).suffix.lower() == ".json":
         raise InvalidInputError(f"--out {args.out}: give the Markdown file (e.g. compare.md); the numbers go "
                                 "next to it as compare.json")
+    if args.out:  # both files, before any work
+        for path in (Path(args.out), Path(args.out).with_suffix(".json")):
+            check_output(path, reads=[args.left, args.right], overwrite=args.overwrite, kind="file")
     result = compare(args.left, args.right)
     table = result.table()
     print(table)
@@ -430,6 +471,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early
         return 0
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        # the last net: paths are checked up front (graphdel.runs.check_output), but any too-long name is a
+        # user's mistake, not a bug worth a traceback
+        print(f"graphdel: error: file name too long: {str(e.filename)[:80]}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("graphdel: interrupted; no run folder was finished", file=sys.stderr)
         return 130

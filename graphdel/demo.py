@@ -10,6 +10,10 @@
 4. evaluate them all (:func:`graphdel.evaluation.suite.evaluate_runs`) and write the report, the
    metrics and one evaluated certificate per run.
 
+An existing ``OUT`` is refused (an empty folder excepted) unless ``overwrite``: the old folder is then moved
+aside to a hidden ``.OUT.<random>.old`` sibling, deleted once the new demo is complete, and put back if the
+demo fails or is interrupted, so old and new results are never mixed.
+
 Output folder::
 
     OUT/
@@ -24,11 +28,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 __all__ = ["DemoConfig", "run_demo", "run_cache_dir", "cached_train", "QUICK_OVERRIDES"]
 
@@ -43,7 +49,9 @@ class DemoConfig:
     """Settings of :func:`run_demo`.
 
     Attributes:
-        out: the output folder (must not exist, or be empty).
+        out: the output folder (must not exist, or be empty, unless ``overwrite``).
+        overwrite: replace an existing ``out`` whole (see the module docstring).
+        accept_modified: use a cached original whose weights or config.json changed since it was written.
         quick: the small setting (:func:`graphdel.api.quick_configs` and :data:`QUICK_OVERRIDES`).
         data: dataset spec (default: the embedded ``drugs`` corpus).
         fraction: share of the training units (``by``) to delete.
@@ -67,6 +75,8 @@ class DemoConfig:
     device: str = "auto"
     progress: bool = True
     overrides: dict = field(default_factory=dict)
+    overwrite: bool = False
+    accept_modified: bool = False
 
 
 def run_cache_dir(out: str | Path) -> Path:
@@ -90,20 +100,27 @@ def _matches(run_config: dict, resolved: dict) -> bool:
 
 
 def cached_train(data, model_config, train_config, *, cache: Path, prepared=None, progress: bool = True,
-                 log: Callable[[str], None] = print, quick: bool = False):
+                 log: Callable[[str], None] = print, quick: bool = False, accept_modified: bool = False):
     """Train the original model, or reuse a finished cached run with the same resolved config and data.
 
     The configs are resolved as :func:`graphdel.api.train` records them (the modality's recipe defaults,
     ``quick`` saying which generic defaults they replace, and what the featurised data adds to
     ``model.extra``), so a cached run of a modality with its own recipe (knowledge graph, image) matches.
+    The data source is resolved too (``csv:x.csv`` -> ``csv:/abs/x.csv``, as the run records it).
 
     Returns ``(run, prepared, reused)``.
+
+    Raises:
+        IntegrityError: the matching cached run's weights or config.json changed since it was written and
+            ``accept_modified`` is false (a modified cache entry is never used silently).
     """
     from graphdel import api
+    from graphdel.errors import IntegrityError
     from graphdel.models.joint import ModelConfig
     from graphdel.runs import Run
 
     corpus = api.load_corpus(data)
+    data = replace(data, source=corpus.source)
     model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality})
     prepared = prepared or api.prepare(data, model_config, corpus=corpus, progress=progress)
     model_config, train_config = api._modality_defaults(corpus.modality, model_config, train_config, quick)
@@ -116,11 +133,13 @@ def cached_train(data, model_config, train_config, *, cache: Path, prepared=None
     folder = cache / f"train-{digest}"
     if (folder / "config.json").is_file():
         try:
-            run = Run.load(folder)
+            run = Run.load(folder, accept_modified=accept_modified)
             if _matches(run.config, resolved):
                 log(f"      reusing the cached original model {folder}")
                 return run, prepared, True
             log(f"      cached run {folder} does not match this configuration; training a new one")
+        except IntegrityError as e:
+            raise IntegrityError(f"cached original: {e}, or delete {folder} to train it again") from e
         except Exception as e:  # an unreadable cache entry is ignored, never trusted
             log(f"      ignoring unreadable cached run {folder}: {e}")
         folder = cache / f"train-{digest}-{int(time.time())}"
@@ -131,18 +150,26 @@ def cached_train(data, model_config, train_config, *, cache: Path, prepared=None
 def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the demo (see the module docstring). Returns ``{"report": path of report.html, "audit": ...,
     "files": {...}, "wall_time_s": float}``."""
-    from graphdel import api
-    from graphdel.errors import ConfigError, RunError
-    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, measure, short_table, write_audit
-    from graphdel.io import atomic_write_json
+    from graphdel.errors import InvalidInputError
+    from graphdel.runs import check_output
     from graphdel.training.loop import resolve_device
     from graphdel.unlearning import available_methods, get_method, parse_overrides
 
     log = log or (lambda s: print(s, flush=True))
     t_start = time.perf_counter()
     out = Path(cfg.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunError(f"output folder {out} already exists and is not empty; choose another --out or remove it")
+    # before any work: not inside a run, not over the run cache, not over an existing demo unless asked
+    check_output(out, protect=[run_cache_dir(out)], overwrite=cfg.overwrite, allow_empty_folder=True)
+    if cfg.methods is not None:  # an explicit list: [] or a blank name is a mistake, never "every method"
+        bad = [m for m in cfg.methods if not isinstance(m, str) or not m.strip()]
+        if not cfg.methods or bad:
+            raise InvalidInputError(f"methods {list(cfg.methods)!r}: give one or more method names (an empty "
+                                    "name or list is not 'every method')")
+        dupes = sorted({m for m in cfg.methods if list(cfg.methods).count(m) > 1})
+        if dupes or "retrain" in cfg.methods:
+            raise InvalidInputError(f"methods {list(cfg.methods)!r}: "
+                                    + (f"{', '.join(dupes)} named twice" if dupes else
+                                       "retrain always runs, as the reference; leave it out"))
     methods = list(cfg.methods) if cfg.methods else [n for n, _, _ in available_methods() if n != "retrain"]
     overrides = {m: list(QUICK_OVERRIDES.get(m, [])) if cfg.quick else [] for m in methods}
     for m, extra in (cfg.overrides or {}).items():
@@ -150,6 +177,52 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> di
     for m in methods:  # refuse a bad method or key before any work
         parse_overrides(get_method(m).Config, overrides.get(m) or [])
     device = str(resolve_device(cfg.device))
+    with _replacing(out, cfg.overwrite):
+        return _demo_steps(cfg, out, methods, overrides, device, log, t_start)
+
+
+@contextmanager
+def _replacing(out: Path, overwrite: bool) -> Iterator[None]:
+    """With ``overwrite``, move an existing non-empty ``out`` aside to a hidden ``.OUT.<random>.old``
+    sibling for the block; delete it when the block succeeds, put it back (removing what the block wrote)
+    when it fails, so an old and a new demo are never mixed."""
+    import secrets
+
+    from graphdel.errors import RunError
+
+    aside = None
+    if overwrite and (out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir())))):
+        aside = out.with_name(f".{out.name}.{secrets.token_hex(4)}.old")
+        try:
+            os.rename(out, aside)
+        except OSError as e:
+            raise RunError(f"cannot move the old {out} aside to replace it: {e.strerror or e}") from e
+    try:
+        yield
+    except BaseException as e:
+        if aside is not None:
+            shutil.rmtree(out, ignore_errors=True)
+            try:
+                os.rename(aside, out)
+            except OSError as err:
+                raise RunError(f"the demo failed ({type(e).__name__}: {e}) and the old {out} could not be put "
+                               f"back ({err.strerror or err}); it is kept as {aside}") from e
+        raise
+    if aside is not None:
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink(missing_ok=True)
+
+
+def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[str, list[str]], device: str,
+                log: Callable[[str], None], t_start: float) -> dict[str, Any]:
+    """Steps 1-4 of :func:`run_demo` (see the module docstring), writing into ``out``; the arguments are
+    the ones :func:`run_demo` checked."""
+    from graphdel import api
+    from graphdel.errors import ConfigError
+    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, measure, short_table, write_audit
+    from graphdel.io import atomic_write_json
 
     if cfg.quick:
         data, model_config, train_config = api.quick_configs(cfg.data)
@@ -159,7 +232,8 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> di
 
     log(f"[1/4] original model ({'quick' if cfg.quick else 'full'} setting, data {cfg.data})")
     original, prepared, reused = cached_train(data, model_config, train_config, cache=run_cache_dir(out),
-                                              progress=cfg.progress, log=log, quick=cfg.quick)
+                                              progress=cfg.progress, log=log, quick=cfg.quick,
+                                              accept_modified=cfg.accept_modified)
     log(f"      {original.path} ({_headline(original.metrics['splits']['test'])}"
         f"{', reused' if reused else ''})")
 
@@ -189,7 +263,7 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> di
             try:
                 run = api.forget(original, request, method=method, overrides=overrides.get(method) or None,
                                  out=out / "runs" / method, seed=cfg.seed, device=device, progress=cfg.progress,
-                                 prepared=prepared, retrain_fn=retrain_fn)
+                                 prepared=prepared, retrain_fn=retrain_fn, accept_modified=cfg.accept_modified)
             except ConfigError as e:  # a method that does not apply to this model (e.g. needs a hook)
                 if method == "retrain" or cfg.methods:
                     raise

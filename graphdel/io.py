@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -92,28 +93,59 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(buffer.getvalue(), path)
 
 
-def check_output_folder(final: str | Path) -> None:
-    """Fail early if the run folder ``final`` could not be created: it exists, or its parent cannot be
-    created or written (checked by creating and removing a temporary file there).
+#: Bytes a staged output's temporary sibling adds to its name (``.NAME.`` + 8 random characters +
+#: ``.partial``): an output name longer than the file system's limit minus this cannot be staged.
+STAGING_NAME_MARGIN = 18
 
-    Called before hours of training or unlearning, so that an unwritable ``--out`` is reported at once
-    rather than after the work is done. A disk that fills up later is still caught when the folder is
-    written (:func:`atomic_write_bytes` raises :class:`RunError` and :func:`staged_folder` removes the
-    partial folder).
+
+def name_limit(path: str | Path) -> int:
+    """The longest file name, in bytes, that the file system holding ``path`` (or its nearest existing
+    ancestor) allows; 255 when it cannot be asked."""
+    for folder in (Path(path), *Path(path).parents):
+        try:
+            if folder.is_dir():
+                return int(os.pathconf(folder, "PC_NAME_MAX"))
+        except (OSError, ValueError):
+            continue
+    return 255
+
+
+def check_name_lengths(path: str | Path, *, what: str = "--out") -> None:
+    """Refuse a path with a component longer than the file system allows, before anything touches the disk
+    (the OS would raise ``ENAMETOOLONG`` from deep inside a command). The last component must also leave
+    room for the temporary name it is staged under (:data:`STAGING_NAME_MARGIN`).
 
     Raises:
-        RunError: ``final`` exists, or its parent cannot be created or written (the OS reason is named).
+        RunError: one line naming the component (shortened) and both lengths.
+    """
+    path = Path(path)
+    limit = name_limit(path.parent if str(path.parent) else Path("."))
+    parts = path.parts
+    for i, part in enumerate(parts):
+        size = len(os.fsencode(part))
+        allowed = limit - STAGING_NAME_MARGIN if i == len(parts) - 1 else limit
+        if size > allowed and part != os.sep:
+            shown = part if len(part) <= 40 else part[:40] + "…"
+            raise RunError(f"{what} {shown!r}: file name too long ({size} bytes; at most {allowed} can be "
+                           f"written here)")
+
+
+def probe_writable(final: str | Path, *, what: str = "folder", suffix: str = ".partial") -> None:
+    """Create ``final``'s parent if needed and create and remove a temporary file there, named like the
+    temporary sibling ``final`` will be written under (``suffix``), so that an unwritable place or an
+    over-long name is reported before hours of work, not after.
+
+    Raises:
+        RunError: ``cannot write the output {what} FINAL: <OS reason>``.
     """
     final = Path(final)
-    if final.exists():
-        raise RunError(f"output folder {final} already exists; choose another --out or remove it")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".probe", dir=final.parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise RunError(f"cannot write the output folder {final}: {e.strerror or e}") from e
+        raise RunError(f"cannot write the output {what} {final}: {e.strerror or e}") from e
 
 
 @contextmanager
@@ -126,8 +158,8 @@ def staged_folder(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
     Without ``overwrite``, nothing at ``final`` is ever deleted or replaced, even when it appears while
     the block runs (another process finishing with the same ``--out``): that folder or file is left
     untouched and the finished staged folder is kept under its temporary name, which the error names, so
-    that hours of work are not thrown away either. With ``overwrite``, an existing ``final`` is removed
-    and replaced once the block has succeeded.
+    that hours of work are not thrown away either. With ``overwrite``, an existing ``final`` is replaced
+    whole once the block has succeeded (:func:`_publish_replacing`: never merged with the new folder).
 
     Raises:
         RunError: ``final`` exists (or appeared while staging) and ``overwrite`` is false, or the parent
@@ -159,17 +191,38 @@ def _exists(path: Path) -> bool:
 
 
 def _publish_replacing(tmp: Path, final: Path) -> None:
-    """Rename the finished staged folder ``tmp`` to ``final``, removing what is there first (overwrite was
-    asked for). On failure ``tmp`` is removed and the error propagates."""
+    """Swap the finished staged folder ``tmp`` in at ``final`` (overwrite was asked for).
+
+    What is at ``final`` is first renamed aside to a hidden ``.NAME.<random>.old`` sibling, then ``tmp`` is
+    renamed to ``final``, and only then is the old one deleted: the new folder never mixes with the old one
+    (no stale file survives), and ``final`` is missing only between two renames, never while the old one
+    is being deleted. If the second rename fails, the old one is put back and ``tmp`` removed.
+
+    Raises:
+        RunError: a rename failed (the OS reason is named).
+    """
+    aside = None
     try:
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
-        else:
-            final.unlink(missing_ok=True)
-        os.replace(tmp, final)
-    except BaseException:
+        if _exists(final):
+            aside = final.with_name(f".{final.name}.{secrets.token_hex(4)}.old")
+            os.rename(final, aside)
+        os.rename(tmp, final)
+    except BaseException as e:
+        if aside is not None and not _exists(final):
+            try:
+                os.rename(aside, final)
+            except OSError:
+                pass  # the old folder stays under its hidden name, which the error below names
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            kept = f" (the old one is kept as {aside})" if aside is not None and _exists(aside) else ""
+            raise RunError(f"cannot replace {final}: {e.strerror or e}{kept}") from e
         raise
+    if aside is not None:
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink(missing_ok=True)
 
 
 def _publish_without_replacing(tmp: Path, final: Path) -> None:

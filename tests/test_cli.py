@@ -68,3 +68,36 @@ def test_verify_help_documents_the_exit_statuses(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "0 the certificate holds" in out and "1 it does NOT hold" in out
     assert "3 it could not be checked" in out
+
+
+@pytest.mark.parametrize("methods", [",", "multidelete,", ",neggrad", "multidelete,,neggrad", " , "])
+def test_demo_refuses_an_empty_method_name(tmp_path, capsys, methods):
+    """An empty name in --methods is a mistake, never "every method" (which would run for hours)."""
+    assert main(["demo", "--quick", "--methods", methods, "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"graphdel: error: --methods {methods!r}: empty method name in the list; give comma-separated "
+                   "names, e.g. multidelete,neggrad")
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_config_refuses_an_empty_or_repeated_method_list(tmp_path):
+    from graphdel.demo import DemoConfig, run_demo
+    from graphdel.errors import InvalidInputError
+
+    for methods, match in (([], r"methods \[\]: give one or more method names"),
+                           (["neggrad", "neggrad"], "neggrad named twice"),
+                           (["retrain"], "retrain always runs, as the reference")):
+        with pytest.raises(InvalidInputError, match=match):
+            run_demo(DemoConfig(out=tmp_path / "d", quick=True, methods=methods, progress=False), log=lambda s: None)
+    assert not (tmp_path / "d").exists()
+
+
+def test_new_output_and_integrity_options_are_documented():
+    choices = build_parser()._subparsers._group_actions[0].choices
+    for cmd, flags in {"forget": ["--accept-modified", "--data"], "evaluate": ["--overwrite", "--accept-modified",
+                       "--data"], "report": ["--overwrite", "--accept-modified", "--data"],
+                       "demo": ["--overwrite", "--accept-modified"], "compare": ["--overwrite"]}.items():
+        text = choices[cmd].format_help()
+        assert all(flag in text for flag in flags), cmd
+    assert "--overwrite" not in choices["train"].format_help()  # a run is never replaced
+    assert "--overwrite" not in choices["forget"].format_help()

@@ -482,6 +482,7 @@ class _Verifier:
         self.original_run = None
         self.check_run_files()
         self.check_weights()
+        self.check_original_integrity()
         self.check_chain()
         self.check_data_and_metrics()
         return self.res
@@ -573,6 +574,40 @@ class _Verifier:
             return
         norm = _param_change_norm(self.original_path / _WEIGHTS, self.run_path / _WEIGHTS)
         self.equal("procedure.param_change_norm", norm, "the norm recomputed from the two weight files")
+
+    def check_original_integrity(self) -> None:
+        """``original_integrity``: a trained original's weights and config.json against its integrity record
+        (:func:`graphdel.runs.integrity_changes`). A change holds only when forget accepted exactly it
+        (``--accept-modified``, recorded in config.json as ``parent.accepted_modifications``). Not made for an
+        unreachable original (``original_weights_sha256`` says so) nor an unlearned one (the chain walk
+        checks it against its own certificate)."""
+        from graphdel.runs import integrity_changes
+
+        folder = self.original_path
+        original_config = _read_json(folder / "config.json") if folder is not None else None
+        if not isinstance(original_config, dict) or original_config.get("kind") != "train":
+            return
+        changes = integrity_changes(folder)
+        if changes is None:
+            self.res.checks.append(("original_integrity", None, f"{folder} has no integrity record (written before "
+                                                                "graphdel recorded one)"))
+            return
+        if not self.original_ok:  # weights other than the certified ones: original_weights_sha256 fails already
+            changes = [c for c in changes if c["file"] != "model.safetensors"]
+        if not changes:
+            self.res.checks.append(("original_integrity", True, f"{folder}: " + (
+                "weights and config.json as trained" if self.original_ok else
+                "config.json as trained (its weights: see original_weights_sha256)")))
+            return
+        accepted = (self.config.get("parent") or {}).get("accepted_modifications") or []
+        key = lambda c: (c.get("file"), c.get("sha256")) if isinstance(c, dict) else None  # noqa: E731
+        files = ", ".join(c["file"] for c in changes)
+        if {key(c) for c in changes} <= {key(c) for c in accepted}:
+            self.res.checks.append(("original_integrity", True, f"{folder}: {files} changed since it was trained; "
+                                    "forget accepted exactly this (--accept-modified, recorded in config.json)"))
+        else:
+            self.res.checks.append(("original_integrity", False, f"{folder}: {files} changed since it was trained "
+                                    "and forget did not accept it"))
 
     def check_chain(self) -> None:
         """``previous_certificate_sha256`` against the parent's certificate.json file, then the chain of
@@ -686,7 +721,7 @@ class _Verifier:
         from graphdel.models.joint import ModelConfig
         from graphdel.runs import Run
 
-        run = Run.load(self.run_path)
+        run = Run.load(self.run_path, check=False)  # verify hashes its files itself and reports each change
         # api.load_run_data without loading the corpus again (the one hashed above)
         data = api.DataConfig(**{k: v for k, v in run.config["data"].items()
                                  if k in api.DataConfig.__dataclass_fields__})
@@ -696,7 +731,7 @@ class _Verifier:
         if not self.original_ok:
             self.add("procedure.structural_change", None, self.original_unusable())
         else:
-            self.original_run = Run.load(self.original_path)
+            self.original_run = Run.load(self.original_path, check=False)  # checked in check_original_integrity
             forget = prepared.data.subset(sorted(set(df_rows)), "forget")  # Df as forget passed it
             self.equal("procedure.structural_change", structural_change(self.original_run.model, forget),
                        "the change recomputed on the original model")
@@ -749,7 +784,7 @@ class _Verifier:
             self.skip(judged, why)
             self.check_verdict(None, recomputed=False, why=why)
             return
-        ref_run = Run.load(reference)
+        ref_run = Run.load(reference, check=False)  # its weights hash was checked by check_reference
         ref = mine if is_reference else evaluate(ref_run.model)
         gaps = forget_gap(_certified_flat(mine["splits"], mine["distinguishability"], mine["attack_auc"]),
                           _certified_flat(ref["splits"], ref["distinguishability"], ref["attack_auc"]))

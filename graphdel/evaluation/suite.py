@@ -566,12 +566,15 @@ def _model_names(runs) -> list[str]:
 
 def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, original=None,
                   measurements: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
-                  log=print) -> dict[str, Any]:
+                  log=print, accept_modified: bool = False, data: str | None = None) -> dict[str, Any]:
     """Evaluate unlearned runs that share one original (their ``config.parent``) and one request.
 
     Roles: the run whose method is ``retrain`` is the reference; the parent is the original; every other
     run is a method. ``measurements`` maps a run folder name to ``{"peak_mem_mb", "peak_mem_method"}``
-    measured by the caller (the demo), since a run folder does not record memory.
+    measured by the caller (the demo), since a run folder does not record memory. Run folders given as
+    paths are loaded with their integrity checked (``accept_modified`` accepts a changed file, see
+    :meth:`graphdel.runs.Run.check_integrity`); ``data`` re-points the original at moved data
+    (:func:`graphdel.api.load_run_data`).
 
     Returns:
         ``{"results": ..., "plots": ..., "names": {name: Run}, "original": Run, "reference": Run | None,
@@ -585,7 +588,7 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     from graphdel.runs import Run
 
     cfg = config or SuiteConfig()
-    runs = [r if isinstance(r, Run) else Run.load(r) for r in runs]
+    runs = [r if isinstance(r, Run) else Run.load(r, accept_modified=accept_modified) for r in runs]
     if not runs:
         raise InvalidInputError("give at least one unlearned run")
     not_forget = [str(r.path) for r in runs if r.config.get("kind") != "forget" or not (r.path / "request.json").is_file()]
@@ -598,16 +601,16 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     if len(requests) != 1:
         raise InvalidInputError("the runs unlearned different deletion requests; report them separately")
     if original is None:
-        original = Run.load(runs[0].config["parent"]["path"])
+        original = Run.load(runs[0].config["parent"]["path"], accept_modified=accept_modified)
     elif not isinstance(original, Run):
-        original = Run.load(original)
+        original = Run.load(original, accept_modified=accept_modified)
     refs = [r for r in runs if r.config.get("method") == "retrain"]
     reference = refs[0] if refs else None
     names = dict(zip(_model_names(runs), runs))
 
     log(f"evaluating {len(runs)} runs against original {original.path}"
         + (f" and Retrain {reference.path}" if reference else " (no Retrain run: forgetting is not judged)"))
-    prepared = api.load_run_data(original, progress=progress)
+    prepared = api.load_run_data(original, progress=progress, source=data)
     request = api._load_request_any(prepared, runs[0].path / "request.json")
     df_rows = request.rows(prepared.corpus)
     sets = suite_sets(prepared, df_rows, chunks=cfg.chunks, seed=cfg.seed)
@@ -737,6 +740,25 @@ def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
     return written
 
 
+def save_audit(out_dir, audit: Mapping[str, Any], *, overwrite: bool = False) -> dict[str, Any]:
+    """Write the audit's report folder whole: checked first (:func:`graphdel.runs.check_output`: not
+    inside, equal to or around a run it evaluates; an existing folder only with ``overwrite``), then
+    assembled under a temporary name (:func:`write_audit`) and swapped in at ``out_dir``, so an old
+    report's certificates and plots never survive next to the new ones. Returns :func:`write_audit`'s
+    file map with the final paths."""
+    from pathlib import Path
+
+    from graphdel.io import staged_folder
+    from graphdel.runs import check_output
+
+    out_dir = Path(out_dir)
+    runs = [audit["original"], *audit["names"].values()]
+    check_output(out_dir, reads=[r.path for r in runs], overwrite=overwrite)
+    with staged_folder(out_dir, overwrite=overwrite) as folder:
+        written = write_audit(folder, audit)
+    return {rel: (out_dir / rel).resolve() for rel in written}
+
+
 def short_table(audit: Mapping[str, Any]) -> str:
     """A few-line plain-text table of the outcome (for the terminal)."""
     results = audit["results"]
@@ -816,9 +838,10 @@ class Audit:
     def __getitem__(self, key: str) -> Any:
         return self._audit[key]
 
-    def save(self, out_dir) -> dict[str, Any]:
-        """Write report.md, report.html, metrics.json, plots/ and certificates/ into ``out_dir``."""
-        return write_audit(out_dir, self._audit)
+    def save(self, out_dir, *, overwrite: bool = False) -> dict[str, Any]:
+        """Write report.md, report.html, metrics.json, plots/ and certificates/ as the folder ``out_dir``
+        (:func:`save_audit`: an existing folder is refused, or with ``overwrite`` replaced whole)."""
+        return save_audit(out_dir, self._audit, overwrite=overwrite)
 
     def table(self) -> str:
         """A few-line plain-text table of the outcome (:func:`short_table`)."""

@@ -40,8 +40,23 @@ def tree_digest(folder: Path) -> str:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Names of staging leftovers (``*.partial`` folders, ``*.tmp``/``*.probe`` files) under ``folder``."""
-    return sorted(p.name for p in folder.rglob("*") if p.name.endswith((".partial", ".tmp", ".probe")))
+    """Names of staging leftovers (``*.partial`` folders, ``*.tmp``/``*.probe`` files, ``*.old`` outputs moved
+    aside by ``--overwrite``) under ``folder``."""
+    return sorted(p.name for p in folder.rglob("*") if p.name.endswith((".partial", ".tmp", ".probe", ".old")))
+
+
+def one_line_error(capsys) -> str:
+    """The single ``graphdel: error: ...`` line the command printed to stderr (no traceback)."""
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if not line.startswith("graphdel: warning:")]
+    assert len(lines) == 1 and lines[0].startswith("graphdel: error: "), err
+    return lines[0]
+
+
+def files_under(folder: Path) -> set[str]:
+    """Relative paths of every file under ``folder``."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.fixture(scope="module")

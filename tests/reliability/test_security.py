@@ -19,7 +19,7 @@ import graphdel
 import graphdel as gd
 from graphdel import api
 from graphdel.data.molecules import _hash_smiles, cache_dir, featurize_smiles
-from graphdel.errors import ConfigError, RunError
+from graphdel.errors import ConfigError, IntegrityError, RunError
 from graphdel.evaluation.certificate import verify_certificate
 from graphdel.evaluation.report import write_report
 from graphdel.evaluation.suite import evaluate_runs, write_audit
@@ -124,8 +124,11 @@ def test_a_pickled_weights_file_is_refused_and_never_executed(tiny_run, tmp_path
         torch.save({"w": _Payload(str(marker))}, weights)
     else:
         weights.write_bytes(pickle.dumps(_Payload(str(marker))))
+    # the integrity record refuses the swapped file first; the safetensors reader is the guard behind it
+    with pytest.raises(IntegrityError, match=r"model\.safetensors changed since the run was written"):
+        Run.load(tmp_path / "run")
     with pytest.raises(RunError, match=r"cannot read weights .*model\.safetensors"):
-        Run.load(tmp_path / "run").model
+        Run.load(tmp_path / "run", accept_modified=True).model
     assert not marker.exists()
 
 

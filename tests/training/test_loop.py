@@ -25,7 +25,7 @@ def test_train_writes_a_finished_run(tiny_csv, tmp_path):
     assert {metrics["splits"][s]["pool64"]["k"] for s in ("train", "val", "test")} == {3}
     assert run.config["data"]["source"] == f"csv:{tiny_csv}"
     assert len(run.config["calibration_ids"]) == 1  # 3% of 8 training molecules, at least one
-    with pytest.raises(RunError, match="already exists"):
+    with pytest.raises(RunError, match="is the run folder .*a run is never replaced"):
         gd.train(f"csv:{tiny_csv}", out=tmp_path / "run", quick=True, progress=False)
 
 

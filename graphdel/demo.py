@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from graphdel.io import remove_path
+
 __all__ = ["DemoConfig", "run_demo", "run_cache_dir", "cached_train", "QUICK_OVERRIDES"]
 
 #: Method overrides for ``--quick`` so that the whole demo fits in a few minutes on a laptop CPU
@@ -209,10 +211,7 @@ def _replacing(out: Path, overwrite: bool) -> Iterator[None]:
                                f"back ({err.strerror or err}); it is kept as {aside}") from e
         raise
     if aside is not None:
-        if aside.is_dir() and not aside.is_symlink():
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            aside.unlink(missing_ok=True)
+        remove_path(aside)
 
 
 def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[str, list[str]], device: str,

@@ -219,10 +219,15 @@ def _publish_replacing(tmp: Path, final: Path) -> None:
             raise RunError(f"cannot replace {final}: {e.strerror or e}{kept}") from e
         raise
     if aside is not None:
-        if aside.is_dir() and not aside.is_symlink():
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            aside.unlink(missing_ok=True)
+        remove_path(aside)
+
+
+def remove_path(path: Path) -> None:
+    """Delete ``path`` whatever it is (a folder tree, a file, a symbolic link itself); missing is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _publish_without_replacing(tmp: Path, final: Path) -> None:

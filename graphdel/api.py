@@ -149,7 +149,8 @@ def prepare(data: DataConfig, model_config: ModelConfig, *, exclude: Sequence[st
     corpus = corpus if corpus is not None else load_corpus(data)
     unknown = [p for p in exclude if not corpus.has_pair(p)]
     if unknown:
-        raise InvalidInputError(f"--exclude names {len(unknown)} unknown pair ids: {unknown[:10]}")
+        raise InvalidInputError(f"--exclude names {len(unknown)} pair ids not in the data "
+                                f"({corpus.describe()}): {unknown[:10]}")
     with distributed.main_process_first():  # torchrun: rank 0 fills the feature caches, the others read them
         pair_data = PairData(corpus, model_config.text, progress=progress, model_config=model_config)
     calibration = calibration_rows(corpus, data.calibration_fraction, data.calibration_seed)

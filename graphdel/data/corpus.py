@@ -41,6 +41,8 @@ class Corpus:
         stripped: one dict per loaded row whose SMILES lost fragments (salts, solvents): ``row``, ``id``
             (the pair id), ``removed`` (the fragments' SMILES) and ``file`` when the source reads several.
         extra: modality-specific payload (e.g. the triples of a knowledge graph).
+        sampled_from: for a sample (:meth:`sample_items`, ``--quick`` runs), the number of items of the
+            corpus it was drawn from; ``None`` for a whole corpus.
     """
 
     source: str
@@ -54,6 +56,7 @@ class Corpus:
     removed_fragments: dict[str, list[str]] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     stripped: list[dict] = field(default_factory=list)
+    sampled_from: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.pair_ids)
@@ -73,6 +76,13 @@ class Corpus:
 
     def __len__(self) -> int:
         return len(self.pair_ids)
+
+    def describe(self) -> str:
+        """What an id is looked up in, for messages: ``"drugs"``, or ``"drugs, a sample of 240 of its 6442
+        items (--quick)"``, so that an id outside a sample is not called unknown to the dataset."""
+        if self.sampled_from is None:
+            return self.source
+        return f"{self.source}, a sample of {len(set(self.item_ids))} of its {self.sampled_from} items (--quick)"
 
     def index_of(self, pair_id: str) -> int:
         """Row of ``pair_id``; ``KeyError`` if unknown."""
@@ -186,4 +196,5 @@ class Corpus:
             texts=[self.texts[r] for r in rows], splits=[self.splits[r] for r in rows],
             items={i: self.items[i] for i in keep}, skipped=list(self.skipped),
             removed_fragments={i: f for i, f in self.removed_fragments.items() if i in keep},
-            extra=dict(self.extra), stripped=[s for s in self.stripped if s["id"] in kept_pairs])
+            extra=dict(self.extra), stripped=[s for s in self.stripped if s["id"] in kept_pairs],
+            sampled_from=len(items))

@@ -377,7 +377,7 @@ def with_triple_pairs(corpus: Corpus) -> Corpus:
     return Corpus(source=corpus.source, modality=corpus.modality, pair_ids=pair_ids, item_ids=item_ids,
                   texts=texts, splits=splits, items=items, skipped=list(corpus.skipped),
                   removed_fragments=dict(corpus.removed_fragments), stripped=list(corpus.stripped),
-                  extra={**corpus.extra, "entities": entities, "view": "triples"})
+                  extra={**corpus.extra, "entities": entities, "view": "triples"}, sampled_from=corpus.sampled_from)
 
 
 def triple_of_row(corpus: Corpus, row: int) -> Triple | None:

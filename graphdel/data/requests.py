@@ -82,6 +82,15 @@ def _corpus_pair_hash(corpus: Corpus, row: int) -> str:
     return pair_hash(corpus.items[corpus.item_ids[row]], corpus.texts[row])
 
 
+def _ids_not_found(kind: str, missing: list[str], asked: int, corpus: Corpus, where: str = "") -> RequestError:
+    """The error for ids the run's data lacks, saying which data that is (:meth:`Corpus.describe`: a
+    quick run's sample is not the dataset) and, when not one id matched, that the request may be for
+    another dataset."""
+    hint = "; not one of the ids matched: was the request made for another dataset?" if len(missing) == asked else ""
+    return RequestError(f"{where}{kind} ids not in this run's data ({corpus.describe()}): "
+                        f"{_name_ids(missing)}{hint}")
+
+
 def _name_ids(ids: Sequence[str], limit: int = 10) -> str:
     """``"3 ids: 'a', 'b', 'c'"``, or the first ``limit`` and the count."""
     ids = list(ids)
@@ -399,7 +408,7 @@ class DeletionRequest:
         unknown = [i for i in unique if i not in coverage]
         if unknown:
             kind = "pair" if by == "pair" else ("molecule or pair" if by in ("molecule", "scaffold") else by)
-            raise RequestError(f"unknown {kind} ids in {corpus.source}: {_name_ids(unknown)}")
+            raise _ids_not_found(kind, unknown, len(unique), corpus)
         coverage = {i: coverage[i] for i in unique}
         if description is None:
             noun = g.unit_name if by != "scaffold" else "molecules"
@@ -510,7 +519,7 @@ class DeletionRequest:
         get_granularity(saved.by, corpus)
         unknown = [p for p in saved.pair_ids if not corpus.has_pair(p)]
         if unknown:
-            raise RequestError(f"{path}: unknown pair ids in {corpus.source}: {_name_ids(unknown)}")
+            raise _ids_not_found("pair", unknown, len(saved.pair_ids), corpus, where=f"{path}: ")
         changed = saved.verify_hashes(corpus)
         if changed:
             raise RequestError(f"{path}: the content of these pairs differs from when the request was made "

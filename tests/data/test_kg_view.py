@@ -54,7 +54,7 @@ def test_triple_request(view):
     assert req.pair_ids == ("tri:e0|likes|e1", "tri:e2|part_of|e7")
     with pytest.raises(RequestError, match="not in the training split"):
         DeletionRequest.from_ids(view, ["e6 likes e8"], by="triple")          # a test triple
-    with pytest.raises(RequestError, match="unknown"):
+    with pytest.raises(RequestError, match="triple ids not in this run.s data"):
         DeletionRequest.from_ids(view, ["e0 likes e9"], by="triple")
 
 

@@ -85,13 +85,27 @@ def test_scaffold_refused_for_other_modalities():
 
 
 def test_unknown_ids(corpus):
-    with pytest.raises(RequestError, match=r"unknown pair ids .*2 ids: 'nope', 'CID:2244'"):
+    with pytest.raises(RequestError, match=r"pair ids not in this run's data .*2 ids: 'nope', 'CID:2244'"):
         DeletionRequest.from_ids(corpus, ["CID:241#0", "nope", "CID:2244"])
-    with pytest.raises(RequestError, match=r"unknown molecule or pair ids.*1 id: 'CID:1'"):
+    with pytest.raises(RequestError, match=r"molecule or pair ids not in this run's data.*1 id: 'CID:1'"):
         DeletionRequest.from_ids(corpus, ["CID:1"], by="molecule")
     many = [f"x{i}" for i in range(15)]
-    with pytest.raises(RequestError, match=r"15 ids, first 10: 'x0'.*'x9'$"):
+    with pytest.raises(RequestError, match=r"15 ids, first 10: 'x0'.*'x9'; not one of the ids matched: was the "
+                       r"request made for another dataset\?$"):
         DeletionRequest.from_ids(corpus, many)
+
+
+def test_an_id_outside_a_quick_sample_is_not_called_unknown_to_the_dataset(corpus):
+    """A quick run trains on a sample; an id of the dataset outside it used to be "unknown ... in drugs"."""
+    sample = corpus.sample_items(2, seed=0)
+    outside = next(p for p in corpus.pair_ids if not sample.has_pair(p))
+    inside = sample.pair_ids[0]
+    n_items = len(set(corpus.item_ids))
+    with pytest.raises(RequestError) as err:
+        DeletionRequest.from_ids(sample, [inside, outside])
+    assert str(err.value) == (f"pair ids not in this run's data ({corpus.source}, a sample of "
+                              f"{len(set(sample.item_ids))} of its {n_items} items (--quick)): 1 id: {outside!r}")
+    assert corpus.describe() == corpus.source and sample.sampled_from == n_items
 
 
 def test_outside_training(corpus):

@@ -50,7 +50,7 @@ def test_exclude_keeps_ids_out_of_every_batch(tiny_csv):
 
 def test_unknown_excluded_id_is_refused(tiny_csv):
     data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
-    with pytest.raises(Exception, match="unknown pair ids"):
+    with pytest.raises(Exception, match="names 1 pair ids not in the data"):
         prepare(data_cfg, model_cfg, exclude=["no-such-pair"], progress=False)
 
 

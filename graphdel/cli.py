@@ -12,9 +12,36 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, Sequence
 
 from graphdel.errors import GraphdelError
-from graphdel.runs import check_output
+from graphdel.runs import check_output  # torch-free: `graphdel --help` imports no torch (tests/test_cli.py)
+
+#: One default for every command that computes: a GPU when there is one (results on CPU are bit-identical
+#: run to run; pass ``--device cpu`` to get them on a GPU machine).
+DEFAULT_DEVICE = "auto"
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=DEFAULT_DEVICE, choices=["auto", "cpu", "cuda"],
+                   help=f"where to compute: auto = cuda when available, else cpu (default {DEFAULT_DEVICE})")
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress and "
+                   "warnings always go to stderr)")
+
+
+def _emit(args, result: Any, human: str) -> None:
+    """Print the command's result on stdout: ``result`` as JSON with ``--json``, else the ``human`` text."""
+    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else human)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned plain-text columns (two spaces apart) for the terminal."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
 
 def _add_train(sub) -> None:
@@ -27,18 +54,19 @@ def _add_train(sub) -> None:
     p.add_argument("--exclude", help="file of pair ids to leave out of training (one per line)")
     p.add_argument("--quick", action="store_true", help="small model and data sample, for tests and smoke runs")
     p.add_argument("--skip-invalid", action="store_true", help="skip and report invalid rows instead of failing")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_device(p)
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine: re-runs the command under torchrun "
                         "(gloo on CPU, NCCL on GPUs); batch sizes stay global (default 1)")
+    _add_json(p)
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
     """``graphdel train``: train a joint model on ``--data`` into the new run folder ``--out``.
 
-    Prints any rows skipped with ``--skip-invalid`` (to stderr) and a JSON summary (run path, best epoch,
-    pool-64 and full graph-to-text MRR per split). Returns the exit status (0).
+    Prints any rows skipped with ``--skip-invalid`` (to stderr) and the summary (run path, best epoch,
+    pool-64 and full graph-to-text MRR per split; JSON with ``--json``). Returns the exit status (0).
     """
     from dataclasses import replace
 
@@ -62,9 +90,13 @@ def cmd_train(args) -> int:
         where = f"{record['file']}, " if record.get("file") else ""
         print(f"graphdel: skipped {where}row {record.get('row')}, id {record.get('id')!r}: {record.get('reason')}",
               file=sys.stderr)
-    print(json.dumps({"run": str(run.path), "best_epoch": run.metrics["best_epoch"],
-                      "skipped_invalid": run.config["data"].get("skipped_count", len(skipped)),
-                      "wall_time_s": round(run.metrics["wall_time_s"], 1), "splits": summary}, indent=2))
+    result = {"run": str(run.path), "best_epoch": run.metrics["best_epoch"],
+              "skipped_invalid": run.config["data"].get("skipped_count", len(skipped)),
+              "wall_time_s": round(run.metrics["wall_time_s"], 1), "splits": summary}
+    _emit(args, result, f"run: {result['run']}\nbest epoch {result['best_epoch']}, "
+          f"{result['wall_time_s']} s, {result['skipped_invalid']} invalid rows skipped\n"
+          + _table(["split", "pool-64 g2t MRR", "g2t MRR"],
+                   [(k, f"{v['pool64_g2t_mrr']:.4f}", f"{v['g2t_mrr']:.4f}") for k, v in summary.items()]))
     return 0
 
 
@@ -74,15 +106,24 @@ def _add_data(sub) -> None:
     s = dsub.add_parser("stats", help="print pair, item and text counts per split as JSON")
     s.add_argument("source", help="dataset: drugs, chebi20:PATH, csv:PATH")
     s.add_argument("--skip-invalid", action="store_true")
+    _add_json(s)
     s.set_defaults(func=cmd_data_stats)
 
 
 def cmd_data_stats(args) -> int:
-    """``graphdel data stats SOURCE``: print the dataset's pair, item and text counts per split as JSON; returns 0."""
+    """``graphdel data stats SOURCE``: print the dataset's pair, item and text counts per split (and what
+    loading skipped, stripped or grouped; all of it as JSON with ``--json``); returns 0."""
     from graphdel.data.sources import load_dataset
 
     corpus = load_dataset(args.source, skip_invalid=args.skip_invalid)
-    print(json.dumps(corpus.stats(), indent=2, ensure_ascii=False))
+    stats = corpus.stats()
+    counted = {**stats["splits"], "total": stats["total"]}
+    notes = [f"{key.replace('_', ' ')}: {value}" for key, value in stats.items()
+             if key not in ("source", "modality", "splits", "total", "skipped") and value]
+    _emit(args, stats, f"{stats['source']} ({stats['modality']})\n"
+          + _table(["split", "pairs", "items", "texts"],
+                   [(k, v["pairs"], v["items"], v["texts"]) for k, v in counted.items()])
+          + "".join(f"\n{note}" for note in notes))
     return 0
 
 
@@ -94,8 +135,9 @@ def _add_forget(sub) -> None:
     g.add_argument("--forget-random", metavar="N_OR_FRACTION",
                    help="random request: a count (a whole number >= 1, no decimal point), or a fraction "
                         "strictly between 0 and 1 of the training units of --by")
-    p.add_argument("--by", default=None, help="granularity: pair, molecule, scaffold, image (every caption "
-                   "of an image) ... (default: pair for --forget, molecule for --forget-random)")
+    p.add_argument("--by", default="pair", help="granularity: pair, molecule, scaffold, image (every caption "
+                   "of an image), triple, relation, entity ... (default pair, for --forget and --forget-random "
+                   "alike; a saved request JSON keeps its own)")
     p.add_argument("--method", default="multidelete", help="unlearning method (see `graphdel methods`)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter")
     p.add_argument("--seed", type=int, default=0)
@@ -107,11 +149,12 @@ def _add_forget(sub) -> None:
     p.add_argument("--accept-modified", action="store_true",
                    help="use a run whose weights or config.json changed since it was written (refused "
                    "otherwise); recorded in the new run's config and certificate")
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    _add_device(p)
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine: re-runs the command under torchrun "
                         "(gloo on CPU, NCCL on GPUs); batch sizes stay global (default 1)")
     p.add_argument("--out", required=True, help="new run folder (must not exist, nor lie inside a run)")
+    _add_json(p)
     p.set_defaults(func=cmd_forget)
 
 
@@ -119,37 +162,51 @@ def cmd_forget(args) -> int:
     """``graphdel forget``: unlearn a request (``--forget`` file or ``--forget-random``) from the run ``--model``
     with ``--method`` into the new run folder ``--out``.
 
-    The method and its ``--set`` overrides are checked before any work. Prints a JSON summary (new run path,
+    The method and its ``--set`` overrides are checked before any work. Prints a summary (JSON with ``--json``: new run path,
     method, deleted pair count, wall time, pool-64 MRR and, for KG runs, link-prediction MRR per split).
     Returns the exit status (0).
     """
+    from graphdel.runs import Run
+
+    # the cheap checks first: a missing run or a taken --out is said before torch is imported
+    run = Run.load(args.model, accept_modified=args.accept_modified)
+    check_output(args.out, reads=[run.path])  # before any work; api.forget checks it again
+
     import graphdel.api as api
-    from graphdel.training.loop import resolve_device
-
-    from graphdel.unlearning import get_method, parse_overrides
-
     from graphdel.data.requests import parse_amount
+    from graphdel.training.loop import resolve_device
+    from graphdel.unlearning import get_method, parse_overrides
 
     parse_overrides(get_method(args.method).Config, args.set)  # refuse a bad method or key before any work
     amount = parse_amount(args.forget_random) if args.forget_random is not None else None
-    run = api.Run.load(args.model, accept_modified=args.accept_modified)
-    check_output(args.out, reads=[run.path])  # before any work; api.forget checks it again
     prepared = api.load_run_data(run, force=args.force_data, source=args.data)
-    by = args.by or ("molecule" if args.forget_random is not None else "pair")
-    request = api.make_request(run, file=args.forget, random_amount=amount, by=by, seed=args.seed,
+    request = api.make_request(run, file=args.forget, random_amount=amount, by=args.by, seed=args.seed,
                                force=args.force, prepared=prepared)
     new = api.forget(run, request, method=args.method, overrides=args.set, out=args.out, seed=args.seed,
                      device=str(resolve_device(args.device)), prepared=prepared,
                      accept_modified=args.accept_modified, data=args.data)
-    splits = new.metrics["splits"]
-    print(json.dumps({"run": str(new.path), "method": new.config["method"], "deleted_pairs": len(request),
-                      "wall_time_s": round(new.metrics["wall_time_s"], 2),
-                      "pool64_g2t_mrr": {k: round(v["pool64"]["g2t_mrr"], 4) for k, v in splits.items()
-                                         if "pool64" in v},
-                      **({"link_prediction_mrr": {k: round(v["lp"]["mrr"], 4) for k, v in splits.items()
-                                                  if "lp" in v}} if any("lp" in v for v in splits.values()) else {})},
-                     indent=2))
+    result = {"run": str(new.path), "method": new.config["method"], "deleted_pairs": len(request),
+              "wall_time_s": round(new.metrics["wall_time_s"], 2), **_split_scores(new.metrics["splits"])}
+    _emit(args, result, f"run: {result['run']}\n{result['method']}: {result['deleted_pairs']} pairs deleted "
+          f"in {result['wall_time_s']} s\n" + _scores_table(result))
     return 0
+
+
+def _split_scores(splits: dict) -> dict:
+    """``{"pool64_g2t_mrr": {split: x}}`` and, for KG runs, ``{"link_prediction_mrr": {split: x}}`` (4 places)."""
+    out = {"pool64_g2t_mrr": {k: round(v["pool64"]["g2t_mrr"], 4) for k, v in splits.items() if "pool64" in v}}
+    if any("lp" in v for v in splits.values()):
+        out["link_prediction_mrr"] = {k: round(v["lp"]["mrr"], 4) for k, v in splits.items() if "lp" in v}
+    return out
+
+
+def _scores_table(scores: dict) -> str:
+    """:func:`_split_scores` as a split-per-row table."""
+    columns = [c for c in ("pool64_g2t_mrr", "link_prediction_mrr") if scores.get(c)]
+    splits = list(dict.fromkeys(s for c in columns for s in scores[c]))
+    header = {"pool64_g2t_mrr": "pool-64 g2t MRR", "link_prediction_mrr": "link-prediction MRR"}
+    return _table(["split"] + [header[c] for c in columns],
+                  [[s] + [f"{scores[c][s]:.4f}" if s in scores[c] else "" for c in columns] for s in splits])
 
 
 def _add_evaluate(sub) -> None:
@@ -166,6 +223,7 @@ def _add_evaluate(sub) -> None:
                    help="use a run whose weights or config.json changed since it was written (refused otherwise)")
     p.add_argument("--out", required=True, help="JSON file to write (never inside a run)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _add_json(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -174,13 +232,14 @@ def cmd_evaluate(args) -> int:
 
     With ``--original`` or ``--reference`` runs the full audit suite and prints its table; otherwise only
     retrieval metrics on forget/retain/val/test and prints the pool-64 (or link-prediction) MRR per split.
+    With ``--json`` prints the suite's results, or the MRRs, as JSON instead.
     Returns the exit status (0).
     """
+    reads = [args.model] + [r for r in (args.original, args.reference) if r]
+    check_output(args.out, reads=reads, overwrite=args.overwrite, kind="file")  # before any work (and torch)
+
     import graphdel.api as api
     from graphdel.io import atomic_write_json
-
-    reads = [args.model] + [r for r in (args.original, args.reference) if r]
-    check_output(args.out, reads=reads, overwrite=args.overwrite, kind="file")  # before any work
     if args.original or args.reference:
         from graphdel.evaluation.suite import SuiteConfig
 
@@ -189,31 +248,66 @@ def cmd_evaluate(args) -> int:
                              data=args.data)
         from graphdel.evaluation.report import to_jsonable
 
-        atomic_write_json(to_jsonable(audit.results), args.out)
-        print(audit.table())
+        results = to_jsonable(audit.results)
+        atomic_write_json(results, args.out)
+        _emit(args, results, audit.table())
         return 0
     result = api.evaluate_retrieval(args.model, args.forget, seed=args.seed, accept_modified=args.accept_modified,
                                     data=args.data)
     atomic_write_json(result, args.out)
-    print(json.dumps({k: round(v["pool64"]["g2t_mrr"], 4) if "pool64" in v else {"lp_mrr": round(v["lp"]["mrr"], 4)}
-                      for k, v in result["splits"].items() if "pool64" in v or "lp" in v}, indent=2))
+    scores = _split_scores(result["splits"])
+    _emit(args, {"out": str(args.out), **scores}, f"metrics: {args.out}\n" + _scores_table(scores))
     return 0
 
 
 def _add_methods(sub) -> None:
-    p = sub.add_parser("methods", help="list the unlearning methods")
+    p = sub.add_parser("methods", help="list the unlearning methods and their settings (--set KEY=VALUE)",
+                       description="Without NAME: every method, its citation and the settings it sets itself. "
+                       "With NAME: every setting of those methods, its default and meaning.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="show every setting of these methods")
+    _add_json(p)
     p.set_defaults(func=cmd_methods)
 
 
 def cmd_methods(args) -> int:
-    """``graphdel methods``: print each registered unlearning method with its summary and citation; returns 0."""
-    from graphdel.unlearning import available_methods
+    """``graphdel methods [NAME...]``: print each registered unlearning method (or the named ones) with its
+    summary, citation and settings (:func:`graphdel.unlearning.settings.method_settings`).
+
+    Without names only the settings a method sets itself are listed, as ``key=default``; with names every
+    setting, its default and meaning; with ``--json`` everything. Returns 0; an unknown name raises
+    :class:`~graphdel.errors.ConfigError` (exit 2).
+    """
+    from graphdel.unlearning import available_methods, get_method
+    from graphdel.unlearning.settings import method_settings
 
     rows = available_methods()
-    width = max(len(name) for name, _, _ in rows)
-    for name, summary, citation in rows:
-        print(f"{name:<{width}}  {summary}\n{'':<{width}}  [{citation}]")
+    if args.names:
+        rows = [(cls.name, cls.summary, cls.citation) for cls in map(get_method, args.names)]
+    described = [{"name": name, "summary": summary, "citation": citation,
+                  "settings": [vars(s) for s in method_settings(get_method(name).Config)]}
+                 for name, summary, citation in rows]
+    blocks = []
+    for method in described:
+        head = f"{method['name']}: {method['summary']}\n  [{method['citation']}]"
+        settings = method["settings"]
+        if args.names:
+            body = _table(["  setting", "default", "meaning"],
+                          [(f"  {s['key']}", _shown(s["default"]), s["help"]) for s in settings])
+        else:
+            own = [f"{s['key']}={_shown(s['default'])}" for s in settings if s["own"]]
+            common = len(settings) - len(own)
+            body = ("  settings: " + (" ".join(own) or "none of its own")
+                    + (f" (+{common} common; `graphdel methods {method['name']}`)" if common else ""))
+        blocks.append(head + "\n" + body)
+    _emit(args, described, "\n\n".join(blocks))
     return 0
+
+
+def _shown(value: Any) -> str:
+    """A default as ``--set`` takes it (``true``, ``none``, ``1e-05``)."""
+    if value is None or isinstance(value, bool):
+        return {None: "none", True: "true", False: "false"}[value]
+    return str(value)
 
 
 def _add_report(sub) -> None:
@@ -234,7 +328,7 @@ def _add_report(sub) -> None:
                    help="also run LiRA with N >= 4 shadow models trained on random halves (costly)")
     p.add_argument("--lira-epochs", type=int, default=None, metavar="E",
                    help="epochs per shadow model (default: the original recipe's)")
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    _add_device(p)
     p.set_defaults(func=cmd_report)
 
 
@@ -246,12 +340,13 @@ def cmd_report(args) -> int:
     :class:`~graphdel.errors.InvalidInputError` when ``--lira-shadows`` is between 1 and 3.
     """
     from graphdel.errors import InvalidInputError
-    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, save_audit, short_table
-    from graphdel.training.loop import resolve_device
 
     if args.lira_shadows and args.lira_shadows < 4:
         raise InvalidInputError(f"--lira-shadows needs at least 4 shadow models, got {args.lira_shadows}")
-    check_output(args.out, reads=args.runs, overwrite=args.overwrite)  # before any work
+    check_output(args.out, reads=args.runs, overwrite=args.overwrite)  # before any work (and torch)
+
+    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, save_audit, short_table
+    from graphdel.training.loop import resolve_device
     cfg = SuiteConfig(seed=args.seed, chunks=args.chunks, probes=not args.no_probes,
                       lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs,
                       device=str(resolve_device(args.device)))
@@ -333,7 +428,7 @@ def _add_demo(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lira-shadows", type=int, default=0, metavar="N", help="also run LiRA (N >= 4; costly)")
     p.add_argument("--lira-epochs", type=int, default=None, metavar="E", help="epochs per shadow model")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_device(p)
     p.add_argument("--accept-modified", action="store_true",
                    help="use a cached original whose weights or config.json changed since it was written "
                    "(refused otherwise)")
@@ -452,12 +547,14 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    from graphdel import distributed
-
     nproc = getattr(args, "nproc", 1)
     try:
         if nproc < 1:
             raise GraphdelError(f"--nproc must be >= 1, got {nproc}")
+        if nproc == 1 and "RANK" not in os.environ:  # one plain process: torch.distributed is not needed
+            return args.func(args)
+        from graphdel import distributed
+
         if nproc > 1 and not distributed.launched_by_torchrun():
             return _run_under_torchrun(args, list(sys.argv[1:] if argv is None else argv))
         if distributed.launched_by_torchrun() and hasattr(args, "nproc"):
@@ -482,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         print("graphdel: interrupted; no run folder was finished", file=sys.stderr)
         return 130
     finally:
-        distributed.shutdown()
+        if "graphdel.distributed" in sys.modules:  # imported above or by the command
+            sys.modules["graphdel.distributed"].shutdown()
 
 
 if __name__ == "__main__":

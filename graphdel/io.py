@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 from graphdel.errors import RunError
 
 
@@ -52,8 +50,27 @@ def cached_sha256_file(path: str | Path) -> str:
     return digest
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back: POSIX has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(kind: str) -> int:
+    """The permission bits ``open``/``mkdir`` would give a new file (``kind="file"``, 0666 less the umask) or
+    folder (``"folder"``, 0777 less the umask).
+
+    ``tempfile`` creates its files 0600 and folders 0700 whatever the umask (right for secrets, wrong for a
+    run folder a team shares); every temporary that becomes an output is given these bits before it is
+    renamed into place.
+    """
+    return (0o666 if kind == "file" else 0o777) & ~current_umask()
+
+
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename; the file gets
+    the permissions the umask gives a new file (:func:`umask_mode`)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +78,7 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     except OSError as e:
         raise RunError(f"cannot write to {path.parent}: {e.strerror or e}") from e
     try:
+        os.fchmod(fd, umask_mode("file"))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -87,6 +105,8 @@ def atomic_write_json(obj: Any, path: str | Path) -> None:
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` through a temporary file and a rename (for caches of plain tensors)."""
     import io
+
+    import torch  # here, not at the top: `graphdel --help` must not pay for importing torch
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -171,6 +191,7 @@ def staged_folder(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+        tmp.chmod(umask_mode("folder"))  # mkdtemp makes it 0700; the run folder follows the umask
     except OSError as e:
         raise RunError(f"cannot create output folder next to {final}: {e.strerror or e}") from e
     try:

@@ -1,6 +1,10 @@
-"""The report / verify / demo subcommands of the `graphdel` command."""
+"""The `graphdel` command: its subcommands, clean streams (results on stdout, only with --json as JSON;
+progress on stderr), a start that imports no torch, one --device default, `methods` with settings."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -101,3 +105,108 @@ def test_new_output_and_integrity_options_are_documented():
         assert all(flag in text for flag in flags), cmd
     assert "--overwrite" not in choices["train"].format_help()  # a run is never replaced
     assert "--overwrite" not in choices["forget"].format_help()
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"], ["forget", "--model", "x"],
+                                  ["report"], ["nonsense"]])
+def test_help_and_argument_errors_import_no_torch(argv):
+    """`graphdel --help` took 17-19 s, nearly all of it importing torch_geometric -> torch._dynamo. The help
+    and every argument error must come from argparse alone; bench/startup.py measures the time."""
+    done = _fresh_python(f"""
+import sys
+from graphdel.cli import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+heavy = sorted(m for m in ("torch", "torch_geometric", "transformers", "rdkit") if m in sys.modules)
+print("HEAVY=" + ",".join(heavy))
+""")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_import_graphdel_is_light_and_its_names_load_on_use():
+    done = _fresh_python("import sys, graphdel; a = 'torch' in sys.modules; graphdel.TrainConfig; "
+                         "print(a, 'torch' in sys.modules, graphdel.Run.__module__)")
+    assert done.stdout.split() == ["False", "True", "graphdel.runs"], done.stderr[-2000:]
+    with pytest.raises(AttributeError, match="module 'graphdel' has no attribute 'nope'"):
+        gd.nope  # noqa: B018
+
+
+def test_train_prints_its_result_alone_on_stdout_and_progress_on_stderr(tiny_csv, tmp_path, capsys):
+    argv = ["train", "--data", f"csv:{tiny_csv}", "--quick", "--epochs", "1", "--device", "cpu"]
+    assert main([*argv, "--json", "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # the whole of stdout is one JSON document (`| jq` works)
+    assert result["run"] == str((tmp_path / "a").resolve()) or result["run"] == str(tmp_path / "a")
+    assert result["best_epoch"] == 1 and set(result["splits"]) >= {"train", "val", "test"}
+    assert "epoch 1: loss" in captured.err and "epoch 1" not in captured.out
+    # without --json: the same facts for a person, still without progress lines
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == f"run: {result['run'].replace(str(tmp_path / 'a'), str(tmp_path / 'b'))}"
+    assert lines[1].startswith("best epoch 1, ") and lines[1].endswith(" s, 0 invalid rows skipped")
+    assert lines[2].split() == ["split", "pool-64", "g2t", "MRR", "g2t", "MRR"]
+    assert {line.split()[0] for line in lines[3:]} == set(result["splits"])
+    assert "epoch 1: loss" in captured.err and "{" not in captured.out
+
+
+def test_data_stats_prints_a_table_or_json(tiny_csv, capsys):
+    assert main(["data", "stats", f"csv:{tiny_csv}", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert main(["data", "stats", f"csv:{tiny_csv}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"csv:{tiny_csv} (molecule)"
+    assert lines[1].split() == ["split", "pairs", "items", "texts"]
+    train = stats["splits"]["train"]
+    assert lines[2].split() == ["train", str(train["pairs"]), str(train["items"]), str(train["texts"])]
+    assert lines[5].split() == ["total", *map(str, stats["total"].values())]
+
+
+def test_every_command_has_one_device_default():
+    choices = build_parser()._subparsers._group_actions[0].choices
+    defaults = {name: next(a.default for a in p._actions if a.dest == "device")
+                for name, p in choices.items() if any(a.dest == "device" for a in p._actions)}
+    assert set(defaults) == {"train", "forget", "report", "demo"}
+    assert set(defaults.values()) == {"auto"}
+
+
+def test_forget_by_defaults_to_pair_whatever_the_request_form():
+    forget = build_parser()._subparsers._group_actions[0].choices["forget"]
+    base = ["--model", "m", "--out", "o"]
+    assert forget.parse_args([*base, "--forget-random", "3"]).by == "pair"
+    assert forget.parse_args([*base, "--forget", "ids.txt"]).by == "pair"
+
+
+def test_methods_lists_each_methods_own_settings_and_every_setting_on_request(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert ("neggrad: Gradient ascent on Df's training loss, with a divergence guard.\n"
+            "  [Golatkar et al., CVPR 2020; Thudi et al., Unrolling SGD, EuroS&P 2022]\n"
+            "  settings: lr=1e-05 loss_bound=none (+17 common; `graphdel methods neggrad`)") in out
+    assert "  settings: saliency_fraction=" not in out  # SalUn inherits RandomPair's; its own is listed first
+    assert "salun:" in out and "text_source=dr retain_weight=1.0 saliency_fraction=0.5" in out
+    assert main(["methods", "scrub"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("scrub: ") and rows[2].split() == ["setting", "default", "meaning"]
+    assert [r.split(None, 2) for r in rows if r.split()[:1] == ["kd_temperature"]] == [
+        ["kd_temperature", "4.0", "distillation temperature T (applied on top of the model's own logit scale)."]]
+    assert main(["methods", "multidelete", "--json"]) == 0
+    [described] = json.loads(capsys.readouterr().out)
+    settings = {s["key"]: s for s in described["settings"]}
+    assert settings["terms.ukr"] == {"key": "terms.ukr", "default": True, "own": True,
+                                     "help": "use L_UKR, unimodal knowledge retention."}
+    assert settings["lr"]["own"] is False and settings["epochs"] == {
+        "key": "epochs", "default": 8, "own": True,
+        "help": "passes over the method's epoch split (Df for most methods, Dr for FT/DtD)."}
+
+
+def test_methods_refuses_an_unknown_name_in_one_line(capsys):
+    assert main(["methods", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("graphdel: error: unknown unlearning method 'nope'; available: ")

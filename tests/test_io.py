@@ -101,3 +101,21 @@ def test_file_digests_are_computed_once_per_file_version(tmp_path, monkeypatch):
     os.replace(tmp, f)
     second = cached_sha256_file(f)
     assert len(calls) == 2 and second != first and second == sha256_file(f)
+
+
+@pytest.mark.parametrize("umask, file_mode, folder_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700),
+                                                          (0o002, 0o664, 0o775)])
+def test_outputs_follow_the_umask(tmp_path, umask, file_mode, folder_mode):
+    """tempfile makes 0600 files and 0700 folders whatever the umask; a team's shared run folder needs the
+    umask's permissions, like any file `open` creates."""
+    old = os.umask(umask)
+    try:
+        with staged_folder(tmp_path / "run") as folder:
+            gio.atomic_write_json({"a": 1}, folder / "metrics.json")
+        gio.atomic_write_text("x", tmp_path / "alone.txt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "run").stat().st_mode & 0o777 == folder_mode
+    assert (tmp_path / "run" / "metrics.json").stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "alone.txt").stat().st_mode & 0o777 == file_mode
+    assert gio.current_umask() == old

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 import time
 import typing
 from dataclasses import asdict, dataclass, field
@@ -265,7 +266,8 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
             history.append(record)
             if progress:
                 tqdm.write(f"epoch {epoch}: loss {record['loss']:.3f}"
-                           + (f", val pool-{config.eval_pool} g2t MRR {record['val_pool_g2t_mrr']:.3f}" if "val_pool_g2t_mrr" in record else ""))
+                           + (f", val pool-{config.eval_pool} g2t MRR {record['val_pool_g2t_mrr']:.3f}" if "val_pool_g2t_mrr" in record else ""),
+                           file=sys.stderr)  # progress, like the bars: stdout is the command's result
             if val is not None and config.patience and stale >= config.patience:
                 break
     if best_state is not None:

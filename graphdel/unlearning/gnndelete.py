@@ -35,7 +35,12 @@ from graphdel.unlearning.losses import modality_decoupling, multimodal_retention
 
 @dataclass
 class GNNDeleteConfig(GradientConfig):
-    """GNNDelete hyperparameters: ``lam`` (DEC weight; NI gets ``1 - lam``) and the distance."""
+    """GNNDelete hyperparameters; the fields of :class:`~graphdel.unlearning.base.GradientConfig` apply.
+
+    Attributes:
+        lam: weight of the deleted-edge consistency loss (DEC); neighbourhood influence (NI) gets ``1 - lam``.
+        distance: ``mse`` | ``cosine`` | ``l1``, between the operator's and the original's representations.
+    """
 
     lr: float = 1e-3
     epochs: int = 10

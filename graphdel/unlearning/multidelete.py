@@ -62,7 +62,13 @@ from graphdel.evaluation.embed import embed_pairs
 
 @dataclass
 class Terms:
-    """Ablation switches: which MultiDelete terms are used (``terms.md=false`` etc.)."""
+    """Ablation switches: which MultiDelete terms are used (``terms.md=false`` etc.).
+
+    Attributes:
+        md: use L_MD, modality decoupling (the forgetting term).
+        mkr: use L_MKR, multimodal knowledge retention.
+        ukr: use L_UKR, unimodal knowledge retention.
+    """
 
     md: bool = True
     mkr: bool = True
@@ -95,6 +101,8 @@ class MultiDeleteConfig(GradientConfig):
             Df/Dr importance ratio ``F_df / (F_dr + mask_lambda * mean F_dr)`` (empirical diagonal Fisher of
             the training loss; :mod:`graphdel.unlearning.masks`), computed once on the original weights
             over all of Df and ``mask_retain_batches`` Dr batches. 0 (default) updates every weight.
+        mask_lambda: the damping of the importance ratio above (times the mean Dr Fisher).
+        mask_retain_batches: Dr batches the Dr Fisher of the mask is estimated on.
     """
 
     lr: float = 1e-4

@@ -21,7 +21,12 @@ from graphdel.unlearning.neggrad import NegGrad, NegGradConfig, ascent_term
 
 @dataclass
 class NegGradPlusConfig(NegGradConfig):
-    """NegGrad+ hyperparameters: NegGrad's plus the weights of the two parts."""
+    """NegGrad+ hyperparameters: NegGrad's plus the weights of the two parts.
+
+    Attributes:
+        forget_weight: weight of the ascent term, ``L_train(Df)``.
+        retain_weight: weight of the descent term, ``L_train(Dr)``.
+    """
 
     forget_weight: float = 1.0
     retain_weight: float = 1.0

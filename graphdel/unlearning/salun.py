@@ -25,7 +25,12 @@ from graphdel.unlearning.random_pair import RandomPair, RandomPairConfig
 
 @dataclass
 class SalUnConfig(RandomPairConfig):
-    """SalUn hyperparameters: RandomPair's plus ``saliency_fraction`` (share of weights updated)."""
+    """SalUn hyperparameters: RandomPair's plus the saliency mask.
+
+    Attributes:
+        saliency_fraction: share of the trainable weights updated, those with the largest |grad| of the Df
+            training loss.
+    """
 
     saliency_fraction: float = 0.5
 

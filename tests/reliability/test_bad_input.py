@@ -188,9 +188,9 @@ def test_train_skip_invalid_reports_the_skipped_rows(tmp_path, capsys):
                  "--device", "cpu"]) == 2
     assert "graphdel: error: row 6, id 'bad'" in capsys.readouterr().err and not out.exists()
     assert main(["train", "--data", f"csv:{tmp_path / 'd.csv'}", "--out", str(out), "--quick", "--epochs", "1",
-                 "--device", "cpu", "--skip-invalid"]) == 0
+                 "--device", "cpu", "--skip-invalid", "--json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out[captured.out.index("{"):])["skipped_invalid"] == 1
+    assert json.loads(captured.out)["skipped_invalid"] == 1  # stdout holds the JSON and nothing else
     assert "graphdel: skipped row 6, id 'bad': RDKit cannot parse SMILES 'C1CC('" in captured.err
     assert Run.load(out).config["data"]["skipped"][0]["id"] == "bad"
 
@@ -217,7 +217,7 @@ def corpus(tiny_source):
 
 
 def test_unknown_ids_are_named(corpus):
-    with pytest.raises(RequestError, match=r"unknown pair ids in csv:.*: 2 ids: 'nope#0', 'aspirin'"):
+    with pytest.raises(RequestError, match=r"pair ids not in this run's data \(csv:[^)]*\): 2 ids: 'nope#0', 'aspirin'"):
         DeletionRequest.from_ids(corpus, ["aspirin#0", "nope#0", "aspirin"], by="pair")
 
 
@@ -372,14 +372,22 @@ def test_method_config_errors_name_the_key(override, match):
         parse_overrides(get_method("multidelete").Config, [override])
 
 
-def test_cli_refuses_a_bad_key_before_any_work(tmp_path, capsys):
-    # the model folder does not even exist: the override is checked first
-    assert main(["forget", "--model", str(tmp_path / "none"), "--forget-random", "1", "--method", "multidelete",
+def test_cli_refuses_a_bad_key_before_any_work(tiny_run, tmp_path, capsys, monkeypatch):
+    # the data is never loaded: the override is checked right after the (cheap) run folder check
+    import graphdel.api
+
+    monkeypatch.setattr(graphdel.api, "load_run_data", lambda *a, **k: pytest.fail("data loaded"))
+    assert main(["forget", "--model", str(tiny_run.path), "--forget-random", "1", "--method", "multidelete",
                  "--set", "alhpa=0.5", "--out", str(tmp_path / "o")]) == 2
     assert "unknown config key 'alhpa'" in capsys.readouterr().err
-    assert main(["forget", "--model", str(tmp_path / "none"), "--forget-random", "1", "--method", "multidel",
+    assert main(["forget", "--model", str(tiny_run.path), "--forget-random", "1", "--method", "multidel",
                  "--out", str(tmp_path / "o")]) == 2
     assert "unknown unlearning method 'multidel'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    # a missing run folder is said first, without importing torch (tests/test_cli.py checks the imports)
+    assert main(["forget", "--model", str(tmp_path / "none"), "--forget-random", "1", "--method", "multidel",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "run folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fields,match", [
@@ -634,10 +642,11 @@ def test_echoed_content_in_errors_is_capped(corpus, tmp_path):
     with pytest.raises(RequestError) as err:
         DeletionRequest.from_file(corpus, tmp_path / "r.json")
     message = str(err.value)
-    assert message.startswith(f"unknown pair ids in {corpus.source}: 1 id: '[[[")
-    assert message.endswith("... (200000 characters)") and "\n" not in message
-    prefix = f"unknown pair ids in {corpus.source}: 1 id: "
-    assert len(message) <= len(prefix) + 300 + len("... (200000 characters)")
+    prefix = f"pair ids not in this run's data ({corpus.source}): 1 id: "
+    hint = "; not one of the ids matched: was the request made for another dataset?"
+    assert message.startswith(prefix + "'[[[")
+    assert message.endswith("... (200000 characters)" + hint) and "\n" not in message
+    assert len(message) <= len(prefix) + 300 + len("... (200000 characters)") + len(hint)
     # the same cap for a SMILES and an id read from a data file
     (tmp_path / "d.csv").write_text(HEADER + GOOD + f"{'m' * 50_000},{'C(' * 9_000},Unclosed.,train\n")
     with pytest.raises(InvalidMoleculeError) as err:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -122,6 +123,30 @@ class Prepared:
         """Dr: the trained rows minus ``df_rows``."""
         df = set(df_rows)
         return [r for r in self.trained_rows() if r not in df]
+
+    def for_run(self, run: Run) -> "Prepared":
+        """This preparation with ``run``'s excluded pairs (its training exclusions and every request of its
+        history): the same featurised data, reused along a chain of sequential deletions without loading
+        it again. The calibration hold-out is the original's, which every run of the chain shares."""
+        corpus = self.corpus
+        missing = [p for p in run.excluded_ids if not corpus.has_pair(p)]
+        if missing:
+            raise InvalidInputError(f"{run.path} excludes pairs this data lacks: {missing[:10]}")
+        return dataclasses.replace(self, excluded=sorted({corpus.index_of(p) for p in run.excluded_ids}))
+
+    def check_matches(self, run: Run) -> None:
+        """Refuse a preparation made for another run of the chain: its Dr would hold pairs ``run`` no longer
+        trains on (an earlier request's) or lack ones it does.
+
+        Raises:
+            InvalidInputError: naming the run and how many excluded pairs differ.
+        """
+        expected = {self.corpus.index_of(p) for p in run.excluded_ids if self.corpus.has_pair(p)}
+        differ = expected ^ set(self.excluded)
+        if differ:
+            raise InvalidInputError(f"the prepared data excludes other pairs than {run.path} ({len(differ)} "
+                                    "differ, e.g. pairs an earlier request deleted); use "
+                                    "prepared.for_run(run) or load_run_data(run)")
 
     def distractor_rows(self) -> list[int]:
         """The run's distractor set: at most :data:`DISTRACTOR_LIMIT` pairs drawn (seed 0) from the
@@ -325,22 +350,33 @@ def make_request(run: Run | str | Path, *, ids: Sequence[str] | None = None, fil
 
     Exactly one of ``ids``, ``file`` (ids or a saved request JSON) or ``random_amount`` (a count, or a
     fraction of the training units of ``by``) is given. Pairs the run never trained on (calibration,
-    earlier deletions, val/test) are refused with their ids named.
+    val/test) are refused with their ids named, and so are pairs an earlier request of the run's history
+    deleted (naming that request); a random request draws only from what is still trained on.
     """
     from graphdel.data.requests import DeletionRequest
 
     run = _as_run(run)
     prepared = prepared or load_run_data(run, progress=False)
+    prepared.check_matches(run)
     allowed = prepared.trained_rows()
+    deleted = deleted_pairs(run)
     given = [x is not None for x in (ids, file, random_amount)]
     if sum(given) != 1:
         raise InvalidInputError("give exactly one of ids, a request file, or a random amount")
     if ids is not None:
-        return DeletionRequest.from_ids(prepared.corpus, ids, by=by, allowed_rows=allowed, force=force)
+        return DeletionRequest.from_ids(prepared.corpus, ids, by=by, allowed_rows=allowed, force=force,
+                                        deleted=deleted)
     if file is not None:
-        return DeletionRequest.from_file(prepared.corpus, file, by=by, allowed_rows=allowed, force=force)
+        return DeletionRequest.from_file(prepared.corpus, file, by=by, allowed_rows=allowed, force=force,
+                                         deleted=deleted)
     return DeletionRequest.random(prepared.corpus, random_amount, by=by, seed=seed, allowed_rows=allowed,
                                   force=force)
+
+
+def deleted_pairs(run: Run) -> dict[str, int]:
+    """``{pair id: k}`` for every pair the ``k``-th request of ``run``'s history (1 = the first since the
+    original training) deleted; empty for a trained run."""
+    return {pair["pair_id"]: k for k, step in enumerate(run.history, 1) for pair in step["request"]["pairs"]}
 
 
 def retain_sample_rows(dr_rows: Sequence[int], n: int, seed: int = 0) -> list[int]:
@@ -410,6 +446,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     from graphdel.data.requests import DeletionRequest
     from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
     from graphdel.io import sha256_file
+    from graphdel.resources import measure
     from graphdel.unlearning import UnlearningContext, unlearn
 
     run = _as_run(run, accept_modified=accept_modified)
@@ -417,6 +454,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     if out is not None:  # taken, inside a run, or not writable: say so before the work, not after
         check_output(out, reads=[run.path])
     prepared = prepared or load_run_data(run, progress=progress, source=data)
+    prepared.check_matches(run)  # Dr must be what this run still trains on, not its parent's
     if not isinstance(request, DeletionRequest):
         # An id file names pairs, as with `graphdel forget --forget FILE`: reading it by molecule would
         # silently widen the request to every pair of each named molecule.
@@ -425,6 +463,11 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     df_rows = request.rows(corpus)
     allowed = set(prepared.trained_rows())
     outside = [corpus.pair_ids[r] for r in df_rows if r not in allowed]
+    deleted = deleted_pairs(run)
+    again = [f"{p} (request {deleted[p]})" for p in outside if p in deleted]
+    if again:
+        raise InvalidInputError(f"{len(again)} requested pairs were already deleted by an earlier request of "
+                                f"{run.path} (graphdel history lists them): {again[:10]}")
     if outside:
         raise InvalidInputError(f"{len(outside)} requested pairs were never trained on by {run.path}: {outside[:10]}")
     dr_rows = prepared.retained_rows(df_rows)
@@ -442,7 +485,8 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
                             val=sets["val"], distractors=distractors, retrain=retrain, seed=seed, device=device,
                             progress=progress)
-    result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
+    with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
+        result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
     forget_structure = getattr(result.model, "forget_structure", None)
     if forget_structure is not None:  # a model storing training data (a KG's graph) must not keep Df in it
         forget_structure(sets["forget"])
@@ -451,6 +495,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
         metrics = {"splits": retrieval_metrics(result.model, sets, distractors),
                    "wall_time_s": result.wall_time_s,
+                   **{k: v for k, v in cost.items() if k != "wall_time_s"},
                    "selected": result.selected}
         _merge_split_metrics(metrics["splits"], result.model, sets)
     request_json = request.to_json(corpus)
@@ -468,7 +513,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         "excluded_ids": sorted(set(run.excluded_ids) | set(request.pair_ids)),
     }
     history = run.history + [{"request": request_json, "method": run_config["method"],
-                              "parent_weights_sha256": parent_weights}]
+                              "parent_weights_sha256": parent_weights, "applied_at": _utc_now()}]
     out = Path(out) if out is not None else _default_out("forget", {"parent": parent_weights, "method": method,
                                                                     "request": request_json, "o": overrides})
     if distributed.is_main():
@@ -484,6 +529,13 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     new = Run.load(out)
     new._model = result.model
     return new
+
+
+def _utc_now() -> str:
+    """The time now, UTC, to the second (ISO 8601): when a request was applied, for ``graphdel history``."""
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def _procedure(original, result, forget, original_path: Path, method: str) -> dict:

@@ -10,6 +10,11 @@
 4. evaluate them all (:func:`graphdel.evaluation.suite.evaluate_runs`) and write the report, the
    metrics and one evaluated certificate per run.
 
+``quick`` (``graphdel demo --quick``) is a *smoke run*: a tiny model trained on a sample of the data, too
+small to say anything about the methods. Its printed summary and its report open with
+:data:`graphdel.evaluation.report.SMOKE_BANNER` and every verdict reads ``not judged`` (the numbers are all
+shown); ``metrics.json`` records ``"smoke": true``.
+
 An existing ``OUT`` is refused (an empty folder excepted) unless ``overwrite``: the old folder is then moved
 aside to a hidden ``.OUT.<random>.old`` sibling, deleted once the new demo is complete, and put back if the
 demo fails or is interrupted, so old and new results are never mixed.
@@ -54,7 +59,8 @@ class DemoConfig:
         out: the output folder (must not exist, or be empty, unless ``overwrite``).
         overwrite: replace an existing ``out`` whole (see the module docstring).
         accept_modified: use a cached original whose weights or config.json changed since it was written.
-        quick: the small setting (:func:`graphdel.api.quick_configs` and :data:`QUICK_OVERRIDES`).
+        quick: the small setting (:func:`graphdel.api.quick_configs` and :data:`QUICK_OVERRIDES`): a smoke
+            run, reported with every verdict "not judged" (see the module docstring).
         data: dataset spec (default: the embedded ``drugs`` corpus).
         fraction: share of the training units (``by``) to delete.
         by: the request granularity (``molecule`` for molecule–text data, ``triple`` for a KG).
@@ -220,7 +226,8 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
     the ones :func:`run_demo` checked."""
     from graphdel import api
     from graphdel.errors import ConfigError
-    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, measure, short_table, write_audit
+    from graphdel.evaluation.report import SMOKE_BANNER
+    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, short_table, write_audit
     from graphdel.io import atomic_write_json
 
     if cfg.quick:
@@ -229,6 +236,8 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
         data, model_config, train_config = api.DataConfig(source=cfg.data), api.ModelConfig(), api.TrainConfig()
     train_config = replace(train_config, device=cfg.device)
 
+    if cfg.quick:
+        log(SMOKE_BANNER)
     log(f"[1/4] original model ({'quick' if cfg.quick else 'full'} setting, data {cfg.data})")
     original, prepared, reused = cached_train(data, model_config, train_config, cache=run_cache_dir(out),
                                               progress=cfg.progress, log=log, quick=cfg.quick,
@@ -254,30 +263,30 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
         return retrained[key]
 
     log(f"[3/4] unlearning with retrain + {len(methods)} methods: {', '.join(methods)}")
-    runs, measurements, skipped = [], {}, {}
+    runs, skipped = [], {}
     for i, method in enumerate(["retrain"] + methods, start=1):
         log(f"      ({i}/{len(methods) + 1}) {method}"
             + (f" [{' '.join(overrides.get(method) or [])}]" if overrides.get(method) else ""))
-        with measure() as m:
-            try:
-                run = api.forget(original, request, method=method, overrides=overrides.get(method) or None,
-                                 out=out / "runs" / method, seed=cfg.seed, device=device, progress=cfg.progress,
-                                 prepared=prepared, retrain_fn=retrain_fn, accept_modified=cfg.accept_modified)
-            except ConfigError as e:  # a method that does not apply to this model (e.g. needs a hook)
-                if method == "retrain" or cfg.methods:
-                    raise
-                skipped[method] = str(e)
-                log(f"            skipped: {e}")
-                continue
-        measurements[run.path.name] = {"peak_mem_mb": m["peak_mem_mb"], "peak_mem_method": m["peak_mem_method"]}
+        try:
+            run = api.forget(original, request, method=method, overrides=overrides.get(method) or None,
+                             out=out / "runs" / method, seed=cfg.seed, device=device, progress=cfg.progress,
+                             prepared=prepared, retrain_fn=retrain_fn, accept_modified=cfg.accept_modified)
+        except ConfigError as e:  # a method that does not apply to this model (e.g. needs a hook)
+            if method == "retrain" or cfg.methods:
+                raise
+            skipped[method] = str(e)
+            log(f"            skipped: {e}")
+            continue
         runs.append(run)
         log(f"            {run.metrics['wall_time_s']:.1f} s, Df {_headline(run.metrics['splits']['forget'])}")
 
     log("[4/4] evaluating and writing the report")
     suite_cfg = SuiteConfig(seed=cfg.seed, lira_shadows=cfg.lira_shadows, lira_epochs=cfg.lira_epochs,
                             device=device)
-    audit = evaluate_runs(runs, config=suite_cfg, original=original, measurements=measurements,
+    audit = evaluate_runs(runs, config=suite_cfg, original=original,
                           progress=False, log=lambda s: log("      " + s.strip()))
+    # --quick: a tiny model on a data sample is a smoke run; the report shows the numbers, judges nothing
+    audit["results"]["smoke"] = audit["results"]["smoke"] or bool(cfg.quick)
     audit["results"]["request"]["run cache"] = str(original.path)
     if skipped:
         audit["results"]["request"]["methods skipped"] = skipped
@@ -288,7 +297,7 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
                        "skipped": skipped},
                       out / "demo.json")
     log("")
-    log(short_table(audit))
+    log(short_table(audit))  # opens with the smoke banner for a quick demo
     if lp_table(audit):
         log("")
         log(lp_table(audit))

@@ -393,3 +393,16 @@ def parameter_change_norm(before: Mapping[str, Any], after: Mapping[str, Any]) -
             return float("inf")
         total += float(torch.sum((b.detach().double().cpu() - a.detach().double().cpu()) ** 2))
     return total ** 0.5
+
+
+def is_quick_config(config: Mapping[str, Any] | None) -> bool:
+    """Whether a run's ``config.json`` describes a ``--quick`` (smoke) run: an explicit ``"quick": true``,
+    or training on a sample of the corpus (``data.max_items``, which only ``--quick`` sets:
+    :func:`graphdel.api.quick_configs`). A forget run records its original's data block, so this holds for
+    the unlearned runs of a quick original too."""
+    if not isinstance(config, Mapping):
+        return False
+    if config.get("quick") is True:
+        return True
+    data = config.get("data")
+    return isinstance(data, Mapping) and bool(data.get("max_items"))

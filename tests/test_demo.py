@@ -6,6 +6,7 @@ import pytest
 
 from graphdel.cli import main
 from graphdel.demo import DemoConfig, run_demo
+from graphdel.evaluation.report import SMOKE_BANNER
 
 
 def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch):
@@ -33,10 +34,34 @@ def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch)
     assert set(metrics["models"]) == {"original", *methods}
     assert metrics["models"]["retrain"]["role"] == "reference"
     assert all("peak_mem_mb" in metrics["models"][m] for m in methods)
+    assert all(metrics["models"][m]["peak_mem_mb"] >= metrics["models"][m]["start_mem_mb"] > 0
+               for m in methods)
     assert printed.strip().splitlines()[-1] == f"report: {(out / 'report.html').resolve()}"
     assert "multidelete" in printed and "verdict" in printed
     html = (out / "report.html").read_text()
     assert "<script" not in html and "data:image/png;base64," in html
+
+    # --quick is a smoke run: said at the top of the printed summary and of the report, nothing judged
+    assert printed.splitlines()[0] == SMOKE_BANNER
+    table = printed.split(SMOKE_BANNER + "\n")[-1].split("\ndemo finished")[0]
+    assert table.splitlines()[0].startswith("model") and table.splitlines()[0].endswith("verdict")
+    rows = {line.split()[0]: line for line in table.strip().splitlines()[2:]}
+    assert rows["multidelete"].endswith("  not judged") and not rows["retrain"].endswith("not judged")
+    assert "PASS" not in table and "FAIL" not in table
+    md = (out / "report.md").read_text()
+    assert md.splitlines()[2] == f"> **{SMOKE_BANNER}**"
+    assert "**not judged** multidelete" in md and "**PASS**" not in md and "**FAIL**" not in md
+    assert "pass every target" not in md.splitlines()[0]
+    assert metrics["smoke"] is True
+    # the memory each method's run used, as measured: a figure in MB, never 0; n/a for the original
+    runs = md.split("### Runs")[1].split("###")[0]
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in runs.splitlines() if r.startswith("| ")]
+    mem = {c[0]: c[-2:] for c in cells}
+    assert mem["model"] == ["peak RSS (MB)", "added over start (MB)"]
+    for m in methods:
+        peak, start = metrics["models"][m]["peak_mem_mb"], metrics["models"][m]["start_mem_mb"]
+        assert mem[m] == [f"{peak:.1f}", f"{peak - start:+.1f}".replace("-", "−")]
+    assert mem["original"] == ["n/a", "n/a"]
 
     # a second demo reuses the cached original run (same config and data hash)
     assert main(["demo", "--quick", "--data", f"csv:{tiny_csv}", "--out", str(tmp_path / "again"),
@@ -45,6 +70,21 @@ def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch)
     assert "reusing the cached original model" in printed
     first = json.loads((out / "demo.json").read_text())["original"]
     assert json.loads((tmp_path / "again" / "demo.json").read_text())["original"] == first
+
+
+def test_demo_without_quick_judges_the_methods(tiny_csv, tmp_path):
+    lines = []
+    res = run_demo(DemoConfig(out=tmp_path / "full", data=f"csv:{tiny_csv}", methods=["multidelete"],
+                              progress=False, device="cpu"), log=lines.append)
+    printed = "\n".join(lines)
+    assert SMOKE_BANNER not in printed and "not judged" not in printed
+    row = next(line for line in printed.splitlines() if line.startswith("multidelete "))
+    assert row.endswith(("  PASS", "  FAIL"))
+    md = (tmp_path / "full" / "report.md").read_text()
+    assert SMOKE_BANNER not in md and "not judged" not in md
+    assert ("**PASS** multidelete" in md) or ("**FAIL** multidelete" in md)
+    assert res["audit"]["results"]["smoke"] is False
+    assert json.loads((tmp_path / "full" / "metrics.json").read_text())["smoke"] is False
 
 
 def test_demo_refuses_a_non_empty_out(tiny_csv, tmp_path, capsys):

@@ -4,25 +4,36 @@
 arrays for figures) into a folder::
 
     out_dir/
-      report.md        verdicts, headline table, details; plots referenced as plots/*.png
+      report.md        request, verdicts, headline table, plots (plots/*.png), then the appendix of details
       report.html      the same, self-contained: inline CSS, plots embedded as base64 data URIs, no script
       metrics.json     ``results`` made JSON-safe + the computed summary + the list of plots (atomic write)
       plots/*.png      one file per figure
 
-The first screen tells the outcome: one verdict line per method (did it forget like Retrain? did it keep
-the rest? was it fast?), then a compact table, then the details.
+The first screen tells the outcome: the title, what was deleted (the request in one line, its seed
+included), one verdict line per method (did it forget like Retrain? did it keep the rest? was it fast?) and
+the headline table of gaps to Retrain (with each method's verdict); then the plots; then every long
+key/value table (the full request, runs with time and memory, targets, summary score, retrieval, link
+prediction, distinguishability, membership, probes, drift, examples) under ``## Appendix: details``.
+
+A *smoke* run (``--quick``: a tiny model trained on a sample of the data) is measured but not judged: the
+report opens with :data:`SMOKE_BANNER`, and every verdict reads ``not judged`` (``write_report(smoke=...)``,
+``results["smoke"]``, or detected from the original run's ``config.json``).
 
 ``results`` layout (every key optional unless marked *required*)::
 
     {
       "title": str,                                   # report title
+      "smoke": bool,                                  # a --quick run: measured, not judged (see above)
       "request": {str: scalar | list | dict},         # the deletion request, shown as key/value table
       "models": {                                     # *required*; name -> entry, names are free text
         name: {
           "role": "original" | "reference" | "method",  # *required*; "reference" is Retrain; at most one
                                                       # original and one reference are used (first seen)
           "method": str,                              # registry name ("multidelete", "retrain", ...)
-          "wall_time_s": float, "peak_mem_mb": float,
+          "wall_time_s": float, "path": str,          # path: the run folder (its config.json says quick)
+          "peak_mem_mb": float, "start_mem_mb": float,  # peak RSS of the process while the method ran and
+                                                      # its RSS when it began (resources.measure), MB; shown
+                                                      # as "n/a" when absent
           "splits": {                                 # "forget" (Df), "retain" (Dr sample), "val", "test",
             split: {                                  #   any other split names are shown too
               "g2t": {"mrr", "hits@1", "hits@10"},    # = retrieval.split_retrieval(...)
@@ -51,10 +62,13 @@ the rest? was it fast?), then a compact table, then the details.
 Figures written: ``plots/similarity_<model>.png`` (histograms of Df/Dr/test similarities, one per model),
 ``plots/metrics_vs_retrain.png`` (grouped bars: every model on Df MRR, test MRR, Df-vs-Dr AUC, attack
 AUC, with Retrain's values as dashed reference lines), ``plots/attack_roc.png`` (all ROC curves) and
-``plots/embedding_<model>.png`` (2-D projection with Df highlighted). ``<model>`` is the model name
-reduced to ``[A-Za-z0-9_.-]`` (deduplicated).
+``plots/embedding_<model>.png`` (2-D projection with Df highlighted). ``<model>`` is the model name in
+lower case with ``+`` written ``plus`` and every other run of characters outside ``[a-z0-9_-]`` written
+``_`` (``neggrad`` -> ``neggrad``, ``neggrad+`` -> ``neggrad_plus``, whatever the order of the models);
+names that still collide (``"a b"`` and ``"a_b"``) are told apart by a short hash of the name.
 
-``metrics.json`` holds ``{"schema": "graphdel.report/1", **results, "summary": ..., "plots": [relpaths]}``
+``metrics.json`` holds ``{"schema": "graphdel.report/1", **results, "summary": ..., "plots": [relpaths],
+"smoke": bool}``
 with numpy/torch values converted to lists and numbers, NaN and inf written as ``null``.
 
 Every user-supplied string (model names, ids, captions, request values) is escaped: with
@@ -65,6 +79,7 @@ script and a Content-Security-Policy that forbids any.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
@@ -78,10 +93,17 @@ import numpy as np
 from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.summary import DEFAULT_KEYS, flatten, summary_score, thresholds
 from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from graphdel.runs import is_quick_config
 
-__all__ = ["write_report", "SCHEMA"]
+__all__ = ["write_report", "SCHEMA", "SMOKE_BANNER", "NOT_JUDGED", "APPENDIX"]
 
 SCHEMA = "graphdel.report/1"
+#: The line a smoke run's report (``--quick``: tiny model, data sample) starts with; no verdict is computed.
+SMOKE_BANNER = "smoke run (--quick): tiny model and data sample; verdicts are not computed"
+#: What the verdict of a method of a smoke run reads.
+NOT_JUDGED = "not judged"
+#: The heading every long key/value table of the report sits under, after the plots.
+APPENDIX = "Appendix: details"
 _SPLIT_ORDER = ["forget", "retain", "val", "calibration", "test"]
 _SPLIT_LABEL = {"forget": "Df (forget)", "retain": "Dr (retain)", "val": "val", "test": "test"}
 _COLORS = {"forget": "#d62728", "retain": "#1f77b4", "val": "#9467bd", "calibration": "#8c564b",
@@ -155,16 +177,38 @@ def _plain_label(s: Any) -> str:
     return str(s).replace("$", r"\$")
 
 
+def _slug_base(name: str) -> str:
+    """``name`` reduced to a readable file-name part: lower case, ``+`` written ``plus``
+    (``neggrad+`` -> ``neggrad_plus``), any other run of characters outside ``[a-z0-9_-]`` one ``_``."""
+    s = str(name).lower().replace("+", "_plus_")
+    s = re.sub(r"[^a-z0-9_-]+", "_", s)
+    s = re.sub(r"_{2,}", "_", s).strip("_-")[:60].strip("_-")
+    return s or "model"
+
+
 def _slugs(names: list[str]) -> dict[str, str]:
-    out, used = {}, set()
-    for name in names:
-        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._-")[:60] or "model"
-        slug, i = base, 2
-        while slug.lower() in used:
-            slug, i = f"{base}_{i}", i + 1
-        used.add(slug.lower())
-        out[name] = slug
-    return out
+    """An injective ``name -> slug`` map (:func:`_slug_base`) that does not depend on the order of ``names``.
+
+    Names whose bases collide (``"a b"`` and ``"a_b"``, ``"A"`` and ``"a"``) keep the base only where the
+    name *is* its base; the others get a short hash of the name (``a_b_3f2a91``), lengthened until unique.
+    """
+    names = list(dict.fromkeys(names))
+    bases = {n: _slug_base(n) for n in names}
+    count: dict[str, int] = {}
+    for b in bases.values():
+        count[b] = count.get(b, 0) + 1
+    out = {n: b for n, b in bases.items() if count[b] == 1 or str(n) == b}
+    used = set(out.values())
+    for n in sorted((n for n in names if n not in out), key=str):
+        digest = hashlib.sha256(str(n).encode("utf-8")).hexdigest()
+        k = 6
+        while f"{bases[n]}_{digest[:k]}" in used or f"{bases[n]}_{digest[:k]}" in bases.values():
+            k += 2
+            if k > len(digest):  # pragma: no cover - a sha256 collision
+                raise ValueError(f"cannot name the plots of {n!r} uniquely")
+        out[n] = f"{bases[n]}_{digest[:k]}"
+        used.add(out[n])
+    return {n: out[n] for n in names}
 
 
 def _pool_key(models: Mapping[str, Any]) -> str:
@@ -227,8 +271,11 @@ def _compute_summary(models, original, reference, methods, keys) -> dict[str, An
 
 # ---------------------------------------------------------------------------------------------- verdicts
 
-def _verdict(name: str, models, original, reference, keys, summary) -> dict[str, Any]:
-    """Structured verdict of one method: parts (ok: bool | None, text) and an overall status."""
+def _verdict(name: str, models, original, reference, keys, summary, smoke: bool = False) -> dict[str, Any]:
+    """Structured verdict of one method: parts (ok: bool | None, text) and an overall status.
+
+    With ``smoke`` (a ``--quick`` run) nothing is judged: the parts are the bare measurements (ok ``None``)
+    and the status is ``"not judged"``."""
     entry = models[name]
     h = _headline(entry, keys)
     ref = _headline(models[reference], keys) if reference else {}
@@ -241,6 +288,9 @@ def _verdict(name: str, models, original, reference, keys, summary) -> dict[str,
         parts.append((None, "forgetting not judged: no Retrain reference"))
     elif t.get("value") is None:
         parts.append((None, "forgetting not judged: Df MRR missing"))
+    elif smoke:
+        parts.append((None, f"Df MRR {_fmt(h['forget_mrr'])} vs Retrain {_fmt(ref['forget_mrr'])} "
+                            f"({_signed(t['value'])})"))
     else:
         gap, m, r = t["value"], h["forget_mrr"], ref["forget_mrr"]
         detail = f"Df MRR {_fmt(m)} vs Retrain {_fmt(r)} ({_signed(gap)}, tolerance ±{t['limit']:g})"
@@ -253,9 +303,13 @@ def _verdict(name: str, models, original, reference, keys, summary) -> dict[str,
 
     if h["attack_auc"] is not None:
         r_auc = ref.get("attack_auc")
-        flag = leak_flag(h["attack_auc"], reference_auc=r_auc)
         against = f"Retrain {_fmt(r_auc)}" if r_auc is not None else "0.5 (no Retrain value)"
-        parts.append((flag == "ok", f"membership attack: AUC {_fmt(h['attack_auc'])} vs {against} → {flag}"))
+        if smoke:
+            parts.append((None, f"membership attack: AUC {_fmt(h['attack_auc'])} vs {against}"))
+        else:
+            flag = leak_flag(h["attack_auc"], reference_auc=r_auc)
+            parts.append((flag == "ok",
+                          f"membership attack: AUC {_fmt(h['attack_auc'])} vs {against} → {flag}"))
 
     t = thr.get("test_mrr_drop") or {}
     if original is None:
@@ -265,18 +319,28 @@ def _verdict(name: str, models, original, reference, keys, summary) -> dict[str,
     else:
         detail = (f"test MRR {_fmt(h['test_mrr'])} vs original {_fmt(orig['test_mrr'])} "
                   f"({_signed(-t['value'])})")
-        parts.append((bool(t["passed"]), ("kept the rest: " if t["passed"] else "lost on test: ") + detail))
+        if smoke:
+            parts.append((None, detail))
+        else:
+            parts.append((bool(t["passed"]),
+                          ("kept the rest: " if t["passed"] else "lost on test: ") + detail))
 
     t = thr.get("time_vs_retrain") or {}
     if t.get("value") is not None:
         pct = 100 * t["value"]
-        parts.append((bool(t["passed"]), f"{'fast' if t['passed'] else 'slow'}: {pct:.1f}% of Retrain's time "
-                                         f"(target ≤ {100 * t['limit']:g}%)"))
+        if smoke:
+            parts.append((None, f"time: {pct:.1f}% of Retrain's"))
+        else:
+            parts.append((bool(t["passed"]), f"{'fast' if t['passed'] else 'slow'}: {pct:.1f}% of Retrain's "
+                                             f"time (target ≤ {100 * t['limit']:g}%)"))
     else:
         parts.append((None, "time not judged"))
 
     oks = [ok for ok, _ in parts]
-    status = "FAIL" if False in oks else ("PASS" if None not in oks else "INCOMPLETE")
+    if smoke:
+        status = NOT_JUDGED
+    else:
+        status = "FAIL" if False in oks else ("PASS" if None not in oks else "INCOMPLETE")
     score = ((summary.get("scores") or {}).get("methods") or {}).get(name, {})
     return {"name": name, "method": entry.get("method", ""), "status": status, "parts": parts,
             "score": score.get("score"), "rank": score.get("rank")}
@@ -409,10 +473,11 @@ def _render_plots(plots: Mapping[str, Any] | None, models, order, reference, key
 
 # ------------------------------------------------------------------------------------------- document
 
-def _headline_rows(models, order, original, reference, keys, summary) -> tuple[list[str], list[list[str]]]:
+def _headline_rows(models, order, original, reference, keys, summary, verdicts: Mapping[str, str]
+                   ) -> tuple[list[str], list[list[str]]]:
     head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)",
             "Df-vs-Dr AUC (Δ vs Retrain)",
-            "attack AUC (Δ vs Retrain)", "time / Retrain", "score"]
+            "attack AUC (Δ vs Retrain)", "time / Retrain", "score", "verdict"]
     ref = _headline(models[reference], keys) if reference else {}
     orig = _headline(models[original], keys) if original else {}
     scores = (summary.get("scores") or {}).get("methods") or {}
@@ -439,6 +504,7 @@ def _headline_rows(models, order, original, reference, keys, summary) -> tuple[l
             cell(h["attack_auc"], ref.get("attack_auc") if is_method else None),
             "–" if ratio is None else f"{100 * ratio:.1f}%",
             _fmt((scores.get(name) or {}).get("score")) if is_method else "",
+            verdicts.get(name, "") if is_method else "",
         ])
     return head, rows
 
@@ -463,36 +529,105 @@ def _kv_rows(d: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _build(results, models, order, original, reference, methods, keys, summary, pool, figures):
-    """The report as a list of blocks, rendered to Markdown and HTML by the two writers below."""
+def _mem_mb(x: Any) -> float | None:
+    """A recorded memory figure in MB, or ``None`` when there is none (missing, NaN, or not above 0: a
+    process never has a peak RSS of 0, so a 0 means "not measured", never "no memory")."""
+    f = _num(x)
+    return f if f is not None and f > 0 else None
+
+
+def _memory_cells(entry: Mapping[str, Any]) -> list[str]:
+    """``[peak RSS, added over the start]`` of a run (MB, one decimal), ``"n/a"`` where not recorded.
+
+    Reads what :func:`graphdel.resources.measure` records around the method: ``peak_mem_mb`` (peak
+    RSS of the process while the method ran) and ``start_mem_mb`` (its RSS when the method began)."""
+    peak, start = _mem_mb(entry.get("peak_mem_mb")), _mem_mb(entry.get("start_mem_mb"))
+    return ["n/a" if peak is None else f"{peak:.1f}",
+            "n/a" if peak is None or start is None else f"{peak - start:+.1f}".replace("-", "−")]
+
+
+def _request_line(request: Mapping[str, Any]) -> str:
+    """One line saying what was deleted: the request's description and its size, granularity, seed and
+    data (whichever of them the request records); the full key/value table is in the appendix."""
+    def short(v: Any) -> str:
+        if isinstance(v, (list, tuple)):
+            shown = ", ".join(str(x) for x in list(v)[:5])
+            return shown + (f", … ({len(v)} in all)" if len(v) > 5 else "")
+        if isinstance(v, Mapping):
+            return f"{len(v)} entries"
+        return _fmt(v)
+
+    parts = []
+    if request.get("description"):
+        parts.append(str(request["description"]))
+    for key, label in (("pairs", "pairs"), ("count", "pairs"), ("ids", "ids"), ("fraction", "fraction"),
+                       ("by", "by"), ("seed", "seed"), ("source", "data")):
+        if key in request and request[key] is not None and not (key == "count" and "pairs" in request):
+            parts.append(f"{label} {short(request[key])}")
+    if not parts:  # a request of other keys: its first few
+        parts = [f"{k} {short(v)}" for k, v in list(request.items())[:4]]
+    return "Deleted: " + "; ".join(parts)
+
+
+def _build(results, models, order, original, reference, methods, keys, summary, pool, figures,
+           smoke: bool = False):
+    """The report as a list of blocks, rendered to Markdown and HTML by the two writers below.
+
+    Order: the title (and the smoke banner), the request, the verdicts, the headline table (gaps to
+    Retrain), the plots, then every long key/value table under ``## Appendix: details``."""
     B: list[tuple] = []
     B.append(("h1", str(results.get("title") or "graphdel unlearning report")))
+    if smoke:
+        B.append(("banner", SMOKE_BANNER))
+    request = results.get("request") or {}
+    if request:
+        B.append(("h2", "Request"))
+        B.append(("p", _request_line(request)))
+
+    verdicts = [_verdict(m, models, original, reference, keys, summary, smoke) for m in methods]
+    B.append(("h2", "Verdicts"))
     if not methods:
         B.append(("p", "No unlearning method in these results."))
-    B.append(("verdicts", [_verdict(m, models, original, reference, keys, summary) for m in methods]))
-    head, rows = _headline_rows(models, order, original, reference, keys, summary)
-    side = {"image": "image", "kg": "query"}.get(str((results.get("request") or {}).get("modality")), "graph")
+    if smoke:
+        B.append(("p", "Measurements only: a model this small, trained on a sample, says nothing about the "
+                       "methods, so no method is judged against the targets."))
+    B.append(("verdicts", verdicts))
+
+    B.append(("h2", "Headline: gaps to Retrain"))
+    head, rows = _headline_rows(models, order, original, reference, keys, summary,
+                                {v["name"]: v["status"] for v in verdicts})
+    side = {"image": "image", "kg": "query"}.get(str(request.get("modality")), "graph")
     B.append(("p", f"MRR: {pool} {side}→text retrieval. Δ compares a method with Retrain on the forget side "
                    f"and with the original model on test. Df-vs-Dr AUC labels Df 0, Dr 1; attack AUC labels "
                    f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction."))
     B.append(("table", head, rows))
 
-    B.append(("h2", "Details"))
-    if results.get("request"):
+    if figures:
+        B.append(("h2", "Plots"))
+        for rel, caption, png in figures:
+            B.append(("img", rel, caption, png))
+
+    B.append(("h2", APPENDIX))
+    if request:
         B.append(("h3", "Deletion request"))
-        B.append(("table", ["key", "value"], [[k, _cell(v)] for k, v in results["request"].items()]))
+        B.append(("table", ["key", "value"], [[k, _cell(v)] for k, v in request.items()]))
     B.append(("h3", "Runs"))
-    B.append(("table", ["model", "role", "method", "wall time (s)", "peak memory (MB)"],
+    B.append(("table", ["model", "role", "method", "wall time (s)", "peak RSS (MB)", "added over start (MB)"],
               [[n, models[n].get("role", ""), str(models[n].get("method", "")),
-                _fmt(models[n].get("wall_time_s"), 1), _fmt(models[n].get("peak_mem_mb"), 0)]
+                _fmt(models[n].get("wall_time_s"), 1), *_memory_cells(models[n])]
                for n in order]))
+    how = list(dict.fromkeys(str(models[n]["peak_mem_method"]) for n in order
+                             if models[n].get("peak_mem_method")))
+    B.append(("p", "Memory of the process while the method ran (measured by the caller, e.g. the demo; "
+                   "n/a: not recorded)" + (": " + "; ".join(how) if how else "") + "."))
 
     thr = summary.get("thresholds") or {}
     if thr:
         B.append(("h3", "Targets"))
         B.append(("table", ["method", "target", "value", "limit", "passed", "rule"],
                   [[m, t, _fmt(e.get("value")), _fmt(e.get("limit")),
-                    "–" if e.get("passed") is None else ("yes" if e["passed"] else "no"),
+                    NOT_JUDGED if smoke else
+                    ("–" if e.get("passed") is None else ("yes" if e["passed"] else "no")),
                     str(e.get("rule", ""))]
                    for m, per in thr.items() for t, e in per.items()]))
     scores = (summary.get("scores") or {}).get("methods") or {}
@@ -555,10 +690,6 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
         B.append(("h3", "Examples"))
         B.append(("table", cols, [[_fmt(e.get(c)) if not isinstance(e.get(c), str) else e[c] for c in cols]
                                   for e in examples]))
-    if figures:
-        B.append(("h2", "Plots"))
-        for rel, caption, png in figures:
-            B.append(("img", rel, caption, png))
     return B
 
 
@@ -572,6 +703,7 @@ th{background:#f4f4f4}tr:nth-child(even) td{background:#fafafa}
 .verdicts{list-style:none;padding:0}
 .verdicts li{margin:.4rem 0;padding:.4rem .6rem;border-left:4px solid #999;background:#f8f8f8}
 .PASS{border-color:#2ca02c!important}.FAIL{border-color:#d62728!important}
+.banner{padding:.5rem .8rem;background:#fff4d6;border-left:4px solid #e0a800}
 .tag{font-weight:bold;margin-right:.4rem}.ok{color:#1a7f1a}.bad{color:#c62828}.unk{color:#777}
 figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85rem;color:#555}
 """
@@ -593,10 +725,13 @@ def _to_markdown(blocks) -> str:
             lines += ["#" * int(kind[1]) + " " + _md(b[1]), ""]
         elif kind == "p":
             lines += [_md(b[1]), ""]
+        elif kind == "banner":
+            lines += [f"> **{_md(b[1])}**", ""]
         elif kind == "verdicts":
             for v in b[1]:
                 score = "" if v["score"] is None else f" — score {_fmt(v['score'])} (rank {v['rank']})"
-                parts = "; ".join(f"{_mark(ok)} {_md(text)}" for ok, text in v["parts"])
+                judged = v["status"] != NOT_JUDGED
+                parts = "; ".join((f"{_mark(ok)} " if judged else "") + _md(text) for ok, text in v["parts"])
                 lines.append(f"- **{v['status']}** {_md(v['name'])} (`{_md(v['method'])}`): {parts}{score}")
             lines.append("")
         elif kind == "table":
@@ -624,15 +759,19 @@ def _to_html(blocks, title: str) -> str:
             out.append(f"<{kind}>{_h(b[1])}</{kind}>")
         elif kind == "p":
             out.append(f"<p>{_h(b[1])}</p>")
+        elif kind == "banner":
+            out.append(f'<p class="banner"><b>{_h(b[1])}</b></p>')
         elif kind == "verdicts":
             out.append('<ul class="verdicts">')
             for v in b[1]:
+                judged = v["status"] != NOT_JUDGED
                 parts = "; ".join(
-                    f'<span class="{_css_class(ok)}">{_mark(ok)} {_h(t)}</span>'
+                    f'<span class="{_css_class(ok)}">{_mark(ok) + " " if judged else ""}{_h(t)}</span>'
                     for ok, t in v["parts"])
                 score = ("" if v["score"] is None
                          else f" — score <b>{_fmt(v['score'])}</b> (rank {_h(v['rank'])})")
-                out.append(f'<li class="{_h(v["status"])}"><span class="tag">{_h(v["status"])}</span>'
+                css = _h(str(v["status"]).replace(" ", "-"))
+                out.append(f'<li class="{css}"><span class="tag">{_h(v["status"])}</span>'
                            f'<b>{_h(v["name"])}</b> (<code>{_h(v["method"])}</code>): {parts}{score}</li>')
             out.append("</ul>")
         elif kind == "table":
@@ -651,10 +790,28 @@ def _to_html(blocks, title: str) -> str:
     return "\n".join(out) + "\n"
 
 
+# ---------------------------------------------------------------------------------------------- smoke
+
+def _smoke_of_runs(models: Mapping[str, Any], original: str | None) -> bool:
+    """Whether the runs behind ``models`` are quick runs: the ``config.json`` of the original (or, when its
+    folder is not recorded or unreadable, of the first run whose is) under the entries' ``path``."""
+    names = ([original] if original is not None else []) + [n for n in models if n != original]
+    for name in names:
+        path = models[name].get("path") if isinstance(models[name], Mapping) else None
+        if not isinstance(path, str) or not path:
+            continue
+        try:
+            config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return is_quick_config(config)
+    return False
+
+
 # ---------------------------------------------------------------------------------------------- entry
 
-def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping[str, Any] | None = None
-                 ) -> dict[str, Path]:
+def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping[str, Any] | None = None,
+                 *, smoke: bool | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``metrics.json`` and ``plots/*.png`` into ``out_dir``.
 
     Args:
@@ -662,6 +819,11 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
             each atomically).
         results: metrics, in the layout of the module docstring (``models`` required).
         plots: raw arrays for the figures, in the layout of the module docstring, or ``None``.
+        smoke: a smoke run (``--quick``: tiny model, data sample): the report opens with
+            :data:`SMOKE_BANNER`, every verdict reads ``not judged`` and the title drops its pass count;
+            the numbers are all shown. ``None``: ``results["smoke"]`` when given, else whether the original
+            run's ``config.json`` (found from ``models[...]["path"]``) says it was quick
+            (:func:`is_quick_config`).
 
     Returns:
         ``{relative path: absolute Path}`` of every file written, e.g. ``"report.md"``,
@@ -675,6 +837,10 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
     order = [n for n in (original, reference) if n is not None] + methods
     pool = _pool_key(models)
     keys = _summary_keys(pool)
+    if smoke is None:
+        given = results.get("smoke")
+        smoke = bool(given) if given is not None else _smoke_of_runs(models, original)
+    smoke = bool(smoke)
 
     summary = dict(results.get("summary") or {})
     computed = _compute_summary(models, original, reference, methods, keys)
@@ -682,15 +848,16 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
         summary.setdefault(k, v)
 
     figures = _render_plots(plots, models, order, reference, keys)
-    blocks = _build(results, models, order, original, reference, methods, keys, summary, pool, figures)
     title = str(results.get("title") or "graphdel unlearning report")
+    blocks = _build({**results, "title": title}, models, order, original, reference, methods, keys, summary,
+                    pool, figures, smoke=smoke)
 
     written: dict[str, Path] = {}
     for rel, _caption, png in figures:
         atomic_write_bytes(png, out_dir / rel)
         written[rel] = out_dir / rel
     metrics = {**to_jsonable(results), "schema": SCHEMA, "summary": to_jsonable(summary),
-               "plots": [rel for rel, _, _ in figures]}
+               "plots": [rel for rel, _, _ in figures], "smoke": smoke}
     atomic_write_json(metrics, out_dir / "metrics.json")
     written["metrics.json"] = out_dir / "metrics.json"
     atomic_write_text(_to_markdown(blocks), out_dir / "report.md")

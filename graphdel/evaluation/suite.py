@@ -30,11 +30,9 @@ probability, minus the in-pool contrastive loss and the reciprocal rank of the t
 from __future__ import annotations
 
 import re
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -247,62 +245,6 @@ def _matching(sig: PairSignals) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------- memory
-
-@contextmanager
-def measure(interval: float = 0.01) -> Iterator[dict]:
-    """Wall time and peak resident memory of a block.
-
-    ``peak_mem_mb`` is the highest resident set size (RSS) of the whole process while the block runs, in
-    MiB, sampled every ``interval`` seconds from ``/proc/self/statm`` (Linux; torch's C++ allocations are
-    included, which ``tracemalloc`` would miss); ``start_mem_mb`` is the RSS when the block began, so
-    ``peak_mem_mb - start_mem_mb`` is what the block added on top. (Reporting only that difference, as
-    graphdel once did, called 0.26 MB the "peak memory" of a whole unlearning run whose process held
-    hundreds of MB.) Where ``/proc`` is unavailable it falls back to ``resource.getrusage``'s
-    ``ru_maxrss``, the process's lifetime peak. The dict yielded is filled on exit with ``wall_time_s``,
-    ``peak_mem_mb``, ``start_mem_mb`` (when known) and ``peak_mem_method``.
-    """
-    import os
-    import resource
-
-    out: dict[str, Any] = {}
-    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-    def rss() -> int | None:
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * page
-        except OSError:
-            return None
-
-    start_rss = rss()
-    peak = [start_rss or 0]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.wait(interval):
-            v = rss()
-            if v is not None and v > peak[0]:
-                peak[0] = v
-
-    thread = threading.Thread(target=sample, daemon=True) if start_rss is not None else None
-    if thread:
-        thread.start()
-    t0 = time.perf_counter()
-    try:
-        yield out
-    finally:
-        out["wall_time_s"] = time.perf_counter() - t0
-        stop.set()
-        if thread:
-            thread.join()
-            peak[0] = max(peak[0], rss() or 0)
-            out["peak_mem_mb"] = peak[0] / 2**20
-            out["start_mem_mb"] = start_rss / 2**20
-            out["peak_mem_method"] = "peak RSS of the process during the block, sampled from /proc/self/statm"
-        else:
-            out["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-            out["peak_mem_method"] = "lifetime peak RSS of the process (resource.getrusage ru_maxrss)"
-
 
 # ------------------------------------------------------------------------------------------- probes
 
@@ -564,6 +506,10 @@ def _model_names(runs) -> list[str]:
     return [m if methods.count(m) == 1 else f"{m} ({r.path.name})" for m, r in zip(methods, runs)]
 
 
+#: What :func:`graphdel.resources.measure` records of a method's memory, copied from a run into its entry.
+MEMORY_KEYS = ("peak_mem_mb", "start_mem_mb", "peak_mem_method", "peak_gpu_mem_mb")
+
+
 def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, original=None,
                   measurements: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
                   log=print, accept_modified: bool = False, data: str | None = None) -> dict[str, Any]:
@@ -585,7 +531,7 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     from graphdel.errors import InvalidInputError
     from graphdel.evaluation.certificate import canonical_json_sha256
     from graphdel.evaluation.summary import summary_score, thresholds
-    from graphdel.runs import Run
+    from graphdel.runs import Run, is_quick_config
 
     cfg = config or SuiteConfig()
     runs = [r if isinstance(r, Run) else Run.load(r, accept_modified=accept_modified) for r in runs]
@@ -639,6 +585,8 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
                                     original_signals=sigs["original"], shadows=shadows)
         entry.update(role="reference" if run is reference else "method", method=run.config.get("method"),
                      path=str(run.path), wall_time_s=run.metrics.get("wall_time_s"),
+                     # the memory the run recorded (api.forget measures it), unless the caller measured
+                     **{k: run.metrics[k] for k in MEMORY_KEYS if run.metrics.get(k) is not None},
                      **{k: v for k, v in (measurements or {}).get(run.path.name, {}).items()})
         entries[name], sigs[name] = entry, sig
     ref_name = next((n for n, r in names.items() if r is reference), None)
@@ -678,7 +626,10 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
                + [n for n in entries if n not in order and n not in ("original", ref_name)]}
     title = (f"graphdel unlearning report: {len(methods)} method(s) vs Retrain on {rq.get('count')} deleted "
              f"pairs of {corpus.source}")
-    if summary.get("thresholds") and order:
+    smoke = is_quick_config(original.config)  # a --quick original: measured, never judged
+    if smoke:
+        title += " (smoke run: not judged)"
+    elif summary.get("thresholds") and order:
         passing = [n for n, t in summary["thresholds"].items() if all(v.get("passed") for v in t.values())]
         best = summary["scores"]["methods"][order[0]]["score"]
         title += (f" — best: {order[0]} (score {best:.2f}); {len(passing)} of {len(methods)} pass every target"
@@ -694,6 +645,7 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
         "models": entries,
         "summary": summary,
         "examples": examples,
+        "smoke": smoke,
     }
     return {"results": results, "plots": plots, "names": names, "original": original, "reference": reference,
             "entries": entries, "config": cfg}
@@ -760,14 +712,19 @@ def save_audit(out_dir, audit: Mapping[str, Any], *, overwrite: bool = False) ->
 
 
 def short_table(audit: Mapping[str, Any]) -> str:
-    """A few-line plain-text table of the outcome (for the terminal)."""
+    """A few-line plain-text table of the outcome (for the terminal). A smoke audit (``results["smoke"]``:
+    a ``--quick`` original) opens with :data:`~graphdel.evaluation.report.SMOKE_BANNER` and every verdict
+    reads ``not judged``."""
+    from graphdel.evaluation.report import NOT_JUDGED, SMOKE_BANNER
+
     results = audit["results"]
+    smoke = bool(results.get("smoke"))
     entries = results["models"]
     scores = ((results.get("summary") or {}).get("scores") or {}).get("methods") or {}
     thr = (results.get("summary") or {}).get("thresholds") or {}
     ref = next((e for e in entries.values() if e["role"] == "reference"), None)
     head = f"{'model':<14} {'role':<9} {'Df MRR':>7} {'ΔRetrain':>9} {'test MRR':>8} {'attack':>6} {'time s':>7} {'score':>6}  verdict"
-    lines = [head, "-" * len(head)]
+    lines = ([SMOKE_BANNER] if smoke else []) + [head, "-" * len(head)]
     get = lambda e, *ks: _dig(e, ks)
     for name, e in entries.items():
         df = get(e, "splits", "forget", f"pool{audit['config'].pool_size}", "g2t_mrr")
@@ -778,7 +735,9 @@ def short_table(audit: Mapping[str, Any]) -> str:
         t = e.get("wall_time_s")
         sc = (scores.get(name) or {}).get("score")
         verdict = ""
-        if name in thr:
+        if name in thr and smoke:
+            verdict = NOT_JUDGED
+        elif name in thr:
             passed = [v.get("passed") for v in thr[name].values()]
             verdict = "FAIL" if False in passed else ("PASS" if None not in passed else "?")
         f = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"

@@ -1,9 +1,10 @@
 import json
+import re
 
 import numpy as np
 import pytest
 
-from graphdel.evaluation.report import SCHEMA, write_report
+from graphdel.evaluation.report import SCHEMA, SMOKE_BANNER, write_report
 
 EVIL = "<script>alert(1)</script>"
 
@@ -97,14 +98,14 @@ def test_html_escapes_user_strings(tmp_path, results, plots):
 def test_first_screen_tells_the_outcome(tmp_path, results):
     write_report(tmp_path, results, None)
     md = (tmp_path / "report.md").read_text()
-    details = md.index("## Details")
+    details = md.index("## Appendix: details")
     head = md[:details]
     assert "**PASS** multidelete" in head and "forgot like Retrain" in head and "kept the rest" in head
     assert "**FAIL**" in head and "over-forgot Df" in head and "lost on test" in head
     assert "| model | role | Df MRR (Δ vs Retrain)" in head
     assert "0.700 (+0.020)" in head  # multidelete Df MRR vs Retrain's 0.68
     page = (tmp_path / "report.html").read_text()
-    assert page.index('class="verdicts"') < page.index("<table>") < page.index("Details")
+    assert page.index('class="verdicts"') < page.index("<table>") < page.index("Appendix: details")
     # without plots only the bar chart (drawn from the metrics) is written
     assert [p.name for p in (tmp_path / "plots").iterdir()] == ["metrics_vs_retrain.png"]
 
@@ -130,3 +131,155 @@ def test_invalid_results(tmp_path):
         write_report(tmp_path, {})
     with pytest.raises(ValueError):
         write_report(tmp_path, {"models": {"a": {"role": "boss"}}})
+
+
+# ------------------------------------------------------------------------ issue #25: readable outputs
+
+FOUR = ["original", "retrain", "neggrad", "neggrad+"]
+
+
+def _four(names):
+    roles = {"original": ("original", "train"), "retrain": ("reference", "retrain")}
+    return {n: model(*roles.get(n, ("method", n)), 0.7, 0.6, 0.6, 0.6, 5.0) for n in names}
+
+
+@pytest.mark.parametrize("names", [FOUR, FOUR[:2] + FOUR[2:][::-1], FOUR[::-1]])
+def test_plot_names_are_readable_and_do_not_depend_on_the_order(tmp_path, names):
+    rng = np.random.default_rng(0)
+    plots = {"similarities": {n: {"forget": rng.random(9), "test": rng.random(9)} for n in names},
+             "embeddings": {n: (rng.normal(size=(10, 2)), np.arange(10) < 3) for n in names}}
+    written = write_report(tmp_path, {"models": _four(names)}, plots)
+    assert sorted(k for k in written if k.startswith("plots/")) == [
+        "plots/embedding_neggrad.png", "plots/embedding_neggrad_plus.png", "plots/embedding_original.png",
+        "plots/embedding_retrain.png", "plots/metrics_vs_retrain.png", "plots/similarity_neggrad.png",
+        "plots/similarity_neggrad_plus.png", "plots/similarity_original.png", "plots/similarity_retrain.png"]
+    md = (tmp_path / "report.md").read_text()
+    # each file shows the model its name says, NegGrad+ never under neggrad's name
+    assert "![Pair similarities of neggrad: Df, Dr and test](plots/similarity_neggrad.png)" in md
+    assert "![Pair similarities of neggrad+: Df, Dr and test](plots/similarity_neggrad_plus.png)" in md
+    assert "(plots/embedding_neggrad_plus.png)" in md and "neggrad_2" not in md
+
+
+def test_plot_slugs_are_injective_and_order_free():
+    from graphdel.evaluation.report import _slugs
+
+    names = ["A", "a", "a b", "a_b", "c++", "c+", "..", "x.y", "neggrad+", "neggrad"]
+    first, second = _slugs(names), _slugs(names[::-1])
+    assert first == second
+    assert len(set(first.values())) == len(names)
+    assert {n: first[n] for n in ("a", "a_b", "c++", "c+", "..", "x.y", "neggrad+", "neggrad")} == {
+        "a": "a", "a_b": "a_b", "c++": "c_plus_plus", "c+": "c_plus", "..": "model", "x.y": "x_y",
+        "neggrad+": "neggrad_plus", "neggrad": "neggrad"}
+    assert re.fullmatch(r"a_[0-9a-f]{6}", first["A"]) and re.fullmatch(r"a_b_[0-9a-f]{6}", first["a b"])
+    assert all(re.fullmatch(r"[a-z0-9_-]+", s) for s in first.values())
+
+
+def _headings(md):
+    return [line for line in md.splitlines() if line.startswith("#")]
+
+
+def test_summary_first_details_in_an_appendix_after_the_plots(tmp_path, results, plots):
+    results["request"]["seed"] = 7
+    write_report(tmp_path, results, plots)
+    md = (tmp_path / "report.md").read_text()
+    assert _headings(md) == [
+        "# tiny &lt;script&gt;alert(1)&lt;/script&gt;",
+        "## Request", "## Verdicts", "## Headline: gaps to Retrain", "## Plots", "## Appendix: details",
+        "### Deletion request", "### Runs", "### Targets", "### Summary score", "### Retrieval",
+        "### Df-vs-Dr distinguishability", "### Membership inference", "### Unimodal probes",
+        "### Embedding drift", "### Examples"]
+    request = md.index("## Request")
+    assert md.index("Deleted: ids m1, &lt;script&gt;alert(1)&lt;/script&gt;; fraction 0.050; by molecule; "
+                    "seed 7") > request
+    headline = md.index("| model | role | Df MRR (Δ vs Retrain)")
+    appendix = md.index("## Appendix: details")
+    assert request < md.index("**PASS** multidelete") < headline < md.index("![") < appendix
+    for detail in ("| key | value |", "| model | role | method | wall time (s)", "| method | target |",
+                   "| method | rank | score | component", "| model | split | n | g2t MRR", "| pair\\_id |"):
+        assert md.index(detail) > appendix, detail
+    # nothing dropped: the full request and every section's values are still there
+    assert "| fraction | 0.050 |" in md and "| seed | 7 |" in md
+    assert "| multidelete | logp.sets.forget.r2 | 0.800 |" in md
+    assert "| multidelete | forget\\_x.mean\\_cos | 0.990 |" in md
+    assert "| multidelete | attack\\_auc | 0.570 |" in md
+    page = (tmp_path / "report.html").read_text()
+    assert (page.index("<h2>Request</h2>") < page.index('class="verdicts"') < page.index("<table>")
+            < page.index("<figure>") < page.index("<h2>Appendix: details</h2>") < page.index("<h3>Runs</h3>"))
+
+
+def test_memory_shows_the_recorded_figure_or_na(tmp_path, results):
+    md_of = lambda: (tmp_path / "report.md").read_text()  # noqa: E731
+    results["models"]["multidelete"].update(peak_mem_mb=819.5078125, start_mem_mb=700.25,
+                                            peak_mem_method="peak RSS of the process during the block")
+    results["models"]["retrain"].update(peak_mem_mb=0.0)          # a 0 is no record, never "0"
+    del results["models"]["original"]["peak_mem_mb"]              # no record at all
+    write_report(tmp_path, results)
+    md = md_of()
+    assert "| model | role | method | wall time (s) | peak RSS (MB) | added over start (MB) |" in md
+    assert "| multidelete | method | multidelete | 5.0 | 819.5 | +119.3 |" in md
+    assert "| original | original | train | 100.0 | n/a | n/a |" in md
+    assert "| retrain | reference | retrain | 100.0 | n/a | n/a |" in md
+    assert "| 0 |" not in md.split("### Runs")[1].split("###")[0]
+    assert "peak RSS of the process during the block" in md
+
+
+def test_smoke_run_is_measured_not_judged(tmp_path, results):
+    results["title"] = "t (smoke run: not judged)"  # evaluate_runs gives a smoke audit no pass count
+    write_report(tmp_path / "smoke", results, smoke=True)
+    md = (tmp_path / "smoke" / "report.md").read_text()
+    assert md.splitlines()[0] == "# t (smoke run: not judged)"
+    assert md.splitlines()[2] == f"> **{SMOKE_BANNER}**"
+    assert SMOKE_BANNER == "smoke run (--quick): tiny model and data sample; verdicts are not computed"
+    assert "**not judged** multidelete" in md and "**PASS**" not in md and "**FAIL**" not in md
+    assert "| 5.0% | 0.905 | not judged |" in md  # the numbers stay, the verdict column says so
+    assert "0.700 (+0.020)" in md
+    assert not re.search(r"\b(PASS|FAIL)\b", md) and "forgot like Retrain" not in md and "✓" not in md
+    assert "| multidelete | forget\\_mrr\\_vs\\_retrain | 0.020 | 0.050 | not judged |" in md
+    page = (tmp_path / "smoke" / "report.html").read_text()
+    assert page.index(SMOKE_BANNER) < page.index('class="verdicts"') and ">PASS<" not in page
+    assert json.loads((tmp_path / "smoke" / "metrics.json").read_text())["smoke"] is True
+    # the same results, not a smoke run: judged
+    results["title"] = "t — best: multidelete (score 0.90); 1 of 2 pass every target"
+    write_report(tmp_path / "full", results, smoke=False)
+    md = (tmp_path / "full" / "report.md").read_text()
+    assert SMOKE_BANNER not in md and "**PASS** multidelete" in md and "**FAIL**" in md
+    assert "| 5.0% | 0.905 | PASS |" in md and "1 of 2 pass every target" in md
+    assert json.loads((tmp_path / "full" / "metrics.json").read_text())["smoke"] is False
+    # results["smoke"] (what the demo sets) says the same
+    write_report(tmp_path / "flag", {**results, "smoke": True})
+    assert "**not judged** multidelete" in (tmp_path / "flag" / "report.md").read_text()
+
+
+QUICK_CONFIG = {"kind": "train", "data": {"source": "drugs", "max_items": 800, "sample_seed": 0}}
+FULL_CONFIG = {"kind": "train", "data": {"source": "drugs", "max_items": None, "sample_seed": 0}}
+
+
+@pytest.mark.parametrize("config, smoke", [(QUICK_CONFIG, True), (FULL_CONFIG, False),
+                                           ({"quick": True, "data": {}}, True), (None, False)])
+def test_a_report_of_quick_runs_is_a_smoke_report(tmp_path, results, config, smoke):
+    run = tmp_path / "orig"
+    run.mkdir()
+    if config is not None:
+        (run / "config.json").write_text(json.dumps(config))
+    results["models"]["original"]["path"] = str(run)
+    write_report(tmp_path / "rep", results)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert (SMOKE_BANNER in md) is smoke
+    assert ("**not judged** multidelete" in md) is smoke and ("**PASS** multidelete" in md) is not smoke
+
+
+def test_short_table_of_a_smoke_audit_opens_with_the_banner_and_judges_nothing(tmp_path, results):
+    from graphdel.evaluation.suite import SuiteConfig, short_table
+
+    write_report(tmp_path, results, smoke=False)
+    judged = json.loads((tmp_path / "metrics.json").read_text())
+    table = short_table({"results": judged, "config": SuiteConfig()})  # the suite's own table judges
+    rows = {line.split()[0]: line for line in table.splitlines()[2:]}
+    assert rows["multidelete"].endswith("  PASS") and rows[EVIL[:14]].endswith("  FAIL")
+    smoke = short_table({"results": {**judged, "smoke": True}, "config": SuiteConfig()})
+    assert smoke.splitlines()[0] == SMOKE_BANNER and smoke.splitlines()[1:3] == table.splitlines()[:2]
+    for before, after in zip(table.splitlines()[2:], smoke.splitlines()[3:]):
+        if before.endswith(("  PASS", "  FAIL")):  # a method: the numbers kept, the verdict not judged
+            assert after == before[:-4] + "not judged"
+        else:  # the original and Retrain have no verdict
+            assert after == before

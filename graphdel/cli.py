@@ -411,6 +411,34 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def _add_history(sub) -> None:
+    p = sub.add_parser("history", help="list the deletion requests applied to a run since its original "
+                       "training, and check the chain of their certificates",
+                       epilog="exit status: 0 every link of the chain holds (or could not be checked: a "
+                       "parent folder moved); 1 a link is broken (a certificate or history replaced)")
+    p.add_argument("run", metavar="RUN", help="a run folder (trained or unlearned)")
+    _add_json(p)
+    p.set_defaults(func=cmd_history)
+
+
+def cmd_history(args) -> int:
+    """``graphdel history RUN``: print every request applied since the original training, oldest first
+    (when, granularity, pairs, method, the certificate's hash, the chain check;
+    :func:`graphdel.history.deletion_history`). Returns 1 when a link of the chain is broken, else 0."""
+    from dataclasses import asdict
+
+    from graphdel.history import deletion_history
+
+    steps = deletion_history(args.run)
+    rows = [(s.step, s.applied_at or "not recorded", s.by, s.pairs, s.method,
+             (s.certificate_sha256 or "not found")[:12], s.chain) for s in steps]
+    human = (_table(["step", "applied (UTC)", "by", "pairs", "method", "certificate", "chain"], rows)
+             + "".join(f"\n  {s.step}: {s.description}" for s in steps)
+             if steps else f"{args.run}: no deletion request applied (a trained run)")
+    _emit(args, [asdict(s) for s in steps], human)
+    return 1 if any(s.chain.startswith("broken") for s in steps) else 0
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="train, delete 5%% of the molecules, run Retrain and every method, "
                        "write the report")
@@ -511,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = [_add_train, _add_forget, _add_evaluate, _add_methods, _add_data]
-COMMANDS += [_add_report, _add_verify, _add_demo]
+COMMANDS += [_add_report, _add_verify, _add_history, _add_demo]
 COMMANDS += [_add_compare]
 
 

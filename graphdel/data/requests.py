@@ -54,7 +54,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from graphdel.data.corpus import Corpus
 from graphdel.data.scaffold import cached_murcko_scaffold
@@ -321,22 +321,36 @@ class DeletionRequest:
 
     @classmethod
     def _build(cls, corpus: Corpus, by: str, coverage: dict[str, list[int]], *, allowed_rows, force: bool,
-               seed: int | None, description: str, selected: Sequence[str]) -> "DeletionRequest":
+               seed: int | None, description: str, selected: Sequence[str],
+               deleted: Mapping[str, int] | None = None) -> "DeletionRequest":
         """Validate what each id covers, with its exact copies, against the forgettable rows and assemble
-        the request."""
+        the request.
+
+        ``deleted`` maps the pair ids that earlier requests of a run's history removed to the number of
+        that request (1 = the first): an id all of whose pairs are among them is refused as already
+        deleted (never deleted twice, never called "held out"), and an id some of whose pairs are is
+        narrowed to the rest with a warning naming the request.
+        """
+        deleted = deleted or {}
         forgettable = _forgettable(corpus, allowed_rows)
         if not forgettable:
             raise RequestError(f"{corpus.source} has no forgettable training pairs")
         train = set(corpus.rows("train"))
         copies = corpus.copies()
         not_train, held_out, rows, named = [], [], set(), set()
+        already, narrowed = [], []
         for ident, covered in coverage.items():
             named.update(covered)
             # the same datum under another id is the same datum: forgetting one copy must forget them all
             covered = sorted({c for r in covered for c in copies.get(r, [r])})
             ok = [r for r in covered if r in forgettable]
+            gone = sorted({deleted[corpus.pair_ids[r]] for r in covered if corpus.pair_ids[r] in deleted})
             if ok:
                 rows.update(ok)
+                if gone:
+                    narrowed.append(f"{ident} (request {', '.join(map(str, gone))})")
+            elif gone:
+                already.append(f"{ident} (request {', '.join(map(str, gone))})")
             elif any(r in train for r in covered):
                 held_out.append(ident)
             else:
@@ -345,6 +359,12 @@ class DeletionRequest:
         if not_train:
             raise RequestError(f"not in the training split (only training pairs can be forgotten), by={by}: "
                                f"{_name_ids(not_train)}")
+        if already:
+            raise RequestError(f"already deleted by an earlier request of this run (`graphdel history RUN` lists "
+                               f"them), by={by}: {_name_ids(already)}")
+        if narrowed:
+            warn(f"some pairs of these ids were already deleted by an earlier request; the rest are requested, "
+                 f"by={by}: {_name_ids(narrowed)}")
         if held_out:
             raise RequestError(f"held out for calibration, never trained on, so nothing to forget, by={by}: "
                                f"{_name_ids(held_out)}")
@@ -367,7 +387,7 @@ class DeletionRequest:
     @classmethod
     def from_ids(cls, corpus: Corpus, ids: Iterable[str], by: str = "pair", *,
                  allowed_rows: Iterable[int] | None = None, force: bool = False,
-                 description: str | None = None) -> "DeletionRequest":
+                 description: str | None = None, deleted: Mapping[str, int] | None = None) -> "DeletionRequest":
         """A request for the given ids at granularity ``by``.
 
         Args:
@@ -378,6 +398,8 @@ class DeletionRequest:
             allowed_rows: the corpus rows the model was trained on (default: every training row).
             force: allow a request covering every forgettable pair.
             description: overrides the generated description.
+            deleted: pair id -> number of the earlier request that deleted it (a run's history; see
+                :meth:`_build`).
 
         Raises:
             RequestError: empty request, unknown ids, ids outside the training split or held out for
@@ -414,7 +436,7 @@ class DeletionRequest:
             noun = g.unit_name if by != "scaffold" else "molecules"
             description = f"{len(unique)} {noun} given by id (by={by})"
         return cls._build(corpus, by, coverage, allowed_rows=allowed_rows, force=force, seed=None,
-                          description=description, selected=unique)
+                          description=description, selected=unique, deleted=deleted)
 
     @classmethod
     def random(cls, corpus: Corpus, n_or_fraction: float | int | None = None, by: str = "molecule", *,
@@ -484,8 +506,10 @@ class DeletionRequest:
 
     @classmethod
     def from_file(cls, corpus: Corpus, path: str | Path, by: str = "pair", *,
-                  allowed_rows: Iterable[int] | None = None, force: bool = False) -> "DeletionRequest":
-        """A request read from ``path``: one id per line, or a JSON request saved by :meth:`save`.
+                  allowed_rows: Iterable[int] | None = None, force: bool = False,
+                  deleted: Mapping[str, int] | None = None) -> "DeletionRequest":
+        """A request read from ``path``: one id per line, or a JSON request saved by :meth:`save`
+        (``deleted``: as in :meth:`from_ids`).
 
         In an id file, blank lines and lines starting with ``#`` are ignored (``#`` elsewhere is part of the
         id, as in ``CID:123#0``); the ids go to :meth:`from_ids` with ``by``. A JSON request keeps its own
@@ -501,19 +525,19 @@ class DeletionRequest:
         text = _read_utf8(path)
         if text.lstrip().startswith("{"):
             saved = cls._parse_json(text, path)
-            return cls._revalidate(saved, corpus, path, allowed_rows=allowed_rows, force=force)
+            return cls._revalidate(saved, corpus, path, allowed_rows=allowed_rows, force=force, deleted=deleted)
         ids = [line.strip() for line in text.split("\n")]
         ids = [i for i in ids if i and not i.startswith("#")]
         if not ids:
             raise RequestError(f"empty request: {path} contains no ids")
-        req = cls.from_ids(corpus, ids, by, allowed_rows=allowed_rows, force=force)
+        req = cls.from_ids(corpus, ids, by, allowed_rows=allowed_rows, force=force, deleted=deleted)
         return cls(pair_ids=req.pair_ids, by=req.by, seed=None,
                    description=f"{req.description}, from {path.name}", source_hash=req.source_hash,
                    selected=req.selected, pair_hashes=req.pair_hashes)
 
     @classmethod
     def _revalidate(cls, saved: "DeletionRequest", corpus: Corpus, path: Path, *, allowed_rows,
-                    force: bool) -> "DeletionRequest":
+                    force: bool, deleted: Mapping[str, int] | None = None) -> "DeletionRequest":
         # A request file from elsewhere must name a granularity this corpus knows; otherwise an arbitrary
         # string would be copied into the new run's request.json and certificate unchecked.
         get_granularity(saved.by, corpus)
@@ -530,6 +554,7 @@ class DeletionRequest:
                  f"{shorten(saved.source_hash[:12])}..., now {current[:12]}...); its pairs are unchanged")
         coverage = {p: [corpus.index_of(p)] for p in saved.pair_ids}
         req = cls._build(corpus, saved.by, coverage, allowed_rows=allowed_rows, force=force, seed=saved.seed,
+                         deleted=deleted,
                          description=saved.description, selected=saved.selected)
         return req
 

@@ -17,7 +17,8 @@ union as Df with the audit suite's signals (pool-64 retrieval, Df-vs-Dr AUC, the
 probes). One JSON line per (method, evaluated step):
 
 * ``df_union_mrr`` / ``retrain_df_union_mrr`` / ``df_gap``: Df (union) pool-64 g2t MRR, Retrain's, the gap;
-* ``test_mrr`` / ``original_test_mrr`` / ``test_drop``: test pool-64 g2t MRR, the original's, the drop;
+* ``test_mrr`` / ``original_test_mrr`` / ``test_drop``: test pool-64 g2t MRR, the original's, the drop
+  (``val_mrr``, ``val_drop`` the same on validation: what a choice between settings may look at);
 * ``dfdr_auc`` / ``retrain_dfdr_auc``, ``attack_auc`` / ``retrain_attack_auc``;
 * ``cumulative_s`` / ``retrain_s`` / ``cumulative_over_retrain``: the method's wall time over steps 1..k
   against this Retrain's.
@@ -80,6 +81,7 @@ def evaluate(model, sets, config, corpus, original_signals=None):
     entry, signals = evaluate_model(model, sets, config=config, corpus=corpus, original_signals=original_signals)
     flat = flatten(entry)
     return {"df": flat["splits.forget.pool64.g2t_mrr"], "test": flat["splits.test.pool64.g2t_mrr"],
+            "val": flat["splits.val.pool64.g2t_mrr"],
             "dfdr_auc": flat.get("distinguishability.mean"),
             "attack_auc": flat.get("membership.attack_auc")}, signals
 
@@ -95,6 +97,10 @@ def main() -> None:
     parser.add_argument("--methods", default="multidelete,neggrad+,salun")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="out/sequential")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for every method (as graphdel forget --set); runs go to METHOD+TAG")
+    parser.add_argument("--tag", default="", help="suffix of the method folders (variants share the original "
+                        "and the Retrain runs of one --out)")
     args = parser.parse_args()
     start_load = _common.load()
 
@@ -147,32 +153,34 @@ def main() -> None:
             chain = chains[method]
             while chain["step"] < k:  # advance this method's chain to step k
                 step = chain["step"] + 1
-                folder = out / method / f"step{step:02d}"
+                folder = out / f"{method}{args.tag}" / f"step{step:02d}"
                 run = chain["run"]
                 if folder.is_dir():
                     new = Run.load(folder)
                 else:
                     new = api.forget(run, requests[step - 1], method=method, out=folder, seed=args.seed,
-                                     prepared=base.for_run(run), progress=False)
+                                     prepared=base.for_run(run), progress=False, overrides=args.set or None)
                 chain.update(run=new, step=step, cumulative_s=chain["cumulative_s"] + new.metrics["wall_time_s"])
             numbers, _ = evaluate(chain["run"].model, sets, suite, corpus, orig_signals)
-            record = {"bench": "sequential", "method": method, "step": k, "union_pairs": len(union_k),
-                      "seed": args.seed, "df_union_mrr": round(numbers["df"], 4),
+            record = {"bench": "sequential", "method": method, "settings": args.set, "step": k,
+                      "union_pairs": len(union_k), "seed": args.seed, "df_union_mrr": round(numbers["df"], 4),
                       "retrain_df_union_mrr": round(ref_numbers["df"], 4),
                       "df_gap": round(numbers["df"] - ref_numbers["df"], 4),
                       "test_mrr": round(numbers["test"], 4), "original_test_mrr": round(orig_numbers["test"], 4),
                       "test_drop": round(orig_numbers["test"] - numbers["test"], 4),
+                      "val_mrr": round(numbers["val"], 4), "val_drop": round(orig_numbers["val"] - numbers["val"], 4),
                       "original_df_union_mrr": round(orig_numbers["df"], 4),
-                      "dfdr_auc": numbers["dfdr_auc"], "retrain_dfdr_auc": ref_numbers["dfdr_auc"],
-                      "attack_auc": numbers["attack_auc"], "retrain_attack_auc": ref_numbers["attack_auc"],
+                      "dfdr_auc": _round(numbers["dfdr_auc"]), "retrain_dfdr_auc": _round(ref_numbers["dfdr_auc"]),
+                      "attack_auc": _round(numbers["attack_auc"]),
+                      "retrain_attack_auc": _round(ref_numbers["attack_auc"]),
                       "cumulative_s": round(chain["cumulative_s"], 1),
                       "retrain_s": round(retrain.metrics["wall_time_s"], 1),
                       "cumulative_over_retrain": round(chain["cumulative_s"] / retrain.metrics["wall_time_s"], 4)}
             records.append(record)
             _common.emit(record)
-            with (out / "results.jsonl").open("a") as f:
+            with (out / f"results{args.tag}.jsonl").open("a") as f:
                 f.write(json.dumps(record) + "\n")
-    plot = plot_trajectories(records, out / "trajectories.png")
+    plot = plot_trajectories(records, out / f"trajectories{args.tag}.png")
     last = [r for r in records if r["step"] == retrain_at[-1]]
     md = next((r for r in last if r["method"] == "multidelete"), None)
     _common.emit({"bench": "sequential_summary", "steps": args.steps, "evaluated_at": retrain_at,
@@ -181,6 +189,10 @@ def main() -> None:
                       "df_gap_within_0.05": abs(md["df_gap"]) <= 0.05, "test_drop_at_most_0.02": md["test_drop"] <= 0.02,
                       "all_requests_cheaper_than_one_retrain": md["cumulative_over_retrain"] < 1.0},
                   "machine": _common.machine(start_load)})
+
+
+def _round(x):
+    return None if x is None else round(float(x), 4)
 
 
 def plot_trajectories(records: list[dict], path: Path) -> Path:

@@ -24,7 +24,7 @@ from graphdel.data.pairs import PairData
 from graphdel.data.sources import load_dataset
 from graphdel.encoders.graph import GraphEncoderConfig
 from graphdel.encoders.text import TextEncoderConfig
-from graphdel.errors import InvalidInputError, RunError, UnlearningNoOpError
+from graphdel.errors import InvalidInputError, RunError, UnlearningNoOpError, warn
 from graphdel.evaluation.suite import retrieval_metrics
 from graphdel.io import atomic_write_json, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
@@ -481,10 +481,11 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         return retrain_model(prepared, dr_rows, model_config, train_config, progress=progress)
 
     distractors = prepared.distractors()
+    root = _chain_original(run)
     ctx = UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
                             val=sets["val"], distractors=distractors, retrain=retrain, seed=seed, device=device,
-                            progress=progress)
+                            progress=progress, anchor=root.model if root is not None else None)
     with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
         result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
     forget_structure = getattr(result.model, "forget_structure", None)
@@ -511,6 +512,10 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
                    # config, so the certificate (which hashes the config) carries it
                    **({"accepted_modifications": accepted} if accepted else {})},
         "excluded_ids": sorted(set(run.excluded_ids) | set(request.pair_ids)),
+        # the original of a chain of deletions, which a method may retain against (UnlearningContext.anchor)
+        **({"chain_original": {"path": str(root.path.resolve()),
+                               "weights_sha256": sha256_file(root.path / "model.safetensors")}}
+           if root is not None else {}),
     }
     history = run.history + [{"request": request_json, "method": run_config["method"],
                               "parent_weights_sha256": parent_weights, "applied_at": _utc_now()}]
@@ -529,6 +534,20 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     new = Run.load(out)
     new._model = result.model
     return new
+
+
+def _chain_original(run: Run) -> Run | None:
+    """For a run that is itself unlearned, the trained run its chain of deletions started from (``None``
+    for a trained run); a warning, and ``None``, when that run is no longer where the chain records it."""
+    if not run.history:
+        return None
+    from graphdel.history import chain_original
+
+    root = chain_original(run)
+    if root is None:
+        warn(f"{run.path}: the original of its chain of deletions was not found (a folder of the chain "
+             "moved?); methods retain against this run itself")
+    return root
 
 
 def _utc_now() -> str:

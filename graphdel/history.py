@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from graphdel.errors import RunError
+from graphdel.errors import IntegrityError, RunError
 from graphdel.io import sha256_file
 from graphdel.runs import Run
 
@@ -73,6 +73,28 @@ def deletion_history(path: str | Path) -> list[HistoryStep]:
                                  run=str(holder.path) if holder is not None else None,
                                  certificate_sha256=cert_sha, chain=chain))
     return steps
+
+
+def chain_original(run: Run) -> Run | None:
+    """The trained run a chain of deletions started from: ``run`` itself for a trained run, the parent
+    of its oldest unlearned ancestor otherwise; ``None`` when a folder of the chain no longer reads as a
+    run (moved or deleted). Loaded with its integrity checked."""
+    lineage = _unlearned_lineage(run)
+    if not lineage:
+        return run
+    oldest = lineage[0]
+    parent = (oldest.config.get("parent") or {}).get("path")
+    if len(lineage) < len(run.history) or not parent:
+        return None  # the walk stopped before the oldest request: the chain's start is not reachable
+    try:
+        root = Run.load(parent)
+    except IntegrityError:
+        raise  # a chain's original whose weights changed is said, never silently replaced by the parent
+    except RunError:
+        return None
+    if root.config.get("kind") == "forget":  # pragma: no cover - the walk goes through every unlearned run
+        return None
+    return root
 
 
 def _unlearned_lineage(run: Run) -> list[Run]:

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 import graphdel as gd
 from graphdel import api
@@ -132,3 +133,30 @@ def test_a_preparation_of_another_run_of_the_chain_is_refused_and_for_run_derive
     assert derived.excluded == api.load_run_data(first, progress=False).excluded
     assert prepared.corpus.index_of("aspirin#0") not in derived.trained_rows()
     assert api.make_request(first, ids=["benzene#0"], by="pair", prepared=derived).pair_ids == ("benzene#0",)
+
+
+def test_a_request_to_an_unlearned_run_is_given_the_chains_original(chain, tmp_path, monkeypatch):
+    original, first, second = chain
+    assert "chain_original" not in first.config  # step 1's model being unlearned is the original itself
+    assert second.config["chain_original"] == {"path": str(original.path.resolve()),
+                                               "weights_sha256": sha256_file(original.path / "model.safetensors")}
+    import graphdel.unlearning
+
+    seen = []
+    real = graphdel.unlearning.unlearn
+
+    def spy(model, ctx, method, overrides=None):
+        seen.append(ctx.anchor)
+        return real(model, ctx, method, overrides)
+
+    monkeypatch.setattr(graphdel.unlearning, "unlearn", spy)
+    api.forget(second, api.make_request(second, ids=["benzene#0"], by="pair"), method="ft", overrides=["epochs=1"],
+               out=tmp_path / "three", progress=False)
+    expected = original.model.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in seen[0].state_dict().items())
+    # the chain's original moved away: the request still runs, retaining against its parent, with a warning
+    shutil.move(str(original.path), str(tmp_path / "moved"))
+    with pytest.warns(GraphdelWarning, match="the original of its chain of deletions was not found"):
+        api.forget(second, api.make_request(second, ids=["caffeine#0"], by="pair"), method="ft",
+                   overrides=["epochs=1"], out=tmp_path / "four", progress=False)
+    assert seen[-1] is None

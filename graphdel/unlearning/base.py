@@ -83,6 +83,11 @@ class UnlearningContext:
             :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:
             the calibration (else validation) pairs.
         retrain: trains a fresh model on Dr with the original recipe (used by the Retrain method).
+        anchor: for a request applied to an already unlearned model, the model the chain of deletions
+            started from (the original training); ``None`` otherwise. Gradient methods may take their
+            frozen teacher and their forgetting target from it (``GradientConfig.anchor_teacher``,
+            ``anchor_reference``) instead of from the model being unlearned, whose own knowledge already
+            carries the errors of the earlier unlearning steps.
         seed: seeds batch order, negatives, noise and scoring pools.
         device: where the models run.
         progress: show tqdm progress bars.
@@ -94,6 +99,7 @@ class UnlearningContext:
     val: PairSampler | None = None
     distractors: PairSampler | None = None
     retrain: Callable[[], nn.Module] | None = None
+    anchor: nn.Module | None = None
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -489,6 +495,12 @@ class GradientConfig:
             dropout, a retention term is not zero at ``f' = f`` but the distance between a noisy and a
             clean forward pass, and Adam turns the gradients of that noise into full-size steps on every
             weight.
+        anchor_teacher: when the request continues a chain of deletions (``ctx.anchor``), the frozen
+            teacher every retention term compares with is the chain's original rather than the model being
+            unlearned, so that the errors of earlier steps are not kept as if they were knowledge.
+        anchor_reference: likewise, the calibration score the forgetting stops at is the chain's
+            original's, not that of the model being unlearned (whose score on never-seen pairs has
+            drifted with the earlier steps).
         trainable: comma-separated parameter-name prefixes (``graph_encoder.convs.4,x_projection``): only
             the parameters under them are updated, the rest of ``f'`` stays equal to ``f`` (and gets no
             backward pass, which is what makes a top-layers-only update cheap). Empty: every parameter
@@ -512,6 +524,8 @@ class GradientConfig:
     pool_size: int = 64
     eval_batch_size: int = 256
     dropout: bool = True
+    anchor_teacher: bool = False
+    anchor_reference: bool = False
     trainable: str = ""
 
     def __post_init__(self) -> None:
@@ -771,14 +785,16 @@ class GradientMethod(UnlearningMethod):
         """Copy ``original`` into a frozen teacher ``f`` and a student ``f'``, run :meth:`setup`, then up to
         ``cfg.epochs`` of :meth:`train_epoch`, each followed by an evaluation; load the checkpoint the
         calibrated selector picks, apply :meth:`finish`, and return ``(model, log, selected)``."""
-        teacher = frozen_copy(original, ctx.device)
+        anchor = ctx.anchor if ctx.anchor is not None and ctx.anchor is not original else None
+        teacher = frozen_copy(anchor if anchor is not None and cfg.anchor_teacher else original, ctx.device)
         student = make_student(original, ctx.device, ctx.forget)
         trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)
         selector = CalibratedSelector(ctx, selection=cfg.selection, early_stop=cfg.early_stop, smooth=cfg.smooth,
                                       margin=cfg.stop_margin, tolerance=cfg.select_tolerance,
                                       min_epochs=cfg.min_epochs, pool_size=cfg.pool_size,
                                       batch_size=cfg.eval_batch_size, seed=ctx.seed,
-                                      fixed_reference=cfg.reference == "original")
+                                      fixed_reference=cfg.reference == "original",
+                                      reference_model=anchor if cfg.anchor_reference else None)
         # A model may reuse what its frozen parts compute across the run (e.g. the bottom layers of a graph
         # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.
         share = getattr(student, "share_frozen_states", None)

@@ -122,11 +122,14 @@ class CalibratedSelector:
         seed: seeds the distractor draw and the retain probe.
         fixed_reference: score the reference once, on the first (untouched) model, and keep it as the
             target; otherwise rescore it on every evaluated model.
+        reference_model: with ``fixed_reference``, score the reference on this model instead of the first
+            evaluated one (a chain of deletions' original: ``UnlearningContext.anchor``).
     """
 
     def __init__(self, ctx: Any, *, selection: str = "calibrated", early_stop: bool = True, smooth: int = 2,
                  margin: float = 0.0, tolerance: float = 0.02, min_epochs: int = 1, pool_size: int = 64,
-                 batch_size: int = 256, seed: int = 0, fixed_reference: bool = True) -> None:
+                 batch_size: int = 256, seed: int = 0, fixed_reference: bool = True,
+                 reference_model: nn.Module | None = None) -> None:
         self.ctx = ctx
         self.device = ctx.device
         self.selection = selection
@@ -134,6 +137,7 @@ class CalibratedSelector:
         self.smooth, self.margin, self.tolerance, self.min_epochs = smooth, margin, tolerance, min_epochs
         self.pool_size, self.batch_size, self.seed = pool_size, batch_size, seed
         self.fixed_reference = fixed_reference
+        self.reference_model = reference_model
         self.notes: list[str] = []
         if ctx.calibration is not None:
             self.reference, self.reference_name = ctx.calibration, "calibration"
@@ -186,6 +190,8 @@ class CalibratedSelector:
             reference = float("nan")
         elif self.fixed_reference and self.records:  # the untouched model's score, taken at epoch 0
             reference = self.records[0]["reference"]
+        elif self.fixed_reference and self.reference_model is not None:  # a chain's original (anchor)
+            reference = self._scorer(self.reference_model)(self.reference.batches(self.batch_size))
         else:
             reference = score(self.reference.batches(self.batch_size))
         rec = {"eval": True, "epoch": epoch, "step": step,

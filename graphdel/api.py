@@ -47,7 +47,7 @@ class DataConfig:
         sample_seed: seed of that sampling.
         skip_invalid: skip invalid rows instead of failing.
         calibration_fraction: share of training items held back, never trained on, as the stand-in for
-            "never seen but drawn like a deletion" (DESIGN.md section 1).
+            "never seen but drawn like a deletion" (docs/design.md).
         calibration_seed: seed of that hold-out.
     """
 

@@ -1,6 +1,6 @@
 """Deletion requests: which training pairs to forget.
 
-A :class:`DeletionRequest` is the set ``Df`` of pair ids to forget (DESIGN.md section 1), made
+A :class:`DeletionRequest` is the set ``Df`` of pair ids to forget (docs/design.md), made
 
 * from ids given in Python or in a file (:meth:`DeletionRequest.from_ids`, :meth:`DeletionRequest.from_file`);
 * at random, a count or a fraction, with a seed (:meth:`DeletionRequest.random`);

@@ -1,6 +1,6 @@
 """Unimodal knowledge probes: does a model still *know* the molecules and sentences of Df?
 
-Deleting a pair must not erase the molecule or the sentence (DESIGN.md section 1, L_UKR). A linear probe
+Deleting a pair must not erase the molecule or the sentence (docs/design.md, L_UKR). A linear probe
 trained on frozen embeddings to predict simple chemistry (logP, TPSA, aromaticity) measures what an
 embedding still encodes; run it on Df and on test embeddings of each model and compare with the
 original. :func:`embedding_drift` measures how far each embedding moved.

@@ -1,6 +1,6 @@
 """Judging methods against Retrain (forget side) and the original model (retain side).
 
-Everything is judged against **Retrain** (DESIGN.md section 1): forgetting means Df behaves as it does
+Everything is judged against **Retrain** (docs/design.md): forgetting means Df behaves as it does
 under Retrain, and forgetting *more* than Retrain is a failure too (over-forgetting leaks the deletion).
 Retention is judged against the **original** model on the test split: a drop is a loss, a gain is
 welcome but earns no extra credit.

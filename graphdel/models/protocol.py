@@ -6,7 +6,7 @@ The engine knows nothing about molecules, knowledge graphs or images. It sees a 
 the model; the text side is a :class:`TextFeatures` that the engine may reorder (to build unrelated
 pairs) but never looks inside.
 
-Conventions (DESIGN.md section 1):
+Conventions (docs/design.md):
 
 * ``encode_x`` / ``encode_text`` return projected, L2-normalised embeddings ``[B, d]``;
 * ``sim(z_x, z_t)`` is the cosine similarity matrix ``[B_x, B_t]`` (no temperature);

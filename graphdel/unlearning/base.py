@@ -77,7 +77,7 @@ class UnlearningContext:
         forget: Df, the pairs to delete.
         retain: Dr, the remaining training pairs.
         calibration: pairs drawn the way deletions are drawn but never trained on: the stand-in for
-            "never seen" used for stopping and selection (DESIGN.md section 1).
+            "never seen" used for stopping and selection (docs/design.md).
         val: validation pairs; used for selection only when ``calibration`` is ``None``.
         distractors: pairs never trained on that every scored pair is ranked against (pool-k retrieval,
             :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:

@@ -1,4 +1,4 @@
-"""The three MultiDelete loss terms (Cheng & Amiri, ECCV 2024; DESIGN.md section 1) as standalone
+"""The three MultiDelete loss terms (Cheng & Amiri, ECCV 2024; docs/design.md) as standalone
 functions, plus the helpers every method shares: distances, the item-aware derangement that picks
 *unrelated* texts (:func:`item_derangement`, also used by the evaluation suite), and the loss of Df pairs
 ranked against Dr pairs for a Df batch too small to hold negatives of its own (:func:`forget_loss`).
@@ -6,7 +6,7 @@ ranked against Dr pairs for a Df batch too small to hold negatives of its own (:
 ``student`` is ``f'`` (updated), ``teacher`` is the frozen original ``f``; every teacher output is
 computed under ``torch.no_grad()`` and is a constant target. Similarity-matrix variants use the
 protocol's cosine ``sim`` (no temperature): temperature-scaled logits make the terms ~1/T^2 larger and
-let the decoupling term dominate (FINDINGS.md).
+let the decoupling term dominate (measured on the embedded corpus).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def item_derangement(items: Tensor, generator: torch.Generator | None = None) ->
     ``items[j[i]] != items[i]`` (so also ``j[i] != i``). ``items``: ``[n]`` item index of each pair.
 
     Why items and not positions: several captions of one molecule/image share an item, and the "unrelated"
-    text of a pair must not be another true caption of it (DESIGN.md section 1: L_MD's target, RandomPair's
+    text of a pair must not be another true caption of it (docs/design.md: L_MD's target, RandomPair's
     random texts, the suite's mismatched pairs).
 
     Draw: a uniform :func:`derangement` of ``range(n)``; each position that landed on another pair of its own
@@ -321,7 +321,7 @@ def modality_decoupling(student: nn.Module, teacher: nn.Module, df: PairBatch, *
       item (:func:`negative_texts`: an item-aware derangement of the Df batch, or Dr texts with
       ``negatives="dr"``; ``dr``'s texts also when the Df batch has fewer than 2 distinct items);
     * ``similarity``: ``d(S'(X_f, T_f), S(X_f, T_pi))`` on cosine similarities, ``T_pi`` the permuted
-      text set (``similarity_target="permuted"``, DESIGN.md s.1). With ``similarity_target="pairwise"``
+      text set (``similarity_target="permuted"``, docs/design.md). With ``similarity_target="pairwise"``
       the target is ``S(X_f, T_f)`` with its diagonal replaced by ``s(x_i, t_pi(i))``: only the true
       pairs are moved, the unrelated Df pairs keep their similarities (the permuted target also pulls
       ``s'(x_i, t_{pi^-1(i)})`` up to the old true-pair similarity).

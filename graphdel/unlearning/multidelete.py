@@ -1,5 +1,5 @@
 """MultiDelete (Cheng & Amiri, "MultiDelete: Multimodal Machine Unlearning", ECCV 2024,
-arXiv:2311.12047), as specified in DESIGN.md section 1.
+arXiv:2311.12047), as specified in docs/design.md.
 
 Update: ``f'`` starts as a copy of ``f``; each step draws one Df batch and one Dr batch of the same size
 and minimises
@@ -90,7 +90,7 @@ class MultiDeleteConfig(GradientConfig):
         ukr_split: the batch L_UKR is computed on: ``df``, ``dr`` or ``both`` (mean of the two).
         representation: ``fused`` (fusion module output), ``similarity`` (cosine similarity matrices,
             for fusion-free models) or ``both``; used by L_MD and L_MKR.
-        similarity_target: L_MD similarity target, ``permuted`` (DESIGN.md: ``S(X_f, T_pi)``) or
+        similarity_target: L_MD similarity target, ``permuted`` (docs/design.md: ``S(X_f, T_pi)``) or
             ``pairwise`` (only the diagonal moves; see :func:`~graphdel.unlearning.losses.modality_decoupling`).
         terms: ``terms.md``, ``terms.mkr``, ``terms.ukr`` switch each term on/off.
         project_shared: remove from the L_MD gradient its component along the gradient of the same

@@ -1,4 +1,4 @@
-"""Retrain: the gold standard every unlearning result is judged against (DESIGN.md section 1).
+"""Retrain: the gold standard every unlearning result is judged against (docs/design.md).
 
 Update: none on the original; ``ctx.retrain()`` trains a fresh model on Dr with the original recipe (the
 training module provides it). No hyperparameters here: the recipe is the original training's.

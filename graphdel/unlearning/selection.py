@@ -1,7 +1,7 @@
 """Stopping and checkpoint selection shared by every unlearning method.
 
 Nothing here ever looks at test data. The reference for "never seen, but drawn like Df" is the
-*calibration* sampler of the :class:`~graphdel.unlearning.base.UnlearningContext` (DESIGN.md section 1);
+*calibration* sampler of the :class:`~graphdel.unlearning.base.UnlearningContext` (docs/design.md);
 when it is absent the validation sampler is used instead and the result says so.
 
 The score is the model's own ``selection_score(batches)`` when it defines one (a KG model: filtered
@@ -144,7 +144,7 @@ class CalibratedSelector:
         elif ctx.val is not None:
             self.reference, self.reference_name = ctx.val, "val"
             self.notes.append("no calibration sampler given: the validation sampler stands in for "
-                              "'never seen'; it may score below what Retrain shows on Df (DESIGN.md s.1)")
+                              "'never seen'; it may score below what Retrain shows on Df (docs/design.md)")
         else:
             self.reference, self.reference_name = None, None
             if selection == "calibrated":

@@ -160,3 +160,17 @@ def test_a_request_to_an_unlearned_run_is_given_the_chains_original(chain, tmp_p
         api.forget(second, api.make_request(second, ids=["caffeine#0"], by="pair"), method="ft",
                    overrides=["epochs=1"], out=tmp_path / "four", progress=False)
     assert seen[-1] is None
+
+
+def test_the_report_of_a_later_run_shows_the_chain(chain, tmp_path):
+    original, first, second = chain
+    retrain = api.forget(first, api.make_request(first, ids=["ethanol#0"], by="pair"), method="retrain",
+                         out=tmp_path / "retrain2", progress=False)
+    audit = api.evaluate(second, reference=retrain)
+    steps = audit.results["history"]
+    assert [(s["step"], s["method"], s["chain"]) for s in steps] == [(1, "ft", "ok"), (2, "multidelete", "ok")]
+    audit.save(tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    chain_part = md.split("## Verdicts")[0]
+    assert "This is request 2 of a chain of deletions from the same original" in chain_part
+    assert f"| 1 | {steps[0]['applied_at']} | pair | 1 | ft | {steps[0]['certificate_sha256'][:12]} | ok |" in chain_part

@@ -583,6 +583,14 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     if request:
         B.append(("h2", "Request"))
         B.append(("p", _request_line(request)))
+    history = results.get("history") or []
+    if len(history) > 1:  # a request applied to an already unlearned model: the chain it continues
+        B.append(("p", f"This is request {len(history)} of a chain of deletions from the same original "
+                       "(`graphdel history RUN`):"))
+        B.append(("table", ["step", "applied (UTC)", "by", "pairs", "method", "certificate", "chain"],
+                  [[str(s.get("step")), str(s.get("applied_at") or "not recorded"), str(s.get("by")),
+                    str(s.get("pairs")), str(s.get("method")), str(s.get("certificate_sha256") or "not found")[:12],
+                    str(s.get("chain"))] for s in history]))
 
     verdicts = [_verdict(m, models, original, reference, keys, summary, smoke) for m in methods]
     B.append(("h2", "Verdicts"))
@@ -618,8 +626,8 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                for n in order]))
     how = list(dict.fromkeys(str(models[n]["peak_mem_method"]) for n in order
                              if models[n].get("peak_mem_method")))
-    B.append(("p", "Memory of the process while the method ran (measured by the caller, e.g. the demo; "
-                   "n/a: not recorded)" + (": " + "; ".join(how) if how else "") + "."))
+    B.append(("p", "Memory of the process while the method ran (recorded by `forget`; n/a: not recorded)"
+                   + (": " + "; ".join(how) if how else "") + "."))
 
     thr = summary.get("thresholds") or {}
     if thr:

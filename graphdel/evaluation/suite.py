@@ -29,6 +29,7 @@ probability, minus the in-pool contrastive loss and the reciprocal rank of the t
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -531,6 +532,7 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     from graphdel.errors import InvalidInputError
     from graphdel.evaluation.certificate import canonical_json_sha256
     from graphdel.evaluation.summary import summary_score, thresholds
+    from graphdel.history import deletion_history
     from graphdel.runs import Run, is_quick_config
 
     cfg = config or SuiteConfig()
@@ -646,6 +648,8 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
         "summary": summary,
         "examples": examples,
         "smoke": smoke,
+        # every request applied since the original training, when the runs continue a chain of deletions
+        "history": [dataclasses.asdict(step) for step in deletion_history(runs[0].path)],
     }
     return {"results": results, "plots": plots, "names": names, "original": original, "reference": reference,
             "entries": entries, "config": cfg}

@@ -45,3 +45,19 @@ def tiny_csv(tmp_path) -> Path:
         for name, smiles, text, split in TINY_MOLECULES:
             w.writerow([name.replace(" ", "_"), smiles, text, split])
     return path
+
+
+def spy_training_sets(monkeypatch) -> list[set[str]]:
+    """Make ``graphdel.api.train_model`` record the pair ids of every training set it is given (it still
+    trains); returns the list the ids are appended to, one set per call."""
+    from graphdel import api
+
+    seen: list[set[str]] = []
+    real = api.train_model
+
+    def spy(model, train, val, config, **kw):
+        seen.append({train.data.corpus.pair_ids[r] for r in train.rows.tolist()})
+        return real(model, train, val, config, **kw)
+
+    monkeypatch.setattr(api, "train_model", spy)
+    return seen

@@ -8,6 +8,7 @@ import graphdel as gd
 from graphdel import api
 from graphdel.errors import RequestError, RunError
 from graphdel.training.loop import TrainConfig
+from tests.conftest import spy_training_sets
 
 
 @pytest.fixture
@@ -32,14 +33,7 @@ def test_forget_leaves_the_original_run_byte_for_byte(original, tmp_path):
 
 
 def test_retrain_never_sees_a_deleted_id(original, tmp_path, monkeypatch):
-    seen = []
-    real = api.train_model
-
-    def spy(model, train, val, config, **kw):
-        seen.append({train.data.corpus.pair_ids[r] for r in train.rows.tolist()})
-        return real(model, train, val, config, **kw)
-
-    monkeypatch.setattr(api, "train_model", spy)
+    seen = spy_training_sets(monkeypatch)
     request = api.make_request(original, ids=["aspirin#0", "caffeine#0"], by="pair")
     run = api.forget(original, request, method="retrain", out=tmp_path / "r", progress=False)
     assert len(seen) == 1

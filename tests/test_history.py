@@ -17,6 +17,7 @@ from graphdel.errors import GraphdelWarning, InvalidInputError, RequestError
 from graphdel.history import deletion_history
 from graphdel.io import sha256_file
 from graphdel.training.loop import TrainConfig
+from tests.conftest import spy_training_sets
 
 
 @pytest.fixture
@@ -35,14 +36,7 @@ def test_the_union_stays_deleted_and_retrain_of_step_two_trains_without_it(chain
     original, first, second = chain
     assert set(second.excluded_ids) - set(original.excluded_ids) == {"aspirin#0", "ethanol#0"}
     assert [p["pair_id"] for p in json.loads((second.path / "request.json").read_text())["pairs"]] == ["ethanol#0"]
-    seen = []
-    real = api.train_model
-
-    def spy(model, train, val, config, **kw):
-        seen.append({train.data.corpus.pair_ids[r] for r in train.rows.tolist()})
-        return real(model, train, val, config, **kw)
-
-    monkeypatch.setattr(api, "train_model", spy)
+    seen = spy_training_sets(monkeypatch)
     third = api.forget(second, api.make_request(second, ids=["benzene#0"], by="pair"), method="retrain",
                        out=tmp_path / "three", progress=False)
     prepared = api.load_run_data(original, progress=False)

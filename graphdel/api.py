@@ -308,6 +308,11 @@ def source_path(spec: str) -> Path | None:
     return source_path(arg) if ":" in arg else None  # a source wrapping another spec (depictions:SPEC)
 
 
+def data_config_of(run: Run) -> DataConfig:
+    """The :class:`DataConfig` a run was trained with (the fields of its recorded ``data`` block)."""
+    return DataConfig(**{k: v for k, v in run.config["data"].items() if k in DataConfig.__dataclass_fields__})
+
+
 def load_run_data(run: Run, *, force: bool = False, progress: bool = True, source: str | None = None) -> Prepared:
     """Reload and featurise the data a run was trained on, refusing data whose content hash changed.
 
@@ -324,7 +329,7 @@ def load_run_data(run: Run, *, force: bool = False, progress: bool = True, sourc
         if where is not None and not where.exists():
             raise RunError(f"the data {recorded!r} of {run.path} is not there any more (moved or deleted?); "
                            "pass --data SPEC (source=...) to point the run at its new place")
-    data = DataConfig(**{k: v for k, v in run.config["data"].items() if k in DataConfig.__dataclass_fields__})
+    data = data_config_of(run)
     if source is not None:
         data = DataConfig(**{**asdict(data), "source": source})
     corpus = load_corpus(data)

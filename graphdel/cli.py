@@ -411,6 +411,72 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def _add_audit(sub) -> None:
+    p = sub.add_parser("audit", help="per-example privacy audit of a method on one request: many unlearned "
+                       "and many retrained models, per-example epsilon and U-LiRA",
+                       description="Train M unlearned models (the method with M seeds) and M Retrains (M "
+                       "training seeds) of one request and estimate, per deleted pair, how well an attacker "
+                       "tells them apart (graphdel.audit). Every model is cached and reused.")
+    p.add_argument("--model", required=True, help="the trained original run (never modified)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--forget", help="file of ids (one per line) or a saved request JSON")
+    g.add_argument("--forget-random", metavar="N_OR_FRACTION", help="random request, as in forget")
+    p.add_argument("--by", default="pair", help="granularity, as in forget (default pair)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a random request and of the signal pools")
+    p.add_argument("--method", default="multidelete", help="the unlearning method audited")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method setting")
+    p.add_argument("--models", type=int, default=16, metavar="M", help="models of each kind (>= 4; default 16)")
+    p.add_argument("--originals", action="store_true",
+                   help="also train M originals (seeds 0..M-1) and unlearn each (U-LiRA's population)")
+    _add_device(p)
+    p.add_argument("--out", required=True, help="output folder (audit.json, epsilon.png, ulira_roc.png)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out whole")
+    _add_json(p)
+    p.set_defaults(func=cmd_audit)
+
+
+def cmd_audit(args) -> int:
+    """``graphdel audit``: :func:`graphdel.audit.run_audit` of ``--method`` on the request, written to
+    ``--out``; prints the per-example ε (median, 90th percentile) and U-LiRA TPR at 1% FPR of each signal
+    against the floor (JSON with ``--json``). Returns 0."""
+    from graphdel.errors import InvalidInputError
+    from graphdel.runs import Run
+
+    if args.models < 4:
+        raise InvalidInputError(f"--models must be at least 4 (two shadows and two targets per side), "
+                                f"got {args.models}")
+    original = Run.load(args.model)
+    if original.config.get("kind") == "forget":
+        raise InvalidInputError(f"--model {args.model}: give the trained original, not an unlearned run")
+    check_output(args.out, reads=[original.path], overwrite=args.overwrite)
+
+    import graphdel.api as api
+    from graphdel.audit import AuditConfig, run_audit
+    from graphdel.data.requests import parse_amount
+    from graphdel.training.loop import resolve_device
+    from graphdel.unlearning import get_method, parse_overrides
+
+    parse_overrides(get_method(args.method).Config, args.set)
+    amount = parse_amount(args.forget_random) if args.forget_random is not None else None
+    prepared = api.load_run_data(original, progress=False)
+    request = api.make_request(original, file=args.forget, random_amount=amount, by=args.by, seed=args.seed,
+                               prepared=prepared)
+    config = AuditConfig(method=args.method, overrides=args.set, models=args.models, originals=args.originals,
+                         seed=args.seed, device=str(resolve_device(args.device)))
+    result = run_audit(original, request, config, args.out, overwrite=args.overwrite,
+                       log=lambda line: print(line, file=sys.stderr))
+    rows = []
+    for name, est in result["signals"].items():
+        eps, fl = est["epsilon"], est["epsilon_floor"]
+        rows.append((name, f"{eps['median']:.2f} / {eps['p90']:.2f}", f"{fl['median']:.2f} / {fl['p90']:.2f}",
+                     f"{est['ulira']['tpr_at']['0.01']:.3f}",
+                     "n/a (< 8 models)" if est["ulira_floor"] is None else f"{est['ulira_floor']['tpr_at']['0.01']:.3f}"))
+    _emit(args, result, f"audit: {args.out}/audit.json ({args.method}, {len(result['per_example'])} deleted "
+          f"pairs, {args.models} models of each kind)\n"
+          + _table(["signal", "epsilon median / p90", "floor", "U-LiRA TPR@1%FPR", "floor"], rows))
+    return 0
+
+
 def _add_history(sub) -> None:
     p = sub.add_parser("history", help="list the deletion requests applied to a run since its original "
                        "training, and check the chain of their certificates",
@@ -539,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = [_add_train, _add_forget, _add_evaluate, _add_methods, _add_data]
-COMMANDS += [_add_report, _add_verify, _add_history, _add_demo]
+COMMANDS += [_add_report, _add_verify, _add_history, _add_audit, _add_demo]
 COMMANDS += [_add_compare]
 
 

@@ -158,21 +158,25 @@ def _split(matrix: np.ndarray, parts: int) -> list[np.ndarray]:
 def estimate(unlearned: np.ndarray, retrained: np.ndarray) -> dict[str, Any]:
     """Every estimate of one signal: ``unlearned`` and ``retrained`` are ``[M, N]`` signal matrices.
 
-    The per-example ε of the unlearned against the retrained models and its floor (retrained against
-    retrained); U-LiRA with the first half of each population as shadows and the second as targets, and
+    The per-example ε of the unlearned against the retrained models, the same with half of each (``M/2``
+    against ``M/2``: the number of models its floor has) and the floor (the retrained models' two halves
+    against each other: what the estimator reads when there is nothing to find at that number); U-LiRA with the first half of each population as shadows and the second as targets, and
     its floor (the retrained models in four quarters: in-shadows, in-targets, out-shadows, out-targets;
     ``None`` below 8 models, when a quarter would hold fewer than the 2 models a fit needs).
     """
     from graphdel.evaluation.per_example import floor, per_example_epsilon, ulira
 
     eps = per_example_epsilon(unlearned, retrained)
+    half = unlearned.shape[0] // 2, retrained.shape[0] // 2
+    eps_half = per_example_epsilon(unlearned[:half[0]], retrained[:half[1]])
     eps_floor = floor(retrained)
     shadow_in, target_in = _split(unlearned, 2)
     shadow_out, target_out = _split(retrained, 2)
     attack = ulira(target_in, target_out, shadow_in, shadow_out)
     q = _split(retrained, 4)
     attack_floor = ulira(q[1], q[3], q[0], q[2]) if retrained.shape[0] >= 8 else None
-    return {"epsilon": eps, "epsilon_floor": eps_floor, "ulira": attack, "ulira_floor": attack_floor}
+    return {"epsilon": eps, "epsilon_half": eps_half, "epsilon_floor": eps_floor, "ulira": attack,
+            "ulira_floor": attack_floor}
 
 
 def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwrite: bool = False,
@@ -235,6 +239,7 @@ def _jsonable(parts: dict[str, Any]) -> dict[str, Any]:
     eps, eps_floor, attack, attack_floor = (parts["epsilon"], parts["epsilon_floor"], parts["ulira"],
                                             parts["ulira_floor"])
     return {"epsilon": {**eps.summary(), "forgetting_score": eps.forgetting_score},
+            "epsilon_half": parts["epsilon_half"].summary(),
             "epsilon_floor": {**eps_floor.summary(), "forgetting_score": eps_floor.forgetting_score},
             "ulira": {"auc": attack.auc, "tpr_at": {str(k): v for k, v in attack.tpr_at.items()}},
             "ulira_floor": None if attack_floor is None else {

@@ -467,13 +467,14 @@ def cmd_audit(args) -> int:
                        log=lambda line: print(line, file=sys.stderr))
     rows = []
     for name, est in result["signals"].items():
-        eps, fl = est["epsilon"], est["epsilon_floor"]
-        rows.append((name, f"{eps['median']:.2f} / {eps['p90']:.2f}", f"{fl['median']:.2f} / {fl['p90']:.2f}",
+        eps, half, fl = est["epsilon"], est["epsilon_half"], est["epsilon_floor"]
+        rows.append((name, f"{eps['median']:.2f} / {eps['p90']:.2f}", f"{half['median']:.2f} / {half['p90']:.2f}",
+                     f"{fl['median']:.2f} / {fl['p90']:.2f}",
                      f"{est['ulira']['tpr_at']['0.01']:.3f}",
                      "n/a (< 8 models)" if est["ulira_floor"] is None else f"{est['ulira_floor']['tpr_at']['0.01']:.3f}"))
     _emit(args, result, f"audit: {args.out}/audit.json ({args.method}, {len(result['per_example'])} deleted "
           f"pairs, {args.models} models of each kind)\n"
-          + _table(["signal", "epsilon median / p90", "floor", "U-LiRA TPR@1%FPR", "floor"], rows))
+          + _table(["signal", "epsilon median / p90", "at M/2", "floor (M/2)", "U-LiRA TPR@1%FPR", "floor"], rows))
     return 0
 
 

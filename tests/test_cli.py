@@ -2,7 +2,6 @@
 progress on stderr), a start that imports no torch, one --device default, `methods` with settings."""
 
 import json
-import os
 import subprocess
 import sys
 

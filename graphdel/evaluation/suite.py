@@ -48,7 +48,7 @@ from graphdel.evaluation.summary import flatten, forget_gap, retention_change
 from graphdel.models.protocol import PairSampler
 
 __all__ = ["retrieval_metrics", "SuiteConfig", "suite_sets", "PairSignals", "pair_signals", "evaluate_model",
-           "compare_to_references", "train_shadows", "lira_membership", "measure", "SIGNAL_NAMES"]
+           "compare_to_references", "train_shadows", "lira_membership", "MEMORY_KEYS", "SIGNAL_NAMES"]
 
 SIGNAL_NAMES = ("similarity", "match_prob", "neg_pool_loss", "pool_reciprocal_rank")
 RETRIEVAL_SPLITS = ("forget", "retain", "calibration", "val", "test")

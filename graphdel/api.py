@@ -450,7 +450,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     """
     from graphdel.data.requests import DeletionRequest
     from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
-    from graphdel.io import sha256_file
+    from graphdel.io import cached_sha256_file, sha256_file
     from graphdel.resources import measure
     from graphdel.unlearning import UnlearningContext, unlearn
 
@@ -490,7 +490,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     ctx = UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
                             val=sets["val"], distractors=distractors, retrain=retrain, seed=seed, device=device,
-                            progress=progress, anchor=root.model if root is not None else None)
+                            progress=progress, anchor=_anchor(root, run, prepared) if root is not None else None)
     with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
         result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
     forget_structure = getattr(result.model, "forget_structure", None)
@@ -519,7 +519,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         "excluded_ids": sorted(set(run.excluded_ids) | set(request.pair_ids)),
         # the original of a chain of deletions, which a method may retain against (UnlearningContext.anchor)
         **({"chain_original": {"path": str(root.path.resolve()),
-                               "weights_sha256": sha256_file(root.path / "model.safetensors")}}
+                               "weights_sha256": cached_sha256_file(root.path / "model.safetensors")}}
            if root is not None else {}),
     }
     history = run.history + [{"request": request_json, "method": run_config["method"],
@@ -553,6 +553,22 @@ def _chain_original(run: Run) -> Run | None:
         warn(f"{run.path}: the original of its chain of deletions was not found (a folder of the chain "
              "moved?); methods retain against this run itself")
     return root
+
+
+def _anchor(root: Run, run: Run, prepared: Prepared):
+    """``() -> model``: the chain's original as a method may retain against it (``UnlearningContext.anchor``),
+    loaded when first asked for. A model that stores training facts (a KG's graph) has the facts of every
+    earlier request of ``run``'s history removed first, as they were removed from the unlearned models:
+    otherwise retaining towards it would teach the deleted edges back."""
+    def load():
+        model = root.model
+        remove = getattr(model, "forget_structure", None)
+        if remove is not None:
+            rows = sorted(prepared.corpus.index_of(p) for p in deleted_pairs(run))
+            remove(prepared.data.subset(rows, "deleted"))
+        return model
+
+    return load
 
 
 def _utc_now() -> str:

@@ -140,7 +140,7 @@ def test_a_request_to_an_unlearned_run_is_given_the_chains_original(chain, tmp_p
     real = graphdel.unlearning.unlearn
 
     def spy(model, ctx, method, overrides=None):
-        seen.append(ctx.anchor)
+        seen.append(ctx.anchor() if ctx.anchor is not None else None)
         return real(model, ctx, method, overrides)
 
     monkeypatch.setattr(graphdel.unlearning, "unlearn", spy)
@@ -168,3 +168,35 @@ def test_the_report_of_a_later_run_shows_the_chain(chain, tmp_path):
     chain_part = md.split("## Verdicts")[0]
     assert "This is request 2 of a chain of deletions from the same original" in chain_part
     assert f"| 1 | {steps[0]['applied_at']} | pair | 1 | ft | {steps[0]['certificate_sha256'][:12]} | ok |" in chain_part
+
+
+def test_the_anchor_is_loaded_only_when_used_and_without_the_earlier_requests_stored_facts(chain, tmp_path,
+                                                                                         monkeypatch):
+    """A model storing training facts (a KG's graph) has them removed by each forget; the chain's original
+    must lose the earlier requests' facts too before anything retains towards it, or they are taught back."""
+    import graphdel.unlearning
+    from graphdel.models.joint import MoleculeTextModel
+
+    removed, anchors = [], []
+    monkeypatch.setattr(MoleculeTextModel, "forget_structure",
+                        lambda self, sampler: removed.append(
+                            sorted(sampler.data.corpus.pair_ids[r] for r in sampler.rows.tolist())) or 0,
+                        raising=False)
+    real = graphdel.unlearning.unlearn
+
+    def spy(model, ctx, method, overrides=None):
+        anchors.append(ctx.anchor)
+        return real(model, ctx, method, overrides)
+
+    monkeypatch.setattr(graphdel.unlearning, "unlearn", spy)
+    _, _, second = chain
+    api.forget(second, api.make_request(second, ids=["benzene#0"], by="pair"), method="ft", overrides=["epochs=1"],
+               out=tmp_path / "ft", progress=False)
+    earlier = ["aspirin#0", "ethanol#0"]
+    assert removed and earlier not in removed  # FT never asks for the anchor: it is never loaded
+    count = len(removed)
+    api.forget(second, api.make_request(second, ids=["caffeine#0"], by="pair"), method="multidelete",
+               overrides=["epochs=1"], out=tmp_path / "md", progress=False)
+    assert removed[count] == earlier  # the anchor first, stripped of requests 1 and 2
+    assert removed[count + 1:] and all(r == ["caffeine#0"] for r in removed[count + 1:])  # then the result
+    assert callable(anchors[0]) and callable(anchors[1])

@@ -83,8 +83,10 @@ class UnlearningContext:
             :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:
             the calibration (else validation) pairs.
         retrain: trains a fresh model on Dr with the original recipe (used by the Retrain method).
-        anchor: for a request applied to an already unlearned model, the model the chain of deletions
-            started from (the original training); ``None`` otherwise. Gradient methods may take their
+        anchor: for a request applied to an already unlearned model, a function returning the model the
+            chain of deletions started from (the original training, without the facts earlier requests
+            removed from a model's stored structure); ``None`` otherwise. Called only by a method that uses
+            it, so the others never load that model. Gradient methods may take their
             frozen teacher and their forgetting target from it (``GradientConfig.anchor_teacher``,
             ``anchor_reference``) instead of from the model being unlearned, whose own knowledge already
             carries the errors of the earlier unlearning steps.
@@ -99,7 +101,7 @@ class UnlearningContext:
     val: PairSampler | None = None
     distractors: PairSampler | None = None
     retrain: Callable[[], nn.Module] | None = None
-    anchor: nn.Module | None = None
+    anchor: Callable[[], nn.Module] | None = None
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -785,7 +787,7 @@ class GradientMethod(UnlearningMethod):
         """Copy ``original`` into a frozen teacher ``f`` and a student ``f'``, run :meth:`setup`, then up to
         ``cfg.epochs`` of :meth:`train_epoch`, each followed by an evaluation; load the checkpoint the
         calibrated selector picks, apply :meth:`finish`, and return ``(model, log, selected)``."""
-        anchor = ctx.anchor if ctx.anchor is not None and ctx.anchor is not original else None
+        anchor = ctx.anchor() if ctx.anchor is not None and (cfg.anchor_teacher or cfg.anchor_reference) else None
         teacher = frozen_copy(anchor if anchor is not None and cfg.anchor_teacher else original, ctx.device)
         student = make_student(original, ctx.device, ctx.forget)
         trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)

@@ -30,7 +30,7 @@ def _first_update(result) -> dict:
 
 
 def test_the_teacher_is_the_model_being_unlearned_unless_anchor_teacher(drifted, original, make_ctx):
-    ctx = make_ctx(anchor=original)
+    ctx = make_ctx(anchor=lambda: original)
     # at f' = f (no dropout in MultiDelete) the retention terms of the first step are exactly zero ...
     plain = _first_update(unlearn(drifted, ctx, "multidelete", SETTINGS + ["anchor_teacher=false"]))
     assert plain["mkr"] == pytest.approx(0, abs=1e-7) and plain["ukr"] == pytest.approx(0, abs=1e-7)
@@ -43,7 +43,7 @@ def test_the_teacher_is_the_model_being_unlearned_unless_anchor_teacher(drifted,
 
 
 def test_anchor_reference_takes_the_target_from_the_chains_original(drifted, original, make_ctx):
-    ctx = make_ctx(anchor=original)
+    ctx = make_ctx(anchor=lambda: original)
     own = CalibratedSelector(ctx, pool_size=8).evaluate(drifted, epoch=0, step=0)["reference"]
     of_original = CalibratedSelector(ctx, pool_size=8).evaluate(original, epoch=0, step=0)["reference"]
     anchored = CalibratedSelector(ctx, pool_size=8, reference_model=original)

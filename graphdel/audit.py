@@ -80,13 +80,13 @@ def audit_models(original, request, config: AuditConfig, *, prepared=None,
     from tqdm import tqdm
 
     import graphdel.api as api
-    from graphdel.io import sha256_file
-    from graphdel.runs import Run
     from graphdel.data.molecules import cache_dir
+    from graphdel.io import cached_sha256_file
+    from graphdel.runs import Run
 
     cache = cache or cache_dir() / "audit"
     prepared = prepared or api.load_run_data(original, progress=False)
-    weights = sha256_file(original.path / "model.safetensors")
+    weights = cached_sha256_file(original.path / "model.safetensors")
     request_key = _key(request.pair_ids)
     train_config = api.TrainConfig(**original.config["train"])
     model_config = api.ModelConfig.from_dict(original.config["model"])
@@ -112,7 +112,7 @@ def audit_models(original, request, config: AuditConfig, *, prepared=None,
                                                      progress=False, prepared=prepared))
             else:
                 bar.update(1)
-        start_weights = sha256_file(start.path / "model.safetensors")
+        start_weights = cached_sha256_file(start.path / "model.safetensors")  # hashed once per process
         folder = cache / f"unlearned-{_key(start_weights, request_key, config.method, list(config.overrides), seed)}"
         unlearned.append(cached(folder, lambda out: api.forget(
             start, request, method=config.method, overrides=list(config.overrides) or None, out=out, seed=seed,
@@ -192,7 +192,7 @@ def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwr
     """
     import graphdel.api as api
     from graphdel.errors import InvalidInputError
-    from graphdel.io import atomic_write_bytes, atomic_write_json, sha256_file, staged_folder
+    from graphdel.io import atomic_write_bytes, atomic_write_json, cached_sha256_file, staged_folder
     from graphdel.runs import check_output
 
     if config.models < 4:
@@ -216,7 +216,7 @@ def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwr
         "method": config.method, "settings": list(config.overrides), "models": config.models,
         "originals": config.originals, "seed": config.seed,
         "original": {"path": str(original.path.resolve()),
-                     "weights_sha256": sha256_file(original.path / "model.safetensors")},
+                     "weights_sha256": cached_sha256_file(original.path / "model.safetensors")},
         "request": request.to_json(corpus),
         "primary_signal": PRIMARY_SIGNAL,
         "signals": {name: _jsonable(parts) for name, parts in signals.items()},

@@ -487,10 +487,12 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
 
     distractors = prepared.distractors()
     root = _chain_original(run)
+    earlier = sorted(corpus.index_of(p) for p in deleted if corpus.has_pair(p))  # earlier requests' pairs
     ctx = UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
                             val=sets["val"], distractors=distractors, retrain=retrain, seed=seed, device=device,
-                            progress=progress, anchor=_anchor(root, run, prepared) if root is not None else None)
+                            progress=progress, anchor=_anchor(root, run, prepared) if root is not None else None,
+                            earlier_forget=prepared.data.subset(earlier, "earlier_forget") if earlier else None)
     with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
         result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
     forget_structure = getattr(result.model, "forget_structure", None)

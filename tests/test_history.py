@@ -177,7 +177,7 @@ def test_the_anchor_is_loaded_only_when_used_and_without_the_earlier_requests_st
     import graphdel.unlearning
     from graphdel.models.joint import MoleculeTextModel
 
-    removed, anchors = [], []
+    removed, anchors, contexts = [], [], []
     monkeypatch.setattr(MoleculeTextModel, "forget_structure",
                         lambda self, sampler: removed.append(
                             sorted(sampler.data.corpus.pair_ids[r] for r in sampler.rows.tolist())) or 0,
@@ -186,6 +186,7 @@ def test_the_anchor_is_loaded_only_when_used_and_without_the_earlier_requests_st
 
     def spy(model, ctx, method, overrides=None):
         anchors.append(ctx.anchor)
+        contexts.append(ctx)
         return real(model, ctx, method, overrides)
 
     monkeypatch.setattr(graphdel.unlearning, "unlearn", spy)
@@ -200,3 +201,6 @@ def test_the_anchor_is_loaded_only_when_used_and_without_the_earlier_requests_st
     assert removed[count] == earlier  # the anchor first, stripped of requests 1 and 2
     assert removed[count + 1:] and all(r == ["caffeine#0"] for r in removed[count + 1:])  # then the result
     assert callable(anchors[0]) and callable(anchors[1])
+    # the pairs of the earlier requests reach the method (MultiDelete's replay, stop_on=union)
+    for ctx in contexts:
+        assert sorted(ctx.earlier_forget.data.corpus.pair_ids[r] for r in ctx.earlier_forget.rows.tolist()) == earlier

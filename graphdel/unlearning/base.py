@@ -90,6 +90,9 @@ class UnlearningContext:
             frozen teacher and their forgetting target from it (``GradientConfig.anchor_teacher``,
             ``anchor_reference``) instead of from the model being unlearned, whose own knowledge already
             carries the errors of the earlier unlearning steps.
+        earlier_forget: for a request applied to an already unlearned model, the pairs every earlier
+            request of the chain deleted (not in ``forget`` nor ``retain``); ``None`` otherwise. A method may
+            keep forgetting them (MultiDelete's ``replay``).
         seed: seeds batch order, negatives, noise and scoring pools.
         device: where the models run.
         progress: show tqdm progress bars.
@@ -102,6 +105,7 @@ class UnlearningContext:
     distractors: PairSampler | None = None
     retrain: Callable[[], nn.Module] | None = None
     anchor: Callable[[], nn.Module] | None = None
+    earlier_forget: PairSampler | None = None
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -503,6 +507,9 @@ class GradientConfig:
         anchor_reference: likewise, the calibration score the forgetting stops at is the chain's
             original's, not that of the model being unlearned (whose score on never-seen pairs has
             drifted with the earlier steps).
+        stop_on: the pairs whose score stopping and selection compare with the calibration score:
+            ``request`` (this request's Df) or ``union`` (this request's and every earlier request's of the
+            chain, ``ctx.earlier_forget``; the same as ``request`` for a first request).
         trainable: comma-separated parameter-name prefixes (``graph_encoder.convs.4,x_projection``): only
             the parameters under them are updated, the rest of ``f'`` stays equal to ``f`` (and gets no
             backward pass, which is what makes a top-layers-only update cheap). Empty: every parameter
@@ -528,6 +535,7 @@ class GradientConfig:
     dropout: bool = True
     anchor_teacher: bool = False
     anchor_reference: bool = False
+    stop_on: Literal["request", "union"] = "request"
     trainable: str = ""
 
     def __post_init__(self) -> None:
@@ -564,6 +572,8 @@ class Trainer:
         # Evaluation keeps using ctx.forget / ctx.retain whole.
         self.forget_sampler = distributed.shard(ctx.forget)
         self.retain_sampler = distributed.shard(ctx.retain)
+        self.earlier_sampler = (distributed.shard(ctx.earlier_forget)
+                                if ctx.earlier_forget is not None and len(ctx.earlier_forget) else None)
         self.log: list[dict] = []
         self.global_step = 0
         self.epoch = 0
@@ -686,6 +696,14 @@ class Trainer:
         this process's pairs: its shard of a global sample of ``n`` times the number of processes."""
         return self.retain_sampler.sample(n, self.generator).to(self.device)
 
+    def earlier_sample(self, n: int) -> PairBatch | None:
+        """``min(n, |earlier|)`` pairs drawn uniformly from those the chain's earlier requests deleted
+        (``ctx.earlier_forget``), or ``None`` when there are none (a first request). Under torchrun ``n``
+        counts this process's pairs, as in :meth:`retain_sample`."""
+        if self.earlier_sampler is None:
+            return None
+        return self.earlier_sampler.sample(min(n, len(self.ctx.earlier_forget)), self.generator).to(self.device)
+
     def lacks_negatives(self, df: PairBatch, *, per_process: bool = False) -> bool:
         """True when the Df batch has fewer than 2 distinct items (a lone pair, or the captions of one
         molecule): it holds no negative or unrelated text for its own pairs, so in-batch losses on it are
@@ -796,7 +814,8 @@ class GradientMethod(UnlearningMethod):
                                       min_epochs=cfg.min_epochs, pool_size=cfg.pool_size,
                                       batch_size=cfg.eval_batch_size, seed=ctx.seed,
                                       fixed_reference=cfg.reference == "original",
-                                      reference_model=anchor if cfg.anchor_reference else None)
+                                      reference_model=anchor if cfg.anchor_reference else None,
+                                      earlier=ctx.earlier_forget if cfg.stop_on == "union" else None)
         # A model may reuse what its frozen parts compute across the run (e.g. the bottom layers of a graph
         # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.
         share = getattr(student, "share_frozen_states", None)

@@ -106,6 +106,11 @@ class MultiDeleteConfig(GradientConfig):
             became the next step's knowledge. Chosen on validation data at the quick scale (20 requests,
             seed-0 stream): mean |Df gap to Retrain| + val drop over steps 5, 10, 20 of 0.113 against 0.241
             with the parent as teacher (docs/results.md, "A stream of requests").
+        replay: for a request that continues a chain of deletions, this many pairs of the earlier
+            requests (``ctx.earlier_forget``) are drawn at every step and decoupled again (L_MD on them, added
+            to the Df batch's); 0 turns it off. Why: retaining Dr towards the chain's original, which still
+            knows the earlier requests' pairs, pulls some of them back, and without replay nothing pushes
+            them away again (docs/results.md, "A stream of requests").
         mask_lambda: the damping of the importance ratio above (times the mean Dr Fisher).
         mask_retain_batches: Dr batches the Dr Fisher of the mask is estimated on.
     """
@@ -123,6 +128,7 @@ class MultiDeleteConfig(GradientConfig):
     terms: Terms = field(default_factory=Terms)
     project_shared: bool = False
     anchor_teacher: bool = True
+    replay: int = 0
     mask_fraction: float = 0.0
     mask_lambda: float = 0.1
     mask_retain_batches: int = 32
@@ -133,19 +139,29 @@ class MultiDeleteConfig(GradientConfig):
         check(0 <= self.mask_fraction <= 1, f"mask_fraction must be in [0, 1], got {self.mask_fraction}")
         check(self.mask_lambda >= 0, f"mask_lambda must be >= 0, got {self.mask_lambda}")
         check(self.mask_retain_batches >= 1, f"mask_retain_batches must be >= 1, got {self.mask_retain_batches}")
+        check(self.replay >= 0, f"replay must be >= 0, got {self.replay}")
         check(self.alpha >= 0 and self.beta >= 0, f"alpha and beta must be >= 0, got {self.alpha}, {self.beta}")
         check(self.terms.md or self.terms.mkr or self.terms.ukr, "at least one of terms.md/mkr/ukr must be on")
 
 
 def multidelete_loss(student: Any, teacher: Any, df: PairBatch, dr: PairBatch, cfg: MultiDeleteConfig,
-                     generator: Any = None) -> tuple[Any, dict[str, float]]:
-    """``L_MD + alpha L_MKR + beta L_UKR`` on one Df batch and one Dr batch, and the terms as floats."""
+                     generator: Any = None, earlier: PairBatch | None = None) -> tuple[Any, dict[str, float]]:
+    """``L_MD + alpha L_MKR + beta L_UKR`` on one Df batch and one Dr batch, and the terms as floats.
+
+    ``earlier``: pairs of the chain's earlier requests (``cfg.replay``); their L_MD is added to the Df
+    batch's (logged as ``md_replay``)."""
     total, terms = 0.0, {}
     if cfg.terms.md:
         md = modality_decoupling(student, teacher, df, negatives=cfg.negatives, dr=dr,
                                  representation=cfg.representation, distance=cfg.distance, generator=generator,
                                  similarity_target=cfg.similarity_target)
         terms["md"] = float(md.detach())
+        if earlier is not None:
+            replayed = modality_decoupling(student, teacher, earlier, negatives=cfg.negatives, dr=dr,
+                                           representation=cfg.representation, distance=cfg.distance,
+                                           generator=generator, similarity_target=cfg.similarity_target)
+            terms["md_replay"] = float(replayed.detach())
+            md = md + replayed
         if cfg.project_shared:
             md_dr = modality_decoupling(student, teacher, dr, negatives="df", representation=cfg.representation,
                                         distance=cfg.distance, generator=generator,
@@ -228,4 +244,5 @@ class MultiDelete(GradientMethod):
         teacher = StepEncodings(trainer.teacher)
         index = torch.tensor([self._teacher_df_pos[int(r)] for r in df.rows.tolist()], device=trainer.device)
         teacher.provide_x(df.x, self._teacher_df_x[index])
-        return multidelete_loss(StepEncodings(trainer.student), teacher, df, dr, cfg, trainer.generator)
+        earlier = trainer.earlier_sample(cfg.replay) if cfg.replay > 0 and cfg.terms.md else None
+        return multidelete_loss(StepEncodings(trainer.student), teacher, df, dr, cfg, trainer.generator, earlier)

@@ -124,13 +124,18 @@ class CalibratedSelector:
             target; otherwise rescore it on every evaluated model.
         reference_model: with ``fixed_reference``, score the reference on this model instead of the first
             evaluated one (a chain of deletions' original: ``UnlearningContext.anchor``).
+        earlier: the pairs earlier requests of a chain deleted (``UnlearningContext.earlier_forget``): the
+            Df score is then that of this request's pairs and these together (the mean of the two scores
+            weighted by their pair counts, exact for a mean over pairs), the set Retrain on the union is
+            judged on; each part is logged (``forget_request``, ``forget_earlier``).
     """
 
     def __init__(self, ctx: Any, *, selection: str = "calibrated", early_stop: bool = True, smooth: int = 2,
                  margin: float = 0.0, tolerance: float = 0.02, min_epochs: int = 1, pool_size: int = 64,
                  batch_size: int = 256, seed: int = 0, fixed_reference: bool = True,
-                 reference_model: nn.Module | None = None) -> None:
+                 reference_model: nn.Module | None = None, earlier: Any = None) -> None:
         self.ctx = ctx
+        self.earlier = earlier if earlier is not None and len(earlier) > 0 else None
         self.device = ctx.device
         self.selection = selection
         self.early_stop = early_stop
@@ -197,6 +202,11 @@ class CalibratedSelector:
         rec = {"eval": True, "epoch": epoch, "step": step,
                "forget": score(self.ctx.forget.batches(self.batch_size)),
                "reference": reference, "retain": score(self._retain_probe)}
+        if self.earlier is not None:
+            n_now, n_earlier = len(self.ctx.forget), len(self.earlier)
+            rec["forget_request"] = rec["forget"]
+            rec["forget_earlier"] = score(self.earlier.batches(self.batch_size))
+            rec["forget"] = (n_now * rec["forget_request"] + n_earlier * rec["forget_earlier"]) / (n_now + n_earlier)
         if self.reference_name:
             rec["reference_name"] = self.reference_name
         self.records.append(rec)

@@ -24,8 +24,25 @@ probability where the model has a head) and estimates, per signal
 
 Every model is a run folder cached under ``$GRAPHDEL_CACHE/audit`` by (original weights, request, method,
 settings, seed), so a second audit of the same request (another method, more models) trains only what it
-lacks. Writes ``DIR/audit.json`` (numbers, per-example ε of the primary signal, the pairs with the highest
-ε) and ``DIR/epsilon.png`` / ``DIR/ulira_roc.png``, swapped in whole like a report.
+lacks. Writes ``DIR/audit.json`` (numbers, per-example ε of the primary signal and its floor, the U-LiRA
+ROC curves, the pairs with the highest ε) and ``DIR/epsilon.png`` / ``DIR/ulira_roc.png``, swapped in
+whole like a report. ``graphdel report --audit DIR`` shows it (:mod:`graphdel.evaluation.audit_report`).
+
+``audit.json`` (format :data:`AUDIT_FORMAT`, version :data:`AUDIT_VERSION`)::
+
+    format, version                  "graphdel-audit", 2
+    method, settings, models,        the audited method, its --set settings, M, --originals, the pools' seed
+      originals, seed
+    estimator                        {delta, alpha, cap, peaky_ratio, intervals} of the ε estimate
+    original                         {path, weights_sha256}
+    request                          the request (as a run's request.json)
+    primary_signal                   the signal of per_example and highest_epsilon ("similarity")
+    signals.<name>                   epsilon, epsilon_half, epsilon_floor: summaries (median, p90, max,
+                                       share_at_cap, forgetting_score, examples); ulira, ulira_floor: auc,
+                                       tpr_at {"0.01", "0.001"}, roc {fpr, tpr} (ulira_floor null below 8)
+    per_example                      [{pair_id, epsilon, epsilon_floor}] of the primary signal, Df order
+    highest_epsilon                  the 10 pairs with the highest ε: [{pair_id, text, epsilon, epsilon_floor}]
+    unlearned_runs, retrained_runs   the cached run folders
 """
 
 from __future__ import annotations
@@ -40,6 +57,12 @@ import numpy as np
 
 #: The signal the headline numbers are read from (the others are reported alongside).
 PRIMARY_SIGNAL = "similarity"
+#: ``audit.json``'s ``format`` and ``version`` (2: per-example floor ε, ROC curves and the estimator's
+#: settings recorded).
+AUDIT_FORMAT = "graphdel-audit"
+AUDIT_VERSION = 2
+#: Points of each stored U-LiRA ROC curve (log-spaced false-positive rates, see :meth:`ULiRAResult.curve`).
+ROC_POINTS = 100
 
 
 @dataclass
@@ -192,6 +215,7 @@ def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwr
     """
     import graphdel.api as api
     from graphdel.errors import InvalidInputError
+    from graphdel.evaluation.per_example import PEAKY_RATIO
     from graphdel.io import atomic_write_bytes, atomic_write_json, cached_sha256_file, staged_folder
     from graphdel.runs import check_output
 
@@ -211,19 +235,24 @@ def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwr
         if name in s_r:
             signals[name] = estimate(s_u[name], s_r[name])
     primary = signals[PRIMARY_SIGNAL]["epsilon"]
+    primary_floor = signals[PRIMARY_SIGNAL]["epsilon_floor"]
     order = np.argsort(-primary.epsilon, kind="stable")[:10]
     result = {
+        "format": AUDIT_FORMAT, "version": AUDIT_VERSION,
         "method": config.method, "settings": list(config.overrides), "models": config.models,
         "originals": config.originals, "seed": config.seed,
+        "estimator": {"delta": primary.delta, "alpha": primary.alpha, "cap": primary.cap,
+                      "peaky_ratio": PEAKY_RATIO, "intervals": primary.intervals},
         "original": {"path": str(original.path.resolve()),
                      "weights_sha256": cached_sha256_file(original.path / "model.safetensors")},
         "request": request.to_json(corpus),
         "primary_signal": PRIMARY_SIGNAL,
         "signals": {name: _jsonable(parts) for name, parts in signals.items()},
-        "per_example": [{"pair_id": corpus.pair_ids[r], "epsilon": float(e)}
-                        for r, e in zip(df_rows, primary.epsilon)],
+        "per_example": [{"pair_id": corpus.pair_ids[r], "epsilon": float(e), "epsilon_floor": float(f)}
+                        for r, e, f in zip(df_rows, primary.epsilon, primary_floor.epsilon)],
         "highest_epsilon": [{"pair_id": corpus.pair_ids[df_rows[i]], "text": corpus.texts[df_rows[i]],
-                             "epsilon": float(primary.epsilon[i])} for i in order],
+                             "epsilon": float(primary.epsilon[i]), "epsilon_floor": float(primary_floor.epsilon[i])}
+                            for i in order],
         "unlearned_runs": [str(r.path) for r in unlearned], "retrained_runs": [str(r.path) for r in retrained],
     }
     with staged_folder(Path(out), overwrite=overwrite) as folder:
@@ -233,17 +262,23 @@ def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwr
     return result
 
 
+def _attack_json(attack) -> dict[str, Any]:
+    """A U-LiRA result as JSON: AUC, TPR at each FPR and the ROC at :data:`ROC_POINTS` FPRs (for plots)."""
+    fpr, tpr = attack.curve(ROC_POINTS)
+    return {"auc": attack.auc, "tpr_at": {str(k): v for k, v in attack.tpr_at.items()},
+            "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}}
+
+
 def _jsonable(parts: dict[str, Any]) -> dict[str, Any]:
-    """The estimates of one signal as JSON: summaries and forgetting scores (per-example ε is listed once,
-    for the primary signal, under ``per_example``)."""
+    """The estimates of one signal as JSON: summaries, forgetting scores and U-LiRA (per-example ε is
+    listed once, for the primary signal, under ``per_example``)."""
     eps, eps_floor, attack, attack_floor = (parts["epsilon"], parts["epsilon_floor"], parts["ulira"],
                                             parts["ulira_floor"])
     return {"epsilon": {**eps.summary(), "forgetting_score": eps.forgetting_score},
             "epsilon_half": parts["epsilon_half"].summary(),
             "epsilon_floor": {**eps_floor.summary(), "forgetting_score": eps_floor.forgetting_score},
-            "ulira": {"auc": attack.auc, "tpr_at": {str(k): v for k, v in attack.tpr_at.items()}},
-            "ulira_floor": None if attack_floor is None else {
-                "auc": attack_floor.auc, "tpr_at": {str(k): v for k, v in attack_floor.tpr_at.items()}}}
+            "ulira": _attack_json(attack),
+            "ulira_floor": None if attack_floor is None else _attack_json(attack_floor)}
 
 
 def _png(fig) -> bytes:

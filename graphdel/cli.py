@@ -328,6 +328,10 @@ def _add_report(sub) -> None:
                    help="also run LiRA with N >= 4 shadow models trained on random halves (costly)")
     p.add_argument("--lira-epochs", type=int, default=None, metavar="E",
                    help="epochs per shadow model (default: the original recipe's)")
+    p.add_argument("--audit", action="append", default=[], metavar="DIR",
+                   help="a `graphdel audit` folder of one method on the same original and request: its "
+                   "per-example epsilon and U-LiRA are shown, and the certificates of that method's runs "
+                   "record its hash; repeat for several methods")
     _add_device(p)
     p.set_defaults(func=cmd_report)
 
@@ -343,15 +347,22 @@ def cmd_report(args) -> int:
 
     if args.lira_shadows and args.lira_shadows < 4:
         raise InvalidInputError(f"--lira-shadows needs at least 4 shadow models, got {args.lira_shadows}")
-    check_output(args.out, reads=args.runs, overwrite=args.overwrite)  # before any work (and torch)
+    # before any work (and torch); an audit folder is read too, so --out never replaces one
+    check_output(args.out, reads=[*args.runs, *args.audit], overwrite=args.overwrite)
 
+    from graphdel.evaluation.audit_report import attach_audits, check_audits_against_run, read_audits
     from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, save_audit, short_table
     from graphdel.training.loop import resolve_device
+
+    audits = read_audits(args.audit)  # a bad audit file, or one of another request, before the evaluation
+    check_audits_against_run(audits, args.runs[0])
     cfg = SuiteConfig(seed=args.seed, chunks=args.chunks, probes=not args.no_probes,
                       lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs,
                       device=str(resolve_device(args.device)))
     audit = evaluate_runs(args.runs, config=cfg, progress=False, log=lambda s: print(s, file=sys.stderr),
                           accept_modified=args.accept_modified, data=args.data)
+    if audits:
+        attach_audits(audit, audits)  # of the runs' original and request, else refused
     files = save_audit(args.out, audit, overwrite=args.overwrite)  # staged and swapped in whole
     print(short_table(audit))
     print(f"report: {files['report.html']}")

@@ -1,11 +1,12 @@
 """The deletion certificate: what was deleted, from which weights, into which weights, by what procedure.
 
-Two kinds, both JSON objects of :data:`CERTIFICATE_VERSION`:
+Two kinds, both JSON objects of :data:`CERTIFICATE_VERSION` (3; version 2, without ``evaluation.audit``
+and with smoke verdicts judged, is still verified as it was written):
 
 * ``certificate.json`` in an unlearned run folder (kind ``"forget"``, written by :func:`graphdel.api.forget`
   through :func:`build_certificate`)::
 
-      version, kind                      2, "forget"
+      version, kind                      3, "forget"
       request, request_sha256            the request (pair ids and content hashes) and its canonical hash
       method, method_config              the method and its resolved hyperparameters
       config_sha256                      canonical hash of the run's config.json
@@ -25,9 +26,13 @@ Two kinds, both JSON objects of :data:`CERTIFICATE_VERSION`:
 * an *evaluated* certificate (kind ``"evaluated"``) in a report folder (``certificates/<run>.json``,
   :func:`evaluated_certificate`): every field above plus ``unlearned_path``, ``original_path`` and
   ``evaluation.{seed, pool_size, chunks, reference, reference_weights_sha256, splits, distinguishability,
-  attack_auc, vs_retrain, thresholds, verdict}`` (the audit's retrieval, Df-vs-Dr AUC, membership attack
-  AUC, forget-side gaps to Retrain, the targets of :func:`graphdel.evaluation.summary.thresholds` and
-  whether all passed).
+  attack_auc, vs_retrain, thresholds, verdict, audit}`` (the audit's retrieval, Df-vs-Dr AUC, membership
+  attack AUC, forget-side gaps to Retrain, the targets of :func:`graphdel.evaluation.summary.thresholds`
+  and whether all passed, and the per-example privacy audits of the run's method given to the report:
+  ``[{file, sha256, method, settings, models, originals, request_sha256, original_weights_sha256}]``,
+  :func:`graphdel.evaluation.audit_report.certificate_entry`, empty when none was run). The run of a
+  ``--quick`` (smoke) original is measured, not judged, as in the report: each target's ``passed`` and
+  the ``verdict`` read :data:`NOT_JUDGED`.
 
 ``graphdel verify CERT`` (:func:`verify_certificate`) checks every one of these fields against the run
 folders and the corpus, re-evaluating the metrics, and names each field that no longer holds.
@@ -43,8 +48,13 @@ from pathlib import Path
 from typing import Any
 
 from graphdel.io import sha256_file
+from graphdel.runs import is_quick_config
 
-CERTIFICATE_VERSION = 2
+CERTIFICATE_VERSION = 3
+#: ``passed`` of each target and ``verdict`` of an evaluated certificate of a smoke run (a ``--quick``
+#: original, :func:`graphdel.runs.is_quick_config`): what the report's verdict reads
+#: (:data:`graphdel.evaluation.report.NOT_JUDGED`, which a test holds equal).
+NOT_JUDGED = "not judged"
 
 #: Fields a certificate of the ``"forget"`` kind asserts (dotted paths into the JSON object).
 _FORGET_FIELDS = (
@@ -61,10 +71,14 @@ _EVALUATED_FIELDS = _FORGET_FIELDS + (
     "evaluation.verdict",
 )
 #: ``{version: {kind: fields}}``: every field must be present (``null`` is a value); a removed field fails
-#: verification exactly as an edited one does.
+#: verification exactly as an edited one does. Version 3 adds ``evaluation.audit``.
 REQUIRED_FIELDS: dict[int, dict[str, tuple[str, ...]]] = {
     2: {"forget": _FORGET_FIELDS, "evaluated": _EVALUATED_FIELDS},
+    3: {"forget": _FORGET_FIELDS, "evaluated": _EVALUATED_FIELDS + ("evaluation.audit",)},
 }
+#: The fields of one ``evaluation.audit`` entry.
+AUDIT_ENTRY_FIELDS = ("file", "sha256", "method", "settings", "models", "originals", "request_sha256",
+                      "original_weights_sha256")
 
 #: The arguments :func:`graphdel.api.forget` evaluates retrieval with (the sets drawn with the forget seed).
 FORGET_POOL_SIZE = 64
@@ -178,17 +192,26 @@ def _certified_flat(splits: dict, distinguishability, attack_auc) -> dict:
                     "membership": {"attack_auc": attack_auc}})
 
 
-def _verdict(thresholds: dict) -> bool | None:
+def _verdict(thresholds: dict, smoke: bool = False) -> bool | str | None:
     """True when every target passed, False when one failed, None when one could not be judged or
-    there are none (no Retrain reference)."""
+    there are none (no Retrain reference); :data:`NOT_JUDGED` for targets of a ``smoke`` run (or targets
+    whose ``passed`` reads it)."""
     values = [t.get("passed") if isinstance(t, dict) else None for t in thresholds.values()]
+    if values and (smoke or NOT_JUDGED in values):
+        return NOT_JUDGED
     return None if not values or any(v is None for v in values) else all(values)
+
+
+def _not_judged(thresholds: dict) -> dict:
+    """``thresholds`` with each target's ``passed`` replaced by :data:`NOT_JUDGED` (a smoke run: the
+    values and limits are kept, as the report shows them)."""
+    return {name: {**t, "passed": NOT_JUDGED} if isinstance(t, dict) else t for name, t in thresholds.items()}
 
 
 def evaluated_certificate(run_path: str | Path, *, entry: dict, seed: int, pool_size: int = 64, chunks: int = 5,
                           reference_path: str | Path | None = None, reference_weights_sha256: str | None = None,
                           vs_retrain: dict | None = None, thresholds: dict | None = None,
-                          original_path: str | Path | None = None) -> dict:
+                          original_path: str | Path | None = None, audits: list[dict] | None = None) -> dict:
     """The certificate of an unlearned run with the evaluation part filled in.
 
     It is written into a report folder (``DIR/certificates/<run>.json``), never into the run folder.
@@ -201,8 +224,12 @@ def evaluated_certificate(run_path: str | Path, *, entry: dict, seed: int, pool_
         reference_path, reference_weights_sha256: the Retrain run the metrics are judged against.
         vs_retrain: forget-side gaps to Retrain (the entry's ``vs_retrain``); only the certified metrics'
             gaps are kept.
-        thresholds: :func:`graphdel.evaluation.summary.thresholds` of the run.
+        thresholds: :func:`graphdel.evaluation.summary.thresholds` of the run. For a run of a ``--quick``
+            original (:func:`graphdel.runs.is_quick_config` of its config.json, which records the original's
+            data block) each ``passed`` and the verdict are :data:`NOT_JUDGED`, as in the report.
         original_path: the original run folder (default: the run's parent).
+        audits: the per-example privacy audits of the run's method
+            (:func:`graphdel.evaluation.audit_report.certificate_entry`), recorded as ``evaluation.audit``.
     """
     from graphdel.errors import RunError
 
@@ -226,6 +253,8 @@ def evaluated_certificate(run_path: str | Path, *, entry: dict, seed: int, pool_
     distinguishability = (entry.get("distinguishability") or {}).get("mean")
     attack_auc = (entry.get("membership") or {}).get("attack_auc")
     certified = _certified_flat(splits, distinguishability, attack_auc)
+    smoke = is_quick_config(config)
+    targets = _not_judged(thresholds or {}) if smoke else (thresholds or {})
     cert["evaluation"] = {
         "seed": seed, "pool_size": pool_size, "chunks": chunks,
         "reference": str(Path(reference_path).resolve()) if reference_path else None,
@@ -234,8 +263,9 @@ def evaluated_certificate(run_path: str | Path, *, entry: dict, seed: int, pool_
         "distinguishability": distinguishability,
         "attack_auc": attack_auc,
         "vs_retrain": {k: v for k, v in (vs_retrain or {}).items() if k in certified},
-        "thresholds": thresholds or {},
-        "verdict": _verdict(thresholds or {}),
+        "thresholds": targets,
+        "verdict": _verdict(targets, smoke),
+        "audit": list(audits or []),
     }
     return cert
 
@@ -480,7 +510,11 @@ class _Verifier:
         self.original_ok = (self.original_sha is not None
                             and self.original_sha == self.value("original_weights_sha256"))
         self.original_run = None
+        # A smoke run (quick original; a forget run's config.json records the original's data block) is not
+        # judged from version 3 on: its targets' "passed" and the verdict read NOT_JUDGED.
+        self.smoke = self.cert.get("version") != 2 and is_quick_config(self.config)
         self.check_run_files()
+        self.check_audits()
         self.check_weights()
         self.check_original_integrity()
         self.check_chain()
@@ -501,8 +535,9 @@ class _Verifier:
             unknown = [key] if key not in top else (
                 [f"{key}.{k}" for k in val if f"{key}.{k}" not in self.fields]
                 if key in blocks and isinstance(val, dict) else [])
+            version = self.cert.get("version") if self.cert.get("version") in REQUIRED_FIELDS else CERTIFICATE_VERSION
             for name in unknown:
-                self.res.checks.append((name, False, f"not a field of a version-{CERTIFICATE_VERSION} {self.kind} "
+                self.res.checks.append((name, False, f"not a field of a version-{version} {self.kind} "
                                                      "certificate: nothing verifies it"))
 
     def check_run_files(self) -> None:
@@ -531,6 +566,76 @@ class _Verifier:
         for name, key in (("procedure.steps", "steps"), ("procedure.epochs_run", "epochs_run"),
                           ("procedure.selected_epoch", "epoch")):
             self.equal(name, selected.get(key), "metrics.json 'selected'")
+
+    def check_audits(self) -> None:
+        """``evaluation.audit``: each recorded audit file still hashes as recorded, says what the entry says
+        (method, settings, models, ``--originals``, the original's weights) and audits this certificate's
+        request and method. A file that is not there is not checked (it may have moved); a failure names
+        the file."""
+        if "evaluation.audit" not in self.fields:
+            return
+        entries = self.value("evaluation.audit")
+        if not isinstance(entries, list):
+            self.add("evaluation.audit", False, f"must be a list of audit entries, got {type(entries).__name__}")
+            return
+        if not entries:
+            self.add("evaluation.audit", True, "no per-example audit recorded (none of this method was given "
+                                               "to the report)")
+            return
+        problems, unreachable, held = [], [], []
+        for i, entry in enumerate(entries):
+            problem = self._audit_problem(i, entry)
+            if problem is None:
+                held.append(entry["file"])
+            elif problem.startswith("unreachable: "):
+                unreachable.append(problem.removeprefix("unreachable: "))
+            else:
+                problems.append(problem)
+        if problems:
+            self.add("evaluation.audit", False, problems[0] + (f" (+{len(problems) - 1} more)"
+                                                               if len(problems) > 1 else ""))
+        elif unreachable:
+            self.add("evaluation.audit", None, "; ".join(unreachable))
+        else:
+            self.add("evaluation.audit", True, f"{len(held)} audit file(s) hash as recorded and audit this "
+                                               f"request and method: {', '.join(held)}")
+
+    def _audit_problem(self, i: int, entry) -> str | None:
+        """What is wrong with the ``i``-th ``evaluation.audit`` entry (one line naming its file), a line
+        starting ``"unreachable: "`` when its file is not there, or None when it holds."""
+        if not isinstance(entry, dict) or any(k not in entry for k in AUDIT_ENTRY_FIELDS):
+            missing = [k for k in AUDIT_ENTRY_FIELDS if not isinstance(entry, dict) or k not in entry]
+            return f"entry {i} lacks {', '.join(missing)}"
+        path = Path(str(entry["file"]))
+        if entry["request_sha256"] != self.value("request_sha256"):
+            return (f"{path} audits another deletion request (sha256 {str(entry['request_sha256'])[:12]}…) than "
+                    f"this certificate's ({str(self.value('request_sha256'))[:12]}…)")
+        if entry["method"] != self.value("method"):
+            return f"{path} audits the method {entry['method']!r}, not this run's {self.value('method')!r}"
+        if entry["original_weights_sha256"] != self.value("original_weights_sha256"):
+            return f"{path} audits another original model than this certificate's"
+        if not path.is_file():
+            return f"unreachable: the audit file {path} is not reachable"
+        actual = sha256_file(path)
+        if actual != entry["sha256"]:
+            return (f"{path} changed since the report: sha256 {actual[:16]}…, recorded "
+                    f"{str(entry['sha256'])[:16]}…")
+        data = _read_json(path)
+        if not isinstance(data, dict):
+            return f"{path} is not an audit file"
+        request = canonical_json_sha256(data.get("request"))
+        if request != self.value("request_sha256"):
+            return (f"{path} audits another deletion request (sha256 {request[:12]}…) than this certificate's "
+                    f"({str(self.value('request_sha256'))[:12]}…)")
+        found = {"request_sha256": request, "method": data.get("method"),
+                 "settings": data.get("settings"), "models": data.get("models"),
+                 "originals": data.get("originals"),
+                 "original_weights_sha256": (data.get("original") or {}).get("weights_sha256")}
+        wrong = [k for k, v in found.items() if v != entry[k]]
+        if wrong:
+            # the file is the recorded one, so the certificate's entry was edited
+            return f"{path} says {wrong[0]} {found[wrong[0]]!r}, the certificate records {entry[wrong[0]]!r}"
+        return None
 
     def original_unusable(self) -> str:
         """Why the original's weights cannot be used (when :attr:`original_ok` is False)."""
@@ -801,9 +906,11 @@ class _Verifier:
         targets = thresholds({"splits": mine["splits"], "wall_time_s": run.metrics.get("wall_time_s")},
                              {"splits": ref["splits"], "wall_time_s": ref_run.metrics.get("wall_time_s")},
                              {"splits": original})
+        if self.smoke:
+            targets = _not_judged(targets)
         self.equal("evaluation.thresholds", targets, "the targets of the re-evaluated run, reference and original "
-                   "(wall times from their metrics.json)")
-        self.check_verdict(_verdict(targets), recomputed=True, why="the recomputed targets")
+                   "(wall times from their metrics.json)" + ("; a smoke run: not judged" if self.smoke else ""))
+        self.check_verdict(_verdict(targets, self.smoke), recomputed=True, why="the recomputed targets")
 
     def check_verdict(self, verdict: bool | None, *, recomputed: bool, why: str) -> None:
         """``evaluation.verdict`` against ``verdict`` when the targets were ``recomputed``; otherwise only its
@@ -814,7 +921,7 @@ class _Verifier:
                      f"{recorded!r}" + ("" if recorded == verdict else f", but {why} give {verdict!r}"))
             return
         targets = self.value("evaluation.thresholds")
-        implied = _verdict(targets) if isinstance(targets, dict) else None
+        implied = _verdict(targets, self.smoke) if isinstance(targets, dict) else None
         if recorded != implied:
             self.add("evaluation.verdict", False, f"{recorded!r}, but the recorded targets give {implied!r}")
         else:

@@ -42,22 +42,33 @@ Sources followed (read for the definitions, not copied):
 Differences from the challenge code, on purpose:
 
 * **Thresholds.** The challenge sweeps a grid (100 thresholds per unit of signal) in one direction (the
-  class with the larger median is "positive") and adds a family of two-threshold (interval) rules. Here
-  every distinct cut of the pooled values is tried, in both directions ("unlearned if signal >= t" and
-  "unlearned if signal <= t"): every single-threshold rule of the challenge's grid is one of these, so the
-  single-threshold part is matched or exceeded. The interval rules are **not** implemented.
+  class with the larger median is "positive") and adds a family of two-threshold (interval) rules: the
+  values between a left and a right threshold are called the *peakier* class (the one whose values span
+  the smaller range), the interval's width within 2 units of that range, both ends on grids of 100 per
+  unit (``_get_double_threshold_rates``). Here the rules are exact instead of gridded: every interval
+  ``(a, b]`` between two distinct cuts of the pooled values (a cut below the smallest value included, so
+  the single thresholds "signal <= t" and "signal > t" are the intervals open at one end), calling
+  "unlearned" the values inside it, or those outside it (= "retrained" inside: the challenge's rule when
+  the retrained values are the peakier). A rule's reading depends only on which pooled values it flags,
+  and every rule of the challenge's grids flags one class inside some such interval, so each of its rules
+  is one of these and its ε is matched or exceeded: exceeded where its grid is too coarse for the
+  signal's scale (cosine similarities that differ in the third decimal), for intervals outside its width
+  window, and for the non-peakier class inside. ``intervals=False`` keeps only the single thresholds.
 * **Confidence bounds.** The challenge plugs in the empirical rates. Here, by default (``alpha=0.05``),
-  each surviving threshold uses the upper Clopper–Pearson bounds of FPR and FNR (the upper end of the
+  each surviving rule uses the upper Clopper–Pearson bounds of FPR and FNR (the upper end of the
   two-sided exact binomial interval at level ``alpha``, i.e. one-sided ``1 - alpha/2`` each, so both hold
   together with probability ``>= 1 - alpha`` by the union bound), as in DP auditing (Jagielski et al.
-  2020, Nasr et al. 2021). ε for one threshold is then a ``1 - alpha`` lower confidence bound; the max
-  over many thresholds is not corrected for multiplicity, so the result is a lower-bound-*style*
+  2020, Nasr et al. 2021). ε for one rule is then a ``1 - alpha`` lower confidence bound; the max
+  over many rules is not corrected for multiplicity, so the result is a lower-bound-*style*
   estimate. ``alpha=None`` reproduces the challenge's plug-in rates. The zero-rate conventions (perfect
   separation → cap, one zero → discard) are decided on the *observed* counts in both cases, as in the
   challenge; note that perfect separation is therefore capped even at tiny M, where it can happen by
-  chance (probability ``2 / C(M_u + M_r, M_u)`` for identical distributions).
+  chance: for identical continuous distributions with the interval rules, when the unlearned values or
+  the retrained values sit next to each other in the pooled order, probability
+  ``(M_u + M_r) / C(M_u + M_r, M_u)`` (``2 / C(M_u + M_r, M_u)`` with single thresholds only): 0.11 at
+  4 models per side, 0.0012 at 8, 5e-8 at 16.
 
-Consequence worth knowing: with Clopper–Pearson bounds, a threshold with ``a`` false negatives out of
+Consequence worth knowing: with Clopper–Pearson bounds, a rule with ``a`` false negatives out of
 ``M_u`` and ``b`` false positives out of ``M_r`` can give at most ``log(1-δ-U(b, M_r)) - log(U(a, M_u))``;
 with ``a = b = 1`` and ``M = 4`` per side this is already negative (``U(1, 4) ≈ 0.806``), so at M = 4 the
 estimate is 0 unless the two families are perfectly separated (then the cap). :func:`floor` shows the
@@ -189,43 +200,69 @@ def _log_ratio(num_rate: np.ndarray, den_rate: np.ndarray, delta: float) -> np.n
     return out
 
 
+#: Columns (examples) handled at once by :func:`_epsilons`, so that its ``[rules, examples]`` arrays stay
+#: near 2 million entries whatever the number of models (with 64 models per side there are 8,256 cuts
+#: pairs per example).
+_RULE_CELLS = 2_000_000
+
+
 def _epsilons(u: np.ndarray, r: np.ndarray, delta: float, alpha: float | None, cap: float,
-              peaky_ratio: float | None) -> np.ndarray:
-    """ε per column of ``u`` ``[M_u, N]`` against ``r`` ``[M_r, N]`` (validated inputs)."""
+              peaky_ratio: float | None, intervals: bool = True) -> np.ndarray:
+    """ε per column of ``u`` ``[M_u, N]`` against ``r`` ``[M_r, N]`` (validated inputs).
+
+    Every rule is an interval of the pooled sorted values, ``(cut_i, cut_j]``, with a cut before the
+    first value (``i = 0``, "from -inf") and after the last of each run of ties, so tied values are never
+    split. A rule flags "unlearned" either inside the interval or outside it. With ``intervals`` every
+    ``i < j`` is tried (the challenge's two-threshold family and its single thresholds); without, only the
+    intervals open at one end (``i = 0`` or ``j = P``: the single thresholds in both directions).
+    """
     m_u, n = u.shape
     m_r = r.shape[0]
+    p = m_u + m_r
     pooled = np.concatenate([u, r], axis=0)                                 # [P, N]
     is_u = np.concatenate([np.ones(m_u), np.zeros(m_r)])
     order = np.argsort(pooled, axis=0, kind="stable")
     values = np.take_along_axis(pooled, order, axis=0)
     labels = is_u[order]                                                    # 1 = unlearned
-    cum_u = np.cumsum(labels, axis=0).astype(np.int64)                      # #u <= values[k]
-    cum_r = np.arange(1, m_u + m_r + 1)[:, None] - cum_u                    # #r <= values[k]
-    # One cut per distinct value: the last position of each run of ties.
-    last = np.ones_like(values, dtype=bool)
-    last[:-1] = values[1:] != values[:-1]
-    # Direction ">": flag "unlearned" when signal > v (= ">= next distinct value").
-    #   false negatives: unlearned with signal <= v; false positives: retrained with signal > v.
-    # Direction "<=": flag "unlearned" when signal <= v.
-    #   false negatives: unlearned with signal > v;  false positives: retrained with signal <= v.
-    # The two rules left out ("flag all", "flag none") always have exactly one zero rate: discarded.
-    fn = np.stack([cum_u, m_u - cum_u])                                     # [2, P, N]
-    fp = np.stack([m_r - cum_r, cum_r])
-    both_zero = last & (fn == 0) & (fp == 0)
-    survive = last & (fn > 0) & (fp > 0)
+    zero = np.zeros((1, n), dtype=np.int64)
+    # cu[t] / cr[t]: unlearned / retrained values among the t smallest (t = 0..P).
+    cu = np.concatenate([zero, np.cumsum(labels, axis=0).astype(np.int64)])
+    cr = np.arange(p + 1)[:, None] - cu
+    # A cut after t values is a real threshold when it does not split a run of ties (t = 0 and t = P are).
+    valid = np.concatenate([np.ones((1, n), dtype=bool), np.ones((p, n), dtype=bool)])
+    valid[1:p] = values[1:] != values[:-1]
+    lo, hi = np.triu_indices(p + 1, k=1)                                    # every interval (lo, hi]
+    if not intervals:
+        keep = (lo == 0) | (hi == p)
+        lo, hi = lo[keep], hi[keep]
     if alpha is None:
-        fnr = fn / m_u
-        fpr = fp / m_r
+        fnr_of = np.arange(m_u + 1) / m_u
+        fpr_of = np.arange(m_r + 1) / m_r
     else:
-        fnr = clopper_pearson_upper(np.arange(m_u + 1), m_u, alpha)[fn]
-        fpr = clopper_pearson_upper(np.arange(m_r + 1), m_r, alpha)[fp]
-    per_threshold = np.maximum(_log_ratio(fpr, fnr, delta), _log_ratio(fnr, fpr, delta))
-    # The challenge clips each threshold at 0; redundant here (the max always includes a discarded cut at
-    # 0 and the result is clipped again), kept so the steps read like the reference.
-    per_threshold = np.maximum(per_threshold, 0.0)
-    per_threshold = np.where(survive, per_threshold, 0.0)                   # discarded thresholds
-    eps = per_threshold.max(axis=(0, 1))
-    eps = np.where(both_zero.any(axis=(0, 1)), np.inf, eps)
+        fnr_of = clopper_pearson_upper(np.arange(m_u + 1), m_u, alpha)
+        fpr_of = clopper_pearson_upper(np.arange(m_r + 1), m_r, alpha)
+    eps = np.zeros(n)
+    step = max(1, _RULE_CELLS // len(lo))
+    for start in range(0, n, step):
+        cols = slice(start, min(n, start + step))
+        u_in = cu[hi, cols] - cu[lo, cols]                                  # [rules, C]
+        r_in = cr[hi, cols] - cr[lo, cols]
+        real = valid[lo, cols] & valid[hi, cols]
+        # Flag "unlearned" inside: false negatives are the unlearned outside, false positives the
+        # retrained inside. Flag it outside: the reverse. (The rules "flag all" and "flag none" always have
+        # exactly one zero rate: discarded below.)
+        fn = np.stack([m_u - u_in, u_in])                                   # [2, rules, C]
+        fp = np.stack([r_in, m_r - r_in])
+        both_zero = real & (fn == 0) & (fp == 0)
+        survive = real & (fn > 0) & (fp > 0)
+        fnr, fpr = fnr_of[fn], fpr_of[fp]
+        per_rule = np.maximum(_log_ratio(fpr, fnr, delta), _log_ratio(fnr, fpr, delta))
+        # The challenge clips each rule at 0; redundant here (the max always includes a discarded
+        # rule at 0 and the result is clipped again), kept so the steps read like the reference.
+        per_rule = np.maximum(per_rule, 0.0)
+        per_rule = np.where(survive, per_rule, 0.0)                        # discarded rules
+        part = per_rule.max(axis=(0, 1))
+        eps[cols] = np.where(both_zero.any(axis=(0, 1)), np.inf, part)
     if peaky_ratio is not None:
         range_u = u.max(axis=0) - u.min(axis=0)
         range_r = r.max(axis=0) - r.min(axis=0)
@@ -283,6 +320,7 @@ class EpsilonEstimate:
         cap: the cap (ε of perfectly separated or "peaky" examples).
         models: ``(M_u, M_r)``, models per side.
         forgetting_score: the challenge's bucketed score of ``epsilon`` (:func:`forgetting_score`).
+        intervals: whether the two-threshold (interval) rules were tried, as in the challenge.
     """
 
     epsilon: np.ndarray = field(repr=False)
@@ -291,6 +329,7 @@ class EpsilonEstimate:
     cap: float
     models: tuple[int, int]
     forgetting_score: float
+    intervals: bool = True
 
     def summary(self) -> dict[str, float]:
         """``{"median", "p90", "max", "share_at_cap", "forgetting_score", "examples"}`` of ``epsilon``.
@@ -311,18 +350,20 @@ class EpsilonEstimate:
 
 def per_example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, *, delta: float = DELTA,
                         alpha: float | None = 0.05, cap: float = EPSILON_CAP,
-                        peaky_ratio: float | None = PEAKY_RATIO) -> EpsilonEstimate:
+                        peaky_ratio: float | None = PEAKY_RATIO, intervals: bool = True) -> EpsilonEstimate:
     """ε per deleted example, from the signal under unlearned and under retrained models.
 
-    For example ``j``, the ``M_u + M_r`` values of column ``j`` are pooled and every distinct cut is tried
-    in both directions ("unlearned if signal > v", "unlearned if signal <= v"). With ``a`` unlearned
+    For example ``j``, the ``M_u + M_r`` values of column ``j`` are pooled and every rule is tried: each
+    interval ``(v, w]`` between two distinct values (or from -inf), flagging "unlearned" inside it or
+    outside it (``intervals=False``: only the intervals open at one end, i.e. the single thresholds
+    "unlearned if signal > v" and "unlearned if signal <= v"). With ``a`` unlearned
     models missed (false negatives) and ``b`` retrained models flagged (false positives), and
     ``FNR = U(a, M_u)``, ``FPR = U(b, M_r)`` their upper Clopper–Pearson bounds at level ``alpha``
-    (:func:`clopper_pearson_upper`; ``alpha=None``: the plug-in rates ``a / M_u``, ``b / M_r``), a threshold
+    (:func:`clopper_pearson_upper`; ``alpha=None``: the plug-in rates ``a / M_u``, ``b / M_r``), a rule
     scores ``max(0, log((1 - δ - FPR) / FNR), log((1 - δ - FNR) / FPR))`` (a log of a non-positive number
-    counts as ``-inf``). As in the challenge, thresholds with ``a = 0`` or ``b = 0`` (but not both) are
+    counts as ``-inf``). As in the challenge, rules with ``a = 0`` or ``b = 0`` (but not both) are
     discarded, ``a = b = 0`` (perfect separation) gives ε = ∞, and so does the peaky rule
-    (:data:`PEAKY_RATIO`). ε is the max over thresholds (0 when none survives), clipped to ``[0, cap]``.
+    (:data:`PEAKY_RATIO`). ε is the max over rules (0 when none survives), clipped to ``[0, cap]``.
     See the module docstring for the sources and the deliberate differences from the challenge code.
 
     Args:
@@ -333,6 +374,8 @@ def per_example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, *, delta: 
         alpha: Clopper–Pearson level in (0, 1), or ``None`` for the challenge's plug-in rates.
         cap: ε given for perfect separation; default :data:`EPSILON_CAP`.
         peaky_ratio: threshold of the challenge's peaky rule, ``None`` to switch it off.
+        intervals: also try the two-threshold (interval) rules, as the challenge does (default); ``False``:
+            single thresholds only.
 
     Returns:
         :class:`EpsilonEstimate` with ``epsilon`` ``[N]`` and the forgetting score (bucketed with M_u).
@@ -345,15 +388,18 @@ def per_example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, *, delta: 
     r = _as_models("retrained", retrained)
     _same_examples([("unlearned", u), ("retrained", r)])
     _check_params(delta, alpha, cap, peaky_ratio)
-    eps = _epsilons(u, r, float(delta), None if alpha is None else float(alpha), float(cap), peaky_ratio)
+    if not isinstance(intervals, (bool, np.bool_)):
+        raise InvalidInputError(f"intervals must be True or False, got {intervals!r}")
+    eps = _epsilons(u, r, float(delta), None if alpha is None else float(alpha), float(cap), peaky_ratio,
+                    bool(intervals))
     return EpsilonEstimate(epsilon=eps, delta=float(delta), alpha=None if alpha is None else float(alpha),
                            cap=float(cap), models=(u.shape[0], r.shape[0]),
-                           forgetting_score=forgetting_score(eps, u.shape[0]))
+                           forgetting_score=forgetting_score(eps, u.shape[0]), intervals=bool(intervals))
 
 
 def floor(retrained: np.ndarray, *, delta: float = DELTA, alpha: float | None = 0.05,
           cap: float = EPSILON_CAP, peaky_ratio: float | None = PEAKY_RATIO,
-          seed: int | None = None) -> EpsilonEstimate:
+          seed: int | None = None, intervals: bool = True) -> EpsilonEstimate:
     """The ε estimate of Retrain against itself: what :func:`per_example_epsilon` reads with nothing to find.
 
     The retrained models are split in two halves, the first ``M_r // 2`` playing "unlearned" and the other
@@ -364,7 +410,7 @@ def floor(retrained: np.ndarray, *, delta: float = DELTA, alpha: float | None = 
 
     Args:
         retrained: ``[M_r, N]`` signal under M_r >= 4 retrained models.
-        delta, alpha, cap, peaky_ratio: as in :func:`per_example_epsilon`.
+        delta, alpha, cap, peaky_ratio, intervals: as in :func:`per_example_epsilon`.
         seed: permute the models with ``numpy.random.default_rng(seed)`` before splitting; ``None``: no.
 
     Returns:
@@ -377,7 +423,8 @@ def floor(retrained: np.ndarray, *, delta: float = DELTA, alpha: float | None = 
     if seed is not None:
         r = r[np.random.default_rng(seed).permutation(r.shape[0])]
     half = r.shape[0] // 2
-    return per_example_epsilon(r[:half], r[half:], delta=delta, alpha=alpha, cap=cap, peaky_ratio=peaky_ratio)
+    return per_example_epsilon(r[:half], r[half:], delta=delta, alpha=alpha, cap=cap, peaky_ratio=peaky_ratio,
+                               intervals=intervals)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -408,6 +455,22 @@ class ULiRAResult:
     tpr: np.ndarray = field(repr=False)
     variance: str
     shadows: tuple[int, int]
+
+    def curve(self, points: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        """The ROC thinned for storing and plotting on log axes: ``(fpr, tpr)`` at FPR 0 and at ``points``
+        log-spaced FPRs from the smallest non-zero one of the ROC to 1, each TPR read on the ROC polyline
+        as :attr:`tpr_at` reads it (so a stored curve gives the same TPR at 1% as ``tpr_at``, up to the
+        grid).
+
+        Args:
+            points: number of log-spaced FPRs (>= 2).
+        """
+        if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
+            raise InvalidInputError(f"points must be an integer >= 2, got {points!r}")
+        positive = self.fpr[self.fpr > 0]
+        low = float(positive.min()) if positive.size else 1.0
+        grid = np.unique(np.concatenate([[0.0], np.geomspace(low, 1.0, int(points))]))
+        return grid, np.array([_tpr_at(self.fpr, self.tpr, float(f)) for f in grid])
 
 
 def _fit_gaussian(shadow: np.ndarray, variance: str) -> tuple[np.ndarray, np.ndarray]:

@@ -49,6 +49,8 @@ report opens with :data:`SMOKE_BANNER`, and every verdict reads ``not judged`` (
         }},
       "summary": {"scores": ..., "thresholds": {method: ...}},  # computed here when absent (summary.py)
       "examples": [{"pair_id": str, "caption": str, ...}],     # a few pairs to show; any scalar columns
+      "audit": {label: {...}},                                # graphdel audit folders (report --audit):
+                                                              # graphdel.evaluation.audit_report.audit_section
     }
 
 ``plots`` layout (all optional; names must match ``results["models"]`` only for readability)::
@@ -65,7 +67,10 @@ AUC, with Retrain's values as dashed reference lines), ``plots/attack_roc.png`` 
 ``plots/embedding_<model>.png`` (2-D projection with Df highlighted). ``<model>`` is the model name in
 lower case with ``+`` written ``plus`` and every other run of characters outside ``[a-z0-9_-]`` written
 ``_`` (``neggrad`` -> ``neggrad``, ``neggrad+`` -> ``neggrad_plus``, whatever the order of the models);
-names that still collide (``"a b"`` and ``"a_b"``) are told apart by a short hash of the name.
+names that still collide (``"a b"`` and ``"a_b"``) are told apart by a short hash of the name. With
+``results["audit"]`` (``graphdel report --audit DIR``): ``plots/audit_epsilon.png`` and
+``plots/audit_ulira_roc.png``, the audit's table after the headline table and its details in the appendix
+(:mod:`graphdel.evaluation.audit_report`).
 
 ``metrics.json`` holds ``{"schema": "graphdel.report/1", **results, "summary": ..., "plots": [relpaths],
 "smoke": bool}``
@@ -90,6 +95,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from graphdel.evaluation import audit_report
 from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.summary import DEFAULT_KEYS, flatten, summary_score, thresholds
 from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -609,6 +615,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                    f"and with the original model on test. Df-vs-Dr AUC labels Df 0, Dr 1; attack AUC labels "
                    f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction."))
     B.append(("table", head, rows))
+    B += audit_report.summary_blocks(results.get("audit"))  # graphdel report --audit: its numbers, first screen
 
     if figures:
         B.append(("h2", "Plots"))
@@ -698,6 +705,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
         B.append(("h3", "Examples"))
         B.append(("table", cols, [[_fmt(e.get(c)) if not isinstance(e.get(c), str) else e[c] for c in cols]
                                   for e in examples]))
+    B += audit_report.appendix_blocks(results.get("audit"))
     return B
 
 
@@ -855,7 +863,7 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
     for k, v in computed.items():
         summary.setdefault(k, v)
 
-    figures = _render_plots(plots, models, order, reference, keys)
+    figures = _render_plots(plots, models, order, reference, keys) + audit_report.figures(results.get("audit"))
     title = str(results.get("title") or "graphdel unlearning report")
     blocks = _build({**results, "title": title}, models, order, original, reference, methods, keys, summary,
                     pool, figures, smoke=smoke)

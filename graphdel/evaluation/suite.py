@@ -668,9 +668,12 @@ def _read_json(path) -> dict:
 def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
     """Write the report (:func:`~graphdel.evaluation.report.write_report`) and one evaluated certificate
     per unlearned run into ``out_dir/certificates/<run folder name>.json`` (run folders are never
-    written). Returns ``write_report``'s file map plus the certificate paths."""
+    written). A run's certificate records the audits of its method in ``audit["audits"]``
+    (:func:`graphdel.evaluation.audit_report.attach_audits`). Returns ``write_report``'s file map plus the
+    certificate paths."""
     from pathlib import Path
 
+    from graphdel.evaluation.audit_report import certificate_entry
     from graphdel.evaluation.certificate import evaluated_certificate
     from graphdel.evaluation.report import write_report
     from graphdel.io import atomic_write_json, sha256_file
@@ -686,7 +689,9 @@ def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
             run.path, entry=entry, seed=cfg.seed, pool_size=cfg.pool_size, chunks=cfg.chunks,
             reference_path=reference.path if reference else None,
             reference_weights_sha256=sha256_file(reference.path / "model.safetensors") if reference else None,
-            vs_retrain=entry.get("vs_retrain"), thresholds=thr.get(name), original_path=audit["original"].path)
+            vs_retrain=entry.get("vs_retrain"), thresholds=thr.get(name), original_path=audit["original"].path,
+            audits=[certificate_entry(a) for a in audit.get("audits") or []
+                    if a.data["method"] == run.config.get("method")])
         # The folder name becomes a file name: resolved (so "." or "runs/.." give a real name) and reduced to
         # safe characters, so the certificate always lands inside out_dir/certificates/.
         safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", run.path.resolve().name).lstrip(".") or "run"

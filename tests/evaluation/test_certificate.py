@@ -21,8 +21,9 @@ import graphdel as gd
 from graphdel import api
 from graphdel.cli import main
 from graphdel.errors import InvalidInputError, RunError
-from graphdel.evaluation.certificate import (CERTIFICATE_VERSION, REQUIRED_FIELDS, canonical_json_sha256,
-                                             retrieval_only, verify_certificate)
+from graphdel.evaluation.certificate import (CERTIFICATE_VERSION, NOT_JUDGED, REQUIRED_FIELDS,
+                                             canonical_json_sha256, evaluated_certificate, retrieval_only,
+                                             verify_certificate)
 from graphdel.evaluation.suite import evaluate_runs, write_audit
 from graphdel.io import sha256_file
 from graphdel.runs import parameter_change_norm
@@ -109,6 +110,8 @@ def _edited(value):
         return value + 0.01
     if isinstance(value, str):
         return value + "0"
+    if isinstance(value, list):
+        return value + ["edited"]
     assert isinstance(value, dict) and value, value
     out = copy.deepcopy(value)
     first = sorted(out)[0]
@@ -163,7 +166,7 @@ def _flip_data_byte(path):
 
 def test_forget_certificate_records_the_procedure(runs):
     cert = _read(runs.md.path / "certificate.json")
-    assert cert["version"] == CERTIFICATE_VERSION == 2 and cert["kind"] == "forget"
+    assert cert["version"] == CERTIFICATE_VERSION == 3 and cert["kind"] == "forget"
     assert set(cert) == {f.split(".")[0] for f in FORGET_FIELDS}
     assert cert["method"] == "multidelete" and cert["method_config"] == runs.md.config["method_config"]
     selected = runs.md.metrics["selected"]
@@ -203,12 +206,57 @@ def test_evaluated_certificate_in_report_folder(runs):
     assert ev["attack_auc"] == entry["membership"]["attack_auc"]
     assert ev["vs_retrain"]["splits.forget.pool64.g2t_mrr"] == entry["vs_retrain"]["splits.forget.pool64.g2t_mrr"]
     assert set(ev["vs_retrain"]) <= set(entry["vs_retrain"])
+    # the runs of a --quick original are measured, not judged (test_a_smoke_certificate_is_not_judged_...)
     targets = runs.audit["results"]["summary"]["thresholds"]["multidelete"]
-    assert ev["thresholds"] == targets
-    assert ev["verdict"] is all(t["passed"] for t in targets.values())
+    assert ev["thresholds"] == {name: {**t, "passed": NOT_JUDGED} for name, t in targets.items()}
+    assert ev["verdict"] == NOT_JUDGED
+    assert ev["audit"] == []  # no per-example audit was given to the report
     # the reference's own certificate judges nothing against itself
     ref = _read(_evaluated(runs, "retrain"))["evaluation"]
     assert ref["thresholds"] == {} and ref["verdict"] is None
+
+
+def test_a_smoke_certificate_is_not_judged_like_the_report(runs, tmp_path):
+    """A --quick original's runs: the report and the short table say "not judged", so does the certificate
+    (it used to carry the targets' pass/fail and a verdict)."""
+    from graphdel.evaluation import report
+
+    assert NOT_JUDGED == report.NOT_JUDGED and runs.audit["results"]["smoke"] is True
+    assert "- **not judged** multidelete" in (runs.report / "report.md").read_text(encoding="utf-8")
+    ev = _read(_evaluated(runs))["evaluation"]
+    assert ev["verdict"] == NOT_JUDGED and ev["thresholds"]
+    assert {t["passed"] for t in ev["thresholds"].values()} == {NOT_JUDGED}
+    # The same run, its config no longer that of a quick original: judged, as before.
+    copy = tmp_path / "multidelete"
+    shutil.copytree(runs.md.path, copy)
+    config = _read(copy / "config.json")
+    config.pop("quick", None)
+    config["data"]["max_items"] = None
+    (copy / "config.json").write_text(json.dumps(config))
+    targets = runs.audit["results"]["summary"]["thresholds"]["multidelete"]
+    judged = evaluated_certificate(copy, entry=runs.audit["entries"]["multidelete"], seed=0, thresholds=targets,
+                                   original_path=runs.original.path)["evaluation"]
+    assert judged["thresholds"] == targets and {t["passed"] for t in targets.values()} <= {True, False}
+    assert judged["verdict"] is all(t["passed"] for t in targets.values())
+
+
+def test_a_version_2_certificate_is_verified_as_it_was_written(runs, tmp_path):
+    """Version 2 had no evaluation.audit and judged smoke runs: such a certificate still holds."""
+    targets = runs.audit["results"]["summary"]["thresholds"]["multidelete"]
+
+    def as_version_2(cert):
+        cert["version"] = 2
+        del cert["evaluation"]["audit"]
+        cert["evaluation"]["thresholds"] = targets
+        cert["evaluation"]["verdict"] = all(t["passed"] for t in targets.values())
+
+    result = verify_certificate(_evaluated_copy(runs, tmp_path, as_version_2))
+    assert result.holds, result.failed
+    assert "evaluation.audit" not in {name for name, _, _ in result.checks}
+    # and the same judged targets in a version 3 certificate of a smoke run fail
+    result = verify_certificate(_evaluated_copy(runs, tmp_path, lambda c: as_version_2(c) or c.update(version=3)
+                                                or c["evaluation"].update(audit=[])))
+    assert _failed(result) == {"evaluation.thresholds", "evaluation.verdict"}
 
 
 # ------------------------------------------------------------------------------ verify: what holds

@@ -1,6 +1,7 @@
 """Tests of graphdel.evaluation.per_example: per-example ε (NeurIPS 2023 challenge), U-LiRA and the floor."""
 
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -21,28 +22,45 @@ def _cp_upper(k: int, n: int, alpha: float = ALPHA) -> float:
     return binomtest(k, n).proportion_ci(confidence_level=1 - alpha, method="exact").high
 
 
+def _rules(u: np.ndarray, r: np.ndarray, intervals: bool):
+    """Every rule as (flagged unlearned, flagged retrained) boolean masks.
+
+    Single thresholds: every pooled value t, "unlearned if s >= t" and "unlearned if s <= t". Intervals:
+    every pair of pooled values a <= b, "unlearned if a <= s <= b" and "unlearned if s < a or s > b".
+    """
+    pooled = np.concatenate([u, r])
+    for t in pooled:
+        yield u >= t, r >= t
+        yield u <= t, r <= t
+    if intervals:
+        for a in pooled:
+            for b in pooled[pooled >= a]:
+                inside_u, inside_r = (u >= a) & (u <= b), (r >= a) & (r <= b)
+                yield inside_u, inside_r
+                yield ~inside_u, ~inside_r
+
+
 def _reference_epsilon(u: np.ndarray, r: np.ndarray, alpha: float | None = ALPHA, delta: float = DELTA,
-                       cap: float = EPSILON_CAP) -> float:
+                       cap: float = EPSILON_CAP, intervals: bool = False) -> float:
     """Brute force, straight from the definition, for one example (no peaky rule).
 
-    Every pooled value t, both rules "unlearned if s >= t" and "unlearned if s <= t"; a threshold with
-    exactly one of FN, FP zero is discarded, both zero -> cap; else max(0, log((1-d-FPR)/FNR),
-    log((1-d-FNR)/FPR)) with the Clopper-Pearson upper bounds (or the plug-in rates when alpha is None).
+    Every rule of :func:`_rules`; a rule with exactly one of FN, FP zero is discarded, both zero -> cap;
+    else max(0, log((1-d-FPR)/FNR), log((1-d-FNR)/FPR)) with the Clopper-Pearson upper bounds (or the
+    plug-in rates when alpha is None).
     """
     m_u, m_r = len(u), len(r)
     best = 0.0
-    for t in np.concatenate([u, r]):
-        for flag_u, flag_r in ((u >= t, r >= t), (u <= t, r <= t)):
-            fn, fp = int(np.sum(~flag_u)), int(np.sum(flag_r))
-            if fn == 0 and fp == 0:
-                return cap
-            if fn == 0 or fp == 0:
-                continue
-            fnr = fn / m_u if alpha is None else _cp_upper(fn, m_u, alpha)
-            fpr = fp / m_r if alpha is None else _cp_upper(fp, m_r, alpha)
-            for top, bottom in ((1 - delta - fpr, fnr), (1 - delta - fnr, fpr)):
-                if top > 0:
-                    best = max(best, math.log(top) - math.log(bottom))
+    for flag_u, flag_r in _rules(u, r, intervals):
+        fn, fp = int(np.sum(~flag_u)), int(np.sum(flag_r))
+        if fn == 0 and fp == 0:
+            return cap
+        if fn == 0 or fp == 0:
+            continue
+        fnr = fn / m_u if alpha is None else _cp_upper(fn, m_u, alpha)
+        fpr = fp / m_r if alpha is None else _cp_upper(fp, m_r, alpha)
+        for top, bottom in ((1 - delta - fpr, fnr), (1 - delta - fnr, fpr)):
+            if top > 0:
+                best = max(best, math.log(top) - math.log(bottom))
     return min(best, cap)
 
 
@@ -80,21 +98,29 @@ def identical():
 
 
 def test_identical_distributions_stay_below_the_ks_clopper_pearson_bound(identical):
+    # The KS bound speaks of single thresholds (one-sided cuts), so it is checked on those.
     u, r = identical
-    est = per_example_epsilon(u, r)
+    est = per_example_epsilon(u, r, intervals=False)
     assert isinstance(est, EpsilonEstimate)
     assert est.models == (200, 200) and est.delta == DELTA and est.alpha == ALPHA and est.cap == EPSILON_CAP
+    assert est.intervals is False
     d_counts = [int(round(ks_2samp(u[:, j], r[:, j]).statistic * 200)) for j in range(u.shape[1])]
     bounds = np.array([_ks_cp_bound(d, 200) for d in d_counts])
     # The bound is the exact worst case given D (e.g. D = 0.1 -> a = 1, b = 179: 0.877); here the bounds
     # run from 0 to 1.7 and the readings from 0 to 0.52 (median 0).
     assert np.all(est.epsilon <= bounds + 1e-9)
     # The bound is tight enough to matter: the challenge's plug-in rates (no Clopper-Pearson) break it.
-    plug_in = per_example_epsilon(u, r, alpha=None)
+    plug_in = per_example_epsilon(u, r, alpha=None, intervals=False)
     assert np.any(plug_in.epsilon > bounds)
     # And the vectorised estimator equals the brute-force definition on every example.
     ref = [_reference_epsilon(u[:, j], r[:, j]) for j in range(u.shape[1])]
     np.testing.assert_allclose(est.epsilon, ref, rtol=0, atol=1e-9)
+    # The interval rules (the default) add rules: they read at least as much, and on identical families
+    # with 200 models per side still little (Clopper-Pearson keeps the many extra rules in check).
+    both = per_example_epsilon(u, r)
+    assert both.intervals is True
+    assert np.all(both.epsilon >= est.epsilon - 1e-12) and np.any(both.epsilon > est.epsilon)
+    assert float(np.max(both.epsilon)) < 1.0
 
 
 def test_estimator_matches_brute_force_with_ties_and_unequal_model_counts():
@@ -103,9 +129,10 @@ def test_estimator_matches_brute_force_with_ties_and_unequal_model_counts():
     u = rng.integers(0, 6, size=(9, 30)).astype(float)
     r = rng.integers(1, 7, size=(13, 30)).astype(float)
     for alpha in (ALPHA, None):
-        est = per_example_epsilon(u, r, alpha=alpha, peaky_ratio=None)
-        ref = [_reference_epsilon(u[:, j], r[:, j], alpha=alpha) for j in range(30)]
-        np.testing.assert_allclose(est.epsilon, ref, rtol=0, atol=1e-9)
+        for intervals in (False, True):
+            est = per_example_epsilon(u, r, alpha=alpha, peaky_ratio=None, intervals=intervals)
+            ref = [_reference_epsilon(u[:, j], r[:, j], alpha=alpha, intervals=intervals) for j in range(30)]
+            np.testing.assert_allclose(est.epsilon, ref, rtol=0, atol=1e-9)
     assert est.models == (9, 13) and est.alpha is None
 
 
@@ -165,6 +192,50 @@ def test_hand_computed_clopper_pearson_case_twenty_models_per_side():
     assert per_example_epsilon(u, r, alpha=0.01).epsilon[0] < expected
 
 
+def test_hand_computed_interval_rule():
+    # unlearned u = 4, 5, 6, 20; retrained r = 1, 2, 3, 5.5, 8, 9, 10, 11. The unlearned values sit inside
+    # Retrain's range. The interval [4, 6] flags u = 4, 5, 6 (FN = 1 of 4: 20) and r = 5.5 (FP = 1 of 8):
+    # plug-in ε = log((1 - d - 1/8) / (1/4)) ∨ log((1 - d - 1/4) / (1/8)) = log(6 - 8d) = 1.7917.
+    # The best single threshold, "unlearned if s <= 6", flags u = 4, 5, 6 (FN = 1) but r = 1, 2, 3, 5.5
+    # (FP = 4 of 8): log((1 - d - 1/2) / (1/4)) = log(2 - 4d) = 0.6931.
+    u = np.array([4.0, 5.0, 6.0, 20.0])[:, None]
+    r = np.array([1.0, 2.0, 3.0, 5.5, 8.0, 9.0, 10.0, 11.0])[:, None]
+    assert per_example_epsilon(u, r, alpha=None).epsilon[0] == pytest.approx(math.log(6 - 8 * DELTA), abs=1e-12)
+    assert per_example_epsilon(u, r, alpha=None, intervals=False).epsilon[0] == pytest.approx(
+        math.log(2 - 4 * DELTA), abs=1e-12)
+    # Flagging "unlearned" *outside* an interval is a rule too: swap the roles, and the retrained values
+    # now sit around the unlearned ones; the interval [4, 6] now holds the retrained 4, 5, 6.
+    assert per_example_epsilon(r, u, alpha=None).epsilon[0] == pytest.approx(math.log(6 - 8 * DELTA), abs=1e-12)
+
+
+def test_chance_perfect_separation_by_intervals_matches_its_count():
+    # Identical continuous families, 3 models per side: each of the C(6, 3) = 20 orders of the pooled values
+    # is equally likely. Single thresholds separate perfectly only when all unlearned values are below or
+    # above every retrained one (2 orders); intervals also when either family's values are contiguous in
+    # the order: M_u + M_r = 6 orders (the module docstring's (M_u + M_r) / C(M_u + M_r, M_u)).
+    capped = {False: 0, True: 0}
+    for slots in itertools.combinations(range(6), 3):
+        is_u = np.isin(np.arange(6), slots)
+        values = np.arange(6.0)
+        for intervals in (False, True):
+            est = per_example_epsilon(values[is_u][:, None], values[~is_u][:, None], peaky_ratio=None,
+                                      intervals=intervals)
+            capped[intervals] += int(est.epsilon[0] == EPSILON_CAP)
+    assert capped == {False: 2, True: 6}
+
+
+def test_examples_are_estimated_alike_in_any_chunking(monkeypatch):
+    # The rules are evaluated a block of examples at a time; one example per block gives the same ε.
+    import graphdel.evaluation.per_example as pe
+
+    rng = np.random.default_rng(2)
+    u, r = rng.normal(size=(7, 50)), rng.normal(0.5, 1.0, size=(6, 50))
+    whole = per_example_epsilon(u, r).epsilon
+    monkeypatch.setattr(pe, "_RULE_CELLS", 1)
+    np.testing.assert_array_equal(per_example_epsilon(u, r).epsilon, whole)
+    assert np.any(whole > 0)
+
+
 def test_forgetting_score_buckets_on_a_hand_made_vector():
     # M_u = 4: max ε = ceil(log 3) = 2 -> buckets [0,.5) 1, [.5,1) 1/2, [1,1.5) 1/4, [1.5,2) 1/8, >= 2: 0.
     eps = [0.0, 0.49, 0.5, 1.2, 1.99, 2.0, EPSILON_CAP]
@@ -191,7 +262,13 @@ def test_peaky_rule_caps_a_nearly_constant_family():
     r = rng.normal(size=(30, 1))
     u = np.full((30, 1), float(np.median(r))) + 1e-4 * rng.normal(size=(30, 1))   # range ratio ~1e-4 < 0.01
     assert per_example_epsilon(u, r).epsilon[0] == EPSILON_CAP
-    assert per_example_epsilon(u, r, peaky_ratio=None).epsilon[0] < 2.0
+    # Without the peaky rule, single thresholds read little (the spike sits at Retrain's median) ...
+    assert per_example_epsilon(u, r, peaky_ratio=None, intervals=False).epsilon[0] < 2.0
+    # ... but an interval around the spike holds every unlearned value and no retrained one: perfect
+    # separation, the case the challenge's interval rules exist for.
+    lo, hi = float(u.min()), float(u.max())
+    assert not np.any((r >= lo) & (r <= hi))
+    assert per_example_epsilon(u, r, peaky_ratio=None).epsilon[0] == EPSILON_CAP
     # Two constant families: equal -> nothing to tell (0); different -> perfectly separated (cap).
     assert per_example_epsilon(np.ones((5, 1)), np.ones((5, 1))).epsilon[0] == 0.0
     assert per_example_epsilon(np.ones((5, 1)), np.zeros((5, 1))).epsilon[0] == EPSILON_CAP
@@ -212,13 +289,16 @@ def test_floor_is_retrain_against_itself(identical):
     assert fl.models == (200, 200)
     np.testing.assert_array_equal(fl.epsilon, per_example_epsilon(u, r).epsilon)
     assert fl.forgetting_score == per_example_epsilon(u, r).forgetting_score
-    # A random split reads the same noise level: within the KS/Clopper-Pearson bound of its own halves.
-    shuffled = floor(both, seed=5)
+    # A random split reads the same noise level: within the KS/Clopper-Pearson bound of its own halves
+    # (a bound on single thresholds, so checked with those).
+    shuffled = floor(both, seed=5, intervals=False)
+    assert shuffled.intervals is False and fl.intervals is True
     perm = np.random.default_rng(5).permutation(400)
     a, b = both[perm[:200]], both[perm[200:]]
     bounds = [_ks_cp_bound(int(round(ks_2samp(a[:, j], b[:, j]).statistic * 200)), 200) for j in range(40)]
     assert np.all(shuffled.epsilon <= np.array(bounds) + 1e-9)
-    assert not np.array_equal(shuffled.epsilon, fl.epsilon)       # the seed did permute the models
+    # the seed did permute the models
+    assert not np.array_equal(shuffled.epsilon, floor(both, intervals=False).epsilon)
     # Odd counts: 5 models -> 2 vs 3.
     assert floor(np.random.default_rng(0).normal(size=(5, 3))).models == (2, 3)
 
@@ -300,6 +380,14 @@ def test_ulira_roc_auc_and_interpolated_tpr_exact():
     np.testing.assert_allclose(res.scores_in[:, 0], 6 * t_in[:, 0] - 18, atol=1e-12)
     assert res.auc == pytest.approx(10.5 / 16, abs=1e-12)
     assert res.tpr_at == pytest.approx({0.1: 0.0, 0.25: 0.5, 0.375: 0.625, 0.6: 1.0}, abs=1e-12)
+    # The stored curve: FPR 0, then log-spaced from the smallest non-zero FPR (.25) to 1 (3 points: .25,
+    # .5, 1), each TPR read like tpr_at (the best point at that FPR).
+    fpr, tpr = res.curve(3)
+    np.testing.assert_allclose(fpr, [0.0, 0.25, 0.5, 1.0], atol=1e-12)
+    np.testing.assert_allclose(tpr, [0.0, 0.5, 1.0, 1.0], atol=1e-12)
+    assert len(res.curve()[0]) == 101
+    with pytest.raises(InvalidInputError, match="points must be an integer >= 2, got 1"):
+        res.curve(1)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -322,6 +410,7 @@ GOOD = np.zeros((3, 2)) + np.arange(6).reshape(3, 2)
     (lambda: per_example_epsilon(GOOD, GOOD, delta=0.0), "delta must be in (0, 1), got 0.0"),
     (lambda: per_example_epsilon(GOOD, GOOD, alpha=1.5), "alpha must be in (0, 1) or None, got 1.5"),
     (lambda: per_example_epsilon(GOOD, GOOD, cap=float("inf")), "cap must be a finite number > 0, got inf"),
+    (lambda: per_example_epsilon(GOOD, GOOD, intervals="yes"), "intervals must be True or False, got 'yes'"),
     (lambda: per_example_epsilon(np.zeros((3, 0)), np.zeros((3, 0))),
      "unlearned needs at least 1 example (column), got shape (3, 0)"),
     (lambda: floor(GOOD), "retrained needs at least 4 models (rows), got 3 (shape (3, 2))"),

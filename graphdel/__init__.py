@@ -1,9 +1,13 @@
 """graphdel: multimodal machine unlearning on graph-text data.
 
-The command line (``graphdel``) is a thin shell over this API::
+The command line (``graphdel``) is a thin shell over this API; its verbs are exported here::
 
     import graphdel as gd
     run = gd.train("drugs", gd.TrainConfig(seed=0), out="runs/original")
+    request = gd.make_request(run, random_amount=0.05, by="molecule")
+    forgotten = gd.forget(run, request, method="multidelete", out="runs/forgotten")
+    gd.evaluate(forgotten).save("out/report")     # report.md, metrics.json, certificates
+    gd.deletion_history(forgotten.path)            # every request applied, and the certificate chain
 
 The names below are imported on first use (PEP 562 ``__getattr__``): ``import graphdel`` alone does not load
 torch or PyTorch Geometric, so ``graphdel --help`` and argument errors answer at once.
@@ -19,10 +23,14 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS = {
     "DataConfig": "graphdel.api",
+    "evaluate": "graphdel.api",
+    "forget": "graphdel.api",
     "load_corpus": "graphdel.api",
     "load_run_data": "graphdel.api",
+    "make_request": "graphdel.api",
     "quick_configs": "graphdel.api",
     "train": "graphdel.api",
+    "deletion_history": "graphdel.history",
     "load_dataset": "graphdel.data.sources",
     "ModelConfig": "graphdel.models.joint",
     "Run": "graphdel.runs",

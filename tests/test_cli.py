@@ -135,6 +135,11 @@ def test_import_graphdel_is_light_and_its_names_load_on_use():
     assert done.stdout.split() == ["False", "True", "graphdel.runs"], done.stderr[-2000:]
     with pytest.raises(AttributeError, match="module 'graphdel' has no attribute 'nope'"):
         gd.nope  # noqa: B018
+    # the verbs at the top are the API's own functions, and every exported name resolves
+    assert (gd.forget, gd.make_request, gd.evaluate) == (api.forget, api.make_request, api.evaluate)
+    from graphdel.history import deletion_history
+    assert gd.deletion_history is deletion_history
+    assert all(getattr(gd, name) is not None for name in gd.__all__)
 
 
 def test_train_prints_its_result_alone_on_stdout_and_progress_on_stderr(tiny_csv, tmp_path, capsys):

@@ -428,14 +428,14 @@ class MoleculeTextModel(JointModel):
         projections are updated: the bottom layers' node states are then computed once per molecule and
         shared with the teacher (:meth:`share_frozen_states`).
 
-        Measured on ``drugs`` (5% of the training molecules; README, "MultiDelete on molecules"): on three
-        requests Df came within 0.026-0.044 of Retrain's and test within 0.009-0.020 of the original's, in
-        16-24 epochs of Df and 3.9-4.3% of Retrain's time. Updating every weight (``trainable=``, alpha 1)
-        did as well (Df within 0.025, test within 0.012, two requests) in as many epochs at 18% of
-        Retrain's time. With alpha 1 the top layer stops after ~10 epochs but loses up to 0.018 test MRR;
-        freezing the text side as well is slower and forgets less. A higher lr, a smaller batch, beta 1-2
-        or an lr warm-up lose 0.015-0.045 test MRR. The engine's defaults (fused representation, lr 1e-4,
-        every weight) barely move the similarities."""
+        Measured on ``drugs`` (5% of the training molecules; docs/results.md, "MultiDelete on molecules"): on
+        three requests Df came within 0.026-0.044 of Retrain's and test within 0.009-0.020 of the original's,
+        in 16-24 epochs of Df and 3.9-4.3% of Retrain's time. Updating every weight (``trainable=``, alpha 1)
+        did as well (Df within 0.025, test within 0.012, two requests) in as many epochs at 18% of Retrain's
+        time. With alpha 1 the top layer stops after ~10 epochs but loses up to 0.018 test MRR; freezing the
+        text side as well is slower and forgets less. A higher lr, a smaller batch, beta 1-2 or an lr warm-up
+        lose 0.015-0.045 test MRR. The engine's defaults (fused representation, lr 1e-4, every weight) barely
+        move the similarities."""
         top = self.config.graph.layers - 1
         trainable = [f"graph_encoder.convs.{top}", f"graph_encoder.norms.{top}", "x_projection", "text_projection"]
         if self.graph_encoder.uses_edges:

@@ -37,12 +37,13 @@ teacher's Df item embeddings are computed once per run, and a model whose frozen
 shared with the teacher (``share_frozen_states``, the molecule model under ``trainable``) computes them
 once per molecule.
 
-What was measured on the embedded corpus (5% of the training molecules, seed 0; README, "MultiDelete"):
-with the engine's defaults the Df, retain, calibration and test scores fall together whatever the
-distance, negatives, optimiser, Dr batch size, gradient projection (PCGrad on one Dr batch, or the span of
-64 Dr batch gradients) or Fisher-ratio mask (``mask_fraction``); dropout noise in the retention terms was
-part of that. The molecule model's recommendation separates them (on three requests Df within 0.026-0.044
-of Retrain's, test within 0.009-0.020 of the original's) in 16-24 epochs of Df, about 4% of Retrain's time.
+What was measured on the embedded corpus (5% of the training molecules, seed 0; docs/results.md,
+"MultiDelete on molecules"): with the engine's defaults the Df, retain, calibration and test scores fall
+together whatever the distance, negatives, optimiser, Dr batch size, gradient projection (PCGrad on one
+Dr batch, or the span of 64 Dr batch gradients) or Fisher-ratio mask (``mask_fraction``); dropout noise in
+the retention terms was part of that. The molecule model's recommendation separates them (on three
+requests Df within 0.026-0.044 of Retrain's, test within 0.009-0.020 of the original's) in 16-24 epochs of
+Df, about 4% of Retrain's time.
 """
 
 from __future__ import annotations

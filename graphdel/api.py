@@ -422,7 +422,7 @@ def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | No
 def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
            overrides: dict | Sequence[str] | None = None, out: str | Path | None = None, seed: int = 0,
            device: str = "cpu", progress: bool = True, prepared: Prepared | None = None,
-           retrain_fn=None, accept_modified: bool = False, data: str | None = None) -> Run:
+           retrain_fn=None, accept_modified: bool = False, data: str | None = None, close: bool = False) -> Run:
     """Unlearn ``request`` from ``run`` with ``method`` and save the result as a new run folder.
 
     ``run`` is only read, never written. The new folder holds the unlearned weights, the request, the
@@ -444,9 +444,15 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
             (``parent.accepted_modifications``), so its certificate carries it.
         data: the dataset spec to read instead of the recorded one (the data moved); see
             :func:`load_run_data`.
+        close: (knowledge graphs) extend the request with the retained triples that state its facts
+            backwards (mirror relations learned from the graph), recorded in the request's ``added``
+            (:func:`graphdel.data.kg_facts.close_request`). Every KG request is audited either way: the
+            new run's ``metrics["inferable"]`` says how many deleted triples the retained graph still
+            mirrors or links by a short path (:func:`graphdel.data.kg_facts.audit_and_close`).
 
     Raises:
         IntegrityError: ``run``'s weights or config.json changed and ``accept_modified`` is false.
+        InvalidInputError: ``close`` for a corpus that is not a knowledge graph.
     """
     from graphdel.data.requests import DeletionRequest
     from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
@@ -475,6 +481,8 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
                                 f"{run.path} (graphdel history lists them): {again[:10]}")
     if outside:
         raise InvalidInputError(f"{len(outside)} requested pairs were never trained on by {run.path}: {outside[:10]}")
+    request, inferable = _inferable_facts(prepared, request, close)  # a closure adds retained pairs to Df
+    df_rows = request.rows(corpus)
     dr_rows = prepared.retained_rows(df_rows)
     sets = evaluation_sets(prepared, df_rows, seed)
     train_config = TrainConfig(**run.config["train"])
@@ -504,7 +512,8 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         metrics = {"splits": retrieval_metrics(result.model, sets, distractors),
                    "wall_time_s": result.wall_time_s,
                    **{k: v for k, v in cost.items() if k != "wall_time_s"},
-                   "selected": result.selected}
+                   "selected": result.selected,
+                   **({"inferable": inferable} if inferable is not None else {})}
         _merge_split_metrics(metrics["splits"], result.model, sets)
     request_json = request.to_json(corpus)
     parent_weights = sha256_file(run.path / "model.safetensors")
@@ -541,6 +550,32 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     new = Run.load(out)
     new._model = result.model
     return new
+
+
+def _inferable_facts(prepared: Prepared, request: "graphdel.data.requests.DeletionRequest", close: bool
+                     ) -> tuple["graphdel.data.requests.DeletionRequest", dict | None]:
+    """``(request, record)``: a KG request audited for the facts the retained graph still states or implies
+    and, with ``close``, extended with its retained mirror triples
+    (:func:`graphdel.data.kg_facts.audit_and_close`); a warning says what stays inferable. ``record`` is
+    ``None`` for a corpus without triples.
+
+    Raises:
+        InvalidInputError: ``close`` for a corpus that is not a knowledge graph.
+    """
+    if prepared.corpus.modality != "kg":
+        if close:
+            raise InvalidInputError(f"close (--close) adds the mirrored triples of a knowledge-graph request; "
+                                    f"{prepared.corpus.source} is a {prepared.corpus.modality!r} corpus")
+        return request, None
+    from graphdel.data.kg_facts import MIRRORED, NOT_INFERABLE, audit_and_close, describe_record
+
+    request, record = audit_and_close(prepared.corpus, request, prepared.trained_rows(), close=close)
+    if record is not None:
+        left = record["closure"]["counts"] if close else record["counts"]
+        if sum(left.values()) > left[NOT_INFERABLE]:
+            hint = "; close=True (--close) also deletes the mirrored ones" if left[MIRRORED] else ""
+            warn(describe_record(record) + hint)
+    return request, record
 
 
 def _chain_original(run: Run) -> Run | None:

@@ -103,8 +103,9 @@ def cmd_train(args) -> int:
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="inspect datasets")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    s = dsub.add_parser("stats", help="print pair, item and text counts per split as JSON")
-    s.add_argument("source", help="dataset: drugs, chebi20:PATH, csv:PATH")
+    s = dsub.add_parser("stats", help="print pair, item and text counts per split (a knowledge graph: also "
+                                      "entities, relations, triples per split and relation frequencies)")
+    s.add_argument("source", help="dataset: drugs, chebi20:PATH, csv:PATH, wordnet, kg:PATH, ...")
     s.add_argument("--skip-invalid", action="store_true")
     _add_json(s)
     s.set_defaults(func=cmd_data_stats)
@@ -113,6 +114,8 @@ def _add_data(sub) -> None:
 def cmd_data_stats(args) -> int:
     """``graphdel data stats SOURCE``: print the dataset's pair, item and text counts per split (and what
     loading skipped, stripped or grouped; all of it as JSON with ``--json``); returns 0."""
+    import graphdel.data.images  # noqa: F401  (registers the depictions/karpathy/imagefolder sources)
+    import graphdel.data.kg  # noqa: F401  (registers the kg:/wordnet sources)
     from graphdel.data.sources import load_dataset
 
     corpus = load_dataset(args.source, skip_invalid=args.skip_invalid)
@@ -120,11 +123,68 @@ def cmd_data_stats(args) -> int:
     counted = {**stats["splits"], "total": stats["total"]}
     notes = [f"{key.replace('_', ' ')}: {value}" for key, value in stats.items()
              if key not in ("source", "modality", "splits", "total", "skipped") and value]
+    graph = _graph_stats(corpus)
+    if graph is not None:
+        stats["graph"] = graph
+    mirrors = _mirror_relations(corpus)
+    if mirrors is not None:
+        stats["mirror_relations"] = mirrors
     _emit(args, stats, f"{stats['source']} ({stats['modality']})\n"
           + _table(["split", "pairs", "items", "texts"],
                    [(k, v["pairs"], v["items"], v["texts"]) for k, v in counted.items()])
-          + "".join(f"\n{note}" for note in notes))
+          + "".join(f"\n{note}" for note in notes) + _graph_tables(graph) + _mirror_table(mirrors))
     return 0
+
+
+def _graph_stats(corpus) -> dict | None:
+    """For a KG corpus, its entities, relations, triples per split and relation frequencies
+    (:func:`graphdel.data.kg.kg_stats`); else ``None``."""
+    if corpus.modality != "kg":
+        return None
+    from graphdel.data.kg import kg_stats
+
+    return kg_stats(corpus)
+
+
+def _graph_tables(graph: dict | None) -> str:
+    """A KG's counts as text: entities and relations, triples per split, relation frequencies ("" without)."""
+    if graph is None:
+        return ""
+    e, t = graph["entities"], graph["triples"]
+    splits = [k for k in t if k != "total"]
+    return (f"\nknowledge graph: {e['total']:,} entities ({e['with_text']:,} with a text: the pairs above), "
+            f"{graph['relations']} relations\n"
+            + _table(["split", "triples"], [(k, f"{v:,}") for k, v in t.items()])
+            + "\nrelation frequencies (triples per split):\n"
+            + _table(["relation", *splits, "total"],
+                     [(f["relation"], *(f"{f[k]:,}" for k in splits), f"{f['total']:,}")
+                      for f in graph["relation_frequencies"]]))
+
+
+def _mirror_relations(corpus) -> dict | None:
+    """For a KG corpus, the relation pairs whose training triples the graph also states backwards
+    (:func:`graphdel.data.kg_facts.learn_mirror_relations`, default thresholds): ``{"min_share",
+    "min_support", "pairs": [{"relation", "mirror", "share", "mirrored", "triples"}]}``; else ``None``."""
+    if corpus.modality != "kg":
+        return None
+    from graphdel.data.kg import kg_triples
+    from graphdel.data.kg_facts import learn_mirror_relations
+
+    learned = learn_mirror_relations(kg_triples(corpus, "train"))
+    return {"min_share": learned.min_share, "min_support": learned.min_support, "pairs": learned.to_json()}
+
+
+def _mirror_table(mirrors: dict | None) -> str:
+    """The mirror relation pairs as a text table under a heading ("" when there is nothing to show)."""
+    if mirrors is None:
+        return ""
+    head = (f"\nmirror relations (share of a relation's training triples (h, r, t) with (t, mirror, h) in the "
+            f"graph; share >= {mirrors['min_share']}, at least {mirrors['min_support']} mirrored):")
+    if not mirrors["pairs"]:
+        return head + " none"
+    return head + "\n" + _table(["relation", "mirror", "share", "mirrored", "triples"],
+                                 [(p["relation"], p["mirror"], f"{p['share']:.4f}", p["mirrored"], p["triples"])
+                                  for p in mirrors["pairs"]])
 
 
 def _add_forget(sub) -> None:
@@ -142,6 +202,9 @@ def _add_forget(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="allow a request covering every training pair")
+    p.add_argument("--close", action="store_true",
+                   help="knowledge graphs: also delete the retained triples that state a requested fact backwards "
+                        "(symmetric or inverse relations, learned from the graph); recorded in the request")
     p.add_argument("--force-data", action="store_true",
                    help="use the data even if its content hash differs from the one the model was trained on")
     p.add_argument("--data", metavar="SPEC", help="read the run's data from SPEC (e.g. csv:NEW/PATH) instead of "
@@ -163,8 +226,9 @@ def cmd_forget(args) -> int:
     with ``--method`` into the new run folder ``--out``.
 
     The method and its ``--set`` overrides are checked before any work. Prints a summary (JSON with ``--json``: new run path,
-    method, deleted pair count, wall time, pool-64 MRR and, for KG runs, link-prediction MRR per split).
-    Returns the exit status (0).
+    method, deleted pair count, wall time, pool-64 MRR and, for KG runs, link-prediction MRR per split and
+    ``inferable``, how many deleted triples the retained graph still mirrors or links by a short path, and
+    what ``--close`` added). Returns the exit status (0).
     """
     from graphdel.runs import Run
 
@@ -184,12 +248,25 @@ def cmd_forget(args) -> int:
                                force=args.force, prepared=prepared)
     new = api.forget(run, request, method=args.method, overrides=args.set, out=args.out, seed=args.seed,
                      device=str(resolve_device(args.device)), prepared=prepared,
-                     accept_modified=args.accept_modified, data=args.data)
-    result = {"run": str(new.path), "method": new.config["method"], "deleted_pairs": len(request),
-              "wall_time_s": round(new.metrics["wall_time_s"], 2), **_split_scores(new.metrics["splits"])}
+                     accept_modified=args.accept_modified, data=args.data, close=args.close)
+    inferable = new.metrics.get("inferable")
+    result = {"run": str(new.path), "method": new.config["method"],
+              "deleted_pairs": new.history[-1]["request"]["count"],  # with --close, the closed request's
+              "wall_time_s": round(new.metrics["wall_time_s"], 2), **_split_scores(new.metrics["splits"]),
+              **({"inferable": {k: inferable[k] for k in ("triples", "counts", "inferable_share", "max_hops",
+                                                           "closure") if k in inferable}} if inferable else {})}
     _emit(args, result, f"run: {result['run']}\n{result['method']}: {result['deleted_pairs']} pairs deleted "
-          f"in {result['wall_time_s']} s\n" + _scores_table(result))
+          f"in {result['wall_time_s']} s\n" + _scores_table(result) + _inferable_line(inferable))
     return 0
+
+
+def _inferable_line(record: dict | None) -> str:
+    """The KG inferable-fact audit of a ``forget`` run as one more line of its summary ("" without one)."""
+    if not record:
+        return ""
+    from graphdel.data.kg_facts import describe_record
+
+    return "\n" + describe_record(record)
 
 
 def _split_scores(splits: dict) -> dict:

@@ -105,3 +105,74 @@ def test_a_one_and_a_three_pair_request_change_the_weights(original, tmp_path, i
     # the Df score is on the scale of every other split: the same k, the same chance level
     k = {s["pool64"]["k"] for s in run.metrics["splits"].values()}
     assert k == {original.metrics["splits"]["test"]["pool64"]["k"]}
+
+
+@pytest.fixture(scope="module")
+def mirror_kg_run(tmp_path_factory):
+    """A tiny KG model on tests/data/test_kg_facts.py's graph, whose "sim" relation is symmetric."""
+    from graphdel.models.joint import ModelConfig
+    from tests.data.test_kg_facts import write_mirror_kg
+
+    root = tmp_path_factory.mktemp("mirror_kg")
+    folder = write_mirror_kg(root / "kg")
+    run = api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=0.0),
+                    TrainConfig(epochs=2, batch_size=8, device="cpu"),
+                    ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2,
+                                extra={"dim": 16, "gnn_layers": 1, "gnn_dropout": 0.0}),
+                    out=root / "orig", progress=False)
+    return root, run
+
+
+def test_a_kg_request_is_audited_for_inferable_facts(mirror_kg_run, tmp_path):
+    from graphdel.errors import GraphdelWarning
+    from tests.data.test_kg_facts import REQUEST
+
+    _, run = mirror_kg_run
+    request = api.make_request(run, ids=REQUEST, by="triple")
+    with pytest.warns(GraphdelWarning, match=r"inferable: 2 of 3 deleted triples .*mirrored 1, path <= 2 hops 1, "
+                                             r"not inferable 1\); close=True \(--close\) also deletes"):
+        out = api.forget(run, request, method="retrain", out=tmp_path / "open", progress=False)
+    record = out.metrics["inferable"]
+    assert record["counts"] == {"mirrored": 1, "path": 1, "not_inferable": 1} and "closure" not in record
+    assert [p["relation"] for p in record["mirror_relations"]["pairs"]] == ["sim"]
+    assert out.history[-1]["request"]["count"] == 3 and "added" not in out.history[-1]["request"]
+    by = out.metrics["splits"]["forget"]["lp"]["by_inference"]
+    assert {k: v["triples"] for k, v in by.items()} == {"mirrored": 1, "path": 1, "not_inferable": 1}
+
+
+def test_close_extends_a_kg_request_with_its_mirrors(mirror_kg_run, tmp_path):
+    import json
+
+    from tests.data.test_kg_facts import REQUEST
+
+    _, run = mirror_kg_run
+    request = api.make_request(run, ids=REQUEST, by="triple")
+    out = api.forget(run, request, method="retrain", out=tmp_path / "closed", progress=False, close=True)
+    saved = json.loads((out.path / "request.json").read_text())
+    assert [p["pair_id"] for p in saved["pairs"]] == ["tri:e0|sim|e1", "tri:e1|sim|e0", "tri:e2|up|e4",
+                                                      "tri:e4|up|e6"]
+    assert [(a["pair_id"], a["of"]) for a in saved["added"]] == [("tri:e1|sim|e0", "tri:e0|sim|e1")]
+    assert saved["by"] == "triple" and saved["selected"] == REQUEST
+    cert = json.loads((out.path / "certificate.json").read_text())
+    assert cert["request"] == saved                                        # certified with the request
+    assert "tri:e1|sim|e0" in out.excluded_ids
+    store = api.load_run_data(run, progress=False).data.items
+    e = {x: i for i, x in enumerate(store.entities)}
+    sim = store.relations.index("sim")
+    graph = {tuple(t) for t in out.model.graph.triples.tolist()}
+    assert (e["e0"], sim, e["e1"]) not in graph and (e["e1"], sim, e["e0"]) not in graph
+    record = out.metrics["inferable"]
+    assert record["counts"] == {"mirrored": 1, "path": 1, "not_inferable": 1}
+    assert record["closure"]["added"] == 1
+    assert record["closure"]["counts"] == {"mirrored": 0, "path": 1, "not_inferable": 3}
+    by = out.metrics["splits"]["forget"]["lp"]["by_inference"]
+    assert {k: v["triples"] for k, v in by.items()} == record["closure"]["counts"]
+
+
+def test_close_refuses_a_corpus_without_triples(original, tmp_path):
+    from graphdel.errors import InvalidInputError
+
+    request = api.make_request(original, ids=["aspirin#0"], by="pair")
+    with pytest.raises(InvalidInputError, match="close .--close. adds the mirrored triples of a knowledge-graph"):
+        api.forget(original, request, method="ft", out=tmp_path / "f", progress=False, close=True)
+    assert not (tmp_path / "f").exists()

@@ -214,3 +214,66 @@ def test_methods_lists_each_methods_own_settings_and_every_setting_on_request(ca
 def test_methods_refuses_an_unknown_name_in_one_line(capsys):
     assert main(["methods", "nope"]) == 2
     assert capsys.readouterr().err.startswith("graphdel: error: unknown unlearning method 'nope'; available: ")
+
+
+def test_data_stats_of_a_kg_shows_its_mirror_relations(tmp_path, capsys):
+    from tests.data.test_kg_facts import write_mirror_kg
+
+    folder = write_mirror_kg(tmp_path / "kg")
+    assert main(["data", "stats", f"kg:{folder}", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["mirror_relations"] == {"min_share": 0.5, "min_support": 5, "pairs": [
+        {"relation": "sim", "mirror": "sim", "share": 1.0, "mirrored": 6, "triples": 6}]}
+    assert main(["data", "stats", f"kg:{folder}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3].startswith("mirror relations (share of a relation's training triples")
+    assert lines[-2].split() == ["relation", "mirror", "share", "mirrored", "triples"]
+    assert lines[-1].split() == ["sim", "sim", "1.0000", "6", "6"]
+
+
+def test_forget_close_reports_and_extends_a_kg_request(tmp_path, capsys):
+    from graphdel.models.joint import ModelConfig
+    from tests.data.test_kg_facts import REQUEST, write_mirror_kg
+
+    folder = write_mirror_kg(tmp_path / "kg")
+    run = api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=0.0),
+                    TrainConfig(epochs=1, batch_size=8, device="cpu"),
+                    ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2, extra={"dim": 16, "gnn_layers": 1}),
+                    out=tmp_path / "orig", progress=False)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(REQUEST) + "\n")
+    assert main(["forget", "--model", str(run.path), "--forget", str(ids), "--by", "triple", "--close",
+                 "--method", "retrain", "--device", "cpu", "--out", str(tmp_path / "closed")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "retrain: 4 pairs deleted in " + out[1].split(" in ")[1]
+    assert out[-1] == ("inferable: 2 of 3 deleted triples still stated or implied by the retained graph (mirrored 1, "
+                       "path <= 2 hops 1, not inferable 1); --close added 1 mirror triple, leaving 1 of 4 "
+                       "inferable (mirrored 0, path 1)")
+    saved = json.loads((tmp_path / "closed" / "request.json").read_text())
+    assert [a["pair_id"] for a in saved["added"]] == ["tri:e1|sim|e0"]
+
+
+def test_data_stats_of_a_kg_counts_entities_relations_triples_per_split_and_relation_frequencies(tmp_path, capsys):
+    from graphdel.data.kg import kg_stats, load_kg
+    from tests.data.test_kg import TEXTS, TRAIN, VALID, TEST, write_lines
+
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    for name, rows in (("train", TRAIN), ("valid", VALID), ("test", TEST), ("entity2text", TEXTS.items())):
+        write_lines(folder / f"{name}.txt", rows)
+    assert main(["data", "stats", f"kg:{folder}", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["graph"] == kg_stats(load_kg(folder))
+    assert stats["graph"]["triples"] == {"train": 11, "val": 1, "test": 1, "total": 13}
+    assert main(["data", "stats", f"kg:{folder}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("knowledge graph: 11 entities (10 with a text: the pairs above), 3 relations")
+    assert [line.split() for line in lines[start + 1:start + 6]] == [
+        ["split", "triples"], ["train", "11"], ["val", "1"], ["test", "1"], ["total", "13"]]
+    assert lines[start + 6] == "relation frequencies (triples per split):"
+    assert [line.split() for line in lines[start + 7:start + 11]] == [
+        ["relation", "train", "val", "test", "total"], ["_hypernym", "7", "0", "0", "7"],
+        ["_derivationally_related_form", "2", "1", "0", "3"], ["_has_part", "2", "0", "1", "3"]]
+    # not a knowledge graph: no graph key
+    assert main(["data", "stats", "drugs", "--json"]) == 0
+    assert "graph" not in json.loads(capsys.readouterr().out)

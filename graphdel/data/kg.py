@@ -5,8 +5,9 @@ Two sources are registered here (the module must be imported for them to exist):
 =====================  ==============================================================================
 ``kg:PATH``            a folder with ``train.txt``, ``valid.txt`` and ``test.txt`` (tab-separated
                        ``head  relation  tail``, one triple a line, no header: the WN18RR / FB15k-237 /
-                       PyKEEN layout) and an optional ``entity2text.txt`` (``id  text``). Each file may
-                       instead be gzip-compressed as ``NAME.txt.gz``.
+                       PyKEEN layout; ids are kept as written, ``00260881`` or ``/m/0abc``) and an
+                       optional ``entity2text.txt`` or ``entity2text.tsv`` (``id  text``, the entity
+                       descriptions). Each file may instead be gzip-compressed (``NAME.txt.gz``).
 ``wordnet``            the embedded WordNet 3.0 subgraph with WN18RR relations and synset glosses,
                        ``data/wordnet/`` (see ``data/wordnet/README.md``; ``$GRAPHDEL_DATA_DIR`` moves it)
 =====================  ==============================================================================
@@ -50,6 +51,8 @@ from graphdel.errors import InvalidInputError, shorten
 #: Split name in the corpus -> file stem in a KG folder.
 KG_SPLIT_FILES = {"train": "train", "val": "valid", "test": "test"}
 TEXT_FILE = "entity2text"
+#: The entity description file may be called ``entity2text.txt`` or, as the TSV it is, ``entity2text.tsv``.
+TEXT_SUFFIXES = (".txt", ".txt.gz", ".tsv", ".tsv.gz")
 #: The 11 relations of WN18RR (Dettmers et al., AAAI 2018), which the ``wordnet`` source uses.
 WN18RR_RELATIONS = (
     "_also_see", "_derivationally_related_form", "_has_part", "_hypernym", "_instance_hypernym",
@@ -73,9 +76,11 @@ TEXT_HEADER_WORDS = (
 Triple = tuple[str, str, str]
 
 
-def find_kg_file(folder: Path, stem: str, *, required: bool = True) -> Path | None:
-    """``folder/stem.txt`` or ``folder/stem.txt.gz`` (not both); ``None`` if absent and not ``required``."""
-    found = [p for p in (folder / f"{stem}.txt", folder / f"{stem}.txt.gz") if p.is_file()]
+def find_kg_file(folder: Path, stem: str, *, required: bool = True,
+                 suffixes: tuple[str, ...] = (".txt", ".txt.gz")) -> Path | None:
+    """``folder/stem`` with one of ``suffixes`` (only one of them may exist); ``None`` if absent and not
+    ``required``."""
+    found = [p for p in (folder / f"{stem}{suffix}" for suffix in suffixes) if p.is_file()]
     if len(found) > 1:
         raise InvalidInputError(f"{folder} holds both {found[0].name} and {found[1].name}: keep one")
     if not found:
@@ -208,7 +213,7 @@ def load_kg(path: str | Path, *, skip_invalid: bool = False, source: str | None 
 
     Args:
         path: the folder holding ``train.txt``, ``valid.txt``, ``test.txt`` and optionally
-            ``entity2text.txt`` (each possibly ``.gz``).
+            ``entity2text.txt`` or ``entity2text.tsv`` (each possibly ``.gz``).
         skip_invalid: skip bad ``entity2text`` lines instead of raising (see :func:`read_entity_texts`).
         source: the spec stored in ``corpus.source`` (default ``kg:<absolute path>``).
 
@@ -220,7 +225,7 @@ def load_kg(path: str | Path, *, skip_invalid: bool = False, source: str | None 
         raise InvalidInputError(f"{folder} is not a folder; a KG source is a folder with "
                                 f"{', '.join(s + '.txt' for s in KG_SPLIT_FILES.values())}")
     files = {split: find_kg_file(folder, stem) for split, stem in KG_SPLIT_FILES.items()}
-    text_file = find_kg_file(folder, TEXT_FILE, required=False)
+    text_file = find_kg_file(folder, TEXT_FILE, required=False, suffixes=TEXT_SUFFIXES)
 
     read = {split: read_triples(p) for split, p in files.items()}  # type: ignore[arg-type]
     train = [t for _, t in read["train"][0]]
@@ -290,6 +295,38 @@ def kg_triples(corpus: Corpus, split: str = "train") -> list[Triple]:
     if split not in KG_SPLIT_FILES:
         raise InvalidInputError(f"unknown split {split!r} (expected one of {tuple(KG_SPLIT_FILES)})")
     return [(h, r, t) for h, r, t in corpus.extra["triples"][split]]
+
+
+def kg_stats(corpus: Corpus) -> dict:
+    """What ``graphdel data stats`` adds for a KG corpus (key ``graph``).
+
+    Returns:
+        ``{"entities": {"total", "with_text", "without_text"}, "relations": R, "triples": {"train", "val",
+        "test", "total"}, "relation_frequencies": [{"relation", "train", "val", "test", "total"}, ...]}``,
+        relations most frequent in train first (ties by name). ``entities.total`` counts every entity of a
+        train triple or with a text (val/test triples only use those, see the module docstring).
+
+    Raises:
+        InvalidInputError: ``corpus`` is not a knowledge graph.
+    """
+    triples = {split: kg_triples(corpus, split) for split in KG_SPLIT_FILES}
+    entities = [e for e in corpus.extra["entities"] if e in corpus.items]
+    with_text = len(set(corpus.item_ids) & set(entities))
+    counts: dict[str, dict[str, int]] = {r: dict.fromkeys(KG_SPLIT_FILES, 0)
+                                         for r in corpus.extra["relations"]}
+    for split, rows in triples.items():
+        for _, r, _ in rows:
+            counts[r][split] += 1
+    order = sorted(counts, key=lambda r: (-counts[r]["train"], r))
+    return {
+        "entities": {"total": len(entities), "with_text": with_text,
+                     "without_text": len(entities) - with_text},
+        "relations": len(counts),
+        "triples": {**{split: len(rows) for split, rows in triples.items()},
+                    "total": sum(len(rows) for rows in triples.values())},
+        "relation_frequencies": [{"relation": r, **counts[r], "total": sum(counts[r].values())}
+                                 for r in order],
+    }
 
 
 @register_source("kg", argument="path")

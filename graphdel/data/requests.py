@@ -52,7 +52,7 @@ import numbers
 import random as _random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -300,6 +300,9 @@ class DeletionRequest:
         selected: what the request was made from: the given ids (after collapsing duplicates) or, for a
             random request, the drawn units (pair ids, item ids or scaffold SMILES / ``acyclic:<id>``).
         pair_hashes: :func:`pair_hash` of each pair, parallel to ``pair_ids``.
+        added: pairs added to what was asked for, and why: ``({"pair_id", "reason", ...}, ...)``, each a
+            pair of ``pair_ids`` (e.g. the retained mirror triples of a KG request,
+            :func:`graphdel.data.kg_facts.close_request`). Saved as ``"added"`` (left out when empty).
     """
 
     pair_ids: tuple[str, ...]
@@ -309,10 +312,19 @@ class DeletionRequest:
     source_hash: str
     selected: tuple[str, ...] = ()
     pair_hashes: tuple[str, ...] = field(default=(), repr=False)
+    added: tuple[Mapping, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.pair_hashes and len(self.pair_hashes) != len(self.pair_ids):
             raise RequestError("pair_hashes must be parallel to pair_ids")
+        ids = set(self.pair_ids)
+        for i, record in enumerate(self.added):
+            if not isinstance(record, Mapping) or not isinstance(record.get("pair_id"), str) \
+                    or not isinstance(record.get("reason"), str):
+                raise RequestError(f"added record {i} must hold a string pair_id and reason, got {shorten(record)}")
+            if record["pair_id"] not in ids:
+                raise RequestError(f"added record {i} names pair {shorten(record['pair_id'])}, which the "
+                                   "request does not hold")
 
     def __len__(self) -> int:
         return len(self.pair_ids)
@@ -556,7 +568,9 @@ class DeletionRequest:
         req = cls._build(corpus, saved.by, coverage, allowed_rows=allowed_rows, force=force, seed=saved.seed,
                          deleted=deleted,
                          description=saved.description, selected=saved.selected)
-        return req
+        # what a closure added stays recorded (a pair narrowed away by an earlier request goes with its record)
+        kept = set(req.pair_ids)
+        return replace(req, added=tuple(a for a in saved.added if a["pair_id"] in kept))
 
     # ------------------------------------------------------------------ use
 
@@ -601,6 +615,7 @@ class DeletionRequest:
             "hash_recipe": HASH_RECIPE,
             "pairs": [{"pair_id": corpus.pair_ids[r], "item_id": corpus.item_ids[r],
                        "sha256": _corpus_pair_hash(corpus, r)} for r in rows],
+            **({"added": [dict(a) for a in self.added]} if self.added else {}),
         }
 
     def save(self, path: str | Path, corpus: Corpus) -> None:
@@ -644,6 +659,9 @@ class DeletionRequest:
             if not isinstance(d.get("selected", []), list):  # a string would be read char by char
                 raise TypeError(f"'selected' must be a list, got {shorten(d.get('selected'))}")
             selected = tuple(_str(s, "selected") for s in d.get("selected", []))
+            added = d.get("added", [])
+            if not isinstance(added, list) or not all(isinstance(a, dict) for a in added):
+                raise TypeError(f"'added' must be a list of objects, got {shorten(added)}")
         except (KeyError, TypeError) as e:
             raise InvalidInputError(f"{path}: malformed deletion request: {e}") from e
         if d.get("count") != len(pair_ids):
@@ -652,8 +670,11 @@ class DeletionRequest:
         dupes = [p for p, c in Counter(pair_ids).items() if c > 1]
         if dupes:
             raise InvalidInputError(f"{path}: duplicated pair ids: {_name_ids(dupes)}")
-        return cls(pair_ids=pair_ids, by=by, seed=seed, description=description, source_hash=source_hash,
-                   selected=selected, pair_hashes=hashes)
+        try:
+            return cls(pair_ids=pair_ids, by=by, seed=seed, description=description, source_hash=source_hash,
+                       selected=selected, pair_hashes=hashes, added=tuple(added))
+        except RequestError as e:  # a malformed 'added' record: the file is at fault
+            raise InvalidInputError(f"{path}: malformed deletion request: {e}") from e
 
 
 def _str(value, key: str) -> str:

@@ -18,14 +18,20 @@ forward in tens of milliseconds. Only ``torch`` ops are used (no pyg-lib / torch
 Shapes: entity states ``[N, d]``, relation states ``[2R + extra, d]`` (original relations, inverses, and
 any extra pseudo-relations the caller appends, e.g. "is described by"), ``edge_index [2, E]``,
 ``edge_type [E]`` (values in ``[0, 2R)``).
+
+GNNDelete's deletion operators (:class:`DeletionOperator`, one per deletion request, kept in
+:class:`DeletionOperators`) act on the encoder's states between layers; :func:`k_hop_masks` gives the
+nodes each one acts on (``torch_geometric.utils.k_hop_subgraph``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.utils import k_hop_subgraph
 
 
 @dataclass
@@ -153,19 +159,122 @@ class RelationalEncoder(nn.Module):
         if self.feature_projection is not None:
             nn.init.xavier_uniform_(self.feature_projection.weight)
 
-    def forward(self, edge_index: Tensor, edge_type: Tensor, features: Tensor | None = None
-                ) -> tuple[Tensor, Tensor]:
-        """``features [N, feature_dim]`` (rows of zeros for entities without one) are required when the
-        encoder was built with ``feature_dim > 0``."""
+    def forward(self, edge_index: Tensor, edge_type: Tensor, features: Tensor | None = None,
+                operators: Iterable["DeletionOperator"] = (), *, positions: Sequence[int] = ()
+                ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, list[Tensor]]:
+        """``(entities [N, d], relations [2R + extra, d])``, and with ``positions`` also the entity states
+        ``[N, d]`` at each of those positions (0 = the input embeddings, ``p`` = after ``p`` layers).
+
+        ``features [N, feature_dim]`` (rows of zeros for entities without one) are required when the
+        encoder was built with ``feature_dim > 0``. ``operators`` (GNNDelete, oldest request first) are
+        applied at their positions, each to the output of the previous one; the returned states are those
+        after the operators."""
         x = self.entity.weight
         if self.feature_projection is not None:
             if features is None:
                 raise ValueError("this encoder was built with feature_dim > 0: pass features [N, feature_dim]")
             x = x + self.feature_projection(features.to(x.dtype))
         x, rel = self.input_dropout(x), self.relation.weight
-        for conv in self.convs:
-            x, rel = conv(x, rel, edge_index, edge_type)
+        operators = list(operators)
+        states: dict[int, Tensor] = {}
+        for position in range(len(self.convs) + 1):
+            if position > 0:
+                x, rel = self.convs[position - 1](x, rel, edge_index, edge_type)
+            for op in operators:
+                x = op(x, position)
+            states[position] = x
+        if positions:
+            return x, rel, [states[p] for p in positions]
         return x, rel
+
+
+class DeletionOperator(nn.Module):
+    """The deletion operators of one deletion request (GNNDelete, Cheng, Dasoulas, He, Agarwal & Zitnik,
+    "GNNDelete: A General Strategy for Unlearning in Graph Neural Networks", ICLR 2023): one ``d x d`` map
+    per encoder position it acts at, applied to the states of the nodes it masks, identity elsewhere:
+
+    .. math::
+
+        h_v^{(p)} \\leftarrow h_v^{(p)} + m_p(v)\\, W_p\\, h_v^{(p)}
+
+    The paper writes the operator as ``h <- W' h`` on the masked nodes; the residual form with
+    ``W = W' - I`` starting at zero is the same family and starts at the identity, so the unlearned model
+    starts exactly as the original (``f' = f``), and an operator that is never trained changes nothing.
+
+    Args:
+        positions: ``[P]`` long, the encoder positions it acts at (0 = the input embeddings, ``p`` = the
+            output of layer ``p``).
+        masks: ``[P, N]`` bool, the nodes it acts on at each position (the ``p``-hop neighbourhood of the
+            deleted edges, :func:`k_hop_masks`).
+        seeds: ``[N]`` bool, the nodes of the deleted data itself (the endpoints of the deleted edges).
+        dim: ``d``.
+
+    Shapes: ``weight [P, d, d]``, ``position [P]``, ``mask [P, N]``, ``seed [N]``; ``forward(x [N, d],
+    position) -> [N, d]``.
+    """
+
+    def __init__(self, positions: Tensor, masks: Tensor, seeds: Tensor, dim: int) -> None:
+        super().__init__()
+        positions, masks = positions.reshape(-1).long(), masks.bool()
+        if masks.dim() != 2 or masks.size(0) != positions.numel():
+            raise ValueError(f"masks must be [P, N] with P = {positions.numel()} positions, "
+                             f"got {tuple(masks.shape)}")
+        self.weight = nn.Parameter(torch.zeros(positions.numel(), dim, dim))
+        self.register_buffer("position", positions.clone())
+        self.register_buffer("mask", masks.clone())
+        self.register_buffer("seed", seeds.reshape(-1).bool().clone())
+
+    def forward(self, x: Tensor, position: int) -> Tensor:
+        """``x [N, d]`` with the operator of ``position`` applied to its masked rows (``x`` itself when the
+        operator does not act there)."""
+        hit = (self.position == position).nonzero().flatten()
+        if hit.numel() == 0:
+            return x
+        p = int(hit[0])
+        rows = self.mask[p].nonzero().flatten()
+        if rows.numel() == 0:
+            return x
+        # only the masked rows are multiplied: a request touches a small part of a large graph
+        return x.index_add(0, rows, x[rows] @ self.weight[p].t().to(x.dtype))
+
+
+class DeletionOperators(nn.ModuleList):
+    """The :class:`DeletionOperator` of every deletion request applied to a model, oldest first.
+
+    Sequential requests accumulate: a new request appends its operator and the earlier ones stay (with
+    their masks). Loading a state dict rebuilds the list from it (its length and shapes are data, like a
+    KG model's graph), so a saved unlearned model loads into a freshly built one."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        count = 0
+        while f"{prefix}{count}.weight" in state_dict:
+            count += 1
+        same = count == len(self) and all(
+            state_dict[f"{prefix}{k}.weight"].shape == op.weight.shape
+            and state_dict[f"{prefix}{k}.mask"].shape == op.mask.shape for k, op in enumerate(self))
+        if not same:  # rebuild (the values are copied in by the children's own loading, right after)
+            while len(self):
+                del self[len(self) - 1]
+            for k in range(count):
+                w, key = state_dict[f"{prefix}{k}.weight"], f"{prefix}{k}."
+                self.append(DeletionOperator(state_dict[key + "position"], state_dict[key + "mask"],
+                                             state_dict[key + "seed"], w.size(-1)).to(w.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def k_hop_masks(seeds: Tensor, edge_index: Tensor, num_nodes: int, hops: Sequence[int]) -> Tensor:
+    """``[len(hops), N]`` bool: for each ``k`` of ``hops``, the nodes within ``k`` hops of ``seeds`` (``[S]``
+    long node ids) along ``edge_index [2, E]`` (give both directions of each edge for undirected hops),
+    the seeds included (``k = 0``: the seeds only). Uses ``torch_geometric.utils.k_hop_subgraph``."""
+    seeds = seeds.reshape(-1).long().unique()
+    out = torch.zeros(len(hops), num_nodes, dtype=torch.bool)
+    if seeds.numel() == 0:
+        return out
+    edge_index = edge_index.long().cpu()
+    for i, k in enumerate(hops):
+        subset = k_hop_subgraph(seeds.cpu(), int(k), edge_index, num_nodes=num_nodes)[0]
+        out[i, subset] = True
+    return out
 
 
 def distmult(head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:

@@ -9,7 +9,8 @@ ranks at the middle, not at 1). The head query ``(?, r, t)`` is asked as the tai
 computed in chunks of queries (``[chunk, N]`` at a time).
 
 The model needs ``score_queries(heads [B], relations [B]) -> [B, N]`` and, for AUROC,
-``score_triples(triples [T, 3]) -> [T]``.
+``score_triples(triples [T, 3]) -> [T]``. The AUROC is the suite's Df-vs-Dr AUC (Df 0, Dr 1) on triple
+scores.
 """
 
 from __future__ import annotations
@@ -92,52 +93,79 @@ def link_prediction(model, triples: Tensor, known: Tensor, num_entities: int, nu
     return rank_metrics(ranks)
 
 
-def auroc(positive: Tensor, negative: Tensor) -> float:
-    """Area under the ROC curve of scores, ``positive`` vs ``negative`` (Mann–Whitney, ties half)."""
-    p, n = positive.float().reshape(-1), negative.float().reshape(-1)
-    if p.numel() == 0 or n.numel() == 0:
-        return float("nan")
-    allv = torch.cat([p, n])
-    order = allv.argsort()
-    ranks = torch.empty_like(allv)
-    ranks[order] = torch.arange(1, allv.numel() + 1, dtype=allv.dtype)
-    # average ranks of ties
-    uniq, inv = torch.unique(allv, return_inverse=True)
-    mean_rank = torch.zeros_like(uniq).index_add_(0, inv, ranks) / torch.bincount(inv).to(allv.dtype)
-    ranks = mean_rank[inv]
-    u = ranks[:p.numel()].sum() - p.numel() * (p.numel() + 1) / 2
-    return float(u / (p.numel() * n.numel()))
-
-
 @torch.no_grad()
 def triple_auroc(model, df: Tensor, dr: Tensor) -> float:
-    """Df-vs-Dr AUROC of the model's triple scores, deleted (``df [T, 3]``) vs retained (``dr [T', 3]``).
+    """Df-vs-Dr AUROC of the model's triple scores, deleted (``df [T, 3]``) vs retained (``dr [T', 3]``):
+    the suite's Df-vs-Dr AUC (:func:`graphdel.evaluation.distinguishability.df_vs_dr_auc`, its mean over
+    Dr chunks of ``|Df|``, default chunks and seed) on the scores ``model.score_triples`` gives.
 
-    The suite's convention (:func:`graphdel.evaluation.distinguishability.df_vs_dr_auc`): Df is labelled 0
-    and Dr 1, so this is the chance that a retained triple scores above a deleted one (ties half):
-    0.5 means deleted triples score like retained ones, 1.0 that every deleted triple scores below every
-    retained one. Retrain gives the value to aim at.
+    One definition, one convention: Df is labelled 0 and Dr 1, so this is the chance that a retained
+    triple scores above a deleted one (ties half): 0.5 means deleted triples score like retained ones, 1.0
+    that every deleted triple scores below every retained one. Retrain gives the value to aim at.
     """
-    # Dr is the positive class: auroc(positive, negative).
-    return auroc(model.score_triples(dr.reshape(-1, 3)), model.score_triples(df.reshape(-1, 3)))
+    from graphdel.evaluation.distinguishability import df_vs_dr_auc
+
+    df_scores = model.score_triples(df.reshape(-1, 3)).float().cpu().numpy()
+    dr_scores = model.score_triples(dr.reshape(-1, 3)).float().cpu().numpy()
+    return df_vs_dr_auc(df_scores, dr_scores)["mean"]
 
 
 def neighbourhood_triples(deleted: Tensor, retained: Tensor, hops: int = 2) -> Tensor:
     """Retained triples within ``hops`` of the deleted ones: those with an endpoint at distance
     ``< hops`` (in the retained graph, undirected) from an endpoint of a deleted triple. ``hops=1``: the
     retained triples sharing an entity with a deleted one; ``hops=2``: also those one edge further."""
+    from torch_geometric.utils import k_hop_subgraph
+
     deleted, retained = deleted.reshape(-1, 3).long(), retained.reshape(-1, 3).long()
     n = int(max(deleted.max().item() if deleted.numel() else 0, retained.max().item() if retained.numel() else 0)) + 1
     near = torch.zeros(n, dtype=torch.bool)
-    near[deleted[:, 0]] = True
-    near[deleted[:, 2]] = True
-    for _ in range(hops - 1):
-        grow = near.clone()
-        grow[retained[near[retained[:, 0]], 2]] = True
-        grow[retained[near[retained[:, 2]], 0]] = True
-        near = grow
+    seeds = torch.cat([deleted[:, 0], deleted[:, 2]]).unique()
+    if seeds.numel():
+        # the entities within hops - 1 of a deleted triple's endpoint, both directions of every edge
+        undirected = torch.cat([retained[:, [0, 2]], retained[:, [2, 0]]]).t()
+        near[k_hop_subgraph(seeds, max(hops - 1, 0), undirected, num_nodes=n)[0]] = True
     keep = near[retained[:, 0]] | near[retained[:, 2]]
     return retained[keep]
+
+
+@torch.no_grad()
+def inference_split(model, deleted: Tensor, retained: Tensor, known: Tensor, *,
+                    max_hops: int | None = None) -> dict[str, dict[str, float]]:
+    """Link prediction on the deleted triples split by what the retained graph still says of them.
+
+    Each deleted triple is classed ``mirrored``, ``path`` or ``not_inferable``
+    (:func:`graphdel.data.kg_facts.find_inferable`, mirror relations learned on ``deleted`` + ``retained``,
+    the graph the original was trained on). A fact the retained graph states backwards or implies is
+    expected to stay predictable, even for Retrain; only the ``not_inferable`` part measures forgetting
+    that the data allows.
+
+    Args:
+        model: a KG model (``score_queries``, ``num_entities``, ``num_relations``).
+        deleted: ``[T, 3]`` the deleted triples (indices).
+        retained: ``[T', 3]`` the retained graph (any deleted triple in it is ignored).
+        known: ``[K, 3]`` the true triples filtered out of the ranks.
+        max_hops: the longest path counted (default :data:`graphdel.data.kg_facts.DEFAULT_MAX_HOPS`).
+
+    Returns:
+        ``{kind: {mrr, hits@1, hits@3, hits@10, n, triples}}`` for every kind: ``n`` queries (both
+        directions, as in :func:`link_prediction`) of ``triples`` deleted triples; NaN metrics for an
+        empty kind.
+    """
+    from graphdel.data.kg_facts import DEFAULT_MAX_HOPS, KINDS, find_inferable, learn_mirror_relations
+
+    gone = [tuple(t) for t in deleted.reshape(-1, 3).tolist()]
+    kept = [tuple(t) for t in retained.reshape(-1, 3).tolist()]
+    audit = find_inferable(gone, kept, learn_mirror_relations(gone + kept),
+                           max_hops=DEFAULT_MAX_HOPS if max_hops is None else max_hops)
+    kind_of = {f.triple: f.kind for f in audit.facts}
+    ranks = filtered_ranks(model.score_queries, both_directions(deleted, model.num_relations), known,
+                           model.num_entities, model.num_relations)
+    kinds = [kind_of[t] for t in gone] * 2  # both_directions: the tail queries, then the head queries
+    out = {}
+    for kind in KINDS:
+        mask = torch.tensor([k == kind for k in kinds], dtype=torch.bool)
+        out[kind] = {**rank_metrics(ranks[mask]), "triples": int(mask.sum()) // 2}
+    return out
 
 
 def _store_triples(sampler) -> tuple[Tensor, int, int]:
@@ -165,7 +193,10 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
     * pseudo-splits ``collateral@1`` and ``collateral@2``: link prediction on the retained training
       triples within 1 and 2 hops of a deleted one (:func:`neighbourhood_triples` over the model's graph
       minus the deleted triples, which is the same set for the original, an unlearned model and Retrain),
-      at most ``collateral_queries`` of them drawn with seed 0.
+      at most ``collateral_queries`` of them drawn with seed 0;
+    * ``forget.lp.by_inference``: :func:`inference_split`, the deleted triples' link prediction split by
+      whether the retained graph (the model's graph minus the deleted triples) mirrors them, links their
+      entities by a short path, or neither.
     """
     from graphdel.evaluation.embed import embed_pairs
     from graphdel.evaluation.retrieval import split_retrieval
@@ -203,6 +234,8 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
         graph = model.graph.triples.cpu()
         key = lambda t: (t[:, 0] * (2 * model.num_relations + 1) + t[:, 1]) * model.num_entities + t[:, 2]
         retained = graph[~torch.isin(key(graph), key(deleted))]
+        if "lp" in out.get("forget", {}):
+            out["forget"]["lp"]["by_inference"] = inference_split(model, deleted, retained, known)
         for hops in (1, 2):
             near = neighbourhood_triples(deleted, retained, hops=hops)
             if near.numel():

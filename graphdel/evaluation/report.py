@@ -575,6 +575,37 @@ def _request_line(request: Mapping[str, Any]) -> str:
     return "Deleted: " + "; ".join(parts)
 
 
+#: The classes of a deleted triple in ``forget.lp.by_inference`` (:data:`graphdel.data.kg_facts.KINDS`).
+_INFERENCE_KINDS = (("mirrored", "mirrored"), ("path", "path"), ("not_inferable", "not inferable"))
+
+
+def _inference_split_blocks(models: Mapping[str, Any], order: list[str]) -> list[tuple]:
+    """The KG report's split of the deleted triples' link prediction by what the retained graph still says
+    of them (``splits.forget.lp.by_inference``, :func:`graphdel.evaluation.link_prediction.inference_split`):
+    a heading, a note and one row per model and class; no blocks when no model has the split."""
+    rows = []
+    for n in order:
+        lp = ((models[n].get("splits") or {}).get("forget") or {}).get("lp")
+        by = lp.get("by_inference") if isinstance(lp, Mapping) else None
+        if not isinstance(by, Mapping):
+            continue
+        for key, label in _INFERENCE_KINDS:
+            m = by.get(key)
+            if isinstance(m, Mapping):
+                rows.append([n, label, _fmt(m.get("triples")), _fmt(m.get("mrr")), _fmt(m.get("hits@1")),
+                             _fmt(m.get("hits@10"))])
+    if not rows:
+        return []
+    return [("h3", "Deleted triples: inferable or not"),
+            ("p", "The deleted triples split by what the retained graph still says of them: mirrored (a "
+                  "retained triple states the fact backwards, by a symmetric or inverse relation learned "
+                  "from the graph), path (their entities are linked by at most 2 retained triples), not "
+                  "inferable (neither). Filtered MRR, both directions. Retrain keeps predicting what the "
+                  "retained graph implies; compare a method with Retrain class by class "
+                  "(graphdel forget --close also deletes the mirrored triples)."),
+            ("table", ["model", "deleted triples", "count", "MRR", "H@1", "H@10"], rows)]
+
+
 def _build(results, models, order, original, reference, methods, keys, summary, pool, figures,
            smoke: bool = False):
     """The report as a list of blocks, rendered to Markdown and HTML by the two writers below.
@@ -689,6 +720,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                        "deleted triples scored like retained ones, 1.0 = every deleted triple below every "
                        "retained one (compare with Retrain)."))
         B.append(("table", ["model", "split", "queries", "MRR", "H@1", "H@3", "H@10", "Df-vs-Dr AUROC"], lrows))
+    B.extend(_inference_split_blocks(models, order))
     for section, title in (("distinguishability", "Df-vs-Dr distinguishability"),
                            ("membership", "Membership inference"),
                            ("probes", "Unimodal probes"), ("drift", "Embedding drift")):

@@ -39,6 +39,12 @@ messages only along them. :meth:`KGTextModel.fit_structure` builds the graph fro
 removes the triples of a pair set (the engine calls it on ``f'`` before any update; ``api.forget`` calls it
 again on the result), so no unlearned model ever passes messages along a deleted edge.
 
+GNNDelete (:mod:`graphdel.unlearning.gnndelete`) adds one
+:class:`~graphdel.encoders.relational.DeletionOperator` per request (:meth:`KGTextModel.deletion_parameters`):
+a map per GNN layer on the states of the nodes within that many hops of the deleted data. The operators are saved with the weights and accumulate over
+sequential requests; :meth:`KGTextModel.deletion_neighbourhood` gives the states its neighbourhood-influence
+term keeps.
+
 Config (``ModelConfig.extra``): ``num_entities``, ``num_relations`` (set from the data), ``dim`` (128),
 ``gnn_layers`` (1; 0 = a plain text-free DistMult when ``text_weight = matching_weight = 0``),
 ``gnn_dropout`` (0.1), ``lp_weight`` (1), ``text_weight`` (0.5), ``label_smoothing`` (0.1),
@@ -57,7 +63,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphdel.encoders.text import masked_mean
-from graphdel.encoders.relational import RelationalEncoder, RelationalEncoderConfig, add_inverse_edges
+from graphdel.encoders.relational import (DeletionOperator, DeletionOperators, RelationalEncoder,
+                                          RelationalEncoderConfig, add_inverse_edges, k_hop_masks)
 from graphdel.models.joint import MODEL_TYPES, JointModel, ModelConfig, contrastive_loss
 from graphdel.models.protocol import PairBatch, TextFeatures
 
@@ -164,11 +171,23 @@ class KGTextModel(JointModel):
                                                         self.text_encoder.width, dtype=torch.float16))
         self.match_head = nn.Linear(config.fusion_dim + dim, 1)
         self.graph = KGGraph()
-        # GNNDelete-style deletion operator (identity until trained): S_e + mask_e * W S_e
-        self.deletion_operator = nn.Linear(dim, dim, bias=False)
-        nn.init.zeros_(self.deletion_operator.weight)
-        self.register_buffer("deletion_mask", torch.zeros(self.num_entities, dtype=torch.bool))
+        # GNNDelete's deletion operators, one per request applied by it (none until then)
+        self.deletion = DeletionOperators()
         self._cache: tuple[Any, tuple[Tensor, Tensor]] | None = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Runs saved before per-request operators held one operator on the final states
+        # (``deletion_operator.weight [d, d]``) and its mask (``deletion_mask [N]``): the same map as a
+        # "final" DeletionOperator, so it is read as one (and dropped when it never acted on a node).
+        weight = state_dict.pop(prefix + "deletion_operator.weight", None)
+        mask = state_dict.pop(prefix + "deletion_mask", None)
+        legacy = weight is not None and mask is not None and bool(mask.any())
+        if legacy and f"{prefix}deletion.0.weight" not in state_dict:
+            state_dict[f"{prefix}deletion.0.weight"] = weight.unsqueeze(0)
+            state_dict[f"{prefix}deletion.0.position"] = torch.tensor([len(self.encoder.convs)])
+            state_dict[f"{prefix}deletion.0.mask"] = mask.bool().unsqueeze(0)
+            state_dict[f"{prefix}deletion.0.seed"] = mask.bool()  # the seeds were not saved: the whole mask
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- recipe defaults (api.train applies them to fields left at the generic defaults) -----------
     @classmethod
@@ -215,20 +234,58 @@ class KGTextModel(JointModel):
             self.graph.set(self.graph.triples[keep])
         return removed + described
 
-    def deletion_parameters(self, sampler) -> list[nn.Parameter]:
-        """GNNDelete hook: mark the entities within 1 hop (in the remaining graph) of the endpoints of the
-        deleted triples as the operator's neighbourhood and return the operator's parameters."""
+    def deletion_parameters(self, sampler, kind: str = "per_layer") -> list[nn.Parameter]:
+        """GNNDelete hook: add a deletion operator for the request ``sampler`` (Df) and return its parameters.
+
+        Its seeds are the deleted data's own entities: the endpoints of the deleted triples and the
+        entities whose descriptions the request deletes. With ``kind="per_layer"`` (GNNDelete as published)
+        it holds one map per GNN layer ``l = 1..L``, acting on the states after layer ``l`` of the entities
+        within ``l`` hops of the seeds (a model without GNN layers gets one map on its input embeddings,
+        acting on the seeds). ``kind="final"`` is the earlier adaptation, kept for comparison: one map on
+        the final states of the entities within 1 hop. Hops are counted in the model's current graph
+        (``f'`` has already dropped the deleted triples); the deleted edges join two seeds, so they would
+        not change the sets. The operators of earlier requests stay, with their masks.
+
+        Raises:
+            ValueError: an unknown ``kind``.
+        """
+        layers = len(self.encoder.convs)
+        if kind == "per_layer":
+            positions = list(range(1, layers + 1)) or [0]
+            hops = positions
+        elif kind == "final":
+            positions, hops = [layers], [1]
+        else:
+            raise ValueError(f"unknown deletion operator kind {kind!r}; valid: per_layer, final")
         gone = _triples_of(sampler, self.num_relations)
-        seeds = torch.zeros(self.num_entities, dtype=torch.bool)
-        seeds[gone[:, 0]] = True
-        seeds[gone[:, 2]] = True
-        t = self.graph.triples.cpu()
-        hood = seeds.clone()
-        if t.numel():
-            hood[t[seeds[t[:, 0]], 2]] = True
-            hood[t[seeds[t[:, 2]], 0]] = True
-        self.deletion_mask = hood.to(self.deletion_mask.device)
-        return list(self.deletion_operator.parameters())
+        described, _ = _entity_texts_of(sampler, self.described_by)
+        seeds = torch.cat([gone[:, 0], gone[:, 2], described]).unique()
+        seed_mask = torch.zeros(self.num_entities, dtype=torch.bool)
+        seed_mask[seeds] = True
+        ei, _ = self.edges()
+        masks = k_hop_masks(seeds, ei, self.num_entities, hops)
+        device = self.entity_text.device
+        op = DeletionOperator(torch.tensor(positions), masks, seed_mask, self.encoder.config.dim).to(device)
+        self.deletion.append(op)
+        return list(op.parameters())
+
+    def deletion_neighbourhood(self) -> Tensor:
+        """GNNDelete's neighbourhood-influence view ``[M, d]``: the states, with every operator applied, of
+        the entities the newest operator acts on at each of its positions, except its seeds (their states
+        are what the deleted-edge consistency term moves), positions in order. Gradients reach the
+        operators.
+
+        Raises:
+            ValueError: the model has no deletion operator.
+        """
+        if len(self.deletion) == 0:
+            raise ValueError("the model has no deletion operator (deletion_parameters installs one)")
+        op = self.deletion[-1]
+        ei, et = self.edges()
+        _, _, states = self.encoder(ei, et, self.entity_text if self.text_init else None, self.deletion,
+                                    positions=op.position.tolist())
+        keep = op.mask & ~op.seed.unsqueeze(0)
+        return torch.cat([h[k] for h, k in zip(states, keep)])
 
     def edges(self) -> tuple[Tensor, Tensor]:
         """The message-passing graph: ``(edge_index [2, 2T], edge_type [2T])``, every stored triple and
@@ -240,14 +297,13 @@ class KGTextModel(JointModel):
         cacheable = not torch.is_grad_enabled() and not self.training
         key = None
         if cacheable:
-            key = (self.graph.version, self.graph.triples.data_ptr(), self.deletion_mask.data_ptr(),
+            key = (self.graph.version, self.graph.triples.data_ptr(), len(self.deletion),
+                   tuple((b.data_ptr(), b._version) for b in self.deletion.buffers()),
                    tuple((p.data_ptr(), p._version) for p in self.parameters()))
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
         ei, et = self.edges()
-        s, z = self.encoder(ei, et, self.entity_text if self.text_init else None)
-        if bool(self.deletion_mask.any()):
-            s = s + self.deletion_mask.unsqueeze(1).to(s.dtype) * self.deletion_operator(s)
+        s, z = self.encoder(ei, et, self.entity_text if self.text_init else None, self.deletion)
         if cacheable:
             self._cache = (key, (s, z))
         return s, z

@@ -237,3 +237,99 @@ def test_wordnet_shipped():
     assert all("_" not in text.split(":")[0] for text in c.texts)
     # hypernym direction: (hyponym, _hypernym, hypernym), dog -> canine.
     assert ["02084071.n", "_hypernym", "02083346.n"] in triples["train"] + triples["val"] + triples["test"]
+
+
+# ------------------------------------------------ the WN18RR and FB15k-237 layouts, descriptions, stats
+#: FB15k-237's layout: Freebase mids and relation paths, tab-separated, no header.
+FB_TRAIN = [("/m/027rn", "/location/country/form_of_government", "/m/06cx9"),
+            ("/m/017dcd", "/tv/tv_program/regular_cast./tv/regular_tv_appearance/actor", "/m/06v8s0"),
+            ("/m/07s9rl0", "/media_common/netflix_genre/titles", "/m/0170z3"),
+            ("/m/0170z3", "/film/film/genre", "/m/07s9rl0"),
+            ("/m/027rn", "/location/country/form_of_government", "/m/0170z3")]
+FB_VALID = [("/m/06cx9", "/location/country/form_of_government", "/m/0170z3")]
+FB_TEST = [("/m/017dcd", "/film/film/genre", "/m/07s9rl0")]
+FB_TEXTS = {"/m/027rn": "Dominican Republic: a country in the Caribbean",
+            "/m/06cx9": "Republic: a form of government",
+            "/m/07s9rl0": "Drama: a film genre",
+            "/m/0170z3": "American History X: a 1998 film"}
+
+
+def test_fb15k237_layout_with_a_tsv_of_descriptions(tmp_path):
+    from graphdel.data.kg import triple_of_row, with_triple_pairs
+    from graphdel.data.requests import DeletionRequest
+
+    folder = tmp_path / "fb"
+    folder.mkdir()
+    for name, rows in (("train", FB_TRAIN), ("valid", FB_VALID), ("test", FB_TEST)):
+        write_lines(folder / f"{name}.txt", rows)
+    write_lines(folder / "entity2text.tsv", FB_TEXTS.items())
+    c = load_dataset(f"kg:{folder}")
+    assert c.extra["entities"] == sorted({e for h, _, t in FB_TRAIN for e in (h, t)})
+    assert c.item_ids == sorted(FB_TEXTS) and c.extra["entities_without_text"] == 2   # /m/017dcd, /m/06v8s0
+    assert dict(zip(c.item_ids, c.texts))["/m/0170z3"] == "American History X: a 1998 film"
+    assert [len(c.extra["triples"][s]) for s in ("train", "val", "test")] == [5, 1, 1]
+    # the ids survive the training view and a triple request written with spaces
+    view = with_triple_pairs(c)
+    req = DeletionRequest.from_ids(view, ["/m/0170z3 /film/film/genre /m/07s9rl0"], by="triple")
+    assert triple_of_row(view, req.rows(view)[0]) == FB_TRAIN[3]
+    (folder / "entity2text.txt").write_text("/m/027rn\tDominican Republic\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="holds both entity2text.txt and entity2text.tsv: keep one"):
+        load_kg(folder)
+
+
+def test_wn18rr_layout_keeps_offset_ids_as_written(tmp_path):
+    folder = tmp_path / "wn"
+    folder.mkdir()
+    write_lines(folder / "train.txt", [("00260881", "_hypernym", "00260622"),
+                                       ("01332730", "_derivationally_related_form", "03122748"),
+                                       ("03122748", "_derivationally_related_form", "01332730"),
+                                       ("00260622", "_hypernym", "00001740")])
+    write_lines(folder / "valid.txt", [("00260881", "_hypernym", "00001740")])
+    write_lines(folder / "test.txt", [("01332730", "_hypernym", "00001740")])
+    c = load_kg(folder)
+    assert c.extra["entities"] == ["00001740", "00260622", "00260881", "01332730", "03122748"]
+    assert c.extra["triples"]["test"] == [["01332730", "_hypernym", "00001740"]]
+
+
+@pytest.mark.parametrize("file, text, where, what", [
+    ("train.txt", "/m/027rn\t/location/country/form_of_government\n", "line 1", "found 2 tab-separated fields"),
+    ("valid.txt", "/m/06cx9\t/film/film/genre\t/m/0170z3\t\n", "line 1", "found 4 tab-separated fields"),
+    ("test.txt", "/m/017dcd /film/film/genre /m/07s9rl0\n", "line 1", "found 1 tab-separated field"),
+    ("entity2text.tsv", "/m/027rn\tDominican Republic\n/m/06cx9 Republic\n", "line 2",
+     "expected 'entity id<TAB>text'"),
+    ("entity2text.tsv", "/m/027rn\tDominican Republic\n/m/06cx9\t \n", "line 2, id '/m/06cx9'", "empty text"),
+    ("entity2text.tsv", "id\tdescription\n/m/027rn\tDominican Republic\n", "line 1", "looks like a header"),
+])
+def test_a_bad_row_is_named_in_a_one_line_error(tmp_path, capsys, file, text, where, what):
+    from graphdel.cli import main
+
+    folder = tmp_path / "fb"
+    folder.mkdir()
+    for name, rows in (("train", FB_TRAIN), ("valid", FB_VALID), ("test", FB_TEST)):
+        write_lines(folder / f"{name}.txt", rows)
+    (folder / file).write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInputError) as e:
+        load_kg(folder)
+    message = str(e.value)
+    assert message.startswith(f"{folder / file}, {where}") and what in message and "\n" not in message
+    assert main(["data", "stats", f"kg:{folder}"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"graphdel: error: {message}\n"
+
+
+def test_kg_stats_counts_entities_relations_triples_and_relation_frequencies(kg_folder_text):
+    from graphdel.data.kg import kg_stats
+
+    assert kg_stats(load_kg(kg_folder_text)) == {
+        # Snoopy has a text and no triple, kitten a triple and no text
+        "entities": {"total": 11, "with_text": 10, "without_text": 1},
+        "relations": 3,
+        "triples": {"train": 11, "val": 1, "test": 1, "total": 13},
+        "relation_frequencies": [
+            {"relation": "_hypernym", "train": 7, "val": 0, "test": 0, "total": 7},
+            {"relation": "_derivationally_related_form", "train": 2, "val": 1, "test": 0, "total": 3},
+            {"relation": "_has_part", "train": 2, "val": 0, "test": 1, "total": 3},
+        ],
+    }
+    with pytest.raises(InvalidInputError, match="is not a knowledge graph"):
+        kg_stats(load_dataset("drugs"))

@@ -1,6 +1,7 @@
 import torch
 
-from graphdel.encoders.relational import (CompGCNConv, RelationalEncoder, RelationalEncoderConfig, add_inverse_edges,
+from graphdel.encoders.relational import (CompGCNConv, DeletionOperator, DeletionOperators, RelationalEncoder,
+                                          RelationalEncoderConfig, add_inverse_edges, k_hop_masks,
                                           distmult, distmult_all)
 
 
@@ -42,3 +43,69 @@ def test_encoder_zero_layers_is_embedding_and_messages_follow_edges():
     without, _ = enc(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
     assert not torch.allclose(with_edge[0], without[0]) and not torch.allclose(with_edge[1], without[1])
     assert torch.allclose(with_edge[2:], without[2:])
+
+
+# ---------------------------------------------------------------- GNNDelete's operators and k-hop masks
+#: A 6-node path 0-1-2-3-4-5 plus an isolated node 6, as (h, r, t) triples.
+PATH = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 3], [3, 0, 4], [4, 1, 5]])
+
+
+def test_k_hop_masks_of_a_path_are_the_hand_computed_sets():
+    ei, _ = add_inverse_edges(PATH, 2)
+    masks = k_hop_masks(torch.tensor([2, 3]), ei, 7, [0, 1, 2, 5])
+    as_sets = [set(m.nonzero().flatten().tolist()) for m in masks]
+    assert as_sets == [{2, 3}, {1, 2, 3, 4}, {0, 1, 2, 3, 4, 5}, {0, 1, 2, 3, 4, 5}]   # 6 is never reached
+    # hops follow both directions only when the inverse edges are given
+    forward_only = k_hop_masks(torch.tensor([2]), PATH[:, [0, 2]].t(), 7, [1])
+    assert set(forward_only[0].nonzero().flatten().tolist()) == {1, 2}     # k_hop_subgraph's default flow
+    assert not k_hop_masks(torch.zeros(0, dtype=torch.long), ei, 7, [1]).any()
+
+
+def test_deletion_operator_starts_at_identity_and_acts_only_on_its_rows_and_position():
+    torch.manual_seed(0)
+    masks = torch.zeros(2, 7, dtype=torch.bool)
+    masks[0, [2, 3]] = True
+    masks[1, [1, 2, 3, 4]] = True
+    op = DeletionOperator(torch.tensor([1, 2]), masks, masks[0], dim=4)
+    x = torch.randn(7, 4)
+    assert torch.equal(op(x, 1), x) and torch.equal(op(x, 2), x)            # zero maps: exactly the identity
+    with torch.no_grad():
+        op.weight.normal_()
+    y = op(x, 2)
+    assert torch.equal(op(x, 0), x)                                         # no map at position 0
+    assert torch.equal(y[[0, 5, 6]], x[[0, 5, 6]])                          # identity outside the mask
+    assert torch.allclose(y[[1, 2, 3, 4]], x[[1, 2, 3, 4]] + x[[1, 2, 3, 4]] @ op.weight[1].t())
+
+
+def test_encoder_applies_operators_after_their_layer_and_returns_position_states():
+    torch.manual_seed(0)
+    enc = RelationalEncoder(RelationalEncoderConfig(7, 2, dim=4, layers=2, dropout=0.0)).eval()
+    ei, et = add_inverse_edges(PATH, 2)
+    plain, _, states = enc(ei, et, positions=[0, 1, 2])
+    assert torch.equal(states[2], plain) and torch.equal(states[0], enc.entity.weight)
+    mask = torch.zeros(1, 7, dtype=torch.bool)
+    mask[0, 3] = True
+    op = DeletionOperator(torch.tensor([1]), mask, mask[0], dim=4)
+    with torch.no_grad():
+        op.weight.fill_(0.5)
+    _, _, after = enc(ei, et, operators=[op], positions=[1, 2])
+    assert torch.equal(after[0][[0, 1, 2, 4, 5, 6]], states[1][[0, 1, 2, 4, 5, 6]])
+    assert not torch.equal(after[0][3], states[1][3])
+    # layer 2 reads the changed state of node 3: its neighbours 2 and 4 (and itself) change, the rest not
+    changed = (after[1] != states[2]).any(1).nonzero().flatten().tolist()
+    assert changed == [2, 3, 4]
+
+
+def test_deletion_operators_are_rebuilt_from_a_state_dict():
+    masks = torch.zeros(2, 7, dtype=torch.bool)
+    masks[:, 1] = True
+    saved = DeletionOperators([DeletionOperator(torch.tensor([1, 2]), masks, masks[0], dim=4),
+                               DeletionOperator(torch.tensor([2]), masks[:1], masks[0], dim=4)])
+    with torch.no_grad():
+        saved[0].weight.fill_(0.25)
+    fresh = DeletionOperators()
+    missing, unexpected = fresh.load_state_dict(saved.state_dict())
+    assert not missing and not unexpected and len(fresh) == 2
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in saved.state_dict().items())
+    fresh.load_state_dict(DeletionOperators().state_dict())                 # and shrunk back to none
+    assert len(fresh) == 0

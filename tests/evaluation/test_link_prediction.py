@@ -5,7 +5,7 @@ import torch
 import numpy as np
 
 from graphdel.evaluation.distinguishability import df_vs_dr_auc
-from graphdel.evaluation.link_prediction import (auroc, both_directions, filtered_ranks, link_prediction,
+from graphdel.evaluation.link_prediction import (both_directions, filtered_ranks, link_prediction,
                                                  neighbourhood_triples, rank_metrics, triple_auroc)
 
 N, R = 10, 2
@@ -74,14 +74,16 @@ def test_rank_metrics_and_link_prediction_both_directions():
     assert math.isclose(out["mrr"], (1.0 + 1 / 10) / 2, rel_tol=1e-6) and out["hits@1"] == 0.5 and out["n"] == 2
 
 
-def test_auroc_and_neighbourhood():
-    assert auroc(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0])) == 1.0
-    assert auroc(torch.tensor([1.0]), torch.tensor([1.0])) == 0.5
-    assert math.isclose(auroc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 0.0])), 0.75)
+def test_neighbourhood_triples():
     deleted = torch.tensor([[0, 0, 1]])
     retained = torch.tensor([[1, 0, 2], [2, 0, 3], [3, 0, 4], [5, 1, 0], [6, 0, 7]])
     assert neighbourhood_triples(deleted, retained, hops=1).tolist() == [[1, 0, 2], [5, 1, 0]]
     assert neighbourhood_triples(deleted, retained, hops=2).tolist() == [[1, 0, 2], [2, 0, 3], [5, 1, 0]]
+    # hops are undirected: from 0, the path 4 -> 9 -> 8 -> 0 is walked against its direction
+    retained = torch.tensor([[8, 0, 0], [9, 0, 8], [4, 0, 9], [6, 0, 7]])
+    assert neighbourhood_triples(deleted, retained, hops=2).tolist() == [[8, 0, 0], [9, 0, 8]]
+    assert neighbourhood_triples(deleted, retained, hops=3).tolist() == [[8, 0, 0], [9, 0, 8], [4, 0, 9]]
+    assert neighbourhood_triples(torch.zeros(0, 3, dtype=torch.long), retained).numel() == 0
 
 
 class TripleScores:
@@ -105,3 +107,43 @@ def test_triple_auroc_labels_df_0_and_dr_1_like_the_suite():
     assert triple_auroc(TripleScores([0.0, 0.1, 0.5, 0.9]), df, dr) == 1.0
     assert triple_auroc(TripleScores([0.8, 0.9, 0.1, 0.2]), df, dr) == 0.0
     assert triple_auroc(TripleScores([0.3, 0.3, 0.3, 0.3]), df, dr) == 0.5
+
+
+def test_triple_auroc_is_the_suites_df_vs_dr_auc_over_chunks_of_dr():
+    # 2 deleted triples, 6 retained: the suite's AUC is the mean over 3 seeded Dr chunks of 2, which here
+    # differs from the AUC against all 6 at once
+    scores = [0.1, 0.4, 0.35, 0.35, 0.8, 0.2, 0.9, 0.05]
+    df = torch.tensor([[0, 0, 9], [1, 0, 9]])
+    dr = torch.tensor([[i, 0, 9] for i in range(2, 8)])
+    expected = df_vs_dr_auc(np.array(scores[:2]), np.array(scores[2:]))
+    assert expected["n_chunks"] == 3
+    assert triple_auroc(TripleScores(scores), df, dr) == expected["mean"]
+    assert expected["mean"] != df_vs_dr_auc(np.array(scores[:2]), np.array(scores[2:]), chunks=1)["mean"]
+
+
+class IndexedTableModel(TableModel):
+    """:class:`TableModel` with the entity and relation counts a KG model carries."""
+
+    num_entities, num_relations = N, R
+
+
+def test_inference_split_ranks_each_class_of_deleted_triples():
+    from graphdel.evaluation.link_prediction import inference_split
+
+    model = IndexedTableModel(table_scores())
+    # relation 0 is symmetric on (0, 1), (2, 3), (4, 5) (6 triples, the default support); relation 1 chains
+    # 6 - 7 - 8 and 9 is in no retained triple
+    retained = torch.tensor([[1, 0, 0], [2, 0, 3], [3, 0, 2], [4, 0, 5], [5, 0, 4], [6, 1, 7], [7, 1, 8]])
+    deleted = torch.tensor([[0, 0, 1], [6, 1, 8], [9, 1, 5]])   # mirrored, path 6 - 7 - 8, not inferable
+    known = torch.cat([retained, deleted])
+    out = inference_split(model, deleted, retained, known)
+    assert list(out) == ["mirrored", "path", "not_inferable"]
+    for kind, row in zip(out, deleted):
+        expect = link_prediction(model, row[None], known, N, R)
+        assert out[kind] == {**expect, "triples": 1} and out[kind]["n"] == 2
+    # a deleted triple kept in the retained graph is left out of it; an empty class has NaN metrics
+    only = inference_split(model, deleted[:1], torch.cat([retained, deleted[:1]]), known)
+    assert only["mirrored"]["triples"] == 1 and only["path"]["triples"] == only["path"]["n"] == 0
+    assert math.isnan(only["not_inferable"]["mrr"])
+    # one hop only: 6 - 7 - 8 no longer counts
+    assert inference_split(model, deleted, retained, known, max_hops=1)["not_inferable"]["triples"] == 2

@@ -283,3 +283,29 @@ def test_short_table_of_a_smoke_audit_opens_with_the_banner_and_judges_nothing(t
             assert after == before[:-4] + "not judged"
         else:  # the original and Retrain have no verdict
             assert after == before
+
+
+def test_kg_report_splits_the_deleted_triples_by_inferability(tmp_path, results):
+    def by_inference(mirrored, path, rest):
+        return {"mirrored": {"mrr": mirrored, "hits@1": 0.5, "hits@3": 0.6, "hits@10": 0.9, "n": 8, "triples": 4},
+                "path": {"mrr": path, "hits@1": 0.2, "hits@3": 0.3, "hits@10": 0.7, "n": 4, "triples": 2},
+                "not_inferable": {"mrr": rest, "hits@1": 0.0, "hits@3": 0.1, "hits@10": 0.2, "n": 0,
+                                  "triples": 0}}
+
+    for name, split in (("retrain", by_inference(0.81, 0.42, float("nan"))),
+                        ("multidelete", by_inference(0.79, 0.40, 0.10))):
+        results["models"][name]["splits"]["forget"]["lp"] = {"mrr": 0.6, "n": 12, "by_inference": split}
+    write_report(tmp_path, results)
+    md = (tmp_path / "report.md").read_text()
+    section = md.index("### Deleted triples: inferable or not")
+    assert md.index("### Link prediction") < section
+    assert "| model | deleted triples | count | MRR | H@1 | H@10 |" in md[section:]
+    for row in ("| retrain | mirrored | 4 | 0.810 | 0.500 | 0.900 |", "| retrain | path | 2 | 0.420 | 0.200 | 0.700 |",
+                "| retrain | not inferable | 0 | – | 0.000 | 0.200 |",
+                "| multidelete | not inferable | 0 | 0.100 | 0.000 | 0.200 |"):
+        assert row in md[section:], row
+    assert md[section:].index("| retrain | mirrored") < md[section:].index("| multidelete | mirrored")
+    # without the split (a molecule report), no section
+    del results["models"]["retrain"]["splits"]["forget"]["lp"], results["models"]["multidelete"]["splits"]["forget"]["lp"]
+    write_report(tmp_path / "plain", results)
+    assert "inferable or not" not in (tmp_path / "plain" / "report.md").read_text()

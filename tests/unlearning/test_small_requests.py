@@ -67,7 +67,7 @@ class ToyWithOperator(OnePairToy):
     def encode_x(self, x):
         return super().encode_x(self.deletion_operator(x))
 
-    def deletion_parameters(self, sampler) -> list[nn.Parameter]:
+    def deletion_parameters(self, sampler, kind: str = "per_layer") -> list[nn.Parameter]:
         return list(self.deletion_operator.parameters())
 
 

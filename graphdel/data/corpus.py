@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from graphdel.errors import InvalidInputError, warn
 

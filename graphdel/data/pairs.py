@@ -17,7 +17,7 @@ from torch import Tensor
 from graphdel.data.corpus import Corpus
 from graphdel.encoders.text import TextEncoderConfig, encode_frozen
 from graphdel.errors import InvalidInputError
-from graphdel.models.protocol import PairBatch, TextFeatures
+from graphdel.models.protocol import PairBatch
 
 
 class ItemStore(Protocol):

@@ -42,7 +42,7 @@ from graphdel.evaluation.distinguishability import df_vs_dr_auc
 from graphdel.evaluation.embed import embed_pairs
 from graphdel.evaluation.membership import (attack_roc, leak_flag, lira_auc, lira_scores, logit_scale,
                                             signal_attack)
-from graphdel.evaluation.probes import embedding_drift, linear_probe, molecular_properties
+from graphdel.evaluation.probes import embedding_drift, linear_probe
 from graphdel.evaluation.retrieval import PairEmbeddings, Ranks, pool_candidate_scores, split_retrieval
 from graphdel.evaluation.summary import flatten, forget_gap, retention_change
 from graphdel.models.protocol import PairSampler

@@ -55,7 +55,7 @@ training batch that get the matching loss; the fusion module is the costly part 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save
 
 from graphdel.errors import RunError

@@ -1,6 +1,5 @@
 import math
 
-import pytest
 import torch
 
 from graphdel.unlearning.selection import CalibratedSelector, reached_reference, sampler_score, select_index

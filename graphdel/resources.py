@@ -10,6 +10,9 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+#: The keys ``measure`` fills: costs of one execution, which differ between two runs of the same work.
+MEASURED_KEYS = frozenset({"wall_time_s", "peak_mem_mb", "start_mem_mb", "peak_gpu_mem_mb"})
+
 
 @contextmanager
 def measure(interval: float = 0.01) -> Iterator[dict]:

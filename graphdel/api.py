@@ -216,9 +216,11 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         config = config or q_train
     model_config = model_config or ModelConfig()
     config = config or TrainConfig()
-    prepared = prepared or prepare(data, model_config, exclude=exclude, progress=progress)
-    corpus = prepared.corpus
+    # the modality's recipe is resolved before featurising: it may change what is cached (the caption tokens
+    # the molecule model's fusion module reads)
+    corpus = prepared.corpus if prepared is not None else load_corpus(data)
     model_config, config = _modality_defaults(corpus.modality, model_config, config, quick)
+    prepared = prepared or prepare(data, model_config, exclude=exclude, corpus=corpus, progress=progress)
     model_extra = getattr(prepared.data.items, "model_extra", None)
     extra = {**(model_extra() if model_extra is not None else {}), **model_config.extra}
     model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality, "extra": extra})
@@ -232,6 +234,13 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         metrics = {"splits": retrieval_metrics(result.model, sets, distractors, pool_size=config.eval_pool),
                    "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
         _merge_split_metrics(metrics["splits"], result.model, sets)
+        if config.fusion_epochs:  # the trained matching head: true vs random and hard partners, re-ranking
+            from graphdel.evaluation.matching import matching_metrics
+
+            held_out = {k: v for k, v in sets.items() if k != "train"}
+            for name, entry in matching_metrics(result.model, held_out, distractors,
+                                                pool_size=config.eval_pool).items():
+                metrics["splits"][name]["matching"] = entry
     run_config = {
         "kind": "train", "graphdel_version": graphdel.__version__,
         # corpus.source names the data with an absolute path (csv:/abs/x.csv), so the run works from any

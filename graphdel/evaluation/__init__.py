@@ -5,7 +5,8 @@ docs/extending.md.
 
 * metrics: ``retrieval`` (pool-k retrieval, the one score), ``embed`` (embedding pairs, the pool score),
   ``distinguishability`` (Df-vs-Dr AUC), ``membership`` (membership inference), ``probes`` (unimodal
-  probes, drift), ``neighbours`` (near-neighbour leakage), ``link_prediction`` (knowledge graphs),
+  probes, drift), ``matching`` (the matching head: true vs random and hard partners, re-ranking),
+  ``neighbours`` (near-neighbour leakage), ``link_prediction`` (knowledge graphs),
   ``per_example`` (the per-example privacy audit);
 * ``suite``: every metric of the audit on one model, and the comparison with Retrain and the original;
 * ``summary``: gaps, the summary score and the targets;
@@ -15,4 +16,4 @@ docs/extending.md.
 """
 
 __all__ = ["audit_report", "certificate", "compare", "distinguishability", "embed", "link_prediction",
-           "membership", "neighbours", "per_example", "probes", "report", "retrieval", "suite", "summary"]
+           "matching", "membership", "neighbours", "per_example", "probes", "report", "retrieval", "suite", "summary"]

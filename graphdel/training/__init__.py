@@ -1,4 +1,5 @@
-"""Training: ``loop``, the training loop shared by original training, Retrain and fine-tuning (imported by
-name; importing this package loads nothing)."""
+"""Training: ``loop``, the training loop shared by original training, Retrain and fine-tuning, and
+``fusion``, the stage that trains the fusion module and matching head on the frozen encoders after it
+(imported by name; importing this package loads nothing)."""
 
-__all__ = ["loop"]
+__all__ = ["fusion", "loop"]

@@ -55,6 +55,14 @@ class TrainConfig:
             losses and normalisation in float32; weights and optimiser state stay float32). Ignored on
             CPU. The unlearning engine never uses it: its losses compare two nearly equal models, whose
             differences bf16 would round away.
+        fusion_epochs: epochs of the fusion stage after the main loop (0 = none): the fusion module and
+            matching head trained alone on the frozen encoders of the best epoch, with mixed random and
+            hard negatives (:mod:`graphdel.training.fusion`). It changes no embedding.
+        fusion_lr: Adam learning rate of the fusion stage.
+        fusion_hard_fraction: share of the fusion stage's negatives that are hard (the others are random
+            pairs of other items).
+        fusion_hard_pool: a hard negative is drawn among this many most similar texts (items) of other
+            items (1 = always the most similar).
     """
 
     epochs: int = 15
@@ -67,6 +75,10 @@ class TrainConfig:
     grad_clip: float = 5.0
     device: str = "auto"
     bf16: bool = True
+    fusion_epochs: int = 0
+    fusion_lr: float = 1e-3
+    fusion_hard_fraction: float = 0.5
+    fusion_hard_pool: int = 1
 
     def __post_init__(self) -> None:
         # A recipe read back from a run folder (or built by hand) is checked here, naming the key, so that a
@@ -83,7 +95,10 @@ class TrainConfig:
         for key, ok in (("epochs", self.epochs >= 1), ("batch_size", self.batch_size >= 1),
                         ("lr", 0 < self.lr < math.inf), ("weight_decay", self.weight_decay >= 0),
                         ("patience", self.patience >= 0), ("eval_pool", self.eval_pool >= 1),
-                        ("grad_clip", self.grad_clip >= 0),
+                        ("grad_clip", self.grad_clip >= 0), ("fusion_epochs", self.fusion_epochs >= 0),
+                        ("fusion_lr", 0 < self.fusion_lr < math.inf),
+                        ("fusion_hard_fraction", 0 <= self.fusion_hard_fraction <= 1),
+                        ("fusion_hard_pool", self.fusion_hard_pool >= 1),
                         ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
                          and self.device[5:].isdigit())):
             if not ok:
@@ -272,5 +287,11 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if config.fusion_epochs:
+        # after the best epoch is chosen, on its frozen encoders: the embeddings stay those of that epoch.
+        # Under torchrun every process runs the same stage on the whole training set (rank 0's is saved).
+        from graphdel.training.fusion import train_fusion_stage
+
+        history += train_fusion_stage(model, train, config, progress=progress)
     model.eval().cpu()
     return TrainResult(model, history, best_epoch, time.perf_counter() - start)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from graphdel.evaluation.retrieval import (PairEmbeddings, Ranks, chance_mrr, draw_distractors,
-                                           pool_candidate_scores, pool_retrieval, rank_summary, retrieval_ranks,
+                                           hardest_of_other_items, pool_candidate_scores, pool_retrieval,
+                                           rank_summary, rerank_columns, rerank_ranks, retrieval_ranks,
                                            split_retrieval, usable_pool_size)
 
 # Score matrix S[q, c]; with queries = I and candidates = S.T, queries @ candidates.T == S.
@@ -221,3 +222,42 @@ def test_split_retrieval_layout():
     assert set(out["pool4"]) == {"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc", "k", "chance_mrr"}
     assert out["g2t"]["mrr"] == pytest.approx(11 / 18)
     assert set(split_retrieval(q)) == {"g2t", "t2g", "n"}  # no distractor set: full-split scores only
+
+
+def test_rerank_reorders_only_the_top_k_hand_made():
+    scores = torch.tensor([[0.5, 0.9, 0.4, 0.1],    # target 2nd by similarity
+                           [0.2, 0.9, 0.8, 0.7],    # target 4th: beyond the top 3
+                           [0.6, 0.7, 0.1, 0.0],    # target 2nd; the matching head puts it 1st
+                           [0.5, 0.5, 0.5, 0.1],    # target tied with two others at the top
+                           [0.6, 0.1, 0.9, 0.5]])   # the top 3 are columns 0, 2, 3 (not the first three)
+    rerank = torch.tensor([[2.0, 1.0, 3.0, 9.0],     # 9.0 is outside the top 3: never read
+                           [5.0, 0.0, 0.0, 0.0],
+                           [4.0, 1.0, 0.5, 99.0],
+                           [9.0, 0.0, 0.0, 0.0],
+                           [1.0, 9.0, 0.0, 0.5]])    # 9.0 is column 1's, outside the top 3
+    assert rerank_columns(scores, 3).tolist() == [[0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 2, 3]]
+    ranks = rerank_ranks(scores, rerank, 3)
+    assert ranks.above.tolist() == [1, 3, 0, 0, 0] and ranks.tied.tolist() == [0, 0, 0, 0, 0]
+    assert ranks.hits(1).tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    # top 2: the tied row is no longer surely inside (0 above + 2 tied >= 2), so it keeps its similarity rank
+    ranks = rerank_ranks(scores, rerank, 2)
+    assert ranks.above.tolist() == [0, 3, 0, 0, 0] and ranks.tied.tolist() == [0, 0, 0, 2, 0]
+    # top 1 re-ranks nothing: the similarity ranks
+    plain = Ranks.of_scores(scores)
+    ranks = rerank_ranks(scores, rerank, 1)
+    assert torch.equal(ranks.above, plain.above) and torch.equal(ranks.tied, plain.tied)
+    with pytest.raises(ValueError, match="shape"):
+        rerank_ranks(scores, rerank[:, :3], 3)
+
+
+def test_hardest_of_other_items_hand_made():
+    candidates = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0]])
+    candidate_items = torch.tensor([0, 0, 1, 2])
+    queries = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    query_items = torch.tensor([0, 1, 2])
+    # query 0 (item 0) never gets candidates 0, 1 (its own item) however similar they are
+    expected = [[2, 3], [1, 0], [2, 1]]
+    assert hardest_of_other_items(queries, candidates, query_items, candidate_items, 2).tolist() == expected
+    assert hardest_of_other_items(queries, candidates, query_items, candidate_items, 2, block=1).tolist() == expected
+    with pytest.raises(ValueError, match="k must be in 1..2"):
+        hardest_of_other_items(queries, candidates, query_items, candidate_items, 3)

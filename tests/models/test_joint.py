@@ -176,3 +176,40 @@ def test_frozen_state_cache_drops_the_least_recently_used_molecules(tiny_csv):
         assert (cache.misses, cache.hits) == (5, 2)
     finally:
         enc.trunk_cache = None
+
+
+def test_fusion_product_appends_the_embeddings_product_to_the_fused_representation(tiny_csv):
+    data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
+    prepared = prepare(data_cfg, model_cfg, progress=False)
+    config = ModelConfig.from_dict({**model_cfg.to_dict(), "fusion_product": True, "matching_weight": 0.0})
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    batch = prepared.data.batch(torch.arange(5))
+    fused = model.fuse(batch.x, batch.text)
+    f = config.fusion_dim
+    assert fused.shape == (5, f + config.embed_dim)
+    z_x, z_t = model.encode_x(batch.x), model.encode_text(batch.text)
+    d = config.embed_dim
+    assert torch.allclose(fused[:, f:], d * z_x * z_t, atol=1e-5)
+    assert torch.allclose(fused[:, f:].sum(1) / d, model.sim(z_x, z_t).diag(), atol=1e-6)  # sum: d x cosine
+    assert torch.allclose(fused[:, :f], model.fusion(*model.text_encoder(batch.text)[:2],
+                                                     *model.item_states(batch.x)[:2]), atol=1e-6)
+    out = model(batch)
+    assert torch.allclose(out.fused, fused, atol=1e-6) and out.match_logits.shape == (5,)
+    with pytest.raises(Exception, match="fusion_product is trained by the fusion stage only"):
+        build_model(ModelConfig.from_dict({**config.to_dict(), "matching_weight": 1.0}))
+
+
+def test_matching_weight_zero_skips_the_fusion_module_and_the_negative_draws(tiny_csv):
+    data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
+    prepared = prepare(data_cfg, model_cfg, progress=False)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_dict({**model_cfg.to_dict(), "matching_weight": 0.0}))
+    batch = prepared.data.batch(torch.arange(6))
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    terms = model.loss_terms(batch, gen)
+    assert torch.equal(gen.get_state(), state)  # no negatives drawn
+    assert float(terms["matching"]) == 0.0 and torch.equal(terms["loss"], terms["contrastive"])
+    terms["loss"].backward()
+    assert all(p.grad is None for p in model.fusion.parameters())  # the fusion module was not run

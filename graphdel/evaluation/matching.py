@@ -1,0 +1,167 @@
+"""What the matching head knows: true pairs against random and hard partners, and re-ranking retrieval.
+
+For a set of ``N`` pairs, with ``p_i`` the matching probability of the true pair ``(x_i, t_i)``:
+
+* ``match_bal_acc``: balanced accuracy at threshold 0.5 against *random* partners,
+  ``(mean[p_i >= 0.5] + mean[q_i < 0.5]) / 2`` with ``q_i`` the probability of ``(x_i, t_j)``, ``j`` the
+  item-aware derangement seeded by ``seed`` -- the same partners and number as the evaluation suite's
+  ``match_bal_acc`` (:mod:`graphdel.evaluation.suite`);
+* ``match_hard_bal_acc``: the same against the *hardest* partner, ``j`` = the pair of another item of the
+  set whose text is most similar to ``x_i`` under the model's cosine similarity
+  (:func:`~graphdel.evaluation.retrieval.hardest_of_other_items`);
+* ``rerank``: pool-k graph->text retrieval (the pools of :func:`~graphdel.evaluation.retrieval.pool_retrieval`)
+  with each query's top ``top_k`` candidates by similarity re-ordered by the matching head's logit (ALBEF,
+  BLIP), beside similarity alone: ``{"top_k", "k", "g2t_acc", "g2t_mrr", "sim_g2t_acc", "sim_g2t_mrr"}``
+  (acc = hits@1). The headline pool-k MRR stays the similarity one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphdel.evaluation.embed import embed_pairs
+from graphdel.evaluation.retrieval import (PairEmbeddings, Ranks, draw_distractors, hardest_of_other_items,
+                                           pool_candidate_scores, rank_summary, rerank_columns, rerank_ranks,
+                                           usable_pool_size)
+
+__all__ = ["RERANK_TOP_K", "pair_match_logits", "balanced_accuracy", "matching_partners", "matching_accuracies",
+           "pool_rerank", "matching_metrics"]
+
+#: Candidates re-ranked by the matching head per pool-64 query, chosen on ``drugs``' validation split
+#: (docs/experiments/fusion.md).
+RERANK_TOP_K = 8
+
+
+@contextlib.contextmanager
+def _item_states_cached(model) -> Iterator[None]:
+    """While active, a model that can cache its frozen encoder's states per item (molecules:
+    ``share_frozen_states``) computes each item's states once: every parameter is marked frozen (evaluation
+    trains nothing; the flags are restored). Re-ranking fuses each query's item with ``top_k`` texts, so
+    this removes most of its cost."""
+    share = getattr(model, "share_frozen_states", None)
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        with share() if share is not None else contextlib.nullcontext():
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+@torch.no_grad()
+def pair_match_logits(model, data, x_rows: Tensor, text_rows: Tensor, *, batch_size: int = 256,
+                      device: str | torch.device = "cpu") -> Tensor:
+    """``[M]`` float32 (CPU) matching-head logits of the pairs ``(item of x_rows[m], text of text_rows[m])``.
+
+    Args:
+        model: a model with ``fuse`` and ``match_logits`` (evaluated in eval mode; modes restored).
+        data: the :class:`~graphdel.data.pairs.PairData` both row sets index (corpus rows).
+        x_rows, text_rows: ``[M]`` long corpus rows.
+    """
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    out = []
+    try:
+        with _item_states_cached(model):
+            for s in range(0, x_rows.numel(), batch_size):
+                x = data.batch(x_rows[s:s + batch_size]).to(device).x
+                text = data.batch(text_rows[s:s + batch_size]).to(device).text
+                out.append(model.match_logits(model.fuse(x, text)).float().cpu())
+    finally:
+        for m, flag in flags:
+            m.training = flag
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def balanced_accuracy(true_prob: np.ndarray | Tensor, false_prob: np.ndarray | Tensor) -> float:
+    """``(mean[true_prob >= 0.5] + mean[false_prob < 0.5]) / 2``: the matching head's balanced accuracy at
+    threshold 0.5 over true pairs and false pairs."""
+    p, q = np.asarray(true_prob, dtype=np.float64), np.asarray(false_prob, dtype=np.float64)
+    return float(0.5 * (np.mean(p >= 0.5) + np.mean(q < 0.5)))
+
+
+def matching_partners(emb: PairEmbeddings, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """``(random [N], hard [N])`` long: each pair's partner position in the set (a pair of another item).
+
+    ``random`` is the item-aware derangement seeded by ``seed`` (the evaluation suite's partners), ``hard``
+    the pair whose text is most similar to the pair's item (:func:`hardest_of_other_items`, ``k = 1``).
+
+    Raises:
+        ValueError: fewer than two distinct items.
+    """
+    from graphdel.unlearning.losses import item_derangement  # the suite's partners (see module docstring)
+
+    random_j = item_derangement(emb.items, torch.Generator().manual_seed(seed))
+    hard_j = hardest_of_other_items(emb.z_x, emb.z_t, emb.items, emb.items, 1)[:, 0]
+    return random_j, hard_j
+
+
+def matching_accuracies(model, pairs, emb: PairEmbeddings, *, seed: int = 0, batch_size: int = 256,
+                        device: str | torch.device = "cpu") -> dict[str, float]:
+    """``{"match_bal_acc", "match_hard_bal_acc"}`` of ``pairs`` against :func:`matching_partners` (see the
+    module docstring); ``{}`` for a set of fewer than two items.
+
+    Args:
+        pairs: a :class:`~graphdel.data.pairs.PairSet`.
+        emb: its embeddings with ``match_prob`` (:func:`~graphdel.evaluation.embed.embed_pairs`
+            ``with_matching=True``).
+    """
+    if emb.items.numel() < 2 or emb.items.unique().numel() < 2:
+        return {}
+    rows = torch.as_tensor(pairs.rows).long()
+    out = {}
+    for name, partner in zip(("match_bal_acc", "match_hard_bal_acc"), matching_partners(emb, seed)):
+        logits = pair_match_logits(model, pairs.data, rows, rows[partner], batch_size=batch_size, device=device)
+        out[name] = balanced_accuracy(emb.match_prob, torch.sigmoid(logits))
+    return out
+
+
+def pool_rerank(model, pairs, emb: PairEmbeddings, distractors, distractor_emb: PairEmbeddings, *,
+                pool_size: int = 64, top_k: int = RERANK_TOP_K, seed: int = 0, batch_size: int = 256,
+                device: str | torch.device = "cpu") -> dict[str, float]:
+    """Pool-k graph->text retrieval of ``pairs`` re-ranked by the matching head (see the module docstring).
+
+    The pools are exactly those of :func:`~graphdel.evaluation.retrieval.pool_retrieval` (same distractors,
+    same seed), so ``sim_g2t_mrr`` equals its ``g2t_mrr``. Costs ``N * top_k`` fusions.
+
+    Args:
+        pairs, distractors: :class:`~graphdel.data.pairs.PairSet` s of one :class:`~graphdel.data.pairs.PairData`.
+        emb, distractor_emb: their embeddings under ``model``.
+    """
+    k = usable_pool_size(distractor_emb.items, pool_size)
+    scores, _ = pool_candidate_scores(emb, distractor_emb, pool_size=pool_size, seed=seed)  # [N, k]
+    idx = draw_distractors(emb.items, emb.rows, distractor_emb.items, pool_size=k, seed=seed)  # its distractors
+    candidate_rows = torch.cat([emb.rows[:, None], distractor_emb.rows[idx]], 1)  # [N, k] corpus rows
+    cols = rerank_columns(scores, top_k)  # [N, t]: the target, then the t - 1 most similar others
+    logits = pair_match_logits(model, pairs.data, emb.rows[:, None].expand_as(cols).reshape(-1),
+                               candidate_rows.gather(1, cols).reshape(-1), batch_size=batch_size, device=device)
+    rerank = torch.full_like(scores, float("nan")).scatter(1, cols, logits.reshape(cols.shape))
+    after, before = rank_summary(rerank_ranks(scores, rerank, top_k)), rank_summary(Ranks.of_scores(scores))
+    return {"top_k": int(cols.size(1)), "k": k, "g2t_acc": after["hits@1"], "g2t_mrr": after["mrr"],
+            "sim_g2t_acc": before["hits@1"], "sim_g2t_mrr": before["mrr"]}
+
+
+def matching_metrics(model, sets: Mapping, distractors, *, pool_size: int = 64, top_k: int = RERANK_TOP_K,
+                     seed: int = 0, batch_size: int = 256, device: str | torch.device = "cpu") -> dict[str, dict]:
+    """``{name: {"match_bal_acc", "match_hard_bal_acc", "rerank": {...}}}`` for each named, non-empty pair set
+    (see the module docstring); ``distractors`` is the run's distractor set (a pair set of the same data)."""
+    distractor_emb = embed_pairs(model, distractors, batch_size=batch_size, device=device)
+    can_pool = usable_pool_size(distractor_emb.items, pool_size) >= 2
+    out = {}
+    for name, pairs in sets.items():
+        if pairs is None or len(pairs) == 0:
+            continue
+        emb = embed_pairs(model, pairs, batch_size=batch_size, with_matching=True, device=device)
+        entry: dict = matching_accuracies(model, pairs, emb, seed=seed, batch_size=batch_size, device=device)
+        if can_pool:
+            entry["rerank"] = pool_rerank(model, pairs, emb, distractors, distractor_emb, pool_size=pool_size,
+                                          top_k=top_k, seed=seed, batch_size=batch_size, device=device)
+        out[name] = entry
+    return out

@@ -1,0 +1,140 @@
+"""The fusion stage: only the fusion module and matching head move, negatives are what they claim to be."""
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from graphdel.api import prepare, quick_configs
+from graphdel.evaluation.embed import embed_pairs
+from graphdel.models.joint import build_model
+from graphdel.training.fusion import fusion_stage_loss, random_of_other_items, train_fusion_stage
+from graphdel.training.loop import TrainConfig, train_model
+
+STAGE = TrainConfig(epochs=1, batch_size=4, fusion_epochs=2, fusion_lr=1e-2)
+
+
+@pytest.fixture
+def tiny(tiny_csv):
+    """``(model, train)``: a quick-config molecule model (untrained) and the 12-molecule corpus's training set."""
+    data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
+    prepared = prepare(data_cfg, model_cfg, progress=False)
+    torch.manual_seed(0)
+    return build_model(model_cfg), prepared.sets()["train"]
+
+
+def test_the_stage_leaves_every_encoder_weight_and_buffer_byte_identical(tiny):
+    model, train = tiny
+    model.train()  # as the training loop leaves it: BatchNorm would update its statistics in train mode
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    history = train_fusion_stage(model, train, STAGE, progress=False)
+    after = model.state_dict()
+    fusion = [k for k in before if k.startswith(("fusion.", "match_head."))]
+    others = [k for k in before if k not in fusion]
+    assert any(k.startswith("graph_encoder.") and "running_mean" in k for k in others)  # buffers are checked
+    assert all(torch.equal(before[k], after[k]) for k in others), \
+        [k for k in others if not torch.equal(before[k], after[k])][:5]
+    assert all(not torch.equal(before[k], after[k]) for k in fusion if k.endswith("weight"))
+    assert [h["epoch"] for h in history] == [1, 2] and all(h["stage"] == "fusion" for h in history)
+    assert all(p.requires_grad for p in model.parameters())  # flags restored
+
+
+def test_hard_negatives_are_the_most_similar_captions_of_other_items(tiny, monkeypatch):
+    model, train = tiny
+    emb = embed_pairs(model, train)
+    sim = emb.z_x @ emb.z_t.t()
+    rows = train.rows.tolist()
+    # by brute force: for pair i the pair of another item whose text is most similar to x_i (and vice versa)
+    hardest_text = {rows[i]: rows[max((j for j in range(len(rows)) if emb.items[j] != emb.items[i]),
+                                      key=lambda j: float(sim[i, j]))] for i in range(len(rows))}
+    hardest_item = {rows[i]: rows[max((j for j in range(len(rows)) if emb.items[j] != emb.items[i]),
+                                      key=lambda j: float(sim[j, i]))] for i in range(len(rows))}
+    calls = []
+    real = train.make_batch
+    monkeypatch.setattr(train, "make_batch", lambda r: calls.append(r.tolist()) or real(r))
+    train_fusion_stage(model, train, replace(STAGE, fusion_epochs=1, fusion_hard_fraction=1.0, fusion_hard_pool=1),
+                       progress=False)
+    # one batch of every training row (the stage embeds them to mine), then per step: the batch, its texts'
+    # and its items' negatives
+    assert calls[0] == rows and len(calls) == 1 + 3 * (len(rows) // STAGE.batch_size)
+    for positives, neg_text, neg_item in zip(calls[1::3], calls[2::3], calls[3::3]):
+        assert neg_text == [hardest_text[r] for r in positives]
+        assert neg_item == [hardest_item[r] for r in positives]
+
+
+def test_random_negatives_are_of_other_items():
+    items = torch.tensor([0, 0, 0, 1, 2, 2])
+    positions = torch.arange(6).repeat(50)
+    drawn = random_of_other_items(positions, items, torch.Generator().manual_seed(0))
+    assert bool((items[drawn] != items[positions]).all())
+    assert set(drawn[positions == 3].tolist()) == {0, 1, 2, 4, 5}  # every pair of another item can be drawn
+    with pytest.raises(ValueError, match="two distinct items"):
+        random_of_other_items(torch.arange(2), torch.tensor([4, 4]), torch.Generator())
+
+
+class _ScalarPairs(torch.nn.Module):
+    """A stand-in whose fused representation of (x, t) is the scalar x * t and whose logit is that scalar."""
+
+    def fuse(self, x, text):
+        return (x * text)[:, None]
+
+    def match_logits(self, fused):
+        return fused.squeeze(-1)
+
+
+class _Batch(SimpleNamespace):
+    def __len__(self):
+        return 2
+
+
+def test_the_stage_loss_is_the_class_balanced_cross_entropy():
+    batch = _Batch(x=torch.tensor([1.0, 2.0]), text=torch.tensor([3.0, -1.0]))
+    neg_text = _Batch(x=None, text=torch.tensor([0.5, 1.0]))
+    neg_item = _Batch(x=torch.tensor([-2.0, 0.0]), text=None)
+    loss = fusion_stage_loss(_ScalarPairs(), batch, neg_text, neg_item)
+    true_logits = torch.tensor([3.0, -2.0])             # x_i * t_i
+    false_logits = torch.tensor([0.5, 2.0, -6.0, 0.0])  # x_i * t'_i, then x'_i * t_i
+    # true pairs weigh 2, so 2 true and 4 false pairs weigh alike (4 each); the mean is over total weight 8
+    expected = (2 * F.softplus(-true_logits).sum() + F.softplus(false_logits).sum()) / 8
+    assert torch.allclose(loss, expected)
+
+
+def test_training_with_the_stage_changes_no_embedding(tiny_csv):
+    data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
+    prepared = prepare(data_cfg, model_cfg, progress=False)
+    sets = prepared.sets()
+    models, results = [], []
+    for fusion_epochs in (0, 2):
+        torch.manual_seed(0)
+        model = build_model(model_cfg)
+        results.append(train_model(model, sets["train"], sets["val"],
+                                   replace(STAGE, epochs=2, fusion_epochs=fusion_epochs), progress=False))
+        models.append(results[-1].model)
+    plain, staged = (embed_pairs(m, sets["test"], with_matching=True) for m in models)
+    assert torch.equal(plain.z_x, staged.z_x) and torch.equal(plain.z_t, staged.z_t)
+    assert not torch.equal(plain.match_prob, staged.match_prob)
+    assert [h.get("stage") for h in results[1].history] == [None, None, "fusion", "fusion"]
+    assert results[0].best_epoch == results[1].best_epoch
+
+
+def test_the_molecule_recipe_trains_contrastively_then_runs_the_stage(tiny_csv, tmp_path, monkeypatch):
+    import graphdel as gd
+    from graphdel import api
+
+    featurised = []
+    real_prepare = api.prepare
+    monkeypatch.setattr(api, "prepare", lambda *a, **kw: featurised.append(real_prepare(*a, **kw)) or featurised[-1])
+    run = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "run", quick=True,
+                   progress=False)
+    model, train = run.config["model"], run.config["train"]
+    assert model["matching_weight"] == 0.0 and model["fusion_product"] is True
+    assert model["text"]["fusion_tokens"] == 64 and train["fusion_epochs"] == 4
+    # the recipe is resolved before featurising: the cached caption tokens are the 64 the fusion reads
+    assert featurised[0].data.text.hidden.size(1) == 64
+    assert [h["epoch"] for h in run.log if h.get("stage") == "fusion"] == [1, 2, 3, 4]
+    assert all(h["matching"] == 0.0 for h in run.log if "stage" not in h)  # no joint matching loss
+    for split in ("val", "test"):
+        assert set(run.metrics["splits"][split]["matching"]) == {"match_bal_acc", "match_hard_bal_acc", "rerank"}
+    assert "matching" not in run.metrics["splits"]["train"]

@@ -38,8 +38,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from graphdel.device import model_device, placed, resolve_device
 from graphdel.evaluation.distinguishability import df_vs_dr_auc
 from graphdel.evaluation.embed import embed_pairs
+from graphdel.evaluation.matching import balanced_accuracy
 from graphdel.evaluation.membership import (attack_roc, leak_flag, lira_auc, lira_scores, logit_scale,
                                             signal_attack)
 from graphdel.evaluation.probes import embedding_drift, linear_probe
@@ -242,7 +244,7 @@ def _matching(sig: PairSignals) -> dict[str, float]:
         return {}
     p, q = sig.match_prob, sig.deranged_prob
     return {"match_acc": float(np.mean(p > q)),
-            "match_bal_acc": float(0.5 * (np.mean(p >= 0.5) + np.mean(q < 0.5)))}
+            "match_bal_acc": balanced_accuracy(p, q)}
 
 
 # ------------------------------------------------------------------------------------------- memory

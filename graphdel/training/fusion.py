@@ -3,7 +3,7 @@
 Why a stage of its own. Trained jointly with the contrastive loss on ALBEF's in-batch hard negatives
 (drawn by similarity), the matching head learnt nothing on ``drugs``: the matching loss sat at 0.637, the
 entropy of its 1:2 prior, from the second epoch on, and ``match_bal_acc`` was 0.5 on every split
-(docs/experiments/fusion.md). The hardest in-batch captions differ from the true one in little the fusion
+(docs/results.md, "The fusion stage and the molecule recipe"). The hardest in-batch captions differ from the true one in little the fusion
 module could check, and with only hard negatives the head never gets the easy examples that start
 learning. After the main loop has chosen its best epoch, this stage freezes every encoder and projection
 and trains only the fusion module and the matching head (:meth:`~graphdel.models.joint.JointModel.

@@ -55,6 +55,9 @@ class TrainConfig:
             losses and normalisation in float32; weights and optimiser state stay float32). Ignored on
             CPU. The unlearning engine never uses it: its losses compare two nearly equal models, whose
             differences bf16 would round away.
+        lr_schedule: ``constant`` (``lr`` throughout) or ``cosine`` (per step, from ``lr`` down to 0 at the
+            end of ``epochs``, the half cosine of Loshchilov & Hutter's SGDR without restarts; early
+            stopping may end it sooner).
         fusion_epochs: epochs of the fusion stage after the main loop (0 = none): the fusion module and
             matching head trained alone on the frozen encoders of the best epoch, with mixed random and
             hard negatives (:mod:`graphdel.training.fusion`). It changes no embedding.
@@ -75,6 +78,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     device: str = "auto"
     bf16: bool = True
+    lr_schedule: str = "constant"
     fusion_epochs: int = 0
     fusion_lr: float = 1e-3
     fusion_hard_fraction: float = 0.5
@@ -97,6 +101,7 @@ class TrainConfig:
                         ("patience", self.patience >= 0), ("eval_pool", self.eval_pool >= 1),
                         ("grad_clip", self.grad_clip >= 0), ("fusion_epochs", self.fusion_epochs >= 0),
                         ("fusion_lr", 0 < self.fusion_lr < math.inf),
+                        ("lr_schedule", self.lr_schedule in ("constant", "cosine")),
                         ("fusion_hard_fraction", 0 <= self.fusion_hard_fraction <= 1),
                         ("fusion_hard_pool", self.fusion_hard_pool >= 1),
                         ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
@@ -187,6 +192,15 @@ def _check_training_data(train: PairSampler) -> None:
         raise InvalidInputError(f"nothing to train on: the training set {name!r} is empty{where}")
 
 
+def _lr_schedule(optimiser: torch.optim.Optimizer, kind: str, total_steps: int
+                 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """The per-step learning-rate factor of ``kind`` (see :class:`TrainConfig` ``lr_schedule``)."""
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimiser, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / max(total_steps, 1))))
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1.0)
+
+
 def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | None, config: TrainConfig,
                 *, progress: bool = True, validate: Callable | None = None,
                 distractors: PairSampler | None = None) -> TrainResult:
@@ -234,6 +248,7 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
     best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
     start = time.perf_counter()
     steps_per_epoch = max(1, len(train) // config.batch_size)
+    schedule = _lr_schedule(optimiser, config.lr_schedule, config.epochs * steps_per_epoch)
     with distributed.synchronized_batch_norm(model):
         for epoch in range(1, config.epochs + 1):
             model.train()
@@ -261,6 +276,7 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
                 if config.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimiser.step()
+                schedule.step()
                 for k in sums:
                     sums[k] += values[k]
                 steps += 1

@@ -142,4 +142,5 @@ def test_retrieval_metrics_still_works(tiny_runs):
     out = retrieval_metrics(original.model, {"test": prepared.sets()["test"], "empty": prepared.data.subset([])},
                             prepared.distractors())
     assert set(out) == {"test"}
-    assert out["test"] == original.metrics["splits"]["test"]
+    # the run's metrics also hold the matching head's entry (written at training, not a retrieval number)
+    assert out["test"] == {k: v for k, v in original.metrics["splits"]["test"].items() if k != "matching"}

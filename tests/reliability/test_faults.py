@@ -109,7 +109,9 @@ def test_neggrad_guard_keeps_the_last_finite_weights_and_says_so(tiny_run, tmp_p
         return (out[0] * float("nan"), out[1]) if out is not None and len(calls) > 1 else out
 
     monkeypatch.setattr(NegGrad, "loss", nan_loss)
-    new = api.forget(tiny_run, _request(tiny_run), method="neggrad", out=tmp_path / "f", progress=False)
+    # early_stop off: the guard, not the calibrated stopping rule, must be what ends the run
+    new = api.forget(tiny_run, _request(tiny_run), method="neggrad", overrides=["early_stop=false"],
+                     out=tmp_path / "f", progress=False)
     assert "non-finite loss (nan)" in new.metrics["selected"]["stop_reason"]
     assert new.metrics["selected"]["steps"] == 1
     assert all(torch.isfinite(t).all() for t in new.model.state_dict().values() if t.is_floating_point())

@@ -22,6 +22,7 @@ from graphdel import distributed
 from graphdel.data.corpus import Corpus
 from graphdel.data.pairs import PairData
 from graphdel.data.sources import load_dataset
+from graphdel.device import placed, resolve_device
 from graphdel.encoders.graph import GraphEncoderConfig
 from graphdel.encoders.text import TextEncoderConfig
 from graphdel.errors import InvalidInputError, RunError, UnlearningNoOpError, warn
@@ -203,7 +204,11 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         prepared: reuse already featurised data (must match ``data`` and ``exclude``).
 
     Returns:
-        The loaded :class:`~graphdel.runs.Run`.
+        The loaded :class:`~graphdel.runs.Run` (its model on the CPU). Training and the metrics it records
+        run on ``config.device`` (:func:`graphdel.device.resolve_device`).
+
+    Raises:
+        ConfigError: ``config.device`` is not here (CUDA without a GPU), before any work.
     """
     data = DataConfig(source=data) if isinstance(data, str) else data
     if out is not None:  # fail before hours of training, not after: taken, inside a run, or not writable
@@ -216,6 +221,7 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         config = config or q_train
     model_config = model_config or ModelConfig()
     config = config or TrainConfig()
+    device = resolve_device(config.device)  # CUDA asked for without a GPU: said before any work
     # the modality's recipe is resolved before featurising: it may change what is cached (the caption tokens
     # the molecule model's fusion module reads)
     corpus = prepared.corpus if prepared is not None else load_corpus(data)
@@ -231,16 +237,17 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     result = train_model(model, sets["train"], sets["val"], config, progress=progress, distractors=distractors)
     metrics = None
     if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
-        metrics = {"splits": retrieval_metrics(result.model, sets, distractors, pool_size=config.eval_pool),
-                   "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
-        _merge_split_metrics(metrics["splits"], result.model, sets)
-        if config.fusion_epochs:  # the trained matching head: true vs random and hard partners, re-ranking
-            from graphdel.evaluation.matching import matching_metrics
+        with placed(result.model, device):  # scored where it trained; back on the CPU to be written
+            splits = retrieval_metrics(result.model, sets, distractors, pool_size=config.eval_pool)
+            metrics = {"splits": splits, "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
+            _merge_split_metrics(splits, result.model, sets)
+            if config.fusion_epochs:  # the trained matching head: true vs random and hard partners, re-ranking
+                from graphdel.evaluation.matching import matching_metrics
 
-            held_out = {k: v for k, v in sets.items() if k != "train"}
-            for name, entry in matching_metrics(result.model, held_out, distractors,
-                                                pool_size=config.eval_pool).items():
-                metrics["splits"][name]["matching"] = entry
+                held_out = {k: v for k, v in sets.items() if k != "train"}
+                for name, entry in matching_metrics(result.model, held_out, distractors,
+                                                    pool_size=config.eval_pool, device=device).items():
+                    splits[name]["matching"] = entry
     run_config = {
         "kind": "train", "graphdel_version": graphdel.__version__,
         # corpus.source names the data with an absolute path (csv:/abs/x.csv), so the run works from any
@@ -430,7 +437,7 @@ def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | No
 
 def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
            overrides: dict | Sequence[str] | None = None, out: str | Path | None = None, seed: int = 0,
-           device: str = "cpu", progress: bool = True, prepared: Prepared | None = None,
+           device: str | torch.device = "auto", progress: bool = True, prepared: Prepared | None = None,
            retrain_fn=None, accept_modified: bool = False, data: str | None = None, close: bool = False) -> Run:
     """Unlearn ``request`` from ``run`` with ``method`` and save the result as a new run folder.
 
@@ -447,6 +454,9 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
             recommended settings for the method, if any (:func:`with_model_defaults`).
         out: the new run folder (must not exist, nor lie inside, equal or contain ``run`` or its ancestors);
             default ``runs/forget-<hash>``.
+        device: where the method, its Retrain and the recorded metrics compute: ``auto`` (CUDA when
+            present, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or a :class:`torch.device`
+            (:func:`graphdel.device.resolve_device`). The new run's model is on the CPU either way.
         retrain_fn: ``(prepared, dr_rows) -> model``, to share one Retrain between callers (the demo).
         accept_modified: use ``run`` although its weights or config.json changed since it was written
             (:meth:`~graphdel.runs.Run.check_integrity`); the new run's config records what was accepted
@@ -462,6 +472,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     Raises:
         IntegrityError: ``run``'s weights or config.json changed and ``accept_modified`` is false.
         InvalidInputError: ``close`` for a corpus that is not a knowledge graph.
+        ConfigError: ``device`` is not here (CUDA without a GPU), before any work.
     """
     from graphdel.data.requests import DeletionRequest
     from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
@@ -469,6 +480,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     from graphdel.resources import measure
     from graphdel.unlearning import UnlearningContext, unlearn
 
+    where = resolve_device(device)  # CUDA asked for without a GPU: said before any work
     run = _as_run(run, accept_modified=accept_modified)
     accepted = run.check_integrity(accept_modified=accept_modified)  # again: a Run may have been loaded unchecked
     if out is not None:  # taken, inside a run, or not writable: say so before the work, not after
@@ -494,7 +506,10 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     df_rows = request.rows(corpus)
     dr_rows = prepared.retained_rows(df_rows)
     sets = evaluation_sets(prepared, df_rows, seed)
-    train_config = TrainConfig(**run.config["train"])
+    # Retrain replays the original recipe on the device this deletion runs on (not the one the original
+    # was trained on: `forget --device cpu` on a GPU machine retrains on the CPU)
+    train_config = dataclasses.replace(TrainConfig(**run.config["train"]),
+                                       device=device if isinstance(device, str) else str(where))
     model_config = ModelConfig.from_dict(run.config["model"])
 
     def retrain():
@@ -507,7 +522,8 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     earlier = sorted(corpus.index_of(p) for p in deleted if corpus.has_pair(p))  # earlier requests' pairs
     ctx = UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
-                            val=sets["val"], distractors=distractors, retrain=retrain, seed=seed, device=device,
+                            val=sets["val"], distractors=distractors, retrain=retrain, seed=seed,
+                            device=where,
                             progress=progress, anchor=_anchor(root, run, prepared) if root is not None else None,
                             earlier_forget=prepared.data.subset(earlier, "earlier_forget") if earlier else None)
     with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
@@ -518,12 +534,13 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     procedure = _procedure(run.model, result, sets["forget"], run.path, method)
     metrics = None
     if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
-        metrics = {"splits": retrieval_metrics(result.model, sets, distractors),
-                   "wall_time_s": result.wall_time_s,
-                   **{k: v for k, v in cost.items() if k != "wall_time_s"},
-                   "selected": result.selected,
-                   **({"inferable": inferable} if inferable is not None else {})}
-        _merge_split_metrics(metrics["splits"], result.model, sets)
+        with placed(result.model, where):  # scored where it was unlearned; back on the CPU to be written
+            metrics = {"splits": retrieval_metrics(result.model, sets, distractors),
+                       "wall_time_s": result.wall_time_s,
+                       **{k: v for k, v in cost.items() if k != "wall_time_s"},
+                       "selected": result.selected,
+                       **({"inferable": inferable} if inferable is not None else {})}
+            _merge_split_metrics(metrics["splits"], result.model, sets)
     request_json = request.to_json(corpus)
     parent_weights = sha256_file(run.path / "model.safetensors")
     run_config = {
@@ -657,15 +674,17 @@ def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: Mode
 
 
 def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, progress: bool = False,
-                       accept_modified: bool = False, data: str | None = None) -> dict:
+                       accept_modified: bool = False, data: str | None = None,
+                       device: str | torch.device = "auto") -> dict:
     """Retrieval metrics of ``run`` on forget / retain / calibration / val / test for a request.
 
     ``request`` defaults to the run's own latest request (an unlearned run); for a trained run without a
-    request, only the calibration / val / test splits are reported. ``accept_modified`` and ``data`` are
-    those of :func:`forget`.
+    request, only the calibration / val / test splits are reported. ``accept_modified``, ``data`` and
+    ``device`` (where the model is scored) are those of :func:`forget`.
     """
     from graphdel.data.requests import DeletionRequest
 
+    where = resolve_device(device)
     run = _as_run(run, accept_modified=accept_modified)
     prepared = load_run_data(run, progress=progress, source=data)
     if request is None and (run.path / "request.json").is_file():
@@ -676,8 +695,9 @@ def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, pr
         if not isinstance(request, DeletionRequest):
             request = _load_request_any(prepared, request)
         sets = evaluation_sets(prepared, request.rows(prepared.corpus), seed)
-    splits = retrieval_metrics(run.model, sets, prepared.distractors())
-    _merge_split_metrics(splits, run.model, sets)
+    with placed(run.model, where):
+        splits = retrieval_metrics(run.model, sets, prepared.distractors())
+        _merge_split_metrics(splits, run.model, sets)
     return {"run": str(run.path), "splits": splits}
 
 
@@ -699,8 +719,9 @@ def evaluate(run: Run | str | Path, *, original: Run | str | Path | None = None,
     >>> audit = evaluate(forgotten, original=run, reference=retrained)
     >>> audit.save("out/")   # report.md, report.html, metrics.json, plots/, certificates/
 
-    ``config`` is a :class:`~graphdel.evaluation.suite.SuiteConfig` (LiRA, probes, seed...);
-    ``accept_modified`` and ``data`` are those of :func:`forget` (``data`` is the original's).
+    ``config`` is a :class:`~graphdel.evaluation.suite.SuiteConfig` (LiRA, probes, seed, the device the
+    models are evaluated on...); ``accept_modified`` and ``data`` are those of :func:`forget` (``data`` is
+    the original's).
     """
     from graphdel.evaluation.suite import Audit, evaluate_runs
 

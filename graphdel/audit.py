@@ -76,7 +76,8 @@ class AuditConfig:
         originals: train M originals (seeds 0..M-1) and unlearn each, instead of unlearning one original
             with M seeds.
         seed: seed of the pools the signals are read with.
-        device: where models run.
+        device: where models train, unlearn and are read (``auto``, ``cpu``, ``cuda``, ``cuda:N``;
+            :func:`graphdel.device.resolve_device`).
         progress: a progress bar counting models.
     """
 
@@ -85,7 +86,7 @@ class AuditConfig:
     models: int = 16
     originals: bool = False
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     progress: bool = True
 
 
@@ -150,20 +151,21 @@ def audit_models(original, request, config: AuditConfig, *, prepared=None,
     return unlearned, retrained
 
 
-def signal_matrices(runs, prepared, df_rows: Sequence[int], *, seed: int = 0, device: str = "cpu"
+def signal_matrices(runs, prepared, df_rows: Sequence[int], *, seed: int = 0, device: str = "auto"
                     ) -> dict[str, np.ndarray]:
     """``{signal name: [len(runs), |Df|] array}``: each run's attack signals on the deleted pairs
     (similarity, pool reciprocal rank, pool loss, matching probability when every model has a head), in
-    the order of ``df_rows``."""
+    the order of ``df_rows``; each model is read on ``device`` (moved there and back)."""
+    from graphdel.device import placed
     from graphdel.evaluation.embed import embed_pairs
     from graphdel.evaluation.suite import pair_signals
 
     pairs = prepared.data.subset(sorted(df_rows), "forget")
     out: dict[str, list[np.ndarray]] = {}
     for run in runs:
-        model = run.model
-        distractors = embed_pairs(model, prepared.distractors(), device=device)
-        sig = pair_signals(model, pairs, distractors, seed=seed, device=device)
+        with placed(run.model, device) as model:
+            distractors = embed_pairs(model, prepared.distractors())
+            sig = pair_signals(model, pairs, distractors, seed=seed)
         named = {"similarity": sig.similarity, "pool_reciprocal_rank": sig.pool_reciprocal_rank,
                  "pool_loss": sig.pool_loss, "match_prob": sig.match_prob}
         for name, values in named.items():
@@ -214,6 +216,7 @@ def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwr
         InvalidInputError: fewer than 4 models.
     """
     import graphdel.api as api
+    from graphdel.device import resolve_device
     from graphdel.errors import InvalidInputError
     from graphdel.evaluation.per_example import PEAKY_RATIO
     from graphdel.io import atomic_write_bytes, atomic_write_json, cached_sha256_file, staged_folder
@@ -223,6 +226,7 @@ def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwr
         raise InvalidInputError(f"--models must be at least 4 (two shadows and two targets per side), "
                                 f"got {config.models}")
     check_output(out, reads=[original.path], overwrite=overwrite)
+    resolve_device(config.device)  # CUDA asked for without a GPU: said before any work
     prepared = api.load_run_data(original, progress=False)
     unlearned, retrained = audit_models(original, request, config, prepared=prepared, log=log)
     corpus = prepared.corpus

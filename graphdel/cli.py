@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from graphdel.device import DEVICE_HELP, check_device_name  # torch-free, like the two below
 from graphdel.errors import GraphdelError
 from graphdel.runs import check_output  # torch-free: `graphdel --help` imports no torch (tests/test_cli.py)
 
@@ -23,8 +24,9 @@ DEFAULT_DEVICE = "auto"
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=DEFAULT_DEVICE, choices=["auto", "cpu", "cuda"],
-                   help=f"where to compute: auto = cuda when available, else cpu (default {DEFAULT_DEVICE})")
+    # no argparse `choices`: cuda:N is a device too; main() checks the name (one line, exit 2) and each
+    # command resolves it (graphdel.device.resolve_device) before any work
+    p.add_argument("--device", default=DEFAULT_DEVICE, metavar="auto|cpu|cuda|cuda:N", help=DEVICE_HELP)
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:
@@ -238,16 +240,17 @@ def cmd_forget(args) -> int:
 
     import graphdel.api as api
     from graphdel.data.requests import parse_amount
-    from graphdel.training.loop import resolve_device
+    from graphdel.device import resolve_device
     from graphdel.unlearning import get_method, parse_overrides
 
     parse_overrides(get_method(args.method).Config, args.set)  # refuse a bad method or key before any work
+    resolve_device(args.device)  # and CUDA asked for without a GPU
     amount = parse_amount(args.forget_random) if args.forget_random is not None else None
     prepared = api.load_run_data(run, force=args.force_data, source=args.data)
     request = api.make_request(run, file=args.forget, random_amount=amount, by=args.by, seed=args.seed,
                                force=args.force, prepared=prepared)
     new = api.forget(run, request, method=args.method, overrides=args.set, out=args.out, seed=args.seed,
-                     device=str(resolve_device(args.device)), prepared=prepared,
+                     device=args.device, prepared=prepared,
                      accept_modified=args.accept_modified, data=args.data, close=args.close)
     inferable = new.metrics.get("inferable")
     result = {"run": str(new.path), "method": new.config["method"],
@@ -300,6 +303,7 @@ def _add_evaluate(sub) -> None:
                    help="use a run whose weights or config.json changed since it was written (refused otherwise)")
     p.add_argument("--out", required=True, help="JSON file to write (never inside a run)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _add_device(p)
     _add_json(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -316,13 +320,16 @@ def cmd_evaluate(args) -> int:
     check_output(args.out, reads=reads, overwrite=args.overwrite, kind="file")  # before any work (and torch)
 
     import graphdel.api as api
+    from graphdel.device import resolve_device
     from graphdel.io import atomic_write_json
+
+    resolve_device(args.device)  # CUDA asked for without a GPU: said before any work
     if args.original or args.reference:
         from graphdel.evaluation.suite import SuiteConfig
 
         audit = api.evaluate(args.model, original=args.original, reference=args.reference,
-                             config=SuiteConfig(seed=args.seed), accept_modified=args.accept_modified,
-                             data=args.data)
+                             config=SuiteConfig(seed=args.seed, device=args.device),
+                             accept_modified=args.accept_modified, data=args.data)
         from graphdel.evaluation.report import to_jsonable
 
         results = to_jsonable(audit.results)
@@ -330,7 +337,7 @@ def cmd_evaluate(args) -> int:
         _emit(args, results, audit.table())
         return 0
     result = api.evaluate_retrieval(args.model, args.forget, seed=args.seed, accept_modified=args.accept_modified,
-                                    data=args.data)
+                                    data=args.data, device=args.device)
     atomic_write_json(result, args.out)
     scores = _split_scores(result["splits"])
     _emit(args, {"out": str(args.out), **scores}, f"metrics: {args.out}\n" + _scores_table(scores))
@@ -427,15 +434,15 @@ def cmd_report(args) -> int:
     # before any work (and torch); an audit folder is read too, so --out never replaces one
     check_output(args.out, reads=[*args.runs, *args.audit], overwrite=args.overwrite)
 
+    from graphdel.device import resolve_device
     from graphdel.evaluation.audit_report import attach_audits, check_audits_against_run, read_audits
     from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, save_audit, short_table
-    from graphdel.training.loop import resolve_device
 
+    resolve_device(args.device)  # CUDA asked for without a GPU: said before any work
     audits = read_audits(args.audit)  # a bad audit file, or one of another request, before the evaluation
     check_audits_against_run(audits, args.runs[0])
     cfg = SuiteConfig(seed=args.seed, chunks=args.chunks, probes=not args.no_probes,
-                      lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs,
-                      device=str(resolve_device(args.device)))
+                      lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs, device=args.device)
     audit = evaluate_runs(args.runs, config=cfg, progress=False, log=lambda s: print(s, file=sys.stderr),
                           accept_modified=args.accept_modified, data=args.data)
     if audits:
@@ -462,6 +469,7 @@ def _add_verify(sub) -> None:
                    help="metric tolerance, a finite number >= 0 (default 1e-6; relative above magnitude 1)")
     p.add_argument("--no-metrics", action="store_true", help="check hashes and recorded fields only, do not "
                    "re-evaluate (metric checks are reported as not checked)")
+    _add_device(p)
     p.set_defaults(func=cmd_verify)
 
 
@@ -480,7 +488,8 @@ def cmd_verify(args) -> int:
 
     if not math.isfinite(args.tolerance) or args.tolerance < 0:
         raise InvalidInputError(f"--tolerance must be a finite number >= 0, got {args.tolerance!r}")
-    result = verify_certificate(args.certificate, tolerance=args.tolerance, metrics=not args.no_metrics)
+    result = verify_certificate(args.certificate, tolerance=args.tolerance, metrics=not args.no_metrics,
+                                device=args.device)
     for name, ok, detail in result.checks:
         mark = "ok" if ok else ("FAIL" if ok is False else "not checked")
         print(f"{mark:<11} {name}: {detail}")
@@ -541,16 +550,17 @@ def cmd_audit(args) -> int:
     import graphdel.api as api
     from graphdel.audit import AuditConfig, run_audit
     from graphdel.data.requests import parse_amount
-    from graphdel.training.loop import resolve_device
+    from graphdel.device import resolve_device
     from graphdel.unlearning import get_method, parse_overrides
 
     parse_overrides(get_method(args.method).Config, args.set)
+    resolve_device(args.device)  # CUDA asked for without a GPU: said before any work
     amount = parse_amount(args.forget_random) if args.forget_random is not None else None
     prepared = api.load_run_data(original, progress=False)
     request = api.make_request(original, file=args.forget, random_amount=amount, by=args.by, seed=args.seed,
                                prepared=prepared)
     config = AuditConfig(method=args.method, overrides=args.set, models=args.models, originals=args.originals,
-                         seed=args.seed, device=str(resolve_device(args.device)))
+                         seed=args.seed, device=args.device)
     result = run_audit(original, request, config, args.out, overwrite=args.overwrite,
                        log=lambda line: print(line, file=sys.stderr))
     rows = []
@@ -734,11 +744,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if nproc < 1:
             raise GraphdelError(f"--nproc must be >= 1, got {nproc}")
+        if hasattr(args, "device"):
+            check_device_name(args.device)  # a misspelt device, before anything is loaded
         if nproc == 1 and "RANK" not in os.environ:  # one plain process: torch.distributed is not needed
             return args.func(args)
         from graphdel import distributed
 
         if nproc > 1 and not distributed.launched_by_torchrun():
+            from graphdel.device import check_processes
+
+            # said once here, not once by each of the N processes: CUDA without a GPU, fewer GPUs than N
+            check_processes(getattr(args, "device", "auto"), nproc)
             return _run_under_torchrun(args, list(sys.argv[1:] if argv is None else argv))
         if distributed.launched_by_torchrun() and hasattr(args, "nproc"):
             # one process of `--nproc N`: join the group; only rank 0 prints (and writes, see the API)

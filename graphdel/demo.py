@@ -67,7 +67,8 @@ class DemoConfig:
         seed: seed of the request, the unlearning runs and the evaluation.
         methods: methods to run besides Retrain (default: every registered method).
         lira_shadows, lira_epochs: the optional LiRA attack (0 = off).
-        device: ``cpu``, ``cuda`` or ``auto``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where the original, every method, Retrain and the
+            evaluation compute (:func:`graphdel.device.resolve_device`).
         progress: progress bars and step lines.
     """
 
@@ -161,7 +162,7 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> di
     "files": {...}, "wall_time_s": float}``."""
     from graphdel.errors import InvalidInputError
     from graphdel.runs import check_output
-    from graphdel.training.loop import resolve_device
+    from graphdel.device import resolve_device
     from graphdel.unlearning import available_methods, get_method, parse_overrides
 
     log = log or (lambda s: print(s, flush=True))
@@ -185,9 +186,9 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> di
         overrides.setdefault(m, []).extend(extra)
     for m in methods:  # refuse a bad method or key before any work
         parse_overrides(get_method(m).Config, overrides.get(m) or [])
-    device = str(resolve_device(cfg.device))
+    resolve_device(cfg.device)  # CUDA asked for without a GPU: said before any work
     with _replacing(out, cfg.overwrite):
-        return _demo_steps(cfg, out, methods, overrides, device, log, t_start)
+        return _demo_steps(cfg, out, methods, overrides, cfg.device, log, t_start)
 
 
 @contextmanager
@@ -259,8 +260,10 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
         key = tuple(sorted(dr_rows))
         if key not in retrained:
             log("      training Retrain from scratch on Dr (once; shared with the evaluation)")
-            retrained[key] = api.retrain_model(prep, dr_rows, original_model_config(original),
-                                               train_config_of(original), progress=cfg.progress)
+            # on this demo's device, whatever device a cached original was trained on
+            recipe = replace(train_config_of(original), device=device)
+            retrained[key] = api.retrain_model(prep, dr_rows, original_model_config(original), recipe,
+                                               progress=cfg.progress)
         return retrained[key]
 
     log(f"[3/4] unlearning with retrain + {len(methods)} methods: {', '.join(methods)}")

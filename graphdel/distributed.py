@@ -48,6 +48,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from graphdel.device import process_group
 from graphdel.errors import ConfigError, GraphdelError
 from graphdel.models.protocol import BatchShard, PairBatch
 
@@ -78,9 +79,10 @@ def launched_by_torchrun() -> bool:
 def init_from_env(device: str = "auto", *, timeout_s: float = 1800.0) -> DistEnv:
     """Join the process group ``torchrun`` describes in the environment; a no-op in a single process.
 
-    Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``. The backend is
-    ``nccl`` when ``device`` is ``cuda`` (or ``auto`` with CUDA available), else ``gloo``; on CUDA the
-    process's default GPU becomes ``cuda:LOCAL_RANK``.
+    Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``. The backend and
+    this process's device come from :func:`graphdel.device.process_group`: ``nccl`` on
+    ``cuda:LOCAL_RANK`` when ``device`` resolves to CUDA (``cuda``, or ``auto`` with CUDA available), else
+    ``gloo`` on the CPU; on CUDA that GPU becomes the process's current device.
 
     Args:
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -93,15 +95,9 @@ def init_from_env(device: str = "auto", *, timeout_s: float = 1800.0) -> DistEnv
         return current()
     if not launched_by_torchrun():
         return DistEnv()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if use_cuda:
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for but no CUDA device is available")
-        if local_rank >= torch.cuda.device_count():
-            raise ConfigError(f"local rank {local_rank} has no GPU: only {torch.cuda.device_count()} visible")
-        torch.cuda.set_device(local_rank)
-    backend = "nccl" if use_cuda else "gloo"
+    backend, where = process_group(device)
+    if where.type == "cuda":
+        torch.cuda.set_device(where)
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
     return current()
 
@@ -484,20 +480,6 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
                if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
                else {"broadcast_buffers": False})
     return DistributedDataParallel(wrapped, device_ids=device_ids, find_unused_parameters=True, **no_sync)
-
-
-def resolve_local_device(name: str) -> torch.device:
-    """The device of this process: ``cuda:LOCAL_RANK`` for ``cuda``/``auto`` with CUDA under ``torchrun``,
-    ``cuda`` in a single process, else ``cpu``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for but no CUDA device is available")
-        if is_distributed() or launched_by_torchrun():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cuda")
-    return torch.device(name)
 
 
 # -------------------------------------------------------------------------------------- launching

@@ -177,7 +177,7 @@ def test_every_command_has_one_device_default():
     choices = build_parser()._subparsers._group_actions[0].choices
     defaults = {name: next(a.default for a in p._actions if a.dest == "device")
                 for name, p in choices.items() if any(a.dest == "device" for a in p._actions)}
-    assert set(defaults) == {"train", "forget", "report", "demo", "audit"}
+    assert set(defaults) == {"train", "forget", "evaluate", "report", "verify", "demo", "audit"}
     assert set(defaults.values()) == {"auto"}
 
 

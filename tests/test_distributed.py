@@ -108,6 +108,64 @@ def test_nproc_reexecutes_under_torchrun_without_the_flag():
     assert cmd[-5:] == ["-m", "graphdel.cli", "train", "--out", "x"]
 
 
+def _gpus(monkeypatch, count: int) -> list:
+    """Pretend ``count`` GPUs through graphdel.device (the one place CUDA is asked about) and record what
+    joining a process group does instead of doing it."""
+    import graphdel.device
+    from graphdel import distributed
+
+    monkeypatch.setattr(graphdel.device, "cuda_available", lambda: count > 0)
+    monkeypatch.setattr(graphdel.device, "cuda_device_count", lambda: count)
+    monkeypatch.setattr(graphdel.device, "cuda_device", lambda index: torch.device("cuda", index or 0))
+    calls: list = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", device)))
+    monkeypatch.setattr(distributed.dist, "init_process_group",
+                        lambda backend, timeout: calls.append(backend))
+    return calls
+
+
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_torchrun_on_gpus_joins_with_nccl_and_each_rank_computes_on_its_own_gpu(monkeypatch, device):
+    from graphdel import distributed
+    from graphdel.device import resolve_device
+
+    calls = _gpus(monkeypatch, 2)
+    # rank 3 of 4, two processes per machine: the second GPU of the second machine
+    for name, value in {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    distributed.init_from_env(device)
+    assert calls == [("set_device", torch.device("cuda", 1)), "nccl"]
+    # the training and unlearning device is the same decision, made in the same place
+    assert resolve_device(device) == torch.device("cuda", 1)
+
+
+def test_torchrun_on_cpus_joins_with_gloo_and_refuses_gpus_it_lacks(monkeypatch):
+    from graphdel import distributed
+    from graphdel.device import check_processes, process_group
+    from graphdel.errors import ConfigError
+
+    calls = _gpus(monkeypatch, 0)
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    distributed.init_from_env("auto")
+    assert calls == ["gloo"]
+    assert process_group("cpu") == ("gloo", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="no CUDA device is available"):
+        process_group("cuda")
+    _gpus(monkeypatch, 1)
+    with pytest.raises(ConfigError, match="local rank 1 has no GPU: 1 CUDA device visible"):
+        process_group("cuda")  # two processes on a machine with one GPU
+    with pytest.raises(ConfigError, match="each process computes on the GPU of its local rank"):
+        process_group("cuda:0")
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):  # the launching process, before torchrun starts any
+        monkeypatch.delenv(name)
+    with pytest.raises(ConfigError, match="--nproc 2 on CUDA needs 2 GPUs"):
+        check_processes("cuda", 2)
+    with pytest.raises(ConfigError, match="--device cuda:0 with --nproc 2: each process computes on the GPU"):
+        check_processes("cuda:0", 2)
+    check_processes("cpu", 2)
+
+
 # ------------------------------------------------------------------------------ 2 processes vs 1
 @pytest.fixture(scope="module")
 def mini_csv(tmp_path_factory) -> Path:

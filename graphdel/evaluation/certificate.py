@@ -388,26 +388,26 @@ def _locate_run(cert: dict, cert_path: Path) -> Path | None:
     return None
 
 
-def _recompute_retrieval(model, prepared, df_rows: list[int], *, seed: int, pool_size: int, pool_seed: int
-                         ) -> dict:
+def _recompute_retrieval(model, prepared, df_rows: list[int], *, seed: int, pool_size: int, pool_seed: int,
+                         device: str = "auto") -> dict:
     """Retrieval of ``model`` on the evaluation sets of a request (:func:`graphdel.api.evaluation_sets`
     drawn with ``seed``), ranked against the run's distractor set, as ``api.forget`` computes it
     (``seed`` = the forget seed, :data:`FORGET_POOL_SIZE`, :data:`FORGET_POOL_SEED`) and the report does
     (its seed, pool size and the seed again for the pools).
 
     Every retrieval number :func:`verify_certificate` compares is computed here, so a change of the scorer
-    is followed in one place.
+    is followed in one place. ``model`` is scored on ``device`` (moved there and back).
     """
     from graphdel.api import evaluation_sets
     from graphdel.evaluation.suite import retrieval_metrics
 
     sets = evaluation_sets(prepared, df_rows, seed)
     return retrieval_only(retrieval_metrics(model, sets, prepared.distractors(), pool_size=pool_size,
-                                            seed=pool_seed))
+                                            seed=pool_seed, device=device))
 
 
-def _recompute_audit_aucs(model, prepared, df_rows: list[int], *, seed: int, pool_size: int, chunks: int
-                          ) -> tuple[Any, Any]:
+def _recompute_audit_aucs(model, prepared, df_rows: list[int], *, seed: int, pool_size: int, chunks: int,
+                          device: str = "auto") -> tuple[Any, Any]:
     """``(Df-vs-Dr AUC mean, membership attack AUC)`` of ``model`` as the report computes them
     (:func:`graphdel.evaluation.suite.evaluate_model` on :func:`~graphdel.evaluation.suite.suite_sets`, no
     probes)."""
@@ -415,7 +415,7 @@ def _recompute_audit_aucs(model, prepared, df_rows: list[int], *, seed: int, poo
 
     sets = suite_sets(prepared, df_rows, chunks=chunks, seed=seed)
     entry, _ = evaluate_model(model, sets, config=SuiteConfig(seed=seed, chunks=chunks, pool_size=pool_size,
-                                                               probes=False),
+                                                               probes=False, device=device),
                               corpus=prepared.corpus)
     return (entry.get("distinguishability") or {}).get("mean"), (entry.get("membership") or {}).get("attack_auc")
 
@@ -453,9 +453,10 @@ _EVALUATED_RECOMPUTED = _FORGET_RECOMPUTED + (
 class _Verifier:
     """The checks of :func:`verify_certificate` on one certificate (they share the located runs)."""
 
-    def __init__(self, cert: dict, cert_path: Path, tolerance: float, metrics: bool, progress: bool) -> None:
+    def __init__(self, cert: dict, cert_path: Path, tolerance: float, metrics: bool, progress: bool,
+                 device: str = "auto") -> None:
         self.cert, self.cert_path, self.tol = cert, cert_path, tolerance
-        self.metrics, self.progress = metrics, progress
+        self.metrics, self.progress, self.device = metrics, progress, device
         self.res = VerifyResult()
         # The kind follows the content, so that a certificate relabelled "forget" cannot shed its
         # evaluation part's checks (and the "kind" check then fails).
@@ -841,7 +842,8 @@ class _Verifier:
             self.equal("procedure.structural_change", structural_change(self.original_run.model, forget),
                        "the change recomputed on the original model")
         again = _recompute_retrieval(run.model, prepared, df_rows, seed=int(self.config.get("seed", 0)),
-                                     pool_size=FORGET_POOL_SIZE, pool_seed=FORGET_POOL_SEED)
+                                     pool_size=FORGET_POOL_SIZE, pool_seed=FORGET_POOL_SEED,
+                                     device=self.device)
         self.equal("metrics.splits", again, f"retrieval re-evaluated (tolerance {self.tol:g})")
         if self.kind == "evaluated":
             self.recompute_evaluation(run, prepared, df_rows)
@@ -868,9 +870,10 @@ class _Verifier:
         seed, pool_size, chunks = settings["seed"], settings["pool_size"], settings["chunks"]
 
         def evaluate(model) -> dict:
-            splits = _recompute_retrieval(model, prepared, df_rows, seed=seed, pool_size=pool_size, pool_seed=seed)
+            splits = _recompute_retrieval(model, prepared, df_rows, seed=seed, pool_size=pool_size,
+                                          pool_seed=seed, device=self.device)
             dist, attack = _recompute_audit_aucs(model, prepared, df_rows, seed=seed, pool_size=pool_size,
-                                                 chunks=chunks)
+                                                 chunks=chunks, device=self.device)
             return {"splits": splits, "distinguishability": dist, "attack_auc": attack}
 
         mine = evaluate(run.model)
@@ -902,7 +905,7 @@ class _Verifier:
             self.check_verdict(None, recomputed=False, why=self.original_unusable())
             return
         original = _recompute_retrieval(self.original_run.model, prepared, df_rows, seed=seed, pool_size=pool_size,
-                                        pool_seed=seed)
+                                        pool_seed=seed, device=self.device)
         targets = thresholds({"splits": mine["splits"], "wall_time_s": run.metrics.get("wall_time_s")},
                              {"splits": ref["splits"], "wall_time_s": ref_run.metrics.get("wall_time_s")},
                              {"splits": original})
@@ -983,7 +986,7 @@ def _walk_chain(folder: Path, limit: int = 1000) -> tuple[bool | None, str]:
 
 
 def verify_certificate(cert_path: str | Path, *, tolerance: float = 1e-6, metrics: bool = True,
-                       progress: bool = False) -> VerifyResult:
+                       progress: bool = False, device: str = "auto") -> VerifyResult:
     """Check every field a certificate asserts and say whether it still holds.
 
     The unlearned run is found at the recorded ``unlearned_path`` or next to the certificate; if neither,
@@ -1014,12 +1017,19 @@ def verify_certificate(cert_path: str | Path, *, tolerance: float = 1e-6, metric
 
     Numbers agree within ``tolerance`` (absolute up to magnitude 1, relative above). A check that cannot
     be made (a run moved, ``metrics=False``) is ``None``, reported as not checked, and does not fail the
-    certificate.
+    certificate. Metrics are re-evaluated on ``device`` (:func:`graphdel.device.resolve_device`); a GPU
+    and the CPU may round differently, so a certificate is best verified on the kind of device its
+    metrics were computed on.
 
     Raises:
         InvalidInputError: ``tolerance`` is not a finite number >= 0.
         RunError: the certificate cannot be read or is not a certificate.
+        ConfigError: ``device`` is not here (CUDA without a GPU).
     """
+    from graphdel.device import resolve_device
+
     _check_tolerance(tolerance)
+    if metrics:
+        resolve_device(device)  # said before any work
     cert_path = Path(cert_path)
-    return _Verifier(_read_certificate(cert_path), cert_path, tolerance, metrics, progress).run()
+    return _Verifier(_read_certificate(cert_path), cert_path, tolerance, metrics, progress, device).run()

@@ -11,6 +11,7 @@ from typing import Iterable
 
 import torch
 
+from graphdel.device import model_device, placed
 from graphdel.evaluation.retrieval import PairEmbeddings, pool_retrieval, usable_pool_size
 from graphdel.models.protocol import PairBatch, PairSampler
 
@@ -19,14 +20,26 @@ __all__ = ["PairEmbeddings", "embed_pairs", "pool_score"]
 
 @torch.no_grad()
 def embed_pairs(model, pairs: PairSampler | Iterable[PairBatch], *, batch_size: int = 256,
-                with_matching: bool = False, device: str | torch.device = "cpu") -> PairEmbeddings:
+                with_matching: bool = False, device: str | torch.device | None = None) -> PairEmbeddings:
     """Embed every pair of ``pairs`` (a sampler, in its order, or an iterable of batches) with ``model`` in
     eval mode; the model's train/eval mode of every submodule is restored afterwards.
+
+    Args:
+        device: where to compute: ``None`` (default) on the device of ``model``'s parameters, which the
+            batches are moved to; a device name or :class:`torch.device`: ``model`` is moved there for the
+            call and back afterwards (:func:`graphdel.device.placed`).
 
     Returns:
         :class:`PairEmbeddings` on the CPU: ``z_x``, ``z_t`` ``[N, d]`` float32, ``items``, ``rows`` ``[N]``
         long (a batch without item indices uses its rows as items), ``match_prob`` ``[N]`` when asked for.
     """
+    with placed(model, device):
+        return _embed(model, pairs, batch_size, with_matching)
+
+
+def _embed(model, pairs, batch_size: int, with_matching: bool) -> PairEmbeddings:
+    """:func:`embed_pairs` on the device ``model`` is on."""
+    device = model_device(model)
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
     zx, zt, items, rows, probs = [], [], [], [], []
@@ -50,13 +63,15 @@ def embed_pairs(model, pairs: PairSampler | Iterable[PairBatch], *, batch_size: 
 
 def pool_score(model, pairs: PairSampler | Iterable[PairBatch], distractors: PairSampler | PairEmbeddings, *,
                pool_size: int = 64, seed: int = 0, batch_size: int = 256,
-               device: str | torch.device = "cpu") -> float:
+               device: str | torch.device | None = None) -> float:
     """Pool-``pool_size`` graph->text MRR of ``pairs`` under ``model``, against ``distractors`` (a sampler,
     embedded here by the same model, or its embeddings already); ``nan`` for no pairs, or for a distractor
-    set with nothing to rank against (:func:`~graphdel.evaluation.retrieval.usable_pool_size` below 2)."""
-    queries = embed_pairs(model, pairs, batch_size=batch_size, device=device)
-    if not isinstance(distractors, PairEmbeddings):
-        distractors = embed_pairs(model, distractors, batch_size=batch_size, device=device)
+    set with nothing to rank against (:func:`~graphdel.evaluation.retrieval.usable_pool_size` below 2).
+    ``device`` as in :func:`embed_pairs` (default: where ``model`` is)."""
+    with placed(model, device):
+        queries = embed_pairs(model, pairs, batch_size=batch_size)
+        if not isinstance(distractors, PairEmbeddings):
+            distractors = embed_pairs(model, distractors, batch_size=batch_size)
     if len(queries) == 0 or usable_pool_size(distractors.items, pool_size) < 2:
         return float("nan")
     return float(pool_retrieval(queries, distractors, pool_size=pool_size, seed=seed)["g2t_mrr"])

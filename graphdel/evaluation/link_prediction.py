@@ -46,7 +46,9 @@ def filtered_ranks(score_fn, queries: Tensor, known: Tensor, num_entities: int, 
     Returns:
         ``[Q]`` float ranks (see the module docstring).
     """
-    queries = queries.reshape(-1, 3).long()
+    # the ranks are bookkeeping on the CPU (scores come back there); score_fn indexes the model's tables
+    # with CPU indices, which any device accepts
+    queries = queries.reshape(-1, 3).long().cpu()
     index = _filter_index(known.reshape(-1, 3).long(), num_relations)
     ranks = []
     for start in range(0, queries.size(0), chunk):

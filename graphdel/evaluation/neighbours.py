@@ -177,7 +177,8 @@ def caption_leakage(neighbour_emb: Tensor, caption_emb: Tensor, forgotten: Tenso
 
 
 def neighbour_leakage(model, data, forgotten_rows: Sequence[int], neighbour_rows: Sequence[int],
-                      caption_rows: Sequence[int], *, batch_size: int = 256, device: str = "cpu") -> dict:
+                      caption_rows: Sequence[int], *, batch_size: int = 256,
+                      device: str | torch.device | None = None) -> dict:
     """:func:`caption_leakage` of a model on corpus rows.
 
     Args:
@@ -188,7 +189,8 @@ def neighbour_leakage(model, data, forgotten_rows: Sequence[int], neighbour_rows
             the ``own`` target).
         caption_rows: the candidate captions, as corpus rows; must contain every forgotten and neighbour
             row. Keep it the same for every model compared.
-        batch_size, device: embedding batch size and device.
+        batch_size, device: embedding batch size and device (``None``: where ``model`` is; see
+            :func:`graphdel.evaluation.embed.embed_pairs`).
 
     Returns:
         The dict of :func:`caption_leakage` (with ``own``).

@@ -57,7 +57,8 @@ RETRIEVAL_SPLITS = ("forget", "retain", "calibration", "val", "test")
 
 
 def retrieval_metrics(model, sets: Mapping[str, PairSampler], distractors: PairSampler | PairEmbeddings, *,
-                      pool_size: int = 64, seed: int = 0, device="cpu") -> dict[str, dict]:
+                      pool_size: int = 64, seed: int = 0, device: str | torch.device | None = None
+                      ) -> dict[str, dict]:
     """Retrieval in both directions, over the whole set and pool-k against ``distractors``, for each named
     pair set (:func:`graphdel.evaluation.retrieval.split_retrieval`).
 
@@ -66,19 +67,22 @@ def retrieval_metrics(model, sets: Mapping[str, PairSampler], distractors: PairS
         sets: named pair sets; empty ones are left out.
         distractors: the run's distractor set (:meth:`graphdel.api.Prepared.distractors`), or its
             embeddings under ``model``.
+        device: where to compute (``None``: where ``model`` is; else ``model`` is moved there for the call,
+            :func:`graphdel.device.placed`).
 
     Returns:
         ``{name: {"g2t": {mrr, hits@1, hits@10}, "t2g": {...}, "pool64": {g2t_mrr, t2g_mrr, g2t_acc,
         t2g_acc, k, chance_mrr}, "n": N}}``.
     """
-    if not isinstance(distractors, PairEmbeddings):
-        distractors = embed_pairs(model, distractors, device=device)
-    out = {}
-    for name, pairs in sets.items():
-        if pairs is None or len(pairs) == 0:
-            continue
-        emb = embed_pairs(model, pairs, device=device)
-        out[name] = split_retrieval(emb, distractors, pool_size=pool_size, seed=seed)
+    with placed(model, device):
+        if not isinstance(distractors, PairEmbeddings):
+            distractors = embed_pairs(model, distractors)
+        out = {}
+        for name, pairs in sets.items():
+            if pairs is None or len(pairs) == 0:
+                continue
+            emb = embed_pairs(model, pairs)
+            out[name] = split_retrieval(emb, distractors, pool_size=pool_size, seed=seed)
     return out
 
 
@@ -95,7 +99,9 @@ class SuiteConfig:
         lira_shadows: shadow models of the LiRA attack (0 = off; >= 4 when on; costly: each is a training).
         lira_epochs: epochs of each shadow training (``None``: the original recipe's).
         batch_size: evaluation batch size.
-        device: where models run.
+        device: where models run (``auto``, ``cpu``, ``cuda``, ``cuda:N``;
+            :func:`graphdel.device.resolve_device`): each model is moved there while it is evaluated, and
+            LiRA's shadows train there.
     """
 
     pool_size: int = 64
@@ -106,7 +112,7 @@ class SuiteConfig:
     lira_shadows: int = 0
     lira_epochs: int | None = None
     batch_size: int = 256
-    device: str = "cpu"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.lira_shadows and self.lira_shadows < 4:
@@ -173,11 +179,13 @@ def _derangement(items: np.ndarray, seed: int) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def _deranged_probs(model, pairs, j: np.ndarray, batch_size: int, device) -> np.ndarray | None:
-    """Matching probability of ``(x_i, t_{j[i]})``; needs a :class:`~graphdel.data.pairs.PairSet`."""
+def _deranged_probs(model, pairs, j: np.ndarray, batch_size: int) -> np.ndarray | None:
+    """Matching probability of ``(x_i, t_{j[i]})`` (computed where ``model`` is); needs a
+    :class:`~graphdel.data.pairs.PairSet`."""
     data, rows = getattr(pairs, "data", None), getattr(pairs, "rows", None)
     if data is None or rows is None:
         return None
+    device = model_device(model)
     was = model.training
     model.eval()
     out = []
@@ -199,7 +207,7 @@ def _pool_signals(model, emb: PairEmbeddings, distractors: PairEmbeddings, pool_
     g2t, t2g = pool_candidate_scores(emb, distractors, pool_size=pool_size, seed=seed)
     # The protocol's logits are the similarity times the model's inverse temperature: read that scale off
     # one unit vector, whose similarity with itself is 1.
-    unit = emb.z_x[:1].to(next(model.parameters()).device)
+    unit = emb.z_x[:1].to(model_device(model))
     scale = float(model.logits(unit, unit).reshape(-1)[0] / model.sim(unit, unit).reshape(-1)[0])
     target = torch.zeros(g2t.size(0), dtype=torch.long)
     loss = 0.5 * (torch.nn.functional.cross_entropy(scale * g2t, target, reduction="none")
@@ -208,19 +216,21 @@ def _pool_signals(model, emb: PairEmbeddings, distractors: PairEmbeddings, pool_
 
 
 def pair_signals(model, pairs: PairSampler, distractors: PairEmbeddings, *, pool_size: int = 64, seed: int = 0,
-                 batch_size: int = 256, device="cpu") -> PairSignals:
+                 batch_size: int = 256, device: str | torch.device | None = None) -> PairSignals:
     """Embeddings and per-pair signals of ``pairs`` under ``model`` (eval mode, no gradients);
-    ``distractors`` are the run's distractor set embedded by the same model."""
+    ``distractors`` are the run's distractor set embedded by the same model. ``device``: where to compute
+    (``None``: where ``model`` is, see :func:`graphdel.evaluation.embed.embed_pairs`)."""
     has_match = hasattr(model, "match_logits") and hasattr(model, "fuse")
-    emb = embed_pairs(model, pairs, batch_size=batch_size, with_matching=has_match, device=device)
-    sim = (emb.z_x * emb.z_t).sum(1).double().numpy()
-    match = emb.match_prob.double().numpy() if emb.match_prob is not None else None
-    deranged = None
-    if match is not None:
-        j = _derangement(emb.items.numpy(), seed)
-        if j is not None:
-            deranged = _deranged_probs(model, pairs, j, batch_size, device)
-    loss, rr = _pool_signals(model, emb, distractors, pool_size, seed)
+    with placed(model, device):
+        emb = embed_pairs(model, pairs, batch_size=batch_size, with_matching=has_match)
+        sim = (emb.z_x * emb.z_t).sum(1).double().numpy()
+        match = emb.match_prob.double().numpy() if emb.match_prob is not None else None
+        deranged = None
+        if match is not None:
+            j = _derangement(emb.items.numpy(), seed)
+            if j is not None:
+                deranged = _deranged_probs(model, pairs, j, batch_size)
+        loss, rr = _pool_signals(model, emb, distractors, pool_size, seed)
     return PairSignals(emb, sim, match, deranged, loss, rr)
 
 
@@ -317,13 +327,24 @@ def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfi
         the matching probability's AUC under ``matching``, ``membership``, ``probes``, ``drift``), and the
         per-set :class:`PairSignals` (for plots and drift). ``entry["_arrays"]`` holds per-pair arrays for
         plots (removed by callers before writing).
+
+    The model is moved to ``config.device`` while it is evaluated and back afterwards
+    (:func:`graphdel.device.placed`).
     """
     cfg = config or SuiteConfig()
     if "distractors" not in sets:
         raise ValueError("evaluate_model needs the run's distractor set under sets['distractors'] (suite_sets)")
-    distractors = embed_pairs(model, sets["distractors"], batch_size=cfg.batch_size, device=cfg.device)
+    with placed(model, cfg.device):
+        return _evaluate_placed(model, sets, cfg, corpus, original_signals, shadows)
+
+
+def _evaluate_placed(model, sets: Mapping[str, PairSampler], cfg: SuiteConfig, corpus,
+                     original_signals: Mapping[str, PairSignals] | None, shadows: dict | None
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`evaluate_model` on the device ``model`` is on (batches follow the model)."""
+    distractors = embed_pairs(model, sets["distractors"], batch_size=cfg.batch_size)
     sig = {name: pair_signals(model, pairs, distractors, pool_size=cfg.pool_size, seed=cfg.seed,
-                              batch_size=cfg.batch_size, device=cfg.device)
+                              batch_size=cfg.batch_size)
            for name, pairs in sets.items() if name != "distractors" and pairs is not None and len(pairs)}
     entry: dict[str, Any] = {"splits": {}}
     bad = {n: r for n, v in sig.items() if (r := _broken(v))}
@@ -437,14 +458,16 @@ def compare_to_references(entry: Mapping[str, Any], *, retrain: Mapping[str, Any
 
 def train_shadows(prepared, df_rows: Sequence[int], model_config, train_config, *, shadows: int = 4,
                   epochs: int | None = None, seed: int = 0, progress: bool = False,
-                  targets: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
+                  targets: Mapping[str, Sequence[int]] | None = None,
+                  device: str | torch.device | None = None) -> dict[str, Any]:
     """Train ``shadows`` models, each on a random half of the population, for LiRA.
 
     The population is every trained row of the original (Dr and Df) plus the test rows; the assignment
     gives every row to exactly ``shadows / 2`` shadows (the balanced "keep" matrix of Carlini et al.), so
     every target has "in" and "out" shadows. Each shadow is :func:`~graphdel.training.loop.train_model`
     with the original recipe (``epochs`` overrides the epoch count: quick shadows), seed ``seed + s``,
-    early-stopped on val as the original was.
+    early-stopped on val as the original was; ``device`` (a name or :class:`torch.device`; ``None``: the
+    recipe's own) is where each shadow trains and is read.
 
     Returns:
         ``{"rows": [P] population rows, "keep": [S, P] bool, "signals": {set: [S, N] similarity of the
@@ -462,6 +485,8 @@ def train_shadows(prepared, df_rows: Sequence[int], model_config, train_config, 
     rng = np.random.default_rng(seed)
     keep = np.argsort(rng.random((shadows, len(population))), axis=0) < shadows // 2
     cfg = replace(train_config, epochs=epochs or train_config.epochs)
+    if device is not None:  # a TrainConfig holds a device name ("cuda:0" for a resolved GPU)
+        cfg = replace(cfg, device=device if isinstance(device, str) else str(device))
     targets = dict(targets or {"forget": list(df_rows), "test": prepared.corpus.rows("test")})
     val = prepared.sets()["val"]
     signals: dict[str, list[np.ndarray]] = {k: [] for k in targets}
@@ -473,7 +498,7 @@ def train_shadows(prepared, df_rows: Sequence[int], model_config, train_config, 
         model = train_model(model, half, val, replace(cfg, seed=seed + s), progress=progress,
                             distractors=prepared.distractors()).model
         for name, rows in targets.items():
-            e = embed_pairs(model, prepared.data.subset(list(rows), name))
+            e = embed_pairs(model, prepared.data.subset(list(rows), name), device=cfg.device)
             signals[name].append((e.z_x * e.z_t).sum(1).double().numpy())
     return {"rows": population, "keep": keep, "targets": {k: list(v) for k, v in targets.items()},
             "signals": {k: np.stack(v) for k, v in signals.items()}, "epochs": cfg.epochs,
@@ -538,6 +563,7 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     from graphdel.runs import Run, is_quick_config
 
     cfg = config or SuiteConfig()
+    resolve_device(cfg.device)  # a device that is not here is refused before any work
     runs = [r if isinstance(r, Run) else Run.load(r, accept_modified=accept_modified) for r in runs]
     if not runs:
         raise InvalidInputError("give at least one unlearned run")
@@ -574,7 +600,8 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
         shadows = train_shadows(prepared, df_rows, ModelConfig.from_dict(original.config["model"]),
                                 TrainConfig(**original.config["train"]), shadows=cfg.lira_shadows,
                                 epochs=cfg.lira_epochs, seed=cfg.seed, progress=progress,
-                                targets={"forget": rows_of("forget"), "test": rows_of("test")})
+                                targets={"forget": rows_of("forget"), "test": rows_of("test")},
+                                device=cfg.device)
 
     entries: dict[str, dict] = {}
     sigs: dict[str, dict] = {}

@@ -128,10 +128,12 @@ def _entity_texts_of(sampler, described_by: int, batch_size: int = 4096) -> tupl
 
 
 def _triples_of(sampler, num_relations: int, batch_size: int = 8192) -> Tensor:
-    """``[T, 3]`` (h, r, t) of the triple pairs of a pair sampler (entity pairs left out)."""
+    """``[T, 3]`` (h, r, t) of the triple pairs of a pair sampler (entity pairs left out), on the CPU
+    whatever device the sampler's batches are on (the engine's scoring moves them to the model's): triples
+    are index bookkeeping, filtered and looked up on the CPU."""
     out = []
     for b in sampler.batches(batch_size):
-        x, ent = b.x, b.text.entity
+        x, ent = b.x.cpu(), b.text.entity.cpu()
         keep = x[:, 1] < num_relations
         out.append(torch.stack([x[keep, 0], x[keep, 1], ent[keep]], dim=1))
     return torch.cat(out) if out else torch.zeros(0, 3, dtype=torch.long)

@@ -29,6 +29,9 @@ from tqdm.auto import tqdm
 
 from graphdel import distributed
 from graphdel.data.loading import prefetch, use_prefetch
+# resolve_device and autocast live in graphdel.device (the one place device decisions are made);
+# imported here under their old names, which fusion.py, benches and tests use
+from graphdel.device import autocast, is_device_name, resolve_device  # noqa: F401
 from graphdel.errors import ConfigError, GraphdelError, InvalidInputError
 from graphdel.models.protocol import PairSampler
 
@@ -104,8 +107,7 @@ class TrainConfig:
                         ("lr_schedule", self.lr_schedule in ("constant", "cosine")),
                         ("fusion_hard_fraction", 0 <= self.fusion_hard_fraction <= 1),
                         ("fusion_hard_pool", self.fusion_hard_pool >= 1),
-                        ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
-                         and self.device[5:].isdigit())):
+                        ("device", is_device_name(self.device))):
             if not ok:
                 raise ConfigError(f"training config key {key!r}: value {getattr(self, key)!r} is out of range")
         if not isinstance(self.bf16, bool):
@@ -130,25 +132,6 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """The recipe as a plain dict (what ``config.json`` stores)."""
         return asdict(self)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; under ``torchrun`` CUDA means this process's GPU
-    (``cuda:LOCAL_RANK``)."""
-    if name in ("auto", "cuda"):
-        return distributed.resolve_local_device(name)
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GraphdelError(f"--device {name} was asked for but no CUDA device is available")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere (CPU runs stay float32)."""
-    import contextlib
-
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def seed_everything(seed: int) -> None:

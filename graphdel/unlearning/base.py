@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from graphdel import distributed
+from graphdel.device import resolve_device, rng_devices
 from graphdel.errors import ConfigError, GraphdelError
 from graphdel.models.protocol import PairBatch, PairSampler
 from graphdel.unlearning.losses import distinct_items
@@ -94,7 +95,8 @@ class UnlearningContext:
             request of the chain deleted (not in ``forget`` nor ``retain``); ``None`` otherwise. A method may
             keep forgetting them (MultiDelete's ``replay``).
         seed: seeds batch order, negatives, noise and scoring pools.
-        device: where the models run.
+        device: where the models run: a device name (``auto``, ``cpu``, ``cuda``, ``cuda:N``) or a
+            :class:`torch.device`, resolved by :func:`graphdel.device.resolve_device` when a method runs.
         progress: show tqdm progress bars.
     """
 
@@ -107,7 +109,7 @@ class UnlearningContext:
     anchor: Callable[[], nn.Module] | None = None
     earlier_forget: PairSampler | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str | torch.device = "cpu"
     progress: bool = True
 
 
@@ -116,7 +118,8 @@ class UnlearningResult:
     """What a method returns.
 
     Attributes:
-        model: the unlearned model (a new object; the original is untouched), in eval mode.
+        model: the unlearned model (a new object; the original is untouched), in eval mode, on the CPU
+            (a model at rest; :mod:`graphdel.device`).
         log: one dict per optimiser step (``step``, ``epoch``, ``phase``, ``loss``, loss terms) and per
             evaluation (``eval: True``, ``forget``, ``reference``, ``retain`` scores).
         wall_time_s: seconds the method took, evaluation included.
@@ -446,7 +449,14 @@ class UnlearningMethod:
     Config: ClassVar[type] = MethodConfig
 
     def run(self, original: nn.Module, ctx: UnlearningContext, config: Any = None) -> UnlearningResult:
-        """Unlearn ``ctx.forget`` from ``original`` (never modified) and return a new model."""
+        """Unlearn ``ctx.forget`` from ``original`` (never modified) and return a new model.
+
+        The method computes on ``ctx.device`` (resolved here, so ``execute`` sees a :class:`torch.device`)
+        and the model it returns is moved to the CPU.
+
+        Raises:
+            ConfigError: a bad config, or a ``ctx.device`` that is not here (CUDA without a GPU).
+        """
         if config is None:
             config = self.Config()
         elif isinstance(config, (dict, list, tuple)):
@@ -454,13 +464,12 @@ class UnlearningMethod:
         elif not isinstance(config, self.Config):
             raise ConfigError(f"{self.name}: config must be a {self.Config.__name__}, "
                               f"not {type(config).__name__}")
-        devices = []
-        if str(ctx.device).startswith("cuda") and torch.cuda.is_available():
-            devices = [torch.device(ctx.device).index or 0]
+        ctx = dataclasses.replace(ctx, device=resolve_device(ctx.device))
         t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=rng_devices(ctx.device)):
             torch.manual_seed(ctx.seed)
             model, log, selected = self.execute(original, ctx, config)
+        model.cpu()  # at rest on the CPU, like a trained model (the time includes the copy back)
         wall = time.perf_counter() - t0
         return UnlearningResult(model=model, log=log, wall_time_s=wall,
                                 config={"method": self.name, **config_to_dict(config)}, selected=selected)
@@ -807,6 +816,8 @@ class GradientMethod(UnlearningMethod):
         calibrated selector picks, apply :meth:`finish`, and return ``(model, log, selected)``."""
         anchor = ctx.anchor() if ctx.anchor is not None and (cfg.anchor_teacher or cfg.anchor_reference) else None
         teacher = frozen_copy(anchor if anchor is not None and cfg.anchor_teacher else original, ctx.device)
+        if anchor is not None and cfg.anchor_reference:  # scored on the run's device, like the student
+            anchor = teacher if cfg.anchor_teacher else frozen_copy(anchor, ctx.device)
         student = make_student(original, ctx.device, ctx.forget)
         trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)
         selector = CalibratedSelector(ctx, selection=cfg.selection, early_stop=cfg.early_stop, smooth=cfg.smooth,

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
+from graphdel.device import model_device
 from graphdel.evaluation.embed import PairEmbeddings, embed_pairs, pool_score
 from graphdel.models.protocol import PairBatch, PairSampler
 
@@ -49,9 +50,9 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 def sampler_score(model: nn.Module, sampler: PairSampler, distractors: PairSampler | PairEmbeddings, *,
                   pool_size: int = 64, seed: int = 0, batch_size: int = 256,
-                  device: str | torch.device = "cpu") -> float:
+                  device: str | torch.device | None = None) -> float:
     """Pool-``pool_size`` graph->text MRR of every pair of ``sampler`` under ``model`` (higher = better
-    remembered): :func:`graphdel.evaluation.embed.pool_score`."""
+    remembered): :func:`graphdel.evaluation.embed.pool_score` (``device=None``: where ``model`` is)."""
     return pool_score(model, sampler, distractors, pool_size=pool_size, seed=seed, batch_size=batch_size,
                       device=device)
 
@@ -136,7 +137,6 @@ class CalibratedSelector:
                  reference_model: nn.Module | None = None, earlier: Any = None) -> None:
         self.ctx = ctx
         self.earlier = earlier if earlier is not None and len(earlier) > 0 else None
-        self.device = ctx.device
         self.selection = selection
         self.early_stop = early_stop
         self.smooth, self.margin, self.tolerance, self.min_epochs = smooth, margin, tolerance, min_epochs
@@ -170,22 +170,24 @@ class CalibratedSelector:
         self._last_state: dict[str, Tensor] | None = None
 
     def _scorer(self, model: nn.Module):
-        """``batches -> score`` for ``model`` as it is now."""
+        """``batches -> score`` for ``model`` as it is now, computed where ``model`` is (the batches follow
+        it: the student and the chain's original both sit on the run's device)."""
         # A model may define how well it remembers a set of pairs in its own terms (higher = better
         # remembered), e.g. a model whose deletable facts are scored by a decoder rather than by
         # retrieval; pool-k retrieval MRR is the protocol-level default.
         hook = getattr(model, "selection_score", None)
+        device = model_device(model)
         if hook is not None:
             def score(batches: Iterable[PairBatch]) -> float:
                 with eval_mode(model), torch.no_grad():
-                    return float(hook([b.to(self.device) for b in batches]))
+                    return float(hook([b.to(device) for b in batches]))
             return score
         if self.distractors is None:
             return lambda batches: float("nan")
         # the distractors are embedded once per evaluation, by the model being scored
-        distractors = embed_pairs(model, self.distractors, batch_size=self.batch_size, device=self.device)
+        distractors = embed_pairs(model, self.distractors, batch_size=self.batch_size)
         return lambda batches: pool_score(model, batches, distractors, pool_size=self.pool_size, seed=self.seed,
-                                          batch_size=self.batch_size, device=self.device)
+                                          batch_size=self.batch_size)
 
     def evaluate(self, model: nn.Module, *, epoch: int, step: int) -> dict:
         """Score ``model`` on Df, the reference and the retain probe; remember its state if it may be

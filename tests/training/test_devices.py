@@ -8,7 +8,7 @@ from graphdel.errors import ConfigError, GraphdelError
 from graphdel.models.protocol import PairBatch, TextFeatures
 from graphdel.training.loop import TrainConfig, autocast, resolve_device
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+cuda = pytest.mark.cuda  # skipped without a CUDA device (tests/conftest.py); bench/gpu.sh runs them
 
 
 def test_cpu_and_auto_resolve_without_a_gpu():

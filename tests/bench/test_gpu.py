@@ -1,0 +1,47 @@
+"""bench/gpu.sh, the prepared GPU check: what it reads off pytest, and its dry run on the CPU (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _gpu_module():
+    sys.path.insert(0, str(ROOT / "bench"))  # bench/gpu.py imports its sibling _common
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_tests_step_reads_pytests_closing_line():
+    counts = _gpu_module().pytest_counts
+    assert counts("....\n3 passed, 2 skipped, 20 deselected, 2 warnings in 3.86s\n") == {
+        "passed": 3, "failed": 0, "skipped": 2, "errors": 0, "deselected": 20}
+    assert counts("FAILED x\n1 failed, 15 passed, 1 error in 9.1s") == {
+        "passed": 15, "failed": 1, "skipped": 0, "errors": 1, "deselected": 0}
+    assert set(counts("no tests ran in 0.01s").values()) == {0}
+
+
+@pytest.mark.slow  # a demo, a throughput epoch and the bf16 comparison on a 48-molecule sample: ~25 s
+def test_the_dry_run_prints_one_json_line_per_step(tmp_path):
+    done = subprocess.run(["bash", "bench/gpu.sh", "--device", "cpu", "--quick", "--skip", "tests",
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["step"] for line in lines] == ["demo", "unlearn", "throughput", "bf16"]
+    assert all(line["bench"] == "gpu" and line["ok"] and "machine" in line for line in lines)
+    steps = {line["step"]: line for line in lines}
+    assert steps["demo"]["methods"] == ["multidelete"] and not steps["demo"]["original_reused"]
+    assert 0 < steps["unlearn"]["multidelete_share_of_retrain"]
+    assert steps["throughput"]["pairs_per_s"] > 0 and steps["throughput"]["peak_gpu_mem_mib"] is None
+    assert steps["bf16"]["autocast"] is False and steps["bf16"]["max_abs_diff"] == 0.0  # no autocast on a CPU

@@ -131,6 +131,7 @@ def test_the_molecule_recipe_trains_contrastively_then_runs_the_stage(tiny_csv, 
     model, train = run.config["model"], run.config["train"]
     assert model["matching_weight"] == 0.0 and model["fusion_product"] is True
     assert model["text"]["fusion_tokens"] == 64 and train["fusion_epochs"] == 4
+    assert train["lr_schedule"] == "cosine"
     # the recipe is resolved before featurising: the cached caption tokens are the 64 the fusion reads
     assert featurised[0].data.text.hidden.size(1) == 64
     assert [h["epoch"] for h in run.log if h.get("stage") == "fusion"] == [1, 2, 3, 4]

@@ -1,6 +1,6 @@
 """docs/extending.md runs as written, and what it claims holds.
 
-The Python blocks of the document are executed in order in one namespace (they form one session), with
+The Python blocks of the document are executed in order in one namespace (they form one program), with
 every registry they add to restored afterwards, so the method, source, featuriser, granularity and model
 class the document registers do not leak into other tests. The checks then read that namespace: the
 wrapper is short and satisfies the protocol, MultiDelete and a baseline really unlearn the wrapped model,
@@ -61,7 +61,7 @@ def doc(tmp_path_factory) -> dict[str, Any]:
     """The namespace the document's blocks leave behind, plus ``_methods_while_registered``."""
     from graphdel.unlearning import available_methods
 
-    # a module of its own, as a reader's session or script would be (dataclasses look their module up)
+    # a module of its own, as a reader's interpreter or script would be (dataclasses look their module up)
     module = types.ModuleType("extending_doc")
     with pytest.MonkeyPatch.context() as mp, registries_restored():
         # module scope runs before the per-test cache fixture: keep caches and run folders in tmp

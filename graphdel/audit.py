@@ -55,12 +55,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+# AUDIT_FORMAT and AUDIT_VERSION (audit.json's "format" and "version") are defined with the file's reader,
+# below this module (which trains and unlearns through graphdel.api); importable from here as before.
+from graphdel.evaluation.audit_report import AUDIT_FORMAT, AUDIT_VERSION
+
 #: The signal the headline numbers are read from (the others are reported alongside).
 PRIMARY_SIGNAL = "similarity"
-#: ``audit.json``'s ``format`` and ``version`` (2: per-example floor ε, ROC curves and the estimator's
-#: settings recorded).
-AUDIT_FORMAT = "graphdel-audit"
-AUDIT_VERSION = 2
 #: Points of each stored U-LiRA ROC curve (log-spaced false-positive rates, see :meth:`ULiRAResult.curve`).
 ROC_POINTS = 100
 

@@ -61,6 +61,10 @@ class UnlearningNoOpError(GraphdelError):
     is no deletion to certify."""
 
 
+class TrainingDivergedError(GraphdelError):
+    """The loss became NaN or infinite; nothing is written as finished."""
+
+
 class IntegrityError(RunError):
     """A run's weights or ``config.json`` differ from the hashes recorded when the run was written
     (``integrity.json`` of a trained run, ``certificate.json`` of an unlearned one)."""

@@ -29,6 +29,12 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def canonical_json_sha256(obj) -> str:
+    """SHA-256 of ``obj`` as canonical JSON (sorted keys, no spaces, UTF-8)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                          .encode("utf-8")).hexdigest()
+
+
 #: ``(resolved path, device, inode, size, mtime in ns) -> hex SHA-256``: the digests this process computed.
 _DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 
@@ -186,7 +192,7 @@ def staged_folder(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
             cannot be written.
     """
     final = Path(final)
-    if _exists(final) and not overwrite:
+    if occupied(final) and not overwrite:
         raise RunError(f"output folder {final} already exists; choose another --out or remove it")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +211,7 @@ def staged_folder(final: str | Path, *, overwrite: bool = False) -> Iterator[Pat
         _publish_without_replacing(tmp, final)
 
 
-def _exists(path: Path) -> bool:
+def occupied(path: Path) -> bool:
     """Whether anything is at ``path``, a dangling symbolic link included (``Path.exists`` says no to one,
     but a rename would still replace it)."""
     return path.exists() or path.is_symlink()
@@ -224,19 +230,19 @@ def _publish_replacing(tmp: Path, final: Path) -> None:
     """
     aside = None
     try:
-        if _exists(final):
+        if occupied(final):
             aside = final.with_name(f".{final.name}.{secrets.token_hex(4)}.old")
             os.rename(final, aside)
         os.rename(tmp, final)
     except BaseException as e:
-        if aside is not None and not _exists(final):
+        if aside is not None and not occupied(final):
             try:
                 os.rename(aside, final)
             except OSError:
                 pass  # the old folder stays under its hidden name, which the error below names
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError):
-            kept = f" (the old one is kept as {aside})" if aside is not None and _exists(aside) else ""
+            kept = f" (the old one is kept as {aside})" if aside is not None and occupied(aside) else ""
             raise RunError(f"cannot replace {final}: {e.strerror or e}{kept}") from e
         raise
     if aside is not None:
@@ -264,12 +270,12 @@ def _publish_without_replacing(tmp: Path, final: Path) -> None:
     """
     taken = (f"output folder {final} appeared while this run was being written and was left untouched; "
              f"the finished run is kept in {tmp}")
-    if _exists(final):
+    if occupied(final):
         raise RunError(taken)
     try:
         os.rename(tmp, final)
     except OSError as e:
-        if _exists(final):
+        if occupied(final):
             raise RunError(taken) from e
         shutil.rmtree(tmp, ignore_errors=True)
         raise RunError(f"cannot rename the finished folder to {final}: {e.strerror or e}") from e

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from graphdel.errors import ConfigError, IntegrityError, RunError, warn
-from graphdel.io import _exists, atomic_write_json, cached_sha256_file, check_name_lengths, probe_writable
+from graphdel.io import (atomic_write_json, cached_sha256_file, canonical_json_sha256, check_name_lengths,
+                         occupied, probe_writable)
 
 RUN_FILES = ("config.json", "model.safetensors", "model_config.json", "metrics.json")
 #: The integrity record of a trained run: ``{"version": 1, "sha256": {"model.safetensors": hex,
@@ -214,8 +215,6 @@ def integrity_changes(path: str | Path) -> list[dict] | None:
     config = read("config.json")
     if not (isinstance(config, dict) and config.get("kind") == "forget" and (path / "certificate.json").is_file()):
         return None
-    from graphdel.evaluation.certificate import canonical_json_sha256
-
     cert = read("certificate.json")
     if not isinstance(cert, dict) or not all(isinstance(cert.get(k), str)
                                              for k in ("unlearned_weights_sha256", "config_sha256")):
@@ -284,7 +283,7 @@ def check_output(out: str | Path, *, reads: Sequence[str | Path] = (), protect: 
         target = out.resolve()
         inputs = [p for r in reads for p in run_lineage(r)]
         protected = [Path(p).resolve() for p in protect]
-        exists = _exists(out)
+        exists = occupied(out)
     except OSError as e:
         raise RunError(f"{what} {out}: {e.strerror or e}") from e
     for src in inputs:

@@ -614,7 +614,7 @@ def image_item_properties(corpus: Corpus, item_ids: Sequence[str]) -> dict[str, 
     """Probe targets of images: the drawn molecule's RDKit properties for depictions (logP, TPSA,
     aromaticity), :func:`image_statistics` at 64 x 64 for image files (brightness, colourfulness, warm)."""
     if corpus.extra.get("images") == "depictions":
-        from graphdel.evaluation.probes import molecule_item_properties
+        from graphdel.data.molecules import molecule_item_properties
 
         return molecule_item_properties(corpus, item_ids)
     load = image_loader(corpus)

@@ -505,7 +505,7 @@ class KGItemStore:
 
     ``batch(item indices)`` gives ``x = [B, 2]`` long ``(head, relation)``: ``(h, r)`` for a triple item,
     ``(e, described_by)`` for an entity item. :meth:`wrap_text` attaches to each text the entity it
-    describes (the triple's tail, or the entity itself), giving :class:`~graphdel.models.kg.KGText`.
+    describes (the triple's tail, or the entity itself), giving :class:`~graphdel.data.kg_pairs.KGText`.
 
     Attributes:
         entities: entity ids in index order (``corpus.extra["entities"]``).
@@ -554,9 +554,9 @@ class KGItemStore:
         return torch.stack([self.head[indices], self.relation[indices]], dim=1)
 
     def wrap_text(self, text, indices):
-        """``text`` (``B`` texts) as :class:`~graphdel.models.kg.KGText` carrying ``entity [B]``, the
+        """``text`` (``B`` texts) as :class:`~graphdel.data.kg_pairs.KGText` carrying ``entity [B]``, the
         entity each text describes (the tail of store items ``indices [B]``)."""
-        from graphdel.models.kg import KGText
+        from graphdel.data.kg_pairs import KGText  # here: this module stays free of torch
 
         return KGText(text.hidden, text.mask, text.pooled, entity=self.tail[indices])
 

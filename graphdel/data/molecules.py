@@ -25,6 +25,9 @@ Salts and mixtures are reduced to their largest organic fragment (most heavy ato
 contain carbon); the removed fragments are reported so that nothing is dropped silently. A mixture with no
 carbon-containing fragment (an inorganic salt such as ``[Na+].[Cl-]``) is kept whole: no fragment is more
 "the molecule" than another, and keeping the largest ion would describe sodium chloride as sodium.
+
+The probe targets of molecules (:func:`molecule_item_properties`: logP, TPSA, aromaticity) are here too;
+:mod:`graphdel.evaluation.probes` registers them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 from rdkit import Chem, RDLogger
+from rdkit.Chem import Crippen, rdMolDescriptors
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
@@ -467,3 +471,36 @@ def featurize_smiles(canonical_smiles: Sequence[str], *, use_cache: bool = True,
 
         atomic_torch_save(result.state(), path)
     return result
+
+
+# ------------------------------------------------------------------------------------ probe targets
+
+def molecular_properties(smiles: Sequence[str]) -> dict[str, np.ndarray]:
+    """Deterministic RDKit properties of each molecule.
+
+    Returns:
+        ``{"logp": float64 [n] (Crippen MolLogP), "tpsa": float64 [n] (topological polar surface area),
+        "aromatic": bool [n] (has at least one aromatic ring)}``.
+
+    Raises:
+        InvalidMoleculeError: a SMILES RDKit cannot parse (with its 1-based row).
+    """
+    logp, tpsa, arom = [], [], []
+    for row, smi in enumerate(smiles, start=1):
+        mol = Chem.MolFromSmiles(smi) if isinstance(smi, str) and smi.strip() else None
+        if mol is None:
+            raise InvalidMoleculeError(f"cannot parse SMILES {smi!r}", row=row, smiles=smi)
+        logp.append(Crippen.MolLogP(mol))
+        tpsa.append(rdMolDescriptors.CalcTPSA(mol))
+        arom.append(rdMolDescriptors.CalcNumAromaticRings(mol) > 0)
+    return {"logp": np.asarray(logp, dtype=np.float64), "tpsa": np.asarray(tpsa, dtype=np.float64),
+            "aromatic": np.asarray(arom, dtype=bool)}
+
+
+def molecule_item_properties(corpus, item_ids: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
+    """Probe targets of molecules (:data:`graphdel.data.pairs.ITEM_PROPERTIES` entry of ``"molecule"``, also
+    used for depictions of molecules): :func:`molecular_properties` of ``corpus.items[id]`` (SMILES) ->
+    ``{"logp": ([n], "regression"), "tpsa": ([n], "regression"), "aromatic": ([n] bool, "classification")}``."""
+    props = molecular_properties([corpus.items[i] for i in item_ids])
+    return {"logp": (props["logp"], "regression"), "tpsa": (props["tpsa"], "regression"),
+            "aromatic": (props["aromatic"], "classification")}

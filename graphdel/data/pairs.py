@@ -67,7 +67,7 @@ def register_item_properties(modality: str):
 
 CORPUS_VIEWS: dict[str, Callable[[Corpus], Corpus]] = {}
 """Modality name -> function ``corpus -> corpus`` giving the rows a model of that modality trains on (the
-knowledge graph adds one pair per triple); applied by :func:`graphdel.api.load_corpus`."""
+knowledge graph adds one pair per triple); applied by :func:`graphdel.evaluation.run_data.load_corpus`."""
 
 
 def register_corpus_view(modality: str, fn: Callable[[Corpus], Corpus]) -> None:

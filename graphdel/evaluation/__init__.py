@@ -8,12 +8,16 @@ docs/extending.md.
   probes, drift), ``matching`` (the matching head: true vs random and hard partners, re-ranking),
   ``neighbours`` (near-neighbour leakage), ``link_prediction`` (knowledge graphs),
   ``per_example`` (the per-example privacy audit);
+* ``run_data``: a run's data, featurised and split into the pair sets every model is evaluated on;
 * ``suite``: every metric of the audit on one model, and the comparison with Retrain and the original;
 * ``summary``: gaps, the summary score and the targets;
 * ``report``, ``audit_report``, ``compare``: report.md / report.html / metrics.json and plots, the audit's
-  section of it, and one request's outcome across modalities;
-* ``certificate``: the deletion certificate and its verification.
+  section of it, and one request's outcome across modalities; ``report_format`` and ``report_plots``
+  hold what the report and the audit's section share (formatting, figures);
+* ``certificate``: the deletion certificate and its verification (``certificate_build``,
+  ``certificate_verify``).
 """
 
-__all__ = ["audit_report", "certificate", "compare", "distinguishability", "embed", "link_prediction",
-           "matching", "membership", "neighbours", "per_example", "probes", "report", "retrieval", "suite", "summary"]
+__all__ = ["audit_report", "certificate", "certificate_build", "certificate_verify", "compare",
+           "distinguishability", "embed", "link_prediction", "matching", "membership", "neighbours", "per_example",
+           "probes", "report", "report_format", "report_plots", "retrieval", "run_data", "suite", "summary"]

@@ -31,14 +31,22 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from graphdel.errors import InvalidInputError
+from graphdel.evaluation.report_format import fmt, plain_label
+from graphdel.evaluation.report_plots import new_figure, png_bytes
+from graphdel.io import canonical_json_sha256
 
 __all__ = ["AuditFile", "read_audit", "read_audits", "check_audits", "check_audits_against_run", "attach_audits",
            "audit_section",
            "certificate_entry", "summary_blocks", "figures", "appendix_blocks", "AUDIT_FILE",
-           "EPSILON_PLOT", "ROC_PLOT"]
+           "EPSILON_PLOT", "ROC_PLOT", "AUDIT_FORMAT", "AUDIT_VERSION"]
 
 #: The file a ``graphdel audit`` folder holds its numbers in.
 AUDIT_FILE = "audit.json"
+#: ``audit.json``'s ``format`` and ``version`` (2: per-example floor ε, ROC curves and the estimator's
+#: settings recorded). Defined here, with the reader of the file: :mod:`graphdel.audit`, which writes it,
+#: trains and unlearns models through :mod:`graphdel.api` and so sits above the report; it imports them.
+AUDIT_FORMAT = "graphdel-audit"
+AUDIT_VERSION = 2
 #: Where the report writes its two audit figures (relative to the report folder).
 EPSILON_PLOT = "plots/audit_epsilon.png"
 ROC_PLOT = "plots/audit_ulira_roc.png"
@@ -90,8 +98,6 @@ def read_audit(folder: str | Path) -> AuditFile:
             one line naming the file (and the key).
     """
     import hashlib
-
-    from graphdel.audit import AUDIT_FORMAT, AUDIT_VERSION
 
     folder = Path(folder)
     path = folder if folder.name == AUDIT_FILE and folder.is_file() else folder / AUDIT_FILE
@@ -218,8 +224,6 @@ def check_audits(audits: Sequence[AuditFile], *, request: Mapping[str, Any], ori
         InvalidInputError: one line naming the first audit file that audits another request or another
             original.
     """
-    from graphdel.evaluation.certificate import canonical_json_sha256
-
     wanted = canonical_json_sha256(request)
     for a in audits:
         got = canonical_json_sha256(a.data["request"])
@@ -239,8 +243,6 @@ def certificate_entry(audit: AuditFile) -> dict[str, Any]:
     its SHA-256, and what the file says it audited (method, settings, M, ``--originals``, the request's and
     the original's hashes), so that ``graphdel verify`` can check the file is unchanged and of this
     certificate's request."""
-    from graphdel.evaluation.certificate import canonical_json_sha256
-
     d = audit.data
     return {"file": str(audit.path), "sha256": audit.sha256, "method": d["method"], "settings": list(d["settings"]),
             "models": d["models"], "originals": bool(d["originals"]),
@@ -310,12 +312,10 @@ def _estimator_line(section: Mapping[str, Any]) -> str:
 
 def _row(name: str, signal: str, models: str, eps: Mapping[str, Any], attack: Mapping[str, Any] | None
          ) -> list[str]:
-    from graphdel.evaluation.report import _fmt
-
     tpr = (attack or {}).get("tpr_at") or {}
-    return [name, signal, models, _fmt(eps.get("median"), 2), _fmt(eps.get("p90"), 2),
-            _fmt(eps.get("share_at_cap"), 2), _fmt(eps.get("forgetting_score")),
-            _fmt((attack or {}).get("auc")), _fmt(tpr.get("0.01")), _fmt(tpr.get("0.001"))]
+    return [name, signal, models, fmt(eps.get("median"), 2), fmt(eps.get("p90"), 2),
+            fmt(eps.get("share_at_cap"), 2), fmt(eps.get("forgetting_score")),
+            fmt((attack or {}).get("auc")), fmt(tpr.get("0.01")), fmt(tpr.get("0.001"))]
 
 
 _HEAD = ["model", "signal", "models", "ε median", "ε p90", "share at cap", "forgetting score", "U-LiRA AUC",
@@ -361,11 +361,9 @@ def summary_blocks(section: Mapping[str, Any] | None) -> list[tuple]:
 
 
 def _new_axes_grid(n: int, w: float, h: float):
-    from graphdel.evaluation.report import _new_figure
-
     cols = 1 if n == 1 else 2
     rows = (n + cols - 1) // cols
-    fig = _new_figure(w * cols, h * rows)
+    fig = new_figure(w * cols, h * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).reshape(-1)
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -375,8 +373,6 @@ def _new_axes_grid(n: int, w: float, h: float):
 def _epsilon_figure(section: Mapping[str, Any]) -> bytes:
     """One panel per audit: histogram of its per-example ε (primary signal) over the floor's, with the
     pairs at the cap in a bar of their own (the cap, 50, is far right of the rest)."""
-    from graphdel.evaluation.report import _plain_label, _png
-
     entries = list(section.values())
     cap = float((entries[0].get("estimator") or {}).get("cap") or 50.0)
     values = [(np.array([p["epsilon"] for p in e["per_example"]], dtype=float),
@@ -391,24 +387,22 @@ def _epsilon_figure(section: Mapping[str, Any]) -> bytes:
                                        (eps, "#d62728", e["label"], 0.6)):
             counts, _ = np.histogram(v[v < cap], bins=edges)
             ax.bar(edges[:-1], counts, width=_BIN, align="edge", color=color, alpha=alpha,
-                   label=_plain_label(label))
+                   label=plain_label(label))
             ax.bar([cap_x], [int(np.sum(v >= cap))], width=_BIN, align="edge", color=color, alpha=alpha)
         ticks = [x for x in np.arange(0.0, edges[-1] + 1e-9, 0.5 if edges[-1] <= 4 else 1.0)]
         ax.set_xticks(ticks + [cap_x + _BIN / 2], [f"{t:g}" for t in ticks] + [f"cap\n{cap:g}"])
         ax.axvline(edges[-1] + _BIN, color="black", linewidth=0.5, linestyle=":")
-        ax.set_title(_plain_label(f"{e['label']}: median {np.median(eps):.2f}, p90 {np.percentile(eps, 90):.2f} "
+        ax.set_title(plain_label(f"{e['label']}: median {np.median(eps):.2f}, p90 {np.percentile(eps, 90):.2f} "
                                   f"(floor {np.median(eps_floor):.2f}, {np.percentile(eps_floor, 90):.2f})"),
                      fontsize="small")
         ax.set_ylabel("deleted pairs", fontsize="small")
         ax.legend(fontsize="x-small", loc="upper center")
     axes[-1].set_xlabel(f"per-example ε ({entries[0]['primary_signal']} signal)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _roc_figure(section: Mapping[str, Any]) -> bytes:
     """One panel per signal: the U-LiRA ROC of every audit on log axes, the floor dashed, chance dotted."""
-    from graphdel.evaluation.report import _plain_label, _png
-
     entries = list(section.values())
     signals = list(dict.fromkeys([entries[0]["primary_signal"]] + [s for e in entries for s in e["signals"]]))
     curves = [(e, s, e["signals"][s]) for e in entries for s in signals if s in e["signals"]]
@@ -435,18 +429,18 @@ def _roc_figure(section: Mapping[str, Any]) -> bytes:
                     floor_drawn = True
                     label = f"Retrain vs Retrain, floor (AUC {part['auc']:.2f})"
                 ax.plot(fpr[keep], np.maximum(tpr[keep], _TPR_FLOOR), linestyle=style, color=color,
-                        linewidth=1.4 if style == "-" else 1.1, label=_plain_label(label))
+                        linewidth=1.4 if style == "-" else 1.1, label=plain_label(label))
         ax.axvline(0.01, color="#bbbbbb", linewidth=0.6)
         ax.axvline(0.001, color="#bbbbbb", linewidth=0.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(x_low, 1)
         ax.set_ylim(_TPR_FLOOR, 1.05)
-        ax.set_title(_plain_label(f"U-LiRA, {s}"), fontsize="small")
+        ax.set_title(plain_label(f"U-LiRA, {s}"), fontsize="small")
         ax.set_xlabel("false positive rate", fontsize="small")
         ax.set_ylabel("true positive rate", fontsize="small")
         ax.legend(fontsize="xx-small", loc="lower right")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def figures(section: Mapping[str, Any] | None) -> list[tuple[str, str, bytes]]:
@@ -466,13 +460,11 @@ def appendix_blocks(section: Mapping[str, Any] | None) -> list[tuple]:
     renderers escape them), and the audit files with their hashes. Nothing without audits."""
     if not section:
         return []
-    from graphdel.evaluation.report import _fmt
-
     def short(text: str, n: int = 90) -> str:
         return text if len(text) <= n else text[:n - 1] + "…"
 
-    top = [[label, str(p.get("pair_id")), short(str(p.get("text", ""))), _fmt(p.get("epsilon"), 2),
-            _fmt(p.get("epsilon_floor"), 2)]
+    top = [[label, str(p.get("pair_id")), short(str(p.get("text", ""))), fmt(p.get("epsilon"), 2),
+            fmt(p.get("epsilon_floor"), 2)]
            for label, e in section.items() for p in e["highest_epsilon"][:_TOP]]
     files = [[label, e["file"], e["sha256"], f"{e['models']} vs {e['models']}", "yes" if e["originals"] else "no",
               " ".join(e["settings"]) or "–"] for label, e in section.items()]

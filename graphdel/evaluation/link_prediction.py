@@ -20,6 +20,8 @@ import math
 import torch
 from torch import Tensor
 
+from graphdel.data.kg_pairs import triples_of
+
 KS = (1, 3, 10)
 
 
@@ -202,7 +204,6 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
     """
     from graphdel.evaluation.embed import embed_pairs
     from graphdel.evaluation.retrieval import split_retrieval
-    from graphdel.models.kg import _triples_of
 
     out: dict[str, dict] = {}
     known = None
@@ -212,7 +213,7 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
         if known is None:
             known, _, _ = _store_triples(pairs)
         res: dict = {}
-        triples = _triples_of(pairs, model.num_relations)
+        triples = triples_of(pairs, model.num_relations)
         if triples.numel():
             res["lp"] = link_prediction(model, _sample_rows(triples, max_queries), known, model.num_entities,
                                         model.num_relations)
@@ -223,11 +224,11 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
         if res:
             out[name] = res
     forget = sets.get("forget")
-    deleted = _triples_of(forget, model.num_relations) if forget is not None and len(forget) else None
+    deleted = triples_of(forget, model.num_relations) if forget is not None and len(forget) else None
     if deleted is not None and deleted.numel() and known is not None:
         retain = sets.get("retain")
         if retain is not None and len(retain) and "lp" in out.get("forget", {}):
-            sample = _triples_of(retain, model.num_relations)
+            sample = triples_of(retain, model.num_relations)
             if sample.numel():
                 was = model.training
                 model.eval()

@@ -8,22 +8,18 @@ original. :func:`embedding_drift` measures how far each embedding moved.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
-from rdkit import Chem, RDLogger
-from rdkit.Chem import Crippen, rdMolDescriptors
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
+from graphdel.data.molecules import molecular_properties, molecule_item_properties
 from graphdel.data.pairs import register_item_properties
-from graphdel.errors import InvalidMoleculeError
-
-RDLogger.DisableLog("rdApp.*")
 
 __all__ = ["molecular_properties", "molecule_item_properties", "linear_probe", "embedding_drift", "RIDGE_ALPHAS"]
 
@@ -31,37 +27,8 @@ __all__ = ["molecular_properties", "molecule_item_properties", "linear_probe", "
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 15))
 
 
-def molecular_properties(smiles: Sequence[str]) -> dict[str, np.ndarray]:
-    """Deterministic RDKit properties of each molecule.
-
-    Returns:
-        ``{"logp": float64 [n] (Crippen MolLogP), "tpsa": float64 [n] (topological polar surface area),
-        "aromatic": bool [n] (has at least one aromatic ring)}``.
-
-    Raises:
-        InvalidMoleculeError: a SMILES RDKit cannot parse (with its 1-based row).
-    """
-    logp, tpsa, arom = [], [], []
-    for row, smi in enumerate(smiles, start=1):
-        mol = Chem.MolFromSmiles(smi) if isinstance(smi, str) and smi.strip() else None
-        if mol is None:
-            raise InvalidMoleculeError(f"cannot parse SMILES {smi!r}", row=row, smiles=smi)
-        logp.append(Crippen.MolLogP(mol))
-        tpsa.append(rdMolDescriptors.CalcTPSA(mol))
-        arom.append(rdMolDescriptors.CalcNumAromaticRings(mol) > 0)
-    return {"logp": np.asarray(logp, dtype=np.float64), "tpsa": np.asarray(tpsa, dtype=np.float64),
-            "aromatic": np.asarray(arom, dtype=bool)}
-
-
-def molecule_item_properties(corpus, item_ids: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
-    """Probe targets of molecules (:data:`graphdel.data.pairs.ITEM_PROPERTIES` entry of ``"molecule"``, also
-    used for depictions of molecules): :func:`molecular_properties` of ``corpus.items[id]`` (SMILES) ->
-    ``{"logp": ([n], "regression"), "tpsa": ([n], "regression"), "aromatic": ([n] bool, "classification")}``."""
-    props = molecular_properties([corpus.items[i] for i in item_ids])
-    return {"logp": (props["logp"], "regression"), "tpsa": (props["tpsa"], "regression"),
-            "aromatic": (props["aromatic"], "classification")}
-
-
+# The probe targets of molecules are data (what is known of each item): they live in graphdel.data.molecules,
+# where the depictions of graphdel.data.images also read them, and are registered here as before.
 register_item_properties("molecule")(molecule_item_properties)
 
 

@@ -84,12 +84,7 @@ script and a Content-Security-Policy that forbids any.
 from __future__ import annotations
 
 import base64
-import hashlib
-import html
-import io
 import json
-import math
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -97,7 +92,12 @@ import numpy as np
 
 from graphdel.evaluation import audit_report
 from graphdel.evaluation.membership import leak_flag
-from graphdel.evaluation.summary import DEFAULT_KEYS, flatten, summary_score, thresholds
+# The formatting and figure helpers are shared with audit_report (which this module includes), so they live
+# below both; to_jsonable is imported from here too.
+from graphdel.evaluation.report_format import (finite_number, fmt, html_escape, md_escape, plain_label, pool_key,
+                                               signed, slugs, summary_keys, to_jsonable)
+from graphdel.evaluation.report_plots import new_figure, png_bytes
+from graphdel.evaluation.summary import flatten, summary_score, thresholds
 from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from graphdel.runs import is_quick_config
 
@@ -114,122 +114,6 @@ _SPLIT_ORDER = ["forget", "retain", "val", "calibration", "test"]
 _SPLIT_LABEL = {"forget": "Df (forget)", "retain": "Dr (retain)", "val": "val", "test": "test"}
 _COLORS = {"forget": "#d62728", "retain": "#1f77b4", "val": "#9467bd", "calibration": "#8c564b",
            "test": "#2ca02c"}
-
-
-# ----------------------------------------------------------------------------------------------- helpers
-
-def to_jsonable(obj: Any) -> Any:
-    """Recursively convert numpy / torch / Path values into JSON-safe Python; NaN and inf become None."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensors, without importing torch here
-        return to_jsonable(obj.detach().cpu().tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
-
-
-def _num(x: Any) -> float | None:
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _fmt(x: Any, digits: int = 3) -> str:
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    f = _num(x)
-    if f is None:
-        return "–" if x is None or isinstance(x, (float, np.floating)) else str(x)
-    return f"{f:.{digits}f}"
-
-
-def _signed(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:+.{digits}f}".replace("-", "−")
-
-
-def _md(s: Any) -> str:
-    """Escape a user string for Markdown: HTML entities for & < >, backslashes for formatting chars."""
-    s = str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = re.sub(r"([\\`*_\[\]|#])", r"\\\1", s)
-    return " ".join(s.splitlines())
-
-
-def _h(s: Any) -> str:
-    return html.escape(str(s), quote=True)
-
-
-def _plain_label(s: Any) -> str:
-    """A user string made safe for matplotlib text (no mathtext)."""
-    return str(s).replace("$", r"\$")
-
-
-def _slug_base(name: str) -> str:
-    """``name`` reduced to a readable file-name part: lower case, ``+`` written ``plus``
-    (``neggrad+`` -> ``neggrad_plus``), any other run of characters outside ``[a-z0-9_-]`` one ``_``."""
-    s = str(name).lower().replace("+", "_plus_")
-    s = re.sub(r"[^a-z0-9_-]+", "_", s)
-    s = re.sub(r"_{2,}", "_", s).strip("_-")[:60].strip("_-")
-    return s or "model"
-
-
-def _slugs(names: list[str]) -> dict[str, str]:
-    """An injective ``name -> slug`` map (:func:`_slug_base`) that does not depend on the order of ``names``.
-
-    Names whose bases collide (``"a b"`` and ``"a_b"``, ``"A"`` and ``"a"``) keep the base only where the
-    name *is* its base; the others get a short hash of the name (``a_b_3f2a91``), lengthened until unique.
-    """
-    names = list(dict.fromkeys(names))
-    bases = {n: _slug_base(n) for n in names}
-    count: dict[str, int] = {}
-    for b in bases.values():
-        count[b] = count.get(b, 0) + 1
-    out = {n: b for n, b in bases.items() if count[b] == 1 or str(n) == b}
-    used = set(out.values())
-    for n in sorted((n for n in names if n not in out), key=str):
-        digest = hashlib.sha256(str(n).encode("utf-8")).hexdigest()
-        k = 6
-        while f"{bases[n]}_{digest[:k]}" in used or f"{bases[n]}_{digest[:k]}" in bases.values():
-            k += 2
-            if k > len(digest):  # pragma: no cover - a sha256 collision
-                raise ValueError(f"cannot name the plots of {n!r} uniquely")
-        out[n] = f"{bases[n]}_{digest[:k]}"
-        used.add(out[n])
-    return {n: out[n] for n in names}
-
-
-def _pool_key(models: Mapping[str, Any]) -> str:
-    for entry in models.values():
-        for split in (entry.get("splits") or {}).values():
-            if isinstance(split, Mapping):
-                keys = [k for k in split if isinstance(k, str) and re.fullmatch(r"pool\d+", k)]
-                if keys:
-                    return "pool64" if "pool64" in keys else sorted(keys)[0]
-    return "pool64"
-
-
-def _summary_keys(pool: str) -> dict[str, str]:
-    return {**DEFAULT_KEYS, "forget_mrr": f"splits.forget.{pool}.g2t_mrr",
-            "test_mrr": f"splits.test.{pool}.g2t_mrr"}
 
 
 # ------------------------------------------------------------------------------------------------- roles
@@ -256,11 +140,11 @@ def _roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list[str]
 def _headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, float | None]:
     flat = flatten(entry)
     return {
-        "forget_mrr": _num(flat.get(keys["forget_mrr"])),
-        "test_mrr": _num(flat.get(keys["test_mrr"])),
-        "df_dr_auc": _num(flat.get(keys["df_dr_auc"])),
-        "attack_auc": _num(flat.get(keys["attack_auc"])),
-        "wall_time": _num(flat.get(keys["wall_time"])),
+        "forget_mrr": finite_number(flat.get(keys["forget_mrr"])),
+        "test_mrr": finite_number(flat.get(keys["test_mrr"])),
+        "df_dr_auc": finite_number(flat.get(keys["df_dr_auc"])),
+        "attack_auc": finite_number(flat.get(keys["attack_auc"])),
+        "wall_time": finite_number(flat.get(keys["wall_time"])),
     }
 
 
@@ -295,11 +179,11 @@ def _verdict(name: str, models, original, reference, keys, summary, smoke: bool 
     elif t.get("value") is None:
         parts.append((None, "forgetting not judged: Df MRR missing"))
     elif smoke:
-        parts.append((None, f"Df MRR {_fmt(h['forget_mrr'])} vs Retrain {_fmt(ref['forget_mrr'])} "
-                            f"({_signed(t['value'])})"))
+        parts.append((None, f"Df MRR {fmt(h['forget_mrr'])} vs Retrain {fmt(ref['forget_mrr'])} "
+                            f"({signed(t['value'])})"))
     else:
         gap, m, r = t["value"], h["forget_mrr"], ref["forget_mrr"]
-        detail = f"Df MRR {_fmt(m)} vs Retrain {_fmt(r)} ({_signed(gap)}, tolerance ±{t['limit']:g})"
+        detail = f"Df MRR {fmt(m)} vs Retrain {fmt(r)} ({signed(gap)}, tolerance ±{t['limit']:g})"
         if t["passed"]:
             parts.append((True, f"forgot like Retrain: {detail}"))
         elif gap > 0:
@@ -309,13 +193,13 @@ def _verdict(name: str, models, original, reference, keys, summary, smoke: bool 
 
     if h["attack_auc"] is not None:
         r_auc = ref.get("attack_auc")
-        against = f"Retrain {_fmt(r_auc)}" if r_auc is not None else "0.5 (no Retrain value)"
+        against = f"Retrain {fmt(r_auc)}" if r_auc is not None else "0.5 (no Retrain value)"
         if smoke:
-            parts.append((None, f"membership attack: AUC {_fmt(h['attack_auc'])} vs {against}"))
+            parts.append((None, f"membership attack: AUC {fmt(h['attack_auc'])} vs {against}"))
         else:
             flag = leak_flag(h["attack_auc"], reference_auc=r_auc)
             parts.append((flag == "ok",
-                          f"membership attack: AUC {_fmt(h['attack_auc'])} vs {against} → {flag}"))
+                          f"membership attack: AUC {fmt(h['attack_auc'])} vs {against} → {flag}"))
 
     t = thr.get("test_mrr_drop") or {}
     if original is None:
@@ -323,8 +207,8 @@ def _verdict(name: str, models, original, reference, keys, summary, smoke: bool 
     elif t.get("value") is None:
         parts.append((None, "retention not judged: test MRR missing"))
     else:
-        detail = (f"test MRR {_fmt(h['test_mrr'])} vs original {_fmt(orig['test_mrr'])} "
-                  f"({_signed(-t['value'])})")
+        detail = (f"test MRR {fmt(h['test_mrr'])} vs original {fmt(orig['test_mrr'])} "
+                  f"({signed(-t['value'])})")
         if smoke:
             parts.append((None, detail))
         else:
@@ -354,18 +238,6 @@ def _verdict(name: str, models, original, reference, keys, summary, smoke: bool 
 
 # --------------------------------------------------------------------------------------------- plots
 
-def _new_figure(w: float = 6.4, h: float = 4.0):
-    from matplotlib.figure import Figure  # object API: no pyplot, no global backend switch (Agg canvas)
-
-    return Figure(figsize=(w, h), dpi=100, layout="constrained")
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
 def _plot_similarity(name: str, sims: Mapping[str, Any]) -> bytes | None:
     arrays = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in sims.items()}
     arrays = {k: v[np.isfinite(v)] for k, v in arrays.items() if np.isfinite(v).any()}
@@ -375,16 +247,16 @@ def _plot_similarity(name: str, sims: Mapping[str, Any]) -> bytes | None:
     lo = min(float(v.min()) for v in arrays.values())
     hi = max(float(v.max()) for v in arrays.values())
     bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.subplots()
     for k in order:
         ax.hist(arrays[k], bins=bins, density=True, histtype="stepfilled", alpha=0.35,
-                color=_COLORS.get(k), label=_plain_label(f"{_SPLIT_LABEL.get(k, k)} (n={arrays[k].size})"))
+                color=_COLORS.get(k), label=plain_label(f"{_SPLIT_LABEL.get(k, k)} (n={arrays[k].size})"))
     ax.set_xlabel("cosine similarity of the true pair")
     ax.set_ylabel("density")
-    ax.set_title(_plain_label(f"{name}: pair similarities"))
+    ax.set_title(plain_label(f"{name}: pair similarities"))
     ax.legend()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _plot_bars(models, order: list[str], reference: str | None, keys) -> bytes | None:
@@ -394,13 +266,13 @@ def _plot_bars(models, order: list[str], reference: str | None, keys) -> bytes |
     metrics = [(k, lab) for k, lab in metrics if any(values[m][k] is not None for m in order)]
     if not metrics or not order:
         return None
-    fig = _new_figure(max(6.4, 1.6 * len(metrics) + 0.4 * len(order)), 4.2)
+    fig = new_figure(max(6.4, 1.6 * len(metrics) + 0.4 * len(order)), 4.2)
     ax = fig.subplots()
     width = 0.8 / len(order)
     x = np.arange(len(metrics))
     for i, m in enumerate(order):
         ys = [values[m][k] if values[m][k] is not None else np.nan for k, _ in metrics]
-        ax.bar(x - 0.4 + width * (i + 0.5), ys, width, label=_plain_label(m))
+        ax.bar(x - 0.4 + width * (i + 0.5), ys, width, label=plain_label(m))
     if reference is not None:
         for j, (k, _) in enumerate(metrics):
             v = values[reference][k]
@@ -410,24 +282,24 @@ def _plot_bars(models, order: list[str], reference: str | None, keys) -> bytes |
     ax.set_ylim(0, 1.05)
     ax.set_title("methods vs Retrain (dashed: Retrain)" if reference else "metrics per model")
     ax.legend(fontsize="small")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _plot_roc(roc: Mapping[str, Any]) -> bytes | None:
     if not roc:
         return None
-    fig = _new_figure(5.0, 5.0)
+    fig = new_figure(5.0, 5.0)
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     for name, curve in roc.items():
         fpr, tpr, auc = curve
         ax.plot(np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float),
-                label=_plain_label(f"{name} (AUC {_fmt(auc)})"))
+                label=plain_label(f"{name} (AUC {fmt(auc)})"))
     ax.set_xlabel("false positive rate (test called member)")
     ax.set_ylabel("true positive rate (Df called member)")
     ax.set_title("membership attack ROC, Df vs test")
     ax.legend(fontsize="small", loc="lower right")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _plot_embedding(name: str, emb: Any, is_df: Any) -> bytes | None:
@@ -442,13 +314,13 @@ def _plot_embedding(name: str, emb: Any, is_df: Any) -> bytes | None:
         x = PCA(n_components=2, random_state=0).fit_transform(x) if x.shape[0] >= 2 else x[:, :2]
     elif x.shape[1] == 1:
         x = np.concatenate([x, np.zeros_like(x)], axis=1)
-    fig = _new_figure(5.0, 5.0)
+    fig = new_figure(5.0, 5.0)
     ax = fig.subplots()
     ax.scatter(x[~mask, 0], x[~mask, 1], s=6, c="#9e9e9e", alpha=0.5, label=f"other (n={int((~mask).sum())})")
     ax.scatter(x[mask, 0], x[mask, 1], s=14, c="#d62728", label=f"Df (n={int(mask.sum())})")
-    ax.set_title(_plain_label(f"{name}: embeddings (PCA)"))
+    ax.set_title(plain_label(f"{name}: embeddings (PCA)"))
     ax.legend(fontsize="small")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _render_plots(plots: Mapping[str, Any] | None, models, order, reference, keys
@@ -457,7 +329,7 @@ def _render_plots(plots: Mapping[str, Any] | None, models, order, reference, key
     out: list[tuple[str, str, bytes]] = []
     plots = plots or {}
     sims = plots.get("similarities") or {}
-    slug = _slugs(list(dict.fromkeys(list(order) + list(sims) + list(plots.get("embeddings") or {}))))
+    slug = slugs(list(dict.fromkeys(list(order) + list(sims) + list(plots.get("embeddings") or {}))))
     for name, per_split in sims.items():
         png = _plot_similarity(name, per_split)
         if png:
@@ -493,8 +365,8 @@ def _headline_rows(models, order, original, reference, keys, summary, verdicts: 
         if v is None:
             return "–"
         if base is None:
-            return _fmt(v)
-        return f"{_fmt(v)} ({_signed(v - base)})"
+            return fmt(v)
+        return f"{fmt(v)} ({signed(v - base)})"
 
     for name in order:
         h = _headline(models[name], keys)
@@ -509,7 +381,7 @@ def _headline_rows(models, order, original, reference, keys, summary, verdicts: 
             cell(h["df_dr_auc"], ref.get("df_dr_auc") if is_method else None),
             cell(h["attack_auc"], ref.get("attack_auc") if is_method else None),
             "–" if ratio is None else f"{100 * ratio:.1f}%",
-            _fmt((scores.get(name) or {}).get("score")) if is_method else "",
+            fmt((scores.get(name) or {}).get("score")) if is_method else "",
             verdicts.get(name, "") if is_method else "",
         ])
     return head, rows
@@ -520,7 +392,7 @@ def _cell(v: Any) -> str:
         return v
     if isinstance(v, (list, tuple, dict)):
         return json.dumps(to_jsonable(v), ensure_ascii=False)
-    return _fmt(v)
+    return fmt(v)
 
 
 def _kv_rows(d: Mapping[str, Any]) -> list[list[str]]:
@@ -530,15 +402,15 @@ def _kv_rows(d: Mapping[str, Any]) -> list[list[str]]:
             arr = np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=object).reshape(-1)
             if arr.size > 8:
                 continue  # raw per-item arrays belong to metrics.json, not the page
-            v = ", ".join(_fmt(x) for x in arr)
-        rows.append([k, _fmt(v) if not isinstance(v, str) else v])
+            v = ", ".join(fmt(x) for x in arr)
+        rows.append([k, fmt(v) if not isinstance(v, str) else v])
     return rows
 
 
 def _mem_mb(x: Any) -> float | None:
     """A recorded memory figure in MB, or ``None`` when there is none (missing, NaN, or not above 0: a
     process never has a peak RSS of 0, so a 0 means "not measured", never "no memory")."""
-    f = _num(x)
+    f = finite_number(x)
     return f if f is not None and f > 0 else None
 
 
@@ -561,7 +433,7 @@ def _request_line(request: Mapping[str, Any]) -> str:
             return shown + (f", … ({len(v)} in all)" if len(v) > 5 else "")
         if isinstance(v, Mapping):
             return f"{len(v)} entries"
-        return _fmt(v)
+        return fmt(v)
 
     parts = []
     if request.get("description"):
@@ -592,8 +464,8 @@ def _inference_split_blocks(models: Mapping[str, Any], order: list[str]) -> list
         for key, label in _INFERENCE_KINDS:
             m = by.get(key)
             if isinstance(m, Mapping):
-                rows.append([n, label, _fmt(m.get("triples")), _fmt(m.get("mrr")), _fmt(m.get("hits@1")),
-                             _fmt(m.get("hits@10"))])
+                rows.append([n, label, fmt(m.get("triples")), fmt(m.get("mrr")), fmt(m.get("hits@1")),
+                             fmt(m.get("hits@10"))])
     if not rows:
         return []
     return [("h3", "Deleted triples: inferable or not"),
@@ -660,7 +532,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     B.append(("h3", "Runs"))
     B.append(("table", ["model", "role", "method", "wall time (s)", "peak RSS (MB)", "added over start (MB)"],
               [[n, models[n].get("role", ""), str(models[n].get("method", "")),
-                _fmt(models[n].get("wall_time_s"), 1), *_memory_cells(models[n])]
+                fmt(models[n].get("wall_time_s"), 1), *_memory_cells(models[n])]
                for n in order]))
     how = list(dict.fromkeys(str(models[n]["peak_mem_method"]) for n in order
                              if models[n].get("peak_mem_method")))
@@ -671,7 +543,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     if thr:
         B.append(("h3", "Targets"))
         B.append(("table", ["method", "target", "value", "limit", "passed", "rule"],
-                  [[m, t, _fmt(e.get("value")), _fmt(e.get("limit")),
+                  [[m, t, fmt(e.get("value")), fmt(e.get("limit")),
                     NOT_JUDGED if smoke else
                     ("–" if e.get("passed") is None else ("yes" if e["passed"] else "no")),
                     str(e.get("rule", ""))]
@@ -683,8 +555,8 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                        "(over-forgetting counts), test counts only drops vs the original "
                        "(graphdel.evaluation.summary)."))
         B.append(("table", ["method", "rank", "score", "component", "gap", "error", "weight", "scale"],
-                  [[m, _fmt(s.get("rank")), _fmt(s.get("score")), c, _fmt(v.get("gap")), _fmt(v.get("error")),
-                    _fmt(v.get("weight")), _fmt(v.get("scale"))]
+                  [[m, fmt(s.get("rank")), fmt(s.get("score")), c, fmt(v.get("gap")), fmt(v.get("error")),
+                    fmt(v.get("weight")), fmt(v.get("scale"))]
                    for m, s in scores.items() for c, v in (s.get("components") or {}).items()]))
 
     B.append(("h3", "Retrieval"))
@@ -695,11 +567,11 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
         for s in names:
             sp = splits[s] or {}
             g, t, p = sp.get("g2t") or {}, sp.get("t2g") or {}, sp.get(pool) or {}
-            rrows.append([n, s, _fmt(sp.get("n")),
-                          _fmt(g.get("mrr")), _fmt(g.get("hits@1")), _fmt(g.get("hits@10")),
-                          _fmt(t.get("mrr")), _fmt(t.get("hits@1")), _fmt(t.get("hits@10")),
-                          _fmt(p.get("g2t_mrr")), _fmt(p.get("t2g_mrr")), _fmt(p.get("g2t_acc")),
-                          _fmt(p.get("t2g_acc")), _fmt(sp.get("match_acc"))])
+            rrows.append([n, s, fmt(sp.get("n")),
+                          fmt(g.get("mrr")), fmt(g.get("hits@1")), fmt(g.get("hits@10")),
+                          fmt(t.get("mrr")), fmt(t.get("hits@1")), fmt(t.get("hits@10")),
+                          fmt(p.get("g2t_mrr")), fmt(p.get("t2g_mrr")), fmt(p.get("g2t_acc")),
+                          fmt(p.get("t2g_acc")), fmt(sp.get("match_acc"))])
     B.append(("table", ["model", "split", "n", "g2t MRR", "g2t H@1", "g2t H@10",
                         "t2g MRR", "t2g H@1", "t2g H@10", f"{pool} g2t MRR", f"{pool} t2g MRR",
                         f"{pool} g2t acc", f"{pool} t2g acc", "match acc"],
@@ -710,8 +582,8 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
         for s_name in [s for s in _SPLIT_ORDER if s in splits] + [s for s in splits if s not in _SPLIT_ORDER]:
             lp = (splits[s_name] or {}).get("lp")
             if isinstance(lp, Mapping):
-                lrows.append([n, s_name, _fmt(lp.get("n")), _fmt(lp.get("mrr")), _fmt(lp.get("hits@1")),
-                              _fmt(lp.get("hits@3")), _fmt(lp.get("hits@10")), _fmt(lp.get("auroc_vs_retain"))])
+                lrows.append([n, s_name, fmt(lp.get("n")), fmt(lp.get("mrr")), fmt(lp.get("hits@1")),
+                              fmt(lp.get("hits@3")), fmt(lp.get("hits@10")), fmt(lp.get("auroc_vs_retain"))])
     if lrows:
         B.append(("h3", "Link prediction"))
         B.append(("p", "Filtered ranks over all entities, both directions. collateral@k: retained training "
@@ -735,7 +607,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
         cols = list(dict.fromkeys(["pair_id", "caption"] + [k for e in examples for k in e]))
         cols = [c for c in cols if any(c in e for e in examples)]
         B.append(("h3", "Examples"))
-        B.append(("table", cols, [[_fmt(e.get(c)) if not isinstance(e.get(c), str) else e[c] for c in cols]
+        B.append(("table", cols, [[fmt(e.get(c)) if not isinstance(e.get(c), str) else e[c] for c in cols]
                                   for e in examples]))
     B += audit_report.appendix_blocks(results.get("audit"))
     return B
@@ -770,28 +642,28 @@ def _to_markdown(blocks) -> str:
     for b in blocks:
         kind = b[0]
         if kind in ("h1", "h2", "h3"):
-            lines += ["#" * int(kind[1]) + " " + _md(b[1]), ""]
+            lines += ["#" * int(kind[1]) + " " + md_escape(b[1]), ""]
         elif kind == "p":
-            lines += [_md(b[1]), ""]
+            lines += [md_escape(b[1]), ""]
         elif kind == "banner":
-            lines += [f"> **{_md(b[1])}**", ""]
+            lines += [f"> **{md_escape(b[1])}**", ""]
         elif kind == "verdicts":
             for v in b[1]:
-                score = "" if v["score"] is None else f" — score {_fmt(v['score'])} (rank {v['rank']})"
+                score = "" if v["score"] is None else f" — score {fmt(v['score'])} (rank {v['rank']})"
                 judged = v["status"] != NOT_JUDGED
-                parts = "; ".join((f"{_mark(ok)} " if judged else "") + _md(text) for ok, text in v["parts"])
-                lines.append(f"- **{v['status']}** {_md(v['name'])} (`{_md(v['method'])}`): {parts}{score}")
+                parts = "; ".join((f"{_mark(ok)} " if judged else "") + md_escape(text) for ok, text in v["parts"])
+                lines.append(f"- **{v['status']}** {md_escape(v['name'])} (`{md_escape(v['method'])}`): {parts}{score}")
             lines.append("")
         elif kind == "table":
             head, rows = b[1], b[2]
-            lines.append("| " + " | ".join(_md(h) for h in head) + " |")
+            lines.append("| " + " | ".join(md_escape(h) for h in head) + " |")
             lines.append("|" + "---|" * len(head))
             for r in rows:
-                lines.append("| " + " | ".join(_md(c) for c in r) + " |")
+                lines.append("| " + " | ".join(md_escape(c) for c in r) + " |")
             lines.append("")
         elif kind == "img":
             _, rel, caption, _png_bytes = b
-            lines += [f"![{_md(caption)}]({rel})", "", f"*{_md(caption)}*", ""]
+            lines += [f"![{md_escape(caption)}]({rel})", "", f"*{md_escape(caption)}*", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -800,40 +672,40 @@ def _to_html(blocks, title: str) -> str:
            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
            "style-src 'unsafe-inline'\">",
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{_h(title)}</title><style>{_CSS}</style></head><body>"]
+           f"<title>{html_escape(title)}</title><style>{_CSS}</style></head><body>"]
     for b in blocks:
         kind = b[0]
         if kind in ("h1", "h2", "h3"):
-            out.append(f"<{kind}>{_h(b[1])}</{kind}>")
+            out.append(f"<{kind}>{html_escape(b[1])}</{kind}>")
         elif kind == "p":
-            out.append(f"<p>{_h(b[1])}</p>")
+            out.append(f"<p>{html_escape(b[1])}</p>")
         elif kind == "banner":
-            out.append(f'<p class="banner"><b>{_h(b[1])}</b></p>')
+            out.append(f'<p class="banner"><b>{html_escape(b[1])}</b></p>')
         elif kind == "verdicts":
             out.append('<ul class="verdicts">')
             for v in b[1]:
                 judged = v["status"] != NOT_JUDGED
                 parts = "; ".join(
-                    f'<span class="{_css_class(ok)}">{_mark(ok) + " " if judged else ""}{_h(t)}</span>'
+                    f'<span class="{_css_class(ok)}">{_mark(ok) + " " if judged else ""}{html_escape(t)}</span>'
                     for ok, t in v["parts"])
                 score = ("" if v["score"] is None
-                         else f" — score <b>{_fmt(v['score'])}</b> (rank {_h(v['rank'])})")
-                css = _h(str(v["status"]).replace(" ", "-"))
-                out.append(f'<li class="{css}"><span class="tag">{_h(v["status"])}</span>'
-                           f'<b>{_h(v["name"])}</b> (<code>{_h(v["method"])}</code>): {parts}{score}</li>')
+                         else f" — score <b>{fmt(v['score'])}</b> (rank {html_escape(v['rank'])})")
+                css = html_escape(str(v["status"]).replace(" ", "-"))
+                out.append(f'<li class="{css}"><span class="tag">{html_escape(v["status"])}</span>'
+                           f'<b>{html_escape(v["name"])}</b> (<code>{html_escape(v["method"])}</code>): {parts}{score}</li>')
             out.append("</ul>")
         elif kind == "table":
             head, rows = b[1], b[2]
-            cells = "".join(f"<th>{_h(x)}</th>" for x in head)
+            cells = "".join(f"<th>{html_escape(x)}</th>" for x in head)
             out.append(f"<table><thead><tr>{cells}</tr></thead><tbody>")
             for r in rows:
-                out.append("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>")
+                out.append("<tr>" + "".join(f"<td>{html_escape(c)}</td>" for c in r) + "</tr>")
             out.append("</tbody></table>")
         elif kind == "img":
             _, rel, caption, png = b
             data = base64.b64encode(png).decode("ascii")
-            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{_h(caption)}">'
-                       f"<figcaption>{_h(caption)} ({_h(rel)})</figcaption></figure>")
+            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html_escape(caption)}">'
+                       f"<figcaption>{html_escape(caption)} ({html_escape(rel)})</figcaption></figure>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -883,8 +755,8 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
         raise ValueError("results['models'] must be a non-empty dict of model entries")
     original, reference, methods = _roles(models)
     order = [n for n in (original, reference) if n is not None] + methods
-    pool = _pool_key(models)
-    keys = _summary_keys(pool)
+    pool = pool_key(models)
+    keys = summary_keys(pool)
     if smoke is None:
         given = results.get("smoke")
         smoke = bool(given) if given is not None else _smoke_of_runs(models, original)

@@ -17,12 +17,12 @@ retrieval score of graphdel: training's early stopping, unlearning's stopping an
 ``metrics.json``, the report, the membership attack's rank/loss features and ``graphdel verify`` all use it.
 Each query pair is ranked against exactly ``k`` candidates: its own partner and ``k - 1`` distractors drawn
 from a fixed **distractor set** of pairs the model never trained on (a run's calibration and validation
-pairs, :meth:`graphdel.api.Prepared.distractor_rows`). The draw is seeded by ``(seed, corpus row of the
-query)`` (:func:`draw_distractors`), so a pair meets the same distractors whatever split or request it is
-scored in and whichever model scores it; distractors of the query's own item are never drawn. ``g2t`` ranks
-``x_i`` among ``t_i`` and the distractors' texts, ``t2g`` ranks ``t_i`` among ``x_i`` and the distractors'
-items. Chance level is therefore the same for every split and every request size, ``|Df| = 1`` included:
-MRR ``H_k / k`` (0.0741 for ``k = 64``; :func:`chance_mrr`), hits@1 ``1 / k``.
+pairs, :meth:`graphdel.evaluation.run_data.Prepared.distractor_rows`). The draw is seeded by ``(seed, corpus
+row of the query)`` (:func:`draw_distractors`), so a pair meets the same distractors whatever split or
+request it is scored in and whichever model scores it; distractors of the query's own item are never drawn.
+``g2t`` ranks ``x_i`` among ``t_i`` and the distractors' texts, ``t2g`` ranks ``t_i`` among ``x_i`` and the
+distractors' items. Chance level is therefore the same for every split and every request size, ``|Df| = 1``
+included: MRR ``H_k / k`` (0.0741 for ``k = 64``; :func:`chance_mrr`), hits@1 ``1 / k``.
 
 The **full-split** scores (:func:`split_retrieval`'s ``g2t`` / ``t2g``: every query against every candidate
 of its split) are kept for the record; they depend on the split's size, so splits of different sizes are

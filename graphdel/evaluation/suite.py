@@ -65,7 +65,7 @@ def retrieval_metrics(model, sets: Mapping[str, PairSampler], distractors: PairS
     Args:
         model: any :class:`~graphdel.models.protocol.ModalityModel`.
         sets: named pair sets; empty ones are left out.
-        distractors: the run's distractor set (:meth:`graphdel.api.Prepared.distractors`), or its
+        distractors: the run's distractor set (:meth:`graphdel.evaluation.run_data.Prepared.distractors`), or its
             embeddings under ``model``.
         device: where to compute (``None``: where ``model`` is; else ``model`` is moved there for the call,
             :func:`graphdel.device.placed`).
@@ -121,9 +121,9 @@ class SuiteConfig:
 
 def suite_sets(prepared, df_rows: Sequence[int], *, chunks: int = 5, seed: int = 0) -> dict[str, PairSampler]:
     """The pair sets of the suite (see the module docstring) from the original model's
-    :class:`~graphdel.api.Prepared` and the rows of Df, and under ``"distractors"`` the run's distractor
+    :class:`~graphdel.evaluation.run_data.Prepared` and the rows of Df, and under ``"distractors"`` the run's distractor
     set (what pool-k retrieval ranks every pair against; not scored itself)."""
-    from graphdel.api import evaluation_sets, retain_sample_rows
+    from graphdel.evaluation.run_data import evaluation_sets, retain_sample_rows
 
     df = sorted(set(df_rows))
     sets = evaluation_sets(prepared, df, seed)
@@ -548,18 +548,18 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     measured by the caller (the demo), since a run folder does not record memory. Run folders given as
     paths are loaded with their integrity checked (``accept_modified`` accepts a changed file, see
     :meth:`graphdel.runs.Run.check_integrity`); ``data`` re-points the original at moved data
-    (:func:`graphdel.api.load_run_data`).
+    (:func:`graphdel.evaluation.run_data.load_run_data`).
 
     Returns:
         ``{"results": ..., "plots": ..., "names": {name: Run}, "original": Run, "reference": Run | None,
         "entries": {name: entry}}`` where ``results``/``plots`` are in the layout of
         :func:`graphdel.evaluation.report.write_report`.
     """
-    from graphdel import api
     from graphdel.errors import InvalidInputError
-    from graphdel.evaluation.certificate import canonical_json_sha256
+    from graphdel.evaluation.run_data import load_request_any, load_run_data
     from graphdel.evaluation.summary import summary_score, thresholds
     from graphdel.history import deletion_history
+    from graphdel.io import canonical_json_sha256
     from graphdel.runs import Run, is_quick_config
 
     cfg = config or SuiteConfig()
@@ -586,8 +586,8 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
 
     log(f"evaluating {len(runs)} runs against original {original.path}"
         + (f" and Retrain {reference.path}" if reference else " (no Retrain run: forgetting is not judged)"))
-    prepared = api.load_run_data(original, progress=progress, source=data)
-    request = api._load_request_any(prepared, runs[0].path / "request.json")
+    prepared = load_run_data(original, progress=progress, source=data)
+    request = load_request_any(prepared, runs[0].path / "request.json")
     df_rows = request.rows(prepared.corpus)
     sets = suite_sets(prepared, df_rows, chunks=cfg.chunks, seed=cfg.seed)
     shadows = None
@@ -703,7 +703,7 @@ def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
     from pathlib import Path
 
     from graphdel.evaluation.audit_report import certificate_entry
-    from graphdel.evaluation.certificate import evaluated_certificate
+    from graphdel.evaluation.certificate_build import evaluated_certificate
     from graphdel.evaluation.report import write_report
     from graphdel.io import atomic_write_json, sha256_file
 

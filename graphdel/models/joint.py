@@ -20,6 +20,7 @@ The model implements :class:`~graphdel.models.protocol.ModalityModel`, so the un
 
 from __future__ import annotations
 
+import json
 import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -28,11 +29,13 @@ from typing import Any, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from graphdel.encoders.graph import FrozenTrunkCache, GraphEncoderConfig, MoleculeGNN
 from graphdel.encoders.text import TextEncoder, TextEncoderConfig
-from graphdel.errors import ConfigError
+from graphdel.errors import ConfigError, RunError
+from graphdel.io import atomic_write_bytes, atomic_write_json
 from graphdel.models.protocol import PairBatch, TextFeatures
 
 
@@ -380,15 +383,11 @@ class JointModel(nn.Module):
     # -- Hugging Face-style persistence ------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``model.safetensors`` and ``model_config.json`` into ``folder`` (atomically each)."""
-        from graphdel.models.persistence import save_model
-
         save_model(self, folder)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, **kwargs) -> "JointModel":
         """Rebuild a model saved by :meth:`save_pretrained` (safetensors only, no pickle)."""
-        from graphdel.models.persistence import load_model
-
         return load_model(folder, **kwargs)
 
 
@@ -565,3 +564,42 @@ def build_model(config: ModelConfig) -> JointModel:
     if config.modality not in MODEL_TYPES:
         raise ValueError(f"unknown modality {config.modality!r}; known: {sorted(MODEL_TYPES)}")
     return MODEL_TYPES[config.modality](config)
+
+
+# -- saving and loading (graphdel.models.persistence re-exports these) -------------------------------------
+# Here, not in persistence.py: loading rebuilds the class of MODEL_TYPES above, and JointModel's own
+# save_pretrained/from_pretrained call these, so a persistence module of its own would import this one and be
+# imported by it.
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model_config.json"
+
+
+def save_model(model, folder: str | Path) -> None:
+    """Write ``model.safetensors`` (contiguous, shared tensors cloned) and ``model_config.json``."""
+    folder = Path(folder)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    # One metadata entry only: safetensors writes the metadata map in hash-map order, which changes from
+    # one call to the next, so two entries made identical weights hash differently (seen on CPU: same
+    # tensors, different file bytes). With one entry the file, and the certificate's weights hash, is a
+    # function of the weights alone.
+    atomic_write_bytes(save(state, metadata={"format": "pt"}), folder / WEIGHTS_FILE)
+    atomic_write_json(model.config.to_dict(), folder / CONFIG_FILE)
+
+
+def load_model(folder: str | Path, *, map_location: str = "cpu"):
+    """Rebuild the model saved in ``folder`` and load its weights strictly."""
+    folder = Path(folder)
+    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise RunError(f"{folder} holds no saved model ({WEIGHTS_FILE} and {CONFIG_FILE} expected)")
+    config = ModelConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+    model = build_model(config)
+    try:
+        state = load_file(folder / WEIGHTS_FILE, device=map_location)
+    except Exception as e:
+        raise RunError(f"cannot read weights {folder / WEIGHTS_FILE}: {e}") from e
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RunError(f"weights in {folder} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.eval()
+    return model

@@ -55,37 +55,18 @@ training batch that get the matching loss; the fusion module is the costly part 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphdel.data.kg_pairs import KGText, triples_of  # KGText: importable from here as before
 from graphdel.encoders.text import masked_mean
 from graphdel.encoders.relational import (DeletionOperator, DeletionOperators, RelationalEncoder,
                                           RelationalEncoderConfig, add_inverse_edges, k_hop_masks)
 from graphdel.models.joint import MODEL_TYPES, JointModel, ModelConfig, contrastive_loss
-from graphdel.models.protocol import PairBatch, TextFeatures
-
-
-@dataclass
-class KGText(TextFeatures):
-    """Text features of entity descriptions plus ``entity [B]`` long, the entity each text describes."""
-
-    entity: Tensor | None = None
-
-    def select(self, index: Tensor) -> "KGText":
-        """Texts ``index`` (``[B']`` long), in that order, with their entities."""
-        pooled = None if self.pooled is None else self.pooled[index]
-        entity = None if self.entity is None else self.entity[index.to(self.entity.device)]
-        return KGText(self.hidden[index], self.mask[index], pooled, entity)
-
-    def to(self, device) -> "KGText":
-        """The same features and entities on ``device``."""
-        base = TextFeatures.to(self, device)
-        entity = None if self.entity is None else self.entity.to(device)
-        return KGText(base.hidden, base.mask, base.pooled, entity)
+from graphdel.models.protocol import PairBatch
 
 
 class KGGraph(nn.Module):
@@ -125,18 +106,6 @@ def _entity_texts_of(sampler, described_by: int, batch_size: int = 4096) -> tupl
     if not ents:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, 0)
     return torch.cat(ents), torch.cat(feats)
-
-
-def _triples_of(sampler, num_relations: int, batch_size: int = 8192) -> Tensor:
-    """``[T, 3]`` (h, r, t) of the triple pairs of a pair sampler (entity pairs left out), on the CPU
-    whatever device the sampler's batches are on (the engine's scoring moves them to the model's): triples
-    are index bookkeeping, filtered and looked up on the CPU."""
-    out = []
-    for b in sampler.batches(batch_size):
-        x, ent = b.x.cpu(), b.text.entity.cpu()
-        keep = x[:, 1] < num_relations
-        out.append(torch.stack([x[keep, 0], x[keep, 1], ent[keep]], dim=1))
-    return torch.cat(out) if out else torch.zeros(0, 3, dtype=torch.long)
 
 
 class KGTextModel(JointModel):
@@ -205,7 +174,7 @@ class KGTextModel(JointModel):
     def fit_structure(self, sampler) -> None:
         """Build the graph from the triple pairs of ``sampler`` (the training pairs), and the entity text
         features from its entity-description pairs."""
-        self.graph.set(_triples_of(sampler, self.num_relations))
+        self.graph.set(triples_of(sampler, self.num_relations))
         if self.text_init:
             ents, feats = _entity_texts_of(sampler, self.described_by)
             table = torch.zeros_like(self.entity_text)
@@ -226,7 +195,7 @@ class KGTextModel(JointModel):
                 described = int(rows.flatten(1).abs().sum(1).gt(0).sum())
                 self.entity_text[ents.to(self.entity_text.device)] = 0
                 self.graph.version += 1
-        gone = _triples_of(sampler, self.num_relations)
+        gone = triples_of(sampler, self.num_relations)
         if gone.numel() == 0 or self.graph.triples.numel() == 0:
             return described
         key = lambda t: (t[:, 0] * (2 * self.num_relations + 1) + t[:, 1]) * self.num_entities + t[:, 2]
@@ -259,7 +228,7 @@ class KGTextModel(JointModel):
             positions, hops = [layers], [1]
         else:
             raise ValueError(f"unknown deletion operator kind {kind!r}; valid: per_layer, final")
-        gone = _triples_of(sampler, self.num_relations)
+        gone = triples_of(sampler, self.num_relations)
         described, _ = _entity_texts_of(sampler, self.described_by)
         seeds = torch.cat([gone[:, 0], gone[:, 2], described]).unique()
         seed_mask = torch.zeros(self.num_entities, dtype=torch.bool)
@@ -427,7 +396,7 @@ class KGTextModel(JointModel):
         filtered against the model's graph and ``val`` itself."""
         was = self.training
         self.eval()
-        out = self._graph_filtered_mrr(_triples_of(val, self.num_relations))
+        out = self._graph_filtered_mrr(triples_of(val, self.num_relations))
         self.train(was)
         return out
 
@@ -446,11 +415,11 @@ class KGTextModel(JointModel):
         :class:`PairBatch`), filtered against the model's graph and the batches' own triples: the engine's
         stopping and checkpoint selection then judge forgetting by the decoder that predicts the facts.
         NaN when the batches hold no triple."""
-        class _Batches:  # the sampler interface _triples_of reads
+        class _Batches:  # the sampler interface triples_of reads
             def batches(self, _size):
                 return batches
 
-        return self._graph_filtered_mrr(_triples_of(_Batches(), self.num_relations))
+        return self._graph_filtered_mrr(triples_of(_Batches(), self.num_relations))
 
     def split_metrics(self, sets: dict) -> dict[str, dict]:
         """``{split: {"lp": {...}, "entity_text": {...}}}`` for the named pair sets (see

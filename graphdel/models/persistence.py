@@ -1,46 +1,14 @@
-"""Saving and loading joint models: safetensors weights plus a JSON config, never pickle."""
+"""Saving and loading joint models: safetensors weights plus a JSON config, never pickle.
+
+``save_model`` writes ``model.safetensors`` and ``model_config.json``; ``load_model`` rebuilds the class
+``MODEL_TYPES[config.modality]`` from that config and loads the weights strictly. They are defined in
+:mod:`graphdel.models.joint`, beside the registry they rebuild from and the ``save_pretrained`` /
+``from_pretrained`` methods that call them (this module importing joint while joint imported it was an
+import cycle); this is the module they are imported from.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from graphdel.models.joint import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
 
-from safetensors.torch import load_file, save
-
-from graphdel.errors import RunError
-from graphdel.io import atomic_write_bytes, atomic_write_json
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "model_config.json"
-
-
-def save_model(model, folder: str | Path) -> None:
-    """Write ``model.safetensors`` (contiguous, shared tensors cloned) and ``model_config.json``."""
-    folder = Path(folder)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    # One metadata entry only: safetensors writes the metadata map in hash-map order, which changes from
-    # one call to the next, so two entries made identical weights hash differently (seen on CPU: same
-    # tensors, different file bytes). With one entry the file, and the certificate's weights hash, is a
-    # function of the weights alone.
-    atomic_write_bytes(save(state, metadata={"format": "pt"}), folder / WEIGHTS_FILE)
-    atomic_write_json(model.config.to_dict(), folder / CONFIG_FILE)
-
-
-def load_model(folder: str | Path, *, map_location: str = "cpu"):
-    """Rebuild the model saved in ``folder`` and load its weights strictly."""
-    from graphdel.models.joint import ModelConfig, build_model
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise RunError(f"{folder} holds no saved model ({WEIGHTS_FILE} and {CONFIG_FILE} expected)")
-    config = ModelConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
-    model = build_model(config)
-    try:
-        state = load_file(folder / WEIGHTS_FILE, device=map_location)
-    except Exception as e:
-        raise RunError(f"cannot read weights {folder / WEIGHTS_FILE}: {e}") from e
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RunError(f"weights in {folder} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    model.eval()
-    return model
+__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "load_model", "save_model"]

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from graphdel.device import autocast, resolve_device
+from graphdel.errors import TrainingDivergedError
 from graphdel.evaluation.retrieval import hardest_of_other_items
 
 __all__ = ["random_of_other_items", "fusion_stage_loss", "train_fusion_stage"]
@@ -96,8 +98,6 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
     Returns:
         One record per stage epoch: ``{"stage": "fusion", "epoch", "matching", "train_seconds"}``.
     """
-    from graphdel.training.loop import resolve_device
-
     if config.fusion_epochs < 1 or len(train) < 2:
         return []
     modules = list(model.fusion_modules())
@@ -120,7 +120,6 @@ def _stage_epochs(model, train, config, modules: list, params: list, device: tor
                   after_epoch: Callable[[int], None] | None) -> list[dict]:
     """The stage's epochs on a model whose encoders are already frozen (:func:`train_fusion_stage`)."""
     from graphdel.evaluation.embed import embed_pairs
-    from graphdel.training.loop import TrainingDivergedError, autocast
 
     generator = torch.Generator().manual_seed(config.seed)
     emb = embed_pairs(model, train, device=device)  # the encoders are frozen: mined once

@@ -30,14 +30,12 @@ from tqdm.auto import tqdm
 from graphdel import distributed
 from graphdel.data.loading import prefetch, use_prefetch
 # resolve_device and autocast live in graphdel.device (the one place device decisions are made);
-# imported here under their old names, which fusion.py, benches and tests use
+# imported here under their old names, which benches and tests use
 from graphdel.device import autocast, is_device_name, resolve_device  # noqa: F401
-from graphdel.errors import ConfigError, GraphdelError, InvalidInputError
+# TrainingDivergedError lives with the other errors, below the fusion stage that raises it too; importable
+# from here as before
+from graphdel.errors import ConfigError, InvalidInputError, TrainingDivergedError
 from graphdel.models.protocol import PairSampler
-
-
-class TrainingDivergedError(GraphdelError):
-    """The loss became NaN or infinite; nothing is written as finished."""
 
 
 @dataclass
@@ -199,7 +197,8 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
         validate: ``(model, val) -> float`` score to maximise; default pool-``eval_pool`` graph->text MRR
             (:func:`graphdel.evaluation.embed.pool_score`) against ``distractors``.
         distractors: the pairs each validation pair is ranked against (never trained on: the run's
-            distractor set, :meth:`graphdel.api.Prepared.distractor_rows`); ``None``: ``val`` itself.
+            distractor set, :meth:`graphdel.evaluation.run_data.Prepared.distractor_rows`); ``None``: ``val``
+            itself.
 
     Raises:
         InvalidInputError: ``train`` is empty (everything excluded, held out or forgotten), or the corpus

@@ -161,10 +161,10 @@ def test_plot_names_are_readable_and_do_not_depend_on_the_order(tmp_path, names)
 
 
 def test_plot_slugs_are_injective_and_order_free():
-    from graphdel.evaluation.report import _slugs
+    from graphdel.evaluation.report_format import slugs
 
     names = ["A", "a", "a b", "a_b", "c++", "c+", "..", "x.y", "neggrad+", "neggrad"]
-    first, second = _slugs(names), _slugs(names[::-1])
+    first, second = slugs(names), slugs(names[::-1])
     assert first == second
     assert len(set(first.values())) == len(names)
     assert {n: first[n] for n in ("a", "a_b", "c++", "c+", "..", "x.y", "neggrad+", "neggrad")} == {

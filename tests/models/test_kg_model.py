@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import graphdel.api as api
+from graphdel.data.kg_pairs import triples_of
 from graphdel.encoders.relational import add_inverse_edges
 from graphdel.models.joint import ModelConfig
-from graphdel.models.kg import KGText, KGTextModel, _triples_of
+from graphdel.models.kg import KGText, KGTextModel
 from graphdel.runs import Run
 from graphdel.training.loop import TrainConfig
 from tests.data.test_kg_view import write_tiny_kg
@@ -128,8 +129,8 @@ def test_forget_metrics_have_collateral_and_auroc(trained):
     sets = api.evaluation_sets(prepared, req.rows(prepared.corpus), seed=0)
     model = out.model.eval()
     with torch.no_grad():
-        s_df = model.score_triples(_triples_of(sets["forget"], model.num_relations))
-        s_dr = model.score_triples(_triples_of(sets["retain"], model.num_relations))
+        s_df = model.score_triples(triples_of(sets["forget"], model.num_relations))
+        s_dr = model.score_triples(triples_of(sets["retain"], model.num_relations))
     assert s_df.numel() == 1 and s_dr.numel() == 1 and s_df != s_dr     # no tie: the value is 0 or 1
     assert splits["forget"]["lp"]["auroc_vs_retain"] == (1.0 if s_dr > s_df else 0.0)
     # 1 hop: retained training triples touching e0 or e1; 2 hops: a superset

@@ -1,0 +1,48 @@
+"""What a knowledge graph's pair batches carry beyond the protocol: the text features with the entity each
+text describes (:class:`KGText`), and the triples of a pair set (:func:`triples_of`).
+
+Both are read by the KG item store (:mod:`graphdel.data.kg`), the KG model (:mod:`graphdel.models.kg`) and
+link prediction (:mod:`graphdel.evaluation.link_prediction`), so they live below all three (the model
+module importing link prediction while link prediction and the data imported the model was an import
+cycle). Unlike :mod:`graphdel.data.kg`, this module imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from graphdel.models.protocol import TextFeatures
+
+
+@dataclass
+class KGText(TextFeatures):
+    """Text features of entity descriptions plus ``entity [B]`` long, the entity each text describes."""
+
+    entity: Tensor | None = None
+
+    def select(self, index: Tensor) -> "KGText":
+        """Texts ``index`` (``[B']`` long), in that order, with their entities."""
+        pooled = None if self.pooled is None else self.pooled[index]
+        entity = None if self.entity is None else self.entity[index.to(self.entity.device)]
+        return KGText(self.hidden[index], self.mask[index], pooled, entity)
+
+    def to(self, device) -> "KGText":
+        """The same features and entities on ``device``."""
+        base = TextFeatures.to(self, device)
+        entity = None if self.entity is None else self.entity.to(device)
+        return KGText(base.hidden, base.mask, base.pooled, entity)
+
+
+def triples_of(sampler, num_relations: int, batch_size: int = 8192) -> Tensor:
+    """``[T, 3]`` (h, r, t) of the triple pairs of a pair sampler (entity pairs left out), on the CPU
+    whatever device the sampler's batches are on (the engine's scoring moves them to the model's): triples
+    are index bookkeeping, filtered and looked up on the CPU."""
+    out = []
+    for b in sampler.batches(batch_size):
+        x, ent = b.x.cpu(), b.text.entity.cpu()
+        keep = x[:, 1] < num_relations
+        out.append(torch.stack([x[keep, 0], x[keep, 1], ent[keep]], dim=1))
+    return torch.cat(out) if out else torch.zeros(0, 3, dtype=torch.long)

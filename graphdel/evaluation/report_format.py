@@ -1,0 +1,144 @@
+"""Formatting for the report and the audit's section of it: JSON-safe values, numbers as text, escaping of
+user strings for Markdown and HTML, safe plot labels and file names, and the pool/summary keys a report reads.
+
+Used by :mod:`graphdel.evaluation.report` and :mod:`graphdel.evaluation.audit_report` (which the report
+includes), so it sits below both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import math
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from graphdel.evaluation.summary import DEFAULT_KEYS
+
+__all__ = ["to_jsonable", "finite_number", "fmt", "signed", "md_escape", "html_escape", "plain_label", "slug_base",
+           "slugs", "pool_key", "summary_keys"]
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Recursively convert numpy / torch / Path values into JSON-safe Python; NaN and inf become None."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensors, without importing torch here
+        return to_jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def finite_number(x: Any) -> float | None:
+    """``x`` as a finite float, or None (for None, a bool, a non-number, NaN or inf)."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """``x`` as table text: ``yes``/``no`` for a bool, an integer as is, a number to ``digits`` decimals,
+    ``–`` for a missing or non-finite number, anything else as ``str``."""
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    f = finite_number(x)
+    if f is None:
+        return "–" if x is None or isinstance(x, (float, np.floating)) else str(x)
+    return f"{f:.{digits}f}"
+
+
+def signed(x: float | None, digits: int = 3) -> str:
+    """``x`` with its sign always shown (a typographic minus), or ``–`` for None."""
+    return "–" if x is None else f"{x:+.{digits}f}".replace("-", "−")
+
+
+def md_escape(s: Any) -> str:
+    """Escape a user string for Markdown: HTML entities for & < >, backslashes for formatting chars."""
+    s = str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = re.sub(r"([\\`*_\[\]|#])", r"\\\1", s)
+    return " ".join(s.splitlines())
+
+
+def html_escape(s: Any) -> str:
+    """Escape a user string for HTML (quotes included)."""
+    return html.escape(str(s), quote=True)
+
+
+def plain_label(s: Any) -> str:
+    """A user string made safe for matplotlib text (no mathtext)."""
+    return str(s).replace("$", r"\$")
+
+
+def slug_base(name: str) -> str:
+    """``name`` reduced to a readable file-name part: lower case, ``+`` written ``plus``
+    (``neggrad+`` -> ``neggrad_plus``), any other run of characters outside ``[a-z0-9_-]`` one ``_``."""
+    s = str(name).lower().replace("+", "_plus_")
+    s = re.sub(r"[^a-z0-9_-]+", "_", s)
+    s = re.sub(r"_{2,}", "_", s).strip("_-")[:60].strip("_-")
+    return s or "model"
+
+
+def slugs(names: list[str]) -> dict[str, str]:
+    """An injective ``name -> slug`` map (:func:`slug_base`) that does not depend on the order of ``names``.
+
+    Names whose bases collide (``"a b"`` and ``"a_b"``, ``"A"`` and ``"a"``) keep the base only where the
+    name *is* its base; the others get a short hash of the name (``a_b_3f2a91``), lengthened until unique.
+    """
+    names = list(dict.fromkeys(names))
+    bases = {n: slug_base(n) for n in names}
+    count: dict[str, int] = {}
+    for b in bases.values():
+        count[b] = count.get(b, 0) + 1
+    out = {n: b for n, b in bases.items() if count[b] == 1 or str(n) == b}
+    used = set(out.values())
+    for n in sorted((n for n in names if n not in out), key=str):
+        digest = hashlib.sha256(str(n).encode("utf-8")).hexdigest()
+        k = 6
+        while f"{bases[n]}_{digest[:k]}" in used or f"{bases[n]}_{digest[:k]}" in bases.values():
+            k += 2
+            if k > len(digest):  # pragma: no cover - a sha256 collision
+                raise ValueError(f"cannot name the plots of {n!r} uniquely")
+        out[n] = f"{bases[n]}_{digest[:k]}"
+        used.add(out[n])
+    return {n: out[n] for n in names}
+
+
+def pool_key(models: Mapping[str, Any]) -> str:
+    """The pool-k key the report reads (``pool64`` when any split has it, else the first ``pool<k>`` found,
+    else ``pool64``)."""
+    for entry in models.values():
+        for split in (entry.get("splits") or {}).values():
+            if isinstance(split, Mapping):
+                keys = [k for k in split if isinstance(k, str) and re.fullmatch(r"pool\d+", k)]
+                if keys:
+                    return "pool64" if "pool64" in keys else sorted(keys)[0]
+    return "pool64"
+
+
+def summary_keys(pool: str) -> dict[str, str]:
+    """:data:`~graphdel.evaluation.summary.DEFAULT_KEYS` with the Df and test MRR read at pool key ``pool``."""
+    return {**DEFAULT_KEYS, "forget_mrr": f"splits.forget.{pool}.g2t_mrr",
+            "test_mrr": f"splits.test.{pool}.g2t_mrr"}

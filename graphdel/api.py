@@ -36,8 +36,8 @@ from graphdel.training.loop import TrainConfig, train_model
 
 __all__ = ["DISTRACTOR_LIMIT", "DataConfig", "Prepared", "calibration_rows", "data_config_of", "deleted_pairs",
            "evaluate", "evaluate_retrieval", "evaluation_sets", "forget", "load_corpus", "load_request_any",
-           "load_run_data", "make_request", "prepare", "quick_configs", "read_id_file", "retain_sample_rows",
-           "retrain_model", "source_path", "train", "with_model_defaults"]
+           "load_run_data", "make_request", "modality_defaults", "prepare", "quick_configs", "read_id_file",
+           "retain_sample_rows", "retrain_model", "source_path", "train", "with_model_defaults"]
 
 
 def quick_configs(source: str = "drugs") -> tuple[DataConfig, ModelConfig, TrainConfig]:
@@ -99,7 +99,7 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     # the modality's recipe is resolved before featurising: it may change what is cached (the caption tokens
     # the molecule model's fusion module reads)
     corpus = prepared.corpus if prepared is not None else load_corpus(data)
-    model_config, config = _modality_defaults(corpus.modality, model_config, config, quick)
+    model_config, config = modality_defaults(corpus.modality, model_config, config, quick)
     prepared = prepared or prepare(data, model_config, exclude=exclude, corpus=corpus, progress=progress)
     model_extra = getattr(prepared.data.items, "model_extra", None)
     extra = {**(model_extra() if model_extra is not None else {}), **model_config.extra}
@@ -147,8 +147,8 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     return run
 
 
-def _modality_defaults(modality: str, model_config: ModelConfig, config: TrainConfig, quick: bool
-                       ) -> tuple[ModelConfig, TrainConfig]:
+def modality_defaults(modality: str, model_config: ModelConfig, config: TrainConfig, quick: bool
+                      ) -> tuple[ModelConfig, TrainConfig]:
     """Apply a model class's recipe defaults (``default_configs(quick) -> (model fields, train fields)``)
     to the fields still at the generic defaults (those of :class:`ModelConfig`/:class:`TrainConfig`, or of
     :func:`quick_configs` when ``quick``); fields a caller changed are kept."""

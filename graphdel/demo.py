@@ -132,7 +132,7 @@ def cached_train(data, model_config, train_config, *, cache: Path, prepared=None
     data = replace(data, source=corpus.source)
     model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality})
     # the recipe first: it may change what is featurised (the molecule fusion's caption tokens)
-    model_config, train_config = api._modality_defaults(corpus.modality, model_config, train_config, quick)
+    model_config, train_config = api.modality_defaults(corpus.modality, model_config, train_config, quick)
     prepared = prepared or api.prepare(data, model_config, corpus=corpus, progress=progress)
     model_extra = getattr(prepared.data.items, "model_extra", None)
     if model_extra is not None:

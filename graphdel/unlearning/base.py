@@ -499,6 +499,9 @@ class GradientConfig:
         select_tolerance: checkpoints whose |Df - reference| gap is within this of the best compete on
             the retain score.
         min_epochs: never stop before this many epochs.
+        eval_every: evaluate (score, keep a candidate checkpoint, decide whether to stop) after every this
+            many epochs and after the last; an evaluation scores Df, the calibration reference and a retain
+            sample against the distractor set, which can cost more than an epoch of updates on a small Df.
         reference: ``"original"`` scores the reference split (calibration) once, on the untouched model,
             and keeps that target; ``"current"`` rescores it on the model being updated at every
             evaluation. Measured on the embedded corpus, the current model's calibration score falls
@@ -538,6 +541,7 @@ class GradientConfig:
     smooth: int = 2
     select_tolerance: float = 0.02
     min_epochs: int = 1
+    eval_every: int = 1
     reference: Literal["original", "current"] = "original"
     pool_size: int = 64
     eval_batch_size: int = 256
@@ -557,6 +561,7 @@ class GradientConfig:
         check(self.pool_size >= 2, f"pool_size must be >= 2, got {self.pool_size}")
         check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         check(self.min_epochs >= 0, f"min_epochs must be >= 0, got {self.min_epochs}")
+        check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
 
 
 class Trainer:
@@ -797,6 +802,8 @@ class GradientMethod(UnlearningMethod):
             self.train_epoch(trainer, cfg)
             if trainer.state_invalid:
                 break
+            if epoch % cfg.eval_every and epoch != cfg.epochs and trainer.stop_reason is None:
+                continue  # not an evaluation epoch: no score, no checkpoint, no stopping decision
             rec = selector.evaluate(student, epoch=epoch, step=trainer.global_step)
             trainer.log.append(rec)
             bar.set_postfix(forget=f"{rec['forget']:.3f}", ref=f"{rec['reference']:.3f}",

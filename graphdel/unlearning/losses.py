@@ -314,7 +314,7 @@ def _check_repr(representation: str) -> None:
 def modality_decoupling(student: nn.Module, teacher: nn.Module, df: PairBatch, *, negatives: str = "df",
                         dr: PairBatch | None = None, representation: str = "fused", distance: str = "mse",
                         generator: torch.Generator | None = None,
-                        similarity_target: str = "permuted") -> Tensor:
+                        similarity_target: str = "permuted", pair_targets: Tensor | None = None) -> Tensor:
     """Modality decoupling L_MD: a deleted pair must look like an *unrelated* pair to ``f``.
 
     * ``fused``: ``mean_i d(f'.fuse(x_i, t_i), f.fuse(x_i, t_j))``, ``t_j`` the text of a pair of another
@@ -324,7 +324,11 @@ def modality_decoupling(student: nn.Module, teacher: nn.Module, df: PairBatch, *
       text set (``similarity_target="permuted"``, docs/design.md). With ``similarity_target="pairwise"``
       the target is ``S(X_f, T_f)`` with its diagonal replaced by ``s(x_i, t_pi(i))``: only the true
       pairs are moved, the unrelated Df pairs keep their similarities (the permuted target also pulls
-      ``s'(x_i, t_{pi^-1(i)})`` up to the old true-pair similarity).
+      ``s'(x_i, t_{pi^-1(i)})`` up to the old true-pair similarity). With ``similarity_target="calibrated"``
+      the diagonal is replaced by ``pair_targets`` ``[B]`` instead: per pair, the similarity at which it
+      would rank among distractor texts the way a never-seen pair ranks (:func:`similarity_at_share`), so
+      that the deleted pairs end up ranked like the calibration pairs, not all at one unrelated-pair
+      level.
     * ``both``: the sum of the two.
     """
     _check_repr(representation)
@@ -343,12 +347,84 @@ def modality_decoupling(student: nn.Module, teacher: nn.Module, df: PairBatch, *
                 target = teacher.sim(tz_x, all_rows(teacher.encode_text(df.text), df)).clone()
                 unrelated = teacher.sim(tz_x, teacher.encode_text(neg)).diagonal()
                 target[own_positions(df, tz_x.size(0), tz_x.device)] = unrelated
+            elif similarity_target == "calibrated":
+                if pair_targets is None or pair_targets.shape != (tz_x.size(0),):
+                    raise ConfigError("similarity_target='calibrated' needs one target similarity per Df pair "
+                                      f"(pair_targets of shape [{tz_x.size(0)}])")
+                target = teacher.sim(tz_x, all_rows(teacher.encode_text(df.text), df)).clone()
+                target[own_positions(df, tz_x.size(0), tz_x.device)] = pair_targets.to(target)
             else:
-                raise ConfigError(f"unknown similarity_target {similarity_target!r}; valid: permuted, pairwise")
+                raise ConfigError(f"unknown similarity_target {similarity_target!r}; "
+                                  "valid: permuted, pairwise, calibrated")
         s = student.sim(student.encode_x(df.x), all_rows(student.encode_text(df.text), df, grad=True))
-        term = _distance(s, target, distance)
+        if similarity_target == "calibrated":
+            # The true pairs' targets lie close to where they are (a few hundredths of cosine): averaged
+            # with the B^2 - B unrelated entries they would weigh 1/B of the term, so the diagonal and the
+            # rest are averaged apart and added.
+            own = torch.zeros_like(s, dtype=torch.bool)
+            own[own_positions(df, s.size(0), s.device)] = True
+            term = _distance(s[own], target[own], distance)
+            if (~own).any():
+                term = term + _distance(s[~own], target[~own], distance)
+        else:
+            term = _distance(s, target, distance)
         total = term if total is None else total + term
     return total
+
+
+def quantile_matched_targets(scores: Tensor, reference: Tensor) -> Tensor:
+    """``[N]`` targets for ``scores`` ``[N]``: the ``reference`` ``[M]`` quantiles at the scores' own ranks.
+
+    The entry with the ``k``-th lowest score (of ``N``) gets the reference's ``(k + 0.5) / N`` quantile
+    (linear interpolation; ties keep their order of appearance). This is the monotone matching of the
+    two samples, the one that moves the scores least in total while making them distributed like the
+    reference."""
+    if scores.dim() != 1 or reference.dim() != 1:
+        raise ConfigError(f"scores and reference must be 1-D, got {tuple(scores.shape)} and {tuple(reference.shape)}")
+    if reference.numel() == 0:
+        raise ConfigError("quantile-matched targets need a non-empty reference sample")
+    n = scores.numel()
+    order = torch.argsort(scores, stable=True)
+    levels = (torch.arange(n, dtype=torch.float64) + 0.5) / max(n, 1)
+    quantiles = torch.quantile(reference.double().cpu(), levels).to(scores.dtype)
+    targets = torch.empty_like(scores)
+    targets[order.to(scores.device)] = quantiles.to(scores.device)
+    return targets
+
+
+def exceedance(positive: Tensor, others: Tensor, valid: Tensor | None = None) -> Tensor:
+    """``[N]`` share of each row's other scores strictly above its positive score.
+
+    Args:
+        positive: ``[N]`` the true pair's similarity.
+        others: ``[N, M]`` the same item's similarities with ``M`` texts it must out-rank.
+        valid: ``[N, M]`` bool, which of ``others`` count (default: all).
+
+    It is the expected share of distractors ranked above the true text, so in a pool of ``k`` drawn from
+    them the true text's expected rank is ``1 + (k - 1) * exceedance``."""
+    valid = torch.ones_like(others, dtype=torch.bool) if valid is None else valid
+    above = ((others > positive[:, None]) & valid).sum(1).to(positive.dtype)
+    return above / valid.sum(1).clamp(min=1).to(positive.dtype)
+
+
+def similarity_at_share(positive: Tensor, others: Tensor, valid: Tensor, share: Tensor) -> Tensor:
+    """``[N]`` the similarity at which each true pair would have ``share`` ``[N]`` of its valid ``others``
+    above it: ``r = round(share * m)`` of its ``m`` valid others, midway between the ``r``-th and
+    ``(r+1)``-th highest. A pair meant to be above every other keeps its similarity if it is already there
+    (``max(positive, highest)``), likewise one meant to be below every other (``min(positive, lowest)``).
+
+    Args:
+        positive: ``[N]``; others: ``[N, M]``; valid: ``[N, M]`` bool; share: ``[N]`` in ``[0, 1]``.
+    """
+    counts = valid.sum(1)
+    ranked = others.masked_fill(~valid, float("-inf")).sort(dim=1, descending=True).values  # invalid last
+    r = torch.minimum((share * counts.to(share.dtype)).round().long().clamp(min=0), counts)
+    rows = torch.arange(positive.numel(), device=positive.device)
+    above = ranked[rows, (r - 1).clamp(min=0)]
+    below = ranked[rows, r.clamp(max=others.size(1) - 1)]
+    target = torch.where(r == 0, torch.maximum(positive, ranked[:, 0]), 0.5 * (above + below))
+    lowest = ranked[rows, (counts - 1).clamp(min=0)]
+    return torch.where(r >= counts, torch.minimum(positive, lowest), target)
 
 
 def _distance(a: Tensor, b: Tensor, kind: str) -> Tensor:

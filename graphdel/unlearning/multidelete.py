@@ -26,8 +26,10 @@ ties (within 0.02) broken by the retain score. See :mod:`graphdel.unlearning.sel
 
 Model recommendations: a model may recommend its own settings (``unlearning_defaults``, applied by
 :func:`graphdel.api.with_model_defaults`; the caller's ``--set`` wins): the molecule and image models
-decouple on cosine similarities (``representation="similarity"``, ``similarity_target="pairwise"``, beta 5
-on both splits), the molecule model with alpha 2 and only its top graph layer and projections updated
+decouple on cosine similarities (``representation="similarity"``, beta 5 on both splits; the molecule
+model moves each deleted pair to a rank drawn from the calibration pairs', ``similarity_target="calibrated"``,
+the image model to an unrelated text's similarity, ``"pairwise"``), the molecule model with alpha 2 and
+only its top graph layer and projections updated
 (``trainable``), the KG model takes 2 epochs of 128-triple batches. Dropout is off in ``f'`` during
 updates (``dropout=False``) so that every term is exactly zero at f' = f.
 
@@ -49,13 +51,16 @@ Df, about 4% of Retrain's time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
+from torch import Tensor
 
 from graphdel.models.protocol import PairBatch
 from graphdel.unlearning.base import GradientConfig, GradientMethod, Trainer, check, register_method, set_update_mode
+from graphdel.errors import ConfigError
 from graphdel.unlearning.losses import (StepEncodings, forget_loss, modality_decoupling, multimodal_retention,
+                                       exceedance, quantile_matched_targets, similarity_at_share,
                                        unimodal_retention)
 from graphdel.unlearning.masks import fisher_diagonal, importance_ratio, top_fraction_mask
 from graphdel.evaluation.embed import embed_pairs
@@ -91,8 +96,12 @@ class MultiDeleteConfig(GradientConfig):
         ukr_split: the batch L_UKR is computed on: ``df``, ``dr`` or ``both`` (mean of the two).
         representation: ``fused`` (fusion module output), ``similarity`` (cosine similarity matrices,
             for fusion-free models) or ``both``; used by L_MD and L_MKR.
-        similarity_target: L_MD similarity target, ``permuted`` (docs/design.md: ``S(X_f, T_pi)``) or
-            ``pairwise`` (only the diagonal moves; see :func:`~graphdel.unlearning.losses.modality_decoupling`).
+        similarity_target: L_MD similarity target, ``permuted`` (docs/design.md: ``S(X_f, T_pi)``),
+            ``pairwise`` (only the diagonal moves, to the similarity of an unrelated text) or ``calibrated``
+            (only the diagonal moves, each deleted pair to its own target: the similarity at which it would
+            rank among never-trained distractor texts the way the calibration pairs rank, matched by
+            quantile, :func:`~graphdel.unlearning.losses.rank_calibrated_targets`; the validation pairs
+            stand in when there is no calibration split). See :func:`~graphdel.unlearning.losses.modality_decoupling`.
         terms: ``terms.md``, ``terms.mkr``, ``terms.ukr`` switch each term on/off.
         project_shared: remove from the L_MD gradient its component along the gradient of the same
             decoupling loss on the Dr batch (when they point the same way), so that the update acts on
@@ -115,6 +124,8 @@ class MultiDeleteConfig(GradientConfig):
             requests 10 and 20 of |union Df gap to Retrain| + val drop, 0.087 against 0.117 without replay,
             0.114 with 128) and then run on the seed-0 stream: union Df gap after 20 requests −0.003
             against +0.056 without (docs/results.md, "A stream of requests"). A first request is unchanged.
+        target_distractors: with ``similarity_target="calibrated"``, the distractor texts drawn at every step
+            that a deleted pair's target rank is counted among.
         mask_lambda: the damping of the importance ratio above (times the mean Dr Fisher).
         mask_retain_batches: Dr batches the Dr Fisher of the mask is estimated on.
     """
@@ -128,11 +139,12 @@ class MultiDeleteConfig(GradientConfig):
     negatives: Literal["df", "dr"] = "df"
     ukr_split: Literal["df", "dr", "both"] = "df"
     representation: Literal["fused", "similarity", "both"] = "fused"
-    similarity_target: Literal["permuted", "pairwise"] = "permuted"
+    similarity_target: Literal["permuted", "pairwise", "calibrated"] = "permuted"
     terms: Terms = field(default_factory=Terms)
     project_shared: bool = False
     anchor_teacher: bool = True
     replay: int = 32
+    target_distractors: int = 256
     mask_fraction: float = 0.0
     mask_lambda: float = 0.1
     mask_retain_batches: int = 32
@@ -144,26 +156,31 @@ class MultiDeleteConfig(GradientConfig):
         check(self.mask_lambda >= 0, f"mask_lambda must be >= 0, got {self.mask_lambda}")
         check(self.mask_retain_batches >= 1, f"mask_retain_batches must be >= 1, got {self.mask_retain_batches}")
         check(self.replay >= 0, f"replay must be >= 0, got {self.replay}")
+        check(self.target_distractors >= 2, f"target_distractors must be >= 2, got {self.target_distractors}")
         check(self.alpha >= 0 and self.beta >= 0, f"alpha and beta must be >= 0, got {self.alpha}, {self.beta}")
         check(self.terms.md or self.terms.mkr or self.terms.ukr, "at least one of terms.md/mkr/ukr must be on")
 
 
 def multidelete_loss(student: Any, teacher: Any, df: PairBatch, dr: PairBatch, cfg: MultiDeleteConfig,
-                     generator: Any = None, earlier: PairBatch | None = None) -> tuple[Any, dict[str, float]]:
+                     generator: Any = None, earlier: PairBatch | None = None,
+                     pair_targets: Callable[[PairBatch], Tensor] | None = None) -> tuple[Any, dict[str, float]]:
     """``L_MD + alpha L_MKR + beta L_UKR`` on one Df batch and one Dr batch, and the terms as floats.
 
     ``earlier``: pairs of the chain's earlier requests (``cfg.replay``); their L_MD is added to the Df
-    batch's (logged as ``md_replay``)."""
+    batch's (logged as ``md_replay``). ``pair_targets``: ``batch -> [B]`` target similarity of each of its
+    pairs (``similarity_target="calibrated"``)."""
     total, terms = 0.0, {}
     if cfg.terms.md:
+        targets_of = pair_targets if cfg.similarity_target == "calibrated" else (lambda batch: None)
         md = modality_decoupling(student, teacher, df, negatives=cfg.negatives, dr=dr,
                                  representation=cfg.representation, distance=cfg.distance, generator=generator,
-                                 similarity_target=cfg.similarity_target)
+                                 similarity_target=cfg.similarity_target, pair_targets=targets_of(df))
         terms["md"] = float(md.detach())
         if earlier is not None:
             replayed = modality_decoupling(student, teacher, earlier, negatives=cfg.negatives, dr=dr,
                                            representation=cfg.representation, distance=cfg.distance,
-                                           generator=generator, similarity_target=cfg.similarity_target)
+                                           generator=generator, similarity_target=cfg.similarity_target,
+                                           pair_targets=targets_of(earlier))
             terms["md_replay"] = float(replayed.detach())
             md = md + replayed
         if cfg.project_shared:
@@ -224,6 +241,8 @@ class MultiDelete(GradientMethod):
         emb = embed_pairs(trainer.teacher, trainer.ctx.forget, batch_size=cfg.eval_batch_size, device=trainer.device)
         self._teacher_df_x = emb.z_x.to(trainer.device)
         self._teacher_df_pos = {int(r): i for i, r in enumerate(emb.rows.tolist())}
+        if cfg.similarity_target == "calibrated":
+            self._pair_target = self._calibrated_targets(trainer, cfg, emb)
         if cfg.mask_fraction <= 0:
             return
         df_batches = list(trainer.forget_batches())
@@ -242,6 +261,57 @@ class MultiDelete(GradientMethod):
         total = sum(m.numel() for m in trainer.grad_mask.values())
         trainer.log.append({"phase": "mask", "masked_in_weights": kept, "total_weights": total})
 
+    def _calibrated_targets(self, trainer: Trainer, cfg: MultiDeleteConfig, df_emb: Any) -> dict[int, float]:
+        """``{corpus row: target share}`` of every pair L_MD may decouple (Df, and the chain's earlier
+        requests' pairs when they are replayed): under the teacher, each pair's share of distractor texts
+        (the context's never-trained distractor set, other items only) ranked above its own text is
+        quantile-matched to the same share of the calibration pairs (validation when there is none; never
+        test; :func:`~graphdel.unlearning.losses.quantile_matched_targets`). Each step turns a pair's share
+        back into a similarity against the student's own similarities to a fresh distractor sample
+        (:meth:`_targets_of`), so that the target follows the item embedding as it moves. Logged as one
+        ``phase="targets"`` record."""
+        ctx = trainer.ctx
+        reference, name = (ctx.calibration, "calibration") if ctx.calibration is not None else (ctx.val, "val")
+        if reference is None or len(reference) == 0:
+            raise ConfigError("similarity_target='calibrated' needs a calibration (or validation) split to "
+                              "draw the deleted pairs' target ranks from; none was given")
+        self._distractors = ctx.distractors if ctx.distractors is not None else reference
+        embed = lambda pairs: embed_pairs(trainer.teacher, pairs, batch_size=cfg.eval_batch_size,  # noqa: E731
+                                          device=trainer.device)
+        distractors = embed(self._distractors)
+
+        def share_above(emb: Any) -> Tensor:
+            others = emb.z_x @ distractors.z_t.t()
+            return exceedance((emb.z_x * emb.z_t).sum(-1), others, emb.items[:, None] != distractors.items[None, :])
+
+        parts = [df_emb]
+        if cfg.replay > 0 and ctx.earlier_forget is not None and len(ctx.earlier_forget) > 0:
+            parts.append(embed(ctx.earlier_forget))
+        rows = torch.cat([p.rows for p in parts])
+        share = torch.cat([share_above(p) for p in parts])
+        reference_share = share_above(embed(reference))
+        targets = quantile_matched_targets(share, reference_share)
+        trainer.log.append({"phase": "targets", "reference": name, "pairs": int(rows.numel()),
+                            "share_above_mean": float(share.mean()), "target_share_mean": float(targets.mean())})
+        return {int(r): float(t) for r, t in zip(rows.tolist(), targets.tolist())}
+
+    def _targets_of(self, trainer: Trainer, student: StepEncodings, batch: PairBatch,
+                    cfg: MultiDeleteConfig) -> Tensor:
+        """``[B]`` target similarity of each pair of ``batch``: the similarity at which its item would have
+        its target share (:meth:`_calibrated_targets`) of ``cfg.target_distractors`` distractor texts,
+        drawn afresh and encoded by the student as it is now, above its own text."""
+        share = torch.tensor([self._pair_target[int(r)] for r in batch.rows.tolist()], device=trainer.device)
+        sample = self._distractors.sample(min(cfg.target_distractors, len(self._distractors)),
+                                          trainer.generator).to(trainer.device)
+        # encoded through the step's memo, with their graphs (L_MD reuses them), and detached here
+        z_x, z_t = student.encode_x(batch.x).detach(), student.encode_text(batch.text).detach()
+        with torch.no_grad():
+            others = z_x @ student.model.encode_text(sample.text).t()
+        items = batch.items if batch.items is not None else batch.rows
+        sample_items = sample.items if sample.items is not None else sample.rows
+        valid = items[:, None] != sample_items[None, :]
+        return similarity_at_share((z_x * z_t).sum(-1), others, valid, share)
+
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: MultiDeleteConfig):
         """``L_MD + alpha L_MKR + beta L_UKR`` of one step (:func:`multidelete_loss`); each model encodes
         each batch once per step (:class:`~graphdel.unlearning.losses.StepEncodings`)."""
@@ -249,4 +319,6 @@ class MultiDelete(GradientMethod):
         index = torch.tensor([self._teacher_df_pos[int(r)] for r in df.rows.tolist()], device=trainer.device)
         teacher.provide_x(df.x, self._teacher_df_x[index])
         earlier = trainer.earlier_sample(cfg.replay) if cfg.replay > 0 and cfg.terms.md else None
-        return multidelete_loss(StepEncodings(trainer.student), teacher, df, dr, cfg, trainer.generator, earlier)
+        student = StepEncodings(trainer.student)
+        return multidelete_loss(student, teacher, df, dr, cfg, trainer.generator, earlier,
+                                pair_targets=lambda batch: self._targets_of(trainer, student, batch, cfg))

@@ -69,7 +69,7 @@ def test_molecule_model_recommends_similarity_space_multidelete(tiny_csv):
 
     _, model = _tiny(tiny_csv)
     merged = api.with_model_defaults(model, "multidelete", ["lr=1e-4"])
-    assert "representation=similarity" in merged and "similarity_target=pairwise" in merged
+    assert "representation=similarity" in merged and "similarity_target=calibrated" in merged
     assert merged[-1] == "lr=1e-4"                        # the caller's setting comes last and wins
     assert api.with_model_defaults(model, "neggrad", None) is None
 

@@ -164,3 +164,12 @@ def test_trainable_updates_only_the_named_parameters(original, make_ctx):
 def test_trainable_names_an_unknown_prefix(original, make_ctx):
     with pytest.raises(ConfigError, match="'x_encodr'.*top-level modules are .*x_encoder"):
         unlearn(original, make_ctx(), "multidelete", ["epochs=1", "trainable=x_encodr"])
+
+
+def test_eval_every_evaluates_every_kth_epoch_and_the_last(original, make_ctx):
+    res = unlearn(original, make_ctx(), "neggrad", ["epochs=5", "eval_every=2", "early_stop=false", "batch_size=8",
+                                                    "pool_size=8"])
+    assert [r["epoch"] for r in res.log if r.get("eval")] == [0, 2, 4, 5]
+    assert res.selected["epoch"] in (2, 4, 5) and res.selected["epochs_run"] == 5
+    with pytest.raises(ConfigError, match="eval_every must be >= 1"):
+        unlearn(original, make_ctx(), "neggrad", ["eval_every=0"])

@@ -5,7 +5,8 @@ import torch
 
 from graphdel.errors import ConfigError
 from graphdel.unlearning.base import frozen_copy, make_student
-from graphdel.unlearning.losses import (StepEncodings, derangement, distance, modality_decoupling,
+from graphdel.unlearning.losses import (StepEncodings, derangement, distance, exceedance, modality_decoupling,
+                                       quantile_matched_targets, similarity_at_share,
                                         multimodal_retention, negative_texts, unimodal_retention)
 
 
@@ -102,6 +103,49 @@ def test_decoupling_pairwise_target_only_moves_diagonal(original, samplers):
     unrelated = s[torch.arange(8), idx]
     expected = ((s.diagonal() - unrelated) ** 2).sum() / 64
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_decoupling_calibrated_target_weighs_diagonal_and_rest_apart(original, samplers):
+    student, teacher = pair(original)
+    df = samplers["forget"].sample(8, torch.Generator().manual_seed(2))
+    targets = torch.linspace(-0.5, 0.5, 8)
+    loss = modality_decoupling(student, teacher, df, representation="similarity", similarity_target="calibrated",
+                               pair_targets=targets)
+    s = student.sim(student.encode_x(df.x), student.encode_text(df.text))
+    # f' = f: the unrelated entries sit on their targets, so only the diagonal's mean counts (not / 64)
+    assert loss.item() == pytest.approx(((s.diagonal() - targets) ** 2).mean().item(), rel=1e-5)
+    assert modality_decoupling(student, teacher, df, representation="similarity", similarity_target="calibrated",
+                               pair_targets=s.diagonal().detach()).item() == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(ConfigError, match=r"pair_targets of shape \[8\]"):
+        modality_decoupling(student, teacher, df, representation="similarity", similarity_target="calibrated")
+
+
+def test_quantile_matched_targets_keep_the_order_of_the_scores():
+    # levels 1/6, 1/2, 5/6 of [0, 1, 2, 3] are 0.5, 1.5, 2.5; the lowest score gets the lowest
+    out = quantile_matched_targets(torch.tensor([0.3, 0.1, 0.2]), torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    assert out.tolist() == pytest.approx([2.5, 0.5, 1.5])
+    with pytest.raises(ConfigError, match="non-empty reference"):
+        quantile_matched_targets(torch.tensor([0.3]), torch.tensor([]))
+
+
+def test_exceedance_counts_valid_others_strictly_above():
+    others = torch.tensor([[0.6, 0.4, 0.7, 0.1], [0.1, 0.2, -0.1, 0.3]])
+    valid = torch.tensor([[True, True, False, True], [True, True, True, True]])
+    assert exceedance(torch.tensor([0.5, 0.0]), others, valid).tolist() == pytest.approx([1 / 3, 3 / 4])
+
+
+def test_similarity_at_share_sits_between_the_others_it_must_rank_between():
+    others = torch.tensor([[0.6, 0.4, 0.7, 0.1], [0.1, 0.2, -0.1, 0.3], [0.1, 0.2, -0.1, 0.3],
+                           [0.1, 0.2, -0.1, 0.3], [0.1, 0.2, -0.1, 0.3]])
+    valid = torch.ones_like(others, dtype=torch.bool)
+    valid[0, 2] = False  # row 0 ranks among 0.6, 0.4, 0.1
+    positive = torch.tensor([0.5, 0.0, 0.9, 0.9, -0.5])
+    share = torch.tensor([2 / 3, 0.0, 0.0, 1.0, 1.0])
+    out = similarity_at_share(positive, others, valid, share)
+    # 2 of 3 above: midway between 0.4 and 0.1; none above: lifted to the top (0.3) or kept (0.9);
+    # all above: lowered to the bottom (-0.1) or kept (-0.5)
+    assert out.tolist() == pytest.approx([0.25, 0.3, 0.9, -0.1, -0.5])
+    assert exceedance(out[:1], others[:1], valid[:1]).item() == pytest.approx(2 / 3)
 
 
 def test_similarity_terms_use_unscaled_sim(original, samplers):

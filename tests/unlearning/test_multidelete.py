@@ -146,3 +146,37 @@ def test_update_mode_without_dropout_keeps_retention_terms_exact(original, sampl
     assert exact["ukr"] == 0 and exact["mkr"] == 0 and exact["md"] > 0
     loss.backward()     # gradients still flow in eval mode
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
+def _share_above(model, pairs, distractors):
+    from graphdel.evaluation.embed import embed_pairs
+    from graphdel.unlearning.losses import exceedance
+    q, d = embed_pairs(model, pairs), embed_pairs(model, distractors)
+    return exceedance((q.z_x * q.z_t).sum(-1), q.z_x @ d.z_t.t(), q.items[:, None] != d.items[None, :])
+
+
+def test_calibrated_target_ranks_deleted_pairs_like_calibration_pairs(original, make_ctx, samplers):
+    ctx = make_ctx()
+    distractors = ctx.distractors if ctx.distractors is not None else samplers["calibration"]
+    reference = _share_above(original, samplers["calibration"], distractors)
+    before = _share_above(original, samplers["forget"], distractors)
+    res = unlearn(original, ctx, "multidelete",
+                  {"representation": "similarity", "similarity_target": "calibrated", "lr": "3e-2", "epochs": "60",
+                   "alpha": "0.1", "beta": "0.1", "batch_size": "8", "pool_size": "8", "early_stop": "false",
+                   "selection": "last"})
+    targets = [r for r in res.log if r.get("phase") == "targets"]
+    assert len(targets) == 1 and targets[0]["reference"] == "calibration"
+    assert targets[0]["pairs"] == len(samplers["forget"])
+    after = _share_above(res.model, samplers["forget"], distractors)
+    # the deleted pairs' ranks move from "trained on" (every one above every distractor) to "never seen":
+    # as many of them are out-ranked by some distractor as of the calibration pairs (3 of 8), no more
+    assert int((before > 0).sum()) == 0 and int((reference > 0).sum()) == 3
+    assert int((after > 0).sum()) == 3
+
+
+def test_calibrated_target_without_reference_split_is_an_error(original, make_ctx):
+    from graphdel.errors import ConfigError
+    with pytest.raises(ConfigError, match="calibration \\(or validation\\) split"):
+        unlearn(original, make_ctx(calibration=None, val=None), "multidelete",
+                {"representation": "similarity", "similarity_target": "calibrated", "epochs": "1",
+                 "batch_size": "8", "pool_size": "8"})

@@ -42,9 +42,9 @@ def registries_restored() -> Iterator[None]:
     import graphdel.unlearning  # noqa: F401  (registers the built-in methods)
     from graphdel.data import pairs, requests, sources
     from graphdel.models import joint
-    from graphdel.unlearning import base
+    from graphdel.unlearning import registry as methods
 
-    registries: list[Any] = [base._METHODS, base._ALIASES, sources._SOURCES, pairs.ITEM_FEATURIZERS,
+    registries: list[Any] = [methods._METHODS, methods._ALIASES, sources._SOURCES, pairs.ITEM_FEATURIZERS,
                              pairs.ITEM_PROPERTIES, pairs.CORPUS_VIEWS, requests._GRANULARITIES,
                              joint.MODEL_TYPES, pairs._USES_MODEL_CONFIG]
     saved = [r.copy() for r in registries]

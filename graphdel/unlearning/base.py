@@ -1,5 +1,8 @@
-"""The unlearning engine: context and result types, the method registry, config overrides, and the
-optimisation loop shared by every gradient-based method.
+"""The unlearning engine's method classes: :class:`UnlearningMethod`, and for the gradient-based methods
+:class:`Trainer` (the one place parameters are updated) and :class:`GradientMethod` (the loop of updates,
+evaluations and calibrated selection). The context and result types (:mod:`.context`), configs
+(:mod:`.config`), registry (:mod:`.registry`) and the teacher/student copies (:mod:`.copies`) live beside
+it and are re-exported here, so ``from graphdel.unlearning.base import ...`` reaches every engine name.
 
 The engine is modality-agnostic: it only calls the :mod:`graphdel.models.protocol` interface
 (``encode_x``, ``encode_text``, ``fuse``, ``sim``, ``logits``, ``match_logits``, ``training_loss``,
@@ -32,18 +35,14 @@ Conventions every method follows:
   change: they draw batches through the trainer and update through :meth:`Trainer.step`.
 """
 
+
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
-import importlib
 import math
 import time
-import types
-import typing
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator, Literal
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -51,387 +50,25 @@ from tqdm.auto import tqdm
 
 from graphdel import distributed
 from graphdel.device import resolve_device, rng_devices
-from graphdel.errors import ConfigError, GraphdelError
-from graphdel.models.protocol import PairBatch, PairSampler
+from graphdel.errors import ConfigError
+from graphdel.models.protocol import PairBatch
+from graphdel.unlearning.config import (GradientConfig, MethodConfig, check, config_keys, config_to_dict,
+                                        parse_overrides)
+from graphdel.unlearning.context import UnlearningContext, UnlearningDivergedError, UnlearningResult
+from graphdel.unlearning.copies import (FROZEN_PARAMETER_NAMES, finalize, frozen_copy, is_frozen_name,
+                                        make_optimizer, make_student, restrict_updates, set_update_mode,
+                                        trainable_parameters)
 from graphdel.unlearning.losses import distinct_items
+from graphdel.unlearning.registry import available_methods, get_method, register_method, unlearn
 from graphdel.unlearning.selection import CalibratedSelector
 
-#: Substrings of parameter names that are never updated in ``f'`` (the learnt temperature).
-FROZEN_PARAMETER_NAMES: tuple[str, ...] = ("logit_scale", "temperature")
-
-
-class UnlearningDivergedError(GraphdelError):
-    """The unlearning loss or gradient became NaN/Inf. Attributes: ``method``, ``epoch``, ``step``."""
-
-    def __init__(self, message: str, *, method: str = "", epoch: int | None = None,
-                 step: int | None = None) -> None:
-        super().__init__(message)
-        self.method, self.epoch, self.step = method, epoch, step
-
-
-# --------------------------------------------------------------------------------------------- types
-@dataclass
-class UnlearningContext:
-    """Everything a method may use besides the original model.
-
-    Attributes:
-        forget: Df, the pairs to delete.
-        retain: Dr, the remaining training pairs.
-        calibration: pairs drawn the way deletions are drawn but never trained on: the stand-in for
-            "never seen" used for stopping and selection (docs/design.md).
-        val: validation pairs; used for selection only when ``calibration`` is ``None``.
-        distractors: pairs never trained on that every scored pair is ranked against (pool-k retrieval,
-            :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:
-            the calibration (else validation) pairs.
-        retrain: trains a fresh model on Dr with the original recipe (used by the Retrain method).
-        anchor: for a request applied to an already unlearned model, a function returning the model the
-            chain of deletions started from (the original training, without the facts earlier requests
-            removed from a model's stored structure); ``None`` otherwise. Called only by a method that uses
-            it, so the others never load that model. Gradient methods may take their
-            frozen teacher and their forgetting target from it (``GradientConfig.anchor_teacher``,
-            ``anchor_reference``) instead of from the model being unlearned, whose own knowledge already
-            carries the errors of the earlier unlearning steps.
-        earlier_forget: for a request applied to an already unlearned model, the pairs every earlier
-            request of the chain deleted (not in ``forget`` nor ``retain``); ``None`` otherwise. A method may
-            keep forgetting them (MultiDelete's ``replay``).
-        seed: seeds batch order, negatives, noise and scoring pools.
-        device: where the models run: a device name (``auto``, ``cpu``, ``cuda``, ``cuda:N``) or a
-            :class:`torch.device`, resolved by :func:`graphdel.device.resolve_device` when a method runs.
-        progress: show tqdm progress bars.
-    """
-
-    forget: PairSampler
-    retain: PairSampler
-    calibration: PairSampler | None = None
-    val: PairSampler | None = None
-    distractors: PairSampler | None = None
-    retrain: Callable[[], nn.Module] | None = None
-    anchor: Callable[[], nn.Module] | None = None
-    earlier_forget: PairSampler | None = None
-    seed: int = 0
-    device: str | torch.device = "cpu"
-    progress: bool = True
-
-
-@dataclass
-class UnlearningResult:
-    """What a method returns.
-
-    Attributes:
-        model: the unlearned model (a new object; the original is untouched), in eval mode, on the CPU
-            (a model at rest; :mod:`graphdel.device`).
-        log: one dict per optimiser step (``step``, ``epoch``, ``phase``, ``loss``, loss terms) and per
-            evaluation (``eval: True``, ``forget``, ``reference``, ``retain`` scores).
-        wall_time_s: seconds the method took, evaluation included.
-        config: the resolved hyperparameters (``method`` plus the config dataclass as a dict).
-        selected: which checkpoint was kept and why.
-    """
-
-    model: nn.Module
-    log: list[dict] = field(default_factory=list)
-    wall_time_s: float = 0.0
-    config: dict = field(default_factory=dict)
-    selected: dict = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------ config parsing
-_TRUE = {"true", "1", "yes", "on", "y", "t"}
-_FALSE = {"false", "0", "no", "off", "n", "f"}
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("None" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """``value`` (a string from the command line or an already-typed value) as type ``tp``."""
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if type(None) in args and (value is None or (isinstance(value, str)
-                                                     and value.strip().lower() in ("none", "null"))):
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(key, value, a)
-            except ConfigError:
-                pass
-        raise bad
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        for c in choices:
-            if value == c or (isinstance(value, str) and not isinstance(c, str) and value.strip() == str(c)):
-                return c
-            if isinstance(value, str) and isinstance(c, str) and value.strip() == c:
-                return c
-        raise bad
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise bad from None
-        raise bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out = float(value)
-        elif isinstance(value, str):
-            try:
-                out = float(value.strip())
-            except ValueError:
-                raise bad from None
-        else:
-            raise bad
-        # NaN is never a meaningful setting: it would only surface later as a NaN loss. (inf is allowed:
-        # NegGrad's loss_bound=inf disables the bound.)
-        if math.isnan(out):
-            raise bad
-        return out
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad
-    raise ConfigError(f"config key {key!r}: unsupported field type {_type_name(tp)}")
-
-
-def config_keys(config_cls: type) -> list[str]:
-    """All settable keys of a config dataclass, nested dataclasses as ``outer.inner``."""
-    hints = typing.get_type_hints(config_cls)
-    keys = []
-    for f in dataclasses.fields(config_cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            keys += [f"{f.name}.{k}" for k in config_keys(tp)]
-        else:
-            keys.append(f.name)
-    return keys
-
-
-def parse_overrides(config_cls: type, overrides: dict[str, Any] | list[str] | tuple[str, ...] | None = None,
-                    base: Any = None) -> Any:
-    """Build a ``config_cls`` instance from ``key=value`` overrides (no eval/exec).
-
-    Args:
-        config_cls: a dataclass; nested dataclass fields are addressed as ``outer.inner``.
-        overrides: ``["alpha=0.5", "terms.md=false"]`` or ``{"alpha": "0.5"}`` (values may be strings
-            or already typed). Types follow the field annotations: int, float, bool
-            (true/false/yes/no/on/off/1/0), str, ``Literal[...]`` choices, ``X | None`` ("none").
-        base: start from this instance instead of the defaults.
-
-    Raises:
-        ConfigError: unknown key (the message lists the valid keys), a value of the wrong type (the
-            message names the key and the expected type), or a value the config rejects.
-    """
-    cfg = copy.deepcopy(base) if base is not None else config_cls()
-    if overrides is None:
-        return cfg
-    if isinstance(overrides, (list, tuple)):
-        items = []
-        for item in overrides:
-            if not isinstance(item, str) or "=" not in item:
-                raise ConfigError(f"override {item!r} is not of the form key=value")
-            k, v = item.split("=", 1)
-            items.append((k.strip(), v))
-    elif isinstance(overrides, dict):
-        items = list(overrides.items())
-    else:
-        raise ConfigError(f"overrides must be a dict or a list of 'key=value' strings, not "
-                          f"{type(overrides).__name__}")
-    valid = config_keys(config_cls)
-    # group by the first component so nested dataclasses are rebuilt once
-    for key, value in items:
-        if key not in valid:
-            raise ConfigError(f"unknown config key {key!r} for {config_cls.__name__}; valid keys: "
-                              + ", ".join(valid))
-        cfg = _set_path(cfg, key.split("."), value, key)
-    return cfg
-
-
-def _set_path(obj: Any, path: list[str], value: Any, full_key: str) -> Any:
-    hints = typing.get_type_hints(type(obj))
-    name = path[0]
-    if len(path) == 1:
-        new = _coerce(full_key, value, hints[name])
-    else:
-        new = _set_path(getattr(obj, name), path[1:], value, full_key)
-    try:
-        return dataclasses.replace(obj, **{name: new})
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"config key {full_key!r}: {e}") from e
-
-
-def config_to_dict(cfg: Any) -> dict:
-    """A method config dataclass as a plain dict (nested dataclasses included; recorded in the run config)."""
-    return dataclasses.asdict(cfg)
-
-
-def check(cond: bool, message: str) -> None:
-    """Raise :class:`ConfigError` with ``message`` unless ``cond`` (for configs' ``__post_init__``)."""
-    if not cond:
-        raise ConfigError(message)
-
-
-# ---------------------------------------------------------------------------------------- registry
-_METHODS: dict[str, type["UnlearningMethod"]] = {}
-_ALIASES: dict[str, str] = {}
-
-
-def register_method(cls: type["UnlearningMethod"]) -> type["UnlearningMethod"]:
-    """Class decorator: make ``cls`` available under ``cls.name`` and each of ``cls.aliases``.
-
-    Both must be set on the class itself (a subclass does not inherit its parent's names)."""
-    if "name" not in cls.__dict__ or not cls.name:
-        raise GraphdelError(f"{cls.__name__} must set its own 'name' to be registered")
-    aliases = tuple(cls.__dict__.get("aliases", ()))
-    for n in (cls.name, *aliases):
-        key = n.lower()
-        owner = _METHODS.get(key) or _METHODS.get(_ALIASES.get(key, ""))
-        if owner is not None and owner is not cls:
-            raise GraphdelError(f"unlearning method name {n!r} already registered by {owner.__name__}")
-    _METHODS[cls.name.lower()] = cls
-    for a in aliases:
-        _ALIASES[a.lower()] = cls.name.lower()
-    return cls
-
-
-def _ensure_builtin_methods() -> None:
-    importlib.import_module("graphdel.unlearning")
-
-
-def get_method(name: str) -> type["UnlearningMethod"]:
-    """The method class registered under ``name`` or one of its aliases (case-insensitive)."""
-    _ensure_builtin_methods()
-    key = name.lower()
-    key = _ALIASES.get(key, key)
-    if key not in _METHODS:
-        raise ConfigError(f"unknown unlearning method {name!r}; available: "
-                          + ", ".join(sorted(_METHODS) + sorted(_ALIASES)))
-    return _METHODS[key]
-
-
-def available_methods() -> list[tuple[str, str, str]]:
-    """``(name, summary, citation)`` of every registered method, sorted by name (aliases not repeated)."""
-    _ensure_builtin_methods()
-    return [(c.name, c.summary, c.citation) for _, c in sorted(_METHODS.items())]
-
-
-def unlearn(original: nn.Module, ctx: UnlearningContext, method: str,
-            overrides: dict[str, Any] | list[str] | None = None) -> UnlearningResult:
-    """Run the method ``method`` with its default config updated by ``overrides``."""
-    cls = get_method(method)
-    cfg = parse_overrides(cls.Config, overrides)
-    return cls().run(original, ctx, cfg)
-
-
-# ---------------------------------------------------------------------------------- model helpers
-def frozen_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
-    """A deep copy in eval mode with ``requires_grad=False`` everywhere (the teacher ``f``)."""
-    out = copy.deepcopy(model).to(device)
-    out.eval()
-    for p in out.parameters():
-        p.requires_grad_(False)
-    return out
-
-
-def is_frozen_name(name: str) -> bool:
-    """Whether the parameter ``name`` is never updated (it contains one of :data:`FROZEN_PARAMETER_NAMES`)."""
-    return any(s in name for s in FROZEN_PARAMETER_NAMES)
-
-
-def make_student(model: nn.Module, device: str | torch.device = "cpu", forget: PairSampler | None = None
-                 ) -> nn.Module:
-    """A deep copy to update (``f'``): trainable except the temperature parameters.
-
-    If ``forget`` is given and the model stores part of its training data (it has
-    ``forget_structure(sampler)``, e.g. the graph a KG model passes messages on), the copy drops ``forget``
-    from it before any update, so ``f'`` never uses deleted data as input; ``f`` keeps it.
-    """
-    out = copy.deepcopy(model).to(device)
-    for n, p in out.named_parameters():
-        p.requires_grad_(not is_frozen_name(n))
-    hook = getattr(out, "forget_structure", None)
-    if forget is not None and hook is not None:
-        hook(forget)
-    return out
-
-
-def restrict_updates(model: nn.Module, prefixes: str) -> None:
-    """Leave trainable only the parameters of ``model`` whose name starts with one of the comma-separated
-    ``prefixes`` (and that were trainable already). A prefix that names no parameter is an error, so a
-    typo cannot silently freeze the whole model."""
-    wanted = [p.strip() for p in prefixes.split(",") if p.strip()]
-    names = [n for n, _ in model.named_parameters()]
-    for prefix in wanted:
-        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
-            tops = sorted({n.split(".")[0] for n in names})
-            raise ConfigError(f"trainable: no parameter is named {prefix!r} or starts with {prefix + '.'!r}; "
-                              f"the model's top-level modules are {', '.join(tops)}")
-    for n, p in model.named_parameters():
-        if not any(n == prefix or n.startswith(prefix + ".") for prefix in wanted):
-            p.requires_grad_(False)
-
-
-def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """``(name, parameter)`` of every parameter of ``model`` with ``requires_grad``, in registration order."""
-    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-
-
-def set_update_mode(model: nn.Module, dropout: bool = True) -> None:
-    """Train mode, except BatchNorm layers, whose running statistics stay frozen; with ``dropout=False``
-    eval mode throughout (deterministic forward passes, gradients still flow)."""
-    model.train(dropout)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-
-
-def finalize(student: nn.Module, original: nn.Module) -> nn.Module:
-    """Eval mode and the original's ``requires_grad`` flags."""
-    student.eval()
-    flags = dict(original.named_parameters())
-    for n, p in student.named_parameters():
-        p.requires_grad_(flags[n].requires_grad if n in flags else True)
-    return student
-
-
-def make_optimizer(params: list[nn.Parameter], kind: str, lr: float, weight_decay: float,
-                   momentum: float = 0.9) -> torch.optim.Optimizer:
-    """An optimiser of ``params``: ``kind`` is ``adam``, ``adamw`` or ``sgd`` (``momentum`` is used by SGD only).
-
-    Raises:
-        ConfigError: an unknown ``kind``.
-    """
-    if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if kind == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
-    raise ConfigError(f"unknown optimizer {kind!r}; valid: adam, adamw, sgd")
-
-
-# ------------------------------------------------------------------------------------- base classes
-@dataclass
-class MethodConfig:
-    """Settings common to all methods (none)."""
+__all__ = [
+    "FROZEN_PARAMETER_NAMES", "GradientConfig", "GradientMethod", "MethodConfig", "Trainer", "UnlearningContext",
+    "UnlearningDivergedError", "UnlearningMethod", "UnlearningResult", "available_methods", "check",
+    "config_keys", "config_to_dict", "finalize", "frozen_copy", "get_method", "is_frozen_name",
+    "make_optimizer", "make_student", "parse_overrides", "register_method", "restrict_updates",
+    "set_update_mode", "trainable_parameters", "unlearn",
+]
 
 
 class UnlearningMethod:
@@ -478,90 +115,6 @@ class UnlearningMethod:
                 ) -> tuple[nn.Module, list[dict], dict]:
         """Return ``(model, log, selected)``."""
         raise NotImplementedError
-
-
-@dataclass
-class GradientConfig:
-    """Settings shared by the gradient-based methods.
-
-    Attributes:
-        lr, weight_decay, optimizer, momentum: the optimiser of ``f'`` (Adam by default; momentum is
-            used by SGD only).
-        epochs: passes over the method's epoch split (Df for most methods, Dr for FT/DtD).
-        batch_size: pairs per Df batch; each step also draws a Dr batch of the same size (of ``batch_size``
-            pairs for a Df batch of fewer than 2 distinct items, see :meth:`Trainer.outside_negatives`).
-        grad_clip: max global gradient norm (0 disables).
-        selection: ``"calibrated"`` (stop and select against the calibration scores, see
-            :mod:`graphdel.unlearning.selection`) or ``"last"`` (keep the final weights).
-        early_stop: stop once the smoothed Df score reaches the smoothed calibration score.
-        stop_margin: stop when smoothed Df <= smoothed reference + stop_margin.
-        smooth: number of evaluations the stopping rule averages.
-        select_tolerance: checkpoints whose |Df - reference| gap is within this of the best compete on
-            the retain score.
-        min_epochs: never stop before this many epochs.
-        eval_every: evaluate (score, keep a candidate checkpoint, decide whether to stop) after every this
-            many epochs and after the last; an evaluation scores Df, the calibration reference and a retain
-            sample against the distractor set, which can cost more than an epoch of updates on a small Df.
-        reference: ``"original"`` scores the reference split (calibration) once, on the untouched model,
-            and keeps that target; ``"current"`` rescores it on the model being updated at every
-            evaluation. Measured on the embedded corpus, the current model's calibration score falls
-            with its Df score, so a moving target is never reached; the original's calibration score
-            (0.727) matched Retrain's own Df/calibration scores (0.702 / 0.71) best.
-        pool_size, eval_batch_size: the forget score (pool-k retrieval MRR, :mod:`graphdel.evaluation.retrieval`).
-        dropout: dropout active in ``f'`` during updates (BatchNorm statistics stay frozen either way).
-            Methods whose losses compare ``f'`` with the frozen ``f`` turn it off (MultiDelete): with
-            dropout, a retention term is not zero at ``f' = f`` but the distance between a noisy and a
-            clean forward pass, and Adam turns the gradients of that noise into full-size steps on every
-            weight.
-        anchor_teacher: when the request continues a chain of deletions (``ctx.anchor``), the frozen
-            teacher every retention term compares with is the chain's original rather than the model being
-            unlearned, so that the errors of earlier steps are not kept as if they were knowledge.
-        anchor_reference: likewise, the calibration score the forgetting stops at is the chain's
-            original's, not that of the model being unlearned (whose score on never-seen pairs has
-            drifted with the earlier steps).
-        stop_on: the pairs whose score stopping and selection compare with the calibration score:
-            ``request`` (this request's Df) or ``union`` (this request's and every earlier request's of the
-            chain, ``ctx.earlier_forget``; the same as ``request`` for a first request).
-        trainable: comma-separated parameter-name prefixes (``graph_encoder.convs.4,x_projection``): only
-            the parameters under them are updated, the rest of ``f'`` stays equal to ``f`` (and gets no
-            backward pass, which is what makes a top-layers-only update cheap). Empty: every parameter
-            but the temperature.
-    """
-
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    momentum: float = 0.9
-    epochs: int = 5
-    batch_size: int = 32
-    grad_clip: float = 1.0
-    selection: Literal["calibrated", "last"] = "calibrated"
-    early_stop: bool = True
-    stop_margin: float = 0.0
-    smooth: int = 2
-    select_tolerance: float = 0.02
-    min_epochs: int = 1
-    eval_every: int = 1
-    reference: Literal["original", "current"] = "original"
-    pool_size: int = 64
-    eval_batch_size: int = 256
-    dropout: bool = True
-    anchor_teacher: bool = False
-    anchor_reference: bool = False
-    stop_on: Literal["request", "union"] = "request"
-    trainable: str = ""
-
-    def __post_init__(self) -> None:
-        check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
-        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
-        check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
-        check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
-        check(self.smooth >= 1, f"smooth must be >= 1, got {self.smooth}")
-        check(self.pool_size >= 2, f"pool_size must be >= 2, got {self.pool_size}")
-        check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        check(self.min_epochs >= 0, f"min_epochs must be >= 0, got {self.min_epochs}")
-        check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
 
 
 class Trainer:

@@ -12,12 +12,14 @@ docs/extending.md.
 * ``suite``: every metric of the audit on one model, and the comparison with Retrain and the original;
 * ``summary``: gaps, the summary score and the targets;
 * ``report``, ``audit_report``, ``compare``: report.md / report.html / metrics.json and plots, the audit's
-  section of it, and one request's outcome across modalities; ``report_format`` and ``report_plots``
-  hold what the report and the audit's section share (formatting, figures);
+  section of it, and one request's outcome across modalities; the report's parts are ``report_format``
+  (formatting, shared with the audit's section), ``report_verdicts`` (roles, verdicts, the headline
+  table), ``report_plots`` (figures) and ``report_render`` (Markdown and HTML);
 * ``certificate``: the deletion certificate and its verification (``certificate_build``,
-  ``certificate_verify``).
+  ``certificate_verify`` with ``certificate_checks`` and ``certificate_recompute``).
 """
 
-__all__ = ["audit_report", "certificate", "certificate_build", "certificate_verify", "compare",
-           "distinguishability", "embed", "link_prediction", "matching", "membership", "neighbours", "per_example",
-           "probes", "report", "report_format", "report_plots", "retrieval", "run_data", "suite", "summary"]
+__all__ = ["audit_report", "certificate", "certificate_build", "certificate_checks", "certificate_recompute",
+           "certificate_verify", "compare", "distinguishability", "embed", "link_prediction", "matching",
+           "membership", "neighbours", "per_example", "probes", "report", "report_format", "report_plots",
+           "report_render", "report_verdicts", "retrieval", "run_data", "suite", "summary"]

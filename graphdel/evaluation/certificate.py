@@ -37,9 +37,11 @@ and with smoke verdicts judged, is still verified as it was written):
 ``graphdel verify CERT`` (:func:`verify_certificate`) checks every one of these fields against the run
 folders and the corpus, re-evaluating the metrics, and names each field that no longer holds.
 
-The code is in three modules, cut along what each needs: :mod:`graphdel.evaluation.certificate_build`
-(building, below the evaluation suite that writes evaluated certificates),
-:mod:`graphdel.evaluation.certificate_verify` (verification, above the suite it re-evaluates with) and
+The code is cut along what each part needs: :mod:`graphdel.evaluation.certificate_build` (building, below
+the evaluation suite that writes evaluated certificates); verification, above the suite it re-evaluates
+with, in :mod:`graphdel.evaluation.certificate_verify` (the entry point),
+:mod:`graphdel.evaluation.certificate_checks` (the checks that read files) and
+:mod:`graphdel.evaluation.certificate_recompute` (those that re-evaluate); and
 :func:`graphdel.io.canonical_json_sha256` (the canonical hash, which run folders use too). Every name is
 imported here, where it has always been found.
 """

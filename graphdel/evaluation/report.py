@@ -83,21 +83,20 @@ script and a Content-Security-Policy that forbids any.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from graphdel.evaluation import audit_report
-from graphdel.evaluation.membership import leak_flag
-# The formatting and figure helpers are shared with audit_report (which this module includes), so they live
-# below both; to_jsonable is imported from here too.
-from graphdel.evaluation.report_format import (finite_number, fmt, html_escape, md_escape, plain_label, pool_key,
-                                               signed, slugs, summary_keys, to_jsonable)
-from graphdel.evaluation.report_plots import new_figure, png_bytes
-from graphdel.evaluation.summary import flatten, summary_score, thresholds
+# The report is cut along its concepts: formatting (shared with audit_report, which this module includes),
+# judgement, figures and rendering live in the report_* modules; NOT_JUDGED and to_jsonable are imported
+# from here too.
+from graphdel.evaluation.report_format import (SPLIT_ORDER, cell_text, fmt, kv_rows, memory_cells, pool_key,
+                                               request_line, summary_keys, to_jsonable)
+from graphdel.evaluation.report_plots import render_plots
+from graphdel.evaluation.report_render import to_html, to_markdown
+from graphdel.evaluation.report_verdicts import (NOT_JUDGED, compute_summary, headline_rows, method_verdict,
+                                                 model_roles)
 from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from graphdel.runs import is_quick_config
 
@@ -106,346 +105,11 @@ __all__ = ["write_report", "SCHEMA", "SMOKE_BANNER", "NOT_JUDGED", "APPENDIX"]
 SCHEMA = "graphdel.report/1"
 #: The line a smoke run's report (``--quick``: tiny model, data sample) starts with; no verdict is computed.
 SMOKE_BANNER = "smoke run (--quick): tiny model and data sample; verdicts are not computed"
-#: What the verdict of a method of a smoke run reads.
-NOT_JUDGED = "not judged"
 #: The heading every long key/value table of the report sits under, after the plots.
 APPENDIX = "Appendix: details"
-_SPLIT_ORDER = ["forget", "retain", "val", "calibration", "test"]
-_SPLIT_LABEL = {"forget": "Df (forget)", "retain": "Dr (retain)", "val": "val", "test": "test"}
-_COLORS = {"forget": "#d62728", "retain": "#1f77b4", "val": "#9467bd", "calibration": "#8c564b",
-           "test": "#2ca02c"}
-
-
-# ------------------------------------------------------------------------------------------------- roles
-
-def _roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list[str]]:
-    original = reference = None
-    methods = []
-    for name, entry in models.items():
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"results['models'][{name!r}] must be a dict, got {type(entry).__name__}")
-        role = entry.get("role")
-        if role == "original":
-            original = original or name
-        elif role == "reference":
-            reference = reference or name
-        elif role == "method":
-            methods.append(name)
-        else:
-            raise ValueError(f"results['models'][{name!r}]['role'] must be 'original', 'reference' or "
-                             f"'method', got {role!r}")
-    return original, reference, methods
-
-
-def _headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, float | None]:
-    flat = flatten(entry)
-    return {
-        "forget_mrr": finite_number(flat.get(keys["forget_mrr"])),
-        "test_mrr": finite_number(flat.get(keys["test_mrr"])),
-        "df_dr_auc": finite_number(flat.get(keys["df_dr_auc"])),
-        "attack_auc": finite_number(flat.get(keys["attack_auc"])),
-        "wall_time": finite_number(flat.get(keys["wall_time"])),
-    }
-
-
-def _compute_summary(models, original, reference, methods, keys) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if reference is not None and original is not None and methods:
-        out["scores"] = summary_score({m: models[m] for m in methods}, models[reference], models[original],
-                                      keys=keys)
-    if reference is not None and original is not None:
-        out["thresholds"] = {m: thresholds(models[m], models[reference], models[original], keys=keys)
-                             for m in methods}
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- verdicts
-
-def _verdict(name: str, models, original, reference, keys, summary, smoke: bool = False) -> dict[str, Any]:
-    """Structured verdict of one method: parts (ok: bool | None, text) and an overall status.
-
-    With ``smoke`` (a ``--quick`` run) nothing is judged: the parts are the bare measurements (ok ``None``)
-    and the status is ``"not judged"``."""
-    entry = models[name]
-    h = _headline(entry, keys)
-    ref = _headline(models[reference], keys) if reference else {}
-    orig = _headline(models[original], keys) if original else {}
-    thr = (summary.get("thresholds") or {}).get(name) or {}
-    parts: list[tuple[bool | None, str]] = []
-
-    t = thr.get("forget_mrr_vs_retrain") or {}
-    if reference is None:
-        parts.append((None, "forgetting not judged: no Retrain reference"))
-    elif t.get("value") is None:
-        parts.append((None, "forgetting not judged: Df MRR missing"))
-    elif smoke:
-        parts.append((None, f"Df MRR {fmt(h['forget_mrr'])} vs Retrain {fmt(ref['forget_mrr'])} "
-                            f"({signed(t['value'])})"))
-    else:
-        gap, m, r = t["value"], h["forget_mrr"], ref["forget_mrr"]
-        detail = f"Df MRR {fmt(m)} vs Retrain {fmt(r)} ({signed(gap)}, tolerance ±{t['limit']:g})"
-        if t["passed"]:
-            parts.append((True, f"forgot like Retrain: {detail}"))
-        elif gap > 0:
-            parts.append((False, f"still remembers Df: {detail}"))
-        else:
-            parts.append((False, f"over-forgot Df: {detail}"))
-
-    if h["attack_auc"] is not None:
-        r_auc = ref.get("attack_auc")
-        against = f"Retrain {fmt(r_auc)}" if r_auc is not None else "0.5 (no Retrain value)"
-        if smoke:
-            parts.append((None, f"membership attack: AUC {fmt(h['attack_auc'])} vs {against}"))
-        else:
-            flag = leak_flag(h["attack_auc"], reference_auc=r_auc)
-            parts.append((flag == "ok",
-                          f"membership attack: AUC {fmt(h['attack_auc'])} vs {against} → {flag}"))
-
-    t = thr.get("test_mrr_drop") or {}
-    if original is None:
-        parts.append((None, "retention not judged: no original model"))
-    elif t.get("value") is None:
-        parts.append((None, "retention not judged: test MRR missing"))
-    else:
-        detail = (f"test MRR {fmt(h['test_mrr'])} vs original {fmt(orig['test_mrr'])} "
-                  f"({signed(-t['value'])})")
-        if smoke:
-            parts.append((None, detail))
-        else:
-            parts.append((bool(t["passed"]),
-                          ("kept the rest: " if t["passed"] else "lost on test: ") + detail))
-
-    t = thr.get("time_vs_retrain") or {}
-    if t.get("value") is not None:
-        pct = 100 * t["value"]
-        if smoke:
-            parts.append((None, f"time: {pct:.1f}% of Retrain's"))
-        else:
-            parts.append((bool(t["passed"]), f"{'fast' if t['passed'] else 'slow'}: {pct:.1f}% of Retrain's "
-                                             f"time (target ≤ {100 * t['limit']:g}%)"))
-    else:
-        parts.append((None, "time not judged"))
-
-    oks = [ok for ok, _ in parts]
-    if smoke:
-        status = NOT_JUDGED
-    else:
-        status = "FAIL" if False in oks else ("PASS" if None not in oks else "INCOMPLETE")
-    score = ((summary.get("scores") or {}).get("methods") or {}).get(name, {})
-    return {"name": name, "method": entry.get("method", ""), "status": status, "parts": parts,
-            "score": score.get("score"), "rank": score.get("rank")}
-
-
-# --------------------------------------------------------------------------------------------- plots
-
-def _plot_similarity(name: str, sims: Mapping[str, Any]) -> bytes | None:
-    arrays = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in sims.items()}
-    arrays = {k: v[np.isfinite(v)] for k, v in arrays.items() if np.isfinite(v).any()}
-    if not arrays:
-        return None
-    order = [k for k in _SPLIT_ORDER if k in arrays] + [k for k in arrays if k not in _SPLIT_ORDER]
-    lo = min(float(v.min()) for v in arrays.values())
-    hi = max(float(v.max()) for v in arrays.values())
-    bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
-    fig = new_figure()
-    ax = fig.subplots()
-    for k in order:
-        ax.hist(arrays[k], bins=bins, density=True, histtype="stepfilled", alpha=0.35,
-                color=_COLORS.get(k), label=plain_label(f"{_SPLIT_LABEL.get(k, k)} (n={arrays[k].size})"))
-    ax.set_xlabel("cosine similarity of the true pair")
-    ax.set_ylabel("density")
-    ax.set_title(plain_label(f"{name}: pair similarities"))
-    ax.legend()
-    return png_bytes(fig)
-
-
-def _plot_bars(models, order: list[str], reference: str | None, keys) -> bytes | None:
-    metrics = [("forget_mrr", "Df MRR"), ("test_mrr", "test MRR"), ("df_dr_auc", "Df-vs-Dr AUC"),
-               ("attack_auc", "attack AUC")]
-    values = {m: _headline(models[m], keys) for m in order}
-    metrics = [(k, lab) for k, lab in metrics if any(values[m][k] is not None for m in order)]
-    if not metrics or not order:
-        return None
-    fig = new_figure(max(6.4, 1.6 * len(metrics) + 0.4 * len(order)), 4.2)
-    ax = fig.subplots()
-    width = 0.8 / len(order)
-    x = np.arange(len(metrics))
-    for i, m in enumerate(order):
-        ys = [values[m][k] if values[m][k] is not None else np.nan for k, _ in metrics]
-        ax.bar(x - 0.4 + width * (i + 0.5), ys, width, label=plain_label(m))
-    if reference is not None:
-        for j, (k, _) in enumerate(metrics):
-            v = values[reference][k]
-            if v is not None:
-                ax.hlines(v, x[j] - 0.45, x[j] + 0.45, colors="black", linestyles="dashed", linewidth=1)
-    ax.set_xticks(x, [lab for _, lab in metrics])
-    ax.set_ylim(0, 1.05)
-    ax.set_title("methods vs Retrain (dashed: Retrain)" if reference else "metrics per model")
-    ax.legend(fontsize="small")
-    return png_bytes(fig)
-
-
-def _plot_roc(roc: Mapping[str, Any]) -> bytes | None:
-    if not roc:
-        return None
-    fig = new_figure(5.0, 5.0)
-    ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    for name, curve in roc.items():
-        fpr, tpr, auc = curve
-        ax.plot(np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float),
-                label=plain_label(f"{name} (AUC {fmt(auc)})"))
-    ax.set_xlabel("false positive rate (test called member)")
-    ax.set_ylabel("true positive rate (Df called member)")
-    ax.set_title("membership attack ROC, Df vs test")
-    ax.legend(fontsize="small", loc="lower right")
-    return png_bytes(fig)
-
-
-def _plot_embedding(name: str, emb: Any, is_df: Any) -> bytes | None:
-    x = np.asarray(emb.detach().cpu() if hasattr(emb, "detach") else emb, dtype=np.float64)
-    mask = np.asarray(is_df.detach().cpu() if hasattr(is_df, "detach") else is_df).astype(bool).reshape(-1)
-    if x.ndim != 2 or x.shape[0] != mask.size or x.shape[0] == 0:
-        raise ValueError(f"plots['embeddings'][{name!r}] must be (emb [N, d], is_df [N]), got "
-                         f"{x.shape} and {mask.shape}")
-    if x.shape[1] > 2:
-        from sklearn.decomposition import PCA
-
-        x = PCA(n_components=2, random_state=0).fit_transform(x) if x.shape[0] >= 2 else x[:, :2]
-    elif x.shape[1] == 1:
-        x = np.concatenate([x, np.zeros_like(x)], axis=1)
-    fig = new_figure(5.0, 5.0)
-    ax = fig.subplots()
-    ax.scatter(x[~mask, 0], x[~mask, 1], s=6, c="#9e9e9e", alpha=0.5, label=f"other (n={int((~mask).sum())})")
-    ax.scatter(x[mask, 0], x[mask, 1], s=14, c="#d62728", label=f"Df (n={int(mask.sum())})")
-    ax.set_title(plain_label(f"{name}: embeddings (PCA)"))
-    ax.legend(fontsize="small")
-    return png_bytes(fig)
-
-
-def _render_plots(plots: Mapping[str, Any] | None, models, order, reference, keys
-                  ) -> list[tuple[str, str, bytes]]:
-    """(relative path, caption, png bytes) for every figure."""
-    out: list[tuple[str, str, bytes]] = []
-    plots = plots or {}
-    sims = plots.get("similarities") or {}
-    slug = slugs(list(dict.fromkeys(list(order) + list(sims) + list(plots.get("embeddings") or {}))))
-    for name, per_split in sims.items():
-        png = _plot_similarity(name, per_split)
-        if png:
-            out.append((f"plots/similarity_{slug[name]}.png", f"Pair similarities of {name}: Df, Dr and test",
-                        png))
-    png = _plot_bars(models, order, reference, keys)
-    if png:
-        out.append(("plots/metrics_vs_retrain.png", "Headline metrics of every model (dashed: Retrain)", png))
-    png = _plot_roc(plots.get("roc") or {})
-    if png:
-        out.append(("plots/attack_roc.png", "Membership attack ROC curves (Df vs test)", png))
-    for name, (emb, is_df) in (plots.get("embeddings") or {}).items():
-        png = _plot_embedding(name, emb, is_df)
-        if png:
-            out.append((f"plots/embedding_{slug[name]}.png",
-                        f"2-D projection of {name}'s embeddings, Df in red", png))
-    return out
 
 
 # ------------------------------------------------------------------------------------------- document
-
-def _headline_rows(models, order, original, reference, keys, summary, verdicts: Mapping[str, str]
-                   ) -> tuple[list[str], list[list[str]]]:
-    head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)",
-            "Df-vs-Dr AUC (Δ vs Retrain)",
-            "attack AUC (Δ vs Retrain)", "time / Retrain", "score", "verdict"]
-    ref = _headline(models[reference], keys) if reference else {}
-    orig = _headline(models[original], keys) if original else {}
-    scores = (summary.get("scores") or {}).get("methods") or {}
-    rows = []
-
-    def cell(v, base):
-        if v is None:
-            return "–"
-        if base is None:
-            return fmt(v)
-        return f"{fmt(v)} ({signed(v - base)})"
-
-    for name in order:
-        h = _headline(models[name], keys)
-        is_method = models[name].get("role") == "method"
-        ratio = None
-        if h["wall_time"] is not None and ref.get("wall_time"):
-            ratio = h["wall_time"] / ref["wall_time"]
-        rows.append([
-            name, models[name].get("role", ""),
-            cell(h["forget_mrr"], ref.get("forget_mrr") if is_method else None),
-            cell(h["test_mrr"], orig.get("test_mrr") if is_method else None),
-            cell(h["df_dr_auc"], ref.get("df_dr_auc") if is_method else None),
-            cell(h["attack_auc"], ref.get("attack_auc") if is_method else None),
-            "–" if ratio is None else f"{100 * ratio:.1f}%",
-            fmt((scores.get(name) or {}).get("score")) if is_method else "",
-            verdicts.get(name, "") if is_method else "",
-        ])
-    return head, rows
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (list, tuple, dict)):
-        return json.dumps(to_jsonable(v), ensure_ascii=False)
-    return fmt(v)
-
-
-def _kv_rows(d: Mapping[str, Any]) -> list[list[str]]:
-    rows = []
-    for k, v in flatten(d).items():
-        if isinstance(v, (list, tuple, np.ndarray)) or (hasattr(v, "detach") and hasattr(v, "tolist")):
-            arr = np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=object).reshape(-1)
-            if arr.size > 8:
-                continue  # raw per-item arrays belong to metrics.json, not the page
-            v = ", ".join(fmt(x) for x in arr)
-        rows.append([k, fmt(v) if not isinstance(v, str) else v])
-    return rows
-
-
-def _mem_mb(x: Any) -> float | None:
-    """A recorded memory figure in MB, or ``None`` when there is none (missing, NaN, or not above 0: a
-    process never has a peak RSS of 0, so a 0 means "not measured", never "no memory")."""
-    f = finite_number(x)
-    return f if f is not None and f > 0 else None
-
-
-def _memory_cells(entry: Mapping[str, Any]) -> list[str]:
-    """``[peak RSS, added over the start]`` of a run (MB, one decimal), ``"n/a"`` where not recorded.
-
-    Reads what :func:`graphdel.resources.measure` records around the method: ``peak_mem_mb`` (peak
-    RSS of the process while the method ran) and ``start_mem_mb`` (its RSS when the method began)."""
-    peak, start = _mem_mb(entry.get("peak_mem_mb")), _mem_mb(entry.get("start_mem_mb"))
-    return ["n/a" if peak is None else f"{peak:.1f}",
-            "n/a" if peak is None or start is None else f"{peak - start:+.1f}".replace("-", "−")]
-
-
-def _request_line(request: Mapping[str, Any]) -> str:
-    """One line saying what was deleted: the request's description and its size, granularity, seed and
-    data (whichever of them the request records); the full key/value table is in the appendix."""
-    def short(v: Any) -> str:
-        if isinstance(v, (list, tuple)):
-            shown = ", ".join(str(x) for x in list(v)[:5])
-            return shown + (f", … ({len(v)} in all)" if len(v) > 5 else "")
-        if isinstance(v, Mapping):
-            return f"{len(v)} entries"
-        return fmt(v)
-
-    parts = []
-    if request.get("description"):
-        parts.append(str(request["description"]))
-    for key, label in (("pairs", "pairs"), ("count", "pairs"), ("ids", "ids"), ("fraction", "fraction"),
-                       ("by", "by"), ("seed", "seed"), ("source", "data")):
-        if key in request and request[key] is not None and not (key == "count" and "pairs" in request):
-            parts.append(f"{label} {short(request[key])}")
-    if not parts:  # a request of other keys: its first few
-        parts = [f"{k} {short(v)}" for k, v in list(request.items())[:4]]
-    return "Deleted: " + "; ".join(parts)
-
 
 #: The classes of a deleted triple in ``forget.lp.by_inference`` (:data:`graphdel.data.kg_facts.KINDS`).
 _INFERENCE_KINDS = (("mirrored", "mirrored"), ("path", "path"), ("not_inferable", "not inferable"))
@@ -491,7 +155,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     request = results.get("request") or {}
     if request:
         B.append(("h2", "Request"))
-        B.append(("p", _request_line(request)))
+        B.append(("p", request_line(request)))
     history = results.get("history") or []
     if len(history) > 1:  # a request applied to an already unlearned model: the chain it continues
         B.append(("p", f"This is request {len(history)} of a chain of deletions from the same original "
@@ -501,7 +165,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                     str(s.get("pairs")), str(s.get("method")), str(s.get("certificate_sha256") or "not found")[:12],
                     str(s.get("chain"))] for s in history]))
 
-    verdicts = [_verdict(m, models, original, reference, keys, summary, smoke) for m in methods]
+    verdicts = [method_verdict(m, models, original, reference, keys, summary, smoke) for m in methods]
     B.append(("h2", "Verdicts"))
     if not methods:
         B.append(("p", "No unlearning method in these results."))
@@ -511,7 +175,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     B.append(("verdicts", verdicts))
 
     B.append(("h2", "Headline: gaps to Retrain"))
-    head, rows = _headline_rows(models, order, original, reference, keys, summary,
+    head, rows = headline_rows(models, order, original, reference, keys, summary,
                                 {v["name"]: v["status"] for v in verdicts})
     side = {"image": "image", "kg": "query"}.get(str(request.get("modality")), "graph")
     B.append(("p", f"MRR: {pool} {side}→text retrieval. Δ compares a method with Retrain on the forget side "
@@ -528,11 +192,11 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     B.append(("h2", APPENDIX))
     if request:
         B.append(("h3", "Deletion request"))
-        B.append(("table", ["key", "value"], [[k, _cell(v)] for k, v in request.items()]))
+        B.append(("table", ["key", "value"], [[k, cell_text(v)] for k, v in request.items()]))
     B.append(("h3", "Runs"))
     B.append(("table", ["model", "role", "method", "wall time (s)", "peak RSS (MB)", "added over start (MB)"],
               [[n, models[n].get("role", ""), str(models[n].get("method", "")),
-                fmt(models[n].get("wall_time_s"), 1), *_memory_cells(models[n])]
+                fmt(models[n].get("wall_time_s"), 1), *memory_cells(models[n])]
                for n in order]))
     how = list(dict.fromkeys(str(models[n]["peak_mem_method"]) for n in order
                              if models[n].get("peak_mem_method")))
@@ -563,7 +227,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     rrows = []
     for n in order:
         splits = models[n].get("splits") or {}
-        names = [s for s in _SPLIT_ORDER if s in splits] + [s for s in splits if s not in _SPLIT_ORDER]
+        names = [s for s in SPLIT_ORDER if s in splits] + [s for s in splits if s not in SPLIT_ORDER]
         for s in names:
             sp = splits[s] or {}
             g, t, p = sp.get("g2t") or {}, sp.get("t2g") or {}, sp.get(pool) or {}
@@ -579,7 +243,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     lrows = []
     for n in order:
         splits = models[n].get("splits") or {}
-        for s_name in [s for s in _SPLIT_ORDER if s in splits] + [s for s in splits if s not in _SPLIT_ORDER]:
+        for s_name in [s for s in SPLIT_ORDER if s in splits] + [s for s in splits if s not in SPLIT_ORDER]:
             lp = (splits[s_name] or {}).get("lp")
             if isinstance(lp, Mapping):
                 lrows.append([n, s_name, fmt(lp.get("n")), fmt(lp.get("mrr")), fmt(lp.get("hits@1")),
@@ -597,7 +261,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                            ("membership", "Membership inference"),
                            ("probes", "Unimodal probes"), ("drift", "Embedding drift")):
         rows = [[n, *kv] for n in order if isinstance(models[n].get(section), Mapping)
-                for kv in _kv_rows(models[n][section])]
+                for kv in kv_rows(models[n][section])]
         if rows:
             B.append(("h3", title))
             B.append(("table", ["model", "metric", "value"], rows))
@@ -611,103 +275,6 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                                   for e in examples]))
     B += audit_report.appendix_blocks(results.get("audit"))
     return B
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:70rem;
-padding:0 1rem;color:#222;line-height:1.4}
-h1{font-size:1.6rem;margin-bottom:.5rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f4f4f4}tr:nth-child(even) td{background:#fafafa}
-.verdicts{list-style:none;padding:0}
-.verdicts li{margin:.4rem 0;padding:.4rem .6rem;border-left:4px solid #999;background:#f8f8f8}
-.PASS{border-color:#2ca02c!important}.FAIL{border-color:#d62728!important}
-.banner{padding:.5rem .8rem;background:#fff4d6;border-left:4px solid #e0a800}
-.tag{font-weight:bold;margin-right:.4rem}.ok{color:#1a7f1a}.bad{color:#c62828}.unk{color:#777}
-figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85rem;color:#555}
-"""
-
-
-def _css_class(ok: bool | None) -> str:
-    return "ok" if ok else ("bad" if ok is False else "unk")
-
-
-def _mark(ok: bool | None) -> str:
-    return "✓" if ok else ("✗" if ok is False else "?")
-
-
-def _to_markdown(blocks) -> str:
-    lines: list[str] = []
-    for b in blocks:
-        kind = b[0]
-        if kind in ("h1", "h2", "h3"):
-            lines += ["#" * int(kind[1]) + " " + md_escape(b[1]), ""]
-        elif kind == "p":
-            lines += [md_escape(b[1]), ""]
-        elif kind == "banner":
-            lines += [f"> **{md_escape(b[1])}**", ""]
-        elif kind == "verdicts":
-            for v in b[1]:
-                score = "" if v["score"] is None else f" — score {fmt(v['score'])} (rank {v['rank']})"
-                judged = v["status"] != NOT_JUDGED
-                parts = "; ".join((f"{_mark(ok)} " if judged else "") + md_escape(text) for ok, text in v["parts"])
-                lines.append(f"- **{v['status']}** {md_escape(v['name'])} (`{md_escape(v['method'])}`): {parts}{score}")
-            lines.append("")
-        elif kind == "table":
-            head, rows = b[1], b[2]
-            lines.append("| " + " | ".join(md_escape(h) for h in head) + " |")
-            lines.append("|" + "---|" * len(head))
-            for r in rows:
-                lines.append("| " + " | ".join(md_escape(c) for c in r) + " |")
-            lines.append("")
-        elif kind == "img":
-            _, rel, caption, _png_bytes = b
-            lines += [f"![{md_escape(caption)}]({rel})", "", f"*{md_escape(caption)}*", ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _to_html(blocks, title: str) -> str:
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-           "style-src 'unsafe-inline'\">",
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{html_escape(title)}</title><style>{_CSS}</style></head><body>"]
-    for b in blocks:
-        kind = b[0]
-        if kind in ("h1", "h2", "h3"):
-            out.append(f"<{kind}>{html_escape(b[1])}</{kind}>")
-        elif kind == "p":
-            out.append(f"<p>{html_escape(b[1])}</p>")
-        elif kind == "banner":
-            out.append(f'<p class="banner"><b>{html_escape(b[1])}</b></p>')
-        elif kind == "verdicts":
-            out.append('<ul class="verdicts">')
-            for v in b[1]:
-                judged = v["status"] != NOT_JUDGED
-                parts = "; ".join(
-                    f'<span class="{_css_class(ok)}">{_mark(ok) + " " if judged else ""}{html_escape(t)}</span>'
-                    for ok, t in v["parts"])
-                score = ("" if v["score"] is None
-                         else f" — score <b>{fmt(v['score'])}</b> (rank {html_escape(v['rank'])})")
-                css = html_escape(str(v["status"]).replace(" ", "-"))
-                out.append(f'<li class="{css}"><span class="tag">{html_escape(v["status"])}</span>'
-                           f'<b>{html_escape(v["name"])}</b> (<code>{html_escape(v["method"])}</code>): {parts}{score}</li>')
-            out.append("</ul>")
-        elif kind == "table":
-            head, rows = b[1], b[2]
-            cells = "".join(f"<th>{html_escape(x)}</th>" for x in head)
-            out.append(f"<table><thead><tr>{cells}</tr></thead><tbody>")
-            for r in rows:
-                out.append("<tr>" + "".join(f"<td>{html_escape(c)}</td>" for c in r) + "</tr>")
-            out.append("</tbody></table>")
-        elif kind == "img":
-            _, rel, caption, png = b
-            data = base64.b64encode(png).decode("ascii")
-            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html_escape(caption)}">'
-                       f"<figcaption>{html_escape(caption)} ({html_escape(rel)})</figcaption></figure>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- smoke
@@ -753,7 +320,7 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
     models = results.get("models")
     if not isinstance(models, Mapping) or not models:
         raise ValueError("results['models'] must be a non-empty dict of model entries")
-    original, reference, methods = _roles(models)
+    original, reference, methods = model_roles(models)
     order = [n for n in (original, reference) if n is not None] + methods
     pool = pool_key(models)
     keys = summary_keys(pool)
@@ -763,11 +330,11 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
     smoke = bool(smoke)
 
     summary = dict(results.get("summary") or {})
-    computed = _compute_summary(models, original, reference, methods, keys)
+    computed = compute_summary(models, original, reference, methods, keys)
     for k, v in computed.items():
         summary.setdefault(k, v)
 
-    figures = _render_plots(plots, models, order, reference, keys) + audit_report.figures(results.get("audit"))
+    figures = render_plots(plots, models, order, reference, keys) + audit_report.figures(results.get("audit"))
     title = str(results.get("title") or "graphdel unlearning report")
     blocks = _build({**results, "title": title}, models, order, original, reference, methods, keys, summary,
                     pool, figures, smoke=smoke)
@@ -780,8 +347,8 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
                "plots": [rel for rel, _, _ in figures], "smoke": smoke}
     atomic_write_json(metrics, out_dir / "metrics.json")
     written["metrics.json"] = out_dir / "metrics.json"
-    atomic_write_text(_to_markdown(blocks), out_dir / "report.md")
+    atomic_write_text(to_markdown(blocks), out_dir / "report.md")
     written["report.md"] = out_dir / "report.md"
-    atomic_write_text(_to_html(blocks, title), out_dir / "report.html")
+    atomic_write_text(to_html(blocks, title), out_dir / "report.html")
     written["report.html"] = out_dir / "report.html"
     return {k: p.resolve() for k, p in written.items()}

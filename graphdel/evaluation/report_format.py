@@ -1,5 +1,6 @@
 """Formatting for the report and the audit's section of it: JSON-safe values, numbers as text, escaping of
-user strings for Markdown and HTML, safe plot labels and file names, and the pool/summary keys a report reads.
+user strings for Markdown and HTML, safe plot labels and file names, the pool/summary keys a report reads,
+and the text of table cells (values, key/value rows, memory, the request in one line).
 
 Used by :mod:`graphdel.evaluation.report` and :mod:`graphdel.evaluation.audit_report` (which the report
 includes), so it sits below both.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import math
 import re
 from pathlib import Path
@@ -16,10 +18,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from graphdel.evaluation.summary import DEFAULT_KEYS
+from graphdel.evaluation.summary import DEFAULT_KEYS, flatten
 
-__all__ = ["to_jsonable", "finite_number", "fmt", "signed", "md_escape", "html_escape", "plain_label", "slug_base",
-           "slugs", "pool_key", "summary_keys"]
+__all__ = ["SPLIT_ORDER", "to_jsonable", "finite_number", "fmt", "signed", "md_escape", "html_escape", "plain_label",
+           "slug_base", "slugs", "pool_key", "summary_keys", "cell_text", "kv_rows", "memory_mb", "memory_cells",
+           "request_line"]
+
+#: The order splits are shown in (others follow in their own order).
+SPLIT_ORDER = ["forget", "retain", "val", "calibration", "test"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -142,3 +148,68 @@ def summary_keys(pool: str) -> dict[str, str]:
     """:data:`~graphdel.evaluation.summary.DEFAULT_KEYS` with the Df and test MRR read at pool key ``pool``."""
     return {**DEFAULT_KEYS, "forget_mrr": f"splits.forget.{pool}.g2t_mrr",
             "test_mrr": f"splits.test.{pool}.g2t_mrr"}
+
+
+# ------------------------------------------------------------------------------------- table cells
+
+def cell_text(v: Any) -> str:
+    """A table cell: a string as is, a list or dict as compact JSON, anything else :func:`fmt`."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(to_jsonable(v), ensure_ascii=False)
+    return fmt(v)
+
+
+def kv_rows(d: Mapping[str, Any]) -> list[list[str]]:
+    """``[[dotted key, value]]`` of a nested dict (:func:`graphdel.evaluation.summary.flatten`); an array of
+    at most 8 values is one comma-separated cell, a longer one is left out (metrics.json has it)."""
+    rows = []
+    for k, v in flatten(d).items():
+        if isinstance(v, (list, tuple, np.ndarray)) or (hasattr(v, "detach") and hasattr(v, "tolist")):
+            arr = np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=object).reshape(-1)
+            if arr.size > 8:
+                continue  # raw per-item arrays belong to metrics.json, not the page
+            v = ", ".join(fmt(x) for x in arr)
+        rows.append([k, fmt(v) if not isinstance(v, str) else v])
+    return rows
+
+
+def memory_mb(x: Any) -> float | None:
+    """A recorded memory figure in MB, or ``None`` when there is none (missing, NaN, or not above 0: a
+    process never has a peak RSS of 0, so a 0 means "not measured", never "no memory")."""
+    f = finite_number(x)
+    return f if f is not None and f > 0 else None
+
+
+def memory_cells(entry: Mapping[str, Any]) -> list[str]:
+    """``[peak RSS, added over the start]`` of a run (MB, one decimal), ``"n/a"`` where not recorded.
+
+    Reads what :func:`graphdel.resources.measure` records around the method: ``peak_mem_mb`` (peak
+    RSS of the process while the method ran) and ``start_mem_mb`` (its RSS when the method began)."""
+    peak, start = memory_mb(entry.get("peak_mem_mb")), memory_mb(entry.get("start_mem_mb"))
+    return ["n/a" if peak is None else f"{peak:.1f}",
+            "n/a" if peak is None or start is None else f"{peak - start:+.1f}".replace("-", "−")]
+
+
+def request_line(request: Mapping[str, Any]) -> str:
+    """One line saying what was deleted: the request's description and its size, granularity, seed and
+    data (whichever of them the request records); the full key/value table is in the appendix."""
+    def short(v: Any) -> str:
+        if isinstance(v, (list, tuple)):
+            shown = ", ".join(str(x) for x in list(v)[:5])
+            return shown + (f", … ({len(v)} in all)" if len(v) > 5 else "")
+        if isinstance(v, Mapping):
+            return f"{len(v)} entries"
+        return fmt(v)
+
+    parts = []
+    if request.get("description"):
+        parts.append(str(request["description"]))
+    for key, label in (("pairs", "pairs"), ("count", "pairs"), ("ids", "ids"), ("fraction", "fraction"),
+                       ("by", "by"), ("seed", "seed"), ("source", "data")):
+        if key in request and request[key] is not None and not (key == "count" and "pairs" in request):
+            parts.append(f"{label} {short(request[key])}")
+    if not parts:  # a request of other keys: its first few
+        parts = [f"{k} {short(v)}" for k, v in list(request.items())[:4]]
+    return "Deleted: " + "; ".join(parts)

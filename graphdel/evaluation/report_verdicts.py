@@ -1,0 +1,191 @@
+"""The report's judgement: the roles of its models, each model's headline numbers, the summary score and
+targets (when the caller gave none), one verdict per method, and the headline table that shows them.
+
+A smoke run (``--quick``) is measured, not judged: its verdicts read :data:`NOT_JUDGED`. Used by
+:mod:`graphdel.evaluation.report` (which imports :data:`NOT_JUDGED` from here) and its figures
+(:mod:`graphdel.evaluation.report_plots`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from graphdel.evaluation.membership import leak_flag
+from graphdel.evaluation.report_format import finite_number, fmt, signed
+from graphdel.evaluation.summary import flatten, summary_score, thresholds
+
+__all__ = ["NOT_JUDGED", "model_roles", "headline", "compute_summary", "method_verdict", "headline_rows"]
+
+#: What the verdict of a method of a smoke run reads.
+NOT_JUDGED = "not judged"
+
+
+def model_roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list[str]]:
+    """``(original, reference, methods)``: the names of the first model of role ``original`` and of role
+    ``reference`` (Retrain), or None, and of every ``method``.
+
+    Raises:
+        ValueError: an entry that is not a dict, or whose role is none of the three.
+    """
+    original = reference = None
+    methods = []
+    for name, entry in models.items():
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"results['models'][{name!r}] must be a dict, got {type(entry).__name__}")
+        role = entry.get("role")
+        if role == "original":
+            original = original or name
+        elif role == "reference":
+            reference = reference or name
+        elif role == "method":
+            methods.append(name)
+        else:
+            raise ValueError(f"results['models'][{name!r}]['role'] must be 'original', 'reference' or "
+                             f"'method', got {role!r}")
+    return original, reference, methods
+
+
+def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, float | None]:
+    """The headline numbers of a model entry (Df and test MRR, Df-vs-Dr AUC, attack AUC, wall time), read at
+    the dotted ``keys``; None where missing or not finite."""
+    flat = flatten(entry)
+    return {
+        "forget_mrr": finite_number(flat.get(keys["forget_mrr"])),
+        "test_mrr": finite_number(flat.get(keys["test_mrr"])),
+        "df_dr_auc": finite_number(flat.get(keys["df_dr_auc"])),
+        "attack_auc": finite_number(flat.get(keys["attack_auc"])),
+        "wall_time": finite_number(flat.get(keys["wall_time"])),
+    }
+
+
+def compute_summary(models, original, reference, methods, keys) -> dict[str, Any]:
+    """``{"scores", "thresholds"}`` of the methods against the reference and the original
+    (:func:`graphdel.evaluation.summary.summary_score`, :func:`~graphdel.evaluation.summary.thresholds`), as
+    far as the roles allow: nothing without a reference and an original."""
+    out: dict[str, Any] = {}
+    if reference is not None and original is not None and methods:
+        out["scores"] = summary_score({m: models[m] for m in methods}, models[reference], models[original],
+                                      keys=keys)
+    if reference is not None and original is not None:
+        out["thresholds"] = {m: thresholds(models[m], models[reference], models[original], keys=keys)
+                             for m in methods}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- verdicts
+
+def method_verdict(name: str, models, original, reference, keys, summary, smoke: bool = False
+                   ) -> dict[str, Any]:
+    """Structured verdict of one method: parts (ok: bool | None, text) and an overall status.
+
+    With ``smoke`` (a ``--quick`` run) nothing is judged: the parts are the bare measurements (ok ``None``)
+    and the status is ``"not judged"``."""
+    entry = models[name]
+    h = headline(entry, keys)
+    ref = headline(models[reference], keys) if reference else {}
+    orig = headline(models[original], keys) if original else {}
+    thr = (summary.get("thresholds") or {}).get(name) or {}
+    parts: list[tuple[bool | None, str]] = []
+
+    t = thr.get("forget_mrr_vs_retrain") or {}
+    if reference is None:
+        parts.append((None, "forgetting not judged: no Retrain reference"))
+    elif t.get("value") is None:
+        parts.append((None, "forgetting not judged: Df MRR missing"))
+    elif smoke:
+        parts.append((None, f"Df MRR {fmt(h['forget_mrr'])} vs Retrain {fmt(ref['forget_mrr'])} "
+                            f"({signed(t['value'])})"))
+    else:
+        gap, m, r = t["value"], h["forget_mrr"], ref["forget_mrr"]
+        detail = f"Df MRR {fmt(m)} vs Retrain {fmt(r)} ({signed(gap)}, tolerance ±{t['limit']:g})"
+        if t["passed"]:
+            parts.append((True, f"forgot like Retrain: {detail}"))
+        elif gap > 0:
+            parts.append((False, f"still remembers Df: {detail}"))
+        else:
+            parts.append((False, f"over-forgot Df: {detail}"))
+
+    if h["attack_auc"] is not None:
+        r_auc = ref.get("attack_auc")
+        against = f"Retrain {fmt(r_auc)}" if r_auc is not None else "0.5 (no Retrain value)"
+        if smoke:
+            parts.append((None, f"membership attack: AUC {fmt(h['attack_auc'])} vs {against}"))
+        else:
+            flag = leak_flag(h["attack_auc"], reference_auc=r_auc)
+            parts.append((flag == "ok",
+                          f"membership attack: AUC {fmt(h['attack_auc'])} vs {against} → {flag}"))
+
+    t = thr.get("test_mrr_drop") or {}
+    if original is None:
+        parts.append((None, "retention not judged: no original model"))
+    elif t.get("value") is None:
+        parts.append((None, "retention not judged: test MRR missing"))
+    else:
+        detail = (f"test MRR {fmt(h['test_mrr'])} vs original {fmt(orig['test_mrr'])} "
+                  f"({signed(-t['value'])})")
+        if smoke:
+            parts.append((None, detail))
+        else:
+            parts.append((bool(t["passed"]),
+                          ("kept the rest: " if t["passed"] else "lost on test: ") + detail))
+
+    t = thr.get("time_vs_retrain") or {}
+    if t.get("value") is not None:
+        pct = 100 * t["value"]
+        if smoke:
+            parts.append((None, f"time: {pct:.1f}% of Retrain's"))
+        else:
+            parts.append((bool(t["passed"]), f"{'fast' if t['passed'] else 'slow'}: {pct:.1f}% of Retrain's "
+                                             f"time (target ≤ {100 * t['limit']:g}%)"))
+    else:
+        parts.append((None, "time not judged"))
+
+    oks = [ok for ok, _ in parts]
+    if smoke:
+        status = NOT_JUDGED
+    else:
+        status = "FAIL" if False in oks else ("PASS" if None not in oks else "INCOMPLETE")
+    score = ((summary.get("scores") or {}).get("methods") or {}).get(name, {})
+    return {"name": name, "method": entry.get("method", ""), "status": status, "parts": parts,
+            "score": score.get("score"), "rank": score.get("rank")}
+
+
+# ---------------------------------------------------------------------------------- headline table
+
+def headline_rows(models, order, original, reference, keys, summary, verdicts: Mapping[str, str]
+                  ) -> tuple[list[str], list[list[str]]]:
+    """``(head, rows)`` of the headline table: each model's headline numbers in ``order``, a method's with
+    its gap to Retrain (Df side) or to the original (test), its time as a share of Retrain's, its summary
+    score and its verdict (``verdicts``: name -> status)."""
+    head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)",
+            "Df-vs-Dr AUC (Δ vs Retrain)",
+            "attack AUC (Δ vs Retrain)", "time / Retrain", "score", "verdict"]
+    ref = headline(models[reference], keys) if reference else {}
+    orig = headline(models[original], keys) if original else {}
+    scores = (summary.get("scores") or {}).get("methods") or {}
+    rows = []
+
+    def cell(v, base):
+        if v is None:
+            return "–"
+        if base is None:
+            return fmt(v)
+        return f"{fmt(v)} ({signed(v - base)})"
+
+    for name in order:
+        h = headline(models[name], keys)
+        is_method = models[name].get("role") == "method"
+        ratio = None
+        if h["wall_time"] is not None and ref.get("wall_time"):
+            ratio = h["wall_time"] / ref["wall_time"]
+        rows.append([
+            name, models[name].get("role", ""),
+            cell(h["forget_mrr"], ref.get("forget_mrr") if is_method else None),
+            cell(h["test_mrr"], orig.get("test_mrr") if is_method else None),
+            cell(h["df_dr_auc"], ref.get("df_dr_auc") if is_method else None),
+            cell(h["attack_auc"], ref.get("attack_auc") if is_method else None),
+            "–" if ratio is None else f"{100 * ratio:.1f}%",
+            fmt((scores.get(name) or {}).get("score")) if is_method else "",
+            verdicts.get(name, "") if is_method else "",
+        ])
+    return head, rows

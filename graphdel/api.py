@@ -178,10 +178,7 @@ def modality_defaults(modality: str, model_config: ModelConfig, config: TrainCon
 def _merge_split_metrics(splits: dict, model, sets: dict) -> None:
     """Add a model's own per-split metrics (``model.split_metrics(sets)``, e.g. link prediction ``lp``)
     into the retrieval metrics of each split."""
-    hook = getattr(model, "split_metrics", None)
-    if hook is None:
-        return
-    for name, extra in hook({k: v for k, v in sets.items() if k != "train"}).items():
+    for name, extra in model.split_metrics({k: v for k, v in sets.items() if k != "train"}).items():
         splits.setdefault(name, {}).update(extra)
 
 
@@ -239,7 +236,7 @@ def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | No
 
     cls = get_method(method)
     known = set(config_keys(cls.Config))
-    defaults = {k: v for k, v in ((getattr(model, "unlearning_defaults", None) or {}).get(cls.name) or {}).items()
+    defaults = {k: v for k, v in (model.unlearning_defaults.get(cls.name) or {}).items()
                 if k in known}
     if not defaults:
         return overrides
@@ -341,9 +338,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
                             earlier_forget=prepared.data.subset(earlier, "earlier_forget") if earlier else None)
     with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
         result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
-    forget_structure = getattr(result.model, "forget_structure", None)
-    if forget_structure is not None:  # a model storing training data (a KG's graph) must not keep Df in it
-        forget_structure(sets["forget"])
+    result.model.forget_structure(sets["forget"])  # a model storing training data (a KG's graph) drops Df
     procedure = _procedure(run.model, result, sets["forget"], run.path, method)
     metrics = None
     if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
@@ -438,10 +433,8 @@ def _anchor(root: Run, run: Run, prepared: Prepared):
     otherwise retaining towards it would teach the deleted edges back."""
     def load():
         model = root.model
-        remove = getattr(model, "forget_structure", None)
-        if remove is not None:
-            rows = sorted(prepared.corpus.index_of(p) for p in deleted_pairs(run))
-            remove(prepared.data.subset(rows, "deleted"))
+        rows = sorted(prepared.corpus.index_of(p) for p in deleted_pairs(run))
+        model.forget_structure(prepared.data.subset(rows, "deleted"))
         return model
 
     return load

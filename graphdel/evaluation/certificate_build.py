@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from graphdel.models.protocol import ModalityModule
 from graphdel.io import canonical_json_sha256, sha256_file
 from graphdel.runs import is_quick_config
 
@@ -73,7 +74,7 @@ def structural_change(original, forget) -> str | None:
     none of it. ``original`` is not modified (a copy is)."""
     import copy
 
-    if not hasattr(original, "forget_structure"):
+    if type(original).forget_structure is ModalityModule.forget_structure:  # stores nothing: skip the copy
         return None
     removed = int(copy.deepcopy(original).forget_structure(forget) or 0)
     return f"{removed} stored facts removed" if removed else None

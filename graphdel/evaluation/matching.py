@@ -44,12 +44,11 @@ def _item_states_cached(model) -> Iterator[None]:
     ``share_frozen_states``) computes each item's states once: every parameter is marked frozen (evaluation
     trains nothing; the flags are restored). Re-ranking fuses each query's item with ``top_k`` texts, so
     this removes most of its cost."""
-    share = getattr(model, "share_frozen_states", None)
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in flags:
         p.requires_grad_(False)
     try:
-        with share() if share is not None else contextlib.nullcontext():
+        with model.share_frozen_states():
             yield
     finally:
         for p, flag in flags:

@@ -358,18 +358,17 @@ def _evaluate_placed(model, sets: Mapping[str, PairSampler], cfg: SuiteConfig, c
             e = sig[name].emb
             entry["splits"][name] = {**split_retrieval(e, distractors, pool_size=cfg.pool_size, seed=cfg.seed),
                                      **_matching(sig[name])}
-    hook = getattr(model, "split_metrics", None)
-    if hook is not None:  # modality-specific metrics (a KG model: link prediction, collateral, triple AUROC)
-        with torch.no_grad():
-            was = model.training
-            model.eval()
-            scored = {k: v for k, v in sets.items() if k != "distractors"}
-            extra = hook({**scored, "retain": sets.get("retain", sets.get("dr"))})
-            model.train(was)
-        for name, res in extra.items():
-            if name == "retain" and "retain" not in sets:
-                continue
-            entry["splits"].setdefault(name, {}).update(res)
+    # modality-specific metrics (a KG model: link prediction, collateral, triple AUROC; none by default)
+    with torch.no_grad():
+        was = model.training
+        model.eval()
+        scored = {k: v for k, v in sets.items() if k != "distractors"}
+        extra = model.split_metrics({**scored, "retain": sets.get("retain", sets.get("dr"))})
+        model.train(was)
+    for name, res in extra.items():
+        if name == "retain" and "retain" not in sets:
+            continue
+        entry["splits"].setdefault(name, {}).update(res)
     arrays: dict[str, Any] = {"similarity": {k: v.similarity for k, v in sig.items()}}
     if "forget" in sig and "dr" in sig:
         df, dr = sig["forget"], sig["dr"]

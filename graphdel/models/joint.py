@@ -36,7 +36,7 @@ from graphdel.encoders.graph import FrozenTrunkCache, GraphEncoderConfig, Molecu
 from graphdel.encoders.text import TextEncoder, TextEncoderConfig
 from graphdel.errors import ConfigError, RunError
 from graphdel.io import atomic_write_bytes, atomic_write_json
-from graphdel.models.protocol import PairBatch, TextFeatures
+from graphdel.models.protocol import ModalityModule, PairBatch, TextFeatures
 
 
 @dataclass
@@ -159,7 +159,7 @@ class FusionModule(nn.Module):
         return self.norm(h[:, 0])
 
 
-class JointModel(nn.Module):
+class JointModel(ModalityModule):
     """Base class of the joint models; subclasses supply the item encoder (:meth:`item_states`).
 
     Args:

@@ -17,12 +17,13 @@ Conventions (docs/design.md):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @dataclass
@@ -169,3 +170,50 @@ class PairSampler(Protocol):
     def batches(self, batch_size: int, *, shuffle: bool = False,
                 generator: torch.Generator | None = None, drop_last: bool = False):
         """Iterate over all pairs in batches of ``batch_size``."""
+
+
+class ModalityModule(nn.Module):
+    """Base class of graphdel's joint models: the optional hooks the engine, the trainer and the suite
+    call, each with a default that does nothing (as PyTorch Geometric's ``MessagePassing`` declares
+    ``message``/``aggregate``/``update``). A model overrides the hooks it needs; a wrapped user model
+    subclasses this and implements :class:`ModalityModel` (docs/extending.md).
+    """
+
+    @property
+    def unlearning_defaults(self) -> dict[str, dict[str, Any]]:
+        """Recommended settings per method name, ``{"multidelete": {"lr": 3e-4, ...}}``, applied before the
+        caller's overrides (:func:`graphdel.api.with_model_defaults`). Default: none."""
+        return {}
+
+    def selection_score(self, batches: Iterable[PairBatch]) -> float | None:
+        """How well the model remembers the pairs of ``batches`` in its own terms (higher = better
+        remembered), for stopping and checkpoint selection; ``None`` (default): pool-k retrieval MRR
+        (:mod:`graphdel.unlearning.selection`)."""
+        return None
+
+    def split_metrics(self, sets: dict[str, Any]) -> dict[str, dict]:
+        """Extra metrics per split name (``{"test": {"lp": {...}}}``) on ``sets`` (split name -> sampler),
+        merged into each split's retrieval metrics. Default: none."""
+        return {}
+
+    def forget_structure(self, sampler: PairSampler) -> int:
+        """Drop the pairs of ``sampler`` from the training data the model stores and reads as input (a KG
+        model's message-passing graph); the number of stored facts removed. Default: stores none, 0."""
+        return 0
+
+    @contextlib.contextmanager
+    def share_frozen_states(self, *others: nn.Module) -> Iterator[None]:
+        """While active, what this model's frozen parts compute may be cached and shared with ``others``
+        (the molecule model's frozen bottom graph layers); results must not depend on it. Default:
+        nothing is shared."""
+        yield
+
+    def deletion_parameters(self, sampler: PairSampler, kind: str = "per_layer") -> list[nn.Parameter] | None:
+        """Install a GNNDelete deletion operator for the pairs of ``sampler`` and return its parameters;
+        ``None`` (default): the model has no deletion operator."""
+        return None
+
+    def deletion_neighbourhood(self) -> Tensor | None:
+        """``[M, d]`` states of the newest deletion operator's neighbourhood (GNNDelete's NI term), with
+        gradients to the operators; ``None`` (default): not available."""
+        return None

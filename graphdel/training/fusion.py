@@ -23,7 +23,6 @@ of the main loop's best epoch; the hard negatives are mined once from them.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -105,9 +104,8 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
     params = _freeze_all_but(model, modules)
     # With every encoder frozen, a model that can (molecules: share_frozen_states) computes each item's
     # states once and reuses them: the graph encoder's forward pass took 3/4 of a step's time.
-    share = getattr(model, "share_frozen_states", None)
     try:
-        with share() if share is not None else contextlib.nullcontext():
+        with model.share_frozen_states():
             return _stage_epochs(model, train, config, modules, params, resolve_device(config.device),
                                  progress, after_epoch)
     finally:

@@ -38,7 +38,6 @@ Conventions every method follows:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -389,8 +388,7 @@ class GradientMethod(UnlearningMethod):
                                       earlier=ctx.earlier_forget if cfg.stop_on == "union" else None)
         # A model may reuse what its frozen parts compute across the run (e.g. the bottom layers of a graph
         # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.
-        share = getattr(student, "share_frozen_states", None)
-        with share(teacher) if share is not None else contextlib.nullcontext():
+        with student.share_frozen_states(teacher):
             self._update_loop(trainer, selector, cfg)
         state, selected = selector.select()
         if state is not None:

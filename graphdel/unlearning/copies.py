@@ -38,16 +38,15 @@ def make_student(model: nn.Module, device: str | torch.device = "cpu", forget: P
                  ) -> nn.Module:
     """A deep copy to update (``f'``): trainable except the temperature parameters.
 
-    If ``forget`` is given and the model stores part of its training data (it has
-    ``forget_structure(sampler)``, e.g. the graph a KG model passes messages on), the copy drops ``forget``
-    from it before any update, so ``f'`` never uses deleted data as input; ``f`` keeps it.
+    If ``forget`` is given, the copy drops it from the training data the model stores, if any
+    (:meth:`~graphdel.models.protocol.ModalityModule.forget_structure`, e.g. the graph a KG model passes
+    messages on) before any update, so ``f'`` never uses deleted data as input; ``f`` keeps it.
     """
     out = copy.deepcopy(model).to(device)
     for n, p in out.named_parameters():
         p.requires_grad_(not is_frozen_name(n))
-    hook = getattr(out, "forget_structure", None)
-    if forget is not None and hook is not None:
-        hook(forget)
+    if forget is not None:
+        out.forget_structure(forget)
     return out
 
 

@@ -95,14 +95,14 @@ class GNNDelete(GradientMethod):
         """Install the request's deletion operator (``deletion_parameters(forget, kind)``), freeze every
         other parameter, optimise only the operator, and record NI's target."""
         student = trainer.student
-        hook = getattr(student, "deletion_parameters", None)
-        if hook is None:
-            raise ConfigError(f"method 'gnndelete' needs a model with a deletion operator "
-                              f"(deletion_parameters(forget, kind)); {type(student).__name__} has none")
         try:
-            params = list(hook(trainer.ctx.forget, kind=cfg.operator))
+            params = student.deletion_parameters(trainer.ctx.forget, kind=cfg.operator)
         except ValueError as e:
             raise ConfigError(f"gnndelete: {e}") from e
+        if params is None:
+            raise ConfigError(f"method 'gnndelete' needs a model with a deletion operator "
+                              f"(deletion_parameters(forget, kind)); {type(student).__name__} has none")
+        params = list(params)
         if not params:
             raise ConfigError("the model's deletion operator has no parameters")
         chosen = {id(p) for p in params}
@@ -111,13 +111,13 @@ class GNNDelete(GradientMethod):
         trainer.params = [(n, p) for n, p in student.named_parameters() if id(p) in chosen]
         trainer.optimizer = make_optimizer([p for _, p in trainer.params], cfg.optimizer, cfg.lr,
                                            cfg.weight_decay, cfg.momentum)
-        neighbourhood = getattr(student, "deletion_neighbourhood", None)
         self.target = None
-        if cfg.operator == "per_layer" and neighbourhood is not None:
+        if cfg.operator == "per_layer":
             # f' now = the original's weights on the graph without Df, operators at the identity: what the
             # neighbourhood must keep (taken in eval mode, as the updates run with dropout off)
             with torch.no_grad(), eval_mode(student):
-                self.target = neighbourhood().detach().clone()
+                states = student.deletion_neighbourhood()
+            self.target = None if states is None else states.detach().clone()
 
     def loss(self, trainer: Trainer, df: PairBatch, dr: PairBatch, cfg: GNNDeleteConfig):
         """``lam * DEC(Df) + (1 - lam) * NI`` (see the module docstring)."""

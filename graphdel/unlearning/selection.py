@@ -174,20 +174,23 @@ class CalibratedSelector:
         it: the student and the chain's original both sit on the run's device)."""
         # A model may define how well it remembers a set of pairs in its own terms (higher = better
         # remembered), e.g. a model whose deletable facts are scored by a decoder rather than by
-        # retrieval; pool-k retrieval MRR is the protocol-level default.
-        hook = getattr(model, "selection_score", None)
+        # retrieval (ModalityModule.selection_score); pool-k retrieval MRR is the protocol-level default.
         device = model_device(model)
-        if hook is not None:
-            def score(batches: Iterable[PairBatch]) -> float:
-                with eval_mode(model), torch.no_grad():
-                    return float(hook([b.to(device) for b in batches]))
-            return score
-        if self.distractors is None:
-            return lambda batches: float("nan")
-        # the distractors are embedded once per evaluation, by the model being scored
-        distractors = embed_pairs(model, self.distractors, batch_size=self.batch_size)
-        return lambda batches: pool_score(model, batches, distractors, pool_size=self.pool_size, seed=self.seed,
-                                          batch_size=self.batch_size)
+        embedded: list[PairEmbeddings] = []
+
+        def score(batches: Iterable[PairBatch]) -> float:
+            batches = [b.to(device) for b in batches]
+            with eval_mode(model), torch.no_grad():
+                own = model.selection_score(batches)
+            if own is not None:
+                return float(own)
+            if self.distractors is None:
+                return float("nan")
+            if not embedded:  # the distractors are embedded once per evaluation, by the model being scored
+                embedded.append(embed_pairs(model, self.distractors, batch_size=self.batch_size))
+            return pool_score(model, batches, embedded[0], pool_size=self.pool_size, seed=self.seed,
+                              batch_size=self.batch_size)
+        return score
 
     def evaluate(self, model: nn.Module, *, epoch: int, step: int) -> dict:
         """Score ``model`` on Df, the reference and the retain probe; remember its state if it may be

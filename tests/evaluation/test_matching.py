@@ -12,9 +12,10 @@ from graphdel.evaluation.matching import (balanced_accuracy, matching_accuracies
 from graphdel.evaluation.retrieval import PairEmbeddings, Ranks, pool_candidate_scores
 from graphdel.evaluation.suite import _derangement
 from graphdel.models.joint import build_model
+from graphdel.models.protocol import ModalityModule
 
 
-class SimilarityHead(nn.Module):
+class SimilarityHead(ModalityModule):
     """A model whose matching logit of (x, t) is ``sign`` times their cosine similarity: re-ranking by it is
     re-ranking by similarity (sign 1) or by its reverse (sign -1), so the expected ranks are known."""
 

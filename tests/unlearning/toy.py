@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graphdel.models.protocol import PairBatch, TextFeatures
+from graphdel.models.protocol import ModalityModule, PairBatch, TextFeatures
 
 N_ITEMS, X_DIM, T, H = 64, 8, 4, 16
 
@@ -61,7 +61,7 @@ class ToySampler:
             yield self.data.batch(self.indices[idx])
 
 
-class ToyModel(nn.Module):
+class ToyModel(ModalityModule):
     """MLP x encoder (with BatchNorm), masked-mean-pool + linear text encoder, MLP fusion on the
     concatenation, matching head, learnable logit scale."""
 

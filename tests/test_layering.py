@@ -14,7 +14,7 @@ resolved. The layers, bottom to top (:data:`LAYERS`):
 4. ``models``;
 5. ``training``;
 6. ``unlearning``, the engine (``tests/unlearning/test_engine_imports.py`` guards what it may import);
-7. reports and runs: ``evaluation.run_data``, ``suite``, ``report*``, ``certificate*``, ``audit_report``,
+7. reports and runs: ``evaluation.run_data``, ``suite*``, ``report*``, ``certificate*``, ``audit_report``,
    ``compare``, ``runs``, ``history``;
 8. ``api``, the verbs;
 9. ``audit`` and ``demo``, which train and unlearn through the verbs;
@@ -49,6 +49,11 @@ LAYERS = {
     "graphdel.unlearning": 6,
     "graphdel.evaluation.run_data": 7,
     "graphdel.evaluation.suite": 7,
+    "graphdel.evaluation.suite_signals": 7,
+    "graphdel.evaluation.suite_attacks": 7,
+    "graphdel.evaluation.suite_model": 7,
+    "graphdel.evaluation.suite_runs": 7,
+    "graphdel.evaluation.suite_output": 7,
     "graphdel.evaluation.report": 7,
     "graphdel.evaluation.report_format": 7,
     "graphdel.evaluation.report_plots": 7,
@@ -329,7 +334,7 @@ def test_the_package_is_read():
     assert {"graphdel.api", "graphdel.evaluation.suite", "graphdel.unlearning.base"} <= set(MODULES)
     pairs = {(i.importer, i.target) for i in IMPORTS}
     assert ("graphdel.api", "graphdel.evaluation.run_data") in pairs  # module level
-    assert ("graphdel.evaluation.suite", "graphdel.evaluation.run_data") in pairs  # inside a function
+    assert ("graphdel.evaluation.suite_model", "graphdel.evaluation.run_data") in pairs  # inside a function
 
 
 # ------------------------------------------------------------------------------------------- the rules

@@ -9,7 +9,10 @@ docs/extending.md.
   ``neighbours`` (near-neighbour leakage), ``link_prediction`` (knowledge graphs),
   ``per_example`` (the per-example privacy audit);
 * ``run_data``: a run's data, featurised and split into the pair sets every model is evaluated on;
-* ``suite``: every metric of the audit on one model, and the comparison with Retrain and the original;
+* ``suite``: every metric of the audit on one model, and the comparison with Retrain and the original; its
+  parts are ``suite_model`` (one model: pair sets, metrics, comparison), ``suite_signals`` (per-pair
+  signals), ``suite_attacks`` (distinguishability, membership attacks, LiRA), ``suite_runs`` (run folders to
+  one evaluation) and ``suite_output`` (report folder with certificates, terminal tables);
 * ``summary``: gaps, the summary score and the targets;
 * ``report``, ``audit_report``, ``compare``: report.md / report.html / metrics.json and plots, the audit's
   section of it, and one request's outcome across modalities; the report's parts are ``report_format``
@@ -22,4 +25,5 @@ docs/extending.md.
 __all__ = ["audit_report", "certificate", "certificate_build", "certificate_checks", "certificate_recompute",
            "certificate_verify", "compare", "distinguishability", "embed", "link_prediction", "matching",
            "membership", "neighbours", "per_example", "probes", "report", "report_format", "report_plots",
-           "report_render", "report_verdicts", "retrieval", "run_data", "suite", "summary"]
+           "report_render", "report_verdicts", "retrieval", "run_data", "suite", "suite_attacks", "suite_model",
+           "suite_output", "suite_runs", "suite_signals", "summary"]

@@ -2,9 +2,9 @@
 
 ``save_model`` writes ``model.safetensors`` and ``model_config.json``; ``load_model`` rebuilds the class
 ``MODEL_TYPES[config.modality]`` from that config and loads the weights strictly. They are defined in
-:mod:`graphdel.models.joint`, beside the registry they rebuild from and the ``save_pretrained`` /
-``from_pretrained`` methods that call them (this module importing joint while joint imported it was an
-import cycle); this is the module they are imported from.
+:mod:`graphdel.models.saving`, below the base class whose ``save_pretrained`` / ``from_pretrained`` call them;
+this is the module they are imported from. It imports them through :mod:`graphdel.models.joint` so that the
+molecule model is registered before anything is loaded.
 """
 
 from __future__ import annotations

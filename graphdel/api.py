@@ -87,23 +87,14 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     data = DataConfig(source=data) if isinstance(data, str) else data
     if out is not None:  # fail before hours of training, not after: taken, inside a run, or not writable
         check_output(out)
-    if quick:
-        q_data, q_model, q_train = quick_configs(data.source)
-        if data.max_items is None:
-            data = DataConfig(**{**asdict(data), "max_items": q_data.max_items})
-        model_config = model_config or q_model
-        config = config or q_train
-    model_config = model_config or ModelConfig()
-    config = config or TrainConfig()
+    data, model_config, config = _given_or_default_configs(data, model_config, config, quick)
     device = resolve_device(config.device)  # CUDA asked for without a GPU: said before any work
     # the modality's recipe is resolved before featurising: it may change what is cached (the caption tokens
     # the molecule model's fusion module reads)
     corpus = prepared.corpus if prepared is not None else load_corpus(data)
     model_config, config = modality_defaults(corpus.modality, model_config, config, quick)
     prepared = prepared or prepare(data, model_config, exclude=exclude, corpus=corpus, progress=progress)
-    model_extra = getattr(prepared.data.items, "model_extra", None)
-    extra = {**(model_extra() if model_extra is not None else {}), **model_config.extra}
-    model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality, "extra": extra})
+    model_config = _with_item_settings(model_config, prepared)
     torch.manual_seed(config.seed)
     model = build_model(model_config)
     sets = prepared.sets()
@@ -111,18 +102,63 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
     result = train_model(model, sets["train"], sets["val"], config, progress=progress, distractors=distractors)
     metrics = None
     if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
-        with placed(result.model, device):  # scored where it trained; back on the CPU to be written
-            splits = retrieval_metrics(result.model, sets, distractors, pool_size=config.eval_pool)
-            metrics = {"splits": splits, "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
-            _merge_split_metrics(splits, result.model, sets)
-            if config.fusion_epochs:  # the trained matching head: true vs random and hard partners, re-ranking
-                from graphdel.evaluation.matching import matching_metrics
+        metrics = _trained_metrics(result, sets, distractors, config, device)
+    run_config = _train_run_config(data, prepared, model_config, config)
+    out = Path(out) if out is not None else _default_out("train", run_config)
+    if distributed.is_main():
+        with staged_folder(out) as folder:
+            write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.history, history=[])
+            write_integrity(folder)  # last: the hashes of the weights and config.json as written
+    distributed.barrier()  # the other processes read rank 0's folder
+    run = Run.load(out)
+    run._model = result.model
+    return run
 
-                held_out = {k: v for k, v in sets.items() if k != "train"}
-                for name, entry in matching_metrics(result.model, held_out, distractors,
-                                                    pool_size=config.eval_pool, device=device).items():
-                    splits[name]["matching"] = entry
-    run_config = {
+
+def _given_or_default_configs(data: DataConfig, model_config: ModelConfig | None, config: TrainConfig | None,
+                              quick: bool) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """The configurations :func:`train` runs with: those given, the rest from :func:`quick_configs` when
+    ``quick`` (and its item cap when ``data`` sets none), else the generic defaults."""
+    if quick:
+        q_data, q_model, q_train = quick_configs(data.source)
+        if data.max_items is None:
+            data = DataConfig(**{**asdict(data), "max_items": q_data.max_items})
+        model_config = model_config or q_model
+        config = config or q_train
+    return data, model_config or ModelConfig(), config or TrainConfig()
+
+
+def _with_item_settings(model_config: ModelConfig, prepared: Prepared) -> ModelConfig:
+    """``model_config`` for the prepared corpus: its modality, and in ``extra`` the settings the item store
+    reports (``model_extra()``, e.g. the image encoder), under those the caller set."""
+    model_extra = getattr(prepared.data.items, "model_extra", None)
+    extra = {**(model_extra() if model_extra is not None else {}), **model_config.extra}
+    return ModelConfig.from_dict({**model_config.to_dict(), "modality": prepared.corpus.modality, "extra": extra})
+
+
+def _trained_metrics(result, sets: dict, distractors, config: TrainConfig, device: torch.device) -> dict:
+    """The metrics a trained run records: retrieval on each split with the model's own per-split metrics
+    and, when the fusion stage ran, the matching head's on the held-out splits; computed on ``device``."""
+    with placed(result.model, device):  # scored where it trained; back on the CPU to be written
+        splits = retrieval_metrics(result.model, sets, distractors, pool_size=config.eval_pool)
+        metrics = {"splits": splits, "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s}
+        _merge_split_metrics(splits, result.model, sets)
+        if config.fusion_epochs:  # the trained matching head: true vs random and hard partners, re-ranking
+            from graphdel.evaluation.matching import matching_metrics
+
+            held_out = {k: v for k, v in sets.items() if k != "train"}
+            for name, entry in matching_metrics(result.model, held_out, distractors,
+                                                pool_size=config.eval_pool, device=device).items():
+                splits[name]["matching"] = entry
+    return metrics
+
+
+def _train_run_config(data: DataConfig, prepared: Prepared, model_config: ModelConfig, config: TrainConfig
+                      ) -> dict:
+    """The ``config.json`` of a trained run: the data read (and what of it was skipped or stripped), the
+    model and training configurations, and the calibration and excluded pairs."""
+    corpus = prepared.corpus
+    return {
         "kind": "train", "graphdel_version": graphdel.__version__,
         # corpus.source names the data with an absolute path (csv:/abs/x.csv), so the run works from any
         # directory; `--data` re-points it if the data moves (load_run_data)
@@ -136,15 +172,6 @@ def train(data: str | DataConfig = "drugs", config: TrainConfig | None = None,
         "calibration_ids": [corpus.pair_ids[r] for r in prepared.calibration],
         "excluded_ids": [corpus.pair_ids[r] for r in prepared.excluded],
     }
-    out = Path(out) if out is not None else _default_out("train", run_config)
-    if distributed.is_main():
-        with staged_folder(out) as folder:
-            write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.history, history=[])
-            write_integrity(folder)  # last: the hashes of the weights and config.json as written
-    distributed.barrier()  # the other processes read rank 0's folder
-    run = Run.load(out)
-    run._model = result.model
-    return run
 
 
 def modality_defaults(modality: str, model_config: ModelConfig, config: TrainConfig, quick: bool
@@ -285,10 +312,9 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         ConfigError: ``device`` is not here (CUDA without a GPU), before any work.
     """
     from graphdel.data.requests import DeletionRequest
-    from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
-    from graphdel.io import cached_sha256_file, sha256_file
+    from graphdel.io import sha256_file
     from graphdel.resources import measure
-    from graphdel.unlearning import UnlearningContext, unlearn
+    from graphdel.unlearning import unlearn
 
     where = resolve_device(device)  # CUDA asked for without a GPU: said before any work
     run = _as_run(run, accept_modified=accept_modified)
@@ -302,7 +328,45 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         # silently widen the request to every pair of each named molecule.
         request = make_request(run, file=request, by="pair", prepared=prepared)
     corpus = prepared.corpus
+    _check_still_trained(run, prepared, request.rows(corpus))
+    request, inferable = _inferable_facts(prepared, request, close)  # a closure adds retained pairs to Df
     df_rows = request.rows(corpus)
+    dr_rows = prepared.retained_rows(df_rows)
+    sets = evaluation_sets(prepared, df_rows, seed)
+    retrain = _retrain(run, prepared, dr_rows, device, where, retrain_fn, progress)
+    distractors = prepared.distractors()
+    root = _chain_original(run)
+    ctx = _unlearning_context(run, prepared, sets, dr_rows, distractors, retrain, root, seed, where, progress)
+    with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
+        result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
+    result.model.forget_structure(sets["forget"])  # a model storing training data (a KG's graph) drops Df
+    procedure = _procedure(run.model, result, sets["forget"], run.path, method)
+    metrics = None
+    if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
+        metrics = _forget_metrics(result, sets, distractors, cost, inferable, where)
+    request_json = request.to_json(corpus)
+    parent_weights = sha256_file(run.path / "model.safetensors")
+    run_config = _forget_run_config(run, result, method, corpus, request, seed, parent_weights, accepted, root)
+    history = run.history + [{"request": request_json, "method": run_config["method"],
+                              "parent_weights_sha256": parent_weights, "applied_at": _utc_now()}]
+    out = Path(out) if out is not None else _default_out("forget", {"parent": parent_weights, "method": method,
+                                                                    "request": request_json, "o": overrides})
+    if distributed.is_main():
+        _write_forget_run(out, run, result, run_config, metrics, history, request_json, parent_weights, procedure)
+    distributed.barrier()  # the other processes read rank 0's folder
+    new = Run.load(out)
+    new._model = result.model
+    return new
+
+
+def _check_still_trained(run: Run, prepared: Prepared, df_rows: Sequence[int]) -> None:
+    """Refuse requested rows ``run`` does not train on: those an earlier request of its history deleted
+    (naming that request), then any other it never trained on (calibration, val/test).
+
+    Raises:
+        InvalidInputError: naming the first 10 such pairs.
+    """
+    corpus = prepared.corpus
     allowed = set(prepared.trained_rows())
     outside = [corpus.pair_ids[r] for r in df_rows if r not in allowed]
     deleted = deleted_pairs(run)
@@ -312,10 +376,12 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
                                 f"{run.path} (graphdel history lists them): {again[:10]}")
     if outside:
         raise InvalidInputError(f"{len(outside)} requested pairs were never trained on by {run.path}: {outside[:10]}")
-    request, inferable = _inferable_facts(prepared, request, close)  # a closure adds retained pairs to Df
-    df_rows = request.rows(corpus)
-    dr_rows = prepared.retained_rows(df_rows)
-    sets = evaluation_sets(prepared, df_rows, seed)
+
+
+def _retrain(run: Run, prepared: Prepared, dr_rows: Sequence[int], device: str | torch.device,
+             where: torch.device, retrain_fn, progress: bool):
+    """``() -> model``: Retrain for a deletion from ``run`` (``retrain_fn(prepared, dr_rows)`` when given,
+    else :func:`retrain_model` with the run's recorded recipe), trained only when a method asks for it."""
     # Retrain replays the original recipe on the device this deletion runs on (not the one the original
     # was trained on: `forget --device cpu` on a GPU machine retrains on the CPU)
     train_config = dataclasses.replace(TrainConfig(**run.config["train"]),
@@ -327,31 +393,49 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
             return retrain_fn(prepared, dr_rows)
         return retrain_model(prepared, dr_rows, model_config, train_config, progress=progress)
 
-    distractors = prepared.distractors()
-    root = _chain_original(run)
-    earlier = sorted(corpus.index_of(p) for p in deleted if corpus.has_pair(p))  # earlier requests' pairs
-    ctx = UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
-                            calibration=sets["calibration"] if len(sets["calibration"]) else None,
-                            val=sets["val"], distractors=distractors, retrain=retrain, seed=seed,
-                            device=where,
-                            progress=progress, anchor=_anchor(root, run, prepared) if root is not None else None,
-                            earlier_forget=prepared.data.subset(earlier, "earlier_forget") if earlier else None)
-    with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
-        result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
-    result.model.forget_structure(sets["forget"])  # a model storing training data (a KG's graph) drops Df
-    procedure = _procedure(run.model, result, sets["forget"], run.path, method)
-    metrics = None
-    if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
-        with placed(result.model, where):  # scored where it was unlearned; back on the CPU to be written
-            metrics = {"splits": retrieval_metrics(result.model, sets, distractors),
-                       "wall_time_s": result.wall_time_s,
-                       **{k: v for k, v in cost.items() if k != "wall_time_s"},
-                       "selected": result.selected,
-                       **({"inferable": inferable} if inferable is not None else {})}
-            _merge_split_metrics(metrics["splits"], result.model, sets)
-    request_json = request.to_json(corpus)
-    parent_weights = sha256_file(run.path / "model.safetensors")
-    run_config = {
+    return retrain
+
+
+def _unlearning_context(run: Run, prepared: Prepared, sets: dict, dr_rows: Sequence[int], distractors, retrain,
+                        root: Run | None, seed: int, where: torch.device, progress: bool):
+    """The :class:`~graphdel.unlearning.UnlearningContext` of a deletion from ``run``: the evaluation
+    ``sets``, the retained rows, the pairs earlier requests of its history deleted and, for a chain of
+    deletions, the chain's original ``root`` as an anchor."""
+    from graphdel.unlearning import UnlearningContext
+
+    corpus = prepared.corpus
+    earlier = sorted(corpus.index_of(p) for p in deleted_pairs(run) if corpus.has_pair(p))  # earlier requests' pairs
+    return UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
+                             calibration=sets["calibration"] if len(sets["calibration"]) else None,
+                             val=sets["val"], distractors=distractors, retrain=retrain, seed=seed,
+                             device=where,
+                             progress=progress, anchor=_anchor(root, run, prepared) if root is not None else None,
+                             earlier_forget=prepared.data.subset(earlier, "earlier_forget") if earlier else None)
+
+
+def _forget_metrics(result, sets: dict, distractors, cost: dict, inferable: dict | None,
+                    where: torch.device) -> dict:
+    """The metrics an unlearned run records: retrieval on each split with the model's own per-split metrics,
+    the method's time and memory (``cost``), the selected epoch and, for a KG, what stays inferable;
+    computed on ``where``."""
+    with placed(result.model, where):  # scored where it was unlearned; back on the CPU to be written
+        metrics = {"splits": retrieval_metrics(result.model, sets, distractors),
+                   "wall_time_s": result.wall_time_s,
+                   **{k: v for k, v in cost.items() if k != "wall_time_s"},
+                   "selected": result.selected,
+                   **({"inferable": inferable} if inferable is not None else {})}
+        _merge_split_metrics(metrics["splits"], result.model, sets)
+    return metrics
+
+
+def _forget_run_config(run: Run, result, method: str, corpus, request, seed: int, parent_weights: str,
+                       accepted, root: Run | None) -> dict:
+    """The ``config.json`` of an unlearned run: the parent's, with the method and its resolved config, the
+    data actually used, the parent (and what of it was accepted modified), the pairs now excluded and the
+    chain's original."""
+    from graphdel.io import cached_sha256_file
+
+    return {
         **run.config, "kind": "forget", "method": result.config.get("method", method),
         # the data actually used: its content hash (differs from the parent's only when forced) and where it
         # was read (differs when --data re-pointed the run at moved data)
@@ -367,23 +451,22 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
                                "weights_sha256": cached_sha256_file(root.path / "model.safetensors")}}
            if root is not None else {}),
     }
-    history = run.history + [{"request": request_json, "method": run_config["method"],
-                              "parent_weights_sha256": parent_weights, "applied_at": _utc_now()}]
-    out = Path(out) if out is not None else _default_out("forget", {"parent": parent_weights, "method": method,
-                                                                    "request": request_json, "o": overrides})
-    if distributed.is_main():
-        with staged_folder(out) as folder:
-            write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.log,
-                      history=history, extra_json={"request.json": request_json})
-            certificate = build_certificate(
-                folder, original_weights_sha256=parent_weights,
-                procedure=procedure,
-                previous_certificate_sha256=parent_certificate_sha256(run.path))
-            atomic_write_json(certificate, folder / "certificate.json")
-    distributed.barrier()  # the other processes read rank 0's folder
-    new = Run.load(out)
-    new._model = result.model
-    return new
+
+
+def _write_forget_run(out: Path, run: Run, result, run_config: dict, metrics: dict | None, history: list,
+                      request_json: dict, parent_weights: str, procedure: dict) -> None:
+    """Write the unlearned run folder ``out`` (staged, then moved into place): the run, its request, and the
+    certificate chained to ``run``'s."""
+    from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
+
+    with staged_folder(out) as folder:
+        write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.log,
+                  history=history, extra_json={"request.json": request_json})
+        certificate = build_certificate(
+            folder, original_weights_sha256=parent_weights,
+            procedure=procedure,
+            previous_certificate_sha256=parent_certificate_sha256(run.path))
+        atomic_write_json(certificate, folder / "certificate.json")
 
 
 def _inferable_facts(prepared: Prepared, request: "graphdel.data.requests.DeletionRequest", close: bool

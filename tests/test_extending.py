@@ -40,12 +40,12 @@ def registries_restored() -> Iterator[None]:
     process would otherwise fail on its own earlier registrations."""
     import graphdel.api  # noqa: F401  (registers the built-in sources, featurisers, granularities, models)
     import graphdel.unlearning  # noqa: F401  (registers the built-in methods)
-    from graphdel.data import pairs, requests, sources
+    from graphdel.data import granularities, pairs, sources
     from graphdel.models import joint
     from graphdel.unlearning import registry as methods
 
     registries: list[Any] = [methods._METHODS, methods._ALIASES, sources._SOURCES, pairs.ITEM_FEATURIZERS,
-                             pairs.ITEM_PROPERTIES, pairs.CORPUS_VIEWS, requests._GRANULARITIES,
+                             pairs.ITEM_PROPERTIES, pairs.CORPUS_VIEWS, granularities._GRANULARITIES,
                              joint.MODEL_TYPES, pairs._USES_MODEL_CONFIG]
     saved = [r.copy() for r in registries]
     try:

@@ -12,8 +12,10 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
 * ``images``: the image modality;
 * ``pairs``: featurised pairs and samplers (Df, Dr...), the featuriser/probe/view registries;
 * ``loading``: batch prefetching for the training loop;
-* ``requests``: deletion requests and their granularities.
+* ``requests``: deletion requests and their granularities, every name imported from there; they are defined in
+  ``granularities`` (the ways of naming what to forget), ``request_build`` (the checks a request is built
+  with) and ``request_file`` (the request file and the pair hashes).
 """
 
-__all__ = ["corpus", "images", "kg", "kg_facts", "kg_pairs", "loading", "molecules", "pairs", "requests",
-           "scaffold", "sources"]
+__all__ = ["corpus", "granularities", "images", "kg", "kg_facts", "kg_pairs", "loading", "molecules", "pairs",
+           "request_build", "request_file", "requests", "scaffold", "sources"]

@@ -641,7 +641,7 @@ def _expand_images(corpus: Corpus, ids: Sequence[str]) -> dict[str, list[int]]:
 
 
 def _register_image_granularity() -> None:
-    from graphdel.data.requests import _GRANULARITIES, register_granularity, rows_by_item
+    from graphdel.data.granularities import _GRANULARITIES, register_granularity, rows_by_item
 
     if "image" not in _GRANULARITIES:
         register_granularity("image", _expand_images, units=rows_by_item, unit_name="images",

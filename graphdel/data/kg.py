@@ -489,7 +489,7 @@ def _expand_entities(corpus: Corpus, ids) -> dict[str, list[int]]:
 
 def _register_kg_plugins() -> None:
     from graphdel.data.pairs import register_corpus_view, register_featurizer
-    from graphdel.data.requests import _GRANULARITIES, register_granularity
+    from graphdel.data.granularities import _GRANULARITIES, register_granularity
 
     register_corpus_view("kg", with_triple_pairs)
     register_featurizer("kg")(KGItemStore.from_corpus)

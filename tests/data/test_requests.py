@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from graphdel.data import requests as rq
+from graphdel.data import granularities
 from graphdel.data.corpus import Corpus
 from graphdel.data.requests import DeletionRequest, pair_hash, register_granularity
 from graphdel.data.sources import load_dataset
@@ -282,7 +282,7 @@ def test_malformed_json_request(corpus, tmp_path):
 
 
 def test_register_granularity(corpus, monkeypatch):
-    monkeypatch.setattr(rq, "_GRANULARITIES", dict(rq._GRANULARITIES))
+    monkeypatch.setattr(granularities, "_GRANULARITIES", dict(granularities._GRANULARITIES))
 
     def by_first_word(c, ids):
         out = {}

@@ -4,7 +4,9 @@ The modules are imported by name (``from graphdel.data.requests import DeletionR
 package loads none of them, so it stays free of torch, RDKit and PyTorch Geometric.
 
 * ``corpus``: :class:`~graphdel.data.corpus.Corpus`, one row per (item, text) pair;
-* ``sources``: the source registry and the molecule loaders (``drugs``, ``chebi20:PATH``, ``csv:PATH``);
+* ``sources``: the source registry and the molecule loaders (``drugs``, ``chebi20:PATH``, ``csv:PATH``), every
+  name imported from there; reading a source's files is in ``reading``, and turning molecule rows into a
+  corpus in ``molecule_corpus``;
 * ``molecules``, ``scaffold``: SMILES -> graphs (and the molecules' probe targets), Bemis–Murcko scaffolds and
   the scaffold split;
 * ``kg``, ``kg_facts``, ``kg_pairs``: the knowledge-graph modality, the facts a KG deletion leaves behind, and
@@ -17,5 +19,5 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
   with) and ``request_file`` (the request file and the pair hashes).
 """
 
-__all__ = ["corpus", "granularities", "images", "kg", "kg_facts", "kg_pairs", "loading", "molecules", "pairs",
-           "request_build", "request_file", "requests", "scaffold", "sources"]
+__all__ = ["corpus", "granularities", "images", "kg", "kg_facts", "kg_pairs", "loading", "molecule_corpus",
+           "molecules", "pairs", "reading", "request_build", "request_file", "requests", "scaffold", "sources"]

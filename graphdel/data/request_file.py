@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from graphdel.data.corpus import Corpus
+from graphdel.data.reading import decode_utf8
 from graphdel.errors import InvalidInputError, RequestError, shorten
 
 FORMAT = "graphdel-deletion-request"
@@ -128,8 +129,6 @@ def read_utf8(path: Path) -> str:
     Raises:
         InvalidInputError: unreadable file or bad encoding.
     """
-    from graphdel.data.sources import decode_utf8
-
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -30,36 +30,31 @@ pairs that are exact copies of another (same canonical SMILES and text: a deleti
 copy, see :meth:`Corpus.copies <graphdel.data.corpus.Corpus.copies>`), and molecule ids that share one
 structure (requests by molecule treat them as one molecule), with a second line when such a structure
 spans two splits.
+
+The registry and the built-in sources are here; reading files (:mod:`graphdel.data.reading`) and turning
+molecule rows into a corpus (:mod:`graphdel.data.molecule_corpus`) are modules of their own, every public
+name of both also imported from here.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
-import hashlib
-import io
 import os
 import re
-import zlib
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator
 
 from graphdel.data.corpus import Corpus
-from graphdel.data.molecules import standardize_smiles
-from graphdel.data.scaffold import scaffold_split
-from graphdel.errors import InvalidInputError, InvalidMoleculeError, shorten, warn
+from graphdel.data.molecule_corpus import RawPair, default_item_id, molecule_corpus
+from graphdel.data.reading import (MAX_FIELD_BYTES, MAX_TEXT_CHARS, clean_text, csv_table, decode_utf8,
+                                   read_text_file, tsv_records)
+from graphdel.errors import InvalidInputError, shorten
 
-#: A text longer than this many characters is refused (a parsing accident, not a caption).
-MAX_TEXT_CHARS = 100_000
-#: Largest CSV field accepted by the parser (the text limit above is checked afterwards).
-MAX_FIELD_BYTES = 10 * 1024 * 1024
-
-_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                  "dev": "val", "test": "test", "testing": "test"}
-# Whitespace runs containing a line break, tab or other vertical separator become one space.
-_BREAKS = re.compile(r"\s*[\t\n\r\f\v\x1c\x1d\x1e\x85\u2028\u2029]\s*")
+__all__ = ["CHEBI20_COLUMNS", "CHEBI20_FILES", "CSV_OPTIONAL", "CSV_REQUIRED", "DRUGS_COLUMNS", "MAX_FIELD_BYTES",
+           "MAX_TEXT_CHARS", "RawPair", "SourceInfo", "available_sources", "clean_text", "csv_table", "data_dir",
+           "decode_utf8", "default_item_id", "load_chebi20", "load_csv", "load_dataset", "load_drugs",
+           "molecule_corpus", "read_text_file", "register_source"]
 
 
 # --------------------------------------------------------------------------------------------- registry
@@ -146,291 +141,6 @@ def load_dataset(spec: str, *, skip_invalid: bool = False) -> Corpus:
     return corpus
 
 
-# --------------------------------------------------------------------------------------------- reading
-
-def read_text_file(path: str | Path) -> str:
-    """Read a whole file as strict UTF-8 (``.gz`` decompressed, a leading BOM dropped).
-
-    Raises:
-        InvalidInputError: unreadable, not a regular file, empty, binary (NUL byte), bad gzip, or not UTF-8
-            (naming the line and byte offset).
-    """
-    path = Path(path)
-    if path.exists() and not path.is_file() and not path.is_dir():
-        # A device or a pipe (/dev/zero, a FIFO) would be read forever or block: refuse it unread.
-        raise InvalidInputError(f"{path} is not a regular file")
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError as e:
-        raise InvalidInputError(f"{path} is a folder, expected a file") from e
-    except OSError as e:
-        raise InvalidInputError(f"cannot read {path}: {e.strerror or e}") from e
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise InvalidInputError(f"{path} is not a valid gzip file: {e}") from e
-    if not data.strip():
-        raise InvalidInputError(f"{path} is empty")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise InvalidInputError(f"{path} looks binary: NUL byte at line {line}, byte offset {nul}")
-    return decode_utf8(data, path)
-
-
-def decode_utf8(data: bytes, path: str | Path) -> str:
-    """Strict UTF-8 decoding of a file's bytes (a leading BOM dropped); the error names line and offset."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise InvalidInputError(f"{path} is not valid UTF-8: bad byte at line {line}, "
-                                f"byte offset {e.start}") from e
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def clean_text(text: str) -> str:
-    """Strip ``text`` and collapse every whitespace run containing a line break or tab into one space."""
-    return _BREAKS.sub(" ", text).strip()
-
-
-def _tsv_records(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield ``(line number, {column: value})`` for a tab-separated file with a header (no quoting)."""
-    lines = read_text_file(path).split("\n")
-    header_at = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if header_at is None:
-        raise InvalidInputError(f"{path} is empty")
-    header = [h.strip() for h in lines[header_at].rstrip("\r").split("\t")]
-    by_lower = {h.lower(): i for i, h in enumerate(header)}
-    missing = [c for c in required if c.lower() not in by_lower]
-    if missing:
-        raise InvalidInputError(f"{path}: missing column{'s' if len(missing) > 1 else ''} "
-                                f"{', '.join(map(repr, missing))} in the tab-separated header; "
-                                f"found columns {header}")
-    index = {c: by_lower[c.lower()] for c in required}
-    for i in range(header_at + 1, len(lines)):
-        line = lines[i].rstrip("\r")
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            raise InvalidInputError(f"{path}, line {i + 1}: expected {len(header)} tab-separated fields "
-                                    f"({', '.join(header)}), found {len(fields)}")
-        yield i + 1, {c: fields[j] for c, j in index.items()}
-
-
-# --------------------------------------------------------------------------------------------- corpus
-
-class RawPair(NamedTuple):
-    """One raw row for :func:`molecule_corpus`.
-
-    ``pair_id`` ``None``: ``f"{item_id}#{k}"`` with ``k`` counting (from 0) the rows of that item in input
-    order. ``item_id`` ``None``: ``"m:" + sha1(canonical SMILES)[:12]``. ``split`` ``None``: scaffold split.
-    ``file``: the file of the row when a source reads several (it is then named in errors and skips).
-    """
-
-    row: int
-    pair_id: str | None
-    item_id: str | None
-    smiles: str
-    text: str
-    split: str | None
-    file: str | None = None
-
-
-def default_item_id(canonical_smiles: str) -> str:
-    """``m:`` + the first 12 hex digits of the SHA-1 of the canonical SMILES."""
-    return "m:" + hashlib.sha1(canonical_smiles.encode("utf-8")).hexdigest()[:12]
-
-
-def _name_ids(ids: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(map(shorten, list(ids)[:limit]))
-    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
-    return f"{len(ids)}: {shown}{more}"
-
-
-def molecule_corpus(rows: Iterable[Sequence], *, source: str, skip_invalid: bool = False,
-                    where: str | None = None) -> Corpus:
-    """A molecule :class:`Corpus` from raw rows ``(row, pair_id, item_id, smiles, text, split[, file])``.
-
-    Each SMILES goes through :func:`~graphdel.data.molecules.standardize_smiles` (canonical, salts reduced to
-    the largest organic fragment; removed fragments are recorded per item in ``corpus.removed_fragments``
-    and per row in ``corpus.stripped``, and their count is warned about). Texts
-    are stripped and their line breaks and tabs collapsed to one space. When no row gives a split, items
-    are scaffold-split (:func:`~graphdel.data.scaffold.scaffold_split`, seed 0) and every pair takes the
-    split of its molecule.
-
-    Args:
-        rows: raw rows (see :class:`RawPair` for the ``None`` conventions).
-        source: the spec stored in ``corpus.source``.
-        skip_invalid: leave invalid rows out and record them in ``corpus.skipped`` as
-            ``{"row", "id", "reason"}`` (plus ``"file"`` when the row says which file), instead of raising.
-        where: the file name used in messages for rows that do not carry one.
-
-    Raises:
-        InvalidMoleculeError: an unparsable SMILES (naming row and id).
-        InvalidInputError: empty or over-long text, unknown split, an item id with two different
-            SMILES or in two splits, splits given for some rows only, duplicated pair ids, or no valid row
-            at all.
-    """
-    pair_ids: list[str] = []
-    item_ids: list[str] = []
-    texts: list[str] = []
-    splits: list[str | None] = []
-    items: dict[str, str] = {}
-    item_row: dict[str, tuple[int, str | None]] = {}
-    item_split: dict[str, tuple[str, int, str | None]] = {}
-    stripped: list[dict] = []
-    removed: dict[str, list[str]] = {}
-    skipped: list[dict] = []
-    seen_per_item: Counter = Counter()
-    pair_rows: dict[str, list[str]] = {}
-    n_rows = 0
-
-    for raw in rows:
-        r = RawPair(*raw)
-        n_rows += 1
-        file = r.file or where
-        loc = f"{file}, row {r.row}" if file else f"row {r.row}"
-        given_item = r.item_id.strip() if isinstance(r.item_id, str) and r.item_id.strip() else None
-        given_pair = r.pair_id.strip() if isinstance(r.pair_id, str) and r.pair_id.strip() else None
-
-        def fail(reason: str, ident: str | None, *, molecule: bool = False,
-                 smiles: str | None = None) -> None:
-            if skip_invalid:
-                record = {"row": r.row, "id": ident, "reason": reason}
-                if r.file:
-                    record["file"] = r.file
-                skipped.append(record)
-                return
-            if molecule:
-                raise InvalidMoleculeError(reason + (f" (in {file})" if file else ""), row=r.row,
-                                           item_id=ident, smiles=smiles)
-            raise InvalidInputError(f"{loc}" + (f", id {shorten(ident)}" if ident else "") + f": {reason}")
-
-        # Number the rows of a named item before any validation, so ids do not shift when a row is skipped.
-        k = None
-        if given_item is not None:
-            k = seen_per_item[given_item]
-            seen_per_item[given_item] += 1
-
-        smiles = r.smiles if isinstance(r.smiles, str) else ""
-        try:
-            std = standardize_smiles(smiles)
-        except InvalidMoleculeError as e:
-            fail(str(e), given_item or given_pair, molecule=True, smiles=smiles)
-            continue
-        item_id = given_item or default_item_id(std.smiles)
-        if given_item is None:
-            k = seen_per_item[item_id]
-            seen_per_item[item_id] += 1
-        pair_id = given_pair or f"{item_id}#{k}"
-
-        text = clean_text(r.text) if isinstance(r.text, str) else ""
-        if not text:
-            fail("empty text", pair_id)
-            continue
-        if len(text) > MAX_TEXT_CHARS:
-            fail(f"text of {len(text)} characters is longer than the limit of {MAX_TEXT_CHARS}", pair_id)
-            continue
-        split = None
-        if r.split is not None:
-            split = _SPLIT_ALIASES.get(str(r.split).strip().lower())
-            if split is None:
-                fail(f"unknown split {shorten(r.split)} (expected train, val or test)", pair_id)
-                continue
-        if item_id in items and items[item_id] != std.smiles:
-            first_row, first_file = item_row[item_id]
-            first = (f"{first_file} row {first_row}" if first_file and first_file != r.file
-                     else f"row {first_row}")
-            fail(f"molecule id {shorten(item_id)} has SMILES {shorten(std.smiles)} here but "
-                 f"{shorten(items[item_id])} at {first}", item_id)
-            continue
-        earlier = item_split.get(item_id)
-        if split is not None and earlier is not None and earlier[0] != split:
-            # one molecule in two splits: its test (or val) score measures memorisation, not retrieval
-            first_split, first_row, first_file = earlier
-            first = (f"{first_file} row {first_row}" if first_file and first_file != r.file
-                     else f"row {first_row}")
-            fail(f"molecule id {shorten(item_id)} is in the {split} split here but in the {first_split} split "
-                 f"at {first}: one molecule in two splits leaks training data into evaluation", item_id)
-            continue
-
-        if item_id not in items:
-            items[item_id] = std.smiles
-            item_row[item_id] = (r.row, r.file)
-            if std.removed:
-                removed[item_id] = list(std.removed)
-        if split is not None and item_id not in item_split:
-            item_split[item_id] = (split, r.row, r.file)
-        if std.removed:
-            record = {"row": r.row, "id": pair_id, "removed": list(std.removed)}
-            if r.file:
-                record["file"] = r.file
-            stripped.append(record)
-        pair_ids.append(pair_id)
-        pair_rows.setdefault(pair_id, []).append(f"{r.file} row {r.row}" if r.file else f"row {r.row}")
-        item_ids.append(item_id)
-        texts.append(text)
-        splits.append(split)
-
-    label = where or source
-    dupes = [pid for pid, at in pair_rows.items() if len(at) > 1]
-    if dupes:
-        detail = "; ".join(f"{shorten(pid)} at {', '.join(pair_rows[pid])}" for pid in dupes[:10])
-        raise InvalidInputError(f"{label}: duplicated pair ids ({len(dupes)}): {detail}")
-    if not pair_ids:
-        what = "no rows" if n_rows == 0 else f"no valid rows ({len(skipped)} of {n_rows} skipped)"
-        raise InvalidInputError(f"{label}: {what}")
-    given = [s is not None for s in splits]
-    if any(given) and not all(given):
-        missing = [pid for pid, s in zip(pair_ids, splits) if s is None]
-        raise InvalidInputError(f"{label}: a split is given for some rows but not for pairs "
-                                f"{_name_ids(missing)}")
-    if not any(given):
-        by_item = scaffold_split(items, seed=0)
-        splits = [by_item[iid] for iid in item_ids]
-    corpus = Corpus(source=source, modality="molecule", pair_ids=pair_ids, item_ids=item_ids, texts=texts,
-                    splits=splits, items=items, skipped=skipped,  # type: ignore[arg-type]
-                    removed_fragments=removed, stripped=stripped)
-    _report_reductions(corpus, label)
-    return corpus
-
-
-def _report_reductions(corpus: Corpus, label: str) -> None:
-    """Warn (one line each) about what loading did to the rows: stripped salts, exact copies, and molecule
-    ids sharing one structure, so that none of it happens silently."""
-    if corpus.stripped:
-        first = corpus.stripped[0]
-        where = f"{first['file']} " if first.get("file") else ""
-        warn(f"{label}: {len(corpus.stripped)} of {len(corpus)} rows had fragments (salts, solvents) removed "
-             f"from their SMILES, keeping the largest organic fragment (first: {where}row {first['row']}, id "
-             f"{shorten(first['id'])}: removed {shorten('.'.join(first['removed']))}); listed in corpus.stripped")
-    groups = list({tuple(g): g for g in corpus.copies().values()}.values())  # each group once, in row order
-    if groups:
-        extra = sum(len(g) - 1 for g in groups)
-        a, b = groups[0][0], groups[0][1]
-        warn(f"{label}: {extra} pair{'s are exact copies' if extra > 1 else ' is an exact copy'} of another "
-             f"(same structure and text; first: {shorten(corpus.pair_ids[b])} of {shorten(corpus.pair_ids[a])}); "
-             "deleting one deletes every copy")
-    ids_of: dict[str, list[str]] = {}
-    for iid, smiles in corpus.items.items():
-        ids_of.setdefault(smiles, []).append(iid)
-    shared = [ids for ids in ids_of.values() if len(ids) > 1]
-    if shared:
-        extra = sum(len(ids) - 1 for ids in shared)
-        warn(f"{label}: {extra} molecule id{'s share their' if extra > 1 else ' shares its'} structure with "
-             f"another id (first: {shorten(shared[0][1])} and {shorten(shared[0][0])}); by=molecule and "
-             "by=scaffold requests treat them as one molecule")
-        split_of = dict(zip(corpus.item_ids, corpus.splits))
-        mixed = [ids for ids in shared if len({split_of[i] for i in ids}) > 1]
-        if mixed:
-            shown = ", ".join(f"{shorten(i)} ({split_of[i]})" for i in mixed[0])
-            warn(f"{label}: {len(mixed)} structure{'s are' if len(mixed) > 1 else ' is'} in more than one split "
-                 f"under different ids (first: {shown}): the same molecule is trained on and evaluated")
-
-
 # --------------------------------------------------------------------------------------------- sources
 
 def data_dir() -> Path:
@@ -455,7 +165,7 @@ def load_drugs(_arg: None = None, *, skip_invalid: bool = False) -> Corpus:
         raise InvalidInputError(f"the embedded 'drugs' dataset is missing: {path} does not exist "
                                 "(set GRAPHDEL_DATA_DIR to the folder holding drugs/drugs.tsv.gz)")
     rows = ((line, rec["pair_id"], rec["mol_id"], rec["smiles"], rec["text"], rec["split"])
-            for line, rec in _tsv_records(path, DRUGS_COLUMNS))
+            for line, rec in tsv_records(path, DRUGS_COLUMNS))
     return molecule_corpus(rows, source="drugs", skip_invalid=skip_invalid, where=str(path))
 
 
@@ -464,7 +174,7 @@ CHEBI20_FILES = {"train.txt": "train", "validation.txt": "val", "test.txt": "tes
 
 
 def _chebi_rows(path: Path, split: str | None, file_label: str | None) -> Iterator[RawPair]:
-    for line, rec in _tsv_records(path, CHEBI20_COLUMNS):
+    for line, rec in tsv_records(path, CHEBI20_COLUMNS):
         cid = rec["CID"].strip()
         if not cid:
             raise InvalidInputError(f"{path}, line {line}: empty CID")
@@ -520,53 +230,6 @@ def load_csv(path: Path, *, skip_invalid: bool = False) -> Corpus:
     finally:
         csv.field_size_limit(old_limit)
     return molecule_corpus(records, source=f"csv:{path}", skip_invalid=skip_invalid, where=str(path))
-
-
-def csv_table(path: Path, text: str, *, required: Sequence[str], optional: Sequence[str] = (),
-              alternatives: dict[str, Sequence[str]] | None = None, delimiter: str = ","
-              ) -> Iterator[tuple[int, dict[str, str | None]]]:
-    """The rows of a CSV file with a header, as ``(line, {column: value or None})``; blank rows skipped.
-
-    ``required`` columns must be in the header; ``alternatives`` maps a column name to the header names
-    accepted for it (the first present wins, e.g. ``{"caption": ("caption", "text")}``), also required.
-    Column names are matched case-insensitively.
-
-    Raises:
-        InvalidInputError: an empty file, duplicated or missing columns, a row with the wrong number of
-            fields, or malformed CSV, naming the file and the line.
-    """
-    alternatives = dict(alternatives or {})
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    start = 1
-    header: list[str] | None = None
-    index: dict[str, int] = {}
-    try:
-        for fields in reader:
-            line, start = start, reader.line_num + 1
-            if not fields or all(not f.strip() for f in fields):
-                continue
-            if header is None:
-                header = [f.strip().lower() for f in fields]
-                dupes = sorted(c for c, n in Counter(header).items() if n > 1)
-                if dupes:
-                    raise InvalidInputError(f"{path}: duplicated column names {dupes} in the header")
-                chosen = {name: next((c for c in names if c in header), None) for name, names in alternatives.items()}
-                missing = [c for c in required if c not in header] + [n for n, c in chosen.items() if c is None]
-                if missing:
-                    raise InvalidInputError(f"{path}: missing column{'s' if len(missing) > 1 else ''} "
-                                            f"{', '.join(map(repr, missing))}; found columns {fields}")
-                index = {c: header.index(c) for c in (*required, *optional) if c in header}
-                index.update({name: header.index(c) for name, c in chosen.items() if c is not None})
-                continue
-            if len(fields) != len(header):
-                raise InvalidInputError(f"{path}, line {line}: expected {len(header)} fields "
-                                        f"({', '.join(header)}), found {len(fields)}")
-            yield line, {c: (fields[index[c]] if c in index else None)
-                         for c in (*required, *optional, *alternatives)}
-    except csv.Error as e:
-        raise InvalidInputError(f"{path}, line {reader.line_num}: malformed CSV: {e}") from e
-    if header is None:
-        raise InvalidInputError(f"{path} is empty")
 
 
 def _csv_records(path: Path, text: str, delimiter: str) -> list[RawPair]:

@@ -11,7 +11,9 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
   the scaffold split;
 * ``kg``, ``kg_facts``, ``kg_pairs``: the knowledge-graph modality, the facts a KG deletion leaves behind, and
   what a KG pair batch carries (texts with their entities, the triples of a pair set);
-* ``images``: the image modality;
+* ``images``: the image modality, every name imported from there; drawing molecules is in ``depictions``,
+  image files, pixels and loaders in ``image_files``, the ``karpathy`` and ``imagefolder`` readers in
+  ``image_corpus``;
 * ``pairs``: featurised pairs and samplers (Df, Dr...), the featuriser/probe/view registries;
 * ``loading``: batch prefetching for the training loop;
 * ``requests``: deletion requests and their granularities, every name imported from there; they are defined in
@@ -19,5 +21,6 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
   with) and ``request_file`` (the request file and the pair hashes).
 """
 
-__all__ = ["corpus", "granularities", "images", "kg", "kg_facts", "kg_pairs", "loading", "molecule_corpus",
-           "molecules", "pairs", "reading", "request_build", "request_file", "requests", "scaffold", "sources"]
+__all__ = ["corpus", "depictions", "granularities", "image_corpus", "image_files", "images", "kg", "kg_facts",
+           "kg_pairs", "loading", "molecule_corpus", "molecules", "pairs", "reading", "request_build", "request_file",
+           "requests", "scaffold", "sources"]

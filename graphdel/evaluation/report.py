@@ -153,10 +153,26 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     if smoke:
         B.append(("banner", SMOKE_BANNER))
     request = results.get("request") or {}
+    B += _request_blocks(request, results.get("history") or [])
+    verdicts = [method_verdict(m, models, original, reference, keys, summary, smoke) for m in methods]
+    B += _verdict_blocks(verdicts, methods, smoke)
+    B += _headline_blocks(models, order, original, reference, keys, summary, verdicts, request, pool)
+    B += audit_report.summary_blocks(results.get("audit"))  # graphdel report --audit: its numbers, first screen
+    if figures:
+        B.append(("h2", "Plots"))
+        for rel, caption, png in figures:
+            B.append(("img", rel, caption, png))
+    B.append(("h2", APPENDIX))
+    B += _appendix_blocks(results, models, order, summary, pool, request, smoke)
+    return B
+
+
+def _request_blocks(request: Mapping, history: list) -> list[tuple]:
+    """The request line and, for a request applied to an already unlearned model, the chain it continues."""
+    B: list[tuple] = []
     if request:
         B.append(("h2", "Request"))
         B.append(("p", request_line(request)))
-    history = results.get("history") or []
     if len(history) > 1:  # a request applied to an already unlearned model: the chain it continues
         B.append(("p", f"This is request {len(history)} of a chain of deletions from the same original "
                        "(`graphdel history RUN`):"))
@@ -164,36 +180,69 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                   [[str(s.get("step")), str(s.get("applied_at") or "not recorded"), str(s.get("by")),
                     str(s.get("pairs")), str(s.get("method")), str(s.get("certificate_sha256") or "not found")[:12],
                     str(s.get("chain"))] for s in history]))
+    return B
 
-    verdicts = [method_verdict(m, models, original, reference, keys, summary, smoke) for m in methods]
-    B.append(("h2", "Verdicts"))
+
+def _verdict_blocks(verdicts: list[dict], methods, smoke: bool) -> list[tuple]:
+    """The verdicts section: one verdict per method (measurements only in a smoke run)."""
+    B: list[tuple] = [("h2", "Verdicts")]
     if not methods:
         B.append(("p", "No unlearning method in these results."))
     if smoke:
         B.append(("p", "Measurements only: a model this small, trained on a sample, says nothing about the "
                        "methods, so no method is judged against the targets."))
     B.append(("verdicts", verdicts))
+    return B
 
-    B.append(("h2", "Headline: gaps to Retrain"))
+
+def _headline_blocks(models, order, original, reference, keys, summary, verdicts: list[dict], request: Mapping,
+                     pool) -> list[tuple]:
+    """The headline table: each model's gaps to Retrain (forget side) and to the original (test)."""
+    B: list[tuple] = [("h2", "Headline: gaps to Retrain")]
     head, rows = headline_rows(models, order, original, reference, keys, summary,
-                                {v["name"]: v["status"] for v in verdicts})
+                               {v["name"]: v["status"] for v in verdicts})
     side = {"image": "image", "kg": "query"}.get(str(request.get("modality")), "graph")
     B.append(("p", f"MRR: {pool} {side}→text retrieval. Δ compares a method with Retrain on the forget side "
                    f"and with the original model on test. Df-vs-Dr AUC labels Df 0, Dr 1; attack AUC labels "
                    f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction."))
     B.append(("table", head, rows))
-    B += audit_report.summary_blocks(results.get("audit"))  # graphdel report --audit: its numbers, first screen
+    return B
 
-    if figures:
-        B.append(("h2", "Plots"))
-        for rel, caption, png in figures:
-            B.append(("img", rel, caption, png))
 
-    B.append(("h2", APPENDIX))
+def _appendix_blocks(results, models, order, summary, pool, request: Mapping, smoke: bool) -> list[tuple]:
+    """Everything under ``## Appendix: details``: the request, the runs, the targets and scores, every
+    model's measurements split by split, the examples and the audit's details."""
+    B: list[tuple] = []
     if request:
         B.append(("h3", "Deletion request"))
         B.append(("table", ["key", "value"], [[k, cell_text(v)] for k, v in request.items()]))
-    B.append(("h3", "Runs"))
+    B += _run_blocks(models, order)
+    B += _judgement_blocks(summary, smoke)
+    B += _retrieval_blocks(models, order, pool)
+    B += _link_prediction_blocks(models, order)
+    B.extend(_inference_split_blocks(models, order))
+    for section, title in (("distinguishability", "Df-vs-Dr distinguishability"),
+                           ("membership", "Membership inference"),
+                           ("probes", "Unimodal probes"), ("drift", "Embedding drift")):
+        rows = [[n, *kv] for n in order if isinstance(models[n].get(section), Mapping)
+                for kv in kv_rows(models[n][section])]
+        if rows:
+            B.append(("h3", title))
+            B.append(("table", ["model", "metric", "value"], rows))
+    examples = [e for e in (results.get("examples") or []) if isinstance(e, Mapping)]
+    if examples:
+        cols = list(dict.fromkeys(["pair_id", "caption"] + [k for e in examples for k in e]))
+        cols = [c for c in cols if any(c in e for e in examples)]
+        B.append(("h3", "Examples"))
+        B.append(("table", cols, [[fmt(e.get(c)) if not isinstance(e.get(c), str) else e[c] for c in cols]
+                                  for e in examples]))
+    B += audit_report.appendix_blocks(results.get("audit"))
+    return B
+
+
+def _run_blocks(models, order) -> list[tuple]:
+    """The runs: role, method, wall time and memory of each model."""
+    B: list[tuple] = [("h3", "Runs")]
     B.append(("table", ["model", "role", "method", "wall time (s)", "peak RSS (MB)", "added over start (MB)"],
               [[n, models[n].get("role", ""), str(models[n].get("method", "")),
                 fmt(models[n].get("wall_time_s"), 1), *memory_cells(models[n])]
@@ -202,7 +251,12 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                              if models[n].get("peak_mem_method")))
     B.append(("p", "Memory of the process while the method ran (recorded by `forget`; n/a: not recorded)"
                    + (": " + "; ".join(how) if how else "") + "."))
+    return B
 
+
+def _judgement_blocks(summary, smoke: bool) -> list[tuple]:
+    """The targets each method was judged against, and the summary score with its components."""
+    B: list[tuple] = []
     thr = summary.get("thresholds") or {}
     if thr:
         B.append(("h3", "Targets"))
@@ -222,8 +276,11 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                   [[m, fmt(s.get("rank")), fmt(s.get("score")), c, fmt(v.get("gap")), fmt(v.get("error")),
                     fmt(v.get("weight")), fmt(v.get("scale"))]
                    for m, s in scores.items() for c, v in (s.get("components") or {}).items()]))
+    return B
 
-    B.append(("h3", "Retrieval"))
+
+def _retrieval_blocks(models, order, pool) -> list[tuple]:
+    """Retrieval of every model on every split, both directions, full ranking and the ``pool`` protocol."""
     rrows = []
     for n in order:
         splits = models[n].get("splits") or {}
@@ -236,10 +293,15 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
                           fmt(t.get("mrr")), fmt(t.get("hits@1")), fmt(t.get("hits@10")),
                           fmt(p.get("g2t_mrr")), fmt(p.get("t2g_mrr")), fmt(p.get("g2t_acc")),
                           fmt(p.get("t2g_acc")), fmt(sp.get("match_acc"))])
-    B.append(("table", ["model", "split", "n", "g2t MRR", "g2t H@1", "g2t H@10",
-                        "t2g MRR", "t2g H@1", "t2g H@10", f"{pool} g2t MRR", f"{pool} t2g MRR",
-                        f"{pool} g2t acc", f"{pool} t2g acc", "match acc"],
-              rrows))
+    return [("h3", "Retrieval"),
+            ("table", ["model", "split", "n", "g2t MRR", "g2t H@1", "g2t H@10",
+                       "t2g MRR", "t2g H@1", "t2g H@10", f"{pool} g2t MRR", f"{pool} t2g MRR",
+                       f"{pool} g2t acc", f"{pool} t2g acc", "match acc"],
+             rrows)]
+
+
+def _link_prediction_blocks(models, order) -> list[tuple]:
+    """Link prediction of every model on every split (knowledge graphs; nothing when no model has any)."""
     lrows = []
     for n in order:
         splits = models[n].get("splits") or {}
@@ -248,33 +310,15 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
             if isinstance(lp, Mapping):
                 lrows.append([n, s_name, fmt(lp.get("n")), fmt(lp.get("mrr")), fmt(lp.get("hits@1")),
                               fmt(lp.get("hits@3")), fmt(lp.get("hits@10")), fmt(lp.get("auroc_vs_retain"))])
-    if lrows:
-        B.append(("h3", "Link prediction"))
-        B.append(("p", "Filtered ranks over all entities, both directions. collateral@k: retained training "
-                       "triples within k hops of a deleted one (compare with the original). Df-vs-Dr AUROC: "
-                       "deleted (label 0) vs retained (label 1) triple scores, as in the Df-vs-Dr AUC; 0.5 = "
-                       "deleted triples scored like retained ones, 1.0 = every deleted triple below every "
-                       "retained one (compare with Retrain)."))
-        B.append(("table", ["model", "split", "queries", "MRR", "H@1", "H@3", "H@10", "Df-vs-Dr AUROC"], lrows))
-    B.extend(_inference_split_blocks(models, order))
-    for section, title in (("distinguishability", "Df-vs-Dr distinguishability"),
-                           ("membership", "Membership inference"),
-                           ("probes", "Unimodal probes"), ("drift", "Embedding drift")):
-        rows = [[n, *kv] for n in order if isinstance(models[n].get(section), Mapping)
-                for kv in kv_rows(models[n][section])]
-        if rows:
-            B.append(("h3", title))
-            B.append(("table", ["model", "metric", "value"], rows))
-
-    examples = [e for e in (results.get("examples") or []) if isinstance(e, Mapping)]
-    if examples:
-        cols = list(dict.fromkeys(["pair_id", "caption"] + [k for e in examples for k in e]))
-        cols = [c for c in cols if any(c in e for e in examples)]
-        B.append(("h3", "Examples"))
-        B.append(("table", cols, [[fmt(e.get(c)) if not isinstance(e.get(c), str) else e[c] for c in cols]
-                                  for e in examples]))
-    B += audit_report.appendix_blocks(results.get("audit"))
-    return B
+    if not lrows:
+        return []
+    return [("h3", "Link prediction"),
+            ("p", "Filtered ranks over all entities, both directions. collateral@k: retained training "
+                  "triples within k hops of a deleted one (compare with the original). Df-vs-Dr AUROC: "
+                  "deleted (label 0) vs retained (label 1) triple scores, as in the Df-vs-Dr AUC; 0.5 = "
+                  "deleted triples scored like retained ones, 1.0 = every deleted triple below every "
+                  "retained one (compare with Retrain)."),
+            ("table", ["model", "split", "queries", "MRR", "H@1", "H@3", "H@10", "Df-vs-Dr AUROC"], lrows)]
 
 
 # ---------------------------------------------------------------------------------------------- smoke

@@ -181,10 +181,9 @@ def modality_defaults(modality: str, model_config: ModelConfig, config: TrainCon
     :func:`quick_configs` when ``quick``); fields a caller changed are kept."""
     from graphdel.models.joint import MODEL_TYPES
 
-    defaults = getattr(MODEL_TYPES.get(modality), "default_configs", None)
-    if defaults is None:
+    if modality not in MODEL_TYPES:
         return model_config, config
-    model_fields, train_fields = defaults(quick)
+    model_fields, train_fields = MODEL_TYPES[modality].default_configs(quick)
     _, q_model, q_train = quick_configs()
     generic = [(ModelConfig(), TrainConfig())] + ([(q_model, q_train)] if quick else [])
 

@@ -179,6 +179,13 @@ class ModalityModule(nn.Module):
     subclasses this and implements :class:`ModalityModel` (docs/extending.md).
     """
 
+    @classmethod
+    def default_configs(cls, quick: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model class's training recipe: ``(model config fields, train config fields)`` that
+        :func:`graphdel.api.train` applies to the fields a caller left at the generic defaults. Default:
+        the generic recipe, ``({}, {})``."""
+        return {}, {}
+
     @property
     def unlearning_defaults(self) -> dict[str, dict[str, Any]]:
         """Recommended settings per method name, ``{"multidelete": {"lr": 3e-4, ...}}``, applied before the

@@ -7,7 +7,7 @@ import torch
 
 from graphdel.models.protocol import ModalityModule
 
-HOOKS = ("unlearning_defaults", "selection_score", "split_metrics", "forget_structure", "share_frozen_states",
+HOOKS = ("default_configs", "unlearning_defaults", "selection_score", "split_metrics", "forget_structure", "share_frozen_states",
          "deletion_parameters", "deletion_neighbourhood")
 PACKAGE = Path(__file__).resolve().parents[2] / "graphdel"
 
@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "graphdel"
 def test_every_hook_has_a_default_that_does_nothing():
     model = ModalityModule()
     assert sorted(h for h in HOOKS if hasattr(ModalityModule, h)) == sorted(HOOKS)
+    assert ModalityModule.default_configs(quick=True) == ({}, {})
     assert model.unlearning_defaults == {}
     assert model.selection_score([]) is None
     assert model.split_metrics({"test": object()}) == {}

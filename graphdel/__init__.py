@@ -29,6 +29,7 @@ _EXPORTS = {
     "load_run_data": "graphdel.api",
     "make_request": "graphdel.api",
     "quick_configs": "graphdel.api",
+    "replay": "graphdel.api",
     "train": "graphdel.api",
     "deletion_history": "graphdel.history",
     "load_dataset": "graphdel.data.sources",

@@ -29,7 +29,7 @@ from graphdel.evaluation.run_data import (DISTRACTOR_LIMIT, DataConfig, Prepared
                                           evaluation_sets, load_corpus, load_request_any, load_run_data, prepare,
                                           retain_sample_rows, source_path)
 from graphdel.evaluation.suite import retrieval_metrics
-from graphdel.io import atomic_write_json, staged_folder
+from graphdel.io import atomic_write_json, sha256_file, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
 from graphdel.runs import Run, check_output, parameter_change_norm, write_integrity, write_run
 from graphdel.training.loop import TrainConfig, train_model
@@ -37,7 +37,7 @@ from graphdel.training.loop import TrainConfig, train_model
 __all__ = ["DISTRACTOR_LIMIT", "DataConfig", "Prepared", "calibration_rows", "data_config_of", "deleted_pairs",
            "evaluate", "evaluate_retrieval", "evaluation_sets", "forget", "load_corpus", "load_request_any",
            "load_run_data", "make_request", "modality_defaults", "prepare", "quick_configs", "read_id_file",
-           "retain_sample_rows", "retrain_model", "source_path", "train", "with_model_defaults"]
+           "replay", "retain_sample_rows", "retrain_model", "source_path", "train", "with_model_defaults"]
 
 
 def quick_configs(source: str = "drugs") -> tuple[DataConfig, ModelConfig, TrainConfig]:
@@ -216,6 +216,37 @@ def _as_run(run: Run | str | Path, *, accept_modified: bool = False) -> Run:
     return run if isinstance(run, Run) else Run.load(run, accept_modified=accept_modified)
 
 
+def replay(run: Run | str | Path, out: str | Path, *, device: str | torch.device = "auto", progress: bool = True,
+           accept_modified: bool = False, data: str | None = None) -> Run:
+    """Run again what made the unlearned run ``run``: its request (``request.json``), its method with the
+    settings it resolved to (``config.json``'s ``method_config``, recommendations included, so a changed
+    default does not change the replay) and its seed, from its parent run, into the new folder ``out``.
+
+    The parent is the run folder ``config.json`` names, and its weights must still be the ones the run
+    started from (their SHA-256 is recorded). On the same machine and device the replay's weights equal
+    the run's (the determinism tests check it); elsewhere they may differ by floating-point reordering.
+
+    Raises:
+        InvalidInputError: ``run`` is not an unlearned run, or its parent is gone or has other weights.
+    """
+    from graphdel.unlearning.config import record_overrides
+
+    run = _as_run(run, accept_modified=accept_modified)
+    if run.config.get("kind") != "forget":
+        raise InvalidInputError(f"{run.path} is a {run.config.get('kind', 'unknown')!r} run, not an unlearned "
+                                "one: there is no deletion to replay")
+    recorded = run.config["parent"]
+    parent_path = Path(recorded["path"])
+    if not (parent_path / "model.safetensors").is_file():
+        raise InvalidInputError(f"{run.path}: its parent run {parent_path} is gone; a replay starts from it")
+    if sha256_file(parent_path / "model.safetensors") != recorded["weights_sha256"]:
+        raise InvalidInputError(f"{run.path}: the weights of its parent run {parent_path} changed since the "
+                                "deletion was made; a replay would start from another model")
+    return forget(parent_path, run.path / "request.json", method=run.config["method"],
+                  overrides=record_overrides(run.config["method_config"]), out=out, seed=int(run.config["seed"]),
+                  device=device, progress=progress, accept_modified=accept_modified, data=data)
+
+
 def make_request(run: Run | str | Path, *, ids: Sequence[str] | None = None, file: str | Path | None = None,
                  random_amount: float | None = None, by: str = "molecule", seed: int = 0, force: bool = False,
                  prepared: Prepared | None = None):
@@ -311,7 +342,6 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         ConfigError: ``device`` is not here (CUDA without a GPU), before any work.
     """
     from graphdel.data.requests import DeletionRequest
-    from graphdel.io import sha256_file
     from graphdel.resources import measure
     from graphdel.unlearning import unlearn
 

@@ -1,12 +1,13 @@
 """The forget workflow of the Python API: what it reads, what it writes, what Retrain sees."""
 
 import hashlib
+import json
 
 import pytest
 
 import graphdel as gd
 from graphdel import api
-from graphdel.errors import RequestError, RunError
+from graphdel.errors import InvalidInputError, RequestError, RunError
 from graphdel.training.loop import TrainConfig
 from tests.conftest import spy_training_sets
 
@@ -176,3 +177,18 @@ def test_close_refuses_a_corpus_without_triples(original, tmp_path):
     with pytest.raises(InvalidInputError, match="close .--close. adds the mirrored triples of a knowledge-graph"):
         api.forget(original, request, method="ft", out=tmp_path / "f", progress=False, close=True)
     assert not (tmp_path / "f").exists()
+
+
+def test_replay_rebuilds_an_unlearned_run_from_its_records(original, tmp_path):
+    """Replaying a run takes its request, its resolved method settings and its seed from the run folder: the
+    replay's weights equal the run's, and a parent whose weights changed is refused."""
+    request = api.make_request(original, ids=["aspirin#0", "ibuprofen#0"], by="pair")
+    first = gd.forget(original, request, method="neggrad", overrides=["epochs=2", "lr=3e-4"], seed=3,
+                      out=tmp_path / "first", progress=False)
+    again = gd.replay(first.path, tmp_path / "again", progress=False)
+    assert again.config["method_config"] == first.config["method_config"] and again.config["seed"] == 3
+    assert (again.path / "model.safetensors").read_bytes() == (first.path / "model.safetensors").read_bytes()
+    assert (json.loads((again.path / "request.json").read_text())["pairs"]
+            == json.loads((first.path / "request.json").read_text())["pairs"])
+    with pytest.raises(InvalidInputError, match="not an unlearned one"):
+        gd.replay(original.path, tmp_path / "nothing", progress=False)

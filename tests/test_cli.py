@@ -277,3 +277,22 @@ def test_data_stats_of_a_kg_counts_entities_relations_triples_per_split_and_rela
     # not a knowledge graph: no graph key
     assert main(["data", "stats", "drugs", "--json"]) == 0
     assert "graph" not in json.loads(capsys.readouterr().out)
+
+
+def test_forget_replay_runs_a_recorded_deletion_again(tiny_csv, tmp_path, capsys):
+    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig",
+                        quick=True, progress=False)
+    assert main(["forget", "--model", str(original.path), "--forget-random", "2", "--method", "neggrad",
+                 "--set", "epochs=1", "--seed", "5", "--out", str(tmp_path / "first"), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["forget", "--replay", str(tmp_path / "first"), "--out", str(tmp_path / "again"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["replayed"] == str(tmp_path / "first") and result["method"] == "neggrad"
+    assert ((tmp_path / "again" / "model.safetensors").read_bytes()
+            == (tmp_path / "first" / "model.safetensors").read_bytes())
+    # what the replayed run recorded is not asked for again
+    assert main(["forget", "--replay", str(tmp_path / "first"), "--set", "epochs=2", "--seed", "1",
+                 "--out", str(tmp_path / "third")]) == 2
+    assert "drop --seed, --set" in capsys.readouterr().err and not (tmp_path / "third").exists()
+    assert main(["forget", "--forget-random", "2", "--out", str(tmp_path / "fourth")]) == 2
+    assert "--model RUN is required" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from graphdel.cli.common import _add_device, _add_json, _emit, _table
+from graphdel.errors import InvalidInputError
 from graphdel.runs import check_output  # torch-free
 
 __all__ = ["cmd_train", "cmd_forget", "cmd_evaluate"]
@@ -73,18 +74,21 @@ def cmd_train(args) -> int:
 
 def _add_forget(sub) -> None:
     p = sub.add_parser("forget", help="unlearn a deletion request from a run into a new run folder")
-    p.add_argument("--model", required=True, help="run folder to unlearn from (never modified)")
+    p.add_argument("--model", help="run folder to unlearn from (never modified); required unless --replay")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--forget", help="file of ids (one per line) or a saved request JSON")
+    g.add_argument("--replay", metavar="RUN",
+                   help="run again what made the unlearned run RUN: its request, its method with the settings "
+                        "it resolved to, and its seed, from its parent (so no --model, --method, --set, --seed)")
     g.add_argument("--forget-random", metavar="N_OR_FRACTION",
                    help="random request: a count (a whole number >= 1, no decimal point), or a fraction "
                         "strictly between 0 and 1 of the training units of --by")
     p.add_argument("--by", default="pair", help="granularity: pair, molecule, scaffold, image (every caption "
                    "of an image), triple, relation, entity ... (default pair, for --forget and --forget-random "
                    "alike; a saved request JSON keeps its own)")
-    p.add_argument("--method", default="multidelete", help="unlearning method (see `graphdel methods`)")
+    p.add_argument("--method", help="unlearning method (see `graphdel methods`; default multidelete)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="seed of a random request and of the method (default 0)")
     p.add_argument("--force", action="store_true", help="allow a request covering every training pair")
     p.add_argument("--close", action="store_true",
                    help="knowledge graphs: also delete the retained triples that state a requested fact backwards "
@@ -116,6 +120,12 @@ def cmd_forget(args) -> int:
     """
     from graphdel.runs import Run
 
+    if args.replay is not None:
+        return _replay(args)
+    if args.model is None:
+        raise InvalidInputError("graphdel forget: --model RUN is required (unless --replay RUN)")
+    args.method = args.method or "multidelete"
+    args.seed = 0 if args.seed is None else args.seed
     # the cheap checks first: a missing run or a taken --out is said before torch is imported
     run = Run.load(args.model, accept_modified=args.accept_modified)
     check_output(args.out, reads=[run.path])  # before any work; api.forget checks it again
@@ -142,6 +152,31 @@ def cmd_forget(args) -> int:
                                                            "closure") if k in inferable}} if inferable else {})}
     _emit(args, result, f"run: {result['run']}\n{result['method']}: {result['deleted_pairs']} pairs deleted "
           f"in {result['wall_time_s']} s\n" + _scores_table(result) + _inferable_line(inferable))
+    return 0
+
+
+def _replay(args) -> int:
+    """``graphdel forget --replay RUN``: :func:`graphdel.api.replay`; the same summary as a forget."""
+    from graphdel.runs import Run
+
+    given = [f"--{name}" for name in ("model", "method", "seed") if getattr(args, name) is not None]
+    given += ["--set"] if args.set else []
+    given += ["--by"] if args.by != "pair" else []
+    given += ["--close"] if args.close else []
+    if given:
+        raise InvalidInputError(f"graphdel forget --replay takes the model, request, method, settings and seed "
+                                f"from the run it replays; drop {', '.join(given)}")
+    run = Run.load(args.replay, accept_modified=args.accept_modified)
+    check_output(args.out, reads=[run.path])
+
+    import graphdel.api as api
+
+    new = api.replay(run, args.out, device=args.device, accept_modified=args.accept_modified, data=args.data)
+    result = {"run": str(new.path), "method": new.config["method"], "replayed": str(run.path),
+              "deleted_pairs": new.history[-1]["request"]["count"],
+              "wall_time_s": round(new.metrics["wall_time_s"], 2), **_split_scores(new.metrics["splits"])}
+    _emit(args, result, f"run: {result['run']} (replay of {run.path})\n{result['method']}: "
+          f"{result['deleted_pairs']} pairs deleted in {result['wall_time_s']} s\n" + _scores_table(result))
     return 0
 
 

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from graphdel.errors import ConfigError
 
-__all__ = ["GradientConfig", "MethodConfig", "check", "config_keys", "config_to_dict", "parse_overrides"]
+__all__ = ["GradientConfig", "MethodConfig", "check", "config_keys", "config_to_dict", "parse_overrides",
+           "record_overrides"]
 
 
 _TRUE = {"true", "1", "yes", "on", "y", "t"}
@@ -163,6 +164,22 @@ def _set_path(obj: Any, path: list[str], value: Any, full_key: str) -> Any:
 def config_to_dict(cfg: Any) -> dict:
     """A method config dataclass as a plain dict (nested dataclasses included; recorded in the run config)."""
     return dataclasses.asdict(cfg)
+
+
+def record_overrides(record: dict[str, Any]) -> dict[str, Any]:
+    """The overrides that rebuild a recorded method config (a run's ``config.json`` ``method_config``:
+    :func:`config_to_dict` plus the ``method`` name): nested dicts become dotted keys (``terms.md``), the
+    ``method`` name is left out. ``parse_overrides(cls.Config, record_overrides(record))`` equals the
+    config that was recorded."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "method":
+            continue
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in record_overrides(value).items()})
+        else:
+            out[key] = value
+    return out
 
 
 def check(cond: bool, message: str) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+
+import pytest
 from dataclasses import dataclass, field
 
 from graphdel.unlearning import available_methods, config_keys, get_method
+from graphdel.unlearning.config import record_overrides
 from graphdel.unlearning.settings import Setting, documented_attributes, method_settings, plain
 
 
@@ -76,3 +79,26 @@ def test_settings_read_the_nearest_docstring_and_mark_what_the_method_changes():
     assert method_settings(int) == []
     assert plain(":mod:`graphdel.unlearning.selection`, :meth:`Trainer.step`") == (
         "graphdel.unlearning.selection, Trainer.step")
+
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in available_methods()])
+def test_a_recorded_method_config_rebuilds_the_config(name):
+    """What a run records (``{"method": name, **config_to_dict(cfg)}``) parses back to the same config, for
+    every registered method, nested settings and a non-default value included."""
+    from graphdel.unlearning import parse_overrides
+    from graphdel.unlearning.config import config_to_dict
+
+    cls = get_method(name)
+    cfg = cls.Config()
+    numbers = [f.name for f in dataclasses.fields(cfg) if isinstance(getattr(cfg, f.name), float)]
+    if numbers:  # Retrain has no settings
+        cfg = dataclasses.replace(cfg, **{numbers[0]: getattr(cfg, numbers[0]) * 2})
+    record = {"method": name, **config_to_dict(cfg)}
+    assert parse_overrides(cls.Config, record_overrides(record)) == cfg
+    assert "method" not in record_overrides(record)
+
+
+def test_record_overrides_flattens_nested_settings():
+    assert record_overrides({"method": "multidelete", "alpha": 2.0, "terms": {"md": True, "ukr": False}}) == {
+        "alpha": 2.0, "terms.md": True, "terms.ukr": False}

@@ -30,7 +30,7 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
 
     Roles: the run whose method is ``retrain`` is the reference; the parent is the original; every other
     run is a method. ``measurements`` maps a run folder name to ``{"peak_mem_mb", "peak_mem_method"}``
-    measured by the caller (the demo), since a run folder does not record memory. Run folders given as
+    measured by the caller; they replace what the run folder recorded (``forget`` records both). Run folders given as
     paths are loaded with their integrity checked (``accept_modified`` accepts a changed file, see
     :meth:`graphdel.runs.Run.check_integrity`); ``data`` re-points the original at moved data
     (:func:`graphdel.evaluation.run_data.load_run_data`).
@@ -166,11 +166,11 @@ def _evaluate_models(original, names: Mapping[str, Any], reference, sets, cfg: S
         log(f"  {name} ...")
         entry, sig = evaluate_model(run.model, sets, config=cfg, corpus=corpus,
                                     original_signals=sigs["original"], shadows=shadows)
+        # the memory the run recorded (api.forget measures it), unless the caller measured it
+        memory = {k: run.metrics[k] for k in MEMORY_KEYS if run.metrics.get(k) is not None}
+        memory.update((measurements or {}).get(run.path.name, {}))
         entry.update(role="reference" if run is reference else "method", method=run.config.get("method"),
-                     path=str(run.path), wall_time_s=run.metrics.get("wall_time_s"),
-                     # the memory the run recorded (api.forget measures it), unless the caller measured
-                     **{k: run.metrics[k] for k in MEMORY_KEYS if run.metrics.get(k) is not None},
-                     **{k: v for k, v in (measurements or {}).get(run.path.name, {}).items()})
+                     path=str(run.path), wall_time_s=run.metrics.get("wall_time_s"), **memory)
         entries[name], sigs[name] = entry, sig
     return entries, sigs
 

@@ -80,6 +80,15 @@ def test_probes_skip_for_other_modalities(tiny_runs):
     assert "need molecules" in entry["probes"]["note"]
 
 
+def test_a_callers_memory_figures_replace_what_the_run_recorded(tiny_runs):
+    original, prepared, request, runs = tiny_runs
+    name = runs[1].path.name
+    audit = evaluate_runs([p.path for p in runs], config=SuiteConfig(probes=False), progress=False,
+                          log=lambda s: None, measurements={name: {"peak_mem_mb": 12.5}})
+    entry = audit["results"]["models"]["multidelete"]
+    assert entry["peak_mem_mb"] == 12.5 and entry["start_mem_mb"] == runs[1].metrics["start_mem_mb"]
+
+
 def test_evaluate_runs_and_report(tiny_runs, tmp_path):
     original, prepared, request, runs = tiny_runs
     audit = evaluate_runs([p.path for p in runs], config=SuiteConfig(), progress=False, log=lambda s: None)

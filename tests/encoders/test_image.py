@@ -122,7 +122,7 @@ def test_hf_vision_model_from_a_local_folder(tmp_path):
 
 def test_hf_fingerprint_follows_the_weights_contents(tmp_path, monkeypatch):
     """Two folders with the same file names and sizes but other weights give other cache keys."""
-    from graphdel.encoders import image
+    from graphdel.encoders import image_hf
 
     folders = []
     for name, byte in (("a", b"\x01"), ("b", b"\x02")):
@@ -133,6 +133,6 @@ def test_hf_fingerprint_follows_the_weights_contents(tmp_path, monkeypatch):
         folders.append(folder)
     keys = []
     for folder in folders:
-        monkeypatch.setattr(image, "resolve_hf_folder", lambda config, f=folder: f)
-        keys.append(image.HFVision.fingerprint(None))
+        monkeypatch.setattr(image_hf, "resolve_hf_folder", lambda config, f=folder: f)
+        keys.append(image_hf.HFVision.fingerprint(None))
     assert keys[0] != keys[1]

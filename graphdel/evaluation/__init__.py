@@ -7,7 +7,8 @@ docs/extending.md.
   ``distinguishability`` (Df-vs-Dr AUC), ``membership`` (membership inference), ``probes`` (unimodal
   probes, drift), ``matching`` (the matching head: true vs random and hard partners, re-ranking),
   ``neighbours`` (near-neighbour leakage), ``link_prediction`` (knowledge graphs),
-  ``per_example`` (the per-example privacy audit);
+  ``per_example`` (the per-example privacy audit: its ε rules in ``epsilon_rules``, U-LiRA in ``ulira``, the
+  checks of its signal arrays in ``signal_arrays``);
 * ``run_data``: a run's data, featurised and split into the pair sets every model is evaluated on;
 * ``suite``: every metric of the audit on one model, and the comparison with Retrain and the original; its
   parts are ``suite_model`` (one model: pair sets, metrics, comparison), ``suite_signals`` (per-pair
@@ -23,7 +24,7 @@ docs/extending.md.
 """
 
 __all__ = ["audit_report", "certificate", "certificate_build", "certificate_checks", "certificate_recompute",
-           "certificate_verify", "compare", "distinguishability", "embed", "link_prediction", "matching",
-           "membership", "neighbours", "per_example", "probes", "report", "report_format", "report_plots",
-           "report_render", "report_verdicts", "retrieval", "run_data", "suite", "suite_attacks", "suite_model",
-           "suite_output", "suite_runs", "suite_signals", "summary"]
+           "certificate_verify", "compare", "distinguishability", "embed", "epsilon_rules", "link_prediction",
+           "matching", "membership", "neighbours", "per_example", "probes", "report", "report_format",
+           "report_plots", "report_render", "report_verdicts", "retrieval", "run_data", "signal_arrays", "suite",
+           "suite_attacks", "suite_model", "suite_output", "suite_runs", "suite_signals", "summary", "ulira"]

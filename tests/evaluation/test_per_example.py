@@ -226,12 +226,12 @@ def test_chance_perfect_separation_by_intervals_matches_its_count():
 
 def test_examples_are_estimated_alike_in_any_chunking(monkeypatch):
     # The rules are evaluated a block of examples at a time; one example per block gives the same ε.
-    import graphdel.evaluation.per_example as pe
+    import graphdel.evaluation.epsilon_rules as rules
 
     rng = np.random.default_rng(2)
     u, r = rng.normal(size=(7, 50)), rng.normal(0.5, 1.0, size=(6, 50))
     whole = per_example_epsilon(u, r).epsilon
-    monkeypatch.setattr(pe, "_RULE_CELLS", 1)
+    monkeypatch.setattr(rules, "_RULE_CELLS", 1)
     np.testing.assert_array_equal(per_example_epsilon(u, r).epsilon, whole)
     assert np.any(whole > 0)
 

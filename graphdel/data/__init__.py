@@ -8,7 +8,8 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
   name imported from there; reading a source's files is in ``reading``, and turning molecule rows into a
   corpus in ``molecule_corpus``;
 * ``molecules``, ``scaffold``: SMILES -> graphs (and the molecules' probe targets), Bemis–Murcko scaffolds and
-  the scaffold split;
+  the scaffold split; every name of ``molecule_features`` (the atom and bond features) and ``molecule_graphs``
+  (the concatenated graphs, their featurisation and cache) is also imported from ``molecules``;
 * ``kg``, ``kg_facts``, ``kg_pairs``: the knowledge-graph modality, the facts a KG deletion leaves behind, and
   what a KG pair batch carries (texts with their entities, the triples of a pair set);
 * ``images``: the image modality, every name imported from there; drawing molecules is in ``depictions``,
@@ -22,5 +23,5 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
 """
 
 __all__ = ["corpus", "depictions", "granularities", "image_corpus", "image_files", "images", "kg", "kg_facts",
-           "kg_pairs", "loading", "molecule_corpus", "molecules", "pairs", "reading", "request_build", "request_file",
-           "requests", "scaffold", "sources"]
+           "kg_pairs", "loading", "molecule_corpus", "molecule_features", "molecule_graphs", "molecules", "pairs",
+           "reading", "request_build", "request_file", "requests", "scaffold", "sources"]

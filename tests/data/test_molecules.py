@@ -108,7 +108,7 @@ def _reference(smiles: str):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_featurisation_equals_the_defining_features_in_and_out_of_worker_processes(workers, monkeypatch):
-    import graphdel.data.molecules as molecules
+    import graphdel.data.molecule_graphs as molecules
 
     monkeypatch.setattr(molecules, "CHUNK", 4)  # several chunks, so that worker processes are used
     graphs = featurize_smiles(VARIED, use_cache=False, workers=workers)
@@ -122,7 +122,7 @@ def test_featurisation_equals_the_defining_features_in_and_out_of_worker_process
 
 
 def test_worker_count_is_resolved_from_the_request_and_the_machine(monkeypatch):
-    import graphdel.data.molecules as molecules
+    import graphdel.data.molecule_graphs as molecules
 
     monkeypatch.setattr(molecules, "_available_cpus", lambda: 16)
     assert molecules.resolve_workers("auto", 100_000) == 8

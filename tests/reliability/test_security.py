@@ -18,7 +18,8 @@ import torch
 import graphdel
 import graphdel as gd
 from graphdel import api
-from graphdel.data.molecules import _hash_smiles, cache_dir, featurize_smiles
+from graphdel.data.molecule_graphs import _hash_smiles
+from graphdel.data.molecules import cache_dir, featurize_smiles
 from graphdel.errors import ConfigError, IntegrityError, RunError
 from graphdel.evaluation.certificate import verify_certificate
 from graphdel.evaluation.report import write_report

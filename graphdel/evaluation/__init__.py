@@ -16,15 +16,17 @@ docs/extending.md.
   one evaluation) and ``suite_output`` (report folder with certificates, terminal tables);
 * ``summary``: gaps, the summary score and the targets;
 * ``report``, ``audit_report``, ``compare``: report.md / report.html / metrics.json and plots, the audit's
-  section of it, and one request's outcome across modalities; the report's parts are ``report_format``
-  (formatting, shared with the audit's section), ``report_verdicts`` (roles, verdicts, the headline
-  table), ``report_plots`` (figures) and ``report_render`` (Markdown and HTML);
+  section of it (its audit folders read and checked in ``audit_files``), and one request's outcome across
+  modalities; the report's parts are ``report_format`` (formatting, shared with the audit's section),
+  ``report_verdicts`` (roles, verdicts, the headline table), ``report_plots`` (figures) and ``report_render``
+  (Markdown and HTML);
 * ``certificate``: the deletion certificate and its verification (``certificate_build``,
   ``certificate_verify`` with ``certificate_checks`` and ``certificate_recompute``).
 """
 
-__all__ = ["audit_report", "certificate", "certificate_build", "certificate_checks", "certificate_recompute",
-           "certificate_verify", "compare", "distinguishability", "embed", "epsilon_rules", "link_prediction",
-           "matching", "membership", "neighbours", "per_example", "probes", "report", "report_format",
-           "report_plots", "report_render", "report_verdicts", "retrieval", "run_data", "signal_arrays", "suite",
-           "suite_attacks", "suite_model", "suite_output", "suite_runs", "suite_signals", "summary", "ulira"]
+__all__ = ["audit_files", "audit_report", "certificate", "certificate_build", "certificate_checks",
+           "certificate_recompute", "certificate_verify", "compare", "distinguishability", "embed",
+           "epsilon_rules", "link_prediction", "matching", "membership", "neighbours", "per_example",
+           "probes", "report", "report_format", "report_plots", "report_render", "report_verdicts",
+           "retrieval", "run_data", "signal_arrays", "suite", "suite_attacks", "suite_model", "suite_output",
+           "suite_runs", "suite_signals", "summary", "ulira"]

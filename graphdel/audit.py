@@ -55,6 +55,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from graphdel.config import ConfigMixin
+
 # AUDIT_FORMAT and AUDIT_VERSION (audit.json's "format" and "version") are defined with the file's reader,
 # below this module (which trains and unlearns through graphdel.api); importable from here as before.
 from graphdel.evaluation.audit_report import AUDIT_FORMAT, AUDIT_VERSION
@@ -66,7 +68,7 @@ ROC_POINTS = 100
 
 
 @dataclass
-class AuditConfig:
+class AuditConfig(ConfigMixin):
     """Settings of :func:`run_audit`.
 
     Attributes:
@@ -88,6 +90,8 @@ class AuditConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+
+    config_name = "audit config"  # how messages name it; from_dict/to_dict/with_overrides: graphdel.config
 
 
 def _key(*parts: Any) -> str:
@@ -112,7 +116,7 @@ def audit_models(original, request, config: AuditConfig, *, prepared=None,
     prepared = prepared or api.load_run_data(original, progress=False)
     weights = cached_sha256_file(original.path / "model.safetensors")
     request_key = _key(request.pair_ids)
-    train_config = api.TrainConfig(**original.config["train"])
+    train_config = api.TrainConfig.from_dict(original.config["train"])
     model_config = api.ModelConfig.from_dict(original.config["model"])
     bar = tqdm(total=2 * config.models + (config.models if config.originals else 0), desc="audit models",
                unit="model", disable=not config.progress)

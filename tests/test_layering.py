@@ -5,7 +5,8 @@ Every ``import`` and ``from ... import`` of a graphdel module counts, at module 
 (an import hidden in a function still closes the circle at run time, it only postpones it), relative imports
 resolved. The layers, bottom to top (:data:`LAYERS`):
 
-0. foundations: ``errors``, ``io``, ``resources``, ``device`` (and the package's lazy exports);
+0. foundations: ``errors``, ``config`` (the config kernel), ``io``, ``resources``, ``device`` (and the
+   package's lazy exports);
 1. ``models.protocol``, what a model implements and the engine relies on;
 2. ``data``, ``encoders``, ``distributed``;
 3. scoring (``evaluation.embed``, ``retrieval``, ``matching``, ``link_prediction``... every evaluation module
@@ -36,6 +37,7 @@ ROOT = Path(graphdel.__file__).parent
 LAYERS = {
     "graphdel": 0,  # the package itself: __version__ and lazy exports (importlib, no import statement)
     "graphdel.errors": 0,
+    "graphdel.config": 0,  # the config kernel: standard library and graphdel.errors only
     "graphdel.io": 0,
     "graphdel.resources": 0,
     "graphdel.device": 0,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from graphdel import distributed
+from graphdel.config import ConfigMixin
 from graphdel.data.corpus import Corpus
 from graphdel.data.pairs import PairData
 from graphdel.data.sources import load_dataset
@@ -39,7 +40,7 @@ import graphdel.models.image  # noqa: F401  (registers the "image" joint model)
 
 
 @dataclass
-class DataConfig:
+class DataConfig(ConfigMixin):
     """Which pairs a run trains on (saved in ``config.json`` so later commands need no ``--data``).
 
     Attributes:
@@ -58,6 +59,8 @@ class DataConfig:
     skip_invalid: bool = False
     calibration_fraction: float = 0.03
     calibration_seed: int = 0
+
+    config_name = "data config"  # how messages name it; from_dict/to_dict/with_overrides: graphdel.config
 
 
 def load_corpus(data: DataConfig) -> Corpus:

@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from graphdel.config import ConfigMixin
 from graphdel.device import placed
 from graphdel.evaluation.embed import embed_pairs
 from graphdel.evaluation.matching import balanced_accuracy
@@ -79,7 +80,7 @@ def retrieval_metrics(model, sets: Mapping[str, PairSampler], distractors: PairS
 
 
 @dataclass
-class SuiteConfig:
+class SuiteConfig(ConfigMixin):
     """Settings of :func:`evaluate_model`.
 
     Attributes:
@@ -105,6 +106,8 @@ class SuiteConfig:
     lira_epochs: int | None = None
     batch_size: int = 256
     device: str = "auto"
+
+    config_name = "suite config"  # how messages name it; from_dict/to_dict/with_overrides: graphdel.config
 
     def __post_init__(self) -> None:
         if self.lira_shadows and self.lira_shadows < 4:

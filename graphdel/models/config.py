@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from graphdel.config import ConfigMixin
 from graphdel.encoders.graph import GraphEncoderConfig
 from graphdel.encoders.text import TextEncoderConfig
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(ConfigMixin):
     """Hyperparameters of a joint model (saved as ``model_config.json`` beside the weights).
 
     Attributes:
@@ -52,15 +53,8 @@ class ModelConfig:
     fusion_max_item_tokens: int = 96
     extra: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        """The configuration as a plain (JSON-ready) dict, nested encoder configs included."""
-        return asdict(self)
+    config_name = "model config"  # how messages name it: "model config key 'embed_dim': ..."
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        """Rebuild a :class:`ModelConfig` from :meth:`to_dict`'s output."""
-        d = dict(d)
-        d["graph"] = GraphEncoderConfig(**d.get("graph", {}))
-        d["text"] = TextEncoderConfig(**d.get("text", {}))
-        return cls(**d)
-
+    # to_dict, from_dict and with_overrides come from ConfigMixin (graphdel.config, the one config kernel):
+    # from_dict takes the nested encoder configs as dicts (missing keys keep their defaults), ``extra`` as a
+    # dict taken as is, and refuses an unknown key or a value of the wrong type, naming it.

@@ -19,8 +19,7 @@ import math
 import random
 import sys
 import time
-import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from graphdel import distributed
+from graphdel.config import ConfigMixin, check_types
 from graphdel.data.loading import prefetch, use_prefetch
 # resolve_device and autocast live in graphdel.device (the one place device decisions are made);
 # imported here under their old names, which benches and tests use
@@ -39,7 +39,7 @@ from graphdel.models.protocol import PairSampler
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigMixin):
     """The training recipe (saved in a run's ``config.json``; Retrain replays it).
 
     Attributes:
@@ -85,18 +85,13 @@ class TrainConfig:
     fusion_hard_fraction: float = 0.5
     fusion_hard_pool: int = 1
 
+    config_name = "training config"  # how messages name it: "training config key 'lr': ..."
+
     def __post_init__(self) -> None:
         # A recipe read back from a run folder (or built by hand) is checked here, naming the key, so that a
-        # mistyped value fails now rather than as a TypeError in the middle of a training.
-        # Types come from the annotations, so a field added later is checked too (bool is not an int here).
-        for key, kind in typing.get_type_hints(type(self)).items():
-            value = getattr(self, key)
-            ok = {bool: lambda: isinstance(value, bool), str: lambda: isinstance(value, str),
-                  int: lambda: isinstance(value, int) and not isinstance(value, bool),
-                  float: lambda: isinstance(value, (int, float)) and not isinstance(value, bool)
-                  and not math.isnan(value)}.get(kind, lambda: True)()
-            if not ok:
-                raise ConfigError(f"training config key {key!r}: expected {kind.__name__}, got {value!r}")
+        # mistyped value fails now rather than as a TypeError in the middle of a training. Types come from the
+        # annotations (graphdel.config), so a field added later is checked too (bool is not an int here).
+        check_types(self)
         for key, ok in (("epochs", self.epochs >= 1), ("batch_size", self.batch_size >= 1),
                         ("lr", 0 < self.lr < math.inf), ("weight_decay", self.weight_decay >= 0),
                         ("patience", self.patience >= 0), ("eval_pool", self.eval_pool >= 1),
@@ -111,25 +106,8 @@ class TrainConfig:
         if not isinstance(self.bf16, bool):
             raise ConfigError(f"training config key 'bf16': expected bool, got {self.bf16!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Rebuild a recipe from its :meth:`to_dict` form, refusing unknown keys and wrong types.
-
-        Raises:
-            ConfigError: ``d`` is not a dict, has a key that is not a field (named, with the valid keys), or
-                a value of the wrong type or out of range (named).
-        """
-        if not isinstance(d, dict):
-            raise ConfigError(f"a training config must be a dict, got {type(d).__name__}")
-        valid = list(cls.__dataclass_fields__)
-        unknown = [k for k in d if k not in valid]
-        if unknown:
-            raise ConfigError(f"unknown training config key {unknown[0]!r}; valid keys: {', '.join(valid)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        """The recipe as a plain dict (what ``config.json`` stores)."""
-        return asdict(self)
+    # from_dict (strict: unknown keys and wrong types refused, naming the key), to_dict and with_overrides
+    # come from ConfigMixin: graphdel.config, the one config kernel.
 
 
 def seed_everything(seed: int) -> None:

@@ -1,200 +1,32 @@
-"""Method configs: ``--set key=value`` overrides parsed into config dataclasses (nested ones as dotted
-keys), the common :class:`MethodConfig` and :class:`GradientConfig`, and :func:`check` for their
-validation."""
+"""Method configs: the common :class:`MethodConfig` and :class:`GradientConfig` (and through them every
+method's config) with ``from_dict``/``to_dict``/``with_overrides`` (:class:`graphdel.config.ConfigMixin`).
+
+``--set key=value`` overrides are parsed into them (nested ones as dotted keys) by the package's one config
+kernel, :mod:`graphdel.config`, whose names (:func:`parse_overrides`, :func:`config_keys`,
+:func:`config_to_dict`, :func:`record_overrides`, :func:`check`) are importable from here as they always
+were."""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from graphdel.errors import ConfigError
+# The kernel lives at the bottom of the package, where every config (training, model, data, suite, audit)
+# can use it; re-exported here for the method configs and their callers.
+from graphdel.config import ConfigMixin, check, config_keys, config_to_dict, parse_overrides, record_overrides
 
 __all__ = ["GradientConfig", "MethodConfig", "check", "config_keys", "config_to_dict", "parse_overrides",
            "record_overrides"]
 
 
-_TRUE = {"true", "1", "yes", "on", "y", "t"}
-_FALSE = {"false", "0", "no", "off", "n", "f"}
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("None" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """``value`` (a string from the command line or an already-typed value) as type ``tp``."""
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if type(None) in args and (value is None or (isinstance(value, str)
-                                                     and value.strip().lower() in ("none", "null"))):
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(key, value, a)
-            except ConfigError:
-                pass
-        raise bad
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        for c in choices:
-            if value == c or (isinstance(value, str) and not isinstance(c, str) and value.strip() == str(c)):
-                return c
-            if isinstance(value, str) and isinstance(c, str) and value.strip() == c:
-                return c
-        raise bad
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise bad from None
-        raise bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out = float(value)
-        elif isinstance(value, str):
-            try:
-                out = float(value.strip())
-            except ValueError:
-                raise bad from None
-        else:
-            raise bad
-        # NaN is never a meaningful setting: it would only surface later as a NaN loss. (inf is allowed:
-        # NegGrad's loss_bound=inf disables the bound.)
-        if math.isnan(out):
-            raise bad
-        return out
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad
-    raise ConfigError(f"config key {key!r}: unsupported field type {_type_name(tp)}")
-
-
-def config_keys(config_cls: type) -> list[str]:
-    """All settable keys of a config dataclass, nested dataclasses as ``outer.inner``."""
-    hints = typing.get_type_hints(config_cls)
-    keys = []
-    for f in dataclasses.fields(config_cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            keys += [f"{f.name}.{k}" for k in config_keys(tp)]
-        else:
-            keys.append(f.name)
-    return keys
-
-
-def parse_overrides(config_cls: type, overrides: dict[str, Any] | list[str] | tuple[str, ...] | None = None,
-                    base: Any = None) -> Any:
-    """Build a ``config_cls`` instance from ``key=value`` overrides (no eval/exec).
-
-    Args:
-        config_cls: a dataclass; nested dataclass fields are addressed as ``outer.inner``.
-        overrides: ``["alpha=0.5", "terms.md=false"]`` or ``{"alpha": "0.5"}`` (values may be strings
-            or already typed). Types follow the field annotations: int, float, bool
-            (true/false/yes/no/on/off/1/0), str, ``Literal[...]`` choices, ``X | None`` ("none").
-        base: start from this instance instead of the defaults.
-
-    Raises:
-        ConfigError: unknown key (the message lists the valid keys), a value of the wrong type (the
-            message names the key and the expected type), or a value the config rejects.
-    """
-    cfg = copy.deepcopy(base) if base is not None else config_cls()
-    if overrides is None:
-        return cfg
-    if isinstance(overrides, (list, tuple)):
-        items = []
-        for item in overrides:
-            if not isinstance(item, str) or "=" not in item:
-                raise ConfigError(f"override {item!r} is not of the form key=value")
-            k, v = item.split("=", 1)
-            items.append((k.strip(), v))
-    elif isinstance(overrides, dict):
-        items = list(overrides.items())
-    else:
-        raise ConfigError(f"overrides must be a dict or a list of 'key=value' strings, not "
-                          f"{type(overrides).__name__}")
-    valid = config_keys(config_cls)
-    # group by the first component so nested dataclasses are rebuilt once
-    for key, value in items:
-        if key not in valid:
-            raise ConfigError(f"unknown config key {key!r} for {config_cls.__name__}; valid keys: "
-                              + ", ".join(valid))
-        cfg = _set_path(cfg, key.split("."), value, key)
-    return cfg
-
-
-def _set_path(obj: Any, path: list[str], value: Any, full_key: str) -> Any:
-    hints = typing.get_type_hints(type(obj))
-    name = path[0]
-    if len(path) == 1:
-        new = _coerce(full_key, value, hints[name])
-    else:
-        new = _set_path(getattr(obj, name), path[1:], value, full_key)
-    try:
-        return dataclasses.replace(obj, **{name: new})
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"config key {full_key!r}: {e}") from e
-
-
-def config_to_dict(cfg: Any) -> dict:
-    """A method config dataclass as a plain dict (nested dataclasses included; recorded in the run config)."""
-    return dataclasses.asdict(cfg)
-
-
-def record_overrides(record: dict[str, Any]) -> dict[str, Any]:
-    """The overrides that rebuild a recorded method config (a run's ``config.json`` ``method_config``:
-    :func:`config_to_dict` plus the ``method`` name): nested dicts become dotted keys (``terms.md``), the
-    ``method`` name is left out. ``parse_overrides(cls.Config, record_overrides(record))`` equals the
-    config that was recorded."""
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if key == "method":
-            continue
-        if isinstance(value, dict):
-            out.update({f"{key}.{k}": v for k, v in record_overrides(value).items()})
-        else:
-            out[key] = value
-    return out
-
-
-def check(cond: bool, message: str) -> None:
-    """Raise :class:`ConfigError` with ``message`` unless ``cond`` (for configs' ``__post_init__``)."""
-    if not cond:
-        raise ConfigError(message)
-
-
 @dataclass
-class MethodConfig:
+class MethodConfig(ConfigMixin):
     """Settings common to all methods (none)."""
 
 
 @dataclass
-class GradientConfig:
+class GradientConfig(ConfigMixin):
     """Settings shared by the gradient-based methods.
 
     Attributes:

@@ -3,10 +3,11 @@
 The modules are imported by name; importing this package loads none of them. How a metric is added:
 docs/extending.md.
 
-* metrics: ``retrieval`` (pool-k retrieval, the one score), ``embed`` (embedding pairs, the pool score),
-  ``distinguishability`` (Df-vs-Dr AUC), ``membership`` (membership inference), ``probes`` (unimodal
-  probes, drift), ``matching`` (the matching head: true vs random and hard partners, re-ranking),
-  ``neighbours`` (near-neighbour leakage), ``link_prediction`` (knowledge graphs),
+* metrics: ``retrieval`` (pool-k retrieval, the one score; its ranks in ``ranks``, hard candidates and
+  re-ranking in ``rerank``), ``embed`` (embedding pairs, the pool score), ``distinguishability`` (Df-vs-Dr
+  AUC), ``membership`` (membership inference), ``probes`` (unimodal probes, drift), ``matching`` (the
+  matching head: true vs random and hard partners, re-ranking), ``neighbours`` (near-neighbour leakage),
+  ``link_prediction`` (knowledge graphs),
   ``per_example`` (the per-example privacy audit: its ε rules in ``epsilon_rules``, U-LiRA in ``ulira``, the
   checks of its signal arrays in ``signal_arrays``);
 * ``run_data``: a run's data, featurised and split into the pair sets every model is evaluated on;
@@ -27,6 +28,6 @@ docs/extending.md.
 __all__ = ["audit_files", "audit_report", "certificate", "certificate_build", "certificate_checks",
            "certificate_recompute", "certificate_verify", "compare", "distinguishability", "embed",
            "epsilon_rules", "link_prediction", "matching", "membership", "neighbours", "per_example",
-           "probes", "report", "report_format", "report_plots", "report_render", "report_verdicts",
-           "retrieval", "run_data", "signal_arrays", "suite", "suite_attacks", "suite_model", "suite_output",
-           "suite_runs", "suite_signals", "summary", "ulira"]
+           "probes", "ranks", "report", "report_format", "report_plots", "report_render", "report_verdicts",
+           "rerank", "retrieval", "run_data", "signal_arrays", "suite", "suite_attacks", "suite_model",
+           "suite_output", "suite_runs", "suite_signals", "summary", "ulira"]

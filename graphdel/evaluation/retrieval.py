@@ -27,17 +27,22 @@ included: MRR ``H_k / k`` (0.0741 for ``k = 64``; :func:`chance_mrr`), hits@1 ``
 The **full-split** scores (:func:`split_retrieval`'s ``g2t`` / ``t2g``: every query against every candidate
 of its split) are kept for the record; they depend on the split's size, so splits of different sizes are
 not comparable by them.
+
+:class:`Ranks` and their summary are in :mod:`graphdel.evaluation.ranks`, the hardest candidates of other
+items and re-ranking in :mod:`graphdel.evaluation.rerank`; every name of both is imported from here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from graphdel.evaluation.ranks import Ranks, chance_mrr, check_2d, rank_summary
+from graphdel.evaluation.rerank import hardest_of_other_items, rerank_columns, rerank_ranks
 
 __all__ = ["Ranks", "PairEmbeddings", "retrieval_ranks", "rank_summary", "chance_mrr", "draw_distractors",
            "usable_pool_size", "pool_candidate_scores", "pool_retrieval", "split_retrieval", "rerank_columns",
@@ -48,61 +53,6 @@ DEFAULT_MAX_BLOCK_BYTES = 512 * 2**20
 #: Column slices a score block is counted in (bounds the temporaries of the comparison; see
 #: :func:`retrieval_ranks`).
 COUNT_CHUNKS = 8
-_EULER_GAMMA = 0.5772156649015329
-
-
-def _check_2d(name: str, t: Tensor) -> None:
-    if not isinstance(t, Tensor) or t.dim() != 2:
-        raise ValueError(f"{name} must be a 2-D tensor [n, d], got {getattr(t, 'shape', type(t))}")
-
-
-def _harmonic(n: Tensor) -> Tensor:
-    """``H(n) = 1 + 1/2 + ... + 1/n`` (``H(0) = 0``) of a float64 tensor of whole numbers."""
-    return torch.digamma(n + 1.0) + _EULER_GAMMA
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """Where each query's target stands among its candidates (see the module docstring for ties).
-
-    Attributes:
-        above: ``[Q]`` long, candidates scored strictly higher than the target (other correct answers of
-            the query's group excluded).
-        tied: ``[Q]`` long, candidates scored exactly as high as the target (the target itself and other
-            correct answers excluded).
-    """
-
-    above: Tensor
-    tied: Tensor
-
-    def __len__(self) -> int:
-        return int(self.above.numel())
-
-    def reciprocal(self) -> Tensor:
-        """``[Q]`` float64 expected reciprocal rank: ``(H(above + tied + 1) - H(above)) / (tied + 1)``."""
-        a, t = self.above.double(), self.tied.double()
-        # 1 / (above + 1) exactly where nothing ties (the digamma difference is off by a rounding error)
-        return torch.where(t == 0, 1.0 / (a + 1.0), (_harmonic(a + t + 1.0) - _harmonic(a)) / (t + 1.0))
-
-    def hits(self, k: int) -> Tensor:
-        """``[Q]`` float64 probability that the rank is at most ``k``."""
-        a, t = self.above.double(), self.tied.double()
-        return torch.minimum((k - a).clamp(min=0.0), t + 1.0) / (t + 1.0)
-
-    def expected(self) -> Tensor:
-        """``[Q]`` float64 expected rank ``1 + above + tied / 2``."""
-        return 1.0 + self.above.double() + self.tied.double() / 2.0
-
-    @staticmethod
-    def cat(parts: list["Ranks"]) -> "Ranks":
-        """The ranks of several query blocks, in order."""
-        return Ranks(torch.cat([p.above for p in parts]), torch.cat([p.tied for p in parts]))
-
-    @staticmethod
-    def of_scores(scores: Tensor) -> "Ranks":
-        """Ranks of column 0 (the target) among the columns of ``scores [Q, k]``."""
-        target = scores[:, :1]
-        return Ranks((scores[:, 1:] > target).sum(1), (scores[:, 1:] == target).sum(1))
 
 
 @dataclass
@@ -159,30 +109,12 @@ def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
     Returns:
         :class:`Ranks` of ``Q`` queries, on the device of ``queries``.
     """
-    _check_2d("queries", queries)
-    _check_2d("candidates", candidates)
-    if queries.size(1) != candidates.size(1):
-        raise ValueError(f"queries have dimension {queries.size(1)} but candidates {candidates.size(1)}")
+    target = _checked_target(queries, candidates, target)
     n_q, n_c = queries.size(0), candidates.size(0)
-    target = torch.as_tensor(target, device=queries.device).long().reshape(-1)
-    if target.numel() != n_q:
-        raise ValueError(f"target has {target.numel()} entries for {n_q} queries")
     if n_q == 0:
         empty = torch.zeros(0, dtype=torch.long, device=queries.device)
         return Ranks(empty, empty.clone())
-    if n_c == 0:
-        raise ValueError("no candidates to rank against")
-    if int(target.min()) < 0 or int(target.max()) >= n_c:
-        raise ValueError(f"target indices must lie in [0, {n_c}), got "
-                         f"[{int(target.min())}, {int(target.max())}]")
-    if (query_groups is None) != (candidate_groups is None):
-        raise ValueError("give both query_groups and candidate_groups, or neither")
-    if query_groups is not None:
-        query_groups = torch.as_tensor(query_groups, device=queries.device).long().reshape(-1)
-        candidate_groups = torch.as_tensor(candidate_groups, device=queries.device).long().reshape(-1)
-        if query_groups.numel() != n_q or candidate_groups.numel() != n_c:
-            raise ValueError(f"groups must have {n_q} (queries) and {n_c} (candidates) entries, got "
-                             f"{query_groups.numel()} and {candidate_groups.numel()}")
+    query_groups, candidate_groups = _checked_groups(query_groups, candidate_groups, n_q, n_c, queries.device)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     rows = max(1, min(chunk_size, max_block_bytes // (4 * n_c)))
@@ -195,48 +127,71 @@ def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
     for start in range(0, n_q, rows):
         stop = min(start + rows, n_q)
         scores = queries[start:stop].to(torch.float32) @ cand_t  # [r, C]
-        tgt = target[start:stop]
-        tgt_score = scores.gather(1, tgt.unsqueeze(1))  # [r, 1], from the same product
-        n_above = torch.zeros(stop - start, dtype=torch.long, device=queries.device)
-        n_tied = torch.zeros_like(n_above)
-        for c0 in range(0, n_c, cols):  # column slices: the comparison's temporaries stay small
-            block = scores[:, c0:c0 + cols]
-            gt, eq = block > tgt_score, block == tgt_score  # [r, cols] bool
-            if query_groups is not None:
-                # Same-group candidates are other correct answers (the target among them): never counted.
-                other = candidate_groups[c0:c0 + cols].unsqueeze(0) != query_groups[start:stop].unsqueeze(1)
-                gt &= other
-                eq &= other
-            n_above += gt.sum(dim=1)
-            n_tied += eq.sum(dim=1)
-            del gt, eq
-        if query_groups is None:
-            n_tied -= 1  # the target ties with itself
-        else:  # a target outside the query's group (unusual) was counted as tied with itself
-            n_tied -= (candidate_groups[tgt] != query_groups[start:stop]).long()
-        above[start:stop] = n_above
-        tied[start:stop] = n_tied.clamp(min=0)  # a NaN target score equals nothing, itself included
+        groups = None if query_groups is None else query_groups[start:stop]
+        above[start:stop], tied[start:stop] = _block_counts(scores, target[start:stop], groups, candidate_groups,
+                                                            cols)
         del scores
     return Ranks(above, tied)
 
 
-def rank_summary(ranks: Ranks) -> dict[str, float]:
-    """MRR and hits@k of :class:`Ranks` (expected values under the random tie-break).
+def _checked_target(queries: Tensor, candidates: Tensor, target) -> Tensor:
+    """``target`` as ``[Q]`` long on the device of ``queries`` [Q, d], after checking the shapes of the
+    embeddings and, when there are queries, that each target indexes ``candidates [C, d]``."""
+    check_2d("queries", queries)
+    check_2d("candidates", candidates)
+    if queries.size(1) != candidates.size(1):
+        raise ValueError(f"queries have dimension {queries.size(1)} but candidates {candidates.size(1)}")
+    n_q, n_c = queries.size(0), candidates.size(0)
+    target = torch.as_tensor(target, device=queries.device).long().reshape(-1)
+    if target.numel() != n_q:
+        raise ValueError(f"target has {target.numel()} entries for {n_q} queries")
+    if n_q and n_c == 0:
+        raise ValueError("no candidates to rank against")
+    if n_q and (int(target.min()) < 0 or int(target.max()) >= n_c):
+        raise ValueError(f"target indices must lie in [0, {n_c}), got "
+                         f"[{int(target.min())}, {int(target.max())}]")
+    return target
 
-    Returns:
-        ``{"mrr": mean expected reciprocal rank, "hits@1": mean P(rank <= 1), "hits@10": mean P(rank <= 10)}``.
-    """
-    if not isinstance(ranks, Ranks):
-        raise TypeError(f"rank_summary takes Ranks, got {type(ranks).__name__}")
-    if len(ranks) == 0:
-        raise ValueError("rank_summary needs at least one rank")
-    return {"mrr": float(ranks.reciprocal().mean()), "hits@1": float(ranks.hits(1).mean()),
-            "hits@10": float(ranks.hits(10).mean())}
+
+def _checked_groups(query_groups, candidate_groups, n_q: int, n_c: int, device: torch.device
+                    ) -> tuple[Tensor | None, Tensor | None]:
+    """``(query_groups [Q], candidate_groups [C])`` as long tensors on ``device``, or ``(None, None)``
+    (both or neither must be given)."""
+    if (query_groups is None) != (candidate_groups is None):
+        raise ValueError("give both query_groups and candidate_groups, or neither")
+    if query_groups is not None:
+        query_groups = torch.as_tensor(query_groups, device=device).long().reshape(-1)
+        candidate_groups = torch.as_tensor(candidate_groups, device=device).long().reshape(-1)
+        if query_groups.numel() != n_q or candidate_groups.numel() != n_c:
+            raise ValueError(f"groups must have {n_q} (queries) and {n_c} (candidates) entries, got "
+                             f"{query_groups.numel()} and {candidate_groups.numel()}")
+    return query_groups, candidate_groups
 
 
-def chance_mrr(k: int) -> float:
-    """Expected MRR of a query ranked at random among ``k`` candidates: ``H_k / k``."""
-    return float(_harmonic(torch.tensor(float(k), dtype=torch.float64)) / k)
+def _block_counts(scores: Tensor, tgt: Tensor, query_groups: Tensor | None, candidate_groups: Tensor | None,
+                  cols: int) -> tuple[Tensor, Tensor]:
+    """``(above [r], tied [r])`` long of a block of ``r`` queries: ``scores [r, C]`` against all candidates,
+    ``tgt [r]`` the target of each, ``query_groups [r]`` and ``candidate_groups [C]`` (or None) the groups;
+    counted ``cols`` columns at a time."""
+    tgt_score = scores.gather(1, tgt.unsqueeze(1))  # [r, 1], from the same product
+    n_above = torch.zeros(scores.size(0), dtype=torch.long, device=scores.device)
+    n_tied = torch.zeros_like(n_above)
+    for c0 in range(0, scores.size(1), cols):  # column slices: the comparison's temporaries stay small
+        block = scores[:, c0:c0 + cols]
+        gt, eq = block > tgt_score, block == tgt_score  # [r, cols] bool
+        if query_groups is not None:
+            # Same-group candidates are other correct answers (the target among them): never counted.
+            other = candidate_groups[c0:c0 + cols].unsqueeze(0) != query_groups.unsqueeze(1)
+            gt &= other
+            eq &= other
+        n_above += gt.sum(dim=1)
+        n_tied += eq.sum(dim=1)
+        del gt, eq
+    if query_groups is None:
+        n_tied -= 1  # the target ties with itself
+    else:  # a target outside the query's group (unusual) was counted as tied with itself
+        n_tied -= (candidate_groups[tgt] != query_groups).long()
+    return n_above, n_tied.clamp(min=0)  # a NaN target score equals nothing, itself included
 
 
 def draw_distractors(query_items: Tensor, query_rows: Tensor, distractor_items: Tensor, *, pool_size: int = 64,
@@ -292,8 +247,8 @@ def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, 
     with the distractors of :func:`draw_distractors` and ``k`` = ``pool_size`` (less only when the
     distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time.
     """
-    _check_2d("z_x", queries.z_x)
-    _check_2d("z_t", queries.z_t)
+    check_2d("z_x", queries.z_x)
+    check_2d("z_t", queries.z_t)
     if queries.z_x.shape != queries.z_t.shape:
         raise ValueError(f"z_x {tuple(queries.z_x.shape)} and z_t {tuple(queries.z_t.shape)} must have the "
                          "same shape")
@@ -338,81 +293,6 @@ def pool_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool
             "t2g_acc": s_t2g["hits@1"], "k": k, "chance_mrr": chance_mrr(k)}
 
 
-def hardest_of_other_items(queries: Tensor, candidates: Tensor, query_items: Tensor, candidate_items: Tensor,
-                           k: int, *, block: int = 1024) -> Tensor:
-    """``[Q, k]`` long: for each query the ``k`` candidates of highest dot product among the candidates of
-    *another item*, most similar first (ties: lower index first).
-
-    Why other items: a molecule's other captions are true captions, never negatives.
-
-    Args:
-        queries: ``[Q, d]`` normalised embeddings.
-        candidates: ``[C, d]`` normalised embeddings.
-        query_items: ``[Q]`` long item of each query.
-        candidate_items: ``[C]`` long item of each candidate.
-        k: how many (at least 1, at most the number of candidates of another item for every query).
-        block: queries scored at a time (bounds memory to ``block x C`` floats).
-
-    Raises:
-        ValueError: ``k`` is out of range for some query.
-    """
-    query_items, candidate_items = query_items.reshape(-1).long(), candidate_items.reshape(-1).long()
-    fewest = int(candidates.size(0) - torch.bincount(candidate_items).max()) if candidates.size(0) else 0
-    if k < 1 or k > fewest:
-        raise ValueError(f"k must be in 1..{fewest} (candidates of another item for every query), got {k}")
-    out = []
-    for s in range(0, queries.size(0), block):
-        scores = queries[s:s + block].float() @ candidates.float().t()  # [b, C]
-        same = query_items[s:s + block, None] == candidate_items[None, :]
-        scores = scores.masked_fill(same, -math.inf)
-        # a stable descending sort: equal scores keep index order, so the result does not depend on `block`
-        out.append(torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k])
-    return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long)
-
-
-def rerank_columns(scores: Tensor, top_k: int) -> Tensor:
-    """``[Q, min(top_k, K)]`` long: the columns of ``scores [Q, K]`` that a re-ranker of the top ``top_k``
-    reads: column 0 (the target) first, then the ``top_k - 1`` other columns of highest score (stable
-    descending order: equal scores keep column order).
-
-    The target is listed even where it is not in the top ``top_k`` (then :func:`rerank_ranks` ignores the
-    re-ranker for that query); listing it always keeps the shape fixed."""
-    _check_2d("scores", scores)
-    k = min(top_k, scores.size(1))
-    if k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
-    others = torch.sort(scores[:, 1:], dim=1, descending=True, stable=True).indices[:, :k - 1] + 1
-    return torch.cat([torch.zeros(scores.size(0), 1, dtype=torch.long, device=scores.device), others], 1)
-
-
-def rerank_ranks(scores: Tensor, rerank_scores: Tensor, top_k: int) -> Ranks:
-    """:class:`Ranks` of column 0 after re-ranking each query's top ``top_k`` candidates (ALBEF/BLIP style:
-    rank by similarity, then re-order the best ``top_k`` by a costlier scorer such as the matching head).
-
-    A query whose target is in its top ``top_k`` for sure (``above + tied < top_k`` under ``scores``: even
-    with every tie placed before it) is ranked among the candidates of :func:`rerank_columns` by
-    ``rerank_scores`` (ties counted as in :class:`Ranks`); any other query keeps its rank under ``scores``
-    (beyond ``top_k``, where the re-ranker does not reach).
-
-    Args:
-        scores: ``[Q, K]`` first-stage scores, the target in column 0.
-        rerank_scores: ``[Q, K]`` the re-ranker's scores of the same candidates; only the entries at
-            :func:`rerank_columns` are read (the others may be anything, e.g. NaN: never computed).
-        top_k: how many candidates are re-ranked (``>= 1``; 1 re-ranks nothing).
-    """
-    if rerank_scores.shape != scores.shape:
-        raise ValueError(f"rerank_scores {tuple(rerank_scores.shape)} must have the shape of scores "
-                         f"{tuple(scores.shape)}")
-    base = Ranks.of_scores(scores)
-    cols = rerank_columns(scores, top_k)
-    picked = rerank_scores.gather(1, cols)
-    target, others = picked[:, :1], picked[:, 1:]
-    inside = (base.above + base.tied) < cols.size(1)
-    above = torch.where(inside, (others > target).sum(1), base.above)
-    tied = torch.where(inside, (others == target).sum(1), base.tied)
-    return Ranks(above, tied)
-
-
 def split_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings | None = None, *, pool_size: int = 64,
                     seed: int = 0, chunk_size: int = 4096) -> dict[str, Any]:
     """All retrieval metrics of one split, in the layout stored in ``metrics.json``.
@@ -422,8 +302,8 @@ def split_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings | None 
         the whole split (filtered by item), plus ``f"pool{pool_size}"``: :func:`pool_retrieval` when a
         distractor set is given that can rank anything (pairs of two items at least).
     """
-    _check_2d("z_x", queries.z_x)
-    _check_2d("z_t", queries.z_t)
+    check_2d("z_x", queries.z_x)
+    check_2d("z_t", queries.z_t)
     if queries.z_x.shape != queries.z_t.shape:
         raise ValueError(f"z_x {tuple(queries.z_x.shape)} and z_t {tuple(queries.z_t.shape)} must have the "
                          "same shape")

@@ -22,12 +22,13 @@ docs/extending.md.
   ``report_verdicts`` (roles, verdicts, the headline table), ``report_plots`` (figures) and ``report_render``
   (Markdown and HTML);
 * ``certificate``: the deletion certificate and its verification (``certificate_build``,
-  ``certificate_verify`` with ``certificate_checks`` and ``certificate_recompute``).
+  ``certificate_verify`` with ``certificate_checks`` and ``certificate_recompute``, what they find and how
+  they compare values in ``certificate_result``).
 """
 
 __all__ = ["audit_files", "audit_report", "certificate", "certificate_build", "certificate_checks",
-           "certificate_recompute", "certificate_verify", "compare", "distinguishability", "embed",
-           "epsilon_rules", "link_prediction", "matching", "membership", "neighbours", "per_example",
-           "probes", "ranks", "report", "report_format", "report_plots", "report_render", "report_verdicts",
-           "rerank", "retrieval", "run_data", "signal_arrays", "suite", "suite_attacks", "suite_model",
-           "suite_output", "suite_runs", "suite_signals", "summary", "ulira"]
+           "certificate_recompute", "certificate_result", "certificate_verify", "compare",
+           "distinguishability", "embed", "epsilon_rules", "link_prediction", "matching", "membership",
+           "neighbours", "per_example", "probes", "ranks", "report", "report_format", "report_plots",
+           "report_render", "report_verdicts", "rerank", "retrieval", "run_data", "signal_arrays", "suite",
+           "suite_attacks", "suite_model", "suite_output", "suite_runs", "suite_signals", "summary", "ulira"]

@@ -177,16 +177,10 @@ class RecomputedChecks(CertificateChecks):
 
     def recompute_evaluation(self, run, prepared, df_rows: list[int]) -> None:
         """The evaluation part: retrieval, AUCs, gaps to Retrain, targets and verdict."""
-        from graphdel.evaluation.summary import forget_gap, thresholds
+        from graphdel.evaluation.summary import forget_gap
         from graphdel.runs import Run
 
-        settings = {k: self.value(f"evaluation.{k}") for k in ("seed", "pool_size", "chunks")}
-        invalid = [k for k, v in settings.items()
-                   if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1)]
-        for k, v in settings.items():
-            # Settings are only inputs: an edited one shows as metrics that are not reproduced.
-            self.add(f"evaluation.{k}", k not in invalid, f"{v!r}, " + (
-                "the metrics below are re-evaluated with it" if k not in invalid else "not a valid setting"))
+        settings, invalid = self.check_settings()
         reference = self.check_reference()
         scores = ("evaluation.splits", "evaluation.distinguishability", "evaluation.attack_auc")
         judged = ("evaluation.vs_retrain", "evaluation.thresholds")
@@ -194,16 +188,7 @@ class RecomputedChecks(CertificateChecks):
             self.skip(scores + judged, "the evaluation settings are invalid")
             self.check_verdict(None, recomputed=False, why="the evaluation settings are invalid")
             return
-        seed, pool_size, chunks = settings["seed"], settings["pool_size"], settings["chunks"]
-
-        def evaluate(model) -> dict:
-            splits = _recompute_retrieval(model, prepared, df_rows, seed=seed, pool_size=pool_size,
-                                          pool_seed=seed, device=self.device)
-            dist, attack = _recompute_audit_aucs(model, prepared, df_rows, seed=seed, pool_size=pool_size,
-                                                 chunks=chunks, device=self.device)
-            return {"splits": splits, "distinguishability": dist, "attack_auc": attack}
-
-        mine = evaluate(run.model)
+        mine = self.evaluate(run.model, prepared, df_rows, settings)
         for key in ("splits", "distinguishability", "attack_auc"):
             self.equal(f"evaluation.{key}", mine[key], f"the re-evaluation (tolerance {self.tol:g})")
         is_reference = reference is not None and reference.resolve() == self.run_path.resolve()
@@ -220,7 +205,7 @@ class RecomputedChecks(CertificateChecks):
             self.check_verdict(None, recomputed=False, why=why)
             return
         ref_run = Run.load(reference, check=False)  # its weights hash was checked by check_reference
-        ref = mine if is_reference else evaluate(ref_run.model)
+        ref = mine if is_reference else self.evaluate(ref_run.model, prepared, df_rows, settings)
         gaps = forget_gap(_certified_flat(mine["splits"], mine["distinguishability"], mine["attack_auc"]),
                           _certified_flat(ref["splits"], ref["distinguishability"], ref["attack_auc"]))
         self.equal("evaluation.vs_retrain", gaps, "the gaps of the re-evaluated run and reference")
@@ -231,6 +216,37 @@ class RecomputedChecks(CertificateChecks):
             self.skip(["evaluation.thresholds"], self.original_unusable())
             self.check_verdict(None, recomputed=False, why=self.original_unusable())
             return
+        self.check_targets(run, ref_run, mine, ref, prepared, df_rows, settings)
+
+    def check_settings(self) -> tuple[dict, list[str]]:
+        """``evaluation.seed``, ``pool_size`` and ``chunks``: ``(settings, invalid)``, the recorded values and
+        the names of those that are not valid settings (each recorded as a check)."""
+        settings = {k: self.value(f"evaluation.{k}") for k in ("seed", "pool_size", "chunks")}
+        invalid = [k for k, v in settings.items()
+                   if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1)]
+        for k, v in settings.items():
+            # Settings are only inputs: an edited one shows as metrics that are not reproduced.
+            self.add(f"evaluation.{k}", k not in invalid, f"{v!r}, " + (
+                "the metrics below are re-evaluated with it" if k not in invalid else "not a valid setting"))
+        return settings, invalid
+
+    def evaluate(self, model, prepared, df_rows: list[int], settings: dict) -> dict:
+        """``{"splits", "distinguishability", "attack_auc"}`` of ``model`` re-evaluated with the certified
+        ``settings`` (seed, pool size, chunks), as the report computed them."""
+        seed, pool_size, chunks = settings["seed"], settings["pool_size"], settings["chunks"]
+        splits = _recompute_retrieval(model, prepared, df_rows, seed=seed, pool_size=pool_size,
+                                      pool_seed=seed, device=self.device)
+        dist, attack = _recompute_audit_aucs(model, prepared, df_rows, seed=seed, pool_size=pool_size,
+                                             chunks=chunks, device=self.device)
+        return {"splits": splits, "distinguishability": dist, "attack_auc": attack}
+
+    def check_targets(self, run, ref_run, mine: dict, ref: dict, prepared, df_rows: list[int],
+                      settings: dict) -> None:
+        """``evaluation.thresholds`` recomputed from the re-evaluated run (``mine``), reference (``ref``) and
+        original (retrieval only), with the wall times of their metrics.json, then the verdict they give."""
+        from graphdel.evaluation.summary import thresholds
+
+        seed, pool_size = settings["seed"], settings["pool_size"]
         original = _recompute_retrieval(self.original_run.model, prepared, df_rows, seed=seed, pool_size=pool_size,
                                         pool_seed=seed, device=self.device)
         targets = thresholds({"splits": mine["splits"], "wall_time_s": run.metrics.get("wall_time_s")},

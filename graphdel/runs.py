@@ -18,6 +18,9 @@ Layout of a run folder::
 Folders are assembled under a temporary name and renamed when complete (:func:`graphdel.io.staged_folder`),
 so a folder with a ``config.json`` is finished. A run folder is never opened for writing once made, and
 no command writes inside, over, or around a run it reads (:func:`check_output`).
+
+The integrity records are in :mod:`graphdel.run_integrity` and the output check in :mod:`graphdel.run_outputs`;
+every name of both is imported from here.
 """
 
 from __future__ import annotations
@@ -25,19 +28,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from graphdel.errors import ConfigError, IntegrityError, RunError, warn
-from graphdel.io import (atomic_write_json, cached_sha256_file, canonical_json_sha256, check_name_lengths,
-                         occupied, probe_writable)
+from graphdel.io import atomic_write_json
+from graphdel.run_integrity import INTEGRITY_FILE, INTEGRITY_FILES, integrity_changes, write_integrity
+from graphdel.run_outputs import check_output, is_run_folder, run_lineage
 
 RUN_FILES = ("config.json", "model.safetensors", "model_config.json", "metrics.json")
-#: The integrity record of a trained run: ``{"version": 1, "sha256": {"model.safetensors": hex,
-#: "config.json": hex}}``, hashes of the files' bytes. A separate file, so that config.json's own hash
-#: (which certificates carry) stays well-defined.
-INTEGRITY_FILE = "integrity.json"
-#: The files whose hashes a run's integrity record holds.
-INTEGRITY_FILES = ("model.safetensors", "config.json")
 
 
 @dataclass
@@ -167,158 +165,6 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, kind={self.config.get('kind')!r}, method={self.config.get('method')!r})"
-
-
-def write_integrity(folder: str | Path) -> None:
-    """Write :data:`INTEGRITY_FILE` into a trained run's staging folder, after every other file: the
-    SHA-256 of the weights and of ``config.json`` as written."""
-    folder = Path(folder)
-    atomic_write_json({"version": 1, "sha256": {name: cached_sha256_file(folder / name) for name in INTEGRITY_FILES}},
-                      folder / INTEGRITY_FILE)
-
-
-def integrity_changes(path: str | Path) -> list[dict] | None:
-    """The recorded files of the run at ``path`` that changed since it was written, or None when it has no
-    record (a run written before graphdel recorded one).
-
-    A trained run's record is :data:`INTEGRITY_FILE` (hashes of the files' bytes). An unlearned run's is
-    its ``certificate.json``: ``unlearned_weights_sha256`` (the weights' bytes) and ``config_sha256`` (the
-    canonical JSON of ``config.json``, as the certificate hashes it).
-
-    Returns:
-        One ``{"file", "record", "recorded_sha256", "sha256"}`` per changed file (an unreadable record
-        counts as a change of the record itself, with ``recorded_sha256`` None); empty when nothing changed.
-    """
-    path = Path(path)
-
-    def read(name: str):
-        try:
-            return json.loads((path / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return None
-
-    def file_sha(name: str) -> str | None:
-        try:
-            return cached_sha256_file(path / name)
-        except OSError:
-            return None
-
-    if (path / INTEGRITY_FILE).is_file():
-        record = read(INTEGRITY_FILE)
-        recorded = record.get("sha256") if isinstance(record, dict) else None
-        if not isinstance(recorded, dict) or not all(isinstance(recorded.get(f), str) for f in INTEGRITY_FILES):
-            return [{"file": INTEGRITY_FILE, "record": INTEGRITY_FILE, "recorded_sha256": None,
-                     "sha256": file_sha(INTEGRITY_FILE)}]
-        found = {name: file_sha(name) for name in INTEGRITY_FILES}
-        return [{"file": name, "record": INTEGRITY_FILE, "recorded_sha256": recorded[name], "sha256": found[name]}
-                for name in INTEGRITY_FILES if found[name] != recorded[name]]
-    config = read("config.json")
-    if not (isinstance(config, dict) and config.get("kind") == "forget" and (path / "certificate.json").is_file()):
-        return None
-    cert = read("certificate.json")
-    if not isinstance(cert, dict) or not all(isinstance(cert.get(k), str)
-                                             for k in ("unlearned_weights_sha256", "config_sha256")):
-        return [{"file": "certificate.json", "record": "certificate.json", "recorded_sha256": None,
-                 "sha256": file_sha("certificate.json")}]
-    found = {"model.safetensors": file_sha("model.safetensors"), "config.json": canonical_json_sha256(config)}
-    recorded = {"model.safetensors": cert["unlearned_weights_sha256"], "config.json": cert["config_sha256"]}
-    return [{"file": name, "record": "certificate.json", "recorded_sha256": recorded[name], "sha256": found[name]}
-            for name in INTEGRITY_FILES if found[name] != recorded[name]]
-
-
-# ------------------------------------------------------------------------------------- output paths
-
-def is_run_folder(path: Path) -> bool:
-    """Whether ``path`` looks like a run folder (a ``config.json`` and a ``model.safetensors``)."""
-    try:
-        return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-    except OSError:  # e.g. a folder we may not look into
-        return False
-
-
-def run_lineage(path: str | Path) -> list[Path]:
-    """``path`` resolved, followed by every ancestor run its ``config.json`` names (``parent.path``), as
-    far as they are reachable: the runs a command that reads ``path`` depends on."""
-    out: list[Path] = []
-    current: Path | None = Path(path).resolve()
-    while current is not None and current not in out:
-        out.append(current)
-        try:
-            config = json.loads((current / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            break
-        parent = (config.get("parent") or {}).get("path") if isinstance(config, dict) else None
-        current = Path(parent).resolve() if isinstance(parent, str) and parent else None
-    return out
-
-
-def check_output(out: str | Path, *, reads: Sequence[str | Path] = (), protect: Sequence[str | Path] = (),
-                 overwrite: bool | None = None, kind: str = "folder", allow_empty_folder: bool = False,
-                 what: str = "--out") -> Path:
-    """The one check every writing command makes on its output path, before any work.
-
-    Refused, each with one line naming both paths:
-
-    - an output equal to, inside, or containing a folder the command reads (``reads``, each with the
-      ancestor runs its ``config.json`` names; symbolic links resolved);
-    - an output equal to or containing a folder in ``protect`` (e.g. the demo's run cache);
-    - an output inside any run folder, or that is a run folder: a run is never written to or replaced;
-    - an existing output, unless ``overwrite`` (``None``: the command has no ``--overwrite``) or, with
-      ``allow_empty_folder``, an empty folder; a ``kind="file"`` output that is a folder;
-    - a name too long for the file system, or a place that cannot be written.
-
-    ``overwrite`` never reaches an input: the first checks come first. The caller then writes atomically
-    (a folder through :func:`graphdel.io.staged_folder`, a file through :func:`graphdel.io.atomic_write_json`),
-    so an existing output is replaced whole, never merged.
-
-    Returns:
-        ``out`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        RunError: one of the above.
-    """
-    out = Path(out)
-    check_name_lengths(out, what=what)
-    try:
-        target = out.resolve()
-        inputs = [p for r in reads for p in run_lineage(r)]
-        protected = [Path(p).resolve() for p in protect]
-        exists = occupied(out)
-    except OSError as e:
-        raise RunError(f"{what} {out}: {e.strerror or e}") from e
-    for src in inputs:
-        label = "run" if is_run_folder(src) else "folder"
-        if target == src:
-            raise RunError(f"{what} {out} is the {label} {src} that this command reads; choose another path")
-        if target.is_relative_to(src):
-            raise RunError(f"{what} {out} is inside the {label} {src} that this command reads; choose a path "
-                           "outside it")
-        if src.is_relative_to(target):
-            raise RunError(f"{what} {out} contains the {label} {src} that this command reads; choose a path "
-                           "that does not contain it")
-    for src in protected:
-        if src.is_relative_to(target):
-            raise RunError(f"{what} {out} is or contains {src}, which this command reads; choose another path")
-    for folder in (target, *target.parents):
-        if is_run_folder(folder):
-            if folder == target:
-                raise RunError(f"{what} {out} is the run folder {folder}; a run is never replaced, choose "
-                               "another path")
-            raise RunError(f"{what} {out} is inside the run folder {folder}; a run is never written to, choose "
-                           "a path outside it")
-    if exists:
-        if kind == "file" and out.is_dir() and not out.is_symlink():
-            raise RunError(f"{what} {out} is a folder; give the path of a file")
-        empty = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
-        if allow_empty_folder and empty:
-            pass
-        elif overwrite is None:
-            raise RunError(f"output {kind} {out} already exists; choose another {what} or remove it")
-        elif not overwrite:
-            state = "already exists" + (" and is not empty" if allow_empty_folder and out.is_dir() else "")
-            raise RunError(f"{what} {out} {state}; pass --overwrite to replace it, or choose another path")
-    probe_writable(out, what=kind, suffix=".partial" if kind == "folder" else ".tmp")
-    return out
 
 
 def check_run_config(where: str | Path, config: dict) -> None:

@@ -96,18 +96,8 @@ def signal_attack(member_signals: np.ndarray, nonmember_signals: np.ndarray, tar
     if n < 2:
         raise ValueError(f"signal_attack needs >= 2 members and >= 2 non-members, got {len(mem)} and "
                          f"{len(non)}")
-    rng = np.random.default_rng(seed)
-    if len(mem) > n:
-        mem = mem[np.sort(rng.choice(len(mem), n, replace=False))]
-    if len(non) > n:
-        non = non[np.sort(rng.choice(len(non), n, replace=False))]
-    x = np.concatenate([mem, non])
-    y = np.concatenate([np.ones(n), np.zeros(n)])
-    folds = StratifiedKFold(n_splits=min(cv_folds, n), shuffle=True, random_state=seed)
-    # On small populations OpenMP thread start-up dominates gradient boosting (~10x slower); one thread.
-    with threadpool_limits(limits=1 if 2 * n < 20000 else None, user_api="openmp"):
-        cv = cross_val_score(_make_classifier(classifier, seed), x, y, cv=folds, scoring="roc_auc")
-        model = _make_classifier(classifier, seed).fit(x, y)
+    x, y = _balanced(mem, non, n, seed)
+    cv, model = _fit_attack(x, y, n, classifier=classifier, seed=seed, cv_folds=cv_folds)
     target_scores = model.predict_proba(tgt)[:, 1] if len(tgt) else np.zeros(0)
     out: dict[str, Any] = {
         "cv_auc": float(np.mean(cv)),
@@ -124,6 +114,31 @@ def signal_attack(member_signals: np.ndarray, nonmember_signals: np.ndarray, tar
         out["reference_scores"] = model.predict_proba(ref)[:, 1]
         out["attack_auc"] = attack_auc(target_scores, out["reference_scores"])
     return out
+
+
+def _balanced(mem: np.ndarray, non: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x [2n, k], y [2n])``: ``n`` members (label 1) then ``n`` non-members (label 0) of ``mem [M, k]`` and
+    ``non [N, k]``, the larger population subsampled without replacement (``numpy.random.default_rng(seed)``,
+    rows kept in their order)."""
+    rng = np.random.default_rng(seed)
+    if len(mem) > n:
+        mem = mem[np.sort(rng.choice(len(mem), n, replace=False))]
+    if len(non) > n:
+        non = non[np.sort(rng.choice(len(non), n, replace=False))]
+    x = np.concatenate([mem, non])
+    y = np.concatenate([np.ones(n), np.zeros(n)])
+    return x, y
+
+
+def _fit_attack(x: np.ndarray, y: np.ndarray, n: int, *, classifier: str, seed: int, cv_folds: int):
+    """``(cv [folds], model)``: the stratified cross-validated ROC-AUCs of the attack classifier on
+    ``x [2n, k]``, ``y [2n]``, and the classifier fitted on all of it."""
+    folds = StratifiedKFold(n_splits=min(cv_folds, n), shuffle=True, random_state=seed)
+    # On small populations OpenMP thread start-up dominates gradient boosting (~10x slower); one thread.
+    with threadpool_limits(limits=1 if 2 * n < 20000 else None, user_api="openmp"):
+        cv = cross_val_score(_make_classifier(classifier, seed), x, y, cv=folds, scoring="roc_auc")
+        model = _make_classifier(classifier, seed).fit(x, y)
+    return cv, model
 
 
 def attack_auc(target_scores: np.ndarray, reference_nonmember_scores: np.ndarray) -> float:
@@ -212,6 +227,31 @@ def lira_scores(target_signal: np.ndarray, shadow_in: np.ndarray, shadow_out: np
     Returns:
         ``[T]`` float64 scores.
     """
+    x, s_in, s_out = _lira_inputs(target_signal, shadow_in, shadow_out)
+    if mode not in ("auto", "online", "offline"):
+        raise ValueError(f"mode must be 'auto', 'online' or 'offline', got {mode!r}")
+    n_in = np.sum(np.isfinite(s_in), axis=0)
+    n_out = np.sum(np.isfinite(s_out), axis=0)
+    need = 1 if fix_variance else 2
+    if (n_out < need).any():
+        bad = int(np.argmax(n_out < need))
+        raise ValueError(f"example {bad} has {int(n_out[bad])} 'out' shadow values; need >= {need}")
+    if mode == "auto":
+        mode = "online" if (n_in >= max(min_in, need)).all() else "offline"
+    mu_out, sd_out = _gaussian_fit(s_out, x.size, fix_variance, eps)
+    if mode == "offline":
+        return -norm.logsf((x - mu_out) / sd_out)
+    if (n_in < need).any():
+        bad = int(np.argmax(n_in < need))
+        raise ValueError(f"online LiRA: example {bad} has {int(n_in[bad])} 'in' shadow values; "
+                         f"need >= {need}")
+    mu_in, sd_in = _gaussian_fit(s_in, x.size, fix_variance, eps)
+    return norm.logpdf(x, mu_in, sd_in) - norm.logpdf(x, mu_out, sd_out)
+
+
+def _lira_inputs(target_signal, shadow_in, shadow_out) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x [T], s_in [S, T], s_out [S', T])`` float64 (a 1-D shadow array is one shadow), after checking that
+    the shadow arrays have ``T`` columns and the target signal is finite."""
     x = np.asarray(target_signal, dtype=np.float64).reshape(-1)
     s_in = np.asarray(shadow_in, dtype=np.float64)
     s_out = np.asarray(shadow_out, dtype=np.float64)
@@ -223,32 +263,18 @@ def lira_scores(target_signal: np.ndarray, shadow_in: np.ndarray, shadow_out: np
         raise ValueError(f"shadow arrays must be [S, {x.size}], got {s_in.shape} and {s_out.shape}")
     if not np.isfinite(x).all():
         raise ValueError("target_signal contains NaN or inf")
-    if mode not in ("auto", "online", "offline"):
-        raise ValueError(f"mode must be 'auto', 'online' or 'offline', got {mode!r}")
-    n_in = np.sum(np.isfinite(s_in), axis=0)
-    n_out = np.sum(np.isfinite(s_out), axis=0)
-    need_out = 1 if fix_variance else 2
-    if (n_out < need_out).any():
-        bad = int(np.argmax(n_out < need_out))
-        raise ValueError(f"example {bad} has {int(n_out[bad])} 'out' shadow values; need >= {need_out}")
-    if mode == "auto":
-        mode = "online" if (n_in >= max(min_in, 1 if fix_variance else 2)).all() else "offline"
+    return x, s_in, s_out
+
+
+def _gaussian_fit(shadow: np.ndarray, size: int, fix_variance: bool, eps: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(mu [T], sd [T])`` of one side's shadow signals ``[S, T]`` (NaN: not of this side): the mean and
+    population std of each column's values, or with ``fix_variance`` one std pooled over all columns
+    (:func:`_pooled_std`); stds floored at ``eps``."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        mu_out = np.nanmean(s_out, axis=0)
-        sd_out = (np.full(x.size, _pooled_std(s_out, mu_out)) if fix_variance else np.nanstd(s_out, axis=0))
-    sd_out = np.maximum(sd_out, eps)
-    if mode == "offline":
-        return -norm.logsf((x - mu_out) / sd_out)
-    need_in = 1 if fix_variance else 2
-    if (n_in < need_in).any():
-        bad = int(np.argmax(n_in < need_in))
-        raise ValueError(f"online LiRA: example {bad} has {int(n_in[bad])} 'in' shadow values; "
-                         f"need >= {need_in}")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mu_in = np.nanmean(s_in, axis=0)
-        sd_in = (np.full(x.size, _pooled_std(s_in, mu_in)) if fix_variance else np.nanstd(s_in, axis=0))
-    sd_in = np.maximum(sd_in, eps)
-    return norm.logpdf(x, mu_in, sd_in) - norm.logpdf(x, mu_out, sd_out)
+        mu = np.nanmean(shadow, axis=0)
+        sd = (np.full(size, _pooled_std(shadow, mu)) if fix_variance else np.nanstd(shadow, axis=0))
+    return mu, np.maximum(sd, eps)
 
 
 def lira_auc(scores: np.ndarray, is_member: np.ndarray) -> float:

@@ -69,48 +69,59 @@ def linear_probe(train_emb: Any, train_y: Any, eval_sets: Mapping[str, tuple[Any
     if x.ndim != 2 or x.shape[0] != y.size:
         raise ValueError(f"train_emb {x.shape} and train_y {y.shape} do not match")
     if kind == "regression":
-        y = y.astype(np.float64)
-        if x.shape[0] < 3:
-            raise ValueError(f"regression probe needs >= 3 training items, got {x.shape[0]}")
-        model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS)).fit(x, y)
-        out: dict[str, Any] = {"kind": kind, "alpha": float(model[-1].alpha_),
-                               "train_r2": float(r2_score(y, model.predict(x))), "sets": {}}
-        for name, (emb, ye) in eval_sets.items():
-            e, ye = _to_numpy(emb).astype(np.float64), _to_numpy(ye).reshape(-1).astype(np.float64)
-            entry: dict[str, Any] = {"n": int(ye.size), "r2": None, "mae": None}
-            if ye.size:
-                entry["mae"] = float(np.mean(np.abs(model.predict(e) - ye)))
-            if ye.size < 2:
-                entry["reason"] = "fewer than 2 items"
-            elif np.ptp(ye) == 0:
-                entry["reason"] = "constant target"
-            else:
-                entry["r2"] = float(r2_score(ye, model.predict(e)))
-            out["sets"][str(name)] = entry
-        return out
+        return _regression_probe(x, y, eval_sets)
     if kind == "classification":
-        y = y.astype(int)
-        if np.unique(y).size < 2:
-            raise ValueError("classification probe needs both classes in the training set")
-        if np.unique(y).size > 2:
-            raise ValueError("classification probe expects binary labels")
-        clf = LogisticRegression(max_iter=2000, random_state=seed)
-        model = make_pipeline(StandardScaler(), clf).fit(x, y)
-        out = {"kind": kind, "train_accuracy": float(accuracy_score(y, model.predict(x))), "sets": {}}
-        for name, (emb, ye) in eval_sets.items():
-            e, ye = _to_numpy(emb).astype(np.float64), _to_numpy(ye).reshape(-1).astype(int)
-            entry = {"n": int(ye.size), "accuracy": None, "roc_auc": None}
-            if ye.size == 0:
-                entry["reason"] = "empty set"
-            else:
-                entry["accuracy"] = float(accuracy_score(ye, model.predict(e)))
-                if np.unique(ye).size < 2:
-                    entry["reason"] = "single class: ROC-AUC undefined"
-                else:
-                    entry["roc_auc"] = float(roc_auc_score(ye, model.predict_proba(e)[:, 1]))
-            out["sets"][str(name)] = entry
-        return out
+        return _classification_probe(x, y, eval_sets, seed)
     raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
+
+
+def _regression_probe(x: np.ndarray, y: np.ndarray, eval_sets: Mapping[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """:func:`linear_probe` with ``kind="regression"`` on ``x [n, d]`` float64 and ``y [n]``."""
+    y = y.astype(np.float64)
+    if x.shape[0] < 3:
+        raise ValueError(f"regression probe needs >= 3 training items, got {x.shape[0]}")
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS)).fit(x, y)
+    out: dict[str, Any] = {"kind": "regression", "alpha": float(model[-1].alpha_),
+                           "train_r2": float(r2_score(y, model.predict(x))), "sets": {}}
+    for name, (emb, ye) in eval_sets.items():
+        e, ye = _to_numpy(emb).astype(np.float64), _to_numpy(ye).reshape(-1).astype(np.float64)
+        entry: dict[str, Any] = {"n": int(ye.size), "r2": None, "mae": None}
+        if ye.size:
+            entry["mae"] = float(np.mean(np.abs(model.predict(e) - ye)))
+        if ye.size < 2:
+            entry["reason"] = "fewer than 2 items"
+        elif np.ptp(ye) == 0:
+            entry["reason"] = "constant target"
+        else:
+            entry["r2"] = float(r2_score(ye, model.predict(e)))
+        out["sets"][str(name)] = entry
+    return out
+
+
+def _classification_probe(x: np.ndarray, y: np.ndarray, eval_sets: Mapping[str, tuple[Any, Any]], seed: int
+                          ) -> dict[str, Any]:
+    """:func:`linear_probe` with ``kind="classification"`` on ``x [n, d]`` float64 and ``y [n]``."""
+    y = y.astype(int)
+    if np.unique(y).size < 2:
+        raise ValueError("classification probe needs both classes in the training set")
+    if np.unique(y).size > 2:
+        raise ValueError("classification probe expects binary labels")
+    clf = LogisticRegression(max_iter=2000, random_state=seed)
+    model = make_pipeline(StandardScaler(), clf).fit(x, y)
+    out = {"kind": "classification", "train_accuracy": float(accuracy_score(y, model.predict(x))), "sets": {}}
+    for name, (emb, ye) in eval_sets.items():
+        e, ye = _to_numpy(emb).astype(np.float64), _to_numpy(ye).reshape(-1).astype(int)
+        entry = {"n": int(ye.size), "accuracy": None, "roc_auc": None}
+        if ye.size == 0:
+            entry["reason"] = "empty set"
+        else:
+            entry["accuracy"] = float(accuracy_score(ye, model.predict(e)))
+            if np.unique(ye).size < 2:
+                entry["reason"] = "single class: ROC-AUC undefined"
+            else:
+                entry["roc_auc"] = float(roc_auc_score(ye, model.predict_proba(e)[:, 1]))
+        out["sets"][str(name)] = entry
+    return out
 
 
 def embedding_drift(a: Tensor, b: Tensor) -> dict[str, float]:

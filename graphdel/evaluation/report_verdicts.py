@@ -79,66 +79,19 @@ def method_verdict(name: str, models, original, reference, keys, summary, smoke:
     """Structured verdict of one method: parts (ok: bool | None, text) and an overall status.
 
     With ``smoke`` (a ``--quick`` run) nothing is judged: the parts are the bare measurements (ok ``None``)
-    and the status is ``"not judged"``."""
+    and the status is ``"not judged"``. The parts, in order: forgetting (Df MRR against Retrain), the
+    membership attack (when measured), retention (test MRR against the original) and time."""
     entry = models[name]
     h = headline(entry, keys)
     ref = headline(models[reference], keys) if reference else {}
     orig = headline(models[original], keys) if original else {}
     thr = (summary.get("thresholds") or {}).get(name) or {}
-    parts: list[tuple[bool | None, str]] = []
-
-    t = thr.get("forget_mrr_vs_retrain") or {}
-    if reference is None:
-        parts.append((None, "forgetting not judged: no Retrain reference"))
-    elif t.get("value") is None:
-        parts.append((None, "forgetting not judged: Df MRR missing"))
-    elif smoke:
-        parts.append((None, f"Df MRR {fmt(h['forget_mrr'])} vs Retrain {fmt(ref['forget_mrr'])} "
-                            f"({signed(t['value'])})"))
-    else:
-        gap, m, r = t["value"], h["forget_mrr"], ref["forget_mrr"]
-        detail = f"Df MRR {fmt(m)} vs Retrain {fmt(r)} ({signed(gap)}, tolerance ±{t['limit']:g})"
-        if t["passed"]:
-            parts.append((True, f"forgot like Retrain: {detail}"))
-        elif gap > 0:
-            parts.append((False, f"still remembers Df: {detail}"))
-        else:
-            parts.append((False, f"over-forgot Df: {detail}"))
-
+    parts: list[tuple[bool | None, str]] = [_forgetting_part(thr.get("forget_mrr_vs_retrain") or {}, h, ref,
+                                                             reference, smoke)]
     if h["attack_auc"] is not None:
-        r_auc = ref.get("attack_auc")
-        against = f"Retrain {fmt(r_auc)}" if r_auc is not None else "0.5 (no Retrain value)"
-        if smoke:
-            parts.append((None, f"membership attack: AUC {fmt(h['attack_auc'])} vs {against}"))
-        else:
-            flag = leak_flag(h["attack_auc"], reference_auc=r_auc)
-            parts.append((flag == "ok",
-                          f"membership attack: AUC {fmt(h['attack_auc'])} vs {against} → {flag}"))
-
-    t = thr.get("test_mrr_drop") or {}
-    if original is None:
-        parts.append((None, "retention not judged: no original model"))
-    elif t.get("value") is None:
-        parts.append((None, "retention not judged: test MRR missing"))
-    else:
-        detail = (f"test MRR {fmt(h['test_mrr'])} vs original {fmt(orig['test_mrr'])} "
-                  f"({signed(-t['value'])})")
-        if smoke:
-            parts.append((None, detail))
-        else:
-            parts.append((bool(t["passed"]),
-                          ("kept the rest: " if t["passed"] else "lost on test: ") + detail))
-
-    t = thr.get("time_vs_retrain") or {}
-    if t.get("value") is not None:
-        pct = 100 * t["value"]
-        if smoke:
-            parts.append((None, f"time: {pct:.1f}% of Retrain's"))
-        else:
-            parts.append((bool(t["passed"]), f"{'fast' if t['passed'] else 'slow'}: {pct:.1f}% of Retrain's "
-                                             f"time (target ≤ {100 * t['limit']:g}%)"))
-    else:
-        parts.append((None, "time not judged"))
+        parts.append(_attack_part(h, ref, smoke))
+    parts.append(_retention_part(thr.get("test_mrr_drop") or {}, h, orig, original, smoke))
+    parts.append(_time_part(thr.get("time_vs_retrain") or {}, smoke))
 
     oks = [ok for ok, _ in parts]
     if smoke:
@@ -148,6 +101,61 @@ def method_verdict(name: str, models, original, reference, keys, summary, smoke:
     score = ((summary.get("scores") or {}).get("methods") or {}).get(name, {})
     return {"name": name, "method": entry.get("method", ""), "status": status, "parts": parts,
             "score": score.get("score"), "rank": score.get("rank")}
+
+
+def _forgetting_part(t: Mapping[str, Any], h: Mapping[str, Any], ref: Mapping[str, Any], reference,
+                     smoke: bool) -> tuple[bool | None, str]:
+    """The verdict's forgetting part: the method's Df MRR (``h``) against Retrain's (``ref``), judged by the
+    ``forget_mrr_vs_retrain`` target ``t``."""
+    if reference is None:
+        return None, "forgetting not judged: no Retrain reference"
+    if t.get("value") is None:
+        return None, "forgetting not judged: Df MRR missing"
+    if smoke:
+        return None, f"Df MRR {fmt(h['forget_mrr'])} vs Retrain {fmt(ref['forget_mrr'])} ({signed(t['value'])})"
+    gap, m, r = t["value"], h["forget_mrr"], ref["forget_mrr"]
+    detail = f"Df MRR {fmt(m)} vs Retrain {fmt(r)} ({signed(gap)}, tolerance ±{t['limit']:g})"
+    if t["passed"]:
+        return True, f"forgot like Retrain: {detail}"
+    if gap > 0:
+        return False, f"still remembers Df: {detail}"
+    return False, f"over-forgot Df: {detail}"
+
+
+def _attack_part(h: Mapping[str, Any], ref: Mapping[str, Any], smoke: bool) -> tuple[bool | None, str]:
+    """The verdict's membership-attack part: the method's attack AUC against Retrain's (or 0.5)."""
+    r_auc = ref.get("attack_auc")
+    against = f"Retrain {fmt(r_auc)}" if r_auc is not None else "0.5 (no Retrain value)"
+    if smoke:
+        return None, f"membership attack: AUC {fmt(h['attack_auc'])} vs {against}"
+    flag = leak_flag(h["attack_auc"], reference_auc=r_auc)
+    return flag == "ok", f"membership attack: AUC {fmt(h['attack_auc'])} vs {against} → {flag}"
+
+
+def _retention_part(t: Mapping[str, Any], h: Mapping[str, Any], orig: Mapping[str, Any], original,
+                    smoke: bool) -> tuple[bool | None, str]:
+    """The verdict's retention part: the method's test MRR (``h``) against the original's (``orig``), judged
+    by the ``test_mrr_drop`` target ``t``."""
+    if original is None:
+        return None, "retention not judged: no original model"
+    if t.get("value") is None:
+        return None, "retention not judged: test MRR missing"
+    detail = (f"test MRR {fmt(h['test_mrr'])} vs original {fmt(orig['test_mrr'])} "
+              f"({signed(-t['value'])})")
+    if smoke:
+        return None, detail
+    return bool(t["passed"]), ("kept the rest: " if t["passed"] else "lost on test: ") + detail
+
+
+def _time_part(t: Mapping[str, Any], smoke: bool) -> tuple[bool | None, str]:
+    """The verdict's time part, judged by the ``time_vs_retrain`` target ``t``."""
+    if t.get("value") is None:
+        return None, "time not judged"
+    pct = 100 * t["value"]
+    if smoke:
+        return None, f"time: {pct:.1f}% of Retrain's"
+    return bool(t["passed"]), (f"{'fast' if t['passed'] else 'slow'}: {pct:.1f}% of Retrain's "
+                               f"time (target ≤ {100 * t['limit']:g}%)")
 
 
 # ---------------------------------------------------------------------------------- headline table

@@ -114,19 +114,31 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
         model.eval()
 
 
-def _stage_epochs(model, train, config, modules: list, params: list, device: torch.device, progress: bool,
-                  after_epoch: Callable[[int], None] | None) -> list[dict]:
-    """The stage's epochs on a model whose encoders are already frozen (:func:`train_fusion_stage`)."""
+def _mine_hard_negatives(model, train, config, device: torch.device) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The stage's hard negatives, mined once from the frozen encoders' embeddings of ``train``'s ``N`` pairs:
+    ``(items [N], hard_text [N, pool], hard_item [N, pool])``, for each pair the ``pool`` texts (items) of other
+    items closest to its item (text), ``pool`` at most ``config.fusion_hard_pool``; None when the pairs hold
+    fewer than two items."""
     from graphdel.evaluation.embed import embed_pairs
 
-    generator = torch.Generator().manual_seed(config.seed)
     emb = embed_pairs(model, train, device=device)  # the encoders are frozen: mined once
     items = emb.items
     if items.unique().numel() < 2:
-        return []
+        return None
     pool = min(config.fusion_hard_pool, int(items.numel() - torch.bincount(items).max()))
     hard_text = hardest_of_other_items(emb.z_x, emb.z_t, items, items, pool)  # [N, pool] texts per item
     hard_item = hardest_of_other_items(emb.z_t, emb.z_x, items, items, pool)  # [N, pool] items per text
+    return items, hard_text, hard_item
+
+
+def _stage_epochs(model, train, config, modules: list, params: list, device: torch.device, progress: bool,
+                  after_epoch: Callable[[int], None] | None) -> list[dict]:
+    """The stage's epochs on a model whose encoders are already frozen (:func:`train_fusion_stage`)."""
+    generator = torch.Generator().manual_seed(config.seed)
+    mined = _mine_hard_negatives(model, train, config, device)
+    if mined is None:
+        return []
+    items, hard_text, hard_item = mined
     rows = torch.as_tensor(train.rows).long()
 
     def negatives(positions: Tensor, hard: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from torch_geometric.data import Batch, Data
 
 from graphdel.data.molecule_features import FEATURIZER_VERSION, featurize_chunk
 
+
 @dataclass
 class MoleculeGraphs:
     """Many featurised molecules stored as concatenated tensors (one allocation, fast to slice and cache).

@@ -1,4 +1,5 @@
-"""The small CNN image encoder, trained from scratch on pixels (``cnn``; see :mod:`graphdel.encoders.image`)."""
+"""The small CNN image encoder, trained from scratch on pixels (``cnn``; see
+:mod:`graphdel.encoders.image`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from graphdel.encoders.image_base import (ImageEncoderConfig, ImageEncoderSpec, ImageInput, ImageTop, grid_tokens,
-                                         normalise_pixels, register_image_encoder)
+from graphdel.encoders.image_base import (ImageEncoderConfig, ImageEncoderSpec, ImageInput, ImageTop,
+                                         grid_tokens, normalise_pixels, register_image_encoder)
 from graphdel.errors import ConfigError
+
 
 class SmallCNN(ImageTop):
     """A CNN trained from scratch: per channel count ``c`` in ``channels``, a 3x3 stride-2 convolution,

@@ -10,10 +10,11 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from graphdel.encoders.image_base import (FrozenFeatures, ImageEncoderConfig, ImageEncoderSpec, ImageInput, ImageTop,
-                                         register_image_encoder)
+from graphdel.encoders.image_base import (FrozenFeatures, ImageEncoderConfig, ImageEncoderSpec, ImageInput,
+                                         ImageTop, register_image_encoder)
 from graphdel.errors import ConfigError
 from graphdel.io import cached_sha256_file
+
 
 def resolve_hf_folder(config: ImageEncoderConfig) -> Path:
     """The local folder of an ``hf`` encoder (:class:`ConfigError` unless it holds a ``config.json``)."""

@@ -68,7 +68,6 @@ class Ranks:
         return Ranks((scores[:, 1:] > target).sum(1), (scores[:, 1:] == target).sum(1))
 
 
-
 def rank_summary(ranks: Ranks) -> dict[str, float]:
     """MRR and hits@k of :class:`Ranks` (expected values under the random tie-break).
 

@@ -97,7 +97,6 @@ def _tpr_at(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
     return float(t0 + (t1 - t0) * (target - f0) / (f1 - f0))
 
 
-
 def ulira(target_in: np.ndarray, target_out: np.ndarray, shadow_in: np.ndarray, shadow_out: np.ndarray,
           fpr: Sequence[float] = (0.01, 0.001), *, variance: str = "auto") -> ULiRAResult:
     """U-LiRA (Hayes et al. 2024): per-example likelihood-ratio attack telling unlearned from retrained.

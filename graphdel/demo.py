@@ -62,7 +62,9 @@ class DemoConfig:
         quick: the small setting (:func:`graphdel.api.quick_configs` and :data:`QUICK_OVERRIDES`): a smoke
             run, reported with every verdict "not judged" (see the module docstring).
         data: dataset spec (default: the embedded ``drugs`` corpus).
-        fraction: share of the training units (``by``) to delete.
+        fraction: share of the training units (``by``) to delete (a number >= 1: how many units).
+        forget: the ids of the units (``by``) to delete instead of a random ``fraction`` (e.g. a KG
+            relation for ``by="relation"``).
         by: the request granularity (``molecule`` for molecule–text data, ``triple`` for a KG).
         seed: seed of the request, the unlearning runs and the evaluation.
         methods: methods to run besides Retrain (default: every registered method).
@@ -76,6 +78,7 @@ class DemoConfig:
     quick: bool = False
     data: str = "drugs"
     fraction: float = 0.05
+    forget: Sequence[str] | None = None
     by: str = "molecule"
     seed: int = 0
     methods: Sequence[str] | None = None
@@ -247,9 +250,14 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
     log(f"      {original.path} ({_headline(original.metrics['splits']['test'])}"
         f"{', reused' if reused else ''})")
 
-    log(f"[2/4] deletion request: {100 * cfg.fraction:g}% of the training units (by {cfg.by}), seed {cfg.seed}")
-    request = api.make_request(original, random_amount=cfg.fraction, by=cfg.by, seed=cfg.seed,
-                               prepared=prepared)
+    if cfg.forget:
+        log(f"[2/4] deletion request: {', '.join(cfg.forget)} (by {cfg.by})")
+        request = api.make_request(original, ids=list(cfg.forget), by=cfg.by, prepared=prepared)
+    else:
+        amount = f"{cfg.fraction:g}" if cfg.fraction >= 1 else f"{100 * cfg.fraction:g}%"
+        log(f"[2/4] deletion request: {amount} of the training units (by {cfg.by}), seed {cfg.seed}")
+        request = api.make_request(original, random_amount=cfg.fraction, by=cfg.by, seed=cfg.seed,
+                                   prepared=prepared)
     out.mkdir(parents=True, exist_ok=True)
     request.save(out / "request.json", prepared.corpus)
     log(f"      {len(request)} pairs to forget ({request.description})")

@@ -137,3 +137,17 @@ def test_demo_kg_scenario_on_a_tiny_kg(tmp_path, capsys):
         assert {"forget", "test", "collateral@1", "collateral@2"} <= set(splits), name
         assert 0 <= splits["forget"]["lp"]["auroc_vs_retain"] <= 1
     assert "Link prediction" in (out / "report.md").read_text()
+
+
+def test_demo_deletes_the_named_units_instead_of_a_random_share(tmp_path):
+    from tests.data.test_kg_view import TRAIN, write_tiny_kg
+
+    folder = write_tiny_kg(tmp_path / "kg")
+    out = tmp_path / "reldemo"
+    run_demo(DemoConfig(out=out, quick=True, data=f"kg:{folder}", by="relation", forget=["likes"],
+                        methods=["multidelete"], progress=False, device="cpu"), log=lambda s: None)
+    request = json.loads((out / "request.json").read_text())
+    held_out = set(json.loads((out / "runs" / "retrain" / "config.json").read_text())["calibration_ids"])
+    expected = sorted({f"tri:{h}|{r}|{t}" for h, r, t in TRAIN if r == "likes"} - held_out)
+    assert request["by"] == "relation" and len(expected) == 5  # every trained "likes" triple
+    assert sorted(p["pair_id"] for p in request["pairs"]) == expected

@@ -41,10 +41,13 @@ LAYERS = {
     "graphdel.io": 0,
     "graphdel.resources": 0,
     "graphdel.device": 0,
+    "graphdel.run_outputs": 0,  # where a command may write: graphdel.errors and graphdel.io only
+    "graphdel.run_integrity": 0,  # integrity.json: graphdel.io only
     "graphdel.models.protocol": 1,
     "graphdel.data": 2,
     "graphdel.encoders": 2,
     "graphdel.distributed": 2,
+    "graphdel.collectives": 2,  # the process group and its collectives, under graphdel.distributed
     "graphdel.evaluation": 3,
     "graphdel.models": 4,
     "graphdel.training": 5,

@@ -345,6 +345,12 @@ class GradientMethod(UnlearningMethod):
         budget is used, the run stops itself or the selector's stopping rule fires."""
         student = trainer.student
         trainer.log.append(selector.evaluate(student, epoch=0, step=0))
+        if selector.should_stop(0):  # only with min_epochs = 0
+            # e.g. a KG request whose relation or entities the student no longer stores: removing them
+            # already brought Df to the reference, and an update could only move other knowledge
+            trainer.stop_reason = (f"Df score at the {selector.reference_name} score before any update "
+                                   "(min_epochs 0)")
+            return
         self.setup(trainer, cfg)
         bar = tqdm(range(1, cfg.epochs + 1), desc=self.name,
                    disable=not (trainer.ctx.progress and distributed.is_main()), leave=False)

@@ -43,7 +43,8 @@ class GradientConfig(ConfigMixin):
         smooth: number of evaluations the stopping rule averages.
         select_tolerance: checkpoints whose |Df - reference| gap is within this of the best compete on
             the retain score.
-        min_epochs: never stop before this many epochs.
+        min_epochs: never stop before this many epochs (0: no update at all when the untouched copy, after
+            the model's stored-fact removal, already scores Df at the reference).
         eval_every: evaluate (score, keep a candidate checkpoint, decide whether to stop) after every this
             many epochs and after the last; an evaluation scores Df, the calibration reference and a retain
             sample against the distractor set, about as long as an epoch of updates on a 250-pair Df (0.75 s each

@@ -142,11 +142,12 @@ def test_forget_metrics_have_collateral_and_auroc(trained):
 
 def test_multidelete_takes_the_kg_recommendation_and_the_caller_overrides_it(trained):
     root, run = trained
-    assert api.with_model_defaults(run.model, "multidelete", None) == ["batch_size=128", "epochs=2", "lr=0.001"]
+    assert api.with_model_defaults(run.model, "multidelete", None) == ["batch_size=128", "epochs=2", "lr=0.001",
+                                                                       "min_epochs=0"]
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
     out = api.forget(run, req, method="multidelete", overrides=["epochs=1"], out=root / "f-defaults", progress=False)
     cfg = out.config["method_config"]
-    assert (cfg["batch_size"], cfg["epochs"], cfg["lr"], cfg["dropout"]) == (128, 1, 1e-3, False)
+    assert (cfg["batch_size"], cfg["epochs"], cfg["lr"], cfg["dropout"], cfg["min_epochs"]) == (128, 1, 1e-3, False, 0)
 
 
 def test_engine_has_no_kg_specific_code():
@@ -195,3 +196,43 @@ def test_an_unseen_names_only_kg_folder_trains_forgets_and_evaluates_by_cli(tmp_
     assert (e["wolf_n_01"], r["_member_of"], e["pack_n_06"]) not in graph_set(loaded.model)
     metrics = json.loads(report.read_text())
     assert "lp" in json.dumps(metrics)
+
+
+def _forgotten_copy(run, ids, by):
+    import copy
+
+    prepared = api.load_run_data(run, progress=False)
+    req = api.make_request(run, ids=ids, by=by, prepared=prepared)
+    model = copy.deepcopy(run.model)
+    removed = model.forget_structure(prepared.data.subset(req.rows(prepared.corpus), "forget"))
+    return model, removed
+
+
+def _seeded_row(table, row):
+    std = (2.0 / (table.shape[0] + table.shape[1])) ** 0.5
+    return torch.randn(table.shape[1], generator=torch.Generator().manual_seed(row)) * std
+
+
+def test_a_deleted_relation_and_entity_get_embeddings_retrain_never_trained(trained):
+    _, run = trained
+    rel, ent = run.model.encoder.relation.weight, run.model.encoder.entity.weight
+    R = run.model.num_relations
+    # a whole relation: both its directions re-drawn from the initial distribution, nothing else moves
+    model, removed = _forgotten_copy(run, ["part_of"], "relation")
+    r = idx(run, "e3", "part_of", "e4")[1]
+    new = model.encoder.relation.weight.detach()
+    assert removed == 6                                           # every part_of triple left the graph
+    assert torch.allclose(new[r], _seeded_row(new, r)) and torch.allclose(new[r + R], _seeded_row(new, r + R))
+    others = [i for i in range(new.shape[0]) if i not in (r, r + R)]
+    assert torch.equal(new[others], rel.detach()[others])
+    assert torch.equal(model.encoder.entity.weight, ent)
+    # an entity: its row re-drawn once its last triple and its description are gone
+    model, _ = _forgotten_copy(run, ["e0"], "entity")
+    e0 = idx(run, "e0", "likes", "e1")[0]
+    new = model.encoder.entity.weight.detach()
+    assert torch.allclose(new[e0], _seeded_row(new, e0)) and not torch.allclose(new[e0], ent.detach()[e0])
+    assert torch.equal(new[[i for i in range(new.shape[0]) if i != e0]], ent.detach()[[i for i in range(new.shape[0]) if i != e0]])
+    # one triple of a relation that keeps others: no embedding moves
+    model, removed = _forgotten_copy(run, ["tri:e0|likes|e1"], "triple")
+    assert removed == 1
+    assert torch.equal(model.encoder.relation.weight, rel) and torch.equal(model.encoder.entity.weight, ent)

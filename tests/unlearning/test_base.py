@@ -173,3 +173,14 @@ def test_eval_every_evaluates_every_kth_epoch_and_the_last(original, make_ctx):
     assert res.selected["epoch"] in (2, 4, 5) and res.selected["epochs_run"] == 5
     with pytest.raises(ConfigError, match="eval_every must be >= 1"):
         unlearn(original, make_ctx(), "neggrad", ["eval_every=0"])
+
+
+def test_min_epochs_0_stops_before_any_update_when_df_is_already_at_the_reference(original, make_ctx):
+    # a margin of 1 puts every Df score "at the reference": the untouched copy already meets the rule
+    res = unlearn(original, make_ctx(), "neggrad", ["min_epochs=0", "stop_margin=1", "batch_size=8", "pool_size=8"])
+    assert [r["epoch"] for r in res.log if r.get("eval")] == [0]
+    assert not [r for r in res.log if r.get("phase") == "update"]
+    assert res.selected["steps"] == 0 and "before any update" in res.selected["stop_reason"]
+    # with the default min_epochs=1 the same rule fires only after one epoch of updates
+    res = unlearn(original, make_ctx(), "neggrad", ["stop_margin=1", "batch_size=8", "pool_size=8"])
+    assert [r["epoch"] for r in res.log if r.get("eval")] == [0, 1] and res.selected["steps"] > 0

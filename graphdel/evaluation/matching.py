@@ -33,8 +33,8 @@ __all__ = ["RERANK_TOP_K", "pair_match_logits", "balanced_accuracy", "matching_p
            "pool_rerank", "matching_metrics"]
 
 #: Candidates re-ranked by the matching head per pool-64 query, chosen on ``drugs``' validation split
-#: (hits@1 0.505 at 4, 0.502 at 2, 0.485 at 8, similarity alone 0.446; docs/results.md, "The fusion stage
-#: and the molecule recipe").
+#: (hits@1 0.505 at 4, 0.502 at 2, 0.485 at 8, similarity alone 0.446;
+#: docs/experiments/2026-12-04-fusion-stage.md).
 RERANK_TOP_K = 4
 
 

@@ -38,7 +38,7 @@ class MoleculeTextModel(JointModel):
         decay (validation pool-64 MRR 0.629 against 0.604 at a constant rate, 15 epochs). The stage runs 2
         epochs: the fewest whose validation ``match_bal_acc`` is within 0.02 of 10 epochs' (0.807 against
         0.814), at a fifth of the cost. Measured in
-        docs/results.md, "The fusion stage and the molecule recipe"."""
+        docs/experiments/2026-12-04-fusion-stage.md."""
         text = {**asdict(TextEncoderConfig()), "fusion_tokens": 64}
         model = {"matching_weight": 0.0, "fusion_product": True, "text": text}
         train = {"fusion_epochs": 4 if quick else 2, "fusion_lr": 1e-3, "fusion_hard_fraction": 0.5,
@@ -59,7 +59,8 @@ class MoleculeTextModel(JointModel):
         the top graph layer and the two projections are updated: the bottom layers' node states are then
         computed once per molecule and shared with the teacher (:meth:`share_frozen_states`).
 
-        Measured on ``drugs`` (docs/results.md, "Per-pair parity with Retrain"): on the development request
+        Measured on ``drugs`` (docs/experiments/2026-12-04-per-pair-parity.md; the requests no setting was
+        chosen on in docs/results.md, "Per-pair parity with Retrain"): on the development request
         (5% of the training molecules, seed 0) ``calibrated`` took Df-vs-Dr AUC from 0.765 (``pairwise``)
         to 0.640 against Retrain's 0.649 with Df within 0.011 of Retrain's, at 14% of Retrain's time (24
         epochs, against 5% for ``pairwise``); evaluating every 3rd epoch (``eval_every``) instead of every

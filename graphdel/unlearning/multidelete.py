@@ -39,8 +39,8 @@ teacher's Df item embeddings are computed once per run, and a model whose frozen
 shared with the teacher (``share_frozen_states``, the molecule model under ``trainable``) computes them
 once per molecule.
 
-What was measured on the embedded corpus (5% of the training molecules, seed 0; docs/results.md,
-"MultiDelete on molecules"): with the engine's defaults the Df, retain, calibration and test scores fall
+What was measured on the embedded corpus (5% of the training molecules, seed 0;
+docs/experiments/2026-11-28-multidelete-molecule-recommendation.md): with the engine's defaults the Df, retain, calibration and test scores fall
 together whatever the distance, negatives, optimiser, Dr batch size, gradient projection (PCGrad on one
 Dr batch, or the span of 64 Dr batch gradients) or Fisher-ratio mask (``mask_fraction``); dropout noise in
 the retention terms was part of that. The molecule model's recommendation separates them (on three
@@ -115,7 +115,7 @@ class MultiDeleteConfig(GradientConfig):
             it: each request retained against the model the previous one produced, so every step's damage
             became the next step's knowledge. Chosen on validation data at the quick scale (20 requests,
             seed-0 stream): mean |Df gap to Retrain| + val drop over steps 5, 10, 20 of 0.113 against 0.241
-            with the parent as teacher (docs/results.md, "A stream of requests").
+            with the parent as teacher (docs/experiments/2026-12-03-stream-retention-teacher.md).
         replay: for a request that continues a chain of deletions, this many pairs of the earlier
             requests (``ctx.earlier_forget``) are drawn at every step and decoupled again (L_MD on them, added
             to the Df batch's); 0 turns it off. Why: retaining Dr towards the chain's original, which still
@@ -123,7 +123,8 @@ class MultiDeleteConfig(GradientConfig):
             them away again. 32 was chosen on the default recipe's seed-2 stream (validation: mean over
             requests 10 and 20 of |union Df gap to Retrain| + val drop, 0.087 against 0.117 without replay,
             0.114 with 128) and then run on the seed-0 stream: union Df gap after 20 requests −0.003
-            against +0.056 without (docs/results.md, "A stream of requests"). A first request is unchanged.
+            against +0.056 without (docs/experiments/2026-12-04-stream-replay.md and
+            2026-12-04-stream-default-recipe.md). A first request is unchanged.
         target_distractors: with ``similarity_target="calibrated"``, the distractor texts drawn at every step
             that a deleted pair's target rank is counted among.
         mask_lambda: the damping of the importance ratio above (times the mean Dr Fisher).

@@ -203,6 +203,12 @@ class ModalityModule(nn.Module):
         merged into each split's retrieval metrics. Default: none."""
         return {}
 
+    def fused_parts(self) -> tuple[int, ...]:
+        """Widths of the consecutive parts of :meth:`fuse`'s output that carry different things (they sum to
+        its width), for distances that weigh each part alike (``distance="part_mse"``). Default: ``()``,
+        one part."""
+        return ()
+
     def forget_structure(self, sampler: PairSampler) -> int:
         """Drop the pairs of ``sampler`` from the training data the model stores and reads as input (a KG
         model's message-passing graph); the number of stored facts removed. Default: stores none, 0."""

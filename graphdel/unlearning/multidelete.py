@@ -89,7 +89,8 @@ class MultiDeleteConfig(GradientConfig):
     Attributes:
         alpha: weight of L_MKR.
         beta: weight of L_UKR.
-        distance: ``mse`` | ``cosine`` | ``l1``.
+        distance: ``mse`` | ``part_mse`` (each part of the fused representation the model declares,
+            :meth:`~graphdel.models.protocol.ModalityModule.fused_parts`, weighted alike) | ``cosine`` | ``l1``.
         negatives: where the unrelated texts of L_MD come from: ``df`` (item-aware derangement of the Df
             batch; the matched Dr batch's texts for a Df batch of fewer than 2 distinct items) or ``dr``
             (texts of the matched Dr batch).
@@ -136,7 +137,7 @@ class MultiDeleteConfig(GradientConfig):
     batch_size: int = 32
     alpha: float = 1.0
     beta: float = 1.0
-    distance: Literal["mse", "cosine", "l1"] = "mse"
+    distance: Literal["mse", "part_mse", "cosine", "l1"] = "mse"
     negatives: Literal["df", "dr"] = "df"
     ukr_split: Literal["df", "dr", "both"] = "df"
     representation: Literal["fused", "similarity", "both"] = "fused"

@@ -62,6 +62,8 @@ def test_protocol_shapes_and_fused_interaction_is_the_triple_score(trained):
         score = model.score_triples(torch.stack([batch.x[:, 0], batch.x[:, 1], batch.text.entity], 1))
     assert zx.shape == zt.shape == (2, 16) and fused.shape == (2, 16 + 16)
     assert torch.allclose(fused[0, 16:].sum(), score[0], atol=1e-5)
+    # the declared parts: the fusion module's 16 dims, then the 16 of the DistMult interaction
+    assert model.fused_parts() == (16, 16)
     perm = torch.tensor([1, 0])
     assert batch.text.select(perm).entity.tolist() == batch.text.entity[perm].tolist()
 
@@ -142,12 +144,13 @@ def test_forget_metrics_have_collateral_and_auroc(trained):
 
 def test_multidelete_takes_the_kg_recommendation_and_the_caller_overrides_it(trained):
     root, run = trained
-    assert api.with_model_defaults(run.model, "multidelete", None) == ["batch_size=128", "epochs=2", "lr=0.001",
-                                                                       "min_epochs=0"]
+    assert api.with_model_defaults(run.model, "multidelete", None) == ["batch_size=128", "epochs=2", "lr=0.003",
+                                                                       "min_epochs=0", "distance=part_mse"]
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
     out = api.forget(run, req, method="multidelete", overrides=["epochs=1"], out=root / "f-defaults", progress=False)
     cfg = out.config["method_config"]
-    assert (cfg["batch_size"], cfg["epochs"], cfg["lr"], cfg["dropout"], cfg["min_epochs"]) == (128, 1, 1e-3, False, 0)
+    assert (cfg["batch_size"], cfg["epochs"], cfg["lr"], cfg["dropout"], cfg["min_epochs"]) == (128, 1, 3e-3, False, 0)
+    assert cfg["distance"] == "part_mse"
 
 
 def test_engine_has_no_kg_specific_code():

@@ -7,8 +7,8 @@ import torch
 
 from graphdel.models.protocol import ModalityModule
 
-HOOKS = ("default_configs", "unlearning_defaults", "selection_score", "split_metrics", "forget_structure", "share_frozen_states",
-         "deletion_parameters", "deletion_neighbourhood")
+HOOKS = ("default_configs", "unlearning_defaults", "selection_score", "split_metrics", "fused_parts",
+         "forget_structure", "share_frozen_states", "deletion_parameters", "deletion_neighbourhood")
 PACKAGE = Path(__file__).resolve().parents[2] / "graphdel"
 
 
@@ -19,7 +19,7 @@ def test_every_hook_has_a_default_that_does_nothing():
     assert model.unlearning_defaults == {}
     assert model.selection_score([]) is None
     assert model.split_metrics({"test": object()}) == {}
-    assert model.forget_structure(object()) == 0
+    assert model.forget_structure(object()) == 0 and model.fused_parts() == ()
     with model.share_frozen_states(ModalityModule()):
         pass
     assert model.deletion_parameters(object()) is None and model.deletion_neighbourhood() is None

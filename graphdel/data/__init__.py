@@ -11,7 +11,11 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
   the scaffold split; every name of ``molecule_features`` (the atom and bond features) and ``molecule_graphs``
   (the concatenated graphs, their featurisation and cache) is also imported from ``molecules``;
 * ``kg``, ``kg_facts``, ``kg_pairs``: the knowledge-graph modality, the facts a KG deletion leaves behind, and
-  what a KG pair batch carries (texts with their entities, the triples of a pair set);
+  what a KG pair batch carries (texts with their entities, the triples of a pair set); reading a KG folder's
+  files is in ``kg_files``, its pair ids and triple-pair view in ``kg_view``, its request granularities in
+  ``kg_granularities`` (every public name of ``kg_files`` and ``kg_view`` is also imported from ``kg``);
+  the mirror relations are learned in ``kg_mirrors`` and deleted triples classified in ``kg_paths`` (every
+  public name of both is also imported from ``kg_facts``);
 * ``images``: the image modality, every name imported from there; drawing molecules is in ``depictions``,
   image files, pixels and loaders in ``image_files``, the ``karpathy`` and ``imagefolder`` readers in
   ``image_corpus``;
@@ -23,5 +27,6 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
 """
 
 __all__ = ["corpus", "depictions", "granularities", "image_corpus", "image_files", "images", "kg", "kg_facts",
-           "kg_pairs", "loading", "molecule_corpus", "molecule_features", "molecule_graphs", "molecules", "pairs",
-           "reading", "request_build", "request_file", "requests", "scaffold", "sources"]
+           "kg_files", "kg_granularities", "kg_mirrors", "kg_pairs", "kg_paths", "kg_view", "loading",
+           "molecule_corpus", "molecule_features", "molecule_graphs", "molecules", "pairs", "reading",
+           "request_build", "request_file", "requests", "scaffold", "sources"]

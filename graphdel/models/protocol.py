@@ -209,6 +209,12 @@ class ModalityModule(nn.Module):
         one part."""
         return ()
 
+    def retain_neighbourhood(self, forget: PairSampler, retain: PairSampler) -> PairSampler | None:
+        """The pairs of ``retain`` nearest the data of ``forget`` (a KG: the retained triples that share an
+        entity with a deleted one), which a retention term may hold more tightly; ``None`` (default): the
+        model has no notion of nearness."""
+        return None
+
     def forget_structure(self, sampler: PairSampler) -> int:
         """Drop the pairs of ``sampler`` from the training data the model stores and reads as input (a KG
         model's message-passing graph); the number of stored facts removed. Default: stores none, 0."""

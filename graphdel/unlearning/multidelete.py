@@ -88,6 +88,10 @@ class MultiDeleteConfig(GradientConfig):
 
     Attributes:
         alpha: weight of L_MKR.
+        near_weight: weight, relative to ``alpha``, of a second L_MKR on a batch of the retained pairs the model
+            names nearest the deleted data (:meth:`~graphdel.models.protocol.ModalityModule.retain_neighbourhood`:
+            a KG's retained triples that share an entity with a deleted one); 0 (default) or a model without
+            such pairs: none.
         beta: weight of L_UKR.
         distance: ``mse`` | ``part_mse`` (each part of the fused representation the model declares,
             :meth:`~graphdel.models.protocol.ModalityModule.fused_parts`, weighted alike) | ``cosine`` | ``l1``.
@@ -146,6 +150,7 @@ class MultiDeleteConfig(GradientConfig):
     project_shared: bool = False
     anchor_teacher: bool = True
     replay: int = 32
+    near_weight: float = 0.0
     target_distractors: int = 256
     mask_fraction: float = 0.0
     mask_lambda: float = 0.1
@@ -165,12 +170,14 @@ class MultiDeleteConfig(GradientConfig):
 
 def multidelete_loss(student: Any, teacher: Any, df: PairBatch, dr: PairBatch, cfg: MultiDeleteConfig,
                      generator: Any = None, earlier: PairBatch | None = None,
-                     pair_targets: Callable[[PairBatch], Tensor] | None = None) -> tuple[Any, dict[str, float]]:
+                     pair_targets: Callable[[PairBatch], Tensor] | None = None,
+                     near: PairBatch | None = None) -> tuple[Any, dict[str, float]]:
     """``L_MD + alpha L_MKR + beta L_UKR`` on one Df batch and one Dr batch, and the terms as floats.
 
     ``earlier``: pairs of the chain's earlier requests (``cfg.replay``); their L_MD is added to the Df
     batch's (logged as ``md_replay``). ``pair_targets``: ``batch -> [B]`` target similarity of each of its
-    pairs (``similarity_target="calibrated"``)."""
+    pairs (``similarity_target="calibrated"``). ``near``: retained pairs near the deleted data, held by a
+    second L_MKR of weight ``alpha * near_weight`` (logged as ``mkr_near``)."""
     total, terms = 0.0, {}
     if cfg.terms.md:
         targets_of = pair_targets if cfg.similarity_target == "calibrated" else (lambda batch: None)
@@ -193,6 +200,11 @@ def multidelete_loss(student: Any, teacher: Any, df: PairBatch, dr: PairBatch, c
         total = total + md
     if cfg.terms.mkr:
         mkr = multimodal_retention(student, teacher, dr, representation=cfg.representation, distance=cfg.distance)
+        if near is not None and cfg.near_weight > 0:
+            mkr_near = multimodal_retention(student, teacher, near, representation=cfg.representation,
+                                            distance=cfg.distance)
+            total = total + cfg.alpha * cfg.near_weight * mkr_near
+            terms["mkr_near"] = float(mkr_near.detach())
         total = total + cfg.alpha * mkr
         terms["mkr"] = float(mkr.detach())
     if cfg.terms.ukr:
@@ -245,6 +257,10 @@ class MultiDelete(GradientMethod):
         self._teacher_df_pos = {int(r): i for i, r in enumerate(emb.rows.tolist())}
         if cfg.similarity_target == "calibrated":
             self._pair_target = self._calibrated_targets(trainer, cfg, emb)
+        self._near = None
+        if cfg.near_weight > 0 and cfg.terms.mkr:
+            self._near = trainer.student.retain_neighbourhood(trainer.ctx.forget, trainer.ctx.retain)
+            trainer.log.append({"phase": "near", "pairs": 0 if self._near is None else len(self._near)})
         if cfg.mask_fraction <= 0:
             return
         df_batches = list(trainer.forget_batches())
@@ -322,5 +338,8 @@ class MultiDelete(GradientMethod):
         teacher.provide_x(df.x, self._teacher_df_x[index])
         earlier = trainer.earlier_sample(cfg.replay) if cfg.replay > 0 and cfg.terms.md else None
         student = StepEncodings(trainer.student)
+        near = None
+        if self._near is not None and len(self._near) > 0:
+            near = self._near.sample(min(cfg.batch_size, len(self._near)), trainer.generator).to(trainer.device)
         return multidelete_loss(student, teacher, df, dr, cfg, trainer.generator, earlier,
-                                pair_targets=lambda batch: self._targets_of(trainer, student, batch, cfg))
+                                pair_targets=lambda batch: self._targets_of(trainer, student, batch, cfg), near=near)

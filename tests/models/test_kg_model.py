@@ -1,6 +1,7 @@
 """The KG joint model on a 10-entity hand-made KG: protocol, graph state, deletion from message passing."""
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,8 @@ def test_forget_metrics_have_collateral_and_auroc(trained):
 def test_multidelete_takes_the_kg_recommendation_and_the_caller_overrides_it(trained):
     root, run = trained
     assert api.with_model_defaults(run.model, "multidelete", None) == ["batch_size=128", "epochs=2", "lr=0.003",
-                                                                       "min_epochs=0", "distance=part_mse"]
+                                                                       "min_epochs=0", "distance=part_mse",
+                                                                       "near_weight=1.0"]
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
     out = api.forget(run, req, method="multidelete", overrides=["epochs=1"], out=root / "f-defaults", progress=False)
     cfg = out.config["method_config"]
@@ -239,3 +241,27 @@ def test_a_deleted_relation_and_entity_get_embeddings_retrain_never_trained(trai
     model, removed = _forgotten_copy(run, ["tri:e0|likes|e1"], "triple")
     assert removed == 1
     assert torch.equal(model.encoder.relation.weight, rel) and torch.equal(model.encoder.entity.weight, ent)
+
+
+def test_retain_neighbourhood_is_the_retained_triples_sharing_an_entity_with_a_deleted_one(trained):
+    _, run = trained
+    prepared = api.load_run_data(run, progress=False)
+    corpus = prepared.corpus
+    forget_rows = [corpus.index_of("tri:e0|likes|e1")]
+    retain_rows = [r for r in prepared.trained_rows() if r not in forget_rows]
+    near = run.model.retain_neighbourhood(prepared.data.subset(forget_rows, "forget"),
+                                          prepared.data.subset(retain_rows, "retain"))
+    ids = sorted(corpus.pair_ids[r] for r in near.rows.tolist())
+    # every other training triple with e0 or e1 at either end; no entity-description pair
+    assert ids == ["tri:e0|part_of|e5", "tri:e1|likes|e2", "tri:e9|likes|e0"]
+
+
+def test_multidelete_holds_the_neighbourhood_with_a_second_retention_term(trained):
+    root, run = trained
+    req = api.make_request(run, ids=["e0 likes e1"], by="triple")
+    out = api.forget(run, req, method="multidelete", overrides=["epochs=1", "min_epochs=1"],
+                     out=root / "f-near", progress=False)
+    log = json.loads((out.path / "log.json").read_text())
+    assert [r["pairs"] for r in log if r.get("phase") == "near"] == [3]
+    updates = [r for r in log if r.get("phase") == "update"]
+    assert updates and all("mkr_near" in r for r in updates)

@@ -7,7 +7,7 @@ import torch
 
 from graphdel.models.protocol import ModalityModule
 
-HOOKS = ("default_configs", "unlearning_defaults", "selection_score", "split_metrics", "fused_parts",
+HOOKS = ("default_configs", "unlearning_defaults", "selection_score", "split_metrics", "fused_parts", "retain_neighbourhood",
          "forget_structure", "share_frozen_states", "deletion_parameters", "deletion_neighbourhood")
 PACKAGE = Path(__file__).resolve().parents[2] / "graphdel"
 
@@ -20,6 +20,7 @@ def test_every_hook_has_a_default_that_does_nothing():
     assert model.selection_score([]) is None
     assert model.split_metrics({"test": object()}) == {}
     assert model.forget_structure(object()) == 0 and model.fused_parts() == ()
+    assert model.retain_neighbourhood(object(), object()) is None
     with model.share_frozen_states(ModalityModule()):
         pass
     assert model.deletion_parameters(object()) is None and model.deletion_neighbourhood() is None

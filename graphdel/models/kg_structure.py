@@ -1,0 +1,155 @@
+"""What a KG model stores of its training data and how a request removes it: the graph of training
+triples (:class:`KGGraph`), the description features, and :class:`KGStructure`, the part of
+:class:`~graphdel.models.kg.KGTextModel` that builds them from the training pairs, removes a request's facts
+and re-draws the embeddings only those facts trained, and names a request's retained neighbourhood."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from graphdel.data.kg_pairs import triples_of
+from graphdel.encoders.text import masked_mean
+
+
+class KGGraph(nn.Module):
+    """The model's training triples ``triples [T, 3]`` long (a buffer that may change size: loading a
+    state dict resizes it). ``version`` counts changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("triples", torch.zeros(0, 3, dtype=torch.long))
+        self.version = 0
+
+    def set(self, triples: Tensor) -> None:
+        """Replace the stored triples with the distinct rows of ``triples [T, 3]`` long (``version`` += 1)."""
+        t = torch.unique(triples.reshape(-1, 3).long().cpu(), dim=0)
+        self.triples = t.to(self.triples.device)
+        self.version += 1
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "triples"
+        if key in state_dict:
+            self.triples = torch.zeros_like(state_dict[key], device=self.triples.device)
+            self.version += 1
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def entity_texts_of(sampler, described_by: int, batch_size: int = 4096) -> tuple[Tensor, Tensor]:
+    """``(entities [M] long, features [M, H])``: the fixed sentence embeddings (mean of the frozen text
+    encoder's states) of the entity-description pairs ``(e, described_by)`` of a pair sampler."""
+    ents, feats = [], []
+    for b in sampler.batches(batch_size):
+        keep = b.x[:, 1] == described_by
+        if bool(keep.any()):
+            text = b.text.select(keep.nonzero().flatten())
+            pooled = text.pooled if text.pooled is not None else masked_mean(text.hidden.float(), text.mask)
+            ents.append(b.x[keep, 0])
+            feats.append(pooled.float())
+    if not ents:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, 0)
+    return torch.cat(ents), torch.cat(feats)
+
+
+class KGStructure:
+    """Structure hooks of the KG model (mixed into :class:`~graphdel.models.kg.KGTextModel`, which provides
+    ``graph``, ``entity_text``, ``encoder``, ``num_entities``, ``num_relations``, ``described_by`` and
+    ``text_init``)."""
+
+    def fit_structure(self, sampler) -> None:
+        """Build the graph from the triple pairs of ``sampler`` (the training pairs), and the entity text
+        features from its entity-description pairs."""
+        self.graph.set(triples_of(sampler, self.num_relations))
+        if self.text_init:
+            ents, feats = entity_texts_of(sampler, self.described_by)
+            table = torch.zeros_like(self.entity_text)
+            if ents.numel():
+                table[ents.to(table.device)] = feats.to(table.device, table.dtype)
+            self.entity_text = table
+            self.graph.version += 1  # invalidates the cached entity states
+
+    def forget_structure(self, sampler) -> int:
+        """Remove the triples of ``sampler``'s pairs from the graph and the descriptions of its entity
+        pairs from the entity text features, then re-draw the embeddings of the relations and entities that
+        no stored fact mentions any more (:meth:`_redraw_orphans`); returns how many stored facts were
+        removed (graph triples plus descriptions that were still there)."""
+        before = self._stored_units()
+        removed = self._remove_facts(sampler)
+        if not self.text_init:  # descriptions are not stored: an entity keeps its embedding while its pair stays
+            described, _ = entity_texts_of(sampler, self.described_by)
+            kept = torch.ones(self.num_entities, dtype=torch.bool)
+            kept[described] = False
+            before = (before[0], before[1] & ~kept)
+        self._redraw_orphans(before)
+        return removed
+
+    def _stored_units(self) -> tuple[Tensor, Tensor]:
+        """``(relations [R] bool, entities [N] bool)``: which relations and entities a stored fact (a graph
+        triple, a description) mentions."""
+        relations = torch.zeros(self.num_relations, dtype=torch.bool)
+        entities = torch.zeros(self.num_entities, dtype=torch.bool)
+        t = self.graph.triples.cpu()
+        relations[t[:, 1]] = True
+        entities[t[:, 0]] = True
+        entities[t[:, 2]] = True
+        if self.text_init:
+            entities |= self.entity_text.detach().cpu().flatten(1).abs().sum(1).gt(0)
+        return relations, entities
+
+    def _redraw_orphans(self, before: tuple[Tensor, Tensor]) -> int:
+        """Re-draw, from the encoder's initial distribution, the embeddings of the relations (both
+        directions) and entities that ``before`` (:meth:`_stored_units`) had and the stored facts no longer
+        mention: parameters only the deleted facts trained, which Retrain never trains. A deleted relation
+        or entity then scores like one Retrain never saw (its triples at chance) before any update, and no
+        update can carry its original embedding back. Each row is drawn with a generator seeded by its index,
+        so a model and its copies forget the same way. Returns how many rows were re-drawn."""
+        now = self._stored_units()
+        gone_r = (before[0] & ~now[0]).nonzero().flatten().tolist()
+        gone_e = (before[1] & ~now[1]).nonzero().flatten().tolist()
+        table_r, table_e = self.encoder.relation.weight, self.encoder.entity.weight
+        with torch.no_grad():
+            for table, rows in ((table_r, [x for r in gone_r for x in (r, r + self.num_relations)]),
+                                (table_e, gone_e)):
+                std = (2.0 / (table.shape[0] + table.shape[1])) ** 0.5  # xavier_normal_ of the whole table
+                for row in rows:
+                    g = torch.Generator().manual_seed(row)
+                    table[row] = (torch.randn(table.shape[1], generator=g) * std).to(table.device, table.dtype)
+        if gone_r or gone_e:
+            self.graph.version += 1  # invalidates the cached entity states
+        return len(gone_r) + len(gone_e)
+
+    def _remove_facts(self, sampler) -> int:
+        """Remove the triples and descriptions of ``sampler``'s pairs; how many were still stored."""
+        described = 0
+        if self.text_init:
+            ents, _ = entity_texts_of(sampler, self.described_by)
+            if ents.numel():
+                rows = self.entity_text[ents.to(self.entity_text.device)]
+                described = int(rows.flatten(1).abs().sum(1).gt(0).sum())
+                self.entity_text[ents.to(self.entity_text.device)] = 0
+                self.graph.version += 1
+        gone = triples_of(sampler, self.num_relations)
+        if gone.numel() == 0 or self.graph.triples.numel() == 0:
+            return described
+        key = lambda t: (t[:, 0] * (2 * self.num_relations + 1) + t[:, 1]) * self.num_entities + t[:, 2]
+        keep = ~torch.isin(key(self.graph.triples), key(gone.to(self.graph.triples.device)))
+        removed = int((~keep).sum())
+        if removed:
+            self.graph.set(self.graph.triples[keep])
+        return removed + described
+
+    def retain_neighbourhood(self, forget, retain):
+        """The triple pairs of ``retain`` whose head or tail is an entity of ``forget`` (an endpoint of a
+        deleted triple, or an entity whose description is deleted): the 1-hop collateral of the request, as
+        a pair set of the same data; ``None`` when there is none (or ``retain`` is not a pair set)."""
+        if not hasattr(retain, "data"):
+            return None
+        deleted = triples_of(forget, self.num_relations)
+        described, _ = entity_texts_of(forget, self.described_by)
+        seeds = torch.cat([deleted[:, 0], deleted[:, 2], described]).unique()
+        rows = []
+        for b in retain.batches(4096):
+            near = (b.x[:, 1] < self.num_relations) & (torch.isin(b.x[:, 0], seeds) | torch.isin(b.text.entity, seeds))
+            rows.append(b.rows[near])
+        rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+        return retain.data.subset(rows.tolist(), "retain_near") if rows.numel() else None

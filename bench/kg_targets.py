@@ -52,6 +52,8 @@ def main() -> None:
                         help="share (or, >= 1, number) of the training units to delete at random")
     parser.add_argument("--forget", nargs="+", default=None, metavar="ID", help="delete these units instead")
     parser.add_argument("--seed", type=int, default=0, help="seed of the request, the methods and the evaluation")
+    parser.add_argument("--close", action="store_true",
+                        help="every run (Retrain too) also deletes the request's retained mirror triples")
     parser.add_argument("--methods", default="multidelete,gnndelete,neggrad+")
     parser.add_argument("--skip-distmult", action="store_true")
     args = parser.parse_args()
@@ -66,7 +68,7 @@ def main() -> None:
         forget = [drawn_relation(args.data, args.seed)]
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or os.path.join(tmp, "demo")
-        cfg = DemoConfig(out=out, data=args.data, by=args.by, fraction=args.fraction, forget=forget,
+        cfg = DemoConfig(out=out, data=args.data, by=args.by, fraction=args.fraction, forget=forget, close=args.close,
                          seed=args.seed,
                          methods=[m for m in args.methods.split(",") if m], progress=False)
         start = time.perf_counter()
@@ -104,7 +106,7 @@ def main() -> None:
             distmult = {"test_mrr": round(run.metrics["splits"]["test"]["lp"]["mrr"], 4),
                         "wall_time_s": round(time.perf_counter() - t0, 1)}
         print(json.dumps({
-            "bench": "kg_targets", "data": args.data, "by": args.by, "seed": args.seed,
+            "bench": "kg_targets", "data": args.data, "by": args.by, "seed": args.seed, "close": args.close,
             "request": forget or args.fraction, "demo_wall_s": round(demo_s, 1), "report": str(result["report"]) if args.out else None,
             "original": {"test_mrr": round(mrr("original", "test"), 4), "forget_mrr": round(mrr("original", "forget"), 4),
                          "collateral": [round(mrr("original", c), 4) for c in ("collateral@1", "collateral@2")]},

@@ -65,6 +65,8 @@ class DemoConfig:
         fraction: share of the training units (``by``) to delete (a number >= 1: how many units).
         forget: the ids of the units (``by``) to delete instead of a random ``fraction`` (e.g. a KG
             relation for ``by="relation"``).
+        close: (knowledge graphs) every run, Retrain included, deletes the request's retained mirror triples
+            too (``graphdel forget --close``).
         by: the request granularity (``molecule`` for molecule–text data, ``triple`` for a KG).
         seed: seed of the request, the unlearning runs and the evaluation.
         methods: methods to run besides Retrain (default: every registered method).
@@ -79,6 +81,7 @@ class DemoConfig:
     data: str = "drugs"
     fraction: float = 0.05
     forget: Sequence[str] | None = None
+    close: bool = False
     by: str = "molecule"
     seed: int = 0
     methods: Sequence[str] | None = None
@@ -282,7 +285,8 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
         try:
             run = api.forget(original, request, method=method, overrides=overrides.get(method) or None,
                              out=out / "runs" / method, seed=cfg.seed, device=device, progress=cfg.progress,
-                             prepared=prepared, retrain_fn=retrain_fn, accept_modified=cfg.accept_modified)
+                             prepared=prepared, retrain_fn=retrain_fn, accept_modified=cfg.accept_modified,
+                             close=cfg.close)
         except ConfigError as e:  # a method that does not apply to this model (e.g. needs a hook)
             if method == "retrain" or cfg.methods:
                 raise

@@ -151,3 +151,16 @@ def test_demo_deletes_the_named_units_instead_of_a_random_share(tmp_path):
     expected = sorted({f"tri:{h}|{r}|{t}" for h, r, t in TRAIN if r == "likes"} - held_out)
     assert request["by"] == "relation" and len(expected) == 5  # every trained "likes" triple
     assert sorted(p["pair_id"] for p in request["pairs"]) == expected
+
+
+def test_demo_close_reaches_every_run(tmp_path, monkeypatch):
+    import graphdel.api as api
+    from tests.data.test_kg_view import write_tiny_kg
+
+    seen = []
+    real = api.forget
+    monkeypatch.setattr(api, "forget", lambda *a, **k: seen.append((k["method"], k["close"])) or real(*a, **k))
+    folder = write_tiny_kg(tmp_path / "kg")
+    run_demo(DemoConfig(out=tmp_path / "closed", quick=True, data=f"kg:{folder}", by="triple", fraction=1,
+                        close=True, methods=["multidelete"], progress=False, device="cpu"), log=lambda s: None)
+    assert seen == [("retrain", True), ("multidelete", True)]

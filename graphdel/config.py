@@ -82,99 +82,144 @@ def coerce(key: str, value: Any, tp: Any, *, strict: bool = False, name: str = "
         ConfigError: ``"<name> key 'k': expected <type>, got <value>"``.
     """
     origin = typing.get_origin(tp)
-    text = isinstance(value, str) and not strict
-
-    def bad() -> ConfigError:
-        return ConfigError(f"{name} key {key!r}: expected {type_name(tp)}, got {shorten(value)}")
-
+    field = _Field(key, tp, strict, name)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if type(None) in args and (value is None or (text and value.strip().lower() in ("none", "null"))):
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return coerce(key, value, a, strict=strict, name=name)
-            except ConfigError:
-                pass
-        raise bad()
+        return _coerce_union(field, value)
     if origin is Literal:
-        for c in typing.get_args(tp):
-            if strict:
-                if isinstance(value, type(c)) and value == c:
-                    return c
-            elif value == c or (text and value.strip() == str(c)):
-                return c
-        raise bad()
+        return _coerce_choice(field, value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if isinstance(value, tp):
             return value
         if isinstance(value, dict):
             return config_from_dict(tp, value, name=name, prefix=f"{key}.")
-        raise bad()
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if text and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise bad()
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if text:
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise bad() from None
-        raise bad()
-    if tp is float:
-        try:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out = float(value)
-            elif text:
-                out = float(value.strip())
-            else:
-                raise bad()
-        except (ValueError, OverflowError):  # "high"; an int too large for a float
-            raise bad() from None
-        # NaN is never a meaningful setting: it would only surface later as a NaN loss. (inf is allowed:
-        # NegGrad's loss_bound=inf disables the bound.)
-        if math.isnan(out):
-            raise bad()
-        return out
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad()
+        raise field.bad(value)
+    if tp in _SCALARS:
+        return _SCALARS[tp](field, value)
     if tp is dict or origin is dict:
-        if isinstance(value, dict):
-            return value
-        if text:
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                raise bad() from None
-            if isinstance(parsed, dict):
-                return parsed
-        raise bad()
+        return _coerce_dict(field, value)
     if tp in _SEQUENCES or origin in _SEQUENCES:
-        if text:
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise bad() from None
-        if not isinstance(value, (list, tuple)):
-            raise bad()
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        try:
-            items = ([coerce(key, v, args[0], strict=strict, name=name) for v in value] if args
-                     else list(value))
-        except ConfigError:
-            raise bad() from None
-        container = tp if tp in (list, tuple) else origin if origin in (list, tuple) else type(value)
-        return container(items)
+        return _coerce_sequence(field, value)
     raise ConfigError(f"{name} key {key!r}: unsupported field type {type_name(tp)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Field:
+    """What :func:`coerce` converts to: the key, its type, strictness and the config's name in messages."""
+
+    key: str
+    tp: Any
+    strict: bool
+    name: str
+
+    def text(self, value: Any) -> bool:
+        """Whether ``value`` is a string to parse (overrides only)."""
+        return isinstance(value, str) and not self.strict
+
+    def bad(self, value: Any) -> ConfigError:
+        """The one-line error for ``value``."""
+        return ConfigError(f"{self.name} key {self.key!r}: expected {type_name(self.tp)}, got {shorten(value)}")
+
+
+def _coerce_union(field: _Field, value: Any) -> Any:
+    args = typing.get_args(field.tp)
+    if type(None) in args and (value is None or (field.text(value) and value.strip().lower() in ("none", "null"))):
+        return None
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return coerce(field.key, value, a, strict=field.strict, name=field.name)
+        except ConfigError:
+            pass
+    raise field.bad(value)
+
+
+def _coerce_choice(field: _Field, value: Any) -> Any:
+    for c in typing.get_args(field.tp):
+        if field.strict:
+            if isinstance(value, type(c)) and value == c:
+                return c
+        elif value == c or (field.text(value) and value.strip() == str(c)):
+            return c
+    raise field.bad(value)
+
+
+def _coerce_bool(field: _Field, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if field.text(value) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise field.bad(value)
+
+
+def _coerce_int(field: _Field, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if field.text(value):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise field.bad(value) from None
+    raise field.bad(value)
+
+
+def _coerce_float(field: _Field, value: Any) -> float:
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out = float(value)
+        elif field.text(value):
+            out = float(value.strip())
+        else:
+            raise field.bad(value)
+    except (ValueError, OverflowError):  # "high"; an int too large for a float
+        raise field.bad(value) from None
+    # NaN is never a meaningful setting: it would only surface later as a NaN loss. (inf is allowed:
+    # NegGrad's loss_bound=inf disables the bound.)
+    if math.isnan(out):
+        raise field.bad(value)
+    return out
+
+
+def _coerce_str(field: _Field, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise field.bad(value)
+
+
+_SCALARS = {bool: _coerce_bool, int: _coerce_int, float: _coerce_float, str: _coerce_str}
+
+
+def _coerce_dict(field: _Field, value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    if field.text(value):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise field.bad(value) from None
+        if isinstance(parsed, dict):
+            return parsed
+    raise field.bad(value)
+
+
+def _coerce_sequence(field: _Field, value: Any) -> list | tuple:
+    original = value
+    if field.text(value):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise field.bad(original) from None
+    if not isinstance(value, (list, tuple)):
+        raise field.bad(value)
+    args = [a for a in typing.get_args(field.tp) if a is not Ellipsis]
+    try:
+        items = ([coerce(field.key, v, args[0], strict=field.strict, name=field.name) for v in value] if args
+                 else list(value))
+    except ConfigError:
+        raise field.bad(value) from None
+    origin = typing.get_origin(field.tp)
+    container = field.tp if field.tp in (list, tuple) else origin if origin in (list, tuple) else type(value)
+    return container(items)
 
 
 def _fields(config_cls: type) -> list[tuple[str, Any]]:

@@ -65,7 +65,7 @@ from graphdel.data.kg_pairs import KGText, triples_of  # KGText: importable from
 from graphdel.encoders.relational import (DeletionOperator, DeletionOperators, RelationalEncoder,
                                           RelationalEncoderConfig, add_inverse_edges, k_hop_masks)
 from graphdel.models.joint import MODEL_TYPES, JointModel, ModelConfig, contrastive_loss
-from graphdel.models.kg_structure import KGGraph, KGStructure, entity_texts_of  # KGGraph: importable as before
+from graphdel.models.kg_structure import KGGraph, KGStructure  # KGGraph: importable from here as before
 from graphdel.models.protocol import PairBatch
 
 
@@ -167,9 +167,7 @@ class KGTextModel(KGStructure, JointModel):
             positions, hops = [layers], [1]
         else:
             raise ValueError(f"unknown deletion operator kind {kind!r}; valid: per_layer, final")
-        gone = triples_of(sampler, self.num_relations)
-        described, _ = entity_texts_of(sampler, self.described_by)
-        seeds = torch.cat([gone[:, 0], gone[:, 2], described]).unique()
+        seeds = self.request_entities(sampler)
         seed_mask = torch.zeros(self.num_entities, dtype=torch.bool)
         seed_mask[seeds] = True
         ei, _ = self.edges()

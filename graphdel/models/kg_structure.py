@@ -77,9 +77,9 @@ class KGStructure:
         removed = self._remove_facts(sampler)
         if not self.text_init:  # descriptions are not stored: an entity keeps its embedding while its pair stays
             described, _ = entity_texts_of(sampler, self.described_by)
-            kept = torch.ones(self.num_entities, dtype=torch.bool)
-            kept[described] = False
-            before = (before[0], before[1] & ~kept)
+            pair_deleted = torch.zeros(self.num_entities, dtype=torch.bool)
+            pair_deleted[described] = True
+            before = (before[0], before[1] & pair_deleted)
         self._redraw_orphans(before)
         return removed
 
@@ -138,15 +138,21 @@ class KGStructure:
             self.graph.set(self.graph.triples[keep])
         return removed + described
 
+    def request_entities(self, sampler) -> Tensor:
+        """``[M]`` long, sorted: the entities a request's pairs are about, the endpoints of its triples and
+        the entities whose descriptions it deletes (GNNDelete's seeds, the centre of the retained
+        neighbourhood)."""
+        deleted = triples_of(sampler, self.num_relations)
+        described, _ = entity_texts_of(sampler, self.described_by)
+        return torch.cat([deleted[:, 0], deleted[:, 2], described]).unique()
+
     def retain_neighbourhood(self, forget, retain):
         """The triple pairs of ``retain`` whose head or tail is an entity of ``forget`` (an endpoint of a
         deleted triple, or an entity whose description is deleted): the 1-hop collateral of the request, as
         a pair set of the same data; ``None`` when there is none (or ``retain`` is not a pair set)."""
         if not hasattr(retain, "data"):
             return None
-        deleted = triples_of(forget, self.num_relations)
-        described, _ = entity_texts_of(forget, self.described_by)
-        seeds = torch.cat([deleted[:, 0], deleted[:, 2], described]).unique()
+        seeds = self.request_entities(forget)
         rows = []
         for b in retain.batches(4096):
             near = (b.x[:, 1] < self.num_relations) & (torch.isin(b.x[:, 0], seeds) | torch.isin(b.text.entity, seeds))

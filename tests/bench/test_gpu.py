@@ -38,10 +38,19 @@ def test_the_dry_run_prints_one_json_line_per_step(tmp_path):
                           env={**os.environ, "PYTHON": sys.executable})
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [line["step"] for line in lines] == ["demo", "unlearn", "throughput", "bf16"]
-    assert all(line["bench"] == "gpu" and line["ok"] and "machine" in line for line in lines)
+    scale = [line for line in lines if line["bench"] == "scale"]
+    lines = [line for line in lines if line["bench"] == "gpu"]
+    assert [line["step"] for line in lines] == ["demo", "unlearn", "throughput", "bf16", "scale"]
+    assert all(line["ok"] and "machine" in line for line in lines)
     steps = {line["step"]: line for line in lines}
     assert steps["demo"]["methods"] == ["multidelete"] and not steps["demo"]["original_reused"]
     assert 0 < steps["unlearn"]["multidelete_share_of_retrain"]
+    assert set(steps["unlearn"]["methods_s"]) == {"multidelete", "retrain"}
     assert steps["throughput"]["pairs_per_s"] > 0 and steps["throughput"]["peak_gpu_mem_mib"] is None
     assert steps["bf16"]["autocast"] is False and steps["bf16"]["max_abs_diff"] == 0.0  # no autocast on a CPU
+    # the scale step: the 48-molecule sample replicated 4 and 10 times, each size measured whole
+    assert steps["scale"]["sizes_measured"] == [192, 480] == [line["pairs"] for line in scale]
+    for line in scale:
+        assert line["molecules"] == line["pairs"] and line["prepare"]["distinct_texts"] == 48
+        assert [c["fraction"] for c in line["multidelete"]] == [0.01, 0.05]
+        assert all(c["share_of_retrain"] == round(c["s"] / line["retrain"]["s"], 4) for c in line["multidelete"])

@@ -126,8 +126,10 @@ def _mine_hard_negatives(model, train, config, device: torch.device) -> tuple[Te
     if items.unique().numel() < 2:
         return None
     pool = min(config.fusion_hard_pool, int(items.numel() - torch.bincount(items).max()))
-    hard_text = hardest_of_other_items(emb.z_x, emb.z_t, items, items, pool)  # [N, pool] texts per item
-    hard_item = hardest_of_other_items(emb.z_t, emb.z_x, items, items, pool)  # [N, pool] items per text
+    # scored where the model computes: N x N similarities, a GPU's work on a corpus of ChEBI-20's size
+    z_x, z_t, on = emb.z_x.to(device), emb.z_t.to(device), items.to(device)
+    hard_text = hardest_of_other_items(z_x, z_t, on, on, pool).cpu()  # [N, pool] texts per item
+    hard_item = hardest_of_other_items(z_t, z_x, on, on, pool).cpu()  # [N, pool] items per text
     return items, hard_text, hard_item
 
 

@@ -261,3 +261,29 @@ def test_hardest_of_other_items_hand_made():
     assert hardest_of_other_items(queries, candidates, query_items, candidate_items, 2, block=1).tolist() == expected
     with pytest.raises(ValueError, match="k must be in 1..2"):
         hardest_of_other_items(queries, candidates, query_items, candidate_items, 3)
+
+
+def test_hardest_of_other_items_breaks_ties_by_index_like_a_stable_sort():
+    # one query, five candidates of other items scoring 0.5, 0.9, 0.5, 0.5, 0.9: the two 0.9s first in index
+    # order, then the first of the 0.5s; a tie crossing the k-th place keeps the lower indices
+    candidates = torch.tensor([[0.5], [0.9], [0.5], [0.5], [0.9], [5.0]])
+    candidate_items = torch.tensor([1, 2, 3, 4, 5, 0])
+    pick = lambda k: hardest_of_other_items(torch.ones(1, 1), candidates, torch.tensor([0]), candidate_items, k)  # noqa: E731
+    assert pick(1).tolist() == [[1]]
+    assert pick(3).tolist() == [[1, 4, 0]]
+    assert pick(4).tolist() == [[1, 4, 0, 2]]
+    assert pick(5).tolist() == [[1, 4, 0, 2, 3]]
+
+
+def test_hardest_of_other_items_equals_a_full_stable_sort_with_many_ties():
+    # coarse embeddings make many equal scores, ties crossing the k-th place in most rows
+    g = torch.Generator().manual_seed(0)
+    queries = torch.randint(-2, 3, (60, 4), generator=g).float()
+    candidates = torch.randint(-2, 3, (200, 4), generator=g).float()
+    query_items, candidate_items = torch.randint(0, 30, (60,), generator=g), torch.randint(0, 30, (200,), generator=g)
+    scores = (queries @ candidates.t()).masked_fill(query_items[:, None] == candidate_items[None, :], float("-inf"))
+    for k in (1, 4, 17):
+        expected = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+        assert torch.equal(hardest_of_other_items(queries, candidates, query_items, candidate_items, k), expected)
+        assert torch.equal(hardest_of_other_items(queries, candidates, query_items, candidate_items, k, block=7),
+                           expected)

@@ -237,6 +237,28 @@ def test_train_forget_evaluate_and_report_compute_on_the_device_asked_for(tiny_s
     assert _numbers(to_jsonable(audit.results["models"])) == _numbers(to_jsonable(cpu[3].results["models"]))
 
 
+def test_the_frozen_text_pass_runs_on_the_gpu_when_there_is_one(monkeypatch):
+    """encode_frozen with ``auto`` computes on the (stand-in) GPU, batches and encoder together, and gives
+    the CPU's features; ``cpu`` keeps it on the CPU."""
+    from graphdel.encoders.text import TextEncoderConfig, encode_frozen
+
+    texts = [text for _, _, text, _ in TINY_MOLECULES[:5]]
+    config = TextEncoderConfig(fusion_tokens=8)
+    on_cpu = encode_frozen(texts, config, use_cache=False, progress=False, device="cpu")
+    with standin_gpu(monkeypatch) as gpu:
+        # loading the encoder counts some operations (transformers builds it on `meta`, the stand-in's type)
+        encode_frozen(texts, config, use_cache=False, progress=False, device="cpu")
+        loading = gpu.ops
+        on_gpu = encode_frozen(texts, config, use_cache=False, progress=False)
+        assert gpu.ops - loading > 2 * loading  # and the layers ran there (1,260 operations against 628)
+    for a in (on_gpu.hidden, on_gpu.mask, on_gpu.pooled):
+        assert type(a) is torch.Tensor and a.device.type == "cpu"
+    # the same up to rounding: under the stand-in's dispatch mode attention takes another CPU kernel
+    assert torch.equal(on_gpu.mask, on_cpu.mask)
+    torch.testing.assert_close(on_gpu.pooled, on_cpu.pooled, atol=1e-5, rtol=0)
+    torch.testing.assert_close(on_gpu.hidden, on_cpu.hidden, atol=2e-3, rtol=0)  # float16
+
+
 @pytest.mark.slow  # every method, three modalities: about 50 s on the 2-core machine
 def test_the_demos_of_every_modality_run_on_a_standin_gpu(tiny_source, tmp_path, monkeypatch, capsys):
     from graphdel.demo import DemoConfig, run_demo

@@ -113,7 +113,7 @@ def frozen_cache_key(texts: Sequence[str], config: TextEncoderConfig) -> str:
 
 
 def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size: int = 64,
-                  use_cache: bool = True, progress: bool = True) -> TextFeatures:
+                  use_cache: bool = True, progress: bool = True, device: "str | torch.device" = "auto") -> TextFeatures:
     """Run the frozen bottom of the text encoder over ``texts`` once, with an on-disk cache.
 
     With ``trainable_layers == 0`` the result holds the mean-pooled sentence embedding over up to
@@ -123,6 +123,11 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
 
     Texts are encoded in order of length so that padding is small; the cache key
     (:func:`frozen_cache_key`) covers the contents of the model files, the config and every text.
+
+    ``device`` is where the frozen layers run (:func:`graphdel.device.resolve_device`; ``auto``: the GPU
+    when there is one, whatever device the joint model will train on: this pass is a model of its own,
+    with its own batches, and its result goes to the CPU and the cache for every run on the data). The
+    result is the same up to float rounding on either device; the cache does not tell them apart.
     """
     from graphdel.data.molecules import cache_dir
 
@@ -133,7 +138,11 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
         except Exception:  # a truncated cache is rebuilt, never trusted
             cache_file.unlink(missing_ok=True)
 
+    from graphdel.device import resolve_device
+
+    where = resolve_device(device)
     tokenizer, encoder = load_pretrained(config.model)
+    encoder.to(where)  # loaded for this pass alone: nothing to move back
     n_layers = encoder.config.num_hidden_layers
     if not 0 <= config.trainable_layers <= n_layers:
         raise ConfigError(f"text.trainable_layers must be in 0..{n_layers}, got {config.trainable_layers}")
@@ -143,20 +152,22 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
     mask = torch.zeros(len(texts), width, dtype=torch.bool)
     pooled = torch.zeros(len(texts), encoder.config.hidden_size) if config.trainable_layers == 0 else None
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    with torch.inference_mode():
+    # no_grad, not inference_mode: inference tensors cannot be moved by the stand-in GPU of the device tests
+    with torch.no_grad():
         for start in tqdm(range(0, len(order), batch_size), desc="encoding texts", disable=not progress,
                           leave=False):
             idx = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                             max_length=config.max_length, return_tensors="pt")
+            enc = {k: v.to(where) for k, v in enc.items()}
             out = encoder(**enc, output_hidden_states=True)
             states = out.hidden_states[frozen_depth]
             m = enc["attention_mask"].bool()
             t = min(width, states.size(1))
-            hidden[idx, :t] = states[:, :t].to(torch.float16)
-            mask[idx, :t] = m[:, :t]
+            hidden[idx, :t] = states[:, :t].to(torch.float16).cpu()
+            mask[idx, :t] = m[:, :t].cpu()
             if pooled is not None:
-                pooled[idx] = masked_mean(states, m)
+                pooled[idx] = masked_mean(states, m).cpu()
     features = TextFeatures(hidden, mask, pooled)
     if use_cache:
         atomic_torch_save({"hidden": hidden, "mask": mask, "pooled": pooled}, cache_file)

@@ -83,10 +83,12 @@ def test_featurisation_cache_round_trip(tmp_path, monkeypatch):
 
 
 # Charges, tetrahedral and double-bond stereo, a radical, aromatic heterocycles, a metal-containing
-# fragment, a lone atom, hypervalent sulfur and phosphorus: every feature column takes several values.
+# fragment, a lone atom, hypervalent sulfur and phosphorus, charges past +-5 and a dummy atom (the "other"
+# slots): every feature column takes several values.
 VARIED = ["C[C@H](N)C(=O)O", "F/C=C/F", "C/C=C\\C", "[CH3]", "c1ccncc1", "[NH4+]", "C[N+](C)(C)C",
           "O=S(=O)(O)c1ccccc1", "CP(=O)(O)O", "[Na+]", "C", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "[2H]C([2H])([2H])O",
-          "C1CC[C@@H]2CCCC[C@H]2C1", "[O-][n+]1ccccc1", "C#N", "[Fe+2]", "c1ccc2[nH]ccc2c1"]
+          "C1CC[C@@H]2CCCC[C@H]2C1", "[O-][n+]1ccccc1", "C#N", "[Fe+2]", "c1ccc2[nH]ccc2c1", "[Fe+6]", "[Cl-6]",
+          "*C"]
 
 
 def _reference(smiles: str):
@@ -119,6 +121,32 @@ def test_featurisation_equals_the_defining_features_in_and_out_of_worker_process
         assert torch.equal(got.x, x) and torch.equal(got.edge_index, ei) and torch.equal(got.edge_attr, ea), smiles
         single = mol_to_data(Chem.MolFromSmiles(smiles))
         assert torch.equal(single.x, x) and torch.equal(single.edge_index, ei) and torch.equal(single.edge_attr, ea)
+
+
+# Stereo that only a CXSMILES extension carries (a wedge with coordinates, "ctu", "c"), stereo marks RDKit
+# clears, and double bonds without marks: the featuriser skips reading chiral tags and bond stereo only for
+# SMILES that cannot carry them.
+STEREO_CASES = ["CC(F)Cl |(0,0,;1.3,0,;2,1.1,;2,-1.1,),wU:1.2|", "CC=CC |ctu:1|", "C/C=C/C |c:1|", "C[C@H](C)C",
+                "C[C@H](F)Cl", "CC=CC", "C1=CCCCCCC1", "OC(=O)/C=C\\C(=O)O", "C[S@](=O)c1ccccc1", "C[N@](F)Cl"]
+
+
+def test_stereo_is_read_wherever_the_smiles_can_carry_it():
+    from graphdel.data.molecule_features import _needs_stereo_reads
+
+    for smiles in VARIED + STEREO_CASES:
+        mol = Chem.MolFromSmiles(smiles)
+        chirality, stereo = _needs_stereo_reads(smiles)
+        if not chirality:
+            assert all(a.GetChiralTag() == Chem.ChiralType.CHI_UNSPECIFIED for a in mol.GetAtoms()), smiles
+        if not stereo:
+            assert all(b.GetStereo() == Chem.BondStereo.STEREONONE for b in mol.GetBonds()), smiles
+    assert _needs_stereo_reads(STEREO_CASES[0]) == (True, True)  # the "|" of a CXSMILES extension
+    graphs = featurize_smiles(STEREO_CASES, use_cache=False, workers=0)
+    for k, smiles in enumerate(STEREO_CASES):
+        x, ei, ea = _reference(smiles)
+        got = graphs[k]
+        assert torch.equal(got.x, x) and torch.equal(got.edge_index, ei) and torch.equal(got.edge_attr, ea), smiles
+    assert int(graphs.x[:, 1].max()) > 0 and int(graphs.edge_attr[:, 1].max()) > 0  # the cases do carry stereo
 
 
 def test_worker_count_is_resolved_from_the_request_and_the_machine(monkeypatch):

@@ -160,6 +160,141 @@ def _lr_schedule(optimiser: torch.optim.Optimizer, kind: str, total_steps: int
     return torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1.0)
 
 
+def _validator(model: torch.nn.Module, validate: Callable | None, distractors: PairSampler | None,
+               config: TrainConfig, device: torch.device) -> Callable:
+    """The ``(model, val) -> float`` score early stopping maximises: ``validate`` when given, else the model's
+    own ``validation_score`` (e.g. KG link prediction), else pool-``eval_pool`` graph->text MRR against
+    ``distractors`` (``val`` itself when ``None``)."""
+    from graphdel.evaluation.embed import pool_score
+
+    if validate is None and hasattr(model, "validation_score"):
+        validate = lambda m, v: m.validation_score(v)  # noqa: E731  (the model's own metric, e.g. KG link prediction)
+    return validate or (lambda m, v: pool_score(m, v, distractors if distractors is not None else v,
+                                                pool_size=config.eval_pool, seed=0, device=device))
+
+
+@dataclass
+class _Stepper:
+    """What one training's optimisation steps share: the model, ``step(fn)`` (``fn(model)`` inside
+    DistributedDataParallel, :func:`graphdel.distributed.data_parallel`), the optimiser and its per-step
+    schedule, the generator of batch order and negatives, the recipe and the device."""
+
+    model: torch.nn.Module
+    step: Callable
+    optimiser: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator
+    config: TrainConfig
+    device: torch.device
+
+    def epoch(self, epoch: int, batches, n_train: int, steps_per_epoch: int, progress: bool) -> dict:
+        """Train one epoch over shuffled ``batches`` (this process's shard of every global batch of
+        ``config.batch_size`` pairs; the last partial batch dropped unless the whole set is one batch).
+        Returns the epoch's record ``{"epoch", "loss", "contrastive", "matching", "train_seconds"}`` (loss
+        parts averaged over steps)."""
+        config = self.config
+        sums = {"loss": 0.0, "contrastive": 0.0, "matching": 0.0}
+        t0 = time.perf_counter()
+        epoch_batches = batches.batches(config.batch_size, shuffle=True, generator=self.generator,
+                                        drop_last=n_train > config.batch_size)
+        if use_prefetch(self.device):
+            epoch_batches = prefetch(epoch_batches, pin_memory=True)
+        bar = tqdm(epoch_batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}",
+                   disable=not progress, leave=False)
+        steps = 0
+        for batch in bar:
+            values = self.optimise(batch, sums, epoch, steps)
+            for k in sums:
+                sums[k] += values[k]
+            steps += 1
+            bar.set_postfix(loss=f"{values['loss']:.3f}")
+        return {"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
+                "train_seconds": time.perf_counter() - t0}
+
+    def optimise(self, batch, keys, epoch: int, steps: int) -> dict[str, float]:
+        """One optimisation step on ``batch`` (a batch of training pairs, moved to the device here): the loss
+        terms under autocast, a finiteness check, backward, gradient clipping, the optimiser and the schedule.
+        Returns the global batch's value of each loss term named in ``keys`` (floats).
+
+        Raises:
+            TrainingDivergedError: a non-finite loss (at 1-based step ``steps + 1`` of ``epoch``).
+        """
+        batch = batch.to(self.device)
+        with autocast(self.device, self.config.bf16):
+            terms = self.step(lambda m: m.loss_terms(batch, generator=self.generator))
+        loss = terms["loss"]
+        # the mean over processes of each process's share = the global batch's value, the same
+        # on every process, so all of them stop on a non-finite loss together
+        values = distributed.reduce_metrics({k: float(terms[k].detach()) for k in keys})
+        if not math.isfinite(values["loss"]):
+            raise TrainingDivergedError(f"non-finite training loss at epoch {epoch}, step {steps + 1}")
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimiser.step()
+        self.schedule.step()
+        return values
+
+
+@dataclass
+class _BestEpoch:
+    """Validation and early-stopping bookkeeping: the best validation score so far, its 1-based epoch and a
+    copy of its weights, and how many epochs have passed without improving on it."""
+
+    score: float = -math.inf
+    state: dict | None = None
+    epoch: int = 0
+    stale: int = 0
+
+    def update(self, record: dict, model: torch.nn.Module, val: PairSampler | None,
+               validate: Callable) -> None:
+        """Score the epoch just trained (``record["epoch"]``) on ``val``, record the score in ``record`` and
+        keep the weights if they are the best so far; without validation pairs, the epoch is simply the last
+        one (its weights are the model's own, nothing is copied)."""
+        if val is not None and len(val):
+            # every process scores the whole validation set on an identical replica: same decision
+            score = float(validate(model, val))
+            record["val_pool_g2t_mrr"] = score
+            if score > self.score:
+                self.score, self.epoch, self.stale = score, record["epoch"], 0
+                self.state = copy.deepcopy(model.state_dict())
+            else:
+                self.stale += 1
+        else:
+            self.epoch, self.state = record["epoch"], None
+
+    def should_stop(self, val: PairSampler | None, patience: int) -> bool:
+        """Whether ``patience`` epochs passed without improvement (never without validation pairs or with
+        ``patience`` 0)."""
+        return bool(val is not None and patience and self.stale >= patience)
+
+
+def _log_epoch(record: dict, config: TrainConfig) -> None:
+    """The epoch's line on stderr (progress, like the bars: stdout is the command's result)."""
+    score = (f", val pool-{config.eval_pool} g2t MRR {record['val_pool_g2t_mrr']:.3f}"
+             if "val_pool_g2t_mrr" in record else "")
+    tqdm.write(f"epoch {record['epoch']}: loss {record['loss']:.3f}" + score,
+               file=sys.stderr)  # progress, like the bars: stdout is the command's result
+
+
+def _finish(model: torch.nn.Module, best: _BestEpoch, train: PairSampler, config: TrainConfig,
+            progress: bool) -> list[dict]:
+    """The end of training: the best epoch's weights back into ``model``, then the fusion stage if the recipe
+    has one (its per-epoch records are returned), and the model left in eval mode on the CPU."""
+    if best.state is not None:
+        model.load_state_dict(best.state)
+    history: list[dict] = []
+    if config.fusion_epochs:
+        # after the best epoch is chosen, on its frozen encoders: the embeddings stay those of that epoch.
+        # Under torchrun every process runs the same stage on the whole training set (rank 0's is saved).
+        from graphdel.training.fusion import train_fusion_stage
+
+        history = train_fusion_stage(model, train, config, progress=progress)
+    model.eval().cpu()
+    return history
+
+
 def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | None, config: TrainConfig,
                 *, progress: bool = True, validate: Callable | None = None,
                 distractors: PairSampler | None = None) -> TrainResult:
@@ -184,17 +319,12 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
             (:meth:`~graphdel.data.corpus.Corpus.check_splits`, which also warns when val or test is tiny).
         TrainingDivergedError: a non-finite loss; the partial model is discarded.
     """
-    from graphdel.evaluation.embed import pool_score
-
     _check_training_data(train)
 
-    if validate is None and hasattr(model, "validation_score"):
-        validate = lambda m, v: m.validation_score(v)  # noqa: E731  (the model's own metric, e.g. KG link prediction)
-    validate = validate or (lambda m, v: pool_score(m, v, distractors if distractors is not None else v,
-                                                    pool_size=config.eval_pool, seed=0, device=device))
     if hasattr(model, "fit_structure"):
         model.fit_structure(train)  # models that hold training data (a KG's graph) build it from `train` only
     device = resolve_device(config.device)
+    validate = _validator(model, validate, distractors, config, device)
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model.to(device)
@@ -205,69 +335,20 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
     progress = progress and distributed.is_main()
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict] = []
-    best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
+    best = _BestEpoch()
     start = time.perf_counter()
     steps_per_epoch = max(1, len(train) // config.batch_size)
     schedule = _lr_schedule(optimiser, config.lr_schedule, config.epochs * steps_per_epoch)
+    stepper = _Stepper(model, step, optimiser, schedule, generator, config, device)
     with distributed.synchronized_batch_norm(model):
         for epoch in range(1, config.epochs + 1):
             model.train()
-            sums = {"loss": 0.0, "contrastive": 0.0, "matching": 0.0}
-            t0 = time.perf_counter()
-            epoch_batches = batches.batches(config.batch_size, shuffle=True, generator=generator,
-                                            drop_last=len(train) > config.batch_size)
-            if use_prefetch(device):
-                epoch_batches = prefetch(epoch_batches, pin_memory=True)
-            bar = tqdm(epoch_batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}",
-                       disable=not progress, leave=False)
-            steps = 0
-            for batch in bar:
-                batch = batch.to(device)
-                with autocast(device, config.bf16):
-                    terms = step(lambda m: m.loss_terms(batch, generator=generator))  # noqa: B023
-                loss = terms["loss"]
-                # the mean over processes of each process's share = the global batch's value, the same
-                # on every process, so all of them stop on a non-finite loss together
-                values = distributed.reduce_metrics({k: float(terms[k].detach()) for k in sums})
-                if not math.isfinite(values["loss"]):
-                    raise TrainingDivergedError(f"non-finite training loss at epoch {epoch}, step {steps + 1}")
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimiser.step()
-                schedule.step()
-                for k in sums:
-                    sums[k] += values[k]
-                steps += 1
-                bar.set_postfix(loss=f"{values['loss']:.3f}")
-            record = {"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
-                      "train_seconds": time.perf_counter() - t0}
-            if val is not None and len(val):
-                # every process scores the whole validation set on an identical replica: same decision
-                score = float(validate(model, val))
-                record["val_pool_g2t_mrr"] = score
-                if score > best_score:
-                    best_score, best_epoch, stale = score, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    stale += 1
-            else:
-                best_epoch, best_state = epoch, None
+            record = stepper.epoch(epoch, batches, len(train), steps_per_epoch, progress)
+            best.update(record, model, val, validate)
             history.append(record)
             if progress:
-                tqdm.write(f"epoch {epoch}: loss {record['loss']:.3f}"
-                           + (f", val pool-{config.eval_pool} g2t MRR {record['val_pool_g2t_mrr']:.3f}" if "val_pool_g2t_mrr" in record else ""),
-                           file=sys.stderr)  # progress, like the bars: stdout is the command's result
-            if val is not None and config.patience and stale >= config.patience:
+                _log_epoch(record, config)
+            if best.should_stop(val, config.patience):
                 break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if config.fusion_epochs:
-        # after the best epoch is chosen, on its frozen encoders: the embeddings stay those of that epoch.
-        # Under torchrun every process runs the same stage on the whole training set (rank 0's is saved).
-        from graphdel.training.fusion import train_fusion_stage
-
-        history += train_fusion_stage(model, train, config, progress=progress)
-    model.eval().cpu()
-    return TrainResult(model, history, best_epoch, time.perf_counter() - start)
+    history += _finish(model, best, train, config, progress)
+    return TrainResult(model, history, best.epoch, time.perf_counter() - start)

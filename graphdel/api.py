@@ -228,7 +228,9 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
             :func:`load_run_data`.
         close: (knowledge graphs) extend the request with the retained triples that state its facts
             backwards (mirror relations learned from the graph), recorded in the request's ``added``
-            (:func:`graphdel.data.kg_facts.close_request`). Every KG request is audited either way: the
+            (:func:`graphdel.data.kg_facts.close_request`); the methods' calibration reference is then
+            scored with the calibration triples' own mirrors hidden (:func:`graphdel.forget_run.calibration_mirrors`).
+            Every KG request is audited either way: the
             new run's ``metrics["inferable"]`` says how many deleted triples the retained graph still
             mirrors or links by a short path (:func:`graphdel.data.kg_facts.audit_and_close`).
 
@@ -261,7 +263,8 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     retrain = _retrain(run, prepared, dr_rows, device, where, retrain_fn, progress)
     distractors = prepared.distractors()
     root = chain_original_of(run)
-    ctx = unlearning_context(run, prepared, sets, dr_rows, distractors, retrain, root, seed, where, progress)
+    ctx = unlearning_context(run, prepared, sets, dr_rows, distractors, retrain, root, seed, where, progress,
+                             closed=close)
     with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
         result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
     result.model.forget_structure(sets["forget"])  # a model storing training data (a KG's graph) drops Df

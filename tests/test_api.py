@@ -170,6 +170,41 @@ def test_close_extends_a_kg_request_with_its_mirrors(mirror_kg_run, tmp_path):
     assert {k: v["triples"] for k, v in by.items()} == record["closure"]["counts"]
 
 
+def test_a_closed_request_scores_the_calibration_reference_without_its_mirrors(tmp_path, monkeypatch):
+    """With close, the methods' calibration reference is scored with the retained mirrors of the calibration
+    triples out of the graph (never-seen facts then get no help Df no longer has); without, nothing is hidden."""
+    from graphdel.data.kg_facts import learn_mirror_relations, mirror_rows
+    from graphdel.models.joint import ModelConfig
+    from graphdel.models.kg import KGTextModel
+    from tests.data.test_kg_facts import KG_TRAIN, REQUEST, write_mirror_kg
+
+    folder = write_mirror_kg(tmp_path / "kg")
+    run = api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=0.25, calibration_seed=4),
+                    TrainConfig(epochs=2, batch_size=8, device="cpu"),
+                    ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2,
+                                extra={"dim": 16, "gnn_layers": 1, "gnn_dropout": 0.0}),
+                    out=tmp_path / "orig", progress=False)
+    prepared = api.load_run_data(run, progress=False)
+    corpus = prepared.corpus
+    hidden: list = []
+    real = KGTextModel.facts_hidden
+    monkeypatch.setattr(KGTextModel, "facts_hidden",
+                        lambda self, s: hidden.append(None if s is None else s.rows.tolist()) or real(self, s))
+    request = api.make_request(run, ids=REQUEST, by="triple")
+    closed = api.forget(run, request, method="multidelete", out=tmp_path / "closed", progress=False, close=True,
+                        overrides=["epochs=1"])
+    df = set(closed.excluded_ids)
+    dr = [r for r in prepared.trained_rows() if corpus.pair_ids[r] not in df]
+    expected = mirror_rows(corpus, prepared.calibration, dr, learn_mirror_relations(KG_TRAIN))
+    assert {corpus.pair_ids[r] for r in prepared.calibration if corpus.pair_ids[r].startswith("tri:")} == \
+        {"tri:e0|up|e2", "tri:e2|sim|e3", "tri:e3|up|e4"}
+    assert [corpus.pair_ids[r] for r in expected] == ["tri:e3|sim|e2"]
+    assert hidden and all(h == expected for h in hidden)   # the reference scored once, on the untouched model
+    hidden.clear()
+    api.forget(run, request, method="multidelete", out=tmp_path / "open", progress=False, overrides=["epochs=1"])
+    assert hidden and all(h is None for h in hidden)
+
+
 def test_close_refuses_a_corpus_without_triples(original, tmp_path):
     from graphdel.errors import InvalidInputError
 

@@ -88,6 +88,24 @@ def audit_request(corpus: Corpus, df_rows: Sequence[int], retained_rows: Sequenc
     return find_inferable(deleted, kept, relations, max_hops=max_hops)
 
 
+def mirror_rows(corpus: Corpus, rows: Sequence[int], retained_rows: Sequence[int],
+                relations: MirrorRelations | None = None) -> list[int]:
+    """The rows of ``retained_rows`` whose triples state the triples at ``rows`` backwards, mirrors of
+    mirrors included (:func:`mirror_closure`), sorted: what a closed request would delete with ``rows``.
+
+    Args:
+        corpus: the KG view.
+        rows: the rows whose mirrors are looked for (e.g. the calibration hold-out).
+        retained_rows: where they are looked for (what the model trains on).
+        relations: the mirror relations; default learned from the triples of ``rows`` and ``retained_rows``.
+    """
+    facts, kept = _triples_at(corpus, rows), _triples_at(corpus, retained_rows)
+    if relations is None:
+        relations = learn_mirror_relations(facts + kept)
+    found = mirror_closure(facts, kept, relations)
+    return sorted(r for r in retained_rows if triple_of_row(corpus, r) in found)
+
+
 def close_request(corpus: Corpus, request: DeletionRequest, retained_rows: Sequence[int],
                   relations: MirrorRelations, *, allowed_rows: Sequence[int],
                   force: bool = False) -> DeletionRequest:

@@ -5,6 +5,9 @@ and re-draws the embeddings only those facts trained, and names a request's reta
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import Tensor, nn
 
@@ -118,6 +121,26 @@ class KGStructure:
             self.graph.version += 1  # invalidates the cached entity states
         return len(gone_r) + len(gone_e)
 
+    @contextlib.contextmanager
+    def facts_hidden(self, sampler) -> Iterator[None]:
+        """While active, the triples of ``sampler``'s pairs are out of the message-passing graph (their
+        descriptions stay); the graph is restored after, even on an error. ``None`` hides nothing."""
+        hidden = triples_of(sampler, self.num_relations) if sampler is not None else None
+        if hidden is None or hidden.numel() == 0 or self.graph.triples.numel() == 0:
+            yield
+            return
+        stored = self.graph.triples
+        keep = ~torch.isin(self._fact_key(stored), self._fact_key(hidden.to(stored.device)))
+        self.graph.set(stored[keep])
+        try:
+            yield
+        finally:
+            self.graph.set(stored)
+
+    def _fact_key(self, triples: Tensor) -> Tensor:
+        """``[T]`` long: one number per ``(head, relation, tail)`` row of ``triples [T, 3]``."""
+        return (triples[:, 0] * (2 * self.num_relations + 1) + triples[:, 1]) * self.num_entities + triples[:, 2]
+
     def _remove_facts(self, sampler) -> int:
         """Remove the triples and descriptions of ``sampler``'s pairs; how many were still stored."""
         described = 0
@@ -131,8 +154,7 @@ class KGStructure:
         gone = triples_of(sampler, self.num_relations)
         if gone.numel() == 0 or self.graph.triples.numel() == 0:
             return described
-        key = lambda t: (t[:, 0] * (2 * self.num_relations + 1) + t[:, 1]) * self.num_entities + t[:, 2]
-        keep = ~torch.isin(key(self.graph.triples), key(gone.to(self.graph.triples.device)))
+        keep = ~torch.isin(self._fact_key(self.graph.triples), self._fact_key(gone.to(self.graph.triples.device)))
         removed = int((~keep).sum())
         if removed:
             self.graph.set(self.graph.triples[keep])

@@ -221,6 +221,13 @@ class ModalityModule(nn.Module):
         return 0
 
     @contextlib.contextmanager
+    def facts_hidden(self, sampler: PairSampler | None) -> Iterator[None]:
+        """While active, the pairs of ``sampler`` are left out of the training data the model stores and
+        reads as input (a KG model's message-passing graph), as if they had been deleted; restored after,
+        even on an error. ``None`` hides nothing. Default: the model stores none, nothing to hide."""
+        yield
+
+    @contextlib.contextmanager
     def share_frozen_states(self, *others: nn.Module) -> Iterator[None]:
         """While active, what this model's frozen parts compute may be cached and shared with ``others``
         (the molecule model's frozen bottom graph layers); results must not depend on it. Default:

@@ -33,6 +33,10 @@ class UnlearningContext:
         retain: Dr, the remaining training pairs.
         calibration: pairs drawn the way deletions are drawn but never trained on: the stand-in for
             "never seen" used for stopping and selection (docs/design.md).
+        calibration_hidden: retained pairs the model must not read while the calibration pairs are scored
+            (:meth:`~graphdel.models.protocol.ModalityModule.facts_hidden`), or ``None``. A request closed
+            over its mirror facts (a KG's ``close``) leaves Df with no retained fact stating it backwards;
+            hiding the calibration pairs' mirrors makes "never seen" mean the same thing there.
         val: validation pairs; used for selection only when ``calibration`` is ``None``.
         distractors: pairs never trained on that every scored pair is ranked against (pool-k retrieval,
             :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:
@@ -57,6 +61,7 @@ class UnlearningContext:
     forget: PairSampler
     retain: PairSampler
     calibration: PairSampler | None = None
+    calibration_hidden: PairSampler | None = None
     val: PairSampler | None = None
     distractors: PairSampler | None = None
     retrain: Callable[[], nn.Module] | None = None

@@ -192,6 +192,13 @@ class CalibratedSelector:
                               batch_size=self.batch_size)
         return score
 
+    def _reference_score(self, model: nn.Module, score) -> float:
+        """``score`` of the reference pairs, with the calibration's hidden pairs out of ``model``'s stored
+        data while it runs (:attr:`UnlearningContext.calibration_hidden`; the calibration only)."""
+        hidden = getattr(self.ctx, "calibration_hidden", None) if self.reference_name == "calibration" else None
+        with model.facts_hidden(hidden):
+            return score(self.reference.batches(self.batch_size))
+
     def evaluate(self, model: nn.Module, *, epoch: int, step: int) -> dict:
         """Score ``model`` on Df, the reference and the retain probe; remember its state if it may be
         selected. Returns the record (also kept in ``self.records``)."""
@@ -201,9 +208,9 @@ class CalibratedSelector:
         elif self.fixed_reference and self.records:  # the untouched model's score, taken at epoch 0
             reference = self.records[0]["reference"]
         elif self.fixed_reference and self.reference_model is not None:  # a chain's original (anchor)
-            reference = self._scorer(self.reference_model)(self.reference.batches(self.batch_size))
+            reference = self._reference_score(self.reference_model, self._scorer(self.reference_model))
         else:
-            reference = score(self.reference.batches(self.batch_size))
+            reference = self._reference_score(model, score)
         rec = {"eval": True, "epoch": epoch, "step": step,
                "forget": score(self.ctx.forget.batches(self.batch_size)),
                "reference": reference, "retain": score(self._retain_probe)}

@@ -9,7 +9,8 @@ import pytest
 from graphdel.data.kg import load_kg, with_triple_pairs
 from graphdel.data.kg_facts import (MIRRORED, NOT_INFERABLE, PATH, MirrorPair, MirrorRelations, audit_and_close,
                                     audit_request, close_request, describe_record, find_inferable,
-                                    learn_mirror_relations, mirror_closure, shortest_path_within, retained_graph)
+                                    learn_mirror_relations, mirror_closure, mirror_rows, shortest_path_within,
+                                    retained_graph)
 from graphdel.data.requests import DeletionRequest
 from graphdel.errors import InvalidInputError, RequestError
 
@@ -179,6 +180,19 @@ def test_audit_and_close_a_request(view, tmp_path):
     rest3 = [r for r in train if r not in grown.rows(view)]
     closed3 = close_request(view, grown, rest3, audit.relations, allowed_rows=train)
     assert [a["pair_id"] for a in closed3.added] == ["tri:e2|sim|e3", "tri:e1|sim|e0", "tri:e3|sim|e2"]
+
+
+def test_mirror_rows_are_the_retained_triples_stating_them_backwards(view):
+    # e0 sim e1 and e2 sim e3 are stated back by e1 sim e0 and e3 sim e2; "up" has no mirror relation
+    rows = [view.index_of(p) for p in ("tri:e0|sim|e1", "tri:e2|sim|e3", "tri:e2|up|e4")]
+    rest = [r for r in view.rows("train") if r not in rows]
+    assert [view.pair_ids[r] for r in mirror_rows(view, rows, rest)] == ["tri:e1|sim|e0", "tri:e3|sim|e2"]
+    # only among the rows given: a mirror outside them is not found (the relations learned on the whole
+    # graph: without e1 sim e0, "sim" keeps 4 mirrored triples, under the support of 5)
+    relations = learn_mirror_relations(KG_TRAIN)
+    assert mirror_rows(view, rows, [r for r in rest if view.pair_ids[r] != "tri:e1|sim|e0"], relations) == \
+        [view.index_of("tri:e3|sim|e2")]
+    assert mirror_rows(view, [view.index_of("tri:e2|up|e4")], rest) == []
 
 
 def test_audit_and_close_records_before_and_after(view):

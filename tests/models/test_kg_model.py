@@ -93,6 +93,28 @@ def test_deleted_triple_leaves_the_graph_and_message_passing(trained, method):
     assert "lp" in out.metrics["splits"]["forget"]
 
 
+def test_facts_hidden_leave_the_graph_for_the_block_only(trained):
+    import copy
+
+    _, run = trained
+    model = copy.deepcopy(run.model).eval()
+    prepared = api.load_run_data(run, progress=False)
+    hidden = prepared.data.subset([prepared.corpus.index_of("tri:e0|likes|e1")], "hidden")
+    before = graph_set(model)
+    with torch.no_grad():
+        states = model.entity_states()[0].clone()
+        with model.facts_hidden(hidden):
+            assert graph_set(model) == before - {idx(run, "e0", "likes", "e1")}
+            inside = model.entity_states()[0].clone()       # message passing without the hidden edge
+        assert graph_set(model) == before
+        assert torch.equal(model.entity_states()[0], states) and not torch.allclose(inside, states)
+        with pytest.raises(RuntimeError, match="inside"), model.facts_hidden(hidden):
+            raise RuntimeError("inside")
+        assert graph_set(model) == before                   # restored on an error too
+        with model.facts_hidden(None):
+            assert graph_set(model) == before
+
+
 def test_entity_request_removes_all_its_edges(trained):
     root, run = trained
     req = api.make_request(run, ids=["e0"], by="entity")

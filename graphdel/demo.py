@@ -232,11 +232,21 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
                 log: Callable[[str], None], t_start: float) -> dict[str, Any]:
     """Steps 1-4 of :func:`run_demo` (see the module docstring), writing into ``out``; the arguments are
     the ones :func:`run_demo` checked."""
+    original, prepared, reused = _original_step(cfg, out, log)
+    request = _request_step(cfg, out, original, prepared, log)
+    runs, skipped = _unlearning_step(cfg, out, original, prepared, request, methods, overrides, device, log)
+    audit, files = _report_step(cfg, out, original, runs, skipped, device, log)
+    wall = time.perf_counter() - t_start
+    _write_demo_json(cfg, out, original, reused, methods, overrides, skipped, wall)
+    _log_summary(audit, files, wall, log)
+    return {"report": files["report.html"], "audit": audit, "files": files, "wall_time_s": wall}
+
+
+def _original_step(cfg: DemoConfig, out: Path, log: Callable[[str], None]):
+    """Step 1: the original model, trained in the quick or the full setting on ``cfg.device``, or a cached
+    one reused (:func:`cached_train`). Returns ``(run, prepared, reused)``."""
     from graphdel import api
-    from graphdel.errors import ConfigError
     from graphdel.evaluation.report import SMOKE_BANNER
-    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, short_table, write_audit
-    from graphdel.io import atomic_write_json
 
     if cfg.quick:
         data, model_config, train_config = api.quick_configs(cfg.data)
@@ -252,6 +262,13 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
                                               accept_modified=cfg.accept_modified)
     log(f"      {original.path} ({_headline(original.metrics['splits']['test'])}"
         f"{', reused' if reused else ''})")
+    return original, prepared, reused
+
+
+def _request_step(cfg: DemoConfig, out: Path, original, prepared, log: Callable[[str], None]):
+    """Step 2: the deletion request (``cfg.forget``'s ids, else a random ``cfg.fraction`` drawn with
+    ``cfg.seed``), saved as ``out/request.json``."""
+    from graphdel import api
 
     if cfg.forget:
         log(f"[2/4] deletion request: {', '.join(cfg.forget)} (by {cfg.by})")
@@ -264,6 +281,13 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
     out.mkdir(parents=True, exist_ok=True)
     request.save(out / "request.json", prepared.corpus)
     log(f"      {len(request)} pairs to forget ({request.description})")
+    return request
+
+
+def _shared_retrain(cfg: DemoConfig, original, device: str, log: Callable[[str], None]) -> Callable:
+    """``(prepared, dr_rows) -> model``: Retrain trained once per Dr and shared, so that the ``retrain``
+    method's model and the evaluation reference are the same model (``retrain_fn`` of :func:`api.forget`)."""
+    from graphdel import api
 
     retrained: dict[tuple, Any] = {}
 
@@ -277,6 +301,19 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
                                                progress=cfg.progress)
         return retrained[key]
 
+    return retrain_fn
+
+
+def _unlearning_step(cfg: DemoConfig, out: Path, original, prepared, request, methods: list[str],
+                     overrides: dict[str, list[str]], device: str, log: Callable[[str], None]
+                     ) -> tuple[list, dict[str, str]]:
+    """Step 3: Retrain and then every method unlearn ``request`` from ``original`` into ``out/runs/<method>``.
+    Returns ``(runs, skipped)``: the runs made, and ``{method: reason}`` for the methods left out because they
+    do not apply to this model (only when the methods were not named by the caller)."""
+    from graphdel import api
+    from graphdel.errors import ConfigError
+
+    retrain_fn = _shared_retrain(cfg, original, device, log)
     log(f"[3/4] unlearning with retrain + {len(methods)} methods: {', '.join(methods)}")
     runs, skipped = [], {}
     for i, method in enumerate(["retrain"] + methods, start=1):
@@ -295,6 +332,14 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
             continue
         runs.append(run)
         log(f"            {run.metrics['wall_time_s']:.1f} s, Df {_headline(run.metrics['splits']['forget'])}")
+    return runs, skipped
+
+
+def _report_step(cfg: DemoConfig, out: Path, original, runs: list, skipped: dict[str, str], device: str,
+                 log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Step 4: evaluate the runs (:func:`graphdel.evaluation.suite.evaluate_runs`) and write the report,
+    the metrics and the certificates into ``out``. Returns ``(audit, files)``."""
+    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, write_audit
 
     log("[4/4] evaluating and writing the report")
     suite_cfg = SuiteConfig(seed=cfg.seed, lira_shadows=cfg.lira_shadows, lira_epochs=cfg.lira_epochs,
@@ -306,12 +351,25 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
     audit["results"]["request"]["run cache"] = str(original.path)
     if skipped:
         audit["results"]["request"]["methods skipped"] = skipped
-    files = write_audit(out, audit)
-    wall = time.perf_counter() - t_start
+    return audit, write_audit(out, audit)
+
+
+def _write_demo_json(cfg: DemoConfig, out: Path, original, reused: bool, methods: list[str],
+                     overrides: dict[str, list[str]], skipped: dict[str, str], wall: float) -> None:
+    """``out/demo.json``: the demo's settings and what it did (time, original reused, methods skipped)."""
+    from graphdel.io import atomic_write_json
+
     atomic_write_json({"wall_time_s": wall, "quick": cfg.quick, "data": cfg.data, "original": str(original.path),
                        "original_reused": reused, "methods": methods, "overrides": overrides,
                        "skipped": skipped},
                       out / "demo.json")
+
+
+def _log_summary(audit: dict[str, Any], files: dict[str, Any], wall: float,
+                 log: Callable[[str], None]) -> None:
+    """The closing lines: the short table, the link-prediction table (KG only), the time and the report."""
+    from graphdel.evaluation.suite import lp_table, short_table
+
     log("")
     log(short_table(audit))  # opens with the smoke banner for a quick demo
     if lp_table(audit):
@@ -320,7 +378,6 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
     log("")
     log(f"demo finished in {wall:.0f} s")
     log(f"report: {files['report.html']}")
-    return {"report": files["report.html"], "audit": audit, "files": files, "wall_time_s": wall}
 
 
 def _headline(split_metrics: dict) -> str:

@@ -239,11 +239,32 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         InvalidInputError: ``close`` for a corpus that is not a knowledge graph.
         ConfigError: ``device`` is not here (CUDA without a GPU), before any work.
     """
-    from graphdel.data.requests import DeletionRequest
-    from graphdel.resources import measure
-    from graphdel.unlearning import unlearn
-
     where = resolve_device(device)  # CUDA asked for without a GPU: said before any work
+    run, accepted, prepared, request = _forget_inputs(run, request, out, prepared, data, progress,
+                                                      accept_modified)
+    request, inferable, dr_rows, sets = _deletion_sets(run, prepared, request, close, seed)
+    retrain = _retrain(run, prepared, dr_rows, device, where, retrain_fn, progress)
+    distractors = prepared.distractors()
+    root = chain_original_of(run)
+    ctx = unlearning_context(run, prepared, sets, dr_rows, distractors, retrain, root, seed, where, progress,
+                             closed=close)
+    result, cost, procedure = _unlearn_measured(run, ctx, method, overrides, sets["forget"])
+    metrics = None
+    if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
+        metrics = forget_metrics(result, sets, distractors, cost, inferable, where)
+    return _save_forget_run(out, run, result, method, overrides, prepared.corpus, request, seed, accepted,
+                            root, metrics, procedure)
+
+
+def _forget_inputs(run: Run | str | Path, request, out: str | Path | None, prepared: Prepared | None,
+                   data: str | None, progress: bool, accept_modified: bool):
+    """The checked inputs of :func:`forget`, before any work: ``(run, accepted, prepared, request)``, the
+    run loaded and its integrity checked (``accepted``: the changes ``accept_modified`` let through,
+    :meth:`~graphdel.runs.Run.check_integrity`), ``out`` known to be usable, the run's data prepared and
+    matching it, and ``request`` a :class:`~graphdel.data.requests.DeletionRequest` (a path is read as a
+    request file or a file of pair ids)."""
+    from graphdel.data.requests import DeletionRequest
+
     run = _as_run(run, accept_modified=accept_modified)
     accepted = run.check_integrity(accept_modified=accept_modified)  # again: a Run may have been loaded unchecked
     if out is not None:  # taken, inside a run, or not writable: say so before the work, not after
@@ -254,24 +275,46 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         # An id file names pairs, as with `graphdel forget --forget FILE`: reading it by molecule would
         # silently widen the request to every pair of each named molecule.
         request = make_request(run, file=request, by="pair", prepared=prepared)
+    return run, accepted, prepared, request
+
+
+def _deletion_sets(run: Run, prepared: Prepared, request, close: bool, seed: int):
+    """What the deletion removes and what it is scored on: ``(request, inferable, dr_rows, sets)``, the
+    request checked against what ``run`` still trains on and, with ``close``, extended by the retained pairs
+    that state its facts backwards (``inferable``: the KG audit,
+    :func:`~graphdel.forget_run.inferable_facts`), the retained rows Dr, and the evaluation pair sets
+    (:func:`evaluation_sets`, drawn with ``seed``)."""
     corpus = prepared.corpus
     check_still_trained(run, prepared, request.rows(corpus))
     request, inferable = inferable_facts(prepared, request, close)  # a closure adds retained pairs to Df
     df_rows = request.rows(corpus)
     dr_rows = prepared.retained_rows(df_rows)
     sets = evaluation_sets(prepared, df_rows, seed)
-    retrain = _retrain(run, prepared, dr_rows, device, where, retrain_fn, progress)
-    distractors = prepared.distractors()
-    root = chain_original_of(run)
-    ctx = unlearning_context(run, prepared, sets, dr_rows, distractors, retrain, root, seed, where, progress,
-                             closed=close)
+    return request, inferable, dr_rows, sets
+
+
+def _unlearn_measured(run: Run, ctx, method: str, overrides: dict | Sequence[str] | None, forget_set):
+    """Unlearn with ``method`` from ``run``'s model in ``ctx`` (``overrides`` after the model's recommended
+    settings, :func:`with_model_defaults`), measuring its memory, then drop the deleted pairs ``forget_set``
+    from the unlearned model's stored data. Returns ``(result, cost, procedure)``: the method's result, the
+    memory measured (:func:`graphdel.resources.measure`) and the procedure the new run records."""
+    from graphdel.resources import measure
+    from graphdel.unlearning import unlearn
+
     with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
         result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
-    result.model.forget_structure(sets["forget"])  # a model storing training data (a KG's graph) drops Df
-    procedure = unlearning_procedure(run.model, result, sets["forget"], run.path, method)
-    metrics = None
-    if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
-        metrics = forget_metrics(result, sets, distractors, cost, inferable, where)
+    result.model.forget_structure(forget_set)  # a model storing training data (a KG's graph) drops Df
+    procedure = unlearning_procedure(run.model, result, forget_set, run.path, method)
+    return result, cost, procedure
+
+
+def _save_forget_run(out: str | Path | None, run: Run, result, method: str, overrides, corpus, request,
+                     seed: int, accepted, root, metrics: dict | None, procedure) -> Run:
+    """Write the unlearned run folder (rank 0 only under torchrun,
+    :func:`~graphdel.forget_run.write_forget_run`) and load it back: its config, its history (``run``'s
+    requests and this one), the request and the procedure; ``out`` defaults to ``runs/forget-<hash>`` of the
+    parent's weights, the method, the request and the overrides. Returns the new
+    :class:`~graphdel.runs.Run` with ``result``'s model attached."""
     request_json = request.to_json(corpus)
     parent_weights = sha256_file(run.path / "model.safetensors")
     run_config = forget_run_config(run, result, method, corpus, request, seed, parent_weights, accepted, root)

@@ -17,7 +17,7 @@ from graphdel.errors import InvalidMoleculeError, shorten
 
 RDLogger.DisableLog("rdApp.*")  # RDKit's parse warnings go to stderr; we raise our own errors instead.
 
-FEATURIZER_VERSION = "ogb-v1"
+FEATURIZER_VERSION = "ogb-v2"  # v2: atropisomer bond stereo inside the table (bond_features)
 
 _CHIRALITY = ["CHI_UNSPECIFIED", "CHI_TETRAHEDRAL_CW", "CHI_TETRAHEDRAL_CCW"]
 _HYBRIDISATION = ["SP", "SP2", "SP3", "SP3D", "SP3D2"]
@@ -58,7 +58,10 @@ def bond_features(bond: Chem.Bond) -> list[int]:
     """The 3 categorical features of one RDKit bond (see the module docstring)."""
     return [
         _index(_BOND_TYPE, str(bond.GetBondType())),
-        _index(_BOND_STEREO, str(bond.GetStereo())),
+        # no "other" slot here: the column has 6 values, so stereo the list does not name (RDKit's
+        # atropisomer STEREOATROPCW/CCW, from CXSMILES wedges) counts as STEREOANY, stereo of no named kind;
+        # as "other" it was index 6, past the bond embedding's table
+        min(_index(_BOND_STEREO, str(bond.GetStereo())), _BOND_STEREO.index("STEREOANY")),
         int(bond.GetIsConjugated()),
     ]
 
@@ -78,7 +81,8 @@ def _vocabulary_table(enum_type, vocabulary: Sequence[str]) -> np.ndarray:
 _CHIRALITY_TABLE = _vocabulary_table(Chem.ChiralType, _CHIRALITY)
 _HYBRIDISATION_TABLE = _vocabulary_table(Chem.HybridizationType, _HYBRIDISATION)
 _BOND_TYPE_TABLE = _vocabulary_table(Chem.BondType, _BOND_TYPE)
-_BOND_STEREO_TABLE = _vocabulary_table(Chem.BondStereo, _BOND_STEREO)
+_BOND_STEREO_TABLE = np.minimum(_vocabulary_table(Chem.BondStereo, _BOND_STEREO),  # see bond_features
+                                _BOND_STEREO.index("STEREOANY"))
 
 
 def _lookup(table: np.ndarray, raw: list) -> np.ndarray:

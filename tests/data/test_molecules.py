@@ -160,3 +160,20 @@ def test_worker_count_is_resolved_from_the_request_and_the_machine(monkeypatch):
     assert molecules.resolve_workers(3, 10) == 3 and molecules.resolve_workers(1, 10) == 0
     with pytest.raises(ValueError):
         molecules.resolve_workers(-1, 10)
+
+
+def test_atropisomer_bond_stereo_stays_inside_the_embedding_table():
+    """Bond stereo the vocabulary does not name (RDKit's atropisomer values) counts as STEREOANY, index 5:
+    as "other" it was 6, past the 6-row bond-stereo embedding, and training crashed on such a molecule."""
+    from graphdel.data.molecule_features import graph_arrays
+
+    mol = Chem.RWMol(Chem.MolFromSmiles("c1ccccc1-c1ccccc1C"))
+    biaryl = next(b for b in mol.GetBonds() if not b.GetIsAromatic() and b.GetBondType() == Chem.BondType.SINGLE
+                  and b.GetBeginAtom().GetIsAromatic() and b.GetEndAtom().GetIsAromatic())
+    for value in (Chem.BondStereo.STEREOATROPCW, Chem.BondStereo.STEREOATROPCCW, Chem.BondStereo.STEREOANY):
+        biaryl.SetStereo(value)
+        assert bond_features(biaryl)[1] == 5 < BOND_FEATURE_DIMS[1]
+        arrays = graph_arrays([mol])  # the featuriser's own path, read for every molecule
+        ends = {biaryl.GetBeginAtomIdx(), biaryl.GetEndAtomIdx()}
+        both = [k for k, (a, b) in enumerate(arrays["edge_index"].T.tolist()) if {a, b} == ends]
+        assert len(both) == 2 and all(arrays["edge_attr"][k].tolist() == bond_features(biaryl) for k in both)

@@ -43,53 +43,36 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     The steps (checks, data, models, summary, layout) are helpers of this module; what stays here is their
     order and the ``results`` layout, written out whole in one place so the report's keys can be read off it.
     """
-    from graphdel.evaluation.run_data import load_request_any, load_run_data
     from graphdel.history import deletion_history
     from graphdel.runs import is_quick_config
 
     cfg = config or SuiteConfig()
     resolve_device(cfg.device)  # a device that is not here is refused before any work
     runs, original = _load_runs(runs, original, accept_modified)
-    refs = [r for r in runs if r.config.get("method") == "retrain"]
-    reference = refs[0] if refs else None
+    reference = next((r for r in runs if r.config.get("method") == "retrain"), None)
     names = dict(zip(_model_names(runs), runs))
 
     log(f"evaluating {len(runs)} runs against original {original.path}"
         + (f" and Retrain {reference.path}" if reference else " (no Retrain run: forgetting is not judged)"))
-    prepared = load_run_data(original, progress=progress, source=data)
-    request = load_request_any(prepared, runs[0].path / "request.json")
-    df_rows = request.rows(prepared.corpus)
-    sets = suite_sets(prepared, df_rows, chunks=cfg.chunks, seed=cfg.seed)
-    shadows = None
-    if cfg.lira_shadows:
-        shadows = _lira_shadows(prepared, df_rows, sets, original, cfg, progress, log)
-
-    entries, sigs = _evaluate_models(original, names, reference, sets, cfg, prepared.corpus, shadows,
-                                     measurements, log)
-    ref_name = next((n for n, r in names.items() if r is reference), None)
-    for name in names:
-        entries[name].update(compare_to_references(entries[name], retrain=entries[ref_name] if ref_name else None,
-                                                   original=entries["original"]))
+    prepared, sets, shadows = _suite_data(original, runs, cfg, data, progress, log)
+    corpus = prepared.corpus
+    entries, sigs, ref_name = _compared_models(original, names, reference, sets, cfg, corpus, shadows,
+                                               measurements, log)
     plots = _plots(entries, sigs)
 
-    methods = {n: entries[n] for n in names if n != ref_name}
-    summary = _summary(methods, entries[ref_name], entries["original"]) if ref_name else {}
-    order = (summary.get("scores") or {}).get("ranking") or list(methods)
-    corpus = prepared.corpus
+    methods, summary, order = _ranking(entries, names, ref_name)
     shown = ["original"] + ([ref_name] if ref_name else []) + order[:3]
     examples = _examples(sets["forget"], corpus, sigs, shown)
     rq = _read_json(runs[0].path / "request.json")
-    # methods in ranking order (best first), so the first screen reads top-down
-    entries = {n: entries[n] for n in ["original"] + ([ref_name] if ref_name else []) + order
-               + [n for n in entries if n not in order and n not in ("original", ref_name)]}
+    entries = _report_order(entries, ref_name, order)
     smoke = is_quick_config(original.config)  # a --quick original: measured, never judged
     results = {
         "title": _title(len(methods), summary, order, rq, corpus.source, smoke),
         "request": {"description": rq.get("description"), "pairs": rq.get("count"), "by": rq.get("by"),
                     "seed": rq.get("seed"), "source": rq.get("source"), "source_hash": rq.get("source_hash"),
-                    "modality": corpus.modality, "original": str(original.path), "reference": str(reference.path) if reference else None,
-                    "evaluation_seed": cfg.seed, "Dr chunks": cfg.chunks,
-                    "sets": {k: len(v) for k, v in sets.items()},
+                    "modality": corpus.modality, "original": str(original.path),
+                    "reference": str(reference.path) if reference else None, "evaluation_seed": cfg.seed,
+                    "Dr chunks": cfg.chunks, "sets": {k: len(v) for k, v in sets.items()},
                     **({"lira_shadow_training_s": round(shadows["wall_time_s"], 1)} if shadows else {})},
         "models": entries,
         "summary": summary,
@@ -100,6 +83,58 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     }
     return {"results": results, "plots": plots, "names": names, "original": original, "reference": reference,
             "entries": entries, "config": cfg}
+
+
+def _suite_data(original, runs: Sequence[Any], cfg: SuiteConfig, data: str | None, progress: bool, log
+                ) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """``(prepared, sets, shadows)``: the original's data (re-pointed at ``data`` when given), the suite's
+    pair sets for the runs' request (:func:`~graphdel.evaluation.suite_model.suite_sets`: Df, Dr chunks,
+    test...) and, when ``cfg.lira_shadows``, LiRA's shadow models (else ``None``)."""
+    from graphdel.evaluation.run_data import load_request_any, load_run_data
+
+    prepared = load_run_data(original, progress=progress, source=data)
+    request = load_request_any(prepared, runs[0].path / "request.json")
+    df_rows = request.rows(prepared.corpus)
+    sets = suite_sets(prepared, df_rows, chunks=cfg.chunks, seed=cfg.seed)
+    shadows = None
+    if cfg.lira_shadows:
+        shadows = _lira_shadows(prepared, df_rows, sets, original, cfg, progress, log)
+    return prepared, sets, shadows
+
+
+def _compared_models(original, names: Mapping[str, Any], reference, sets, cfg: SuiteConfig, corpus,
+                     shadows: dict | None, measurements: Mapping[str, Mapping[str, Any]] | None, log
+                     ) -> tuple[dict[str, dict], dict[str, dict], str | None]:
+    """``(entries, signals, ref_name)``: every model scored (:func:`_evaluate_models`) and each entry
+    completed with its comparison to Retrain (the run named ``ref_name``, ``None`` without one) and to the
+    original (:func:`~graphdel.evaluation.suite_model.compare_to_references`)."""
+    entries, sigs = _evaluate_models(original, names, reference, sets, cfg, corpus, shadows, measurements,
+                                     log)
+    ref_name = next((n for n, r in names.items() if r is reference), None)
+    for name in names:
+        entries[name].update(compare_to_references(entries[name],
+                                                   retrain=entries[ref_name] if ref_name else None,
+                                                   original=entries["original"]))
+    return entries, sigs, ref_name
+
+
+def _ranking(entries: Mapping[str, dict], names: Mapping[str, Any], ref_name: str | None
+             ) -> tuple[dict[str, dict], dict[str, Any], list[str]]:
+    """``(methods, summary, order)``: the entries of the methods (every run but Retrain), their summary
+    (:func:`_summary`; empty without Retrain) and their order, best first (the summary's ranking, else the
+    order given)."""
+    methods = {n: entries[n] for n in names if n != ref_name}
+    summary = _summary(methods, entries[ref_name], entries["original"]) if ref_name else {}
+    order = (summary.get("scores") or {}).get("ranking") or list(methods)
+    return methods, summary, order
+
+
+def _report_order(entries: Mapping[str, dict], ref_name: str | None, order: Sequence[str]) -> dict[str, dict]:
+    """``entries`` reordered for the report: the original, Retrain, then the methods in ``order``, then any
+    other entry."""
+    # methods in ranking order (best first), so the first screen reads top-down
+    return {n: entries[n] for n in ["original"] + ([ref_name] if ref_name else []) + list(order)
+            + [n for n in entries if n not in order and n not in ("original", ref_name)]}
 
 
 def _load_runs(runs: Sequence[Any], original, accept_modified: bool) -> tuple[list, Any]:

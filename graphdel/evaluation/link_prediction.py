@@ -202,9 +202,6 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
       whether the retained graph (the model's graph minus the deleted triples) mirrors them, links their
       entities by a short path, or neither.
     """
-    from graphdel.evaluation.embed import embed_pairs
-    from graphdel.evaluation.retrieval import split_retrieval
-
     out: dict[str, dict] = {}
     known = None
     for name, pairs in sets.items():
@@ -212,40 +209,66 @@ def kg_split_metrics(model, sets: dict, *, max_queries: int | None = None,
             continue
         if known is None:
             known, _, _ = _store_triples(pairs)
-        res: dict = {}
-        triples = triples_of(pairs, model.num_relations)
-        if triples.numel():
-            res["lp"] = link_prediction(model, _sample_rows(triples, max_queries), known, model.num_entities,
-                                        model.num_relations)
-        ent_rows = [r for r in pairs.rows.tolist() if pairs.data.corpus.pair_ids[r].startswith("ent:")]
-        if len(ent_rows) >= 2:
-            # full-split retrieval only: entity descriptions are not the deletable unit of a KG request
-            res["entity_text"] = split_retrieval(embed_pairs(model, pairs.data.subset(ent_rows), batch_size=1024))
+        res = _split_result(model, pairs, known, max_queries)
         if res:
             out[name] = res
     forget = sets.get("forget")
     deleted = triples_of(forget, model.num_relations) if forget is not None and len(forget) else None
     if deleted is not None and deleted.numel() and known is not None:
-        retain = sets.get("retain")
-        if retain is not None and len(retain) and "lp" in out.get("forget", {}):
-            sample = triples_of(retain, model.num_relations)
-            if sample.numel():
-                was = model.training
-                model.eval()
-                out["forget"]["lp"]["auroc_vs_retain"] = triple_auroc(model, deleted, sample)
-                model.train(was)
-        graph = model.graph.triples.cpu()
-        key = lambda t: (t[:, 0] * (2 * model.num_relations + 1) + t[:, 1]) * model.num_entities + t[:, 2]
-        retained = graph[~torch.isin(key(graph), key(deleted))]
-        if "lp" in out.get("forget", {}):
-            out["forget"]["lp"]["by_inference"] = inference_split(model, deleted, retained, known)
-        for hops in (1, 2):
-            near = neighbourhood_triples(deleted, retained, hops=hops)
-            if near.numel():
-                near = _sample_rows(near, collateral_queries)
-                out[f"collateral@{hops}"] = {"lp": link_prediction(model, near, known, model.num_entities,
-                                                                   model.num_relations)}
+        _add_deletion_results(out, model, deleted, sets.get("retain"), known, collateral_queries)
     return out
+
+
+def _split_result(model, pairs, known: Tensor, max_queries: int | None) -> dict:
+    """One split's results (see :func:`kg_split_metrics`): ``lp``, the filtered link prediction of its triple
+    pairs (at most ``max_queries`` of them, drawn with seed 0; filtered against ``known [K, 3]``), when it has
+    some, and ``entity_text``, the retrieval over its entity–text pairs, when it has two or more."""
+    from graphdel.evaluation.embed import embed_pairs
+    from graphdel.evaluation.retrieval import split_retrieval
+
+    res: dict = {}
+    triples = triples_of(pairs, model.num_relations)
+    if triples.numel():
+        res["lp"] = link_prediction(model, _sample_rows(triples, max_queries), known, model.num_entities,
+                                    model.num_relations)
+    ent_rows = [r for r in pairs.rows.tolist() if pairs.data.corpus.pair_ids[r].startswith("ent:")]
+    if len(ent_rows) >= 2:
+        # full-split retrieval only: entity descriptions are not the deletable unit of a KG request
+        res["entity_text"] = split_retrieval(embed_pairs(model, pairs.data.subset(ent_rows), batch_size=1024))
+    return res
+
+
+def _add_deletion_results(out: dict[str, dict], model, deleted: Tensor, retain, known: Tensor,
+                          collateral_queries: int) -> None:
+    """Add to ``out`` what :func:`kg_split_metrics` reports of a deletion request's ``deleted [T, 3]``
+    triples: ``forget.lp.auroc_vs_retain`` against the triples of the ``retain`` pair set (scored in eval
+    mode, the model's mode restored after) and ``forget.lp.by_inference`` (both only when ``out`` has
+    ``forget.lp``), and the ``collateral@1`` / ``collateral@2`` pseudo-splits (at most
+    ``collateral_queries`` triples each, drawn with seed 0; ranks filtered against ``known [K, 3]``)."""
+    if retain is not None and len(retain) and "lp" in out.get("forget", {}):
+        sample = triples_of(retain, model.num_relations)
+        if sample.numel():
+            was = model.training
+            model.eval()
+            out["forget"]["lp"]["auroc_vs_retain"] = triple_auroc(model, deleted, sample)
+            model.train(was)
+    retained = _retained_graph(model, deleted)
+    if "lp" in out.get("forget", {}):
+        out["forget"]["lp"]["by_inference"] = inference_split(model, deleted, retained, known)
+    for hops in (1, 2):
+        near = neighbourhood_triples(deleted, retained, hops=hops)
+        if near.numel():
+            near = _sample_rows(near, collateral_queries)
+            out[f"collateral@{hops}"] = {"lp": link_prediction(model, near, known, model.num_entities,
+                                                               model.num_relations)}
+
+
+def _retained_graph(model, deleted: Tensor) -> Tensor:
+    """``[G', 3]``: the triples of the model's graph (``model.graph.triples [G, 3]``, on the CPU) that are not
+    among ``deleted [T, 3]`` -- the same set for the original, an unlearned model and Retrain."""
+    graph = model.graph.triples.cpu()
+    key = lambda t: (t[:, 0] * (2 * model.num_relations + 1) + t[:, 1]) * model.num_entities + t[:, 2]
+    return graph[~torch.isin(key(graph), key(deleted))]
 
 
 def _sample_rows(triples: Tensor, limit: int | None) -> Tensor:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from graphdel.encoders.image import ImageEncoder, ImageEncoderConfig, ImageInput
-from graphdel.models.joint import MODEL_TYPES, JointModel, ModelConfig, Projection
+from graphdel.models.joint import JointModel, ModelConfig, Projection
 
 
 class ImageTextModel(JointModel):
@@ -86,5 +86,3 @@ class ImageTextModel(JointModel):
         """``(patch tokens [B, P, C], mask [B, P] bool, pooled [B, C'])`` of a batch of images."""
         return self.image_encoder(x)
 
-
-MODEL_TYPES["image"] = ImageTextModel

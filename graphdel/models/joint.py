@@ -24,7 +24,8 @@ Where each part is defined (every name is imported from here):
 * :mod:`graphdel.models.contrastive`: :func:`contrastive_loss` and the hard negatives of the matching head;
 * :mod:`graphdel.models.base`: :class:`JointModel`, :class:`JointOutput`;
 * :mod:`graphdel.models.molecule`: :class:`MoleculeTextModel`;
-* :mod:`graphdel.models.registry`: :data:`MODEL_TYPES`, :func:`build_model`;
+* :mod:`graphdel.models.registry`: :data:`MODEL_TYPES` (filled from :data:`graphdel.modalities.MODALITIES`),
+  :func:`build_model`;
 * :mod:`graphdel.models.saving`: :func:`save_model`, :func:`load_model` (also in
   :mod:`graphdel.models.persistence`).
 """
@@ -35,7 +36,7 @@ from graphdel.models.base import JointModel, JointOutput
 from graphdel.models.config import ModelConfig
 from graphdel.models.contrastive import contrastive_loss
 from graphdel.models.layers import FusionModule, Projection
-from graphdel.models.molecule import MoleculeTextModel  # also registers the "molecule" modality
+from graphdel.models.molecule import MoleculeTextModel
 from graphdel.models.registry import MODEL_TYPES, build_model
 from graphdel.models.saving import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
 

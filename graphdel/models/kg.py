@@ -64,7 +64,7 @@ from torch import Tensor, nn
 from graphdel.data.kg_pairs import KGText, triples_of  # KGText: importable from here as before
 from graphdel.encoders.relational import (DeletionOperator, DeletionOperators, RelationalEncoder,
                                           RelationalEncoderConfig, add_inverse_edges, k_hop_masks)
-from graphdel.models.joint import MODEL_TYPES, JointModel, ModelConfig, contrastive_loss
+from graphdel.models.joint import JointModel, ModelConfig, contrastive_loss
 from graphdel.models.kg_structure import KGGraph, KGStructure  # KGGraph: importable from here as before
 from graphdel.models.protocol import PairBatch
 
@@ -369,5 +369,3 @@ class KGTextModel(KGStructure, JointModel):
 
         return kg_split_metrics(self, sets)
 
-
-MODEL_TYPES["kg"] = KGTextModel

@@ -1,5 +1,5 @@
 """The molecule joint model: a molecule graph encoder as the item encoder of a :class:`~graphdel.models.base.
-JointModel`, registered as the ``"molecule"`` modality."""
+JointModel`, the model class of the ``"molecule"`` modality (:data:`graphdel.modalities.MODALITIES`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from graphdel.encoders.graph import FrozenTrunkCache, MoleculeGNN
 from graphdel.encoders.text import TextEncoderConfig
 from graphdel.models.base import JointModel
 from graphdel.models.config import ModelConfig
-from graphdel.models.registry import MODEL_TYPES
 
 
 class MoleculeTextModel(JointModel):
@@ -131,5 +130,3 @@ class MoleculeTextModel(JointModel):
                                       max_num_nodes=min(largest, self.config.fusion_max_item_tokens))
         return tokens, mask, pooled
 
-
-MODEL_TYPES["molecule"] = MoleculeTextModel

@@ -1,24 +1,50 @@
 """The registry of joint model classes by modality, and :func:`build_model`, which builds from it.
 
-Each modality's module registers its class when imported (:mod:`graphdel.models.molecule`,
-:mod:`graphdel.models.kg`, :mod:`graphdel.models.image`); :mod:`graphdel.models.joint` imports the molecule
-model, so the registry read through it always holds ``"molecule"``. The registry sits below the model classes
-so that loading (:mod:`graphdel.models.saving`), which the base class's ``from_pretrained`` calls, can rebuild
-a class without importing it.
+An in-tree modality's class is named by its record in :mod:`graphdel.modalities` and imported the first time
+:data:`MODEL_TYPES` is asked for it (so the registry read through :mod:`graphdel.models.joint` answers for
+``"molecule"``, ``"kg"`` and ``"image"`` without any module imported for its side effects); a modality of
+one's own is added with ``MODEL_TYPES[name] = cls`` (docs/extending.md). The registry sits below the model
+classes so that loading (:mod:`graphdel.models.saving`), which the base class's ``from_pretrained`` calls, can
+rebuild a class without importing it.
 """
 
 from __future__ import annotations
 
 from graphdel.models.config import ModelConfig
 from graphdel.models.protocol import ModalityModule
+from graphdel.modalities import MODALITIES, model_class
 
-MODEL_TYPES: dict[str, type[ModalityModule]] = {}
-"""Modality name -> joint model class (a :class:`~graphdel.models.base.JointModel` subclass); other
-modalities register their subclass here."""
+
+class ModelTypes(dict):
+    """``{modality name: joint model class}``; a recorded modality's class (:data:`graphdel.modalities.
+    MODALITIES`) is loaded on its first look-up, so ``name in MODEL_TYPES`` holds for it from the start.
+    Iterating lists the classes loaded or added so far."""
+
+    def __missing__(self, name: str) -> type[ModalityModule]:
+        if not isinstance(name, str) or name not in MODALITIES:
+            raise KeyError(name)
+        cls = model_class(name)
+        self[name] = cls
+        return cls
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (isinstance(name, str) and name in MODALITIES)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def known(self) -> list[str]:
+        """Every name it answers for, loaded or not, sorted."""
+        return sorted(set(self) | set(MODALITIES))
+
+
+MODEL_TYPES: ModelTypes = ModelTypes()
+"""Modality name -> joint model class (a :class:`~graphdel.models.base.JointModel` subclass); the in-tree
+classes come from :data:`graphdel.modalities.MODALITIES`, other modalities register their subclass here."""
 
 
 def build_model(config: ModelConfig) -> ModalityModule:
     """Instantiate the joint model for ``config.modality``."""
     if config.modality not in MODEL_TYPES:
-        raise ValueError(f"unknown modality {config.modality!r}; known: {sorted(MODEL_TYPES)}")
+        raise ValueError(f"unknown modality {config.modality!r}; known: {MODEL_TYPES.known()}")
     return MODEL_TYPES[config.modality](config)

@@ -18,9 +18,10 @@ import torch
 from graphdel import distributed
 from graphdel.device import placed, resolve_device
 from graphdel.errors import InvalidInputError
-# A run's data is prepared in graphdel.evaluation.run_data (which also imports every in-tree modality, for
-# what it registers), below the evaluation that reads it too; its names are imported here, where the verbs
-# use them and where they have always been found (graphdel.load_run_data, api.prepare, api.evaluation_sets).
+# A run's data is prepared in graphdel.evaluation.run_data (each modality's registrations are loaded on first
+# use, from its record in graphdel.modalities), below the evaluation that reads it too; its names are imported
+# here, where the verbs use them and where they have always been found (graphdel.load_run_data, api.prepare,
+# api.evaluation_sets).
 from graphdel.evaluation.run_data import (DISTRACTOR_LIMIT, DataConfig, Prepared, calibration_rows, data_config_of,
                                           evaluation_sets, load_corpus, load_request_any, load_run_data, prepare,
                                           retain_sample_rows, source_path)

@@ -34,16 +34,19 @@ def python_blocks(text: str) -> list[str]:
 def registries_restored() -> Iterator[None]:
     """Snapshot every registry docs/extending.md adds to and put each back as it was afterwards.
 
-    The built-in entries are registered first (importing ``graphdel.api`` registers the KG and image
-    modalities, ``graphdel.unlearning`` the methods), so the snapshot holds them. Restoring also matters
+    The built-in entries are registered first (``load_modalities`` loads every recorded modality,
+    ``graphdel.unlearning`` the methods), so the snapshot holds them. Restoring also matters
     because the registries refuse a second class under a taken name: executing the document twice in one
     process would otherwise fail on its own earlier registrations."""
-    import graphdel.api  # noqa: F401  (registers the built-in sources, featurisers, granularities, models)
     import graphdel.unlearning  # noqa: F401  (registers the built-in methods)
+    from graphdel.modalities import MODALITIES, load_modalities
     from graphdel.data import granularities, pairs, sources
     from graphdel.models import joint
     from graphdel.unlearning import registry as methods
 
+    load_modalities()  # every recorded modality's sources, featurisers, views, granularities...
+    for name in MODALITIES:
+        joint.MODEL_TYPES[name]  # ...and model class  # noqa: B018
     registries: list[Any] = [methods._METHODS, methods._ALIASES, sources._SOURCES, pairs.ITEM_FEATURIZERS,
                              pairs.ITEM_PROPERTIES, pairs.CORPUS_VIEWS, granularities._GRANULARITIES,
                              joint.MODEL_TYPES, pairs._USES_MODEL_CONFIG]

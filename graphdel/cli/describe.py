@@ -25,8 +25,6 @@ def _add_data(sub) -> None:
 def cmd_data_stats(args) -> int:
     """``graphdel data stats SOURCE``: print the dataset's pair, item and text counts per split (and what
     loading skipped, stripped or grouped; all of it as JSON with ``--json``); returns 0."""
-    import graphdel.data.images  # noqa: F401  (registers the depictions/karpathy/imagefolder sources)
-    import graphdel.data.kg  # noqa: F401  (registers the kg:/wordnet sources)
     from graphdel.data.sources import load_dataset
 
     corpus = load_dataset(args.source, skip_invalid=args.skip_invalid)

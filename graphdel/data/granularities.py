@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Sequence
 from graphdel.data.corpus import Corpus
 from graphdel.data.scaffold import cached_murcko_scaffold
 from graphdel.errors import GraphdelError, RequestError, shorten
+from graphdel.modalities import load_modalities
 
 #: ``expand(corpus, ids) -> {id: rows}``: for every id it recognises, the corpus rows (of any split) it
 #: covers; ids it does not recognise are left out (and reported as unknown).
@@ -64,13 +65,18 @@ def register_granularity(name: str, expand: ExpandFn, *, units: UnitsFn | None =
 
 
 def available_granularities() -> list[str]:
-    """Names of the registered request granularities (``pair``, ``molecule``, ``scaffold``, ...), sorted."""
+    """Names of the registered request granularities (``pair``, ``molecule``, ``scaffold``, ...), sorted;
+    every recorded modality (:mod:`graphdel.modalities`) is loaded first, so its granularities are listed."""
+    load_modalities()
     return sorted(_GRANULARITIES)
 
 
 def get_granularity(name: str, corpus: Corpus) -> Granularity:
     """The granularity ``name``, checked against the corpus modality (:class:`RequestError` otherwise)."""
     g = _GRANULARITIES.get(name)
+    if g is None:  # a granularity of a modality not loaded yet (triple, entity, image...)?
+        load_modalities()
+        g = _GRANULARITIES.get(name)
     if g is None:
         raise RequestError(f"unknown request granularity by={shorten(name)}; "
                            f"known: {', '.join(available_granularities())}")

@@ -27,7 +27,7 @@ carbon-containing fragment (an inorganic salt such as ``[Na+].[Cl-]``) is kept w
 "the molecule" than another, and keeping the largest ion would describe sodium chloride as sodium.
 
 The probe targets of molecules (:func:`molecule_item_properties`: logP, TPSA, aromaticity) are here too;
-:mod:`graphdel.evaluation.probes` registers them.
+:mod:`graphdel.data.pairs` registers them beside the molecule featuriser.
 
 The features and their fast path are in :mod:`graphdel.data.molecule_features`, the concatenated storage,
 its featurisation and cache in :mod:`graphdel.data.molecule_graphs`; every name is imported from here.

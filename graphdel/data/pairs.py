@@ -17,6 +17,7 @@ from torch import Tensor
 from graphdel.data.corpus import Corpus
 from graphdel.encoders.text import TextEncoderConfig, encode_frozen
 from graphdel.errors import InvalidInputError
+from graphdel.modalities import require_loaded
 from graphdel.models.protocol import PairBatch
 
 
@@ -30,7 +31,8 @@ class ItemStore(Protocol):
 
 
 ITEM_FEATURIZERS: dict[str, Callable[..., ItemStore]] = {}
-"""Modality name -> function ``(corpus, item_ids, progress) -> ItemStore``; modalities register here. A
+"""Modality name -> function ``(corpus, item_ids, progress) -> ItemStore``; modalities register here (an
+in-tree modality's data module, named by its record in :mod:`graphdel.modalities`, is loaded on first use). A
 featuriser registered with ``uses_model_config=True`` is also given ``model_config=`` (the run's
 :class:`~graphdel.models.joint.ModelConfig`, or ``None``): images are featurised by the encoder it names."""
 
@@ -77,6 +79,7 @@ def register_corpus_view(modality: str, fn: Callable[[Corpus], Corpus]) -> None:
 
 def training_view(corpus: Corpus) -> Corpus:
     """``corpus`` as its modality trains on it (itself when no view is registered)."""
+    require_loaded(corpus.modality)
     fn = CORPUS_VIEWS.get(corpus.modality)
     return fn(corpus) if fn is not None else corpus
 
@@ -86,6 +89,13 @@ def _featurize_molecules(corpus: Corpus, item_ids: list[str], progress: bool) ->
     from graphdel.data.molecules import featurize_smiles
 
     return featurize_smiles([corpus.items[i] for i in item_ids], progress=progress)
+
+
+@register_item_properties("molecule")
+def _molecule_item_properties(corpus: Corpus, item_ids: Sequence[str]) -> dict[str, tuple[object, str]]:
+    from graphdel.data.molecules import molecule_item_properties
+
+    return molecule_item_properties(corpus, item_ids)
 
 
 class PairData:
@@ -112,6 +122,7 @@ class PairData:
 
     def __init__(self, corpus: Corpus, text_config: TextEncoderConfig, *, progress: bool = True,
                  model_config=None) -> None:
+        require_loaded(corpus.modality)
         if corpus.modality not in ITEM_FEATURIZERS:
             raise InvalidInputError(f"no featuriser for modality {corpus.modality!r}; known: {sorted(ITEM_FEATURIZERS)}")
         self.corpus = corpus

@@ -11,7 +11,8 @@ A source is named by a spec string:
 =====================  ==============================================================================
 
 Other modules add sources with :func:`register_source` without editing this one; a source module must be
-imported before its name can be used. ``corpus.source`` always holds the spec with an absolute path, so a
+imported before its name can be used (those of the in-tree modalities are imported on the first miss, from
+their records in :mod:`graphdel.modalities`). ``corpus.source`` always holds the spec with an absolute path, so a
 run can reload its data later.
 
 Every loader follows the same rules: files are decoded as strict UTF-8 (a leading BOM is dropped, ``.gz``
@@ -50,6 +51,7 @@ from graphdel.data.molecule_corpus import RawPair, default_item_id, molecule_cor
 from graphdel.data.reading import (MAX_FIELD_BYTES, MAX_TEXT_CHARS, clean_text, csv_table, decode_utf8,
                                    read_text_file, tsv_records)
 from graphdel.errors import InvalidInputError, shorten
+from graphdel.modalities import load_modalities
 
 __all__ = ["CHEBI20_COLUMNS", "CHEBI20_FILES", "CSV_OPTIONAL", "CSV_REQUIRED", "DRUGS_COLUMNS", "MAX_FIELD_BYTES",
            "MAX_TEXT_CHARS", "RawPair", "SourceInfo", "available_sources", "clean_text", "csv_table", "data_dir",
@@ -107,7 +109,9 @@ def register_source(name: str, *, argument: str = "none", overwrite: bool = Fals
 
 
 def available_sources() -> list[str]:
-    """Registered source names, sorted (those taking a path are shown as ``name:PATH``)."""
+    """Registered source names, sorted (those taking a path are shown as ``name:PATH``); every recorded
+    modality is loaded first, so its sources are listed."""
+    load_modalities()
     return sorted(f"{s.name}:PATH" if s.argument == "path" else s.name for s in _SOURCES.values())
 
 
@@ -122,6 +126,9 @@ def load_dataset(spec: str, *, skip_invalid: bool = False) -> Corpus:
         raise InvalidInputError(f"empty dataset spec; known sources: {', '.join(available_sources())}")
     name, sep, arg = spec.strip().partition(":")
     info = _SOURCES.get(name)
+    if info is None:  # a source of a modality not loaded yet (kg:PATH, wordnet, karpathy:PATH...)?
+        load_modalities()
+        info = _SOURCES.get(name)
     if info is None:
         raise InvalidInputError(f"unknown dataset source {shorten(name)} in {shorten(spec)}; known sources: "
                                 f"{', '.join(available_sources())}")

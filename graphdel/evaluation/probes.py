@@ -19,17 +19,12 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 from graphdel.data.molecules import molecular_properties, molecule_item_properties
-from graphdel.data.pairs import register_item_properties
 
 __all__ = ["molecular_properties", "molecule_item_properties", "linear_probe", "embedding_drift", "RIDGE_ALPHAS"]
 
 #: Fixed grid of Ridge penalties searched by :func:`linear_probe` (leave-one-out CV, RidgeCV's default).
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 15))
 
-
-# The probe targets of molecules are data (what is known of each item): they live in graphdel.data.molecules,
-# where the depictions of graphdel.data.images also read them, and are registered here as before.
-register_item_properties("molecule")(molecule_item_properties)
 
 
 def _to_numpy(a: Any) -> np.ndarray:

@@ -30,14 +30,6 @@ from graphdel.errors import InvalidInputError, RunError
 from graphdel.models.joint import ModelConfig
 from graphdel.runs import Run
 
-# Imported for what they register (docs/extending.md): every in-tree modality's sources, featuriser, view and
-# granularities (graphdel.data.*) and joint model class (graphdel.models.*), so that a run of any modality
-# can be loaded, featurised and rebuilt wherever its data is prepared.
-import graphdel.data.kg  # noqa: F401  (registers the kg:/wordnet sources, featuriser, view, granularities)
-import graphdel.models.kg  # noqa: F401  (registers the "kg" joint model)
-import graphdel.data.images  # noqa: F401  (registers the depictions/karpathy/imagefolder sources, featuriser)
-import graphdel.models.image  # noqa: F401  (registers the "image" joint model)
-
 
 @dataclass
 class DataConfig(ConfigMixin):

@@ -160,7 +160,9 @@ def _probes(sig: Mapping[str, PairSignals], corpus, seed: int) -> dict[str, Any]
     (:data:`graphdel.data.pairs.ITEM_PROPERTIES`: RDKit properties of molecules and of depicted molecules,
     content statistics of image files), fitted on the Dr sample and scored on Df and test."""
     from graphdel.data.pairs import ITEM_PROPERTIES
+    from graphdel.modalities import require_loaded
 
+    require_loaded(getattr(corpus, "modality", None))
     properties = ITEM_PROPERTIES.get(getattr(corpus, "modality", None)) if corpus is not None else None
     if properties is None:
         return {"note": "probes skipped: they need molecules or images (registered item properties); this "

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from graphdel.errors import InvalidInputError
+from graphdel.modalities import label
 
 __all__ = ["Outcome", "load_outcome", "compare", "Comparison"]
 
@@ -174,9 +175,8 @@ class Comparison:
 
     def table(self) -> str:
         """A Markdown table: one row per model, the two modalities side by side."""
-        label = {"molecule": "graph", "image": "image", "kg": "KG"}
-        la = f"{label.get(self.a.modality, self.a.modality)} ({self.a.source})"
-        lb = f"{label.get(self.b.modality, self.b.modality)} ({self.b.source})"
+        la = f"{label(self.a.modality)} ({self.a.source})"  # the records' labels: graph, image, KG
+        lb = f"{label(self.b.modality)} ({self.b.source})"
         if self.same_request is None:
             req = "request: not checked (a request.json is missing on one side)"
         elif self.same_request:

@@ -98,6 +98,7 @@ from graphdel.evaluation.report_render import to_html, to_markdown
 from graphdel.evaluation.report_verdicts import (NOT_JUDGED, compute_summary, headline_rows, method_verdict,
                                                  model_roles)
 from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from graphdel.modalities import item_word
 from graphdel.runs import is_quick_config
 
 __all__ = ["write_report", "SCHEMA", "SMOKE_BANNER", "NOT_JUDGED", "APPENDIX"]
@@ -201,7 +202,7 @@ def _headline_blocks(models, order, original, reference, keys, summary, verdicts
     B: list[tuple] = [("h2", "Headline: gaps to Retrain")]
     head, rows = headline_rows(models, order, original, reference, keys, summary,
                                {v["name"]: v["status"] for v in verdicts})
-    side = {"image": "image", "kg": "query"}.get(str(request.get("modality")), "graph")
+    side = item_word(str(request.get("modality")))  # the record's word: graph, image, query
     B.append(("p", f"MRR: {pool} {side}→text retrieval. Δ compares a method with Retrain on the forget side "
                    f"and with the original model on test. Df-vs-Dr AUC labels Df 0, Dr 1; attack AUC labels "
                    f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction."))

@@ -6,7 +6,8 @@ Every ``import`` and ``from ... import`` of a graphdel module counts, at module 
 resolved. The layers, bottom to top (:data:`LAYERS`):
 
 0. foundations: ``errors``, ``config`` (the config kernel), ``io``, ``resources``, ``device``, ``modalities``
-   (the modality records, whose modules are loaded by name) (and the package's lazy exports);
+   (the modality records, whose modules are loaded by name), ``registry`` (the one name -> object registry)
+   (and the package's lazy exports);
 1. ``models.protocol``, what a model implements and the engine relies on;
 2. ``data``, ``encoders``, ``distributed``;
 3. scoring (``evaluation.embed``, ``retrieval``, ``matching``, ``link_prediction``... every evaluation module
@@ -42,6 +43,7 @@ LAYERS = {
     "graphdel.resources": 0,
     "graphdel.device": 0,
     "graphdel.modalities": 0,  # the modality records: standard library and graphdel.errors (importlib loads them)
+    "graphdel.registry": 0,  # the one Registry class: standard library and graphdel.errors only
     "graphdel.run_outputs": 0,  # where a command may write: graphdel.errors and graphdel.io only
     "graphdel.run_integrity": 0,  # integrity.json: graphdel.io only
     "graphdel.models.protocol": 1,

@@ -11,14 +11,17 @@ from typing import Any
 from torch import nn
 
 from graphdel.errors import ConfigError, GraphdelError
+from graphdel.registry import Registry
 from graphdel.unlearning.config import parse_overrides
 from graphdel.unlearning.context import UnlearningContext, UnlearningResult
 
 __all__ = ["available_methods", "get_method", "register_method", "unlearn"]
 
 
-_METHODS: dict[str, type] = {}
-_ALIASES: dict[str, str] = {}
+_METHODS: Registry[type] = Registry("unlearning method", unknown_error=ConfigError)
+"""Lower-case method name -> class."""
+_ALIASES: Registry[str] = Registry("unlearning method alias", unknown_error=ConfigError)
+"""Lower-case alias -> the lower-case name of its method."""
 
 
 def register_method(cls: type) -> type:
@@ -31,11 +34,11 @@ def register_method(cls: type) -> type:
     for n in (cls.name, *aliases):
         key = n.lower()
         owner = _METHODS.get(key) or _METHODS.get(_ALIASES.get(key, ""))
-        if owner is not None and owner is not cls:
+        if owner is not None and owner is not cls:  # a name or alias of another method (either registry)
             raise GraphdelError(f"unlearning method name {n!r} already registered by {owner.__name__}")
-    _METHODS[cls.name.lower()] = cls
+    _METHODS.register(cls.name.lower(), cls)  # the same class again (a second decoration) is a no-op
     for a in aliases:
-        _ALIASES[a.lower()] = cls.name.lower()
+        _ALIASES.register(a.lower(), cls.name.lower())
     return cls
 
 
@@ -50,7 +53,7 @@ def get_method(name: str) -> type:
     key = _ALIASES.get(key, key)
     if key not in _METHODS:
         raise ConfigError(f"unknown unlearning method {name!r}; available: "
-                          + ", ".join(sorted(_METHODS) + sorted(_ALIASES)))
+                          + ", ".join(_METHODS.names() + _ALIASES.names()))
     return _METHODS[key]
 
 

@@ -2,7 +2,7 @@
 featurisers, probe targets, training views, image encoders, model classes).
 
 A :class:`Registry` refuses a silent duplicate (:meth:`Registry.register` raises unless ``overwrite=True``;
-registering the same object again is a no-op, so a registration that runs twice is harmless) and refuses an
+registering the very same object again is a no-op, so a decorator that runs twice is harmless) and refuses an
 unknown name in one line naming the registry, the name and the known names. An ``on_miss`` hook loads what
 a missing name needs (the modality records of :mod:`graphdel.modalities` name the modules that register an
 in-tree modality's pieces), so a registry answers for a name before anything imported it for its side effects.
@@ -16,7 +16,7 @@ from typing import Callable, Generic, Iterator, Mapping, TypeVar
 
 from graphdel.errors import GraphdelError, shorten
 
-__all__ = ["DuplicateNameError", "Registry", "UnknownNameError"]
+__all__ = ["DuplicateNameError", "Registry", "UnknownNameError", "where_defined"]
 
 V = TypeVar("V")
 _MISSING = object()
@@ -33,7 +33,7 @@ class UnknownNameError(GraphdelError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _origin(value: object) -> str | None:
+def where_defined(value: object) -> str | None:
     """Where ``value`` was defined (``module.QualName``), when it says so itself."""
     target = getattr(value, "__func__", value)  # a bound method: its function
     module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
@@ -69,19 +69,20 @@ class Registry(Generic[V]):
     def register(self, name: str, value: V, *, overwrite: bool = False, origin: str | None = None) -> V:
         """Register ``value`` under ``name`` and return it.
 
-        Registering the object already there (``is`` or ``==``) does nothing; a different one raises
-        :class:`DuplicateNameError` unless ``overwrite``. ``origin`` says where the value comes from in a
+        Registering the very object already there (``is``) does nothing; any other raises
+        :class:`DuplicateNameError` unless ``overwrite`` (an equal copy is refused too: whoever registers a
+        fresh wrapper of the same thing says so with ``overwrite``). ``origin`` says where the value comes from in a
         later duplicate's message (default: the value's ``module.QualName`` when it has one).
         """
         if name in self._entries and not overwrite:
             first = self._entries[name]
-            if first is not value and not _equal(first, value):
+            if first is not value:
                 where = self._origins.get(name)
                 raise DuplicateNameError(f"{self.what} {shorten(name)} is already registered"
                                          + (f" by {where}" if where else ""))
             return first
         self._entries[name] = value
-        self._origins[name] = origin if origin is not None else _origin(value)
+        self._origins[name] = origin if origin is not None else where_defined(value)
         return value
 
     def __setitem__(self, name: str, value: V) -> None:
@@ -171,10 +172,3 @@ class Registry(Generic[V]):
 
     def __repr__(self) -> str:
         return f"Registry({self.what!r}: {', '.join(self.names())})"
-
-
-def _equal(a: object, b: object) -> bool:
-    try:
-        return bool(a == b)
-    except Exception:  # a value whose == is not a plain truth value
-        return False

@@ -16,6 +16,7 @@ from graphdel.data.corpus import Corpus
 from graphdel.data.scaffold import cached_murcko_scaffold
 from graphdel.errors import GraphdelError, RequestError, shorten
 from graphdel.modalities import load_modalities
+from graphdel.registry import Registry, where_defined
 
 #: ``expand(corpus, ids) -> {id: rows}``: for every id it recognises, the corpus rows (of any split) it
 #: covers; ids it does not recognise are left out (and reported as unknown).
@@ -44,7 +45,14 @@ class Granularity:
     modalities: tuple[str, ...] | None = None
 
 
-_GRANULARITIES: dict[str, Granularity] = {}
+def _load_every_modality(_name: str) -> None:
+    load_modalities()  # a granularity of a modality not loaded yet (triple, entity, image...)?
+
+
+_GRANULARITIES: Registry[Granularity] = Registry("request granularity", unknown_error=RequestError,
+                                                 on_miss=_load_every_modality)
+"""``by=`` name -> :class:`Granularity`; a missing name loads every recorded modality first (a module that
+registers one only if it is not there yet asks :meth:`~graphdel.registry.Registry.names`, which loads nothing)."""
 
 
 def register_granularity(name: str, expand: ExpandFn, *, units: UnitsFn | None = None,
@@ -56,12 +64,9 @@ def register_granularity(name: str, expand: ExpandFn, *, units: UnitsFn | None =
     Raises:
         ValueError: ``name`` already registered (unless ``overwrite``).
     """
-    if name in _GRANULARITIES and not overwrite:
-        raise ValueError(f"granularity {name!r} is already registered")
     g = Granularity(name, expand, units, unit_name or f"{name}s",
                     tuple(modalities) if modalities is not None else None)
-    _GRANULARITIES[name] = g
-    return g
+    return _GRANULARITIES.register(name, g, overwrite=overwrite, origin=where_defined(expand))
 
 
 def available_granularities() -> list[str]:
@@ -73,10 +78,7 @@ def available_granularities() -> list[str]:
 
 def get_granularity(name: str, corpus: Corpus) -> Granularity:
     """The granularity ``name``, checked against the corpus modality (:class:`RequestError` otherwise)."""
-    g = _GRANULARITIES.get(name)
-    if g is None:  # a granularity of a modality not loaded yet (triple, entity, image...)?
-        load_modalities()
-        g = _GRANULARITIES.get(name)
+    g = _GRANULARITIES.get(name)  # a miss loads every recorded modality first
     if g is None:
         raise RequestError(f"unknown request granularity by={shorten(name)}; "
                            f"known: {', '.join(available_granularities())}")

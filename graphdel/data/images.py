@@ -209,7 +209,7 @@ def _expand_images(corpus: Corpus, ids: Sequence[str]) -> dict[str, list[int]]:
 def _register_image_granularity() -> None:
     from graphdel.data.granularities import _GRANULARITIES, register_granularity, rows_by_item
 
-    if "image" not in _GRANULARITIES:
+    if "image" not in _GRANULARITIES.names():  # names(): no loading while this module imports
         register_granularity("image", _expand_images, units=rows_by_item, unit_name="images",
                              modalities=("image",))
 

@@ -86,5 +86,5 @@ def register_kg_granularities() -> None:
     for name, expand, units, noun in (("triple", _expand_triples, _units_triples, "triples"),
                                       ("relation", _expand_relations, _units_relations, "relations"),
                                       ("entity", _expand_entities, _units_entities, "entities")):
-        if name not in _GRANULARITIES:
+        if name not in _GRANULARITIES.names():  # names(): no loading while this module imports
             register_granularity(name, expand, units=units, unit_name=noun, modalities=("kg",))

@@ -19,6 +19,7 @@ from graphdel.encoders.text import TextEncoderConfig, encode_frozen
 from graphdel.errors import InvalidInputError
 from graphdel.modalities import require_loaded
 from graphdel.models.protocol import PairBatch
+from graphdel.registry import Registry
 
 
 class ItemStore(Protocol):
@@ -30,7 +31,12 @@ class ItemStore(Protocol):
         """The items at store positions ``indices [B]`` (long), as the model's ``x`` input."""
 
 
-ITEM_FEATURIZERS: dict[str, Callable[..., ItemStore]] = {}
+def _load_modality(name: str) -> None:
+    require_loaded(name)  # a recorded modality's data modules register its pieces
+
+
+ITEM_FEATURIZERS: Registry[Callable[..., ItemStore]] = Registry("item featuriser", unknown_error=InvalidInputError,
+                                                                on_miss=_load_modality)
 """Modality name -> function ``(corpus, item_ids, progress) -> ItemStore``; modalities register here (an
 in-tree modality's data module, named by its record in :mod:`graphdel.modalities`, is loaded on first use). A
 featuriser registered with ``uses_model_config=True`` is also given ``model_config=`` (the run's
@@ -39,10 +45,11 @@ featuriser registered with ``uses_model_config=True`` is also given ``model_conf
 _USES_MODEL_CONFIG: set[str] = set()
 
 
-def register_featurizer(modality: str, *, uses_model_config: bool = False):
-    """Decorator registering the item featuriser of a modality (see :data:`ITEM_FEATURIZERS`)."""
+def register_featurizer(modality: str, *, uses_model_config: bool = False, overwrite: bool = False):
+    """Decorator registering the item featuriser of a modality (see :data:`ITEM_FEATURIZERS`); another
+    featuriser for a modality that has one is refused (``ValueError``) unless ``overwrite``."""
     def wrap(fn):
-        ITEM_FEATURIZERS[modality] = fn
+        ITEM_FEATURIZERS.register(modality, fn, overwrite=overwrite)
         if uses_model_config:
             _USES_MODEL_CONFIG.add(modality)
         else:
@@ -53,28 +60,30 @@ def register_featurizer(modality: str, *, uses_model_config: bool = False):
 
 ItemProperties = Callable[[Corpus, Sequence[str]], "dict[str, tuple[object, str]]"]
 
-ITEM_PROPERTIES: dict[str, ItemProperties] = {}
+ITEM_PROPERTIES: Registry[ItemProperties] = Registry("item properties", on_miss=_load_modality)
 """Modality name -> ``(corpus, item_ids) -> {name: (values [n] numpy array, kind)}``, ``kind`` being
 ``"regression"`` or ``"classification"`` (binary): known properties of each item (a molecule's logP, an
 image's brightness...) that the unimodal probes of the evaluation suite predict from item embeddings."""
 
 
-def register_item_properties(modality: str):
-    """Decorator registering the probe targets of a modality's items (see :data:`ITEM_PROPERTIES`)."""
+def register_item_properties(modality: str, *, overwrite: bool = False):
+    """Decorator registering the probe targets of a modality's items (see :data:`ITEM_PROPERTIES`); a second
+    function for one modality is refused (``ValueError``) unless ``overwrite``."""
     def wrap(fn):
-        ITEM_PROPERTIES[modality] = fn
+        ITEM_PROPERTIES.register(modality, fn, overwrite=overwrite)
         return fn
     return wrap
 
 
-CORPUS_VIEWS: dict[str, Callable[[Corpus], Corpus]] = {}
+CORPUS_VIEWS: Registry[Callable[[Corpus], Corpus]] = Registry("training view", on_miss=_load_modality)
 """Modality name -> function ``corpus -> corpus`` giving the rows a model of that modality trains on (the
 knowledge graph adds one pair per triple); applied by :func:`graphdel.evaluation.run_data.load_corpus`."""
 
 
-def register_corpus_view(modality: str, fn: Callable[[Corpus], Corpus]) -> None:
-    """Register the training view of a modality's corpora (must be idempotent)."""
-    CORPUS_VIEWS[modality] = fn
+def register_corpus_view(modality: str, fn: Callable[[Corpus], Corpus], *, overwrite: bool = False) -> None:
+    """Register the training view of a modality's corpora (must be idempotent); a second view for one
+    modality is refused (``ValueError``) unless ``overwrite``."""
+    CORPUS_VIEWS.register(modality, fn, overwrite=overwrite)
 
 
 def training_view(corpus: Corpus) -> Corpus:

@@ -52,6 +52,7 @@ from graphdel.data.reading import (MAX_FIELD_BYTES, MAX_TEXT_CHARS, clean_text, 
                                    read_text_file, tsv_records)
 from graphdel.errors import InvalidInputError, shorten
 from graphdel.modalities import load_modalities
+from graphdel.registry import Registry, where_defined
 
 __all__ = ["CHEBI20_COLUMNS", "CHEBI20_FILES", "CSV_OPTIONAL", "CSV_REQUIRED", "DRUGS_COLUMNS", "MAX_FIELD_BYTES",
            "MAX_TEXT_CHARS", "RawPair", "SourceInfo", "available_sources", "clean_text", "csv_table", "data_dir",
@@ -79,7 +80,13 @@ class SourceInfo:
     argument: str = "none"
 
 
-_SOURCES: dict[str, SourceInfo] = {}
+def _load_every_modality(_name: str) -> None:
+    load_modalities()  # a source of a modality not loaded yet (kg:PATH, wordnet, karpathy:PATH...)?
+
+
+_SOURCES: Registry[SourceInfo] = Registry("dataset source", unknown_error=InvalidInputError,
+                                          on_miss=_load_every_modality)
+"""Source name -> :class:`SourceInfo`; a missing name loads every recorded modality first."""
 
 
 def register_source(name: str, *, argument: str = "none", overwrite: bool = False
@@ -100,9 +107,10 @@ def register_source(name: str, *, argument: str = "none", overwrite: bool = Fals
         raise ValueError(f"argument must be 'none', 'path' or 'optional', got {argument!r}")
 
     def decorate(loader: Callable[..., Corpus]) -> Callable[..., Corpus]:
-        if name in _SOURCES and not overwrite and _SOURCES[name].loader is not loader:
-            raise ValueError(f"a source named {name!r} is already registered")
-        _SOURCES[name] = SourceInfo(name, loader, argument)
+        # the same loader again (its decorator run twice) replaces its entry, as before; another is refused
+        again = name in _SOURCES.keys() and _SOURCES[name].loader is loader
+        _SOURCES.register(name, SourceInfo(name, loader, argument), overwrite=overwrite or again,
+                          origin=where_defined(loader))
         return loader
 
     return decorate
@@ -125,10 +133,7 @@ def load_dataset(spec: str, *, skip_invalid: bool = False) -> Corpus:
     if not isinstance(spec, str) or not spec.strip():
         raise InvalidInputError(f"empty dataset spec; known sources: {', '.join(available_sources())}")
     name, sep, arg = spec.strip().partition(":")
-    info = _SOURCES.get(name)
-    if info is None:  # a source of a modality not loaded yet (kg:PATH, wordnet, karpathy:PATH...)?
-        load_modalities()
-        info = _SOURCES.get(name)
+    info = _SOURCES.get(name)  # a miss loads every recorded modality first
     if info is None:
         raise InvalidInputError(f"unknown dataset source {shorten(name)} in {shorten(spec)}; known sources: "
                                 f"{', '.join(available_sources())}")

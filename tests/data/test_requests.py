@@ -282,7 +282,7 @@ def test_malformed_json_request(corpus, tmp_path):
 
 
 def test_register_granularity(corpus, monkeypatch):
-    monkeypatch.setattr(granularities, "_GRANULARITIES", dict(granularities._GRANULARITIES))
+    monkeypatch.setattr(granularities, "_GRANULARITIES", granularities._GRANULARITIES.copy())
 
     def by_first_word(c, ids):
         out = {}

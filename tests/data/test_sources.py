@@ -286,7 +286,7 @@ def test_unknown_source_and_bad_specs(tmp_path):
 
 
 def test_register_source_extends_registry(monkeypatch):
-    monkeypatch.setattr(sources, "_SOURCES", dict(sources._SOURCES))
+    monkeypatch.setattr(sources, "_SOURCES", sources._SOURCES.copy())
 
     @register_source("toy")
     def load_toy(_arg, *, skip_invalid=False):

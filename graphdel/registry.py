@@ -101,8 +101,11 @@ class Registry(Generic[V]):
 
     def _load(self, name: object) -> bool:
         """Whether ``name`` is registered, after ``on_miss`` was given its one chance to register it."""
-        if name in self._entries:
-            return True
+        try:
+            if name in self._entries:
+                return True
+        except TypeError:  # an unhashable name (a list read from JSON) is simply unknown
+            return False
         if self.on_miss is None or not isinstance(name, str) or name in self._tried:
             return False
         value = self.on_miss(name)

@@ -48,6 +48,7 @@ def test_an_unknown_name_is_refused_in_one_line_with_the_known_names():
     assert str(info.value) == "unknown widget 'nope'; known: a, b"
     assert isinstance(info.value, KeyError)
     assert reg.get("nope") is None and reg.get("nope", 0) == 0 and "nope" not in reg
+    assert [1] not in reg  # an unhashable name (a list read from JSON) is unknown, not a TypeError
     with pytest.raises(ConfigError, match=r"^unknown gadget 'x'; known: none$"):
         Registry("gadget", unknown_error=ConfigError)["x"]  # noqa: B018
     assert reg.names() == ["a", "b"] and sorted(reg) == ["a", "b"] and len(reg) == 2

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from graphdel.errors import ConfigError
+from graphdel.registry import Registry
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 #: Kinds of :class:`ImageInput`: raw pixels, frozen patch tokens plus pooled features, or a frozen
@@ -44,8 +45,7 @@ class ImageEncoderConfig:
     cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
 
     def __post_init__(self) -> None:
-        if self.name not in IMAGE_ENCODERS:
-            raise ConfigError(f"unknown image encoder {self.name!r}; known: {sorted(IMAGE_ENCODERS)}")
+        spec = IMAGE_ENCODERS[self.name]  # ConfigError: unknown image encoder 'x'; known: cnn, ...
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 8:
             raise ConfigError(f"image.image_size must be an integer >= 8, got {self.image_size!r}")
         if isinstance(self.trainable_blocks, bool) or not isinstance(self.trainable_blocks, int) \
@@ -54,7 +54,7 @@ class ImageEncoderConfig:
         self.cnn_channels = [int(c) for c in self.cnn_channels]
         if not self.cnn_channels or any(c < 1 for c in self.cnn_channels):
             raise ConfigError(f"image.cnn_channels must be positive integers, got {self.cnn_channels!r}")
-        IMAGE_ENCODERS[self.name].check(self)
+        spec.check(self)
 
     def to_dict(self) -> dict:
         """The configuration as a plain (JSON-ready) dict; :meth:`from_dict` reverses it."""
@@ -178,14 +178,14 @@ class ImageEncoderSpec:
         raise NotImplementedError
 
 
-IMAGE_ENCODERS: dict[str, type[ImageEncoderSpec]] = {}
+IMAGE_ENCODERS: Registry[type[ImageEncoderSpec]] = Registry("image encoder", unknown_error=ConfigError)
 """Registry of image encoders by name (see the module docstring)."""
 
 
-def register_image_encoder(cls: type[ImageEncoderSpec]) -> type[ImageEncoderSpec]:
-    """Class decorator registering an :class:`ImageEncoderSpec` under ``cls.name``."""
+def register_image_encoder(cls: type[ImageEncoderSpec], *, overwrite: bool = False) -> type[ImageEncoderSpec]:
+    """Class decorator registering an :class:`ImageEncoderSpec` under ``cls.name``; another class under a
+    taken name is refused (``ValueError``) unless ``overwrite``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} must set a name")
-    IMAGE_ENCODERS[cls.name] = cls
-    return cls
+    return IMAGE_ENCODERS.register(cls.name, cls, overwrite=overwrite)
 

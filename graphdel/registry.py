@@ -12,7 +12,8 @@ This module sits at the bottom of the import layers: standard library and :mod:`
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, Mapping, TypeVar
+import copy
+from typing import Callable, Generic, Iterable, Iterator, Mapping, TypeVar
 
 from graphdel.errors import GraphdelError, shorten
 
@@ -53,13 +54,17 @@ class Registry(Generic[V]):
             or ``in``): it may register entries itself (import a module that registers them) or return the
             value, which is then registered under ``name``; ``None`` changes nothing. Called once per name
             until it succeeds (an exception it raises propagates and the next look-up tries again).
+        lazy_names: ``lazy_names()``, the names ``on_miss`` loads, when they are known without loading
+            anything: ``in`` answers for them without calling ``on_miss``, and :meth:`names` lists them.
     """
 
     def __init__(self, what: str, *, unknown_error: type[Exception] = UnknownNameError,
-                 on_miss: Callable[[str], V | None] | None = None) -> None:
+                 on_miss: Callable[[str], V | None] | None = None,
+                 lazy_names: Callable[[], Iterable[str]] | None = None) -> None:
         self.what = what
         self.unknown_error = unknown_error
         self.on_miss = on_miss
+        self.lazy_names = lazy_names
         self._entries: dict[str, V] = {}
         self._origins: dict[str, str | None] = {}
         self._tried: set[str] = set()
@@ -71,8 +76,8 @@ class Registry(Generic[V]):
 
         Registering the very object already there (``is``) does nothing; any other raises
         :class:`DuplicateNameError` unless ``overwrite`` (an equal copy is refused too: whoever registers a
-        fresh wrapper of the same thing says so with ``overwrite``). ``origin`` says where the value comes from in a
-        later duplicate's message (default: the value's ``module.QualName`` when it has one).
+        fresh wrapper of the same thing says so with ``overwrite``). ``origin`` says where the value comes
+        from in a later duplicate's message (default: the value's ``module.QualName`` when it has one).
         """
         if name in self._entries and not overwrite:
             first = self._entries[name]
@@ -115,6 +120,9 @@ class Registry(Generic[V]):
         return name in self._entries
 
     def __contains__(self, name: object) -> bool:
+        if self.lazy_names is not None and isinstance(name, str) and name not in self._entries \
+                and name in set(self.lazy_names()):
+            return True  # on_miss will load it when it is looked up
         return self._load(name)
 
     def __getitem__(self, name: str) -> V:
@@ -131,8 +139,9 @@ class Registry(Generic[V]):
         return self.unknown_error(f"unknown {self.what} {shorten(name)}; known: {known}")
 
     def names(self) -> list[str]:
-        """The registered names, sorted (``on_miss`` is not asked for more)."""
-        return sorted(self._entries)
+        """The registered names and those of ``lazy_names``, sorted (nothing is loaded). Iterating the
+        registry lists the registered ones only."""
+        return sorted(set(self._entries) | set(self.lazy_names() if self.lazy_names is not None else ()))
 
     def origin(self, name: str) -> str | None:
         """Where the value of ``name`` came from, if known."""
@@ -169,7 +178,7 @@ class Registry(Generic[V]):
 
     def copy(self) -> "Registry[V]":
         """A registry with the same entries and settings (a snapshot to restore with ``clear``/``update``)."""
-        out: Registry[V] = Registry(self.what, unknown_error=self.unknown_error, on_miss=self.on_miss)
+        out = copy.copy(self)  # same class and settings
         out._entries, out._origins, out._tried = dict(self._entries), dict(self._origins), set(self._tried)
         return out
 

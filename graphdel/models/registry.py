@@ -13,29 +13,25 @@ from __future__ import annotations
 from graphdel.models.config import ModelConfig
 from graphdel.models.protocol import ModalityModule
 from graphdel.modalities import MODALITIES, model_class
+from graphdel.registry import Registry
 
 
-class ModelTypes(dict):
+def _recorded_class(name: str) -> type[ModalityModule] | None:
+    return model_class(name) if name in MODALITIES else None
+
+
+class ModelTypes(Registry[type[ModalityModule]]):
     """``{modality name: joint model class}``; a recorded modality's class (:data:`graphdel.modalities.
     MODALITIES`) is loaded on its first look-up, so ``name in MODEL_TYPES`` holds for it from the start.
-    Iterating lists the classes loaded or added so far."""
+    Iterating lists the classes loaded or added so far; ``MODEL_TYPES[name] = cls`` registers a class (another
+    class under a taken name is refused: :meth:`~graphdel.registry.Registry.register` with ``overwrite``)."""
 
-    def __missing__(self, name: str) -> type[ModalityModule]:
-        if not isinstance(name, str) or name not in MODALITIES:
-            raise KeyError(name)
-        cls = model_class(name)
-        self[name] = cls
-        return cls
-
-    def __contains__(self, name: object) -> bool:
-        return dict.__contains__(self, name) or (isinstance(name, str) and name in MODALITIES)
-
-    def get(self, name, default=None):
-        return self[name] if name in self else default
+    def __init__(self) -> None:
+        super().__init__("model type", on_miss=_recorded_class, lazy_names=lambda: MODALITIES)
 
     def known(self) -> list[str]:
         """Every name it answers for, loaded or not, sorted."""
-        return sorted(set(self) | set(MODALITIES))
+        return self.names()
 
 
 MODEL_TYPES: ModelTypes = ModelTypes()

@@ -1,4 +1,5 @@
-"""graphdel.registry.Registry: one rule for a duplicate name, one for an unknown name, a loader for a missing one."""
+"""graphdel.registry.Registry: one rule for a duplicate name, one for an unknown name, a loader for a missing
+one; and every registry of the package is one."""
 
 from __future__ import annotations
 
@@ -93,3 +94,48 @@ def test_the_module_imports_only_the_standard_library_and_graphdel_errors():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert {m for m in imported if m.startswith("graphdel")} == {"graphdel.errors"}
+
+
+def test_lazy_names_are_in_the_registry_before_they_load():
+    calls = []
+    reg: Registry = Registry("widget", on_miss=lambda name: calls.append(name) or first,
+                             lazy_names=lambda: ["lazy"])
+    assert "lazy" in reg and calls == [] and list(reg) == []  # answered without loading
+    assert reg.names() == ["lazy"]
+    assert reg["lazy"] is first and calls == ["lazy"] and list(reg) == ["lazy"]
+
+
+def test_every_registry_of_the_package_is_a_registry():
+    """A hand-rolled name -> object dict added later fails here: list it and make it a Registry."""
+    from graphdel.data import granularities, pairs, sources
+    from graphdel.encoders import image_base
+    from graphdel.models import registry as models
+    from graphdel.unlearning import registry as methods
+
+    registries = {
+        "methods": methods._METHODS, "method aliases": methods._ALIASES, "sources": sources._SOURCES,
+        "granularities": granularities._GRANULARITIES, "featurisers": pairs.ITEM_FEATURIZERS,
+        "item properties": pairs.ITEM_PROPERTIES, "training views": pairs.CORPUS_VIEWS,
+        "image encoders": image_base.IMAGE_ENCODERS, "model types": models.MODEL_TYPES,
+    }
+    assert [name for name, reg in registries.items() if not isinstance(reg, Registry)] == []
+    # and no module-level `NAME: dict[str, ...] = {}` (how each of them began) was added beside them
+    import graphdel
+
+    root = Path(graphdel.__file__).parent
+    assert hand_rolled_registries(root) == []
+
+
+def hand_rolled_registries(root: Path) -> list[str]:
+    """``path:line NAME`` of every module-level ``NAME: dict[str, ...] = {}``: a name -> object table
+    filled at run time, which should be a Registry (a cache keyed by a tuple does not match)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(node.value, ast.Dict) and not node.value.keys):
+                continue
+            annotation = ast.unparse(node.annotation)
+            if annotation.startswith("dict[str,"):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.target.id}")
+    return found

@@ -52,7 +52,8 @@ def _load_every_modality(_name: str) -> None:
 _GRANULARITIES: Registry[Granularity] = Registry("request granularity", unknown_error=RequestError,
                                                  on_miss=_load_every_modality)
 """``by=`` name -> :class:`Granularity`; a missing name loads every recorded modality first (a module that
-registers one only if it is not there yet asks :meth:`~graphdel.registry.Registry.names`, which loads nothing)."""
+registers one only if it is not there yet asks :meth:`~graphdel.registry.Registry.names`, which loads
+nothing)."""
 
 
 def register_granularity(name: str, expand: ExpandFn, *, units: UnitsFn | None = None,

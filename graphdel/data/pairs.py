@@ -35,8 +35,8 @@ def _load_modality(name: str) -> None:
     require_loaded(name)  # a recorded modality's data modules register its pieces
 
 
-ITEM_FEATURIZERS: Registry[Callable[..., ItemStore]] = Registry("item featuriser", unknown_error=InvalidInputError,
-                                                                on_miss=_load_modality)
+ITEM_FEATURIZERS: Registry[Callable[..., ItemStore]] = Registry(
+    "item featuriser", unknown_error=InvalidInputError, on_miss=_load_modality)
 """Modality name -> function ``(corpus, item_ids, progress) -> ItemStore``; modalities register here (an
 in-tree modality's data module, named by its record in :mod:`graphdel.modalities`, is loaded on first use). A
 featuriser registered with ``uses_model_config=True`` is also given ``model_config=`` (the run's

@@ -106,21 +106,10 @@ def _needs_stereo_reads(smiles: str) -> tuple[bool, bool]:
     return "@" in smiles or cx, "/" in smiles or "\\" in smiles or cx
 
 
-def graph_arrays(mols: Sequence[Chem.Mol],
-                 reads: Sequence[tuple[bool, bool]] | None = None) -> dict[str, np.ndarray]:
-    """Featurise RDKit molecules into concatenated int64 arrays; values equal :func:`atom_features` /
-    :func:`bond_features`.
-
-    Args:
-        mols: the molecules.
-        reads: per molecule, whether to read its chiral tags and its bond stereo (see
-            :func:`_needs_stereo_reads`); a molecule not read gets CHI_UNSPECIFIED / STEREONONE. ``None``:
-            read both for every molecule.
-
-    Returns:
-        ``x [N, 9]``, ``edge_index [2, E]`` (graph-local atom indices, each graph's edges sorted by source
-        then target), ``edge_attr [E, 3]``, ``nodes [M]`` and ``edges [M]`` (counts per molecule).
-    """
+def _raw_properties(mols: Sequence[Chem.Mol], reads: Sequence[tuple[bool, bool]] | None) -> dict[str, list]:
+    """RDKit's raw values of every atom and bond property :func:`graph_arrays` encodes, each a flat list over
+    the molecules' atoms (or bonds) in order, plus ``nodes`` and ``bonds`` (counts per molecule); ``reads``
+    as in :func:`graph_arrays`."""
     z: list = []
     chirality: list = []
     charge: list = []
@@ -156,6 +145,31 @@ def graph_arrays(mols: Sequence[Chem.Mol],
         stereo += map(_B.GetStereo, bonds) if read_stereo else [0] * nb  # 0 = STEREONONE
         nodes.append(n)
         bonds_per.append(nb)
+    return {"z": z, "chirality": chirality, "charge": charge, "hydrogens": hydrogens, "radicals": radicals,
+            "hybridisation": hybridisation, "aromatic": aromatic, "ring": ring, "begin": begin, "end": end,
+            "bond_type": bond_type, "stereo": stereo, "conjugated": conjugated, "nodes": nodes, "bonds": bonds_per}
+
+
+def graph_arrays(mols: Sequence[Chem.Mol],
+                 reads: Sequence[tuple[bool, bool]] | None = None) -> dict[str, np.ndarray]:
+    """Featurise RDKit molecules into concatenated int64 arrays; values equal :func:`atom_features` /
+    :func:`bond_features`.
+
+    Args:
+        mols: the molecules.
+        reads: per molecule, whether to read its chiral tags and its bond stereo (see
+            :func:`_needs_stereo_reads`); a molecule not read gets CHI_UNSPECIFIED / STEREONONE. ``None``:
+            read both for every molecule.
+
+    Returns:
+        ``x [N, 9]``, ``edge_index [2, E]`` (graph-local atom indices, each graph's edges sorted by source
+        then target), ``edge_attr [E, 3]``, ``nodes [M]`` and ``edges [M]`` (counts per molecule).
+    """
+    raw = _raw_properties(mols, reads)
+    z, chirality, charge, hydrogens = raw["z"], raw["chirality"], raw["charge"], raw["hydrogens"]
+    radicals, hybridisation, aromatic, ring = raw["radicals"], raw["hybridisation"], raw["aromatic"], raw["ring"]
+    begin, end, bond_type, stereo = raw["begin"], raw["end"], raw["bond_type"], raw["stereo"]
+    conjugated, nodes, bonds_per = raw["conjugated"], raw["nodes"], raw["bonds"]
     nodes_a = np.asarray(nodes, dtype=np.int64)
     bonds_a = np.asarray(bonds_per, dtype=np.int64)
     total = int(nodes_a.sum())

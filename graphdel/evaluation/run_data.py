@@ -19,7 +19,7 @@ import dataclasses
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from graphdel import distributed
 from graphdel.config import ConfigMixin
@@ -29,6 +29,9 @@ from graphdel.data.sources import load_dataset
 from graphdel.errors import InvalidInputError, RunError
 from graphdel.models.joint import ModelConfig
 from graphdel.runs import Run
+
+if TYPE_CHECKING:  # an annotation only: the module imports requests inside the function
+    from graphdel.data.requests import DeletionRequest
 
 
 @dataclass
@@ -222,7 +225,7 @@ def evaluation_sets(prepared: Prepared, df_rows: Sequence[int], seed: int = 0) -
             "calibration": sets["calibration"], "val": sets["val"], "test": sets["test"]}
 
 
-def load_request_any(prepared: Prepared, path: str | Path) -> "graphdel.data.requests.DeletionRequest":
+def load_request_any(prepared: Prepared, path: str | Path) -> "DeletionRequest":
     """A request file or id file read against the corpus, without the "still forgettable" check (a
     forgotten model's request names pairs it no longer trains on)."""
     from graphdel.data.requests import DeletionRequest

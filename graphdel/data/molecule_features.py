@@ -106,48 +106,36 @@ def _needs_stereo_reads(smiles: str) -> tuple[bool, bool]:
     return "@" in smiles or cx, "/" in smiles or "\\" in smiles or cx
 
 
-def _raw_properties(mols: Sequence[Chem.Mol], reads: Sequence[tuple[bool, bool]] | None) -> dict[str, list]:
-    """RDKit's raw values of every atom and bond property :func:`graph_arrays` encodes, each a flat list over
-    the molecules' atoms (or bonds) in order, plus ``nodes`` and ``bonds`` (counts per molecule); ``reads``
-    as in :func:`graph_arrays`."""
-    z: list = []
-    chirality: list = []
-    charge: list = []
-    hydrogens: list = []
-    radicals: list = []
-    hybridisation: list = []
-    aromatic: list = []
-    ring: list = []
-    begin: list = []
-    end: list = []
-    bond_type: list = []
-    stereo: list = []
-    conjugated: list = []
-    nodes, bonds_per = [], []
+#: What :func:`_raw_properties` reads of every atom and every bond (RDKit's raw values); chiral tags and bond
+#: stereo are read apart, only where a molecule can carry them (:func:`_needs_stereo_reads`).
+_ATOM_READS = {"z": _A.GetAtomicNum, "charge": _A.GetFormalCharge, "hydrogens": _A.GetTotalNumHs,
+               "radicals": _A.GetNumRadicalElectrons, "hybridisation": _A.GetHybridization,
+               "aromatic": _A.GetIsAromatic, "ring": _A.IsInRing}
+_BOND_READS = {"begin": _B.GetBeginAtomIdx, "end": _B.GetEndAtomIdx, "bond_type": _B.GetBondType,
+               "conjugated": _B.GetIsConjugated}
+
+
+def _raw_properties(mols: Sequence[Chem.Mol], reads: Sequence[tuple[bool, bool]] | None) -> dict[str, np.ndarray]:
+    """RDKit's raw values of every atom and bond property :func:`graph_arrays` encodes, each an int64 array
+    over the molecules' atoms (or bonds) in order (keys of :data:`_ATOM_READS`, :data:`_BOND_READS`,
+    ``chirality`` and ``stereo``), plus ``nodes`` and ``bonds`` (counts per molecule); ``reads`` as in
+    :func:`graph_arrays`."""
+    raw: dict[str, list] = {name: [] for name in (*_ATOM_READS, "chirality", *_BOND_READS, "stereo", "nodes", "bonds")}
     for k, mol in enumerate(mols):
         read_chirality, read_stereo = reads[k] if reads is not None else (True, True)
         # indexed access: RDKit's GetAtoms()/GetBonds() iterators are Python wrappers costing twice as much
         n, nb = mol.GetNumAtoms(), mol.GetNumBonds()
         atoms = list(map(mol.GetAtomWithIdx, range(n)))
-        z += map(_A.GetAtomicNum, atoms)
-        charge += map(_A.GetFormalCharge, atoms)
-        hydrogens += map(_A.GetTotalNumHs, atoms)
-        radicals += map(_A.GetNumRadicalElectrons, atoms)
-        hybridisation += map(_A.GetHybridization, atoms)
-        aromatic += map(_A.GetIsAromatic, atoms)
-        ring += map(_A.IsInRing, atoms)
-        chirality += map(_A.GetChiralTag, atoms) if read_chirality else [0] * n  # 0 = CHI_UNSPECIFIED
+        for name, read in _ATOM_READS.items():
+            raw[name] += map(read, atoms)
+        raw["chirality"] += map(_A.GetChiralTag, atoms) if read_chirality else [0] * n  # 0 = CHI_UNSPECIFIED
         bonds = list(map(mol.GetBondWithIdx, range(nb)))
-        begin += map(_B.GetBeginAtomIdx, bonds)
-        end += map(_B.GetEndAtomIdx, bonds)
-        bond_type += map(_B.GetBondType, bonds)
-        conjugated += map(_B.GetIsConjugated, bonds)
-        stereo += map(_B.GetStereo, bonds) if read_stereo else [0] * nb  # 0 = STEREONONE
-        nodes.append(n)
-        bonds_per.append(nb)
-    return {"z": z, "chirality": chirality, "charge": charge, "hydrogens": hydrogens, "radicals": radicals,
-            "hybridisation": hybridisation, "aromatic": aromatic, "ring": ring, "begin": begin, "end": end,
-            "bond_type": bond_type, "stereo": stereo, "conjugated": conjugated, "nodes": nodes, "bonds": bonds_per}
+        for name, read in _BOND_READS.items():
+            raw[name] += map(read, bonds)
+        raw["stereo"] += map(_B.GetStereo, bonds) if read_stereo else [0] * nb  # 0 = STEREONONE
+        raw["nodes"].append(n)
+        raw["bonds"].append(nb)
+    return {name: np.asarray(values, dtype=np.int64) for name, values in raw.items()}
 
 
 def graph_arrays(mols: Sequence[Chem.Mol],
@@ -166,31 +154,25 @@ def graph_arrays(mols: Sequence[Chem.Mol],
         then target), ``edge_attr [E, 3]``, ``nodes [M]`` and ``edges [M]`` (counts per molecule).
     """
     raw = _raw_properties(mols, reads)
-    z, chirality, charge, hydrogens = raw["z"], raw["chirality"], raw["charge"], raw["hydrogens"]
-    radicals, hybridisation, aromatic, ring = raw["radicals"], raw["hybridisation"], raw["aromatic"], raw["ring"]
-    begin, end, bond_type, stereo = raw["begin"], raw["end"], raw["bond_type"], raw["stereo"]
-    conjugated, nodes, bonds_per = raw["conjugated"], raw["nodes"], raw["bonds"]
-    nodes_a = np.asarray(nodes, dtype=np.int64)
-    bonds_a = np.asarray(bonds_per, dtype=np.int64)
+    nodes_a, bonds_a, begin_a, end_a = raw["nodes"], raw["bonds"], raw["begin"], raw["end"]
     total = int(nodes_a.sum())
-    begin_a, end_a = np.asarray(begin, dtype=np.int64), np.asarray(end, dtype=np.int64)
     # each bond's graph's first node, to turn graph-local atom indices into chunk-wide ones
     first = np.repeat(np.cumsum(nodes_a) - nodes_a, bonds_a)
     # an atom's degree is the number of bonds it ends (RDKit's GetDegree), counted from the bond list
     # already read instead of one more call per atom
     degree = np.bincount(first + begin_a, minlength=total) + np.bincount(first + end_a, minlength=total)
-    z_a, q = np.asarray(z, dtype=np.int64), np.asarray(charge, dtype=np.int64)
-    x = np.stack([np.where((z_a >= 1) & (z_a <= 118), z_a - 1, 118),
-                  _lookup(_CHIRALITY_TABLE, chirality),
+    z, q = raw["z"], raw["charge"]
+    x = np.stack([np.where((z >= 1) & (z <= 118), z - 1, 118),
+                  _lookup(_CHIRALITY_TABLE, raw["chirality"]),
                   np.minimum(degree, 11),
                   np.where((q >= -5) & (q <= 5), q + 5, 11),
-                  np.minimum(np.asarray(hydrogens, dtype=np.int64), 9),
-                  np.minimum(np.asarray(radicals, dtype=np.int64), 5),
-                  _lookup(_HYBRIDISATION_TABLE, hybridisation),
-                  np.asarray(aromatic, dtype=np.int64),
-                  np.asarray(ring, dtype=np.int64)], axis=1).reshape(-1, 9)
-    attr = np.stack([_lookup(_BOND_TYPE_TABLE, bond_type), _lookup(_BOND_STEREO_TABLE, stereo),
-                     np.asarray(conjugated, dtype=np.int64)], axis=1).reshape(-1, 3)
+                  np.minimum(raw["hydrogens"], 9),
+                  np.minimum(raw["radicals"], 5),
+                  _lookup(_HYBRIDISATION_TABLE, raw["hybridisation"]),
+                  raw["aromatic"],
+                  raw["ring"]], axis=1).reshape(-1, 9)
+    attr = np.stack([_lookup(_BOND_TYPE_TABLE, raw["bond_type"]), _lookup(_BOND_STEREO_TABLE, raw["stereo"]),
+                     raw["conjugated"]], axis=1).reshape(-1, 3)
     # every bond in both directions, then one vectorised sort of all edges by (graph, source, target):
     # graphs own increasing node ranges, so the key (first node of the graph + source) * width + target
     # orders graphs, then sources, then targets (keys are distinct: RDKit has no parallel bonds)

@@ -109,6 +109,7 @@ def test_every_registry_of_the_package_is_a_registry():
     """A hand-rolled name -> object dict added later fails here: list it and make it a Registry."""
     from graphdel.data import granularities, pairs, sources
     from graphdel.encoders import image_base
+    from graphdel.evaluation import metrics
     from graphdel.models import registry as models
     from graphdel.unlearning import registry as methods
 
@@ -116,7 +117,7 @@ def test_every_registry_of_the_package_is_a_registry():
         "methods": methods._METHODS, "method aliases": methods._ALIASES, "sources": sources._SOURCES,
         "granularities": granularities._GRANULARITIES, "featurisers": pairs.ITEM_FEATURIZERS,
         "item properties": pairs.ITEM_PROPERTIES, "training views": pairs.CORPUS_VIEWS,
-        "image encoders": image_base.IMAGE_ENCODERS, "model types": models.MODEL_TYPES,
+        "image encoders": image_base.IMAGE_ENCODERS, "model types": models.MODEL_TYPES, "metrics": metrics.METRICS,
     }
     assert [name for name, reg in registries.items() if not isinstance(reg, Registry)] == []
     # and no module-level `NAME: dict[str, ...] = {}` (how each of them began) was added beside them

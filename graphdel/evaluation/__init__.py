@@ -10,12 +10,16 @@ docs/extending.md.
   ``link_prediction`` (knowledge graphs),
   ``per_example`` (the per-example privacy audit: its ε rules in ``epsilon_rules``, U-LiRA in ``ulira``, the
   checks of its signal arrays in ``signal_arrays``);
+* ``metrics``: the registry of the audit's metrics (:func:`~graphdel.evaluation.metrics.register_metric`:
+  a function of one model's signals with a typed result, where it is judged and how the report titles it)
+  and the built-in ones;
 * ``run_data``: a run's data, featurised and split into the pair sets every model is evaluated on;
 * ``suite``: every metric of the audit on one model, and the comparison with Retrain and the original; its
   parts are ``suite_model`` (one model: pair sets, metrics, comparison), ``suite_signals`` (per-pair
   signals), ``suite_attacks`` (distinguishability, membership attacks, LiRA), ``suite_runs`` (run folders to
   one evaluation) and ``suite_output`` (report folder with certificates, terminal tables);
-* ``summary``: gaps, the summary score and the targets;
+* ``summary``: gaps, the summary score and the targets, judged once (``judgement``) for the suite and the
+  report;
 * ``report``, ``audit_report``, ``compare``: report.md / report.html / metrics.json and plots, the audit's
   section of it (its audit folders read and checked in ``audit_files``), and one request's outcome across
   modalities; the report's parts are ``report_format`` (formatting, shared with the audit's section),
@@ -29,6 +33,6 @@ docs/extending.md.
 __all__ = ["audit_files", "audit_report", "certificate", "certificate_build", "certificate_checks",
            "certificate_recompute", "certificate_result", "certificate_verify", "compare",
            "distinguishability", "embed", "epsilon_rules", "link_prediction", "matching", "membership",
-           "neighbours", "per_example", "probes", "ranks", "report", "report_format", "report_plots",
+           "metrics", "neighbours", "per_example", "probes", "ranks", "report", "report_format", "report_plots",
            "report_render", "report_verdicts", "rerank", "retrieval", "run_data", "signal_arrays", "suite",
            "suite_attacks", "suite_model", "suite_output", "suite_runs", "suite_signals", "summary", "ulira"]

@@ -88,15 +88,16 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from graphdel.evaluation import audit_report
+from graphdel.evaluation.metrics import METRICS
 # The report is cut along its concepts: formatting (shared with audit_report, which this module includes),
 # judgement, figures and rendering live in the report_* modules; NOT_JUDGED and to_jsonable are imported
 # from here too.
-from graphdel.evaluation.report_format import (SPLIT_ORDER, cell_text, fmt, kv_rows, memory_cells, pool_key,
-                                               request_line, summary_keys, to_jsonable)
+from graphdel.evaluation.report_format import (SPLIT_ORDER, cell_text, fmt, kv_rows, memory_cells, request_line,
+                                               to_jsonable)
 from graphdel.evaluation.report_plots import render_plots
 from graphdel.evaluation.report_render import to_html, to_markdown
-from graphdel.evaluation.report_verdicts import (NOT_JUDGED, compute_summary, headline_rows, method_verdict,
-                                                 model_roles)
+from graphdel.evaluation.report_verdicts import NOT_JUDGED, headline_rows, method_verdict, model_roles
+from graphdel.evaluation.summary import judgement, pool_key, summary_keys
 from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from graphdel.modalities import item_word
 from graphdel.runs import is_quick_config
@@ -222,9 +223,7 @@ def _appendix_blocks(results, models, order, summary, pool, request: Mapping, sm
     B += _retrieval_blocks(models, order, pool)
     B += _link_prediction_blocks(models, order)
     B.extend(_inference_split_blocks(models, order))
-    for section, title in (("distinguishability", "Df-vs-Dr distinguishability"),
-                           ("membership", "Membership inference"),
-                           ("probes", "Unimodal probes"), ("drift", "Embedding drift")):
+    for section, title in ((m.section, m.title) for m in METRICS.values() if m.section and m.title):
         rows = [[n, *kv] for n in order if isinstance(models[n].get(section), Mapping)
                 for kv in kv_rows(models[n][section])]
         if rows:
@@ -375,9 +374,9 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
     smoke = bool(smoke)
 
     summary = dict(results.get("summary") or {})
-    computed = compute_summary(models, original, reference, methods, keys)
-    for k, v in computed.items():
-        summary.setdefault(k, v)
+    if not {"scores", "thresholds"} <= summary.keys():  # the suite's results carry it: not judged twice
+        for k, v in judgement(models, original, reference, methods, keys).items():
+            summary.setdefault(k, v)
 
     figures = render_plots(plots, models, order, reference, keys) + audit_report.figures(results.get("audit"))
     title = str(results.get("title") or "graphdel unlearning report")

@@ -1,6 +1,5 @@
 """Formatting for the report and the audit's section of it: JSON-safe values, numbers as text, escaping of
-user strings for Markdown and HTML, safe plot labels and file names, the pool/summary keys a report reads,
-and the text of table cells (values, key/value rows, memory, the request in one line).
+user strings for Markdown and HTML, safe plot labels and file names, and the text of table cells (values, key/value rows, memory, the request in one line).
 
 Used by :mod:`graphdel.evaluation.report` and :mod:`graphdel.evaluation.audit_report` (which the report
 includes), so it sits below both.
@@ -18,10 +17,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from graphdel.evaluation.summary import DEFAULT_KEYS, flatten
+from graphdel.evaluation.summary import flatten
 
 __all__ = ["SPLIT_ORDER", "to_jsonable", "finite_number", "fmt", "signed", "md_escape", "html_escape", "plain_label",
-           "slug_base", "slugs", "pool_key", "summary_keys", "cell_text", "kv_rows", "memory_mb", "memory_cells",
+           "slug_base", "slugs", "cell_text", "kv_rows", "memory_mb", "memory_cells",
            "request_line"]
 
 #: The order splits are shown in (others follow in their own order).
@@ -130,24 +129,6 @@ def slugs(names: list[str]) -> dict[str, str]:
         out[n] = f"{bases[n]}_{digest[:k]}"
         used.add(out[n])
     return {n: out[n] for n in names}
-
-
-def pool_key(models: Mapping[str, Any]) -> str:
-    """The pool-k key the report reads (``pool64`` when any split has it, else the first ``pool<k>`` found,
-    else ``pool64``)."""
-    for entry in models.values():
-        for split in (entry.get("splits") or {}).values():
-            if isinstance(split, Mapping):
-                keys = [k for k in split if isinstance(k, str) and re.fullmatch(r"pool\d+", k)]
-                if keys:
-                    return "pool64" if "pool64" in keys else sorted(keys)[0]
-    return "pool64"
-
-
-def summary_keys(pool: str) -> dict[str, str]:
-    """:data:`~graphdel.evaluation.summary.DEFAULT_KEYS` with the Df and test MRR read at pool key ``pool``."""
-    return {**DEFAULT_KEYS, "forget_mrr": f"splits.forget.{pool}.g2t_mrr",
-            "test_mrr": f"splits.test.{pool}.g2t_mrr"}
 
 
 # ------------------------------------------------------------------------------------- table cells

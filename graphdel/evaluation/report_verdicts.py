@@ -12,9 +12,9 @@ from typing import Any, Mapping
 
 from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.report_format import finite_number, fmt, signed
-from graphdel.evaluation.summary import flatten, summary_score, thresholds
+from graphdel.evaluation.summary import flatten
 
-__all__ = ["NOT_JUDGED", "model_roles", "headline", "compute_summary", "method_verdict", "headline_rows"]
+__all__ = ["NOT_JUDGED", "model_roles", "headline", "method_verdict", "headline_rows"]
 
 #: What the verdict of a method of a smoke run reads.
 NOT_JUDGED = "not judged"
@@ -56,20 +56,6 @@ def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, flo
         "attack_auc": finite_number(flat.get(keys["attack_auc"])),
         "wall_time": finite_number(flat.get(keys["wall_time"])),
     }
-
-
-def compute_summary(models, original, reference, methods, keys) -> dict[str, Any]:
-    """``{"scores", "thresholds"}`` of the methods against the reference and the original
-    (:func:`graphdel.evaluation.summary.summary_score`, :func:`~graphdel.evaluation.summary.thresholds`), as
-    far as the roles allow: nothing without a reference and an original."""
-    out: dict[str, Any] = {}
-    if reference is not None and original is not None and methods:
-        out["scores"] = summary_score({m: models[m] for m in methods}, models[reference], models[original],
-                                      keys=keys)
-    if reference is not None and original is not None:
-        out["thresholds"] = {m: thresholds(models[m], models[reference], models[original], keys=keys)
-                             for m in methods}
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- verdicts

@@ -19,8 +19,9 @@ head gives the true pair a higher probability than ``(x_i, t_j)``. ``match_bal_a
 accuracy at threshold 0.5 over the true pairs and the same deranged pairs:
 ``(mean[p(x_i,t_i) >= 0.5] + mean[p(x_i,t_j) < 0.5]) / 2``.
 
-The per-pair signals are :mod:`graphdel.evaluation.suite_signals`; distinguishability and the membership
-attacks :mod:`graphdel.evaluation.suite_attacks`.
+The per-pair signals are :mod:`graphdel.evaluation.suite_signals`; the metrics computed from them are the
+registered ones of :mod:`graphdel.evaluation.metrics` (retrieval, matching, the model's own split metrics,
+distinguishability, membership, probes, drift), run in their registration order.
 """
 
 from __future__ import annotations
@@ -34,19 +35,15 @@ import torch
 from graphdel.config import ConfigMixin
 from graphdel.device import placed
 from graphdel.evaluation.embed import embed_pairs
-from graphdel.evaluation.matching import balanced_accuracy
 from graphdel.evaluation.membership import leak_flag
-from graphdel.evaluation.probes import embedding_drift, linear_probe
+from graphdel.evaluation.metrics import RETRIEVAL_SPLITS, MetricInputs, compute_metrics, judged_side
 from graphdel.evaluation.retrieval import PairEmbeddings, split_retrieval
-from graphdel.evaluation.suite_attacks import distinguishability, lira_membership, signal_membership
 from graphdel.evaluation.suite_signals import PairSignals, pair_signals
 from graphdel.evaluation.summary import flatten, forget_gap, retention_change
 from graphdel.models.protocol import PairSampler
 
 __all__ = ["RETRIEVAL_SPLITS", "retrieval_metrics", "SuiteConfig", "suite_sets", "evaluate_model",
            "compare_to_references"]
-
-RETRIEVAL_SPLITS = ("forget", "retain", "calibration", "val", "test")
 
 
 def retrieval_metrics(model, sets: Mapping[str, PairSampler], distractors: PairSampler | PairEmbeddings, *,
@@ -145,62 +142,6 @@ def _broken(sig: PairSignals) -> str | None:
     return None
 
 
-def _matching(sig: PairSignals) -> dict[str, float]:
-    if sig.match_prob is None or sig.deranged_prob is None:
-        return {}
-    p, q = sig.match_prob, sig.deranged_prob
-    return {"match_acc": float(np.mean(p > q)),
-            "match_bal_acc": balanced_accuracy(p, q)}
-
-
-# ------------------------------------------------------------------------------------------- probes
-
-def _probes(sig: Mapping[str, PairSignals], corpus, seed: int) -> dict[str, Any]:
-    """Linear probes on item embeddings for the item properties registered for the corpus's modality
-    (:data:`graphdel.data.pairs.ITEM_PROPERTIES`: RDKit properties of molecules and of depicted molecules,
-    content statistics of image files), fitted on the Dr sample and scored on Df and test."""
-    from graphdel.data.pairs import ITEM_PROPERTIES
-    from graphdel.modalities import require_loaded
-
-    require_loaded(getattr(corpus, "modality", None))
-    properties = ITEM_PROPERTIES.get(getattr(corpus, "modality", None)) if corpus is not None else None
-    if properties is None:
-        return {"note": "probes skipped: they need molecules or images (registered item properties); this "
-                        f"corpus is {getattr(corpus, 'modality', 'unknown')!r}"}
-
-    def by_item(s: PairSignals):
-        seen: dict[str, int] = {}
-        for k, r in enumerate(s.emb.rows.tolist()):
-            seen.setdefault(corpus.item_ids[r], k)
-        ids = list(seen)
-        idx = torch.as_tensor(list(seen.values()), dtype=torch.long)
-        return s.emb.z_x[idx].double().numpy(), properties(corpus, ids)
-
-    x_fit, y_fit = by_item(sig["dr"])
-    evals = {name: by_item(sig[name]) for name in ("forget", "test") if name in sig}
-    out: dict[str, Any] = {}
-    for prop, (values, kind) in y_fit.items():
-        try:
-            res = linear_probe(x_fit, values, {n: (e, y[prop][0]) for n, (e, y) in evals.items()},
-                               kind=kind, seed=seed)
-        except ValueError as e:
-            out[prop] = {"reason": str(e)}
-            continue
-        score = "r2" if kind == "regression" else "accuracy"
-        out[prop] = {n: v.get(score) for n, v in res["sets"].items()}
-        out[prop]["fit_n"] = int(x_fit.shape[0])
-    return out
-
-
-def _drift(sig: Mapping[str, PairSignals], orig: Mapping[str, PairSignals]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for split in ("forget", "test"):
-        if split in sig and split in orig:
-            out[split] = {"graph": embedding_drift(sig[split].emb.z_x, orig[split].emb.z_x)["mean_cos"],
-                          "text": embedding_drift(sig[split].emb.z_t, orig[split].emb.z_t)["mean_cos"]}
-    return out
-
-
 # ------------------------------------------------------------------------------------------- the suite
 
 def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfig | None = None, corpus=None,
@@ -247,55 +188,10 @@ def _evaluate_placed(model, sets: Mapping[str, PairSampler], cfg: SuiteConfig, c
     if bad:
         entry["broken_outputs"] = "; ".join(f"{n}: {r}" for n, r in bad.items()) + \
             " -- the model is broken; its retrieval there is not reported (ties would rank every pair first)"
-    entry["splits"].update(_retrieval_splits(sig, bad, distractors, cfg))
-    _add_model_split_metrics(model, sets, entry["splits"])
-    arrays: dict[str, Any] = {"similarity": {k: v.similarity for k, v in sig.items()}}
-    if "forget" in sig and "dr" in sig:
-        entry["distinguishability"] = distinguishability(sig["forget"], sig["dr"], chunks=cfg.chunks,
-                                                         seed=cfg.seed)
-        if cfg.membership:
-            entry["membership"], arrays["roc"] = signal_membership(sig, cfg.seed)
-        if shadows is not None:
-            try:
-                entry.setdefault("membership", {}).update(lira_membership(sig, shadows))
-            except ValueError as e:
-                entry.setdefault("membership", {})["lira_note"] = f"LiRA not computed: {e}"
-    if cfg.probes and "dr" in sig:
-        entry["probes"] = _probes(sig, corpus, cfg.seed)
-    if original_signals is not None:
-        entry["drift"] = _drift(sig, original_signals)
-    entry["_arrays"] = arrays
+    inputs = MetricInputs(model, {k: v for k, v in sets.items() if k != "distractors"}, sig, distractors, cfg,
+                          corpus, bad, original_signals, shadows)
+    entry["_arrays"] = compute_metrics(inputs, entry)
     return entry, sig
-
-
-def _retrieval_splits(sig: Mapping[str, PairSignals], bad: Mapping[str, str], distractors: PairEmbeddings,
-                      cfg: SuiteConfig) -> dict[str, dict]:
-    """Retrieval and matching accuracy of each of :data:`RETRIEVAL_SPLITS` the model was scored on; a split
-    whose outputs are broken (``bad``) gets its size and the reason instead."""
-    splits: dict[str, dict] = {}
-    for name in RETRIEVAL_SPLITS:
-        if name in bad:
-            splits[name] = {"n": int(sig[name].emb.z_x.size(0)), "note": bad[name]}
-        elif name in sig:
-            e = sig[name].emb
-            splits[name] = {**split_retrieval(e, distractors, pool_size=cfg.pool_size, seed=cfg.seed),
-                            **_matching(sig[name])}
-    return splits
-
-
-def _add_model_split_metrics(model, sets: Mapping[str, PairSampler], splits: dict[str, dict]) -> None:
-    """Merge the model's own per-split metrics into ``splits`` (a KG model: link prediction, collateral,
-    triple AUROC; none by default), computed in eval mode."""
-    with torch.no_grad():
-        was = model.training
-        model.eval()
-        scored = {k: v for k, v in sets.items() if k != "distractors"}
-        extra = model.split_metrics({**scored, "retain": sets.get("retain", sets.get("dr"))})
-        model.train(was)
-    for name, res in extra.items():
-        if name == "retain" and "retain" not in sets:
-            continue
-        splits.setdefault(name, {}).update(res)
 
 
 def compare_to_references(entry: Mapping[str, Any], *, retrain: Mapping[str, Any] | None = None,
@@ -303,18 +199,16 @@ def compare_to_references(entry: Mapping[str, Any], *, retrain: Mapping[str, Any
     """Gaps to Retrain for every forget-side metric and changes from the original for every
     retain/test-side metric (``method - reference``; flat dotted keys).
 
-    Forget side: ``splits.forget.*``, ``distinguishability.*``, ``membership.*``, ``probes.*.forget``,
-    ``drift.forget.*``. Retain side: ``splits.{retain,val,calibration,test}.*``, ``probes.*.test``,
-    ``drift.test.*``. Also ``speedup_vs_retrain`` (Retrain's wall time / the method's) and the
-    membership leak flag against Retrain's attack AUC.
+    Which side a key is on is declared by the metric that wrote it
+    (:func:`graphdel.evaluation.metrics.judged_side`): forget side ``splits.forget.*``,
+    ``distinguishability.*``, ``membership.*``, ``probes.*.forget``, ``drift.forget.*``; retain side
+    ``splits.{retain,val,calibration,test}.*``, ``probes.*.test``, ``drift.test.*``. Also
+    ``speedup_vs_retrain`` (Retrain's wall time / the method's) and the membership leak flag against
+    Retrain's attack AUC.
     """
-    flat = {k: v for k, v in flatten({k: v for k, v in entry.items() if not k.startswith("_")}).items()}
-    forget_keys = [k for k in flat if k.startswith(("splits.forget.", "distinguishability.", "membership.",
-                                                     "drift.forget.")) or (k.startswith("probes.")
-                                                                           and k.endswith(".forget"))]
-    retain_keys = [k for k in flat if k.startswith(("splits.retain.", "splits.val.", "splits.calibration.",
-                                                     "splits.test.", "drift.test.")) or (k.startswith("probes.")
-                                                                                         and k.endswith(".test"))]
+    flat = flatten({k: v for k, v in entry.items() if not k.startswith("_")})
+    forget_keys = [k for k in flat if judged_side(k) == "forget"]
+    retain_keys = [k for k in flat if judged_side(k) == "retain"]
     out: dict[str, Any] = {}
     if retrain is not None:
         ref = {k: v for k, v in retrain.items() if not k.startswith("_")}

@@ -15,7 +15,7 @@ import torch
 from graphdel.device import resolve_device
 from graphdel.evaluation.suite_attacks import train_shadows
 from graphdel.evaluation.suite_model import SuiteConfig, compare_to_references, evaluate_model, suite_sets
-from graphdel.evaluation.summary import summary_score, thresholds
+from graphdel.evaluation.summary import judgement
 
 __all__ = ["MEMORY_KEYS", "evaluate_runs"]
 
@@ -121,10 +121,10 @@ def _compared_models(original, names: Mapping[str, Any], reference, sets, cfg: S
 def _ranking(entries: Mapping[str, dict], names: Mapping[str, Any], ref_name: str | None
              ) -> tuple[dict[str, dict], dict[str, Any], list[str]]:
     """``(methods, summary, order)``: the entries of the methods (every run but Retrain), their summary
-    (:func:`_summary`; empty without Retrain) and their order, best first (the summary's ranking, else the
+    (:func:`~graphdel.evaluation.summary.judgement`; empty without Retrain) and their order, best first (the summary's ranking, else the
     order given)."""
     methods = {n: entries[n] for n in names if n != ref_name}
-    summary = _summary(methods, entries[ref_name], entries["original"]) if ref_name else {}
+    summary = judgement(entries, "original", ref_name, list(methods))
     order = (summary.get("scores") or {}).get("ranking") or list(methods)
     return methods, summary, order
 
@@ -225,14 +225,6 @@ def _plots(entries: Mapping[str, dict], sigs: Mapping[str, dict]) -> dict[str, A
                                for k in ("forget", "retain", "test") if k in sigs[name]])
         plots["embeddings"][name] = (torch.cat(parts).numpy(), mask)
     return plots
-
-
-def _summary(methods: Mapping[str, dict], retrain: Mapping[str, Any], original: Mapping[str, Any]
-             ) -> dict[str, Any]:
-    """The methods' summary scores and ranking (:func:`~graphdel.evaluation.summary.summary_score`) and each
-    method's targets (:func:`~graphdel.evaluation.summary.thresholds`), against Retrain and the original."""
-    return {"scores": summary_score(methods, retrain, original),
-            "thresholds": {n: thresholds(e, retrain, original) for n, e in methods.items()}}
 
 
 def _examples(forget, corpus, sigs: Mapping[str, dict], shown: Sequence[str]) -> list[dict[str, Any]]:

@@ -46,10 +46,11 @@ pool-64 g2t MRR at most 0.02 below the original, wall time at most 10% of Retrai
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+import re
+from typing import Any, Mapping, Sequence
 
 __all__ = ["DEFAULT_KEYS", "DEFAULT_WEIGHTS", "DEFAULT_SCALES", "flatten", "forget_gap", "retention_change",
-           "method_score", "summary_score", "thresholds"]
+           "method_score", "summary_score", "thresholds", "pool_key", "summary_keys", "judgement"]
 
 DEFAULT_KEYS: dict[str, str] = {
     "forget_mrr": "splits.forget.pool64.g2t_mrr",
@@ -201,3 +202,40 @@ def thresholds(method: Mapping[str, Any], retrain: Mapping[str, Any], original: 
         "time_vs_retrain": entry(ratio, max_time_ratio, lambda v: v <= max_time_ratio + _EPS,
                                  "wall time / Retrain wall time <= limit"),
     }
+
+
+def pool_key(models: Mapping[str, Any]) -> str:
+    """The pool-k key the judgement reads in per-model entries (``pool64`` when any split has it, else the
+    first ``pool<k>`` found, else ``pool64``)."""
+    for entry in models.values():
+        for split in (entry.get("splits") or {}).values():
+            if isinstance(split, Mapping):
+                keys = [k for k in split if isinstance(k, str) and re.fullmatch(r"pool\d+", k)]
+                if keys:
+                    return "pool64" if "pool64" in keys else sorted(keys)[0]
+    return "pool64"
+
+
+def summary_keys(pool: str) -> dict[str, str]:
+    """:data:`DEFAULT_KEYS` with the Df and test MRR read at pool key ``pool``."""
+    return {**DEFAULT_KEYS, "forget_mrr": f"splits.forget.{pool}.g2t_mrr",
+            "test_mrr": f"splits.test.{pool}.g2t_mrr"}
+
+
+def judgement(models: Mapping[str, Mapping[str, Any]], original: str | None, reference: str | None,
+              methods: Sequence[str], keys: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The methods judged against Retrain (``reference``) and the original, the one place the evaluation
+    suite and the report get it from: ``{"scores": summary_score(...), "thresholds": {method:
+    thresholds(...)}}`` over the per-model entries ``models``, as far as the roles allow (nothing without a
+    reference and an original; no scores without a method). ``keys``: default :func:`summary_keys` of the
+    entries' :func:`pool_key`."""
+    if reference is None or original is None:
+        return {}
+    keys = dict(keys) if keys is not None else summary_keys(pool_key(models))
+    out: dict[str, Any] = {}
+    if methods:
+        out["scores"] = summary_score({m: models[m] for m in methods}, models[reference], models[original],
+                                      keys=keys)
+    out["thresholds"] = {m: thresholds(models[m], models[reference], models[original], keys=keys)
+                         for m in methods}
+    return out

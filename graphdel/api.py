@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -26,11 +25,11 @@ from graphdel.evaluation.run_data import (DISTRACTOR_LIMIT, DataConfig, Prepared
                                           evaluation_sets, load_corpus, load_request_any, load_run_data, prepare,
                                           retain_sample_rows, source_path)
 from graphdel.evaluation.suite import retrieval_metrics
-# The preparation and recording of a forget run and of a training run; deleted_pairs, quick_configs and
-# modality_defaults are re-exported here, where they have always been found.
+# The preparation and recording of a forget run (its Retrain included) and of a training run; deleted_pairs,
+# retrain_model, quick_configs and modality_defaults are re-exported here, where they have always been found.
 from graphdel.forget_run import (chain_original_of, check_still_trained, deleted_pairs, forget_metrics,
-                                 forget_run_config, inferable_facts, unlearning_context, unlearning_procedure,
-                                 utc_now, write_forget_run)
+                                 forget_run_config, inferable_facts, retrain_model, retrain_when_asked,
+                                 unlearning_context, unlearning_procedure, utc_now, write_forget_run)
 from graphdel.io import sha256_file, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
 from graphdel.runs import Run, check_output, write_integrity, write_run
@@ -244,7 +243,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     run, accepted, prepared, request = _forget_inputs(run, request, out, prepared, data, progress,
                                                       accept_modified)
     request, inferable, dr_rows, sets = _deletion_sets(run, prepared, request, close, seed)
-    retrain = _retrain(run, prepared, dr_rows, device, where, retrain_fn, progress)
+    retrain = retrain_when_asked(run, prepared, dr_rows, device, where, retrain_fn, progress)
     distractors = prepared.distractors()
     root = chain_original_of(run)
     ctx = unlearning_context(run, prepared, sets, dr_rows, distractors, retrain, root, seed, where, progress,
@@ -329,34 +328,6 @@ def _save_forget_run(out: str | Path | None, run: Run, result, method: str, over
     new = Run.load(out)
     new._model = result.model
     return new
-
-
-def _retrain(run: Run, prepared: Prepared, dr_rows: Sequence[int], device: str | torch.device,
-             where: torch.device, retrain_fn, progress: bool):
-    """``() -> model``: Retrain for a deletion from ``run`` (``retrain_fn(prepared, dr_rows)`` when given,
-    else :func:`retrain_model` with the run's recorded recipe), trained only when a method asks for it."""
-    # Retrain replays the original recipe on the device this deletion runs on (not the one the original
-    # was trained on: `forget --device cpu` on a GPU machine retrains on the CPU)
-    train_config = dataclasses.replace(TrainConfig(**run.config["train"]),
-                                       device=device if isinstance(device, str) else str(where))
-    model_config = ModelConfig.from_dict(run.config["model"])
-
-    def retrain():
-        if retrain_fn is not None:
-            return retrain_fn(prepared, dr_rows)
-        return retrain_model(prepared, dr_rows, model_config, train_config, progress=progress)
-
-    return retrain
-
-
-def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: ModelConfig, train_config: TrainConfig,
-                  *, progress: bool = True):
-    """Retrain: a fresh model trained from scratch on ``dr_rows`` with the original recipe and seed."""
-    torch.manual_seed(train_config.seed)
-    model = build_model(model_config)
-    sets = prepared.sets()
-    return train_model(model, prepared.data.subset(dr_rows, "retain"), sets["val"], train_config,
-                       progress=progress, distractors=prepared.distractors()).model
 
 
 def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, progress: bool = False,

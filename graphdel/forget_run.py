@@ -2,15 +2,16 @@
 chain of deletions it continues, its :class:`~graphdel.unlearning.UnlearningContext`, its metrics, its
 ``config.json``, its certificate's procedure and the writing of its folder.
 
-They prepare and record; the verb itself, and the Retrain it may call (:func:`graphdel.api.retrain_model`,
-looked up there so that it can be replaced), stay in :mod:`graphdel.api`, which re-exports
-:func:`deleted_pairs`.
+They prepare and record, and train the Retrain a method may ask for (:func:`retrain_model` with the run's
+recorded recipe, :func:`recorded_configs`); the verb itself stays in :mod:`graphdel.api`, which re-exports
+:func:`deleted_pairs` and :func:`retrain_model`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -20,11 +21,14 @@ from graphdel.errors import InvalidInputError, UnlearningNoOpError, warn
 from graphdel.evaluation.run_data import Prepared
 from graphdel.evaluation.suite import retrieval_metrics
 from graphdel.io import atomic_write_json, staged_folder
+from graphdel.models.joint import ModelConfig, build_model
 from graphdel.runs import Run, parameter_change_norm, write_run
 from graphdel.train_run import merge_split_metrics
+from graphdel.training.loop import TrainConfig, train_model
 
 __all__ = ["anchor_loader", "chain_original_of", "check_still_trained", "deleted_pairs", "forget_metrics",
-           "forget_run_config", "inferable_facts", "unlearning_context", "unlearning_procedure", "utc_now",
+           "forget_run_config", "inferable_facts", "recorded_configs", "retrain_model", "retrain_when_asked",
+           "unlearning_context", "unlearning_procedure", "utc_now",
            "write_forget_run"]
 
 
@@ -231,3 +235,37 @@ def unlearning_procedure(original, result, forget, original_path: Path, method: 
             "request: nothing was deleted, so no run folder or certificate was written")
     return {"steps": selected.get("steps"), "epochs_run": selected.get("epochs_run"),
             "selected_epoch": selected.get("epoch"), "param_change_norm": change, "structural_change": removed}
+
+
+# ------------------------------------------------------------------------------------------------ Retrain
+
+def recorded_configs(run: Run) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training configs ``run``'s model was built and trained with (its ``config.json``)."""
+    return ModelConfig.from_dict(run.config["model"]), TrainConfig(**run.config["train"])
+
+
+def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: ModelConfig, train_config: TrainConfig,
+                  *, progress: bool = True):
+    """Retrain: a fresh model trained from scratch on ``dr_rows`` with the original recipe and seed."""
+    torch.manual_seed(train_config.seed)
+    model = build_model(model_config)
+    sets = prepared.sets()
+    return train_model(model, prepared.data.subset(dr_rows, "retain"), sets["val"], train_config,
+                       progress=progress, distractors=prepared.distractors()).model
+
+
+def retrain_when_asked(run: Run, prepared: Prepared, dr_rows: Sequence[int], device: str | torch.device,
+                       where: torch.device, retrain_fn: Callable | None, progress: bool) -> Callable:
+    """``() -> model``: Retrain for a deletion from ``run`` (``retrain_fn(prepared, dr_rows)`` when given,
+    else :func:`retrain_model` with the run's recorded recipe), trained only when a method asks for it."""
+    model_config, recorded = recorded_configs(run)
+    # Retrain replays the original recipe on the device this deletion runs on (not the one the original
+    # was trained on: `forget --device cpu` on a GPU machine retrains on the CPU)
+    train_config = dataclasses.replace(recorded, device=device if isinstance(device, str) else str(where))
+
+    def retrain():
+        if retrain_fn is not None:
+            return retrain_fn(prepared, dr_rows)
+        return retrain_model(prepared, dr_rows, model_config, train_config, progress=progress)
+
+    return retrain

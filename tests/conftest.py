@@ -58,9 +58,10 @@ def tiny_csv(tmp_path) -> Path:
 
 
 def spy_training_sets(monkeypatch) -> list[set[str]]:
-    """Make ``graphdel.api.train_model`` record the pair ids of every training set it is given (it still
-    trains); returns the list the ids are appended to, one set per call."""
-    from graphdel import api
+    """Make ``train_model`` record the pair ids of every training set it is given (it still trains), where
+    the verbs call it: :mod:`graphdel.api` (training) and :mod:`graphdel.forget_run` (Retrain); returns the
+    list the ids are appended to, one set per call."""
+    from graphdel import api, forget_run
 
     seen: list[set[str]] = []
     real = api.train_model
@@ -70,4 +71,5 @@ def spy_training_sets(monkeypatch) -> list[set[str]]:
         return real(model, train, val, config, **kw)
 
     monkeypatch.setattr(api, "train_model", spy)
+    monkeypatch.setattr(forget_run, "train_model", spy)
     return seen

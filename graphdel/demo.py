@@ -1,9 +1,7 @@
 """``graphdel demo``: the whole story on the embedded corpus, end to end.
 
 1. train the original model, or reuse a finished earlier run with the same resolved configuration and
-   data (the *run cache*: ``$GRAPHDEL_CACHE/runs/train-<hash>`` when ``GRAPHDEL_CACHE`` is set, else
-   ``<out>/../.graphdel-runs/train-<hash>``; the hash covers the resolved data, model and training
-   configs and the corpus content hash, and a cached run is used only if its ``config.json`` matches);
+   data (the *run cache*, :mod:`graphdel.run_cache`);
 2. make the default deletion request: 5% of the training molecules, seed 0;
 3. run Retrain and every registered method (Retrain is trained once and shared: it is both the
    ``retrain`` method's model and the evaluation reference);
@@ -30,18 +28,19 @@ Output folder::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
+from graphdel.config import ConfigMixin, check_types
 from graphdel.io import remove_path
+# the cache of trained originals, re-exported here where bench scripts and notebooks have always found it
+from graphdel.run_cache import cached_train, run_cache_dir
 
 __all__ = ["DemoConfig", "run_demo", "run_cache_dir", "cached_train", "QUICK_OVERRIDES"]
 
@@ -52,11 +51,12 @@ QUICK_OVERRIDES: dict[str, list[str]] = {"ft": ["epochs=1"], "scrub": ["epochs=2
 
 
 @dataclass
-class DemoConfig:
-    """Settings of :func:`run_demo`.
+class DemoConfig(ConfigMixin):
+    """Settings of :func:`run_demo` (parsed, checked and round-tripped by the config kernel,
+    :mod:`graphdel.config`; ``out/demo.json`` records them under ``config``).
 
     Attributes:
-        out: the output folder (must not exist, or be empty, unless ``overwrite``).
+        out: the output folder (must not exist, or be empty, unless ``overwrite``); a path is kept as text.
         overwrite: replace an existing ``out`` whole (see the module docstring).
         accept_modified: use a cached original whose weights or config.json changed since it was written.
         quick: the small setting (:func:`graphdel.api.quick_configs` and :data:`QUICK_OVERRIDES`): a smoke
@@ -74,17 +74,18 @@ class DemoConfig:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where the original, every method, Retrain and the
             evaluation compute (:func:`graphdel.device.resolve_device`).
         progress: progress bars and step lines.
+        overrides: ``{method: ["key=value", ...]}`` added to each method's settings.
     """
 
-    out: str | Path
+    out: str = "out/demo"
     quick: bool = False
     data: str = "drugs"
     fraction: float = 0.05
-    forget: Sequence[str] | None = None
+    forget: list[str] | None = None
     close: bool = False
     by: str = "molecule"
     seed: int = 0
-    methods: Sequence[str] | None = None
+    methods: list[str] | None = None
     lira_shadows: int = 0
     lira_epochs: int | None = None
     device: str = "auto"
@@ -93,74 +94,14 @@ class DemoConfig:
     overwrite: bool = False
     accept_modified: bool = False
 
+    config_name = "demo config"
 
-def run_cache_dir(out: str | Path) -> Path:
-    """Where finished original runs are cached (see the module docstring)."""
-    env = os.environ.get("GRAPHDEL_CACHE")
-    if env:
-        return Path(env) / "runs"
-    return Path(out).resolve().parent / ".graphdel-runs"
-
-
-def _resolved(data, model_config, train_config, content_hash: str) -> dict:
-    return {"data": {**asdict(data), "content_hash": content_hash}, "model": model_config.to_dict(),
-            "train": train_config.to_dict()}
-
-
-def _matches(run_config: dict, resolved: dict) -> bool:
-    data = {k: v for k, v in run_config.get("data", {}).items() if k in resolved["data"]}
-    return (run_config.get("kind") == "train" and not run_config.get("excluded_ids")
-            and data == resolved["data"] and run_config.get("model") == resolved["model"]
-            and run_config.get("train") == resolved["train"])
-
-
-def cached_train(data, model_config, train_config, *, cache: Path, prepared=None, progress: bool = True,
-                 log: Callable[[str], None] = print, quick: bool = False, accept_modified: bool = False):
-    """Train the original model, or reuse a finished cached run with the same resolved config and data.
-
-    The configs are resolved as :func:`graphdel.api.train` records them (the modality's recipe defaults,
-    ``quick`` saying which generic defaults they replace, and what the featurised data adds to
-    ``model.extra``), so a cached run of a modality with its own recipe (knowledge graph, image) matches.
-    The data source is resolved too (``csv:x.csv`` -> ``csv:/abs/x.csv``, as the run records it).
-
-    Returns ``(run, prepared, reused)``.
-
-    Raises:
-        IntegrityError: the matching cached run's weights or config.json changed since it was written and
-            ``accept_modified`` is false (a modified cache entry is never used silently).
-    """
-    from graphdel import api
-    from graphdel.errors import IntegrityError
-    from graphdel.models.joint import ModelConfig
-    from graphdel.runs import Run
-
-    corpus = api.load_corpus(data)
-    data = replace(data, source=corpus.source)
-    model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality})
-    # the recipe first: it may change what is featurised (the molecule fusion's caption tokens)
-    model_config, train_config = api.modality_defaults(corpus.modality, model_config, train_config, quick)
-    prepared = prepared or api.prepare(data, model_config, corpus=corpus, progress=progress)
-    model_extra = getattr(prepared.data.items, "model_extra", None)
-    if model_extra is not None:
-        model_config = ModelConfig.from_dict({**model_config.to_dict(),
-                                              "extra": {**model_extra(), **model_config.extra}})
-    resolved = _resolved(data, model_config, train_config, corpus.content_hash())
-    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    folder = cache / f"train-{digest}"
-    if (folder / "config.json").is_file():
-        try:
-            run = Run.load(folder, accept_modified=accept_modified)
-            if _matches(run.config, resolved):
-                log(f"      reusing the cached original model {folder}")
-                return run, prepared, True
-            log(f"      cached run {folder} does not match this configuration; training a new one")
-        except IntegrityError as e:
-            raise IntegrityError(f"cached original: {e}, or delete {folder} to train it again") from e
-        except Exception as e:  # an unreadable cache entry is ignored, never trusted
-            log(f"      ignoring unreadable cached run {folder}: {e}")
-        folder = cache / f"train-{digest}-{int(time.time())}"
-    run = api.train(data, train_config, model_config, out=folder, progress=progress, prepared=prepared)
-    return run, prepared, False
+    def __post_init__(self) -> None:
+        # a Path (or a tuple of ids) given by hand is kept in the form config.json and --set use
+        self.out = str(self.out) if isinstance(self.out, Path) else self.out
+        self.forget = list(self.forget) if isinstance(self.forget, tuple) else self.forget
+        self.methods = list(self.methods) if isinstance(self.methods, tuple) else self.methods
+        check_types(self)
 
 
 def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -288,7 +229,9 @@ def _shared_retrain(cfg: DemoConfig, original, device: str, log: Callable[[str],
     """``(prepared, dr_rows) -> model``: Retrain trained once per Dr and shared, so that the ``retrain``
     method's model and the evaluation reference are the same model (``retrain_fn`` of :func:`api.forget`)."""
     from graphdel import api
+    from graphdel.forget_run import recorded_configs
 
+    model_config, recorded = recorded_configs(original)
     retrained: dict[tuple, Any] = {}
 
     def retrain_fn(prep, dr_rows):
@@ -296,9 +239,8 @@ def _shared_retrain(cfg: DemoConfig, original, device: str, log: Callable[[str],
         if key not in retrained:
             log("      training Retrain from scratch on Dr (once; shared with the evaluation)")
             # on this demo's device, whatever device a cached original was trained on
-            recipe = replace(train_config_of(original), device=device)
-            retrained[key] = api.retrain_model(prep, dr_rows, original_model_config(original), recipe,
-                                               progress=cfg.progress)
+            recipe = replace(recorded, device=device)
+            retrained[key] = api.retrain_model(prep, dr_rows, model_config, recipe, progress=cfg.progress)
         return retrained[key]
 
     return retrain_fn
@@ -361,7 +303,7 @@ def _write_demo_json(cfg: DemoConfig, out: Path, original, reused: bool, methods
 
     atomic_write_json({"wall_time_s": wall, "quick": cfg.quick, "data": cfg.data, "original": str(original.path),
                        "original_reused": reused, "methods": methods, "overrides": overrides,
-                       "skipped": skipped},
+                       "skipped": skipped, "config": cfg.to_dict()},
                       out / "demo.json")
 
 
@@ -385,20 +327,6 @@ def _headline(split_metrics: dict) -> str:
     if "lp" in split_metrics:
         return f"link-prediction MRR {split_metrics['lp']['mrr']:.3f}"
     return f"pool-64 g2t MRR {split_metrics['pool64']['g2t_mrr']:.3f}"
-
-
-def original_model_config(run):
-    """The :class:`~graphdel.models.joint.ModelConfig` a run's model was built with (from its ``config.json``)."""
-    from graphdel.models.joint import ModelConfig
-
-    return ModelConfig.from_dict(run.config["model"])
-
-
-def train_config_of(run):
-    """The :class:`~graphdel.training.loop.TrainConfig` a run was trained with (from its ``config.json``)."""
-    from graphdel.training.loop import TrainConfig
-
-    return TrainConfig(**run.config["train"])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ import graphdel.config as kernel
 from graphdel.audit import AuditConfig
 from graphdel.config import (ConfigMixin, check_types, config_from_dict, config_keys, config_to_dict,
                              parse_overrides, type_name)
+from graphdel.demo import DemoConfig
 from graphdel.errors import ConfigError
 from graphdel.evaluation.run_data import DataConfig
 from graphdel.evaluation.suite_model import SuiteConfig
@@ -41,6 +42,10 @@ OWN_CONFIGS = {
                  "calibration_fraction=0", "calibration_seed=2"],
     SuiteConfig: ["pool_size=16", "seed=1", "chunks=2", "probes=off", "membership=false", "lira_shadows=4",
                   "lira_epochs=3", "batch_size=32", "device=cpu"],
+    DemoConfig: ["out=/tmp/demo", "quick=true", "data=wordnet", "fraction=0.02", "forget=[\"a\", \"b\"]",
+                 "close=true", "by=triple", "seed=3", "methods=[\"multidelete\"]", "lira_shadows=4", "lira_epochs=2",
+                 "device=cpu", "progress=false", "overrides={\"ft\": [\"epochs=1\"]}", "overwrite=true",
+                 "accept_modified=true"],
     AuditConfig: ["method=neggrad", "overrides=[\"epochs=1\", \"lr=0.5\"]", "models=4", "originals=true",
                   "seed=2", "device=cpu", "progress=false"],
 }

@@ -74,8 +74,12 @@ def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch)
 
 def test_demo_without_quick_judges_the_methods(tiny_csv, tmp_path):
     lines = []
-    res = run_demo(DemoConfig(out=tmp_path / "full", data=f"csv:{tiny_csv}", methods=["multidelete"],
-                              progress=False, device="cpu"), log=lines.append)
+    cfg = DemoConfig(out=tmp_path / "full", data=f"csv:{tiny_csv}", methods=("multidelete",), progress=False,
+                     device="cpu")
+    assert cfg.out == str(tmp_path / "full") and cfg.methods == ["multidelete"]  # kept as config.json keeps them
+    res = run_demo(cfg, log=lines.append)
+    # demo.json records the settings, and they rebuild the demo's config
+    assert DemoConfig.from_dict(json.loads((tmp_path / "full" / "demo.json").read_text())["config"]) == cfg
     printed = "\n".join(lines)
     assert SMOKE_BANNER not in printed and "not judged" not in printed
     row = next(line for line in printed.splitlines() if line.startswith("multidelete "))

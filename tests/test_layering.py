@@ -60,6 +60,7 @@ LAYERS = {
     "graphdel.evaluation.suite_signals": 7,
     "graphdel.evaluation.suite_attacks": 7,
     "graphdel.evaluation.suite_model": 7,
+    "graphdel.evaluation.metrics": 7,  # the registered metrics, computed from suite_signals' per-pair signals
     "graphdel.evaluation.suite_runs": 7,
     "graphdel.evaluation.suite_output": 7,
     "graphdel.evaluation.report": 7,
@@ -81,6 +82,7 @@ LAYERS = {
     "graphdel.api": 8,
     "graphdel.audit": 9,
     "graphdel.demo": 9,
+    "graphdel.run_cache": 9,  # the cache of trained originals: trains through the verbs
     "graphdel.cli": 10,
 }
 

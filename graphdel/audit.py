@@ -55,11 +55,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+import graphdel.api as api
 from graphdel.config import ConfigMixin
-
+from graphdel.data.molecules import cache_dir
+from graphdel.device import placed, resolve_device
+from graphdel.errors import InvalidInputError
 # AUDIT_FORMAT and AUDIT_VERSION (audit.json's "format" and "version") are defined with the file's reader,
 # below this module (which trains and unlearns through graphdel.api); importable from here as before.
 from graphdel.evaluation.audit_report import AUDIT_FORMAT, AUDIT_VERSION
+from graphdel.evaluation.embed import embed_pairs
+from graphdel.evaluation.per_example import PEAKY_RATIO, floor, per_example_epsilon, ulira
+from graphdel.evaluation.suite import pair_signals
+from graphdel.io import atomic_write_bytes, atomic_write_json, cached_sha256_file, staged_folder
+from graphdel.runs import Run, check_output
 
 #: The signal the headline numbers are read from (the others are reported alongside).
 PRIMARY_SIGNAL = "similarity"
@@ -106,11 +114,6 @@ def audit_models(original, request, config: AuditConfig, *, prepared=None,
         ``(unlearned, retrained)``: two lists of :class:`~graphdel.runs.Run`, M each.
     """
     from tqdm import tqdm
-
-    import graphdel.api as api
-    from graphdel.data.molecules import cache_dir
-    from graphdel.io import cached_sha256_file
-    from graphdel.runs import Run
 
     cache = cache or cache_dir() / "audit"
     prepared = prepared or api.load_run_data(original, progress=False)
@@ -160,10 +163,6 @@ def signal_matrices(runs, prepared, df_rows: Sequence[int], *, seed: int = 0, de
     """``{signal name: [len(runs), |Df|] array}``: each run's attack signals on the deleted pairs
     (similarity, pool reciprocal rank, pool loss, matching probability when every model has a head), in
     the order of ``df_rows``; each model is read on ``device`` (moved there and back)."""
-    from graphdel.device import placed
-    from graphdel.evaluation.embed import embed_pairs
-    from graphdel.evaluation.suite import pair_signals
-
     pairs = prepared.data.subset(sorted(df_rows), "forget")
     out: dict[str, list[np.ndarray]] = {}
     for run in runs:
@@ -193,8 +192,6 @@ def estimate(unlearned: np.ndarray, retrained: np.ndarray) -> dict[str, Any]:
     its floor (the retrained models in four quarters: in-shadows, in-targets, out-shadows, out-targets;
     ``None`` below 8 models, when a quarter would hold fewer than the 2 models a fit needs).
     """
-    from graphdel.evaluation.per_example import floor, per_example_epsilon, ulira
-
     eps = per_example_epsilon(unlearned, retrained)
     half = unlearned.shape[0] // 2, retrained.shape[0] // 2
     eps_half = per_example_epsilon(unlearned[:half[0]], retrained[:half[1]])
@@ -219,13 +216,6 @@ def run_audit(original, request, config: AuditConfig, out: str | Path, *, overwr
     Raises:
         InvalidInputError: fewer than 4 models.
     """
-    import graphdel.api as api
-    from graphdel.device import resolve_device
-    from graphdel.errors import InvalidInputError
-    from graphdel.evaluation.per_example import PEAKY_RATIO
-    from graphdel.io import atomic_write_bytes, atomic_write_json, cached_sha256_file, staged_folder
-    from graphdel.runs import check_output
-
     if config.models < 4:
         raise InvalidInputError(f"--models must be at least 4 (two shadows and two targets per side), "
                                 f"got {config.models}")

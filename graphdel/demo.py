@@ -37,10 +37,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from graphdel import api
 from graphdel.config import ConfigMixin, check_types
-from graphdel.io import remove_path
+from graphdel.device import resolve_device
+from graphdel.errors import ConfigError, InvalidInputError, RunError
+from graphdel.evaluation.report import SMOKE_BANNER
+from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, short_table, write_audit
+from graphdel.forget_run import recorded_configs
+from graphdel.io import atomic_write_json, remove_path
 # the cache of trained originals, re-exported here where bench scripts and notebooks have always found it
 from graphdel.run_cache import cached_train, run_cache_dir
+from graphdel.runs import check_output
+from graphdel.unlearning import available_methods, get_method, parse_overrides
 
 __all__ = ["DemoConfig", "run_demo", "run_cache_dir", "cached_train", "QUICK_OVERRIDES"]
 
@@ -107,11 +115,6 @@ class DemoConfig(ConfigMixin):
 def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the demo (see the module docstring). Returns ``{"report": path of report.html, "audit": ...,
     "files": {...}, "wall_time_s": float}``."""
-    from graphdel.errors import InvalidInputError
-    from graphdel.runs import check_output
-    from graphdel.device import resolve_device
-    from graphdel.unlearning import available_methods, get_method, parse_overrides
-
     log = log or (lambda s: print(s, flush=True))
     t_start = time.perf_counter()
     out = Path(cfg.out)
@@ -144,8 +147,6 @@ def _replacing(out: Path, overwrite: bool) -> Iterator[None]:
     sibling for the block; delete it when the block succeeds, put it back (removing what the block wrote)
     when it fails, so an old and a new demo are never mixed."""
     import secrets
-
-    from graphdel.errors import RunError
 
     aside = None
     if overwrite and (out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir())))):
@@ -186,9 +187,6 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
 def _original_step(cfg: DemoConfig, out: Path, log: Callable[[str], None]):
     """Step 1: the original model, trained in the quick or the full setting on ``cfg.device``, or a cached
     one reused (:func:`cached_train`). Returns ``(run, prepared, reused)``."""
-    from graphdel import api
-    from graphdel.evaluation.report import SMOKE_BANNER
-
     if cfg.quick:
         data, model_config, train_config = api.quick_configs(cfg.data)
     else:
@@ -209,8 +207,6 @@ def _original_step(cfg: DemoConfig, out: Path, log: Callable[[str], None]):
 def _request_step(cfg: DemoConfig, out: Path, original, prepared, log: Callable[[str], None]):
     """Step 2: the deletion request (``cfg.forget``'s ids, else a random ``cfg.fraction`` drawn with
     ``cfg.seed``), saved as ``out/request.json``."""
-    from graphdel import api
-
     if cfg.forget:
         log(f"[2/4] deletion request: {', '.join(cfg.forget)} (by {cfg.by})")
         request = api.make_request(original, ids=list(cfg.forget), by=cfg.by, prepared=prepared)
@@ -228,9 +224,6 @@ def _request_step(cfg: DemoConfig, out: Path, original, prepared, log: Callable[
 def _shared_retrain(cfg: DemoConfig, original, device: str, log: Callable[[str], None]) -> Callable:
     """``(prepared, dr_rows) -> model``: Retrain trained once per Dr and shared, so that the ``retrain``
     method's model and the evaluation reference are the same model (``retrain_fn`` of :func:`api.forget`)."""
-    from graphdel import api
-    from graphdel.forget_run import recorded_configs
-
     model_config, recorded = recorded_configs(original)
     retrained: dict[tuple, Any] = {}
 
@@ -252,9 +245,6 @@ def _unlearning_step(cfg: DemoConfig, out: Path, original, prepared, request, me
     """Step 3: Retrain and then every method unlearn ``request`` from ``original`` into ``out/runs/<method>``.
     Returns ``(runs, skipped)``: the runs made, and ``{method: reason}`` for the methods left out because they
     do not apply to this model (only when the methods were not named by the caller)."""
-    from graphdel import api
-    from graphdel.errors import ConfigError
-
     retrain_fn = _shared_retrain(cfg, original, device, log)
     log(f"[3/4] unlearning with retrain + {len(methods)} methods: {', '.join(methods)}")
     runs, skipped = [], {}
@@ -281,8 +271,6 @@ def _report_step(cfg: DemoConfig, out: Path, original, runs: list, skipped: dict
                  log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Step 4: evaluate the runs (:func:`graphdel.evaluation.suite.evaluate_runs`) and write the report,
     the metrics and the certificates into ``out``. Returns ``(audit, files)``."""
-    from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, write_audit
-
     log("[4/4] evaluating and writing the report")
     suite_cfg = SuiteConfig(seed=cfg.seed, lira_shadows=cfg.lira_shadows, lira_epochs=cfg.lira_epochs,
                             device=device)
@@ -299,8 +287,6 @@ def _report_step(cfg: DemoConfig, out: Path, original, runs: list, skipped: dict
 def _write_demo_json(cfg: DemoConfig, out: Path, original, reused: bool, methods: list[str],
                      overrides: dict[str, list[str]], skipped: dict[str, str], wall: float) -> None:
     """``out/demo.json``: the demo's settings and what it did (time, original reused, methods skipped)."""
-    from graphdel.io import atomic_write_json
-
     atomic_write_json({"wall_time_s": wall, "quick": cfg.quick, "data": cfg.data, "original": str(original.path),
                        "original_reused": reused, "methods": methods, "overrides": overrides,
                        "skipped": skipped, "config": cfg.to_dict()},
@@ -310,8 +296,6 @@ def _write_demo_json(cfg: DemoConfig, out: Path, original, reused: bool, methods
 def _log_summary(audit: dict[str, Any], files: dict[str, Any], wall: float,
                  log: Callable[[str], None]) -> None:
     """The closing lines: the short table, the link-prediction table (KG only), the time and the report."""
-    from graphdel.evaluation.suite import lp_table, short_table
-
     log("")
     log(short_table(audit))  # opens with the smoke banner for a quick demo
     if lp_table(audit):

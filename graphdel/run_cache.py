@@ -17,6 +17,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
+from graphdel import api
+from graphdel.errors import IntegrityError
+from graphdel.models.joint import ModelConfig
+from graphdel.runs import Run
+
 __all__ = ["run_cache_dir", "cached_train"]
 
 
@@ -55,11 +60,6 @@ def cached_train(data, model_config, train_config, *, cache: Path, prepared=None
         IntegrityError: the matching cached run's weights or config.json changed since it was written and
             ``accept_modified`` is false (a modified cache entry is never used silently).
     """
-    from graphdel import api
-    from graphdel.errors import IntegrityError
-    from graphdel.models.joint import ModelConfig
-    from graphdel.runs import Run
-
     corpus = api.load_corpus(data)
     data = replace(data, source=corpus.source)
     model_config = ModelConfig.from_dict({**model_config.to_dict(), "modality": corpus.modality})

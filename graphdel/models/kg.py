@@ -261,6 +261,27 @@ class KGTextModel(KGStructure, JointModel):
         s, z = self.entity_states()
         return (s[triples[:, 0]] * z[triples[:, 1]] * s[triples[:, 2]]).sum(-1)
 
+    def link_scores(self, batch: PairBatch, negatives: int,
+                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """DistMult logits of the batch's triples in both directions and of corrupted ones (MultiDelete's
+        ``link_weight`` term; :meth:`~graphdel.models.protocol.ModalityModule.link_scores`).
+
+        For each triple pair ``(h, r, t)`` of ``batch`` (entity-description pairs are skipped): the tail
+        query ``(h, r, ?)`` and the head query ``(t, r + R, ?)``, as the filtered MRR ranks them. Returns
+        ``(rows [F], scores [F], corrupted [F, negatives])`` with ``F = 2 x triples``: ``scores`` the true
+        answer's logit, ``corrupted`` the logits of ``negatives`` entities drawn uniformly with
+        ``generator`` and shared by every query of the batch (one matrix product; a draw may hit a true
+        answer, which at ``negatives`` << entities barely moves the estimate)."""
+        s, z = self.entity_states()
+        is_triple = batch.x[:, 1] < self.num_relations
+        rows = is_triple.nonzero().flatten()
+        heads, relations, tails = batch.x[rows, 0], batch.x[rows, 1], batch.text.entity[rows]
+        queries = torch.cat([s[heads] * z[relations], s[tails] * z[relations + self.num_relations]])  # [F, d]
+        answers = torch.cat([tails, heads])
+        drawn = torch.randint(self.num_entities, (negatives,), generator=generator).to(s.device)
+        scores = (queries * s[answers]).sum(-1)
+        return torch.cat([rows, rows]), scores, queries @ s[drawn].t()
+
     def _lp_loss(self, s: Tensor, z: Tensor, x: Tensor, tails: Tensor, reduction: str = "mean") -> Tensor:
         """Cross-entropy of the true tail of ``(h, r, ?)`` and the true head (``(t, r + R, ?)``) among all
         entities, or, with ``extra["lp_negatives"] = k > 0`` during training, among the batch's true

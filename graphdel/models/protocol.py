@@ -215,6 +215,16 @@ class ModalityModule(nn.Module):
         model has no notion of nearness."""
         return None
 
+    def link_scores(self, batch: PairBatch, negatives: int,
+                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor] | None:
+        """The model's own decoder logits of the facts the pairs of ``batch`` state, for a forgetting term on
+        the score a link predictor ranks by: ``(rows [F] long, scores [F], corrupted [F, negatives])``, where
+        ``rows`` are the positions in ``batch`` of the ``F`` scored facts (a pair may state one in each
+        direction), ``scores`` their logits and ``corrupted`` the logits of the same queries with
+        ``negatives`` random answers (drawn with ``generator``), with gradients. ``None`` (default): the model
+        has no link decoder, and no such term applies."""
+        return None
+
     def forget_structure(self, sampler: PairSampler) -> int:
         """Drop the pairs of ``sampler`` from the training data the model stores and reads as input (a KG
         model's message-passing graph); the number of stored facts removed. Default: stores none, 0."""

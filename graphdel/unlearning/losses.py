@@ -12,6 +12,7 @@ let the decoupling term dominate (measured on the embedded corpus).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -25,7 +26,7 @@ from graphdel.unlearning.negatives import (_sharded, all_rows, derangement, dist
                                            negative_texts, own_positions)
 
 __all__ = ["StepEncodings", "all_rows", "derangement", "distance", "distinct_items", "exceedance", "forget_loss",
-           "item_derangement", "modality_decoupling", "multimodal_retention", "negative_texts", "own_positions",
+           "item_derangement", "link_forgetting", "link_margins", "modality_decoupling", "multimodal_retention", "negative_texts", "own_positions",
            "pair_losses_against", "quantile_matched_targets", "similarity_at_share", "unimodal_retention"]
 
 Distance = Literal["mse", "cosine", "l1"]
@@ -222,6 +223,35 @@ def modality_decoupling(student: nn.Module, teacher: nn.Module, df: PairBatch, *
             term = _distance(s, target, distance)
         total = term if total is None else total + term
     return total
+
+
+def link_margins(rows: Tensor, scores: Tensor, corrupted: Tensor) -> tuple[Tensor, Tensor]:
+    """``(pairs [P] long, margins [P])``: how far each pair's facts stand above random answers, as a link
+    predictor ranks them, from a model's :meth:`~graphdel.models.protocol.ModalityModule.link_scores`.
+
+    A fact's margin is ``score - (logsumexp(corrupted) - log k)``: its logit over the log of the mean
+    exponentiated logit of ``k`` random answers, the estimate of ``log(N p(answer))`` under the decoder's
+    softmax over ``N`` answers, which is what its rank follows (a few high random answers outweigh the mass
+    of low ones, as they do in a rank). ``rows [F]``: the pair position of each fact; ``scores [F]``;
+    ``corrupted [F, k]``. A pair's margin is the mean over its facts (a KG triple: both directions);
+    ``pairs`` are the distinct ``rows``, sorted."""
+    k = corrupted.shape[1]
+    fact = scores - (torch.logsumexp(corrupted, dim=1) - math.log(k))
+    pairs, inverse = torch.unique(rows, return_inverse=True)
+    total = fact.new_zeros(pairs.numel()).index_add(0, inverse, fact)
+    count = fact.new_zeros(pairs.numel()).index_add(0, inverse, torch.ones_like(fact))
+    return pairs, total / count
+
+
+def link_forgetting(margins: Tensor, targets: Tensor) -> Tensor:
+    """Scalar: ``mean_i max(0, margins_i - targets_i)`` (both ``[P]``; 0 when ``P = 0``).
+
+    The deleted facts' margins (:func:`link_margins`) are pushed down to their targets, the margins
+    never-trained facts have, and no further: a hinge, because a fact a never-trained model would still
+    rank well (inferable from the rest of the graph) must not be pushed under that."""
+    if margins.numel() == 0:
+        return margins.new_zeros(())
+    return F.relu(margins - targets.to(margins)).mean()
 
 
 def quantile_matched_targets(scores: Tensor, reference: Tensor) -> Tensor:

@@ -59,9 +59,9 @@ from torch import Tensor
 from graphdel.models.protocol import PairBatch
 from graphdel.unlearning.base import GradientConfig, GradientMethod, Trainer, check, register_method, set_update_mode
 from graphdel.errors import ConfigError
-from graphdel.unlearning.losses import (StepEncodings, forget_loss, modality_decoupling, multimodal_retention,
-                                       exceedance, quantile_matched_targets, similarity_at_share,
-                                       unimodal_retention)
+from graphdel.unlearning.losses import (StepEncodings, forget_loss, link_forgetting, link_margins,
+                                       modality_decoupling, multimodal_retention, exceedance,
+                                       quantile_matched_targets, similarity_at_share, unimodal_retention)
 from graphdel.unlearning.masks import fisher_diagonal, importance_ratio, top_fraction_mask
 from graphdel.evaluation.embed import embed_pairs
 
@@ -93,6 +93,16 @@ class MultiDeleteConfig(GradientConfig):
             a KG's retained triples that share an entity with a deleted one); 0 (default) or a model without
             such pairs: none.
         beta: weight of L_UKR.
+        link_weight: weight of a forgetting term on the model's own link decoder
+            (:meth:`~graphdel.models.protocol.ModalityModule.link_scores`; a KG's DistMult score): each
+            deleted pair's margin over ``link_negatives`` random answers
+            (:func:`~graphdel.unlearning.losses.link_margins`) is pushed down, by a hinge, to a target matched
+            by quantile to the margins of the calibration pairs (validation when there is none; with their
+            hidden mirror facts out of the graph, as the reference is scored), measured on ``f'`` before the
+            first update (:func:`~graphdel.unlearning.losses.link_forgetting`). Why: L_MD moves the fused
+            representation, which on a KG did not lower the decoder's score of the deleted facts. 0
+            (default), or a model without a link decoder: no term.
+        link_negatives: random answers each deleted fact's margin is measured against (the targets too).
         distance: ``mse`` | ``part_mse`` (each part of the fused representation the model declares,
             :meth:`~graphdel.models.protocol.ModalityModule.fused_parts`, weighted alike) | ``cosine`` | ``l1``.
         negatives: where the unrelated texts of L_MD come from: ``df`` (item-aware derangement of the Df
@@ -151,6 +161,8 @@ class MultiDeleteConfig(GradientConfig):
     anchor_teacher: bool = True
     replay: int = 32
     near_weight: float = 0.0
+    link_weight: float = 0.0
+    link_negatives: int = 256
     target_distractors: int = 256
     mask_fraction: float = 0.0
     mask_lambda: float = 0.1
@@ -162,6 +174,8 @@ class MultiDeleteConfig(GradientConfig):
         check(0 <= self.mask_fraction <= 1, f"mask_fraction must be in [0, 1], got {self.mask_fraction}")
         check(self.mask_lambda >= 0, f"mask_lambda must be >= 0, got {self.mask_lambda}")
         check(self.mask_retain_batches >= 1, f"mask_retain_batches must be >= 1, got {self.mask_retain_batches}")
+        check(self.link_weight >= 0, f"link_weight must be >= 0, got {self.link_weight}")
+        check(self.link_negatives >= 1, f"link_negatives must be >= 1, got {self.link_negatives}")
         check(self.replay >= 0, f"replay must be >= 0, got {self.replay}")
         check(self.target_distractors >= 2, f"target_distractors must be >= 2, got {self.target_distractors}")
         check(self.alpha >= 0 and self.beta >= 0, f"alpha and beta must be >= 0, got {self.alpha}, {self.beta}")
@@ -171,14 +185,19 @@ class MultiDeleteConfig(GradientConfig):
 def multidelete_loss(student: Any, teacher: Any, df: PairBatch, dr: PairBatch, cfg: MultiDeleteConfig,
                      generator: Any = None, earlier: PairBatch | None = None,
                      pair_targets: Callable[[PairBatch], Tensor] | None = None,
-                     near: PairBatch | None = None) -> tuple[Any, dict[str, float]]:
+                     near: PairBatch | None = None, link: Tensor | None = None) -> tuple[Any, dict[str, float]]:
     """``L_MD + alpha L_MKR + beta L_UKR`` on one Df batch and one Dr batch, and the terms as floats.
 
     ``earlier``: pairs of the chain's earlier requests (``cfg.replay``); their L_MD is added to the Df
     batch's (logged as ``md_replay``). ``pair_targets``: ``batch -> [B]`` target similarity of each of its
     pairs (``similarity_target="calibrated"``). ``near``: retained pairs near the deleted data, held by a
-    second L_MKR of weight ``alpha * near_weight`` (logged as ``mkr_near``)."""
+    second L_MKR of weight ``alpha * near_weight`` (logged as ``mkr_near``). ``link``: the Df batch's
+    link-forgetting term (scalar, :func:`~graphdel.unlearning.losses.link_forgetting`), added with weight
+    ``link_weight`` (logged as ``link``); ``None``: no such term."""
     total, terms = 0.0, {}
+    if link is not None and cfg.link_weight > 0:
+        total = total + cfg.link_weight * link
+        terms["link"] = float(link.detach())
     if cfg.terms.md:
         targets_of = pair_targets if cfg.similarity_target == "calibrated" else (lambda batch: None)
         md = modality_decoupling(student, teacher, df, negatives=cfg.negatives, dr=dr,
@@ -257,6 +276,7 @@ class MultiDelete(GradientMethod):
         self._teacher_df_pos = {int(r): i for i, r in enumerate(emb.rows.tolist())}
         if cfg.similarity_target == "calibrated":
             self._pair_target = self._calibrated_targets(trainer, cfg, emb)
+        self._link_target = self._link_targets(trainer, cfg) if cfg.link_weight > 0 else None
         self._near = None
         if cfg.near_weight > 0 and cfg.terms.mkr:
             self._near = trainer.student.retain_neighbourhood(trainer.ctx.forget, trainer.ctx.retain)
@@ -278,6 +298,67 @@ class MultiDelete(GradientMethod):
         kept = sum(int(m.sum()) for m in trainer.grad_mask.values())
         total = sum(m.numel() for m in trainer.grad_mask.values())
         trainer.log.append({"phase": "mask", "masked_in_weights": kept, "total_weights": total})
+
+    def _link_margins_of(self, model: Any, sampler: Any, trainer: Trainer,
+                         cfg: MultiDeleteConfig) -> tuple[Tensor, Tensor] | None:
+        """``(corpus rows [P], margins [P])`` of the pairs of ``sampler`` that state a fact the model's link
+        decoder scores (:func:`~graphdel.unlearning.losses.link_margins`); ``None`` when the model has none."""
+        rows, margins = [], []
+        for b in sampler.batches(cfg.eval_batch_size):
+            b = b.to(trainer.device)
+            out = model.link_scores(b, cfg.link_negatives, self._link_generator)
+            if out is None:
+                return None
+            pairs, m = link_margins(*out)
+            rows.append(b.rows[pairs])
+            margins.append(m)
+        if not rows:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0)
+        return torch.cat(rows), torch.cat(margins)
+
+    def _link_targets(self, trainer: Trainer, cfg: MultiDeleteConfig) -> dict[int, float] | None:
+        """``{corpus row: target margin}`` of every Df pair the link term moves: the student's Df margins
+        before any update, quantile-matched to the calibration pairs' (validation's when there is none)
+        margins, scored with the calibration's hidden facts out of the model (as the stopping reference
+        is). ``None`` (logged) when the model has no link decoder or Df states no fact it scores. Logged as
+        one ``phase="link"`` record. Its own generator draws the random answers, so the batch order is
+        the same with and without the term."""
+        ctx = trainer.ctx
+        reference, hidden = (ctx.calibration, ctx.calibration_hidden) if ctx.calibration is not None else (ctx.val, None)
+        if reference is None or len(reference) == 0:
+            raise ConfigError("link_weight > 0 needs a calibration (or validation) split to draw the deleted "
+                              "facts' target margins from; none was given")
+        self._link_generator = torch.Generator().manual_seed(ctx.seed + 1)
+        student = trainer.student
+        was = student.training
+        student.eval()  # no dropout in the measured margins
+        try:
+            with torch.no_grad():
+                df = self._link_margins_of(student, ctx.forget, trainer, cfg)
+                with student.facts_hidden(hidden):
+                    ref = self._link_margins_of(student, reference, trainer, cfg) if df is not None else None
+        finally:
+            student.train(was)
+        if df is None or ref is None or df[0].numel() == 0 or ref[0].numel() == 0:
+            trainer.log.append({"phase": "link", "note": "the model scores no fact of Df or of the reference: "
+                                                         "no link term"})
+            return None
+        targets = quantile_matched_targets(df[1], ref[1])
+        trainer.log.append({"phase": "link", "pairs": int(df[0].numel()), "margin_mean": float(df[1].mean()),
+                            "target_mean": float(targets.mean()), "reference_pairs": int(ref[0].numel())})
+        return {int(r): float(t) for r, t in zip(df[0].tolist(), targets.tolist())}
+
+    def _link_term(self, trainer: Trainer, df: PairBatch, cfg: MultiDeleteConfig) -> Tensor | None:
+        """The Df batch's link-forgetting term (:func:`~graphdel.unlearning.losses.link_forgetting`), or
+        ``None`` when the run has no link targets."""
+        if self._link_target is None:
+            return None
+        rows, scores, corrupted = trainer.student.link_scores(df, cfg.link_negatives, self._link_generator)
+        # The random answers' logits are a fixed bar: with gradients through them the margin fell fastest
+        # by raising a few random entities over every query (WordNet, seed 0: validation 0.26 -> 0.16).
+        pairs, margins = link_margins(rows, scores, corrupted.detach())
+        targets = torch.tensor([self._link_target[int(r)] for r in df.rows[pairs].tolist()], device=margins.device)
+        return link_forgetting(margins, targets)
 
     def _calibrated_targets(self, trainer: Trainer, cfg: MultiDeleteConfig, df_emb: Any) -> dict[int, float]:
         """``{corpus row: target share}`` of every pair L_MD may decouple (Df, and the chain's earlier
@@ -342,4 +423,5 @@ class MultiDelete(GradientMethod):
         if self._near is not None and len(self._near) > 0:
             near = self._near.sample(min(cfg.batch_size, len(self._near)), trainer.generator).to(trainer.device)
         return multidelete_loss(student, teacher, df, dr, cfg, trainer.generator, earlier,
-                                pair_targets=lambda batch: self._targets_of(trainer, student, batch, cfg), near=near)
+                                pair_targets=lambda batch: self._targets_of(trainer, student, batch, cfg), near=near,
+                                link=self._link_term(trainer, df, cfg))

@@ -287,3 +287,41 @@ def test_multidelete_holds_the_neighbourhood_with_a_second_retention_term(traine
     assert [r["pairs"] for r in log if r.get("phase") == "near"] == [3]
     updates = [r for r in log if r.get("phase") == "update"]
     assert updates and all("mkr_near" in r for r in updates)
+
+
+def test_link_scores_are_the_distmult_logits_of_both_directions_and_of_random_tails(trained):
+    _, run = trained
+    prepared = api.load_run_data(run, progress=False)
+    model, corpus = run.model.eval(), prepared.corpus
+    rows = [corpus.index_of("tri:e0|likes|e1"), corpus.index_of("ent:e3"), corpus.index_of("tri:e3|part_of|e4")]
+    batch = prepared.data.batch(torch.tensor(rows))
+    with torch.no_grad():
+        pairs, scores, corrupted = model.link_scores(batch, 5, torch.Generator().manual_seed(0))
+    R = model.num_relations
+    (h1, r1, t1), (h2, r2, t2) = idx(run, "e0", "likes", "e1"), idx(run, "e3", "part_of", "e4")
+    queries = [(h1, r1), (h2, r2), (t1, r1 + R), (t2, r2 + R)]   # tails first, then heads; the entity pair skipped
+    assert pairs.tolist() == [0, 2, 0, 2]
+    with torch.no_grad():
+        assert torch.allclose(scores, model.score_triples(torch.tensor([(h1, r1, t1), (h2, r2, t2),
+                                                                        (t1, r1 + R, h1), (t2, r2 + R, h2)])))
+        drawn = torch.randint(model.num_entities, (5,), generator=torch.Generator().manual_seed(0))
+        expected = torch.stack([model.score_triples(torch.tensor([(q, r, e) for e in drawn.tolist()]))
+                                for q, r in queries])
+    assert corrupted.shape == (4, 5) and torch.allclose(corrupted, expected)
+
+
+def test_the_link_term_lowers_the_deleted_triples_decoder_score(trained):
+    root, run = trained
+    req = api.make_request(run, ids=["e0 likes e1"], by="triple")
+    common = ["lr=0.05", "epochs=5", "min_epochs=5", "selection=last", "trainable=encoder.entity"]   # one step per epoch, the last kept
+    runs = {w: api.forget(run, req, method="multidelete", overrides=common + [f"link_weight={w}"],
+                          out=root / f"f-link-{w}", progress=False) for w in (0, 1)}
+    log = json.loads((runs[1].path / "log.json").read_text())
+    link = [r for r in log if r.get("phase") == "link"]
+    assert len(link) == 1 and link[0]["pairs"] == 1 and link[0]["margin_mean"] > link[0]["target_mean"]
+    hinge = [r["link"] for r in log if r.get("phase") == "update"]
+    assert len(hinge) == 5 and all(a > b for a, b in zip(hinge, hinge[1:]))   # the margin comes down every step
+    deleted = torch.tensor([idx(run, "e0", "likes", "e1")])
+    with torch.no_grad():
+        score = {w: float(r.model.eval().score_triples(deleted)) for w, r in runs.items()}
+    assert score[1] < score[0] - 0.1

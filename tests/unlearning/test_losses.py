@@ -223,3 +223,28 @@ def test_fused_decoupling_and_retention_read_the_models_declared_parts(original,
         mkr = multimodal_retention(student, teacher, dr, distance="part_mse")
     assert md.item() == pytest.approx(expected.item()) and md.item() != pytest.approx(whole.item())
     assert mkr.item() == pytest.approx(0.0, abs=1e-7)  # f' = f: nothing to retain yet
+
+
+def test_link_margins_are_the_logit_over_the_log_mean_exp_of_random_answers_averaged_per_pair():
+    import math
+
+    from graphdel.unlearning.losses import link_margins
+
+    rows = torch.tensor([1, 0, 1, 0])                       # pair 1 and pair 0, one fact each way
+    scores = torch.tensor([1.0, 2.0, 3.0, 0.0])
+    corrupted = torch.tensor([[math.log(3.0), 0.0]] * 4)    # log((3 + 1) / 2) = log 2 for every fact
+    pairs, margins = link_margins(rows, scores, corrupted)
+    assert pairs.tolist() == [0, 1]
+    assert torch.allclose(margins, torch.tensor([1.0 - math.log(2.0), 2.0 - math.log(2.0)]))
+
+
+def test_link_forgetting_is_a_hinge_down_to_the_targets_and_zero_without_facts():
+    from graphdel.unlearning.losses import link_forgetting
+
+    margins = torch.tensor([1.0, 2.0, -1.0], requires_grad=True)
+    loss = link_forgetting(margins, torch.tensor([0.5, 3.0, -2.0]))
+    assert loss.item() == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+    loss.backward()
+    # only the facts above their target are pushed, and only down
+    assert torch.allclose(margins.grad, torch.tensor([1 / 3, 0.0, 1 / 3]))
+    assert link_forgetting(torch.zeros(0), torch.zeros(0)).item() == 0.0

@@ -180,3 +180,27 @@ def test_calibrated_target_without_reference_split_is_an_error(original, make_ct
         unlearn(original, make_ctx(calibration=None, val=None), "multidelete",
                 {"representation": "similarity", "similarity_target": "calibrated", "epochs": "1",
                  "batch_size": "8", "pool_size": "8"})
+
+
+def test_a_model_without_a_link_decoder_gets_no_link_term(original, make_ctx, samplers):
+    g = torch.Generator().manual_seed(0)
+    assert original.link_scores(samplers["forget"].sample(4, g), 8, g) is None   # the protocol's default
+    res = unlearn(original, make_ctx(), "multidelete",
+                  ["link_weight=1", "epochs=1", "min_epochs=1", "batch_size=8", "pool_size=8"])
+    notes = [r for r in res.log if r.get("phase") == "link"]
+    assert len(notes) == 1 and "no link term" in notes[0]["note"]
+    steps = [r for r in res.log if r.get("phase") == "update"]
+    assert steps and not any("link" in r for r in steps)
+
+
+def test_the_link_term_is_added_with_its_weight(original, samplers):
+    teacher, student = frozen_copy(original), make_student(original)
+    g = torch.Generator().manual_seed(1)
+    df, dr = samplers["forget"].sample(8, g), samplers["retain"].sample(8, g)
+    cfg = MultiDeleteConfig(link_weight=2.0)
+    plain, _ = multidelete_loss(student, teacher, df, dr, cfg, torch.Generator().manual_seed(3))
+    loss, terms = multidelete_loss(student, teacher, df, dr, cfg, torch.Generator().manual_seed(3),
+                                   link=torch.tensor(0.25))
+    assert terms["link"] == 0.25 and loss.item() == pytest.approx(plain.item() + 0.5, rel=1e-5)
+    _, none = multidelete_loss(student, teacher, df, dr, MultiDeleteConfig(), link=torch.tensor(0.25))
+    assert "link" not in none                                # weight 0: no term

@@ -2,11 +2,13 @@
 
     python bench/kg_targets.py [--out DIR] [--data wordnet] [--by triple] [--fraction 0.02 | --forget ID ...]
                                [--seed 0] [--methods multidelete,gnndelete,neggrad+] [--skip-distmult]
+                               [--set [METHOD:]KEY=VALUE ...]
 
 1. Runs the demo's steps on ``--data`` (default the embedded ``wordnet``; any ``kg:PATH`` folder, e.g. the
    one ``bench/hpo_kg.py`` builds): the default KG–text model (reused from the run cache when it was trained
    before), a deletion request (``--fraction`` of the training units of ``--by`` drawn with ``--seed``, or
-   the units ``--forget`` names; for ``--by relation`` without ``--forget``, one relation drawn with
+   the units ``--forget`` names; ``--set`` overrides a method setting, for one method with ``METHOD:`` or
+   else for every method of ``--methods``, after the model's recommendation; for ``--by relation`` without ``--forget``, one relation drawn with
    ``--seed`` among those holding at most 10% of the training triples: a curator withdraws a relation,
    not most of the graph), Retrain
    and the methods with the model's recommended settings, the full audit and report under ``--out``.
@@ -43,6 +45,20 @@ def drawn_relation(data: str, seed: int, largest_share: float = 0.10) -> str:
     return random.Random(seed).choice(sorted(r for r, n in counts.items() if n <= largest_share * total))
 
 
+def method_overrides(settings: list[str], methods: list[str]) -> dict[str, list[str]]:
+    """``{method: ["key=value", ...]}`` from ``--set`` values: ``METHOD:KEY=VALUE`` for that method only,
+    ``KEY=VALUE`` for every method of ``methods``, in the order given."""
+    out: dict[str, list[str]] = {}
+    for item in settings:
+        head, sep, rest = item.partition(":")
+        if sep and "=" not in head:
+            out.setdefault(head, []).append(rest)
+        else:
+            for m in methods:
+                out.setdefault(m, []).append(item)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="demo output folder (default: a temporary folder)")
@@ -56,6 +72,8 @@ def main() -> None:
                         help="every run (Retrain too) also deletes the request's retained mirror triples")
     parser.add_argument("--methods", default="multidelete,gnndelete,neggrad+")
     parser.add_argument("--skip-distmult", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="[METHOD:]KEY=VALUE", dest="settings",
+                        help="a method setting (repeatable): METHOD:KEY=VALUE for one method, KEY=VALUE for all")
     args = parser.parse_args()
 
     import torch
@@ -63,14 +81,15 @@ def main() -> None:
     from graphdel import api
     from graphdel.demo import DemoConfig, run_demo
 
+    methods = [m for m in args.methods.split(",") if m]
     forget = args.forget
     if args.by == "relation" and not forget:
         forget = [drawn_relation(args.data, args.seed)]
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or os.path.join(tmp, "demo")
         cfg = DemoConfig(out=out, data=args.data, by=args.by, fraction=args.fraction, forget=forget, close=args.close,
-                         seed=args.seed,
-                         methods=[m for m in args.methods.split(",") if m], progress=False)
+                         seed=args.seed, methods=methods, overrides=method_overrides(args.settings, methods),
+                         progress=False)
         start = time.perf_counter()
         result = run_demo(cfg, log=lambda s: None)
         demo_s = time.perf_counter() - start
@@ -107,7 +126,7 @@ def main() -> None:
                         "wall_time_s": round(time.perf_counter() - t0, 1)}
         print(json.dumps({
             "bench": "kg_targets", "data": args.data, "by": args.by, "seed": args.seed, "close": args.close,
-            "request": forget or args.fraction, "demo_wall_s": round(demo_s, 1), "report": str(result["report"]) if args.out else None,
+            "request": forget or args.fraction, "settings": args.settings, "demo_wall_s": round(demo_s, 1), "report": str(result["report"]) if args.out else None,
             "original": {"test_mrr": round(mrr("original", "test"), 4), "forget_mrr": round(mrr("original", "forget"), 4),
                          "collateral": [round(mrr("original", c), 4) for c in ("collateral@1", "collateral@2")]},
             "retrain": {"forget_mrr": round(mrr("retrain", "forget"), 4), "test_mrr": round(mrr("retrain", "test"), 4),

@@ -92,9 +92,18 @@ class KGTextModel(KGStructure, JointModel):
     #: collateral only: |Df - calibration| + drops 0.033 against 0.038 for plain MSE at 1e-3 and 0.040 at
     #: 3e-3). ``near_weight=1``: a second L_MKR on retained triples that share an entity with a deleted one
     #: (:meth:`retain_neighbourhood`), 0.027 against 0.033 by the same criterion, validation up 0.005;
-    #: docs/experiments/2026-12-04-kg-multidelete-lr.md.
+    #: docs/experiments/2026-12-04-kg-multidelete-lr.md. ``link_weight=1`` with ``trainable=encoder.entity``:
+    #: the fused-representation terms alone left a closed request's Df above the calibration reference (they
+    #: even raised its score), so a hinge on the decoder's own score (:meth:`link_scores`) pushes each deleted
+    #: triple's margin over random tails down to a calibration triple's. Updating every weight, it lowered
+    #: Df and everything else together at any weight tried (0.03-3: validation 0.26 -> 0.13-0.23); updating
+    #: only the entity embeddings, it moved Df alone. On ``wordnet``'s seed-0 closed request (2% + mirrors;
+    #: calibration, validation and collateral only): |Df - closed calibration| + validation and collateral
+    #: drops 0.036 against 0.105 for the earlier recommendation and 0.086 for entity-only updates without
+    #: the term (weights 0.3 / 3: 0.036 / 0.039); docs/experiments/2026-12-04-kg-link-forgetting.md.
     unlearning_defaults = {"multidelete": {"batch_size": 128, "epochs": 2, "lr": 3e-3, "min_epochs": 0,
-                                           "distance": "part_mse", "near_weight": 1.0}}
+                                           "distance": "part_mse", "near_weight": 1.0, "link_weight": 1.0,
+                                           "trainable": "encoder.entity"}}
 
     def __init__(self, config: ModelConfig) -> None:
         e = config.extra

@@ -100,7 +100,9 @@ class MultiDeleteConfig(GradientConfig):
             by quantile to the margins of the calibration pairs (validation when there is none; with their
             hidden mirror facts out of the graph, as the reference is scored), measured on ``f'`` before the
             first update (:func:`~graphdel.unlearning.losses.link_forgetting`). Why: L_MD moves the fused
-            representation, which on a KG did not lower the decoder's score of the deleted facts. 0
+            representation, which on a KG did not lower the decoder's score of the deleted facts. Use it
+            with ``trainable`` restricted to the parameters each fact owns (the KG recommendation: the entity
+            embeddings): through shared weights it lowered every fact's score with the deleted ones'. 0
             (default), or a model without a link decoder: no term.
         link_negatives: random answers each deleted fact's margin is measured against (the targets too).
         distance: ``mse`` | ``part_mse`` (each part of the fused representation the model declares,

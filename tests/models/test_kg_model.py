@@ -169,7 +169,8 @@ def test_multidelete_takes_the_kg_recommendation_and_the_caller_overrides_it(tra
     root, run = trained
     assert api.with_model_defaults(run.model, "multidelete", None) == ["batch_size=128", "epochs=2", "lr=0.003",
                                                                        "min_epochs=0", "distance=part_mse",
-                                                                       "near_weight=1.0"]
+                                                                       "near_weight=1.0", "link_weight=1.0",
+                                                                       "trainable=encoder.entity"]
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
     out = api.forget(run, req, method="multidelete", overrides=["epochs=1"], out=root / "f-defaults", progress=False)
     cfg = out.config["method_config"]
@@ -313,7 +314,7 @@ def test_link_scores_are_the_distmult_logits_of_both_directions_and_of_random_ta
 def test_the_link_term_lowers_the_deleted_triples_decoder_score(trained):
     root, run = trained
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
-    common = ["lr=0.05", "epochs=5", "min_epochs=5", "selection=last", "trainable=encoder.entity"]   # one step per epoch, the last kept
+    common = ["lr=0.05", "epochs=5", "min_epochs=5", "selection=last"]   # one step per epoch, the last kept
     runs = {w: api.forget(run, req, method="multidelete", overrides=common + [f"link_weight={w}"],
                           out=root / f"f-link-{w}", progress=False) for w in (0, 1)}
     log = json.loads((runs[1].path / "log.json").read_text())

@@ -16,15 +16,22 @@ from typing import Callable, Sequence
 import torch
 
 import graphdel
+from graphdel.data.kg_facts import (MIRRORED, NOT_INFERABLE, audit_and_close, describe_record, learn_mirror_relations,
+                                    mirror_rows)
+from graphdel.data.kg_view import triple_of_row
 from graphdel.device import placed
 from graphdel.errors import InvalidInputError, UnlearningNoOpError, warn
+from graphdel.evaluation import certificate as certificates
+from graphdel.evaluation.certificate import parent_certificate_sha256, structural_change
 from graphdel.evaluation.run_data import Prepared
 from graphdel.evaluation.suite import retrieval_metrics
-from graphdel.io import atomic_write_json, staged_folder
+from graphdel.history import chain_original
+from graphdel.io import atomic_write_json, cached_sha256_file, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
 from graphdel.runs import Run, parameter_change_norm, write_run
 from graphdel.train_run import merge_split_metrics
 from graphdel.training.loop import TrainConfig, train_model
+from graphdel.unlearning import UnlearningContext
 
 __all__ = ["anchor_loader", "chain_original_of", "check_still_trained", "deleted_pairs", "forget_metrics",
            "forget_run_config", "inferable_facts", "recorded_configs", "retrain_model", "retrain_when_asked",
@@ -63,8 +70,6 @@ def unlearning_context(run: Run, prepared: Prepared, sets: dict, dr_rows: Sequen
     ``sets``, the retained rows, the pairs earlier requests of its history deleted and, for a chain of
     deletions, the chain's original ``root`` as an anchor. ``closed`` (a KG request closed over its
     mirrors): the calibration pairs are scored with their retained mirrors hidden (:func:`calibration_mirrors`)."""
-    from graphdel.unlearning import UnlearningContext
-
     corpus = prepared.corpus
     earlier = sorted(corpus.index_of(p) for p in deleted_pairs(run) if corpus.has_pair(p))  # earlier requests' pairs
     return UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
@@ -86,8 +91,6 @@ def calibration_mirrors(prepared: Prepared, dr_rows: Sequence[int]):
     stopping at it would stop early (on WordNet, at 0.35 against Retrain's 0.27)."""
     if prepared.corpus.modality != "kg" or not prepared.calibration:
         return None
-    from graphdel.data.kg_facts import learn_mirror_relations, mirror_rows
-    from graphdel.data.kg_view import triple_of_row
 
     corpus = prepared.corpus
     # the mirror relations of the graph the original saw, hold-out included (as the request's audit
@@ -118,8 +121,6 @@ def forget_run_config(run: Run, result, method: str, corpus, request, seed: int,
     """The ``config.json`` of an unlearned run: the parent's, with the method and its resolved config, the
     data actually used, the parent (and what of it was accepted modified), the pairs now excluded and the
     chain's original."""
-    from graphdel.io import cached_sha256_file
-
     return {
         **run.config, "kind": "forget", "method": result.config.get("method", method),
         # the data actually used: its content hash (differs from the parent's only when forced) and where it
@@ -142,12 +143,12 @@ def write_forget_run(out: Path, run: Run, result, run_config: dict, metrics: dic
                       request_json: dict, parent_weights: str, procedure: dict) -> None:
     """Write the unlearned run folder ``out`` (staged, then moved into place): the run, its request, and the
     certificate chained to ``run``'s."""
-    from graphdel.evaluation.certificate import build_certificate, parent_certificate_sha256
-
     with staged_folder(out) as folder:
         write_run(folder, model=result.model, config=run_config, metrics=metrics, log=result.log,
                   history=history, extra_json={"request.json": request_json})
-        certificate = build_certificate(
+        # looked up at call time on its module, like the verbs' other steps, so it can be wrapped (a fault test
+        # interrupts the run here)
+        certificate = certificates.build_certificate(
             folder, original_weights_sha256=parent_weights,
             procedure=procedure,
             previous_certificate_sha256=parent_certificate_sha256(run.path))
@@ -169,7 +170,6 @@ def inferable_facts(prepared: Prepared, request: "graphdel.data.requests.Deletio
             raise InvalidInputError(f"close (--close) adds the mirrored triples of a knowledge-graph request; "
                                     f"{prepared.corpus.source} is a {prepared.corpus.modality!r} corpus")
         return request, None
-    from graphdel.data.kg_facts import MIRRORED, NOT_INFERABLE, audit_and_close, describe_record
 
     request, record = audit_and_close(prepared.corpus, request, prepared.trained_rows(), close=close)
     if record is not None:
@@ -185,7 +185,6 @@ def chain_original_of(run: Run) -> Run | None:
     for a trained run); a warning, and ``None``, when that run is no longer where the chain records it."""
     if not run.history:
         return None
-    from graphdel.history import chain_original
 
     root = chain_original(run)
     if root is None:
@@ -223,8 +222,6 @@ def unlearning_procedure(original, result, forget, original_path: Path, method: 
         UnlearningNoOpError: the weights came out equal to the original's and nothing was removed from the
             model's structure, so there is no deletion to certify.
     """
-    from graphdel.evaluation.certificate import structural_change
-
     change = parameter_change_norm(original.state_dict(), result.model.state_dict())
     removed = structural_change(original, forget)  # what leaving Df out of the stored structure takes away
     selected = result.selected or {}

@@ -11,10 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from graphdel.data.requests import pair_hash
+from graphdel.errors import GraphdelError, RequestError
+from graphdel.evaluation import run_data
 from graphdel.evaluation.certificate_build import (_WEIGHTS, FORGET_POOL_SEED, FORGET_POOL_SIZE, _certified_flat,
                                                    _not_judged, _read_json, _verdict, retrieval_only, structural_change)
 from graphdel.evaluation.certificate_checks import CertificateChecks, _folder, _hash_of
+from graphdel.evaluation.run_data import evaluation_sets
+from graphdel.evaluation.suite import SuiteConfig, evaluate_model, retrieval_metrics, suite_sets
+from graphdel.evaluation.summary import forget_gap, thresholds
 from graphdel.io import canonical_json_sha256
+from graphdel.models.joint import ModelConfig
+from graphdel.runs import Run
 
 
 def _recompute_retrieval(model, prepared, df_rows: list[int], *, seed: int, pool_size: int, pool_seed: int,
@@ -27,9 +35,6 @@ def _recompute_retrieval(model, prepared, df_rows: list[int], *, seed: int, pool
     Every retrieval number :func:`verify_certificate` compares is computed here, so a change of the scorer
     is followed in one place. ``model`` is scored on ``device`` (moved there and back).
     """
-    from graphdel.evaluation.run_data import evaluation_sets
-    from graphdel.evaluation.suite import retrieval_metrics
-
     sets = evaluation_sets(prepared, df_rows, seed)
     return retrieval_only(retrieval_metrics(model, sets, prepared.distractors(), pool_size=pool_size,
                                             seed=pool_seed, device=device))
@@ -40,8 +45,6 @@ def _recompute_audit_aucs(model, prepared, df_rows: list[int], *, seed: int, poo
     """``(Df-vs-Dr AUC mean, membership attack AUC)`` of ``model`` as the report computes them
     (:func:`graphdel.evaluation.suite.evaluate_model` on :func:`~graphdel.evaluation.suite.suite_sets`, no
     probes)."""
-    from graphdel.evaluation.suite import SuiteConfig, evaluate_model, suite_sets
-
     sets = suite_sets(prepared, df_rows, chunks=chunks, seed=seed)
     entry, _ = evaluate_model(model, sets, config=SuiteConfig(seed=seed, chunks=chunks, pool_size=pool_size,
                                                                probes=False, device=device),
@@ -63,10 +66,6 @@ class RecomputedChecks(CertificateChecks):
 
     def check_data_and_metrics(self) -> None:
         """Corpus content hash, each requested pair's content hash, then every recorded metric re-evaluated."""
-        from graphdel.data.requests import pair_hash
-        from graphdel.errors import GraphdelError
-        from graphdel.evaluation import run_data
-
         data = self.config.get("data") or {}
         recomputed = _EVALUATED_RECOMPUTED if self.kind == "evaluated" else _FORGET_RECOMPUTED
         try:
@@ -150,10 +149,6 @@ class RecomputedChecks(CertificateChecks):
     def recompute(self, corpus) -> None:
         """Re-evaluate what the run's data and models give: the structural change and every metric, on the
         same pairs, seeds and distractors."""
-        from graphdel.evaluation import run_data
-        from graphdel.models.joint import ModelConfig
-        from graphdel.runs import Run
-
         run = Run.load(self.run_path, check=False)  # verify hashes its files itself and reports each change
         # run_data.load_run_data without loading the corpus again (the one hashed above)
         data = run_data.DataConfig(**{k: v for k, v in run.config["data"].items()
@@ -177,9 +172,6 @@ class RecomputedChecks(CertificateChecks):
 
     def recompute_evaluation(self, run, prepared, df_rows: list[int]) -> None:
         """The evaluation part: retrieval, AUCs, gaps to Retrain, targets and verdict."""
-        from graphdel.evaluation.summary import forget_gap
-        from graphdel.runs import Run
-
         settings, invalid = self.check_settings()
         reference = self.check_reference()
         scores = ("evaluation.splits", "evaluation.distinguishability", "evaluation.attack_auc")
@@ -244,8 +236,6 @@ class RecomputedChecks(CertificateChecks):
                       settings: dict) -> None:
         """``evaluation.thresholds`` recomputed from the re-evaluated run (``mine``), reference (``ref``) and
         original (retrieval only), with the wall times of their metrics.json, then the verdict they give."""
-        from graphdel.evaluation.summary import thresholds
-
         seed, pool_size = settings["seed"], settings["pool_size"]
         original = _recompute_retrieval(self.original_run.model, prepared, df_rows, seed=seed, pool_size=pool_size,
                                         pool_seed=seed, device=self.device)
@@ -277,8 +267,6 @@ class RecomputedChecks(CertificateChecks):
 def _request_rows(corpus, request: dict) -> list[int]:
     """Corpus rows of a request file's pairs (read as ``api`` reads a forgotten run's request: without the
     "still forgettable" check, since the run no longer trains on them)."""
-    from graphdel.errors import RequestError
-
     ids = [p.get("pair_id") for p in request.get("pairs") or [] if isinstance(p, dict)]
     unknown = [p for p in ids if not corpus.has_pair(p)]
     if unknown or not ids:

@@ -9,6 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from graphdel.evaluation.audit_report import certificate_entry
+from graphdel.evaluation.certificate_build import evaluated_certificate
+from graphdel.evaluation.report import NOT_JUDGED, SMOKE_BANNER, write_report
+from graphdel.io import atomic_write_json, sha256_file, staged_folder
+from graphdel.runs import check_output
+
 __all__ = ["write_audit", "save_audit", "short_table", "lp_table", "Audit"]
 
 
@@ -19,11 +25,6 @@ def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
     (:func:`graphdel.evaluation.audit_report.attach_audits`). Returns ``write_report``'s file map plus the
     certificate paths."""
     from pathlib import Path
-
-    from graphdel.evaluation.audit_report import certificate_entry
-    from graphdel.evaluation.certificate_build import evaluated_certificate
-    from graphdel.evaluation.report import write_report
-    from graphdel.io import atomic_write_json, sha256_file
 
     out_dir = Path(out_dir)
     written = write_report(out_dir, audit["results"], audit["plots"])
@@ -56,9 +57,6 @@ def save_audit(out_dir, audit: Mapping[str, Any], *, overwrite: bool = False) ->
     file map with the final paths."""
     from pathlib import Path
 
-    from graphdel.io import staged_folder
-    from graphdel.runs import check_output
-
     out_dir = Path(out_dir)
     runs = [audit["original"], *audit["names"].values()]
     check_output(out_dir, reads=[r.path for r in runs], overwrite=overwrite)
@@ -71,8 +69,6 @@ def short_table(audit: Mapping[str, Any]) -> str:
     """A few-line plain-text table of the outcome (for the terminal). A smoke audit (``results["smoke"]``:
     a ``--quick`` original) opens with :data:`~graphdel.evaluation.report.SMOKE_BANNER` and every verdict
     reads ``not judged``."""
-    from graphdel.evaluation.report import NOT_JUDGED, SMOKE_BANNER
-
     results = audit["results"]
     smoke = bool(results.get("smoke"))
     entries = results["models"]

@@ -13,9 +13,16 @@ import numpy as np
 import torch
 
 from graphdel.device import resolve_device
+from graphdel.errors import InvalidInputError
+from graphdel.evaluation.run_data import load_request_any, load_run_data
 from graphdel.evaluation.suite_attacks import train_shadows
 from graphdel.evaluation.suite_model import SuiteConfig, compare_to_references, evaluate_model, suite_sets
 from graphdel.evaluation.summary import judgement
+from graphdel.history import deletion_history
+from graphdel.io import canonical_json_sha256
+from graphdel.models.joint import ModelConfig
+from graphdel.runs import Run, is_quick_config
+from graphdel.training.loop import TrainConfig
 
 __all__ = ["MEMORY_KEYS", "evaluate_runs"]
 
@@ -43,9 +50,6 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     The steps (checks, data, models, summary, layout) are helpers of this module; what stays here is their
     order and the ``results`` layout, written out whole in one place so the report's keys can be read off it.
     """
-    from graphdel.history import deletion_history
-    from graphdel.runs import is_quick_config
-
     cfg = config or SuiteConfig()
     resolve_device(cfg.device)  # a device that is not here is refused before any work
     runs, original = _load_runs(runs, original, accept_modified)
@@ -90,8 +94,6 @@ def _suite_data(original, runs: Sequence[Any], cfg: SuiteConfig, data: str | Non
     """``(prepared, sets, shadows)``: the original's data (re-pointed at ``data`` when given), the suite's
     pair sets for the runs' request (:func:`~graphdel.evaluation.suite_model.suite_sets`: Df, Dr chunks,
     test...) and, when ``cfg.lira_shadows``, LiRA's shadow models (else ``None``)."""
-    from graphdel.evaluation.run_data import load_request_any, load_run_data
-
     prepared = load_run_data(original, progress=progress, source=data)
     request = load_request_any(prepared, runs[0].path / "request.json")
     df_rows = request.rows(prepared.corpus)
@@ -141,10 +143,6 @@ def _load_runs(runs: Sequence[Any], original, accept_modified: bool) -> tuple[li
     """``(runs, original)`` as :class:`~graphdel.runs.Run` (folders loaded with their integrity checked), once
     the runs are known to be unlearned runs of one original and one request (else
     :class:`~graphdel.errors.InvalidInputError`); the original defaults to the runs' parent."""
-    from graphdel.errors import InvalidInputError
-    from graphdel.io import canonical_json_sha256
-    from graphdel.runs import Run
-
     runs = [r if isinstance(r, Run) else Run.load(r, accept_modified=accept_modified) for r in runs]
     if not runs:
         raise InvalidInputError("give at least one unlearned run")
@@ -173,9 +171,6 @@ def _lira_shadows(prepared, df_rows: Sequence[int], sets: Mapping[str, Any], ori
                   progress: bool, log) -> dict[str, Any]:
     """LiRA's ``cfg.lira_shadows`` shadow models (:func:`~graphdel.evaluation.suite_attacks.train_shadows`),
     trained with the original's recipe and read on the suite's Df and test pairs."""
-    from graphdel.models.joint import ModelConfig
-    from graphdel.training.loop import TrainConfig
-
     log(f"training {cfg.lira_shadows} LiRA shadow models on random halves ...")
     rows_of = lambda s: [int(r) for r in sets[s].rows.tolist()]
     return train_shadows(prepared, df_rows, ModelConfig.from_dict(original.config["model"]),

@@ -14,7 +14,8 @@ from typing import Sequence
 
 import torch
 
-from graphdel import distributed
+from graphdel import distributed, unlearning
+from graphdel.data.requests import DeletionRequest
 from graphdel.device import placed, resolve_device
 from graphdel.errors import InvalidInputError
 # A run's data is prepared in graphdel.evaluation.run_data (each modality's registrations are loaded on first
@@ -24,7 +25,7 @@ from graphdel.errors import InvalidInputError
 from graphdel.evaluation.run_data import (DISTRACTOR_LIMIT, DataConfig, Prepared, calibration_rows, data_config_of,
                                           evaluation_sets, load_corpus, load_request_any, load_run_data, prepare,
                                           retain_sample_rows, source_path)
-from graphdel.evaluation.suite import retrieval_metrics
+from graphdel.evaluation.suite import Audit, evaluate_runs, retrieval_metrics
 # The preparation and recording of a forget run (its Retrain included) and of a training run; deleted_pairs,
 # retrain_model, quick_configs and modality_defaults are re-exported here, where they have always been found.
 from graphdel.forget_run import (chain_original_of, check_still_trained, deleted_pairs, forget_metrics,
@@ -32,10 +33,15 @@ from graphdel.forget_run import (chain_original_of, check_still_trained, deleted
                                  unlearning_context, unlearning_procedure, utc_now, write_forget_run)
 from graphdel.io import sha256_file, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
+from graphdel.resources import measure
 from graphdel.runs import Run, check_output, write_integrity, write_run
 from graphdel.train_run import (given_or_default_configs, merge_split_metrics, modality_defaults, quick_configs,
                                 train_run_config, trained_metrics, with_item_settings)
 from graphdel.training.loop import TrainConfig, train_model
+from graphdel.unlearning import config_keys, get_method
+from graphdel.unlearning import tuning
+from graphdel.unlearning.config import record_overrides
+from graphdel.unlearning.tuning import TuneConfig
 
 __all__ = ["DISTRACTOR_LIMIT", "DataConfig", "Prepared", "calibration_rows", "data_config_of", "deleted_pairs",
            "evaluate", "evaluate_retrieval", "evaluation_sets", "forget", "load_corpus", "load_request_any",
@@ -131,8 +137,6 @@ def replay(run: Run | str | Path, out: str | Path, *, device: str | torch.device
     Raises:
         InvalidInputError: ``run`` is not an unlearned run, or its parent is gone or has other weights.
     """
-    from graphdel.unlearning.config import record_overrides
-
     run = _as_run(run, accept_modified=accept_modified)
     if run.config.get("kind") != "forget":
         raise InvalidInputError(f"{run.path} is a {run.config.get('kind', 'unknown')!r} run, not an unlearned "
@@ -159,8 +163,6 @@ def make_request(run: Run | str | Path, *, ids: Sequence[str] | None = None, fil
     val/test) are refused with their ids named, and so are pairs an earlier request of the run's history
     deleted (naming that request); a random request draws only from what is still trained on.
     """
-    from graphdel.data.requests import DeletionRequest
-
     run = _as_run(run)
     prepared = prepared or load_run_data(run, progress=False)
     prepared.check_matches(run)
@@ -185,8 +187,6 @@ def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | No
     image model's MultiDelete settings); the caller's overrides win. Keys the method's config does not have
     are left out (a method's options may change without breaking a model's recommendation). Returns
     ``overrides`` unchanged when the model recommends nothing."""
-    from graphdel.unlearning import config_keys, get_method
-
     cls = get_method(method)
     known = set(config_keys(cls.Config))
     defaults = {k: v for k, v in (model.unlearning_defaults.get(cls.name) or {}).items()
@@ -201,7 +201,8 @@ def with_model_defaults(model, method: str, overrides: dict | Sequence[str] | No
 def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
            overrides: dict | Sequence[str] | None = None, out: str | Path | None = None, seed: int = 0,
            device: str | torch.device = "auto", progress: bool = True, prepared: Prepared | None = None,
-           retrain_fn=None, accept_modified: bool = False, data: str | None = None, close: bool = False) -> Run:
+           retrain_fn=None, accept_modified: bool = False, data: str | None = None, close: bool = False,
+           tune: TuneConfig | bool = False) -> Run:
     """Unlearn ``request`` from ``run`` with ``method`` and save the result as a new run folder.
 
     ``run`` is only read, never written. The new folder holds the unlearned weights, the request, the
@@ -233,6 +234,10 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
             Every KG request is audited either way: the
             new run's ``metrics["inferable"]`` says how many deleted triples the retained graph still
             mirrors or links by a short path (:func:`graphdel.data.kg_facts.audit_and_close`).
+        tune: choose the method's learning rate by the rule of :func:`graphdel.unlearning.tuning.tune` (each
+            candidate run in full, judged on calibration and validation only); ``True`` for the default
+            :class:`~graphdel.unlearning.tuning.TuneConfig`. The run's time is the whole search, and its
+            ``selected["tuning"]`` in ``metrics.json`` records every candidate.
 
     Raises:
         IntegrityError: ``run``'s weights or config.json changed and ``accept_modified`` is false.
@@ -248,7 +253,7 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
     root = chain_original_of(run)
     ctx = unlearning_context(run, prepared, sets, dr_rows, distractors, retrain, root, seed, where, progress,
                              closed=close)
-    result, cost, procedure = _unlearn_measured(run, ctx, method, overrides, sets["forget"])
+    result, cost, procedure = _unlearn_measured(run, ctx, method, overrides, sets["forget"], tune)
     metrics = None
     if distributed.is_main():  # torchrun: only rank 0 evaluates and writes (graphdel.distributed)
         metrics = forget_metrics(result, sets, distractors, cost, inferable, where)
@@ -263,8 +268,6 @@ def _forget_inputs(run: Run | str | Path, request, out: str | Path | None, prepa
     :meth:`~graphdel.runs.Run.check_integrity`), ``out`` known to be usable, the run's data prepared and
     matching it, and ``request`` a :class:`~graphdel.data.requests.DeletionRequest` (a path is read as a
     request file or a file of pair ids)."""
-    from graphdel.data.requests import DeletionRequest
-
     run = _as_run(run, accept_modified=accept_modified)
     accepted = run.check_integrity(accept_modified=accept_modified)  # again: a Run may have been loaded unchecked
     if out is not None:  # taken, inside a run, or not writable: say so before the work, not after
@@ -293,16 +296,20 @@ def _deletion_sets(run: Run, prepared: Prepared, request, close: bool, seed: int
     return request, inferable, dr_rows, sets
 
 
-def _unlearn_measured(run: Run, ctx, method: str, overrides: dict | Sequence[str] | None, forget_set):
+def _unlearn_measured(run: Run, ctx, method: str, overrides: dict | Sequence[str] | None, forget_set,
+                      tune: TuneConfig | bool = False):
     """Unlearn with ``method`` from ``run``'s model in ``ctx`` (``overrides`` after the model's recommended
-    settings, :func:`with_model_defaults`), measuring its memory, then drop the deleted pairs ``forget_set``
+    settings, :func:`with_model_defaults`; with ``tune``, the learning rate chosen by
+    :func:`graphdel.unlearning.tuning.tune`), measuring its memory, then drop the deleted pairs ``forget_set``
     from the unlearned model's stored data. Returns ``(result, cost, procedure)``: the method's result, the
     memory measured (:func:`graphdel.resources.measure`) and the procedure the new run records."""
-    from graphdel.resources import measure
-    from graphdel.unlearning import unlearn
-
+    settings = with_model_defaults(run.model, method, overrides)
     with measure() as cost:  # the memory the method needed, recorded with the run (the report shows it)
-        result = unlearn(run.model, ctx, method, with_model_defaults(run.model, method, overrides))
+        if tune:
+            result = tuning.tune(run.model, ctx, method, settings, tune if isinstance(tune, TuneConfig) else None)
+        else:
+            # looked up on the package at call time, so a caller's wrapper of unlearn (a spy, a profiler) is used
+            result = unlearning.unlearn(run.model, ctx, method, settings)
     result.model.forget_structure(forget_set)  # a model storing training data (a KG's graph) drops Df
     procedure = unlearning_procedure(run.model, result, forget_set, run.path, method)
     return result, cost, procedure
@@ -339,8 +346,6 @@ def evaluate_retrieval(run: Run | str | Path, request=None, *, seed: int = 0, pr
     request, only the calibration / val / test splits are reported. ``accept_modified``, ``data`` and
     ``device`` (where the model is scored) are those of :func:`forget`.
     """
-    from graphdel.data.requests import DeletionRequest
-
     where = resolve_device(device)
     run = _as_run(run, accept_modified=accept_modified)
     prepared = load_run_data(run, progress=progress, source=data)
@@ -371,8 +376,6 @@ def evaluate(run: Run | str | Path, *, original: Run | str | Path | None = None,
     models are evaluated on...); ``accept_modified`` and ``data`` are those of :func:`forget` (``data`` is
     the original's).
     """
-    from graphdel.evaluation.suite import Audit, evaluate_runs
-
     runs = [run, *others] + ([reference] if reference is not None else [])
     return Audit(evaluate_runs(runs, config=config, original=original, progress=progress,
                                log=log or (lambda s: None), accept_modified=accept_modified, data=data))

@@ -214,6 +214,26 @@ def test_close_refuses_a_corpus_without_triples(original, tmp_path):
     assert not (tmp_path / "f").exists()
 
 
+def test_forget_with_tune_keeps_the_rules_choice_and_its_replay_reproduces_it(original, tmp_path):
+    """``tune``: every candidate learning rate is recorded with its calibration gap and validation drop, the run
+    keeps the smallest criterion, its time counts the whole search, and its recorded settings are the kept
+    candidate's, so a replay gives the same weights without searching."""
+    from graphdel.unlearning.tuning import TuneConfig
+
+    request = api.make_request(original, ids=["aspirin#0", "ibuprofen#0"], by="pair")
+    run = gd.forget(original, request, method="neggrad", overrides=["epochs=2", "lr=3e-4"], out=tmp_path / "t",
+                    progress=False, tune=TuneConfig(lr_factors=[1.0, 10.0]))
+    table = run.metrics["selected"]["tuning"]
+    rows = table["candidates"]
+    assert [r["lr"] for r in rows] == pytest.approx([3e-4, 3e-3])
+    kept = min(range(2), key=lambda i: rows[i]["criterion"])
+    assert table["kept"] == kept and run.config["method_config"]["lr"] == pytest.approx(rows[kept]["lr"])
+    assert run.metrics["wall_time_s"] >= sum(r["wall_time_s"] for r in rows)
+    again = gd.replay(run.path, tmp_path / "again", progress=False)
+    assert (again.path / "model.safetensors").read_bytes() == (run.path / "model.safetensors").read_bytes()
+    assert "tuning" not in again.metrics["selected"]
+
+
 def test_replay_rebuilds_an_unlearned_run_from_its_records(original, tmp_path):
     """Replaying a run takes its request, its resolved method settings and its seed from the run folder: the
     replay's weights equal the run's, and a parent whose weights changed is refused."""

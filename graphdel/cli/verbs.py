@@ -93,6 +93,9 @@ def _add_forget(sub) -> None:
     p.add_argument("--close", action="store_true",
                    help="knowledge graphs: also delete the retained triples that state a requested fact backwards "
                         "(symmetric or inverse relations, learned from the graph); recorded in the request")
+    p.add_argument("--tune", action="store_true",
+                   help="choose the method's learning rate among 1, 0.5 and 2 times the configured one, each run in "
+                        "full and judged on calibration and validation only (the run's time counts all three)")
     p.add_argument("--force-data", action="store_true",
                    help="use the data even if its content hash differs from the one the model was trained on")
     p.add_argument("--data", metavar="SPEC", help="read the run's data from SPEC (e.g. csv:NEW/PATH) instead of "
@@ -143,7 +146,7 @@ def cmd_forget(args) -> int:
                                force=args.force, prepared=prepared)
     new = api.forget(run, request, method=args.method, overrides=args.set, out=args.out, seed=args.seed,
                      device=args.device, prepared=prepared,
-                     accept_modified=args.accept_modified, data=args.data, close=args.close)
+                     accept_modified=args.accept_modified, data=args.data, close=args.close, tune=args.tune)
     inferable = new.metrics.get("inferable")
     result = {"run": str(new.path), "method": new.config["method"],
               "deleted_pairs": new.history[-1]["request"]["count"],  # with --close, the closed request's
@@ -163,6 +166,7 @@ def _replay(args) -> int:
     given += ["--set"] if args.set else []
     given += ["--by"] if args.by != "pair" else []
     given += ["--close"] if args.close else []
+    given += ["--tune"] if args.tune else []  # the replay reproduces the kept run, without searching again
     if given:
         raise InvalidInputError(f"graphdel forget --replay takes the model, request, method, settings and seed "
                                 f"from the run it replays; drop {', '.join(given)}")

@@ -192,6 +192,11 @@ class CalibratedSelector:
                               batch_size=self.batch_size)
         return score
 
+    def score_of(self, model: nn.Module, pairs: PairSampler) -> float:
+        """The selection score of every pair of ``pairs`` under ``model`` as it is now (higher = better
+        remembered; the model's own ``selection_score`` or pool-k MRR, as :meth:`evaluate` scores)."""
+        return self._scorer(model)(pairs.batches(self.batch_size))
+
     def _reference_score(self, model: nn.Module, score) -> float:
         """``score`` of the reference pairs, with the calibration's hidden pairs out of ``model``'s stored
         data while it runs (:attr:`UnlearningContext.calibration_hidden`; the calibration only)."""

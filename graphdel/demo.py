@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from graphdel import api
-from graphdel.config import ConfigMixin, check_types
+from graphdel.config import ConfigMixin, check, check_types
 from graphdel.device import resolve_device
 from graphdel.errors import ConfigError, InvalidInputError, RunError
 from graphdel.evaluation.report import SMOKE_BANNER
+from graphdel.evaluation.spread import spread_of, spread_rows
 from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, short_table, write_audit
 from graphdel.forget_run import recorded_configs
 from graphdel.io import atomic_write_json, remove_path
@@ -77,6 +78,9 @@ class DemoConfig(ConfigMixin):
             too (``graphdel forget --close``).
         by: the request granularity (``molecule`` for molecule–text data, ``triple`` for a KG).
         seed: seed of the request, the unlearning runs and the evaluation.
+        requests: how many requests the deletion is measured on (``None``: 3 in the full setting with a random
+            request, else 1); request ``k`` is drawn with seed ``seed + k``, and the report adds each headline
+            gap's mean ± spread over them (:mod:`graphdel.evaluation.spread`).
         methods: methods to run besides Retrain (default: every registered method).
         lira_shadows, lira_epochs: the optional LiRA attack (0 = off).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where the original, every method, Retrain and the
@@ -93,6 +97,7 @@ class DemoConfig(ConfigMixin):
     close: bool = False
     by: str = "molecule"
     seed: int = 0
+    requests: int | None = None
     methods: list[str] | None = None
     lira_shadows: int = 0
     lira_epochs: int | None = None
@@ -110,6 +115,14 @@ class DemoConfig(ConfigMixin):
         self.forget = list(self.forget) if isinstance(self.forget, tuple) else self.forget
         self.methods = list(self.methods) if isinstance(self.methods, tuple) else self.methods
         check_types(self)
+        check(self.requests is None or self.requests >= 1, f"requests must be >= 1, got {self.requests}")
+        check(not (self.forget and (self.requests or 1) > 1),
+              "requests > 1 draws random requests; it cannot be combined with forget (named units)")
+
+    def request_seeds(self) -> list[int]:
+        """The seeds of the requests the demo deletes (see ``requests``)."""
+        n = self.requests if self.requests is not None else (1 if self.quick or self.forget else 3)
+        return [self.seed + k for k in range(n)]
 
 
 def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -173,13 +186,29 @@ def _replacing(out: Path, overwrite: bool) -> Iterator[None]:
 def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[str, list[str]], device: str,
                 log: Callable[[str], None], t_start: float) -> dict[str, Any]:
     """Steps 1-4 of :func:`run_demo` (see the module docstring), writing into ``out``; the arguments are
-    the ones :func:`run_demo` checked."""
+    the ones :func:`run_demo` checked. The first request's folder is ``out``, the others'
+    ``out/requests/seed-<seed>``, each with its runs and its report; the first report adds the spread."""
     original, prepared, reused = _original_step(cfg, out, log)
-    request = _request_step(cfg, out, original, prepared, log)
-    runs, skipped = _unlearning_step(cfg, out, original, prepared, request, methods, overrides, device, log)
-    audit, files = _report_step(cfg, out, original, runs, skipped, device, log)
+    seeds = cfg.request_seeds()
+    done = []  # (folder, audit, pairs, methods skipped) of each request
+    for k, seed in enumerate(seeds):
+        where = out if k == 0 else out / "requests" / f"seed-{seed}"
+        if len(seeds) > 1:
+            log(f"--- request {k + 1} of {len(seeds)} (seed {seed})")
+        request = _request_step(cfg, where, original, prepared, log, seed)
+        runs, skipped = _unlearning_step(cfg, where, original, prepared, request, methods, overrides, device,
+                                         log, seed)
+        done.append((where, _evaluation_step(cfg, original, runs, skipped, device, log, seed), len(request),
+                     skipped))
+    for where, audit, _, _ in done[1:]:
+        write_audit(where, audit)
+    audit = done[0][1]
+    if len(done) > 1:
+        audit["results"]["spread"] = spread_of([{"seed": s, "pairs": n, "models": a["results"]["models"]}
+                                                for s, (_, a, n, _) in zip(seeds, done)])
+    files = write_audit(out, audit)
     wall = time.perf_counter() - t_start
-    _write_demo_json(cfg, out, original, reused, methods, overrides, skipped, wall)
+    _write_demo_json(cfg, out, original, reused, methods, overrides, done[0][3], wall)
     _log_summary(audit, files, wall, log)
     return {"report": files["report.html"], "audit": audit, "files": files, "wall_time_s": wall}
 
@@ -204,17 +233,16 @@ def _original_step(cfg: DemoConfig, out: Path, log: Callable[[str], None]):
     return original, prepared, reused
 
 
-def _request_step(cfg: DemoConfig, out: Path, original, prepared, log: Callable[[str], None]):
+def _request_step(cfg: DemoConfig, out: Path, original, prepared, log: Callable[[str], None], seed: int):
     """Step 2: the deletion request (``cfg.forget``'s ids, else a random ``cfg.fraction`` drawn with
-    ``cfg.seed``), saved as ``out/request.json``."""
+    ``seed``), saved as ``out/request.json``."""
     if cfg.forget:
         log(f"[2/4] deletion request: {', '.join(cfg.forget)} (by {cfg.by})")
         request = api.make_request(original, ids=list(cfg.forget), by=cfg.by, prepared=prepared)
     else:
         amount = f"{cfg.fraction:g}" if cfg.fraction >= 1 else f"{100 * cfg.fraction:g}%"
-        log(f"[2/4] deletion request: {amount} of the training units (by {cfg.by}), seed {cfg.seed}")
-        request = api.make_request(original, random_amount=cfg.fraction, by=cfg.by, seed=cfg.seed,
-                                   prepared=prepared)
+        log(f"[2/4] deletion request: {amount} of the training units (by {cfg.by}), seed {seed}")
+        request = api.make_request(original, random_amount=cfg.fraction, by=cfg.by, seed=seed, prepared=prepared)
     out.mkdir(parents=True, exist_ok=True)
     request.save(out / "request.json", prepared.corpus)
     log(f"      {len(request)} pairs to forget ({request.description})")
@@ -240,7 +268,7 @@ def _shared_retrain(cfg: DemoConfig, original, device: str, log: Callable[[str],
 
 
 def _unlearning_step(cfg: DemoConfig, out: Path, original, prepared, request, methods: list[str],
-                     overrides: dict[str, list[str]], device: str, log: Callable[[str], None]
+                     overrides: dict[str, list[str]], device: str, log: Callable[[str], None], seed: int
                      ) -> tuple[list, dict[str, str]]:
     """Step 3: Retrain and then every method unlearn ``request`` from ``original`` into ``out/runs/<method>``.
     Returns ``(runs, skipped)``: the runs made, and ``{method: reason}`` for the methods left out because they
@@ -253,7 +281,7 @@ def _unlearning_step(cfg: DemoConfig, out: Path, original, prepared, request, me
             + (f" [{' '.join(overrides.get(method) or [])}]" if overrides.get(method) else ""))
         try:
             run = api.forget(original, request, method=method, overrides=overrides.get(method) or None,
-                             out=out / "runs" / method, seed=cfg.seed, device=device, progress=cfg.progress,
+                             out=out / "runs" / method, seed=seed, device=device, progress=cfg.progress,
                              prepared=prepared, retrain_fn=retrain_fn, accept_modified=cfg.accept_modified,
                              close=cfg.close)
         except ConfigError as e:  # a method that does not apply to this model (e.g. needs a hook)
@@ -267,13 +295,12 @@ def _unlearning_step(cfg: DemoConfig, out: Path, original, prepared, request, me
     return runs, skipped
 
 
-def _report_step(cfg: DemoConfig, out: Path, original, runs: list, skipped: dict[str, str], device: str,
-                 log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Step 4: evaluate the runs (:func:`graphdel.evaluation.suite.evaluate_runs`) and write the report,
-    the metrics and the certificates into ``out``. Returns ``(audit, files)``."""
-    log("[4/4] evaluating and writing the report")
-    suite_cfg = SuiteConfig(seed=cfg.seed, lira_shadows=cfg.lira_shadows, lira_epochs=cfg.lira_epochs,
-                            device=device)
+def _evaluation_step(cfg: DemoConfig, original, runs: list, skipped: dict[str, str], device: str,
+                     log: Callable[[str], None], seed: int) -> dict[str, Any]:
+    """Step 4: evaluate one request's runs (:func:`graphdel.evaluation.suite.evaluate_runs`, seeded with
+    ``seed``); the caller writes the report, the metrics and the certificates. Returns the audit."""
+    log("[4/4] evaluating")
+    suite_cfg = SuiteConfig(seed=seed, lira_shadows=cfg.lira_shadows, lira_epochs=cfg.lira_epochs, device=device)
     audit = evaluate_runs(runs, config=suite_cfg, original=original,
                           progress=False, log=lambda s: log("      " + s.strip()))
     # --quick: a tiny model on a data sample is a smoke run; the report shows the numbers, judges nothing
@@ -281,7 +308,7 @@ def _report_step(cfg: DemoConfig, out: Path, original, runs: list, skipped: dict
     audit["results"]["request"]["run cache"] = str(original.path)
     if skipped:
         audit["results"]["request"]["methods skipped"] = skipped
-    return audit, write_audit(out, audit)
+    return audit
 
 
 def _write_demo_json(cfg: DemoConfig, out: Path, original, reused: bool, methods: list[str],
@@ -301,6 +328,15 @@ def _log_summary(audit: dict[str, Any], files: dict[str, Any], wall: float,
     if lp_table(audit):
         log("")
         log(lp_table(audit))
+    spread = audit["results"].get("spread")
+    if spread:
+        header, rows = spread_rows(spread)
+        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+        log("")
+        log(f"mean ± standard deviation over {len(spread['requests'])} requests (seeds "
+            f"{', '.join(str(r['seed']) for r in spread['requests'])}):")
+        for r in [header] + rows:
+            log("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     log("")
     log(f"demo finished in {wall:.0f} s")
     log(f"report: {files['report.html']}")

@@ -43,8 +43,8 @@ OWN_CONFIGS = {
     SuiteConfig: ["pool_size=16", "seed=1", "chunks=2", "probes=off", "membership=false", "lira_shadows=4",
                   "lira_epochs=3", "batch_size=32", "device=cpu"],
     DemoConfig: ["out=/tmp/demo", "quick=true", "data=wordnet", "fraction=0.02", "forget=[\"a\", \"b\"]",
-                 "close=true", "by=triple", "seed=3", "methods=[\"multidelete\"]", "lira_shadows=4", "lira_epochs=2",
-                 "device=cpu", "progress=false", "overrides={\"ft\": [\"epochs=1\"]}", "overwrite=true",
+                 "close=true", "by=triple", "seed=3", "requests=1", "methods=[\"multidelete\"]", "lira_shadows=4",
+                 "lira_epochs=2", "device=cpu", "progress=false", "overrides={\"ft\": [\"epochs=1\"]}", "overwrite=true",
                  "accept_modified=true"],
     AuditConfig: ["method=neggrad", "overrides=[\"epochs=1\", \"lr=0.5\"]", "models=4", "originals=true",
                   "seed=2", "device=cpu", "progress=false"],
@@ -329,3 +329,12 @@ def test_the_method_config_module_re_exports_the_kernel():
                                      "config_to_dict", "parse_overrides", "record_overrides"]
     for name in ("check", "config_keys", "config_to_dict", "parse_overrides", "record_overrides"):
         assert getattr(method_config, name) is getattr(kernel, name)
+
+
+def test_a_demo_of_several_requests_draws_them_at_random():
+    with pytest.raises(ConfigError, match="cannot be combined with forget"):
+        DemoConfig(out="x", forget=["a"], requests=2)
+    with pytest.raises(ConfigError, match="requests must be >= 1"):
+        DemoConfig(out="x", requests=0)
+    assert DemoConfig(out="x", seed=5, requests=2).request_seeds() == [5, 6]
+    assert DemoConfig(out="x", forget=["a"]).request_seeds() == [0]  # named units: one request

@@ -75,8 +75,9 @@ def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch)
 def test_demo_without_quick_judges_the_methods(tiny_csv, tmp_path):
     lines = []
     cfg = DemoConfig(out=tmp_path / "full", data=f"csv:{tiny_csv}", methods=("multidelete",), progress=False,
-                     device="cpu")
+                     device="cpu", requests=2)
     assert cfg.out == str(tmp_path / "full") and cfg.methods == ["multidelete"]  # kept as config.json keeps them
+    assert DemoConfig(out="x").request_seeds() == [0, 1, 2] and DemoConfig(out="x", quick=True).request_seeds() == [0]
     res = run_demo(cfg, log=lines.append)
     # demo.json records the settings, and they rebuild the demo's config
     assert DemoConfig.from_dict(json.loads((tmp_path / "full" / "demo.json").read_text())["config"]) == cfg
@@ -88,7 +89,17 @@ def test_demo_without_quick_judges_the_methods(tiny_csv, tmp_path):
     assert SMOKE_BANNER not in md and "not judged" not in md
     assert ("**PASS** multidelete" in md) or ("**FAIL** multidelete" in md)
     assert res["audit"]["results"]["smoke"] is False
-    assert json.loads((tmp_path / "full" / "metrics.json").read_text())["smoke"] is False
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert metrics["smoke"] is False
+    # the second request (seed 1) has its own folder and report; the first report adds the spread of both
+    second = json.loads((tmp_path / "full" / "requests" / "seed-1" / "metrics.json").read_text())
+    assert second["request"]["seed"] == 1 and (tmp_path / "full" / "requests" / "seed-1" / "runs" / "retrain").is_dir()
+    spread = metrics["spread"]
+    assert [r["seed"] for r in spread["requests"]] == [0, 1]
+    gaps = [m["models"]["multidelete"]["splits"]["forget"]["pool64"]["g2t_mrr"]
+            - m["models"]["retrain"]["splits"]["forget"]["pool64"]["g2t_mrr"] for m in (metrics, second)]
+    assert spread["methods"]["multidelete"]["forget_mrr"]["values"] == pytest.approx(gaps)
+    assert "## Spread over 2 requests" in md and "mean ± standard deviation over 2 requests" in printed
 
 
 def test_demo_refuses_a_non_empty_out(tiny_csv, tmp_path, capsys):

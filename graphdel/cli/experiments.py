@@ -96,7 +96,10 @@ def _add_demo(sub) -> None:
                    "molecules with the same captions and pair ids (depictions), so the same request applies")
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)  # advanced: another dataset spec
     p.add_argument("--methods", help="comma-separated methods (default: every registered method)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the (first) request, the methods and the evaluation")
+    p.add_argument("--requests", type=int, default=None, metavar="N",
+                   help="measure the deletion on N requests (seeds SEED..SEED+N-1), each against its own Retrain, "
+                   "and report every gap as mean ± spread (default 3; --quick: 1)")
     p.add_argument("--lira-shadows", type=int, default=0, metavar="N", help="also run LiRA (N >= 4; costly)")
     p.add_argument("--lira-epochs", type=int, default=None, metavar="E", help="epochs per shadow model")
     _add_device(p)
@@ -131,7 +134,7 @@ def cmd_demo(args) -> int:
         scenario = dict(data="depictions")
     if args.data:
         scenario["data"] = args.data
-    run_demo(DemoConfig(out=args.out, quick=args.quick, seed=args.seed, methods=methods,
+    run_demo(DemoConfig(out=args.out, quick=args.quick, seed=args.seed, requests=args.requests, methods=methods,
                         lira_shadows=args.lira_shadows, lira_epochs=args.lira_epochs, device=args.device,
                         overwrite=args.overwrite, accept_modified=args.accept_modified, **scenario))
     return 0

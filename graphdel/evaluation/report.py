@@ -97,6 +97,7 @@ from graphdel.evaluation.report_format import (SPLIT_ORDER, cell_text, fmt, kv_r
 from graphdel.evaluation.report_plots import render_plots
 from graphdel.evaluation.report_render import to_html, to_markdown
 from graphdel.evaluation.report_verdicts import NOT_JUDGED, headline_rows, method_verdict, model_roles
+from graphdel.evaluation.spread import spread_blocks
 from graphdel.evaluation.summary import judgement, pool_key, summary_keys
 from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from graphdel.modalities import item_word
@@ -149,7 +150,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     """The report as a list of blocks, rendered to Markdown and HTML by the two writers below.
 
     Order: the title (and the smoke banner), the request, the verdicts, the headline table (gaps to
-    Retrain), the plots, then every long key/value table under ``## Appendix: details``."""
+    Retrain), the spread over several requests (when given), the plots, then every long key/value table under ``## Appendix: details``."""
     B: list[tuple] = []
     B.append(("h1", str(results.get("title") or "graphdel unlearning report")))
     if smoke:
@@ -159,6 +160,7 @@ def _build(results, models, order, original, reference, methods, keys, summary, 
     verdicts = [method_verdict(m, models, original, reference, keys, summary, smoke) for m in methods]
     B += _verdict_blocks(verdicts, methods, smoke)
     B += _headline_blocks(models, order, original, reference, keys, summary, verdicts, request, pool)
+    B += spread_blocks(results.get("spread"))  # the demo's other requests, when it ran several
     B += audit_report.summary_blocks(results.get("audit"))  # graphdel report --audit: its numbers, first screen
     if figures:
         B.append(("h2", "Plots"))

@@ -88,8 +88,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or os.path.join(tmp, "demo")
         cfg = DemoConfig(out=out, data=args.data, by=args.by, fraction=args.fraction, forget=forget, close=args.close,
-                         seed=args.seed, methods=methods, overrides=method_overrides(args.settings, methods),
-                         progress=False)
+                         seed=args.seed, requests=1, methods=methods,
+                         overrides=method_overrides(args.settings, methods), progress=False)
         start = time.perf_counter()
         result = run_demo(cfg, log=lambda s: None)
         demo_s = time.perf_counter() - start

@@ -18,6 +18,7 @@ docs/extending.md.
   parts are ``suite_model`` (one model: pair sets, metrics, comparison), ``suite_signals`` (per-pair
   signals), ``suite_attacks`` (distinguishability, membership attacks, LiRA), ``suite_runs`` (run folders to
   one evaluation) and ``suite_output`` (report folder with certificates, terminal tables);
+* ``spread``: the headline gaps of several requests as mean ± spread (the demo's full mode);
 * ``summary``: gaps, the summary score and the targets, judged once (``judgement``) for the suite and the
   report;
 * ``report``, ``audit_report``, ``compare``: report.md / report.html / metrics.json and plots, the audit's
@@ -31,8 +32,8 @@ docs/extending.md.
 """
 
 __all__ = ["audit_files", "audit_report", "certificate", "certificate_build", "certificate_checks",
-           "certificate_recompute", "certificate_result", "certificate_verify", "compare",
-           "distinguishability", "embed", "epsilon_rules", "link_prediction", "matching", "membership",
-           "metrics", "neighbours", "per_example", "probes", "ranks", "report", "report_format", "report_plots",
-           "report_render", "report_verdicts", "rerank", "retrieval", "run_data", "signal_arrays", "suite",
+           "certificate_recompute", "certificate_result", "certificate_verify", "compare", "distinguishability",
+           "embed", "epsilon_rules", "link_prediction", "matching", "membership", "metrics", "neighbours",
+           "per_example", "probes", "ranks", "report", "report_format", "report_plots", "report_render",
+           "report_verdicts", "rerank", "retrieval", "run_data", "signal_arrays", "spread", "suite",
            "suite_attacks", "suite_model", "suite_output", "suite_runs", "suite_signals", "summary", "ulira"]

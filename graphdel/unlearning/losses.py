@@ -26,8 +26,9 @@ from graphdel.unlearning.negatives import (_sharded, all_rows, derangement, dist
                                            negative_texts, own_positions)
 
 __all__ = ["StepEncodings", "all_rows", "derangement", "distance", "distinct_items", "exceedance", "forget_loss",
-           "item_derangement", "link_forgetting", "link_margins", "modality_decoupling", "multimodal_retention", "negative_texts", "own_positions",
-           "pair_losses_against", "quantile_matched_targets", "similarity_at_share", "unimodal_retention"]
+           "item_derangement", "link_forgetting", "link_margins", "modality_decoupling", "multimodal_retention",
+           "negative_texts", "own_positions", "pair_losses_against", "quantile_matched_targets",
+           "similarity_at_share", "unimodal_retention"]
 
 Distance = Literal["mse", "cosine", "l1"]
 Representation = Literal["fused", "similarity", "both"]

@@ -59,9 +59,10 @@ from torch import Tensor
 from graphdel.models.protocol import PairBatch
 from graphdel.unlearning.base import GradientConfig, GradientMethod, Trainer, check, register_method, set_update_mode
 from graphdel.errors import ConfigError
-from graphdel.unlearning.losses import (StepEncodings, forget_loss, link_forgetting, link_margins,
-                                       modality_decoupling, multimodal_retention, exceedance,
-                                       quantile_matched_targets, similarity_at_share, unimodal_retention)
+from graphdel.unlearning.link_term import LinkForgetting
+from graphdel.unlearning.losses import (StepEncodings, exceedance, forget_loss, modality_decoupling,
+                                       multimodal_retention, quantile_matched_targets, similarity_at_share,
+                                       unimodal_retention)
 from graphdel.unlearning.masks import fisher_diagonal, importance_ratio, top_fraction_mask
 from graphdel.evaluation.embed import embed_pairs
 
@@ -278,7 +279,8 @@ class MultiDelete(GradientMethod):
         self._teacher_df_pos = {int(r): i for i, r in enumerate(emb.rows.tolist())}
         if cfg.similarity_target == "calibrated":
             self._pair_target = self._calibrated_targets(trainer, cfg, emb)
-        self._link_target = self._link_targets(trainer, cfg) if cfg.link_weight > 0 else None
+        self._link = LinkForgetting.prepare(trainer, cfg.link_negatives, cfg.eval_batch_size) \
+            if cfg.link_weight > 0 else None
         self._near = None
         if cfg.near_weight > 0 and cfg.terms.mkr:
             self._near = trainer.student.retain_neighbourhood(trainer.ctx.forget, trainer.ctx.retain)
@@ -300,67 +302,6 @@ class MultiDelete(GradientMethod):
         kept = sum(int(m.sum()) for m in trainer.grad_mask.values())
         total = sum(m.numel() for m in trainer.grad_mask.values())
         trainer.log.append({"phase": "mask", "masked_in_weights": kept, "total_weights": total})
-
-    def _link_margins_of(self, model: Any, sampler: Any, trainer: Trainer,
-                         cfg: MultiDeleteConfig) -> tuple[Tensor, Tensor] | None:
-        """``(corpus rows [P], margins [P])`` of the pairs of ``sampler`` that state a fact the model's link
-        decoder scores (:func:`~graphdel.unlearning.losses.link_margins`); ``None`` when the model has none."""
-        rows, margins = [], []
-        for b in sampler.batches(cfg.eval_batch_size):
-            b = b.to(trainer.device)
-            out = model.link_scores(b, cfg.link_negatives, self._link_generator)
-            if out is None:
-                return None
-            pairs, m = link_margins(*out)
-            rows.append(b.rows[pairs])
-            margins.append(m)
-        if not rows:
-            return torch.zeros(0, dtype=torch.long), torch.zeros(0)
-        return torch.cat(rows), torch.cat(margins)
-
-    def _link_targets(self, trainer: Trainer, cfg: MultiDeleteConfig) -> dict[int, float] | None:
-        """``{corpus row: target margin}`` of every Df pair the link term moves: the student's Df margins
-        before any update, quantile-matched to the calibration pairs' (validation's when there is none)
-        margins, scored with the calibration's hidden facts out of the model (as the stopping reference
-        is). ``None`` (logged) when the model has no link decoder or Df states no fact it scores. Logged as
-        one ``phase="link"`` record. Its own generator draws the random answers, so the batch order is
-        the same with and without the term."""
-        ctx = trainer.ctx
-        reference, hidden = (ctx.calibration, ctx.calibration_hidden) if ctx.calibration is not None else (ctx.val, None)
-        if reference is None or len(reference) == 0:
-            raise ConfigError("link_weight > 0 needs a calibration (or validation) split to draw the deleted "
-                              "facts' target margins from; none was given")
-        self._link_generator = torch.Generator().manual_seed(ctx.seed + 1)
-        student = trainer.student
-        was = student.training
-        student.eval()  # no dropout in the measured margins
-        try:
-            with torch.no_grad():
-                df = self._link_margins_of(student, ctx.forget, trainer, cfg)
-                with student.facts_hidden(hidden):
-                    ref = self._link_margins_of(student, reference, trainer, cfg) if df is not None else None
-        finally:
-            student.train(was)
-        if df is None or ref is None or df[0].numel() == 0 or ref[0].numel() == 0:
-            trainer.log.append({"phase": "link", "note": "the model scores no fact of Df or of the reference: "
-                                                         "no link term"})
-            return None
-        targets = quantile_matched_targets(df[1], ref[1])
-        trainer.log.append({"phase": "link", "pairs": int(df[0].numel()), "margin_mean": float(df[1].mean()),
-                            "target_mean": float(targets.mean()), "reference_pairs": int(ref[0].numel())})
-        return {int(r): float(t) for r, t in zip(df[0].tolist(), targets.tolist())}
-
-    def _link_term(self, trainer: Trainer, df: PairBatch, cfg: MultiDeleteConfig) -> Tensor | None:
-        """The Df batch's link-forgetting term (:func:`~graphdel.unlearning.losses.link_forgetting`), or
-        ``None`` when the run has no link targets."""
-        if self._link_target is None:
-            return None
-        rows, scores, corrupted = trainer.student.link_scores(df, cfg.link_negatives, self._link_generator)
-        # The random answers' logits are a fixed bar: with gradients through them the margin fell fastest
-        # by raising a few random entities over every query (WordNet, seed 0: validation 0.26 -> 0.16).
-        pairs, margins = link_margins(rows, scores, corrupted.detach())
-        targets = torch.tensor([self._link_target[int(r)] for r in df.rows[pairs].tolist()], device=margins.device)
-        return link_forgetting(margins, targets)
 
     def _calibrated_targets(self, trainer: Trainer, cfg: MultiDeleteConfig, df_emb: Any) -> dict[int, float]:
         """``{corpus row: target share}`` of every pair L_MD may decouple (Df, and the chain's earlier
@@ -426,4 +367,4 @@ class MultiDelete(GradientMethod):
             near = self._near.sample(min(cfg.batch_size, len(self._near)), trainer.generator).to(trainer.device)
         return multidelete_loss(student, teacher, df, dr, cfg, trainer.generator, earlier,
                                 pair_targets=lambda batch: self._targets_of(trainer, student, batch, cfg), near=near,
-                                link=self._link_term(trainer, df, cfg))
+                                link=self._link.term(trainer.student, df) if self._link else None)

@@ -234,10 +234,9 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
             Every KG request is audited either way: the
             new run's ``metrics["inferable"]`` says how many deleted triples the retained graph still
             mirrors or links by a short path (:func:`graphdel.data.kg_facts.audit_and_close`).
-        tune: choose the method's learning rate by the rule of :func:`graphdel.unlearning.tuning.tune` (each
-            candidate run in full, judged on calibration and validation only); ``True`` for the default
-            :class:`~graphdel.unlearning.tuning.TuneConfig`. The run's time is the whole search, and its
-            ``selected["tuning"]`` in ``metrics.json`` records every candidate.
+        tune: choose the method's learning rate by the rule of :func:`graphdel.unlearning.tuning.tune`
+            (``True``: its default :class:`~graphdel.unlearning.tuning.TuneConfig`); the run's time is the
+            whole search, and ``metrics.json``'s ``selected["tuning"]`` records every candidate.
 
     Raises:
         IntegrityError: ``run``'s weights or config.json changed and ``accept_modified`` is false.

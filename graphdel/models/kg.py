@@ -277,10 +277,9 @@ class KGTextModel(KGStructure, JointModel):
 
         For each triple pair ``(h, r, t)`` of ``batch`` (entity-description pairs are skipped): the tail
         query ``(h, r, ?)`` and the head query ``(t, r + R, ?)``, as the filtered MRR ranks them. Returns
-        ``(rows [F], scores [F], corrupted [F, negatives])`` with ``F = 2 x triples``: ``scores`` the true
-        answer's logit, ``corrupted`` the logits of ``negatives`` entities drawn uniformly with
-        ``generator`` and shared by every query of the batch (one matrix product; a draw may hit a true
-        answer, which at ``negatives`` << entities barely moves the estimate)."""
+        ``(rows [F], scores [F], corrupted [F, negatives])`` with ``F = 2 x triples``: the true answer's
+        logit, and those of ``negatives`` entities drawn uniformly with ``generator``, shared by the batch's
+        queries (one matrix product; a draw hitting a true answer barely moves the estimate)."""
         s, z = self.entity_states()
         is_triple = batch.x[:, 1] < self.num_relations
         rows = is_triple.nonzero().flatten()

@@ -8,6 +8,9 @@
 4. evaluate them all (:func:`graphdel.evaluation.suite.evaluate_runs`) and write the report, the
    metrics and one evaluated certificate per run.
 
+In the full setting steps 2-4 run for 3 requests (seeds 0, 1, 2; ``requests``), each against its own
+Retrain; the first report adds each headline gap's mean ± spread over them (:mod:`graphdel.evaluation.spread`).
+
 ``quick`` (``graphdel demo --quick``) is a *smoke run*: a tiny model trained on a sample of the data, too
 small to say anything about the methods. Its printed summary and its report open with
 :data:`graphdel.evaluation.report.SMOKE_BANNER` and every verdict reads ``not judged`` (the numbers are all
@@ -24,6 +27,7 @@ Output folder::
       certificates/<method>.json                      evaluated deletion certificates
       runs/<method>/                                  the unlearned run folders
       request.json                                    the deletion request
+      requests/seed-<S>/                              the same for each further request (full setting)
 """
 
 from __future__ import annotations

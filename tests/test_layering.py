@@ -89,9 +89,6 @@ LAYERS = {
 #: ``(importer, imported) -> why``: upward imports known and allowed until they can be fixed. Each must still
 #: occur (a stale entry fails), so the list only shrinks.
 UPWARD_EXCEPTIONS = {
-    ("graphdel.evaluation.matching", "graphdel.unlearning.losses"):
-        "item_derangement (the suite's partners) is defined in the engine's losses; it moves down to the "
-        "scoring layer with its helpers (derangement, _redraw_same_item) in a change of unlearning/losses.py",
 }
 
 

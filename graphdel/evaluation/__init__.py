@@ -3,7 +3,8 @@
 The modules are imported by name; importing this package loads none of them. How a metric is added:
 docs/extending.md.
 
-* metrics: ``retrieval`` (pool-k retrieval, the one score; its ranks in ``ranks``, hard candidates and
+* metrics: ``derangements`` (each pair's partner of another item: the suite's mismatched pairs and the
+  engine's unrelated texts), ``retrieval`` (pool-k retrieval, the one score; its ranks in ``ranks``, hard candidates and
   re-ranking in ``rerank``), ``embed`` (embedding pairs, the pool score), ``distinguishability`` (Df-vs-Dr
   AUC), ``membership`` (membership inference), ``probes`` (unimodal probes, drift), ``matching`` (the
   matching head: true vs random and hard partners, re-ranking), ``neighbours`` (near-neighbour leakage),
@@ -32,8 +33,9 @@ docs/extending.md.
 """
 
 __all__ = ["audit_files", "audit_report", "certificate", "certificate_build", "certificate_checks",
-           "certificate_recompute", "certificate_result", "certificate_verify", "compare", "distinguishability",
-           "embed", "epsilon_rules", "link_prediction", "matching", "membership", "metrics", "neighbours",
-           "per_example", "probes", "ranks", "report", "report_format", "report_plots", "report_render",
-           "report_verdicts", "rerank", "retrieval", "run_data", "signal_arrays", "spread", "suite",
-           "suite_attacks", "suite_model", "suite_output", "suite_runs", "suite_signals", "summary", "ulira"]
+           "certificate_recompute", "certificate_result", "certificate_verify", "compare", "derangements",
+           "distinguishability", "embed", "epsilon_rules", "link_prediction", "matching", "membership", "metrics",
+           "neighbours", "per_example", "probes", "ranks", "report", "report_format", "report_plots",
+           "report_render", "report_verdicts", "rerank", "retrieval", "run_data", "signal_arrays", "spread",
+           "suite", "suite_attacks", "suite_model", "suite_output", "suite_runs", "suite_signals", "summary",
+           "ulira"]

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from graphdel.evaluation.derangements import item_derangement
 from graphdel.evaluation.embed import embed_pairs
 from graphdel.evaluation.retrieval import (PairEmbeddings, Ranks, draw_distractors, hardest_of_other_items,
                                            pool_candidate_scores, rank_summary, rerank_columns, rerank_ranks,
@@ -96,8 +97,6 @@ def matching_partners(emb: PairEmbeddings, seed: int = 0) -> tuple[Tensor, Tenso
     Raises:
         ValueError: fewer than two distinct items.
     """
-    from graphdel.unlearning.losses import item_derangement  # the suite's partners (see module docstring)
-
     random_j = item_derangement(emb.items, torch.Generator().manual_seed(seed))
     hard_j = hardest_of_other_items(emb.z_x, emb.z_t, emb.items, emb.items, 1)[:, 0]
     return random_j, hard_j

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from graphdel.device import model_device, placed
+from graphdel.evaluation.derangements import item_derangement
 from graphdel.evaluation.embed import embed_pairs
 from graphdel.evaluation.membership import logit_scale
 from graphdel.evaluation.retrieval import PairEmbeddings, Ranks, pool_candidate_scores
@@ -62,10 +63,8 @@ class PairSignals:
 def _derangement(items: np.ndarray, seed: int) -> np.ndarray | None:
     """Index ``j[i] != i`` with ``items[j[i]] != items[i]`` for every ``i`` (``None`` if one item only).
 
-    The engine's item-aware derangement (:func:`graphdel.unlearning.losses.item_derangement`, one helper
-    for the unlearning losses and the suite), seeded by ``seed``: the same ``j`` for the same items and seed."""
-    from graphdel.unlearning.losses import item_derangement  # here: the engine imports evaluation modules
-
+    The item-aware derangement (:func:`graphdel.evaluation.derangements.item_derangement`, one helper for
+    the unlearning losses and the suite), seeded by ``seed``: the same ``j`` for the same items and seed."""
     if items.size < 2 or np.unique(items).size < 2:
         return None
     return item_derangement(torch.as_tensor(items), torch.Generator().manual_seed(seed)).numpy().astype(np.int64)

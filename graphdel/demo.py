@@ -46,8 +46,8 @@ from graphdel.config import ConfigMixin, check, check_types
 from graphdel.device import resolve_device
 from graphdel.errors import ConfigError, InvalidInputError, RunError
 from graphdel.evaluation.report import SMOKE_BANNER
-from graphdel.evaluation.spread import spread_of, spread_rows
-from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, short_table, write_audit
+from graphdel.evaluation.spread import spread_of
+from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, short_table, spread_table, write_audit
 from graphdel.forget_run import recorded_configs
 from graphdel.io import atomic_write_json, remove_path
 # the cache of trained originals, re-exported here where bench scripts and notebooks have always found it
@@ -326,21 +326,16 @@ def _write_demo_json(cfg: DemoConfig, out: Path, original, reused: bool, methods
 
 def _log_summary(audit: dict[str, Any], files: dict[str, Any], wall: float,
                  log: Callable[[str], None]) -> None:
-    """The closing lines: the short table, the link-prediction table (KG only), the time and the report."""
+    """The closing lines: the short table, the link-prediction table (KG only), the spread over requests (when
+    several), the time and the report."""
     log("")
     log(short_table(audit))  # opens with the smoke banner for a quick demo
     if lp_table(audit):
         log("")
         log(lp_table(audit))
-    spread = audit["results"].get("spread")
-    if spread:
-        header, rows = spread_rows(spread)
-        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    if spread_table(audit):
         log("")
-        log(f"mean ± standard deviation over {len(spread['requests'])} requests (seeds "
-            f"{', '.join(str(r['seed']) for r in spread['requests'])}):")
-        for r in [header] + rows:
-            log("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        log(spread_table(audit))
     log("")
     log(f"demo finished in {wall:.0f} s")
     log(f"report: {files['report.html']}")

@@ -28,13 +28,13 @@ from graphdel.evaluation import suite_signals
 from graphdel.evaluation.suite_attacks import lira_membership, signal_membership, train_shadows
 from graphdel.evaluation.suite_model import (RETRIEVAL_SPLITS, SuiteConfig, compare_to_references,
                                              evaluate_model, retrieval_metrics, suite_sets)
-from graphdel.evaluation.suite_output import Audit, lp_table, save_audit, short_table, write_audit
+from graphdel.evaluation.suite_output import Audit, lp_table, save_audit, short_table, spread_table, write_audit
 from graphdel.evaluation.suite_runs import MEMORY_KEYS, evaluate_runs
 from graphdel.evaluation.suite_signals import SIGNAL_NAMES, PairSignals, pair_signals
 
 __all__ = ["retrieval_metrics", "SuiteConfig", "suite_sets", "PairSignals", "pair_signals", "evaluate_model",
            "compare_to_references", "train_shadows", "lira_membership", "MEMORY_KEYS", "SIGNAL_NAMES",
-           "RETRIEVAL_SPLITS", "evaluate_runs", "write_audit", "save_audit", "short_table", "lp_table",
+           "RETRIEVAL_SPLITS", "evaluate_runs", "write_audit", "save_audit", "short_table", "lp_table", "spread_table",
            "Audit"]
 
 # Two helpers the tests reach here under the private names they had before the cut

@@ -12,10 +12,11 @@ from typing import Any, Mapping
 from graphdel.evaluation.audit_report import certificate_entry
 from graphdel.evaluation.certificate_build import evaluated_certificate
 from graphdel.evaluation.report import NOT_JUDGED, SMOKE_BANNER, write_report
+from graphdel.evaluation.spread import spread_rows
 from graphdel.io import atomic_write_json, sha256_file, staged_folder
 from graphdel.runs import check_output
 
-__all__ = ["write_audit", "save_audit", "short_table", "lp_table", "Audit"]
+__all__ = ["write_audit", "save_audit", "short_table", "lp_table", "spread_table", "Audit"]
 
 
 def write_audit(out_dir, audit: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,6 +136,20 @@ def _dig(d, keys):
             return None
         d = d[k]
     return d if isinstance(d, (int, float)) else None
+
+
+def spread_table(audit: Mapping[str, Any]) -> str:
+    """A plain-text table of the audit's spread over several requests (:mod:`graphdel.evaluation.spread`;
+    empty when it has none): one row per method, each gap as mean ± standard deviation."""
+    spread = audit["results"].get("spread")
+    if not spread:
+        return ""
+    header, rows = spread_rows(spread)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    seeds = ", ".join(str(r["seed"]) for r in spread["requests"])
+    lines = [f"mean ± standard deviation over {len(spread['requests'])} requests (seeds {seeds}):"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + rows]
+    return "\n".join(lines)
 
 
 class Audit:

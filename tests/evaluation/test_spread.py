@@ -60,3 +60,14 @@ def test_the_table_and_the_report_section():
     assert blocks[0] == ("h2", "Spread over 2 requests") and blocks[2] == ("table", header, rows)
     assert "seed 0 (10 pairs), seed 1 (11 pairs)" in blocks[1][1]
     assert spread_blocks(None) == []
+
+
+def test_the_terminal_table_aligns_the_rows_and_is_empty_without_a_spread():
+    from graphdel.evaluation.suite_output import spread_table
+
+    text = spread_table({"results": {"spread": spread_of(REQUESTS)}})
+    lines = text.splitlines()
+    assert lines[0] == "mean ± standard deviation over 2 requests (seeds 0, 1):"
+    assert lines[2].split("  ")[0] == "multidelete" and "+0.005 ± 0.064" in lines[2]
+    assert lines[1].index("Df MRR − Retrain") == lines[2].index("+0.005 ± 0.064")  # columns aligned
+    assert spread_table({"results": {}}) == ""

@@ -1,6 +1,6 @@
 """Benchmark: the fusion stage (:mod:`graphdel.training.fusion`) on a trained run's frozen encoders.
 
-    python bench/fusion_stage.py --run RUN [--tokens 24] [--epochs 8] [--lr 1e-3] [--hard-fraction 0.5]
+    python bench/fusion_stage.py --run RUN [--tokens 24] [--readout mean] [--sink] [--epochs 8] [--lr 1e-3] [--hard-fraction 0.5]
         [--hard-pool 1] [--reinit] [--top-k 2,4,8,16] [--eval-every 2] [--split val] [--out NEW_RUN]
 
 Loads ``RUN`` read-only, featurises its data with the fusion module reading ``--tokens`` caption tokens
@@ -34,7 +34,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=None, help="caption tokens the fusion reads (default: the run's)")
     parser.add_argument("--layers", type=int, default=None, help="fusion layers (default: the run's; "
                         "another number builds a fresh fusion module)")
+    parser.add_argument("--readout", choices=["first", "mean"], default=None,
+                        help="fusion_readout (default: the run's; another builds a fresh fusion module)")
+    parser.add_argument("--sink", action="store_true", help="fusion_sink: a learned item token (fresh module)")
     parser.add_argument("--product", action="store_true", help="fusion_product: the head also reads z_x * z_t")
+    parser.add_argument("--no-product", action="store_true", help="fusion_product off: the head reads the "
+                        "fusion module alone (a fresh head)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--hard-fraction", type=float, default=0.5)
@@ -70,8 +75,14 @@ def main() -> None:
         config = replace(config, text=replace(config.text, fusion_tokens=args.tokens))
     if args.layers is not None:
         config = replace(config, fusion_layers=args.layers)
+    if args.readout is not None:
+        config = replace(config, fusion_readout=args.readout)
+    if args.sink:
+        config = replace(config, fusion_sink=True)
     if args.product:
         config = replace(config, fusion_product=True, matching_weight=0.0)
+    if args.no_product:
+        config = replace(config, fusion_product=False)
     torch.manual_seed(args.seed)
     model = build_model(config)
     state = {k: v for k, v in run.model.state_dict().items() if model.state_dict()[k].shape == v.shape}

@@ -65,7 +65,8 @@ class JointModel(ModalityModule):
         self.x_projection = Projection(item_width, config.embed_dim, config.dropout)
         self.text_projection = Projection(text_width, config.embed_dim, config.dropout)
         self.fusion = FusionModule(text_width, item_width, config.fusion_dim, config.fusion_layers,
-                                   config.fusion_heads, config.dropout)
+                                   config.fusion_heads, config.dropout, readout=config.fusion_readout,
+                                   sink=config.fusion_sink)
         if config.fusion_product and config.matching_weight != 0:
             raise ConfigError("fusion_product is trained by the fusion stage only: set matching_weight to 0 "
                               f"(got {config.matching_weight})")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from graphdel.config import ConfigMixin
 from graphdel.encoders.graph import GraphEncoderConfig
@@ -32,6 +33,11 @@ class ModelConfig(ConfigMixin):
             model's carries ``h * r * t``: the matching head then weighs the encoders' agreement dimension
             by dimension together with what cross-attention finds. Trained by the fusion stage only (needs
             ``matching_weight`` 0).
+        fusion_readout: what of the fusion module's text positions is the fused representation:
+            ``"first"`` (the first position) or ``"mean"`` (the masked mean of all of them)
+            (:class:`~graphdel.models.layers.FusionModule`).
+        fusion_sink: the fusion module's cross-attention also sees one learned item token, so that it can
+            count the atoms (item tokens) that match a caption token.
         dropout: dropout in projections and fusion.
         fusion_max_item_tokens: item tokens (atoms) the fusion module attends to per item; larger items
             are truncated for fusion only (the pooled embedding still sees every atom). Without a cap one
@@ -49,6 +55,8 @@ class ModelConfig(ConfigMixin):
     init_temperature: float = 0.07
     matching_weight: float = 1.0
     fusion_product: bool = False
+    fusion_readout: Literal["first", "mean"] = "first"
+    fusion_sink: bool = False
     dropout: float = 0.1
     fusion_max_item_tokens: int = 96
     extra: dict = field(default_factory=dict)

@@ -3,6 +3,7 @@ module in which text tokens cross-attend to item tokens."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -19,20 +20,40 @@ class Projection(nn.Module):
         return F.normalize(self.net(h), dim=-1)
 
 
+FUSION_READOUTS = ("first", "mean")
+
+
 class FusionModule(nn.Module):
-    """Text tokens cross-attend to item tokens; the first text position is the fused representation.
+    """Text tokens cross-attend to item tokens; a readout of the text positions is the fused representation.
 
     Each layer is a pre-norm transformer decoder layer: self-attention over text tokens, cross-attention
     from text tokens to item tokens, feed-forward.
+
+    Two options change what the module can check (docs/experiments/2026-12-05-fusion-readout.md):
+
+    * ``readout="first"`` reads the first text position after the last layer. In a one-layer module that
+      position's own cross-attention is the only one that reaches the output (self-attention runs before
+      cross-attention in a layer), so one query must check every fact of the caption. ``"mean"`` reads the
+      masked mean of every text position, so each caption token's cross-attention (its own fact checked
+      against the item) reaches the output.
+    * ``sink=True`` adds one learned item token that every query can attend to. Softmax attention over
+      the atoms alone averages them, and an average cannot count ("5 alkenes" and "2 alkenes" attend to
+      alike-looking atoms); with a fixed slot beside them the weight that falls on the matching atoms
+      grows with their number.
 
     Shapes: ``text [B, T, d_t]``, ``text_mask [B, T]``, ``item [B, N, d_x]``, ``item_mask [B, N]``
     -> ``[B, d]``.
     """
 
-    def __init__(self, d_text: int, d_item: int, d: int, layers: int, heads: int, dropout: float) -> None:
+    def __init__(self, d_text: int, d_item: int, d: int, layers: int, heads: int, dropout: float,
+                 readout: str = "first", sink: bool = False) -> None:
         super().__init__()
+        if readout not in FUSION_READOUTS:
+            raise ValueError(f"fusion readout {readout!r} is not one of {', '.join(FUSION_READOUTS)}")
+        self.readout = readout
         self.text_in = nn.Linear(d_text, d)
         self.item_in = nn.Linear(d_item, d)
+        self.sink = nn.Parameter(torch.zeros(1, 1, d)) if sink else None
         self.layers = nn.ModuleList(
             nn.TransformerDecoderLayer(d, heads, dim_feedforward=2 * d, dropout=dropout, batch_first=True,
                                        norm_first=True) for _ in range(layers))
@@ -40,11 +61,17 @@ class FusionModule(nn.Module):
 
     def forward(self, text: Tensor, text_mask: Tensor, item: Tensor, item_mask: Tensor) -> Tensor:
         """``text [B, T, d_t]``, ``text_mask [B, T]``, ``item [B, N, d_x]``, ``item_mask [B, N]`` (True at
-        real positions) -> the fused representation ``[B, d]`` (the first text position after the last
-        layer)."""
+        real positions) -> the fused representation ``[B, d]`` (the readout of the text positions after the
+        last layer)."""
         h = self.text_in(text)
         memory = self.item_in(item)
+        if self.sink is not None:
+            memory = torch.cat([self.sink.expand(memory.size(0), 1, -1).to(memory.dtype), memory], dim=1)
+            item_mask = torch.cat([item_mask.new_ones(item_mask.size(0), 1), item_mask], dim=1)
         for layer in self.layers:
             h = layer(h, memory, tgt_key_padding_mask=~text_mask, memory_key_padding_mask=~item_mask)
-        return self.norm(h[:, 0])
+        if self.readout == "first":
+            return self.norm(h[:, 0])
+        weights = text_mask.to(h.dtype).unsqueeze(-1)
+        return self.norm((h * weights).sum(1) / weights.sum(1).clamp(min=1.0))
 

@@ -1,0 +1,60 @@
+"""The fusion module's readouts and its sink token, on tiny hand-made inputs."""
+
+import pytest
+import torch
+
+from graphdel.models.config import ModelConfig
+from graphdel.models.layers import FusionModule
+
+
+def _module(**options) -> FusionModule:
+    torch.manual_seed(0)
+    return FusionModule(d_text=6, d_item=5, d=8, layers=1, heads=2, dropout=0.0, **options).eval()
+
+
+def _inputs(atoms: int):
+    """One caption of 3 tokens against one item of ``atoms`` copies of the same atom state."""
+    torch.manual_seed(1)
+    text, atom = torch.randn(1, 3, 6), torch.randn(1, 1, 5)
+    return text, torch.ones(1, 3, dtype=torch.bool), atom.expand(1, atoms, 5), torch.ones(1, atoms, dtype=torch.bool)
+
+
+@pytest.mark.parametrize("readout", ["first", "mean"])
+def test_without_a_sink_attention_cannot_count_identical_atoms(readout):
+    module = _module(readout=readout)
+    assert torch.allclose(module(*_inputs(1)), module(*_inputs(4)), atol=1e-6)
+
+
+def test_the_sink_lets_the_output_depend_on_how_many_atoms_match():
+    module = _module(sink=True)
+    with torch.no_grad():
+        module.sink.fill_(0.5)
+    assert not torch.allclose(module(*_inputs(1)), module(*_inputs(4)), atol=1e-4)
+
+
+def test_a_fresh_sink_is_zero_and_trainable():
+    module = _module(sink=True)
+    assert module.sink.shape == (1, 1, 8) and module.sink.requires_grad and float(module.sink.abs().sum()) == 0.0
+    assert "sink" not in dict(_module().named_parameters())
+
+
+def test_mean_readout_averages_real_positions_only():
+    module = _module(readout="mean")
+    text, text_mask, item, item_mask = _inputs(2)
+    padded = torch.cat([text, torch.randn(1, 2, 6)], 1)
+    padded_mask = torch.cat([text_mask, torch.zeros(1, 2, dtype=torch.bool)], 1)
+    assert torch.allclose(module(text, text_mask, item, item_mask), module(padded, padded_mask, item, item_mask),
+                          atol=1e-6)
+
+
+def test_mean_and_first_readouts_differ_on_the_same_weights():
+    first, mean = _module(readout="first"), _module(readout="mean")
+    mean.load_state_dict(first.state_dict())
+    assert not torch.allclose(first(*_inputs(2)), mean(*_inputs(2)), atol=1e-4)
+
+
+def test_an_unknown_readout_is_named():
+    with pytest.raises(ValueError, match="fusion readout 'max'"):
+        _module(readout="max")
+    with pytest.raises(Exception, match="fusion_readout"):
+        ModelConfig.from_dict({"fusion_readout": "max"})

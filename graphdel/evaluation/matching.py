@@ -10,9 +10,11 @@ For a set of ``N`` pairs, with ``p_i`` the matching probability of the true pair
   set whose text is most similar to ``x_i`` under the model's cosine similarity
   (:func:`~graphdel.evaluation.retrieval.hardest_of_other_items`);
 * ``rerank``: pool-k graph->text retrieval (the pools of :func:`~graphdel.evaluation.retrieval.pool_retrieval`)
-  with each query's top ``top_k`` candidates by similarity re-ordered by the matching head's logit (ALBEF,
-  BLIP), beside similarity alone: ``{"top_k", "k", "g2t_acc", "g2t_mrr", "sim_g2t_acc", "sim_g2t_mrr"}``
-  (acc = hits@1). The headline pool-k MRR stays the similarity one.
+  with each query's top ``top_k`` candidates by similarity re-ordered by a costlier score (ALBEF, BLIP):
+  the matching head's logit (``score="head"``) or, as BLIP ranks, that logit plus the contrastive logit of
+  the same candidate, its cosine similarity times the model's inverse temperature
+  (``score="head+similarity"``), beside similarity alone: ``{"top_k", "k", "g2t_acc", "g2t_mrr",
+  "sim_g2t_acc", "sim_g2t_mrr"}`` (acc = hits@1). The headline pool-k MRR stays the similarity one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ __all__ = ["RERANK_TOP_K", "pair_match_logits", "balanced_accuracy", "matching_p
 #: (hits@1 0.505 at 4, 0.502 at 2, 0.485 at 8, similarity alone 0.446;
 #: docs/experiments/2026-12-04-fusion-stage.md).
 RERANK_TOP_K = 4
+
+#: What re-orders the top ``RERANK_TOP_K`` (see the module docstring): ``"head"`` or ``"head+similarity"``.
+RERANK_SCORE = "head"
+RERANK_SCORES = ("head", "head+similarity")
 
 
 @contextlib.contextmanager
@@ -123,9 +129,9 @@ def matching_accuracies(model, pairs, emb: PairEmbeddings, *, seed: int = 0, bat
 
 
 def pool_rerank(model, pairs, emb: PairEmbeddings, distractors, distractor_emb: PairEmbeddings, *,
-                pool_size: int = 64, top_k: int = RERANK_TOP_K, seed: int = 0, batch_size: int = 256,
-                device: str | torch.device = "cpu") -> dict[str, float]:
-    """Pool-k graph->text retrieval of ``pairs`` re-ranked by the matching head (see the module docstring).
+                pool_size: int = 64, top_k: int = RERANK_TOP_K, score: str = RERANK_SCORE, seed: int = 0,
+                batch_size: int = 256, device: str | torch.device = "cpu") -> dict:
+    """Pool-k graph->text retrieval of ``pairs`` re-ranked by ``score`` (see the module docstring).
 
     The pools are exactly those of :func:`~graphdel.evaluation.retrieval.pool_retrieval` (same distractors,
     same seed), so ``sim_g2t_mrr`` equals its ``g2t_mrr``. Costs ``N * top_k`` fusions.
@@ -133,7 +139,10 @@ def pool_rerank(model, pairs, emb: PairEmbeddings, distractors, distractor_emb: 
     Args:
         pairs, distractors: :class:`~graphdel.data.pairs.PairSet` s of one :class:`~graphdel.data.pairs.PairData`.
         emb, distractor_emb: their embeddings under ``model``.
+        score: ``"head"`` or ``"head+similarity"`` (the latter needs ``model.temperature_scale()``).
     """
+    if score not in RERANK_SCORES:
+        raise ValueError(f"re-ranking score {score!r} is not one of {', '.join(RERANK_SCORES)}")
     k = usable_pool_size(distractor_emb.items, pool_size)
     scores, _ = pool_candidate_scores(emb, distractor_emb, pool_size=pool_size, seed=seed)  # [N, k]
     idx = draw_distractors(emb.items, emb.rows, distractor_emb.items, pool_size=k, seed=seed)  # its distractors
@@ -141,14 +150,17 @@ def pool_rerank(model, pairs, emb: PairEmbeddings, distractors, distractor_emb: 
     cols = rerank_columns(scores, top_k)  # [N, t]: the target, then the t - 1 most similar others
     logits = pair_match_logits(model, pairs.data, emb.rows[:, None].expand_as(cols).reshape(-1),
                                candidate_rows.gather(1, cols).reshape(-1), batch_size=batch_size, device=device)
-    rerank = torch.full_like(scores, float("nan")).scatter(1, cols, logits.reshape(cols.shape))
+    rerank = torch.full_like(scores, float("nan")).scatter(1, cols, logits.reshape(cols.shape).float())
+    if score == "head+similarity":  # BLIP's: the head's logit plus the candidate's contrastive logit
+        rerank = rerank + scores * float(model.temperature_scale())
     after, before = rank_summary(rerank_ranks(scores, rerank, top_k)), rank_summary(Ranks.of_scores(scores))
     return {"top_k": int(cols.size(1)), "k": k, "g2t_acc": after["hits@1"], "g2t_mrr": after["mrr"],
             "sim_g2t_acc": before["hits@1"], "sim_g2t_mrr": before["mrr"]}
 
 
 def matching_metrics(model, sets: Mapping, distractors, *, pool_size: int = 64, top_k: int = RERANK_TOP_K,
-                     seed: int = 0, batch_size: int = 256, device: str | torch.device = "cpu") -> dict[str, dict]:
+                     score: str = RERANK_SCORE, seed: int = 0, batch_size: int = 256,
+                     device: str | torch.device = "cpu") -> dict[str, dict]:
     """``{name: {"match_bal_acc", "match_hard_bal_acc", "rerank": {...}}}`` for each named, non-empty pair set
     (see the module docstring); ``distractors`` is the run's distractor set (a pair set of the same data)."""
     distractor_emb = embed_pairs(model, distractors, batch_size=batch_size, device=device)
@@ -161,6 +173,7 @@ def matching_metrics(model, sets: Mapping, distractors, *, pool_size: int = 64, 
         entry: dict = matching_accuracies(model, pairs, emb, seed=seed, batch_size=batch_size, device=device)
         if can_pool:
             entry["rerank"] = pool_rerank(model, pairs, emb, distractors, distractor_emb, pool_size=pool_size,
-                                          top_k=top_k, seed=seed, batch_size=batch_size, device=device)
+                                          top_k=top_k, score=score, seed=seed, batch_size=batch_size,
+                                          device=device)
         out[name] = entry
     return out

@@ -142,3 +142,36 @@ def test_matching_metrics_layout(tiny):
     for entry in out.values():
         assert set(entry) == {"match_bal_acc", "match_hard_bal_acc", "rerank"}
         assert set(entry["rerank"]) == {"top_k", "k", "g2t_acc", "g2t_mrr", "sim_g2t_acc", "sim_g2t_mrr"}
+
+
+class ScaledSimilarityHead(SimilarityHead):
+    """:class:`SimilarityHead` whose logit is ``sign`` times the cosine and whose inverse temperature is
+    ``scale``: BLIP's re-ranking score is then ``(scale + sign) * cosine``."""
+
+    def __init__(self, model: nn.Module, sign: float, scale: float) -> None:
+        super().__init__(model, sign)
+        self.scale = scale
+
+    def temperature_scale(self):
+        return torch.tensor(self.scale)
+
+
+def test_head_plus_similarity_adds_the_contrastive_logit_to_the_heads(tiny):
+    model, prepared = tiny
+    pairs, distractors = prepared.sets()["train"], prepared.data.subset(range(len(prepared.data)))
+    emb, d_emb = embed_pairs(model, pairs), embed_pairs(model, distractors)
+    above = Ranks.of_scores(pool_candidate_scores(emb, d_emb, pool_size=64)[0]).above.double()
+    # a head reversing similarity, outweighed by the contrastive logit (scale 3 + sign -1 = 2 > 0): the
+    # order of similarity, nothing moves; by the head alone the top k is reversed
+    weak = ScaledSimilarityHead(model, -1.0, 3.0)
+    both = pool_rerank(weak, pairs, emb, distractors, d_emb, top_k=4, score="head+similarity")
+    assert both["g2t_mrr"] == pytest.approx(both["sim_g2t_mrr"])
+    head = pool_rerank(weak, pairs, emb, distractors, d_emb, top_k=4)
+    expected = torch.where(above < 4, 1.0 / (4 - above), 1.0 / (above + 1.0))
+    assert head["g2t_mrr"] == pytest.approx(float(expected.mean()))
+    # a head reversing it more strongly than the contrastive logit holds it (0.5 - 1 < 0): reversed again
+    strong = pool_rerank(ScaledSimilarityHead(model, -1.0, 0.5), pairs, emb, distractors, d_emb, top_k=4,
+                         score="head+similarity")
+    assert strong["g2t_mrr"] == pytest.approx(float(expected.mean()))
+    with pytest.raises(ValueError, match="re-ranking score 'sum'"):
+        pool_rerank(weak, pairs, emb, distractors, d_emb, score="sum")

@@ -45,14 +45,20 @@ def model_roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list
     return original, reference, methods
 
 
+#: Where an entry holds the Df-vs-Dr AUC read by the matching head's probability (models with a head).
+MATCH_AUC_KEY = "distinguishability.matching.mean"
+
+
 def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, float | None]:
-    """The headline numbers of a model entry (Df and test MRR, Df-vs-Dr AUC, attack AUC, wall time), read at
-    the dotted ``keys``; None where missing or not finite."""
+    """The headline numbers of a model entry (Df and test MRR, Df-vs-Dr AUC by the judged signal and by the
+    matching head, attack AUC, wall time), read at the dotted ``keys`` (the matching one at
+    ``keys["df_dr_auc_match"]``, default :data:`MATCH_AUC_KEY`); None where missing or not finite."""
     flat = flatten(entry)
     return {
         "forget_mrr": finite_number(flat.get(keys["forget_mrr"])),
         "test_mrr": finite_number(flat.get(keys["test_mrr"])),
         "df_dr_auc": finite_number(flat.get(keys["df_dr_auc"])),
+        "df_dr_auc_match": finite_number(flat.get(keys.get("df_dr_auc_match", MATCH_AUC_KEY))),
         "attack_auc": finite_number(flat.get(keys["attack_auc"])),
         "wall_time": finite_number(flat.get(keys["wall_time"])),
     }
@@ -150,12 +156,15 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
                   ) -> tuple[list[str], list[list[str]]]:
     """``(head, rows)`` of the headline table: each model's headline numbers in ``order``, a method's with
     its gap to Retrain (Df side) or to the original (test), its time as a share of Retrain's, its summary
-    score and its verdict (``verdicts``: name -> status)."""
-    head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)",
-            "Df-vs-Dr AUC (Δ vs Retrain)",
-            "attack AUC (Δ vs Retrain)", "time / Retrain", "score", "verdict"]
+    score and its verdict (``verdicts``: name -> status). A column of the Df-vs-Dr AUC read by the matching
+    head's probability follows the judged one when any model has it (the column is informative only where
+    the head learnt: it is not judged)."""
     ref = headline(models[reference], keys) if reference else {}
     orig = headline(models[original], keys) if original else {}
+    with_match = any(headline(models[name], keys)["df_dr_auc_match"] is not None for name in order)
+    head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)", "Df-vs-Dr AUC (Δ vs Retrain)",
+            *(["Df-vs-Dr AUC, matching head (Δ vs Retrain)"] if with_match else []),
+            "attack AUC (Δ vs Retrain)", "time / Retrain", "score", "verdict"]
     scores = (summary.get("scores") or {}).get("methods") or {}
     rows = []
 
@@ -177,6 +186,7 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
             cell(h["forget_mrr"], ref.get("forget_mrr") if is_method else None),
             cell(h["test_mrr"], orig.get("test_mrr") if is_method else None),
             cell(h["df_dr_auc"], ref.get("df_dr_auc") if is_method else None),
+            *([cell(h["df_dr_auc_match"], ref.get("df_dr_auc_match") if is_method else None)] if with_match else []),
             cell(h["attack_auc"], ref.get("attack_auc") if is_method else None),
             "–" if ratio is None else f"{100 * ratio:.1f}%",
             fmt((scores.get(name) or {}).get("score")) if is_method else "",

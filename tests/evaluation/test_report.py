@@ -309,3 +309,18 @@ def test_kg_report_splits_the_deleted_triples_by_inferability(tmp_path, results)
     del results["models"]["retrain"]["splits"]["forget"]["lp"], results["models"]["multidelete"]["splits"]["forget"]["lp"]
     write_report(tmp_path / "plain", results)
     assert "inferable or not" not in (tmp_path / "plain" / "report.md").read_text()
+
+
+def test_headline_shows_the_matching_heads_df_vs_dr_auc_beside_the_judged_one(tmp_path, results):
+    write_report(tmp_path / "without", results, None)
+    assert "matching head" not in (tmp_path / "without" / "report.md").read_text()  # no model has a head
+    for name, auc in [("original", 0.52), ("retrain", 0.61), ("multidelete", 0.66)]:
+        results["models"][name]["distinguishability"]["matching"] = {"mean": auc, "std": 0.01}
+    write_report(tmp_path / "with", results, None)
+    md = (tmp_path / "with" / "report.md").read_text()
+    assert "| Df-vs-Dr AUC (Δ vs Retrain) | Df-vs-Dr AUC, matching head (Δ vs Retrain) | attack AUC" in md
+    row = next(line for line in md.splitlines() if line.startswith("| multidelete | method |"))
+    assert "| 0.680 (−0.020) | 0.660 (+0.050) | 0.570 (+0.020) |" in row
+    evil_row = next(line for line in md.splitlines() if line.startswith("| &lt;script") or "neggrad" in line
+                    and line.startswith("|") and "method" in line)
+    assert "| 0.950 (+0.250) | – | 0.200 (−0.350) |" in evil_row  # no head: a dash, the columns stay aligned

@@ -17,7 +17,7 @@ import torch
 
 from graphdel.evaluation.distinguishability import df_vs_dr_auc
 from graphdel.evaluation.embed import embed_pairs
-from graphdel.evaluation.membership import attack_roc, lira_auc, lira_scores, signal_attack
+from graphdel.evaluation.membership import attack_auc, attack_roc, lira_auc, lira_scores, signal_attack
 from graphdel.evaluation.suite_signals import SIGNAL_NAMES, PairSignals
 
 __all__ = ["distinguishability", "signal_membership", "train_shadows", "lira_membership"]
@@ -57,11 +57,18 @@ def signal_membership(sig: Mapping[str, PairSignals], seed: int) -> tuple[dict[s
     except ValueError as e:
         return {"note": f"membership attack skipped: {e}"}, None
     fpr, tpr, auc = attack_roc(res["target_scores"], res["reference_scores"])
-    out = {"attack_auc": res["attack_auc"], "cv_auc": res["cv_auc"], "cv_auc_std": res["cv_auc_std"],
+    names = [n for n in SIGNAL_NAMES if n != "match_prob" or sig["forget"].match_prob is not None]
+    # each signal alone, Df against test, no classifier (every signal is larger for a member): which
+    # signal carries the leak, e.g. whether the matching head's probability tells deleted pairs apart
+    target, reference = sig["forget"].features(), sig["test"].features()
+    if target.shape[1] != len(names):
+        raise ValueError(f"the signals have {target.shape[1]} columns, expected {len(names)} ({', '.join(names)})")
+    by_signal = {n: attack_auc(target[:, j], reference[:, j]) for j, n in enumerate(names)} if len(target) else {}
+    out = {"attack_auc": res["attack_auc"], "signal_auc": by_signal, "cv_auc": res["cv_auc"], "cv_auc_std": res["cv_auc_std"],
            "member_rate": res["member_rate"],
            "test_member_rate": float(np.mean(res["reference_scores"] >= 0.5)),
            "n_per_class": res["n_per_class"], "classifier": res["classifier"],
-           "signals": [n for n in SIGNAL_NAMES if n != "match_prob" or sig["forget"].match_prob is not None],
+           "signals": names,
            "members": "Dr sample", "non_members": "val + calibration", "held_out": "test"}
     return out, (fpr, tpr, auc)
 

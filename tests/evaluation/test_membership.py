@@ -69,8 +69,9 @@ def test_signal_attack_trains_on_members_and_non_members_only(recording):
 
 
 def signals(first: list[float], tag: float) -> SimpleNamespace:
-    """A stand-in for the suite's PairSignals: features ``[first, tag]``, fusion-free."""
-    return SimpleNamespace(features=lambda: np.array([[f, tag] for f in first]), match_prob=None)
+    """A stand-in for the suite's PairSignals: features ``[first, tag, -first]``, fusion-free (the three
+    columns of similarity, minus the pool loss and the reciprocal rank)."""
+    return SimpleNamespace(features=lambda: np.array([[f, tag, -f] for f in first]), match_prob=None)
 
 
 def test_the_suite_attack_trains_on_dr_vs_val_and_calibration_and_holds_out_df_and_test(recording):
@@ -86,6 +87,9 @@ def test_the_suite_attack_trains_on_dr_vs_val_and_calibration_and_holds_out_df_a
         | rows(sig["calibration"].features())
     assert out["attack_auc"] == 0.25 and roc[2] == 0.25         # Df (target) against test (held out)
     assert (out["members"], out["non_members"], out["held_out"]) == ("Dr sample", "val + calibration", "test")
+    # each signal alone, Df (0.1, 0.4) against test (0.35, 0.8): by the first, 1 of 4 pairs ordered
+    # member-first; the tag is larger on test (4 < 5); the third is the first reversed
+    assert out["signal_auc"] == {"similarity": 0.25, "neg_pool_loss": 0.0, "pool_reciprocal_rank": 0.75}
 
 
 def test_identically_distributed_members_look_unseen():

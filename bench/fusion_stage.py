@@ -121,11 +121,15 @@ def main() -> None:
         logits = pair_match_logits(model, pairs.data, emb.rows[:, None].expand_as(cols).reshape(-1),
                                    cand.gather(1, cols).reshape(-1))
         rr = torch.full_like(scores, float("nan")).scatter(1, cols, logits.reshape(cols.shape))
+        # BLIP's form: the head's logit plus the contrastive logit (cosine times the inverse temperature)
+        both = rr + scores * float(model.temperature_scale().detach())
         sim = rank_summary(Ranks.of_scores(scores))
         out["sim"] = {"g2t_acc": round(sim["hits@1"], 4), "g2t_mrr": round(sim["mrr"], 4)}
         for t in top_ks:
             r = rank_summary(rerank_ranks(scores, rr, t))
             out[f"rerank@{t}"] = {"g2t_acc": round(r["hits@1"], 4), "g2t_mrr": round(r["mrr"], 4)}
+            r = rank_summary(rerank_ranks(scores, both, t))
+            out[f"rerank_sum@{t}"] = {"g2t_acc": round(r["hits@1"], 4), "g2t_mrr": round(r["mrr"], 4)}
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
     results = []

@@ -32,17 +32,23 @@ from graphdel.evaluation.retrieval import (PairEmbeddings, Ranks, draw_distracto
                                            pool_candidate_scores, rank_summary, rerank_columns, rerank_ranks,
                                            usable_pool_size)
 
-__all__ = ["RERANK_TOP_K", "pair_match_logits", "balanced_accuracy", "matching_partners", "matching_accuracies",
-           "pool_rerank", "matching_metrics"]
+__all__ = ["RERANK_TOP_K", "RERANK_SCORE", "rerank_settings", "pair_match_logits", "balanced_accuracy",
+           "matching_partners", "matching_accuracies", "pool_rerank", "matching_metrics"]
 
-#: Candidates re-ranked by the matching head per pool-64 query, chosen on ``drugs``' validation split
-#: (hits@1 0.505 at 4, 0.502 at 2, 0.485 at 8, similarity alone 0.446;
-#: docs/experiments/2026-12-04-fusion-stage.md).
+#: Candidates re-ranked by the matching head per pool-64 query unless the model declares its own
+#: (``rerank_settings``): chosen on ``drugs``' validation split for the earlier molecule head (hits@1 0.505
+#: at 4, 0.502 at 2, 0.485 at 8, similarity alone 0.446; docs/experiments/2026-12-04-fusion-stage.md).
 RERANK_TOP_K = 4
 
-#: What re-orders the top ``RERANK_TOP_K`` (see the module docstring): ``"head"`` or ``"head+similarity"``.
+#: What re-orders the top ``RERANK_TOP_K`` (see the module docstring) unless the model declares its own.
 RERANK_SCORE = "head"
 RERANK_SCORES = ("head", "head+similarity")
+
+
+def rerank_settings(model) -> tuple[str, int]:
+    """``(score, top_k)`` a model is re-ranked with: its ``rerank_settings`` attribute where it declares one
+    (the molecule model: ``("head+similarity", 8)``), else ``(RERANK_SCORE, RERANK_TOP_K)``."""
+    return getattr(model, "rerank_settings", None) or (RERANK_SCORE, RERANK_TOP_K)
 
 
 @contextlib.contextmanager
@@ -152,17 +158,20 @@ def pool_rerank(model, pairs, emb: PairEmbeddings, distractors, distractor_emb: 
                                candidate_rows.gather(1, cols).reshape(-1), batch_size=batch_size, device=device)
     rerank = torch.full_like(scores, float("nan")).scatter(1, cols, logits.reshape(cols.shape).float())
     if score == "head+similarity":  # BLIP's: the head's logit plus the candidate's contrastive logit
-        rerank = rerank + scores * float(model.temperature_scale())
+        rerank = rerank + scores * float(model.temperature_scale().detach())
     after, before = rank_summary(rerank_ranks(scores, rerank, top_k)), rank_summary(Ranks.of_scores(scores))
     return {"top_k": int(cols.size(1)), "k": k, "g2t_acc": after["hits@1"], "g2t_mrr": after["mrr"],
             "sim_g2t_acc": before["hits@1"], "sim_g2t_mrr": before["mrr"]}
 
 
-def matching_metrics(model, sets: Mapping, distractors, *, pool_size: int = 64, top_k: int = RERANK_TOP_K,
-                     score: str = RERANK_SCORE, seed: int = 0, batch_size: int = 256,
+def matching_metrics(model, sets: Mapping, distractors, *, pool_size: int = 64, top_k: int | None = None,
+                     score: str | None = None, seed: int = 0, batch_size: int = 256,
                      device: str | torch.device = "cpu") -> dict[str, dict]:
     """``{name: {"match_bal_acc", "match_hard_bal_acc", "rerank": {...}}}`` for each named, non-empty pair set
-    (see the module docstring); ``distractors`` is the run's distractor set (a pair set of the same data)."""
+    (see the module docstring); ``distractors`` is the run's distractor set (a pair set of the same data).
+    ``score`` and ``top_k`` default to the model's :func:`rerank_settings`."""
+    default_score, default_top_k = rerank_settings(model)
+    score, top_k = score or default_score, top_k or default_top_k
     distractor_emb = embed_pairs(model, distractors, batch_size=batch_size, device=device)
     can_pool = usable_pool_size(distractor_emb.items, pool_size) >= 2
     out = {}

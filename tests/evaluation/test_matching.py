@@ -175,3 +175,12 @@ def test_head_plus_similarity_adds_the_contrastive_logit_to_the_heads(tiny):
     assert strong["g2t_mrr"] == pytest.approx(float(expected.mean()))
     with pytest.raises(ValueError, match="re-ranking score 'sum'"):
         pool_rerank(weak, pairs, emb, distractors, d_emb, score="sum")
+
+
+def test_a_model_declares_how_it_is_reranked(tiny):
+    from graphdel.evaluation.matching import RERANK_SCORE, RERANK_TOP_K, rerank_settings
+    from graphdel.models.joint import MoleculeTextModel
+
+    model, _ = tiny
+    assert isinstance(model, MoleculeTextModel) and rerank_settings(model) == ("head+similarity", 8)
+    assert rerank_settings(SimilarityHead(model, 1.0)) == (RERANK_SCORE, RERANK_TOP_K) == ("head", 4)

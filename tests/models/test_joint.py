@@ -132,7 +132,9 @@ def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, m
     original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True,
                         progress=False)
     request = api.make_request(original, ids=["aspirin#0", "ethanol#0", "benzene#0"], by="pair")
-    settings = ["epochs=2", "batch_size=2", "selection=last", "lr=1e-2"]
+    # SGD: Adam normalises each step, so float-order noise (the cache sums in another order) on a weight
+    # whose gradient is near zero would grow into a visible difference
+    settings = ["epochs=2", "batch_size=2", "selection=last", "lr=1e-1", "optimizer=sgd"]
     from graphdel.encoders.graph import FrozenTrunkCache
 
     served, states = [], FrozenTrunkCache.states
@@ -149,7 +151,7 @@ def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, m
     a, b = shared.model.state_dict(), plain.model.state_dict()
     assert a.keys() == b.keys()
     for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5), k
+        assert torch.allclose(a[k], b[k], atol=1e-5), (k, float((a[k]-b[k]).abs().max()), float(a[k].abs().max()))
     changed = [k for k in a if not torch.equal(a[k], original.model.state_dict()[k])]
     assert changed and all(k.startswith(("graph_encoder.convs.", "graph_encoder.norms.", "x_projection",
                                          "text_projection")) for k in changed), changed

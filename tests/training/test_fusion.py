@@ -129,7 +129,8 @@ def test_the_molecule_recipe_trains_contrastively_then_runs_the_stage(tiny_csv, 
     run = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "run", quick=True,
                    progress=False)
     model, train = run.config["model"], run.config["train"]
-    assert model["matching_weight"] == 0.0 and model["fusion_product"] is True
+    assert model["matching_weight"] == 0.0 and model["fusion_product"] is False
+    assert (model["fusion_layers"], model["fusion_readout"], model["fusion_sink"]) == (2, "mean", True)
     assert model["text"]["fusion_tokens"] == 64 and train["fusion_epochs"] == 4
     assert train["lr_schedule"] == "cosine"
     # the recipe is resolved before featurising: the cached caption tokens are the 64 the fusion reads

@@ -21,7 +21,8 @@ def _add_train(sub) -> None:
     p.add_argument("--data", default="drugs", help="dataset: drugs, chebi20:PATH, csv:PATH, wordnet, kg:PATH, "
                    "depictions, karpathy:PATH, imagefolder:PATH (default drugs)")
     p.add_argument("--out", required=True, help="run folder to create (must not exist, nor lie inside a run)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (default 15; quick 4)")
+    p.add_argument("--epochs", type=int,
+                   help="maximum epochs (default: the recipe's: molecules 20, KGs 30, images 15; quick 4 or 6)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude", help="file of pair ids to leave out of training (one per line)")
     p.add_argument("--quick", action="store_true", help="small model and data sample, for tests and smoke runs")

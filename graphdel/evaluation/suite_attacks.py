@@ -64,7 +64,8 @@ def signal_membership(sig: Mapping[str, PairSignals], seed: int) -> tuple[dict[s
     if target.shape[1] != len(names):
         raise ValueError(f"the signals have {target.shape[1]} columns, expected {len(names)} ({', '.join(names)})")
     by_signal = {n: attack_auc(target[:, j], reference[:, j]) for j, n in enumerate(names)} if len(target) else {}
-    out = {"attack_auc": res["attack_auc"], "signal_auc": by_signal, "cv_auc": res["cv_auc"], "cv_auc_std": res["cv_auc_std"],
+    out = {"attack_auc": res["attack_auc"], "signal_auc": by_signal, "cv_auc": res["cv_auc"],
+           "cv_auc_std": res["cv_auc_std"],
            "member_rate": res["member_rate"],
            "test_member_rate": float(np.mean(res["reference_scores"] >= 0.5)),
            "n_per_class": res["n_per_class"], "classifier": res["classifier"],

@@ -1,7 +1,8 @@
 """Benchmark: the fusion stage (:mod:`graphdel.training.fusion`) on a trained run's frozen encoders.
 
-    python bench/fusion_stage.py --run RUN [--tokens 24] [--readout mean] [--sink] [--epochs 8] [--lr 1e-3] [--hard-fraction 0.5]
-        [--hard-pool 1] [--reinit] [--top-k 2,4,8,16] [--eval-every 2] [--split val] [--out NEW_RUN]
+    python bench/fusion_stage.py --run RUN [--tokens 24] [--layers 2] [--readout mean] [--sink] [--product |
+        --no-product] [--epochs 8] [--lr 1e-3] [--hard-fraction 0.5] [--hard-pool 1] [--reinit]
+        [--top-k 2,4,8,16] [--eval-every 2] [--split val] [--out NEW_RUN]
 
 Loads ``RUN`` read-only, featurises its data with the fusion module reading ``--tokens`` caption tokens
 (the sentence embedding reads ``max_length`` tokens whatever this says, so every similarity is unchanged),
@@ -61,7 +62,7 @@ def main() -> None:
 
     from graphdel import api
     from graphdel.evaluation.embed import embed_pairs
-    from graphdel.evaluation.matching import matching_accuracies, pair_match_logits
+    from graphdel.evaluation.matching import matching_accuracies, pair_match_logits, rerank_scores
     from graphdel.evaluation.retrieval import (Ranks, draw_distractors, pool_candidate_scores, rank_summary,
                                                rerank_columns, rerank_ranks, usable_pool_size)
     from graphdel.models.joint import ModelConfig, build_model
@@ -75,8 +76,9 @@ def main() -> None:
         config = replace(config, text=replace(config.text, fusion_tokens=args.tokens))
     if args.layers is not None:
         config = replace(config, fusion_layers=args.layers)
-    if args.readout is not None:
+    if args.readout is not None and args.readout != config.fusion_readout:
         config = replace(config, fusion_readout=args.readout)
+        args.reinit = True  # the run's module was trained for the other readout: start a fresh one
     if args.sink:
         config = replace(config, fusion_sink=True)
     if args.product:
@@ -120,9 +122,9 @@ def main() -> None:
         cols = rerank_columns(scores, max(top_ks))
         logits = pair_match_logits(model, pairs.data, emb.rows[:, None].expand_as(cols).reshape(-1),
                                    cand.gather(1, cols).reshape(-1))
-        rr = torch.full_like(scores, float("nan")).scatter(1, cols, logits.reshape(cols.shape))
-        # BLIP's form: the head's logit plus the contrastive logit (cosine times the inverse temperature)
-        both = rr + scores * float(model.temperature_scale().detach())
+        # the head's logits are computed once for the deepest top k and read by both scores at every depth
+        rr = rerank_scores(model, scores, cols, logits.reshape(cols.shape), "head")
+        both = rerank_scores(model, scores, cols, logits.reshape(cols.shape), "head+similarity")
         sim = rank_summary(Ranks.of_scores(scores))
         out["sim"] = {"g2t_acc": round(sim["hits@1"], 4), "g2t_mrr": round(sim["mrr"], 4)}
         for t in top_ks:

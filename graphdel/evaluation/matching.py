@@ -32,7 +32,8 @@ from graphdel.evaluation.retrieval import (PairEmbeddings, Ranks, draw_distracto
                                            pool_candidate_scores, rank_summary, rerank_columns, rerank_ranks,
                                            usable_pool_size)
 
-__all__ = ["RERANK_TOP_K", "RERANK_SCORE", "rerank_settings", "pair_match_logits", "balanced_accuracy",
+__all__ = ["RERANK_TOP_K", "RERANK_SCORE", "rerank_settings", "rerank_scores", "pair_match_logits",
+           "balanced_accuracy",
            "matching_partners", "matching_accuracies", "pool_rerank", "matching_metrics"]
 
 #: Candidates re-ranked by the matching head per pool-64 query unless the model declares its own
@@ -134,6 +135,24 @@ def matching_accuracies(model, pairs, emb: PairEmbeddings, *, seed: int = 0, bat
     return out
 
 
+def rerank_scores(model, scores: Tensor, cols: Tensor, logits: Tensor, score: str) -> Tensor:
+    """``[Q, K]`` re-ranking scores of the candidates at ``cols`` (NaN elsewhere: never computed).
+
+    Args:
+        scores: ``[Q, K]`` first-stage cosine similarities; ``cols``: ``[Q, t]`` the columns re-ranked
+            (:func:`~graphdel.evaluation.retrieval.rerank_columns`); ``logits``: ``[Q, t]`` the matching
+            head's logits of those candidates.
+        score: ``"head"`` (the logits) or ``"head+similarity"`` (BLIP's: the logits plus the contrastive
+            logit, the cosine times ``model.temperature_scale()``).
+    """
+    if score not in RERANK_SCORES:
+        raise ValueError(f"re-ranking score {score!r} is not one of {', '.join(RERANK_SCORES)}")
+    out = torch.full_like(scores, float("nan")).scatter(1, cols, logits.float())
+    if score == "head+similarity":
+        out = out + scores * float(model.temperature_scale().detach())
+    return out
+
+
 def pool_rerank(model, pairs, emb: PairEmbeddings, distractors, distractor_emb: PairEmbeddings, *,
                 pool_size: int = 64, top_k: int = RERANK_TOP_K, score: str = RERANK_SCORE, seed: int = 0,
                 batch_size: int = 256, device: str | torch.device = "cpu") -> dict:
@@ -156,9 +175,7 @@ def pool_rerank(model, pairs, emb: PairEmbeddings, distractors, distractor_emb: 
     cols = rerank_columns(scores, top_k)  # [N, t]: the target, then the t - 1 most similar others
     logits = pair_match_logits(model, pairs.data, emb.rows[:, None].expand_as(cols).reshape(-1),
                                candidate_rows.gather(1, cols).reshape(-1), batch_size=batch_size, device=device)
-    rerank = torch.full_like(scores, float("nan")).scatter(1, cols, logits.reshape(cols.shape).float())
-    if score == "head+similarity":  # BLIP's: the head's logit plus the candidate's contrastive logit
-        rerank = rerank + scores * float(model.temperature_scale().detach())
+    rerank = rerank_scores(model, scores, cols, logits.reshape(cols.shape), score)
     after, before = rank_summary(rerank_ranks(scores, rerank, top_k)), rank_summary(Ranks.of_scores(scores))
     return {"top_k": int(cols.size(1)), "k": k, "g2t_acc": after["hits@1"], "g2t_mrr": after["mrr"],
             "sim_g2t_acc": before["hits@1"], "sim_g2t_mrr": before["mrr"]}

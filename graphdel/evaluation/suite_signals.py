@@ -22,7 +22,7 @@ from graphdel.evaluation.derangements import item_derangement
 from graphdel.evaluation.embed import embed_pairs
 from graphdel.evaluation.membership import logit_scale
 from graphdel.evaluation.retrieval import PairEmbeddings, Ranks, pool_candidate_scores
-from graphdel.models.protocol import PairSampler
+from graphdel.models.protocol import PairSampler, has_matching_head
 
 __all__ = ["SIGNAL_NAMES", "PairSignals", "pair_signals"]
 
@@ -112,7 +112,7 @@ def pair_signals(model, pairs: PairSampler, distractors: PairEmbeddings, *, pool
     """Embeddings and per-pair signals of ``pairs`` under ``model`` (eval mode, no gradients);
     ``distractors`` are the run's distractor set embedded by the same model. ``device``: where to compute
     (``None``: where ``model`` is, see :func:`graphdel.evaluation.embed.embed_pairs`)."""
-    has_match = hasattr(model, "match_logits") and hasattr(model, "fuse")
+    has_match = has_matching_head(model)
     with placed(model, device):
         emb = embed_pairs(model, pairs, batch_size=batch_size, with_matching=has_match)
         sim = (emb.z_x * emb.z_t).sum(1).double().numpy()

@@ -34,16 +34,16 @@ class JointOutput:
         sim: ``[B, B]`` cosine similarities (``sim[i, j]`` = item i vs text j).
         logits: ``[B, B]`` temperature-scaled similarities.
         fused: ``[B, fusion_dim]`` fused representation of the true pairs (``[B, fusion_dim + embed_dim]``
-            with ``fusion_product``).
-        match_logits: ``[B]`` matching-head logits of the true pairs.
+            with ``fusion_product``); ``None`` for a model without a fusion module (``fusion_layers`` 0).
+        match_logits: ``[B]`` matching-head logits of the true pairs; ``None`` without a fusion module.
     """
 
     z_x: Tensor
     z_t: Tensor
     sim: Tensor
     logits: Tensor
-    fused: Tensor
-    match_logits: Tensor
+    fused: Tensor | None
+    match_logits: Tensor | None
 
 
 
@@ -64,13 +64,24 @@ class JointModel(ModalityModule):
         text_width = self.text_encoder.width
         self.x_projection = Projection(item_width, config.embed_dim, config.dropout)
         self.text_projection = Projection(text_width, config.embed_dim, config.dropout)
-        self.fusion = FusionModule(text_width, item_width, config.fusion_dim, config.fusion_layers,
-                                   config.fusion_heads, config.dropout, readout=config.fusion_readout,
-                                   sink=config.fusion_sink)
         if config.fusion_product and config.matching_weight != 0:
             raise ConfigError("fusion_product is trained by the fusion stage only: set matching_weight to 0 "
                               f"(got {config.matching_weight})")
-        self.match_head = nn.Linear(config.fusion_dim + (config.embed_dim if config.fusion_product else 0), 1)
+        if config.fusion_layers < 0:
+            raise ConfigError(f"model config key 'fusion_layers': must be >= 0 (got {config.fusion_layers})")
+        if config.fusion_layers == 0 and (config.matching_weight != 0 or config.fusion_product):
+            raise ConfigError("a model without a fusion module (fusion_layers 0) has no matching head to train: "
+                              f"set matching_weight to 0 (got {config.matching_weight}) and fusion_product to "
+                              "false")
+        # fusion_layers 0: a two-tower model, retrieval by similarity only (the image recipe: its fusion module
+        # never beat similarity, docs/results.md), with no module that would sit in the model untrained
+        self.fusion: FusionModule | None = None
+        self.match_head: nn.Linear | None = None
+        if config.fusion_layers:
+            self.fusion = FusionModule(text_width, item_width, config.fusion_dim, config.fusion_layers,
+                                       config.fusion_heads, config.dropout, readout=config.fusion_readout,
+                                       sink=config.fusion_sink)
+            self.match_head = nn.Linear(config.fusion_dim + (config.embed_dim if config.fusion_product else 0), 1)
         # Learnable inverse temperature, stored as a log and clamped at 100 as in CLIP.
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
 
@@ -88,9 +99,24 @@ class JointModel(ModalityModule):
         """``[B, embed_dim]`` normalised text embeddings."""
         return self.text_projection(self.text_encoder(text)[2])
 
+    @property
+    def has_fusion(self) -> bool:
+        """Whether the model has a fusion module and matching head (``fusion_layers`` above 0)."""
+        return self.fusion is not None
+
+    def _require_fusion(self, what: str) -> None:
+        if self.fusion is None:
+            raise ConfigError(f"the {self.modality or 'joint'} model has no fusion module (fusion_layers 0), so "
+                              f"it has no {what}: unlearn with MultiDelete's representation='similarity'")
+
     def fuse(self, x: Any, text: TextFeatures) -> Tensor:
         """``[B, fusion_dim]`` fused representation of (x_i, text_i) (``[B, fusion_dim + embed_dim]`` with
-        ``fusion_product``)."""
+        ``fusion_product``).
+
+        Raises:
+            ConfigError: the model has no fusion module (``fusion_layers`` 0).
+        """
+        self._require_fusion("fused representation")
         item_tokens, item_mask, item_pooled = self.item_states(x)
         text_tokens, text_mask, text_pooled = self.text_encoder(text)
         fused = self.fusion(text_tokens, text_mask, item_tokens, item_mask)
@@ -112,13 +138,15 @@ class JointModel(ModalityModule):
         return self.sim(z_x, z_t) * self.temperature_scale()
 
     def match_logits(self, fused: Tensor) -> Tensor:
-        """``[B]`` logit that each fused pair is a true pair."""
+        """``[B]`` logit that each fused pair is a true pair (a :class:`ConfigError` without a fusion module)."""
+        self._require_fusion("matching head")
         return self.match_head(fused).squeeze(-1)
 
     def fusion_modules(self) -> list[nn.Module]:
         """The modules the fusion stage trains (:mod:`graphdel.training.fusion`): the fusion module and the
-        matching head. Everything else (encoders, projections, temperature) stays frozen there."""
-        return [self.fusion, self.match_head]
+        matching head (none without a fusion module). Everything else (encoders, projections, temperature)
+        stays frozen there."""
+        return [] if self.fusion is None else [self.fusion, self.match_head]
 
     # -- forward and losses ------------------------------------------------------------------------
     def forward(self, batch: PairBatch) -> JointOutput:
@@ -126,6 +154,8 @@ class JointModel(ModalityModule):
         item_tokens, item_mask, item_pooled = self.item_states(batch.x)
         text_tokens, text_mask, text_pooled = self.text_encoder(batch.text)
         z_x, z_t = self.x_projection(item_pooled), self.text_projection(text_pooled)
+        if self.fusion is None:
+            return JointOutput(z_x, z_t, self.sim(z_x, z_t), self.logits(z_x, z_t), None, None)
         fused = self.fusion(text_tokens, text_mask, item_tokens, item_mask)
         if self.config.fusion_product:
             fused = torch.cat([fused, self.config.embed_dim * z_x * z_t], dim=1)

@@ -21,7 +21,9 @@ class ModelConfig(ConfigMixin):
         text: the text encoder.
         embed_dim: width of the shared contrastive space.
         fusion_dim: width of the fusion module.
-        fusion_layers: cross-attention layers in the fusion module.
+        fusion_layers: cross-attention layers in the fusion module; 0: no fusion module and no matching
+            head (a two-tower model that retrieves by similarity alone; MultiDelete then needs
+            ``representation="similarity"``, and ``matching_weight`` must be 0).
         fusion_heads: attention heads in the fusion module.
         init_temperature: initial softmax temperature of InfoNCE.
         matching_weight: weight of the in-batch hard-negative matching loss in the main training objective

@@ -8,9 +8,13 @@ Architecture (ALBEF-style, Li et al. 2021, as :class:`~graphdel.models.joint.Joi
   (nothing, for the default frozen EfficientNet);
 * the text encoder gives token states and a sentence embedding;
 * projections map the pooled embeddings into the shared space (symmetric InfoNCE, learnt temperature);
-* the fusion module lets **text tokens cross-attend to the image patch tokens**; its first-token output is
-  the fused representation ``h`` that MultiDelete's decoupling and retention terms act on, and the matching
-  head scores whether an image–caption pair is true (hard negatives sampled by similarity).
+* no fusion module and no matching head by default (``fusion_layers`` 0, a two-tower model like CLIP):
+  on ``depictions`` the head trained with the encoders stayed at chance (balanced accuracy 0.5 against
+  random and hardest partners) and, trained by the molecule model's fusion stage on the frozen encoders,
+  reached 0.615 / 0.531 but lowered graph→text hits@1 when it re-ranked (docs/results.md, Image–text), so
+  retrieval and MultiDelete (``representation="similarity"``) read the similarities alone. A config with
+  ``fusion_layers`` above 0 builds the module as the molecule model does: text tokens cross-attend to the
+  image patch tokens.
 
 The model implements :class:`~graphdel.models.protocol.ModalityModel`, so the unlearning engine, the
 training loop and the evaluation suite use it unchanged; ``x`` of a batch is an
@@ -40,7 +44,7 @@ class ImageTextModel(JointModel):
 
     Shapes: ``x`` an :class:`ImageInput` of ``B`` images, text :class:`~graphdel.models.protocol.TextFeatures`
     of ``B`` texts -> ``encode_x``/``encode_text`` ``[B, embed_dim]`` (normalised), ``fuse`` ``[B, fusion_dim]``,
-    ``match_logits`` ``[B]``.
+    ``match_logits`` ``[B]`` (the last two only with ``fusion_layers`` above 0).
     """
 
     modality = "image"
@@ -73,13 +77,14 @@ class ImageTextModel(JointModel):
 
     @classmethod
     def default_configs(cls, quick: bool = False) -> tuple[dict, dict]:
-        """``(model fields, training fields)`` of the image recipe: the frozen encoder leaves only the
-        projections, fusion and heads to train, so the learning rate is higher than the graph recipe's.
-        ``quick`` keeps the quick setting's small sizes and 4 epochs."""
-        model = {"embed_dim": 256, "fusion_dim": 128, "dropout": 0.1}
-        train = {"epochs": 4 if quick else 15, "batch_size": 64, "lr": 1e-3, "patience": 4}
+        """``(model fields, training fields)`` of the image recipe: no fusion module (see the module
+        docstring); the frozen encoder leaves only the projections to train, so the learning rate is higher
+        than the graph recipe's. ``quick`` keeps the quick setting's small sizes and 4 epochs."""
+        two_tower = {"fusion_layers": 0, "matching_weight": 0.0}
+        model = {"embed_dim": 256, "dropout": 0.1, **two_tower}
         if quick:
-            model = {"embed_dim": 128}
+            model = {"embed_dim": 128, **two_tower}
+        train = {"epochs": 4 if quick else 15, "batch_size": 64, "lr": 1e-3, "patience": 4}
         return model, train
 
     def item_states(self, x: ImageInput) -> tuple[Tensor, Tensor, Tensor]:

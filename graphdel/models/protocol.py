@@ -172,6 +172,12 @@ class PairSampler(Protocol):
         """Iterate over all pairs in batches of ``batch_size``."""
 
 
+def has_matching_head(model: Any) -> bool:
+    """Whether ``model`` can score a pair with a matching head: it has ``fuse`` and ``match_logits`` and
+    does not declare ``has_fusion`` false (a two-tower model)."""
+    return bool(getattr(model, "has_fusion", True)) and hasattr(model, "fuse") and hasattr(model, "match_logits")
+
+
 class ModalityModule(nn.Module):
     """Base class of graphdel's joint models: the optional hooks the engine, the trainer and the suite
     call, each with a default that does nothing (as PyTorch Geometric's ``MessagePassing`` declares
@@ -191,6 +197,12 @@ class ModalityModule(nn.Module):
         """Recommended settings per method name, ``{"multidelete": {"lr": 3e-4, ...}}``, applied before the
         caller's overrides (:func:`graphdel.api.with_model_defaults`). Default: none."""
         return {}
+
+    @property
+    def has_fusion(self) -> bool:
+        """Whether ``fuse`` and ``match_logits`` work: the model has a fusion module and matching head.
+        Default: True (a model without them overrides this, and its evaluation skips the head)."""
+        return True
 
     def selection_score(self, batches: Iterable[PairBatch]) -> float | None:
         """How well the model remembers the pairs of ``batches`` in its own terms (higher = better

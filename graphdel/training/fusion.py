@@ -34,7 +34,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from graphdel.device import autocast, resolve_device
-from graphdel.errors import TrainingDivergedError
+from graphdel.errors import ConfigError, TrainingDivergedError
 from graphdel.evaluation.retrieval import hardest_of_other_items
 
 __all__ = ["random_of_other_items", "fusion_stage_loss", "train_fusion_stage"]
@@ -100,6 +100,9 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
     if config.fusion_epochs < 1 or len(train) < 2:
         return []
     modules = list(model.fusion_modules())
+    if not modules:
+        raise ConfigError(f"fusion_epochs is {config.fusion_epochs} but the model has no fusion module "
+                          "(fusion_layers 0) to train: set fusion_epochs to 0")
     flags = {id(p): p.requires_grad for p in model.parameters()}
     params = _freeze_all_but(model, modules)
     # With every encoder frozen, a model that can (molecules: share_frozen_states) computes each item's

@@ -1,5 +1,5 @@
-"""The image–text joint model on tiny generated images: protocol, fusion over patch tokens, persistence,
-training end to end with the small CNN and with EfficientNet-Lite0."""
+"""The image–text joint model on tiny generated images: protocol, the two-tower default and fusion over
+patch tokens when asked for, persistence, training end to end with the small CNN and with EfficientNet-Lite0."""
 
 from __future__ import annotations
 
@@ -61,15 +61,19 @@ def test_protocol_shapes_and_fusion_reads_the_image(trained):
     assert isinstance(model, ModalityModel)
     batch = prepared.data.batch(torch.tensor([0, 2, 4]))
     assert isinstance(batch.x, ImageInput) and batch.x.kind == "pixels" and batch.x.values.shape == (3, 3, 16, 16)
+    # the image recipe is a two-tower model (no fusion module, no matching head); a config that asks for
+    # fusion layers builds the module over the image's patch tokens
+    assert model.fusion is None and model.config.fusion_layers == 0 and model.config.matching_weight == 0
+    fusing = ImageTextModel(ModelConfig.from_dict({**model.config.to_dict(), "fusion_layers": 2})).eval()
     with torch.no_grad():
         zx, zt = model.encode_x(batch.x), model.encode_text(batch.text)
-        fused = model.fuse(batch.x, batch.text)
         tokens, mask, pooled = model.item_states(batch.x)
-        other = model.fuse(batch.x.select(torch.tensor([1, 2, 0])), batch.text)
+        fused = fusing.fuse(batch.x, batch.text)
+        other = fusing.fuse(batch.x.select(torch.tensor([1, 2, 0])), batch.text)
     assert zx.shape == zt.shape == (3, 16)
     assert torch.allclose(zx.norm(dim=1), torch.ones(3)) and torch.allclose(zt.norm(dim=1), torch.ones(3))
     assert tokens.shape == (3, 16, 8) and pooled.shape == (3, 8) and bool(mask.all())
-    assert fused.shape == (3, 16) and model.match_logits(fused).shape == (3,)
+    assert fused.shape == (3, 16) and fusing.match_logits(fused).shape == (3,)
     assert not torch.allclose(fused, other)                    # text tokens attend to the image's patches
     assert model.sim(zx, zt).shape == (3, 3)
     student = copy.deepcopy(model).train()                    # train mode moves BatchNorm statistics
@@ -84,7 +88,7 @@ def test_saved_model_reloads_identically(trained):
     batch = prepared.data.batch(torch.arange(6))
     reloaded = Run.load(run.path).model
     with torch.no_grad():
-        assert torch.equal(run.model.eval().fuse(batch.x, batch.text), reloaded.fuse(batch.x, batch.text))
+        assert torch.equal(run.model.eval().encode_text(batch.text), reloaded.encode_text(batch.text))
         assert torch.equal(run.model.encode_x(batch.x), reloaded.encode_x(batch.x))
 
 
@@ -92,7 +96,7 @@ def test_efficientnet_model_trains_only_the_heads(tmp_path):
     run = make_tiny_image_run(tmp_path, {"name": "efficientnet-lite0", "image_size": 32}, epochs=1)
     model = run.model
     assert isinstance(model, ImageTextModel) and list(model.image_encoder.parameters()) == []
-    assert model.x_projection.net[0].in_features == 1280 and model.fusion.item_in.in_features == 320
+    assert model.x_projection.net[0].in_features == 1280 and model.image_encoder.token_width == 320
     prepared = api.load_run_data(run, progress=False)
     x = prepared.data.batch(torch.arange(4)).x
     assert x.kind == "tokens" and x.values.shape == (4, 1, 320) and x.pooled.shape == (4, 1280)

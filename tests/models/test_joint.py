@@ -215,3 +215,51 @@ def test_matching_weight_zero_skips_the_fusion_module_and_the_negative_draws(tin
     assert float(terms["matching"]) == 0.0 and torch.equal(terms["loss"], terms["contrastive"])
     terms["loss"].backward()
     assert all(p.grad is None for p in model.fusion.parameters())  # the fusion module was not run
+
+
+def test_fusion_layers_zero_builds_a_two_tower_model_with_no_head(tiny_csv):
+    from graphdel.errors import ConfigError
+    from graphdel.models.protocol import has_matching_head
+
+    data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
+    prepared = prepare(data_cfg, model_cfg, progress=False)
+    two_tower = ModelConfig.from_dict({**model_cfg.to_dict(), "fusion_layers": 0, "matching_weight": 0.0})
+    torch.manual_seed(0)
+    model = build_model(two_tower)
+    torch.manual_seed(0)
+    with_head = build_model(ModelConfig.from_dict({**model_cfg.to_dict(), "matching_weight": 0.0}))
+    assert model.fusion is None and model.match_head is None and model.fusion_modules() == []
+    assert not model.has_fusion and not has_matching_head(model) and has_matching_head(with_head)
+    names = {n for n, _ in model.named_parameters()}
+    assert not any(n.startswith(("fusion.", "match_head.")) for n in names)
+    assert names == {n for n, _ in with_head.named_parameters()
+                     if not n.startswith(("fusion.", "match_head."))}
+    batch = prepared.data.batch(torch.arange(5))
+    model.eval()
+    out = model(batch)
+    assert out.fused is None and out.match_logits is None and out.sim.shape == (5, 5)
+    with pytest.raises(ConfigError, match="no fusion module .* representation='similarity'"):
+        model.fuse(batch.x, batch.text)
+    with pytest.raises(ConfigError, match="has no matching head"):
+        model.match_logits(torch.zeros(5, model_cfg.fusion_dim))
+    terms = model.loss_terms(batch, torch.Generator().manual_seed(0))
+    assert float(terms["matching"]) == 0.0 and torch.equal(terms["loss"], terms["contrastive"])
+    for bad, message in (({"matching_weight": 1.0}, "no matching head to train: set matching_weight to 0"),
+                         ({"fusion_layers": -1}, "'fusion_layers': must be >= 0")):
+        with pytest.raises(ConfigError, match=message):
+            build_model(ModelConfig.from_dict({**two_tower.to_dict(), **bad}))
+
+
+def test_fusion_stage_refuses_a_model_without_a_fusion_module(tiny_csv):
+    from graphdel.errors import ConfigError
+    from graphdel.training.fusion import train_fusion_stage
+    from graphdel.training.loop import TrainConfig
+
+    data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
+    prepared = prepare(data_cfg, model_cfg, progress=False)
+    model = build_model(ModelConfig.from_dict({**model_cfg.to_dict(), "fusion_layers": 0, "matching_weight": 0.0}))
+    from graphdel.data.pairs import PairSet
+
+    train = PairSet(prepared.data, range(8), "train")
+    with pytest.raises(ConfigError, match="no fusion module .* set fusion_epochs to 0"):
+        train_fusion_stage(model, train, TrainConfig(fusion_epochs=1, device="cpu"), progress=False)

@@ -74,6 +74,9 @@ def test_suite_report_and_certificates_on_image_runs(setup):
     md = audit["results"]["models"]["multidelete"]
     assert set(md["splits"]) >= {"forget", "retain", "test"} and "t2g" in md["splits"]["forget"]
     assert "mean" in md["distinguishability"] and md["distinguishability"]["score"] == "similarity"
+    # the two-tower image model has no matching head: no matching column, AUC or attack signal read from one
+    assert "matching" not in md["distinguishability"] and "match_prob" not in md["membership"].get("signal_auc", {})
+    assert all("match_bal_acc" not in entry for entry in md["splits"].values())
     # probes on image embeddings: content statistics of the image files
     assert set(md["probes"]) == {"brightness", "colourfulness", "warm"}
     assert md["probes"]["warm"]["fit_n"] >= 3

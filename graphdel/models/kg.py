@@ -69,8 +69,6 @@ from graphdel.models.kg_structure import KGGraph, KGStructure  # KGGraph: import
 from graphdel.models.protocol import PairBatch
 
 
-
-
 class KGTextModel(KGStructure, JointModel):
     """KG–text joint model (see the module docstring)."""
 
@@ -101,9 +99,11 @@ class KGTextModel(KGStructure, JointModel):
     #: calibration, validation and collateral only): |Df - closed calibration| + validation and collateral
     #: drops 0.036 against 0.105 for the earlier recommendation and 0.086 for entity-only updates without
     #: the term (weights 0.3 / 3: 0.036 / 0.039); docs/experiments/2026-12-04-kg-link-forgetting.md.
+    #: ``select_rule="sum"``: the tolerance rule kept a checkpoint 0.043 above the reference over one 0.026
+    #: below it for 0.0015 of retain score (docs/experiments/2026-12-05-kg-selection.md).
     unlearning_defaults = {"multidelete": {"batch_size": 128, "epochs": 2, "lr": 3e-3, "min_epochs": 0,
                                            "distance": "part_mse", "near_weight": 1.0, "link_weight": 1.0,
-                                           "trainable": "encoder.entity"}}
+                                           "trainable": "encoder.entity", "select_rule": "sum"}}
 
     def __init__(self, config: ModelConfig) -> None:
         e = config.extra

@@ -194,6 +194,7 @@ class GradientMethod(UnlearningMethod):
         trainer = Trainer(self.name, student, teacher, cfg, ctx, on_nonfinite=self.on_nonfinite)
         selector = CalibratedSelector(ctx, selection=cfg.selection, early_stop=cfg.early_stop, smooth=cfg.smooth,
                                       margin=cfg.stop_margin, tolerance=cfg.select_tolerance,
+                                      rule=cfg.select_rule,
                                       min_epochs=cfg.min_epochs, pool_size=cfg.pool_size,
                                       batch_size=cfg.eval_batch_size, seed=ctx.seed,
                                       fixed_reference=cfg.reference == "original",

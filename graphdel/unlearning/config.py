@@ -43,6 +43,9 @@ class GradientConfig(ConfigMixin):
         smooth: number of evaluations the stopping rule averages.
         select_tolerance: checkpoints whose |Df - reference| gap is within this of the best compete on
             the retain score.
+        select_rule: ``"tolerance"`` (above) or ``"sum"``: keep the checkpoint with the smallest
+            |Df - reference| gap plus retain drop (from the best retain score evaluated), which never gives
+            up more gap than it gains in retain score (:mod:`graphdel.unlearning.selection`).
         min_epochs: never stop before this many epochs (0: no update at all when the untouched copy, after
             the model's stored-fact removal, already scores Df at the reference).
         eval_every: evaluate (score, keep a candidate checkpoint, decide whether to stop) after every this
@@ -87,6 +90,7 @@ class GradientConfig(ConfigMixin):
     stop_margin: float = 0.0
     smooth: int = 2
     select_tolerance: float = 0.02
+    select_rule: Literal["tolerance", "sum"] = "tolerance"
     min_epochs: int = 1
     eval_every: int = 1
     reference: Literal["original", "current"] = "original"

@@ -20,6 +20,9 @@ untouched copy, epoch 0, is only a baseline: handing it back would claim a delet
 take those whose gap ``|Df score - reference score|`` is within ``tolerance`` of the smallest
 gap, and among them the one with the highest retain score (a sample of Dr of the size of Df); ties go to
 the smaller gap. Over-forgetting (Df far *below* the reference) is penalised like under-forgetting.
+With ``rule="sum"`` the kept checkpoint is the one with the smallest ``gap + retain drop`` (the drop from
+the best retain score evaluated), so that a checkpoint is never kept for a retain gain smaller than the
+gap it gives up (the same sum :mod:`graphdel.unlearning.tuning` ranks settings by).
 """
 
 from __future__ import annotations
@@ -73,13 +76,26 @@ def reached_reference(forget: list[float], reference: list[float], *, smooth: in
     return f <= r + margin
 
 
-def selection_candidates(records: list[dict], *, tolerance: float = 0.02) -> tuple[list[int], float]:
+SELECTION_RULES = ("tolerance", "sum")
+
+
+def _retain(record: dict) -> float:
+    ret = record.get("retain", float("nan"))
+    return -math.inf if math.isnan(ret) else ret
+
+
+def selection_candidates(records: list[dict], *, tolerance: float = 0.02, rule: str = "tolerance"
+                         ) -> tuple[list[int], float]:
     """Indices of the records :func:`select_index` chooses among, and the smallest gap.
 
     The candidates are the records with a finite gap ``|forget - reference|`` within ``tolerance`` of the
-    smallest such gap, counted over the updated checkpoints only (``epoch != 0``) when there is one. The
-    selector prunes its stored states with this same function, so it never drops a state the rule may pick.
+    smallest such gap (``rule="sum"``: those no other record beats on both gap and retain score, the only
+    ones a later record cannot rule out), counted over the updated checkpoints only (``epoch != 0``) when
+    there is one. The selector prunes its stored states with this same function, so it never drops a state
+    the rule may pick.
     """
+    if rule not in SELECTION_RULES:
+        raise ValueError(f"selection rule {rule!r} is not one of {', '.join(SELECTION_RULES)}")
     gaps = [abs(r["forget"] - r["reference"]) for r in records]
     finite = [i for i, g in enumerate(gaps) if not math.isnan(g)]
     # The untouched copy (epoch 0) is scored as a baseline but never handed back while an updated
@@ -89,20 +105,30 @@ def selection_candidates(records: list[dict], *, tolerance: float = 0.02) -> tup
     if not finite:
         return [], math.nan
     best_gap = min(gaps[i] for i in finite)
+    if rule == "sum":
+        dominated = lambda i: any(gaps[j] <= gaps[i] and _retain(records[j]) >= _retain(records[i])  # noqa: E731
+                                  and (gaps[j], _retain(records[j])) != (gaps[i], _retain(records[i]))
+                                  for j in finite)
+        return [i for i in finite if not dominated(i)], best_gap
     return [i for i in finite if gaps[i] <= best_gap + tolerance], best_gap
 
 
-def select_index(records: list[dict], *, tolerance: float = 0.02) -> tuple[int, str]:
+def select_index(records: list[dict], *, tolerance: float = 0.02, rule: str = "tolerance") -> tuple[int, str]:
     """Index of the checkpoint to keep among evaluation ``records`` (keys ``forget``, ``reference``,
-    ``retain``), and the reason in words. See the module docstring for the rule."""
-    cands, best_gap = selection_candidates(records, tolerance=tolerance)
+    ``retain``), and the reason in words. See the module docstring for the rules."""
+    cands, best_gap = selection_candidates(records, tolerance=tolerance, rule=rule)
     if not cands:
         return len(records) - 1, "no finite Df/reference scores: last checkpoint kept"
     gap = lambda i: abs(records[i]["forget"] - records[i]["reference"])  # noqa: E731
+    if rule == "sum":
+        best_retain = max(_retain(records[i]) for i in cands)
+        chosen = min(cands, key=lambda i: (gap(i) + best_retain - _retain(records[i]), gap(i)))
+        return chosen, (f"kept the smallest |Df - reference| gap + retain drop among {len(cands)} checkpoint(s): "
+                        f"gap {gap(chosen):.4f}, retain {records[chosen].get('retain', float('nan')):.4f} "
+                        f"(best {best_retain:.4f})")
 
     def key(i: int) -> tuple[float, float]:
-        ret = records[i].get("retain", float("nan"))
-        return (-(ret if not math.isnan(ret) else -math.inf), gap(i))
+        return (-_retain(records[i]), gap(i))
 
     chosen = min(cands, key=key)
     return chosen, (f"smallest |Df - reference| gap was {best_gap:.4f}; {len(cands)} checkpoint(s) within "
@@ -118,7 +144,7 @@ class CalibratedSelector:
         selection: ``"calibrated"`` (stop/select against the reference) or ``"last"`` (keep the last
             state; scores are still logged).
         early_stop: stop when :func:`reached_reference` fires (calibrated selection only).
-        smooth, margin, tolerance, min_epochs: see :func:`reached_reference` / :func:`select_index`.
+        smooth, margin, tolerance, rule, min_epochs: see :func:`reached_reference` / :func:`select_index`.
         pool_size, batch_size: scoring (see :func:`sampler_score`).
         seed: seeds the distractor draw and the retain probe.
         fixed_reference: score the reference once, on the first (untouched) model, and keep it as the
@@ -132,7 +158,8 @@ class CalibratedSelector:
     """
 
     def __init__(self, ctx: Any, *, selection: str = "calibrated", early_stop: bool = True, smooth: int = 2,
-                 margin: float = 0.0, tolerance: float = 0.02, min_epochs: int = 1, pool_size: int = 64,
+                 margin: float = 0.0, tolerance: float = 0.02, rule: str = "tolerance", min_epochs: int = 1,
+                 pool_size: int = 64,
                  batch_size: int = 256, seed: int = 0, fixed_reference: bool = True,
                  reference_model: nn.Module | None = None, earlier: Any = None) -> None:
         self.ctx = ctx
@@ -140,6 +167,7 @@ class CalibratedSelector:
         self.selection = selection
         self.early_stop = early_stop
         self.smooth, self.margin, self.tolerance, self.min_epochs = smooth, margin, tolerance, min_epochs
+        self.rule = rule
         self.pool_size, self.batch_size, self.seed = pool_size, batch_size, seed
         self.fixed_reference = fixed_reference
         self.reference_model = reference_model
@@ -231,7 +259,7 @@ class CalibratedSelector:
         self._last_state = state
         if self.selection == "calibrated" and self.reference is not None:
             self._states[len(self.records) - 1] = state
-            keep = set(selection_candidates(self.records, tolerance=self.tolerance)[0])
+            keep = set(selection_candidates(self.records, tolerance=self.tolerance, rule=self.rule)[0])
             for i in [i for i in self._states if i not in keep]:
                 del self._states[i]
         return rec
@@ -254,7 +282,7 @@ class CalibratedSelector:
             info["reason"] = "no evaluation was run: final state kept"
             return None, info
         if self.selection == "calibrated" and self.reference is not None:
-            idx, reason = select_index(self.records, tolerance=self.tolerance)
+            idx, reason = select_index(self.records, tolerance=self.tolerance, rule=self.rule)
             # pruning keeps exactly the rule's candidates; with none (no finite score) the rule keeps the last
             state = self._states[idx] if idx in self._states else self._last_state
         else:

@@ -170,7 +170,8 @@ def test_multidelete_takes_the_kg_recommendation_and_the_caller_overrides_it(tra
     assert api.with_model_defaults(run.model, "multidelete", None) == ["batch_size=128", "epochs=2", "lr=0.003",
                                                                        "min_epochs=0", "distance=part_mse",
                                                                        "near_weight=1.0", "link_weight=1.0",
-                                                                       "trainable=encoder.entity"]
+                                                                       "trainable=encoder.entity",
+                                                                       "select_rule=sum"]
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
     out = api.forget(run, req, method="multidelete", overrides=["epochs=1"], out=root / "f-defaults", progress=False)
     cfg = out.config["method_config"]

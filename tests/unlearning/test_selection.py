@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from graphdel.unlearning.selection import CalibratedSelector, reached_reference, sampler_score, select_index
@@ -47,6 +48,27 @@ def test_select_index_closest_then_retain():
     # over-forgetting is penalised like under-forgetting
     assert select_index([dict(forget=0.3, reference=0.7, retain=1.0), dict(forget=0.8, reference=0.7, retain=0.5)],
                         tolerance=0.0)[0] == 1
+
+
+def test_select_rule_sum_never_gives_up_more_gap_than_it_gains_in_retain():
+    from graphdel.unlearning.selection import selection_candidates
+
+    # a closed WordNet request's three evaluations: the untouched copy, then 0.043 above and 0.026 below
+    # the reference, the first with 0.0015 more retain score
+    recs = [dict(epoch=0, forget=0.378, reference=0.267, retain=0.6960),
+            dict(epoch=1, forget=0.310, reference=0.267, retain=0.6950),
+            dict(epoch=2, forget=0.241, reference=0.267, retain=0.6935)]
+    assert select_index(recs, tolerance=0.02)[0] == 1                  # the retain gain wins under tolerance
+    idx, reason = select_index(recs, tolerance=0.02, rule="sum")
+    assert idx == 2 and "gap + retain drop" in reason                  # 0.026 + 0.0015 < 0.043 + 0
+    # a retain gain larger than the gap given up is taken
+    recs[1]["retain"] = 0.7300
+    assert select_index(recs, rule="sum")[0] == 1                      # 0.043 + 0 < 0.026 + 0.0365
+    # candidates: no record beaten on both gap and retain (epoch 0 is never handed back)
+    more = recs + [dict(epoch=3, forget=0.230, reference=0.267, retain=0.6900)]     # beaten by epoch 2
+    assert selection_candidates(more, rule="sum")[0] == [1, 2]
+    with pytest.raises(ValueError, match="selection rule 'best'"):
+        select_index(recs, rule="best")
 
 
 def test_selector_falls_back_to_val(make_ctx, original):

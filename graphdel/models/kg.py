@@ -63,7 +63,7 @@ from torch import Tensor, nn
 
 from graphdel.data.kg_pairs import KGText, triples_of  # KGText: importable from here as before
 from graphdel.encoders.relational import (DeletionOperator, DeletionOperators, RelationalEncoder,
-                                          RelationalEncoderConfig, add_inverse_edges, k_hop_masks)
+                                          RelationalEncoderConfig, k_hop_masks)
 from graphdel.models.joint import JointModel, ModelConfig, contrastive_loss
 from graphdel.models.kg_structure import KGGraph, KGStructure  # KGGraph: importable from here as before
 from graphdel.models.protocol import PairBatch
@@ -128,6 +128,7 @@ class KGTextModel(KGStructure, JointModel):
         # GNNDelete's deletion operators, one per request applied by it (none until then)
         self.deletion = DeletionOperators()
         self._cache: tuple[Any, tuple[Tensor, Tensor]] | None = None
+        self._step_memo: dict[Any, tuple[Tensor, Tensor]] | None = None  # set within step_states
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Runs saved before per-request operators held one operator on the final states
@@ -203,27 +204,6 @@ class KGTextModel(KGStructure, JointModel):
                                     positions=op.position.tolist())
         keep = op.mask & ~op.seed.unsqueeze(0)
         return torch.cat([h[k] for h, k in zip(states, keep)])
-
-    def edges(self) -> tuple[Tensor, Tensor]:
-        """The message-passing graph: ``(edge_index [2, 2T], edge_type [2T])``, every stored triple and
-        its inverse."""
-        return add_inverse_edges(self.graph.triples, self.num_relations)
-
-    def entity_states(self) -> tuple[Tensor, Tensor]:
-        """``(S [N, d], Z [2R + 1, d])``; cached while parameters and graph are unchanged in no-grad eval."""
-        cacheable = not torch.is_grad_enabled() and not self.training
-        key = None
-        if cacheable:
-            key = (self.graph.version, self.graph.triples.data_ptr(), len(self.deletion),
-                   tuple((b.data_ptr(), b._version) for b in self.deletion.buffers()),
-                   tuple((p.data_ptr(), p._version) for p in self.parameters()))
-            if self._cache is not None and self._cache[0] == key:
-                return self._cache[1]
-        ei, et = self.edges()
-        s, z = self.encoder(ei, et, self.entity_text if self.text_init else None, self.deletion)
-        if cacheable:
-            self._cache = (key, (s, z))
-        return s, z
 
     # -- the protocol --------------------------------------------------------------------------------
     def item_states(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

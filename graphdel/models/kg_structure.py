@@ -1,7 +1,8 @@
 """What a KG model stores of its training data and how a request removes it: the graph of training
 triples (:class:`KGGraph`), the description features, and :class:`KGStructure`, the part of
 :class:`~graphdel.models.kg.KGTextModel` that builds them from the training pairs, removes a request's facts
-and re-draws the embeddings only those facts trained, and names a request's retained neighbourhood."""
+and re-draws the embeddings only those facts trained, names a request's retained neighbourhood, and computes
+the entity states over the stored graph."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from graphdel.data.kg_pairs import triples_of
+from graphdel.encoders.relational import add_inverse_edges
 from graphdel.encoders.text import masked_mean
 
 
@@ -181,3 +183,42 @@ class KGStructure:
             rows.append(b.rows[near])
         rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
         return retain.data.subset(rows.tolist(), "retain_near") if rows.numel() else None
+
+    def edges(self) -> tuple[Tensor, Tensor]:
+        """The message-passing graph: ``(edge_index [2, 2T], edge_type [2T])``, every stored triple and
+        its inverse."""
+        return add_inverse_edges(self.graph.triples, self.num_relations)
+
+    def entity_states(self) -> tuple[Tensor, Tensor]:
+        """``(S [N, d], Z [2R + 1, d])``; cached while parameters and graph are unchanged in no-grad eval,
+        and with gradients within :meth:`step_states`."""
+        in_step = self._step_memo is not None and torch.is_grad_enabled()
+        cacheable = in_step or (not torch.is_grad_enabled() and not self.training)
+        key = None
+        if cacheable:
+            key = (self.training, self.graph.version, self.graph.triples.data_ptr(), len(self.deletion),
+                   tuple((b.data_ptr(), b._version) for b in self.deletion.buffers()),
+                   tuple((p.data_ptr(), p._version) for p in self.parameters()))
+            if in_step and key in self._step_memo:
+                return self._step_memo[key]
+            if not in_step and self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
+        ei, et = self.edges()
+        s, z = self.encoder(ei, et, self.entity_text if self.text_init else None, self.deletion)
+        if in_step:
+            self._step_memo[key] = (s, z)
+        elif cacheable:
+            self._cache = (key, (s, z))
+        return s, z
+
+    @contextlib.contextmanager
+    def step_states(self) -> Iterator[None]:
+        """While active, the entity states with gradients are computed once per parameter state and graph
+        and shared by every term of the step (:meth:`~graphdel.models.protocol.ModalityModule.step_states`):
+        a MultiDelete step asked for them in L_MD, L_MKR, the neighbourhood term and the link term, each a
+        full-graph GNN pass with its own backward."""
+        self._step_memo = {}
+        try:
+            yield
+        finally:
+            self._step_memo = None

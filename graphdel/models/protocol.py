@@ -250,6 +250,14 @@ class ModalityModule(nn.Module):
         yield
 
     @contextlib.contextmanager
+    def step_states(self) -> Iterator[None]:
+        """While active, what the model computes from its parameters alone, whatever the batch (a KG
+        model's entity states over the whole graph), may be computed once and reused by every term of one
+        optimisation step, with gradients; the parameters must not change meanwhile, and the terms must go
+        into one backward pass. Default: nothing is reused."""
+        yield
+
+    @contextlib.contextmanager
     def share_frozen_states(self, *others: nn.Module) -> Iterator[None]:
         """While active, what this model's frozen parts compute may be cached and shared with ``others``
         (the molecule model's frozen bottom graph layers); results must not depend on it. Default:

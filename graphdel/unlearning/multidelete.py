@@ -365,6 +365,7 @@ class MultiDelete(GradientMethod):
         near = None
         if self._near is not None and len(self._near) > 0:
             near = self._near.sample(min(cfg.batch_size, len(self._near)), trainer.generator).to(trainer.device)
-        return multidelete_loss(student, teacher, df, dr, cfg, trainer.generator, earlier,
-                                pair_targets=lambda batch: self._targets_of(trainer, student, batch, cfg), near=near,
-                                link=self._link.term(trainer.student, df) if self._link else None)
+        with trainer.student.step_states():  # one backward pass follows (Trainer.step)
+            return multidelete_loss(student, teacher, df, dr, cfg, trainer.generator, earlier,
+                                    pair_targets=lambda batch: self._targets_of(trainer, student, batch, cfg),
+                                    near=near, link=self._link.term(trainer.student, df) if self._link else None)

@@ -327,3 +327,26 @@ def test_the_link_term_lowers_the_deleted_triples_decoder_score(trained):
     with torch.no_grad():
         score = {w: float(r.model.eval().score_triples(deleted)) for w, r in runs.items()}
     assert score[1] < score[0] - 0.1
+
+
+def test_step_states_run_the_graph_once_per_step_and_leave_multidelete_unchanged(trained, monkeypatch):
+    from graphdel.models.protocol import ModalityModule
+
+    root, run = trained
+    passes = []
+    original_forward = type(run.model.encoder).forward
+    monkeypatch.setattr(type(run.model.encoder), "forward",
+                        lambda self, *a, **k: passes.append(torch.is_grad_enabled()) or original_forward(self, *a, **k))
+    req = api.make_request(run, ids=["e0 likes e1"], by="triple")
+    # SGD: Adam turns float-order noise (one backward through the states, or one per term) into full steps
+    overrides = ["epochs=2", "optimizer=sgd", "lr=0.05"]
+    shared = api.forget(run, req, method="multidelete", overrides=overrides, out=root / "f-step-states", progress=False)
+    with_memo = sum(passes)
+    passes.clear()
+    monkeypatch.setattr(KGTextModel, "step_states", ModalityModule.step_states)
+    apart = api.forget(run, req, method="multidelete", overrides=overrides, out=root / "f-step-apart", progress=False)
+    steps = sum(1 for r in shared.log if r.get("phase") == "update")
+    assert steps >= 2 and with_memo == steps                 # one pass with gradients per step, all terms
+    assert sum(passes) >= 3 * steps                          # L_MD, L_MKR, the neighbourhood and link terms
+    a, b = shared.model.state_dict(), apart.model.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)

@@ -25,13 +25,24 @@ from graphdel.data.kg_pairs import triples_of
 KS = (1, 3, 10)
 
 
-def _filter_index(known: Tensor, num_relations: int) -> dict[tuple[int, int], list[int]]:
-    """``(head, relation) -> true tails`` over both directions of ``known [K, 3]``."""
-    out: dict[tuple[int, int], list[int]] = {}
-    for h, r, t in known.tolist():
-        out.setdefault((h, r), []).append(t)
-        out.setdefault((t, r + num_relations), []).append(h)
-    return out
+def _known_answers(queries: Tensor, known: Tensor, num_relations: int) -> tuple[Tensor, Tensor]:
+    """``(rows, cols)``: for each query ``i`` of ``queries [Q, 3]`` ``(h, r, t)``, the entities ``e != t`` that
+    make ``(h, r, e)`` a triple of ``known [K, 3]`` in either direction (``r >= R``: the inverse of a known
+    triple). Sorted keys and ``searchsorted`` instead of a dictionary built per call in Python, which took
+    most of a KG unlearning run's evaluation time."""
+    both = both_directions(known, num_relations)
+    width = 2 * num_relations + 1
+    keys = both[:, 0] * width + both[:, 1]
+    keys, order = torch.sort(keys)
+    answers = both[order, 2]
+    wanted = queries[:, 0] * width + queries[:, 1]
+    lo = torch.searchsorted(keys, wanted, side="left")
+    counts = torch.searchsorted(keys, wanted, side="right") - lo
+    rows = torch.repeat_interleave(torch.arange(queries.size(0)), counts)
+    starts = torch.repeat_interleave(lo - (torch.cumsum(counts, 0) - counts), counts)
+    cols = answers[starts + torch.arange(rows.numel())]
+    keep = cols != queries[rows, 2]
+    return rows[keep], cols[keep]
 
 
 @torch.no_grad()
@@ -51,22 +62,17 @@ def filtered_ranks(score_fn, queries: Tensor, known: Tensor, num_entities: int, 
     # the ranks are bookkeeping on the CPU (scores come back there); score_fn indexes the model's tables
     # with CPU indices, which any device accepts
     queries = queries.reshape(-1, 3).long().cpu()
-    index = _filter_index(known.reshape(-1, 3).long(), num_relations)
+    filter_rows, filter_cols = _known_answers(queries, known.reshape(-1, 3).long().cpu(), num_relations)
     ranks = []
     for start in range(0, queries.size(0), chunk):
         q = queries[start:start + chunk]
         scores = score_fn(q[:, 0], q[:, 1]).float().cpu()
         target = scores[torch.arange(q.size(0)), q[:, 2]].clone()
-        rows, cols = [], []
-        for i, (h, r, t) in enumerate(q.tolist()):
-            for e in index.get((h, r), ()):
-                if e != t:
-                    rows.append(i)
-                    cols.append(e)
-        if rows:
-            scores[torch.tensor(rows), torch.tensor(cols)] = -math.inf
-        greater = (scores > target[:, None]).sum(1).float()
-        equal = (scores == target[:, None]).sum(1).float() - 1.0
+        here = (filter_rows >= start) & (filter_rows < start + q.size(0))
+        scores[filter_rows[here] - start, filter_cols[here]] = -math.inf
+        # counts as float sums: exact below 2^24 entities, and several times faster than summing booleans
+        greater = (scores > target[:, None]).float().sum(1)
+        equal = (scores == target[:, None]).float().sum(1) - 1.0
         ranks.append(1.0 + greater + 0.5 * equal)
     return torch.cat(ranks) if ranks else torch.zeros(0)
 

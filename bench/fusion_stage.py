@@ -12,6 +12,8 @@ against the hardest partner, and pool-64 graph->text hits@1/MRR with the top-k r
 head, beside similarity alone (:mod:`graphdel.evaluation.matching`). ``--epochs 0`` scores the run's own
 fusion module. It checks that the stage left the split's similarity MRR unchanged. ``--out`` saves the
 model as a new run folder (the run's config with the new fusion settings, the metrics of ``--split``).
+A two-tower run (the image recipe, ``fusion_layers`` 0) has no module to train: give ``--layers N`` to
+build a fresh one.
 
 Prints one JSON line per evaluation, the last one with the timings.
 """

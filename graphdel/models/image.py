@@ -11,7 +11,7 @@ Architecture (ALBEF-style, Li et al. 2021, as :class:`~graphdel.models.joint.Joi
 * no fusion module and no matching head by default (``fusion_layers`` 0, a two-tower model like CLIP):
   on ``depictions`` the head trained with the encoders stayed at chance (balanced accuracy 0.5 against
   random and hardest partners) and, trained by the molecule model's fusion stage on the frozen encoders,
-  reached 0.615 / 0.531 but lowered graph→text hits@1 when it re-ranked (docs/results.md, Image–text), so
+  reached 0.615 / 0.531 but lowered image→text hits@1 when it re-ranked (docs/results.md, Image–text), so
   retrieval and MultiDelete (``representation="similarity"``) read the similarities alone. A config with
   ``fusion_layers`` above 0 builds the module as the molecule model does: text tokens cross-attend to the
   image patch tokens.

@@ -149,7 +149,9 @@ class GradientMethod(UnlearningMethod):
 
     def _update_loop(self, trainer: Trainer, selector: CalibratedSelector, cfg: Any) -> None:
         """Evaluate the untouched copy, run :meth:`setup`, then epochs of updates and evaluations until the
-        budget is used, the run stops itself or the selector's stopping rule fires."""
+        budget (``epochs``, and at least ``min_steps`` steps) is used, the run stops itself or the selector's
+        stopping rule fires. Evaluations follow every ``eval_every``-th epoch, or with ``eval_steps`` every
+        that many steps, and always the last update."""
         student = trainer.student
         trainer.log.append(selector.evaluate(student, epoch=0, step=0))
         if selector.should_stop(0):  # only with min_epochs = 0
@@ -159,26 +161,49 @@ class GradientMethod(UnlearningMethod):
                                    "(min_epochs 0)")
             return
         self.setup(trainer, cfg)
-        bar = tqdm(range(1, cfg.epochs + 1), desc=self.name,
+        bar = tqdm(total=cfg.epochs, desc=self.name, unit="epoch",
                    disable=not (trainer.ctx.progress and distributed.is_main()), leave=False)
-        for epoch in bar:
-            trainer.epoch = epoch
-            set_update_mode(student, dropout=cfg.dropout)
-            self.train_epoch(trainer, cfg)
-            if trainer.state_invalid:
-                break
-            if epoch % cfg.eval_every and epoch != cfg.epochs and trainer.stop_reason is None:
-                continue  # not an evaluation epoch: no score, no checkpoint, no stopping decision
-            rec = selector.evaluate(student, epoch=epoch, step=trainer.global_step)
+        evaluated_at = [0]  # the step of the latest evaluation
+
+        def evaluate(complete_epochs: int) -> None:
+            rec = selector.evaluate(student, epoch=trainer.epoch, step=trainer.global_step)
             trainer.log.append(rec)
+            evaluated_at[0] = trainer.global_step
             bar.set_postfix(forget=f"{rec['forget']:.3f}", ref=f"{rec['reference']:.3f}",
                             retain=f"{rec['retain']:.3f}")
-            if trainer.stop_reason is not None:
-                break
-            if selector.should_stop(epoch):
+            decide(complete_epochs)
+
+        def decide(complete_epochs: int) -> None:
+            if trainer.stop_reason is None and selector.should_stop(complete_epochs):
                 trainer.stop_reason = (f"smoothed Df score reached the {selector.reference_name} score "
-                                       f"(margin {cfg.stop_margin}) after epoch {epoch}")
+                                       f"(margin {cfg.stop_margin}) after step {trainer.global_step}, "
+                                       f"epoch {trainer.epoch}")
+
+        if cfg.eval_steps:
+            def after_step() -> None:  # within an epoch, the epoch under way is not complete yet
+                if trainer.stop_reason is None and trainer.global_step % cfg.eval_steps == 0:
+                    evaluate(trainer.epoch - 1)
+            trainer.after_step = after_step
+        epoch = 0
+        while epoch < cfg.epochs or trainer.global_step < cfg.min_steps:
+            epoch += 1
+            trainer.epoch = epoch
+            steps_before = trainer.global_step
+            set_update_mode(student, dropout=cfg.dropout)
+            self.train_epoch(trainer, cfg)
+            bar.update(1)
+            if trainer.state_invalid:
                 break
+            # an epoch without a step (nothing to update on) ends the budget, whatever min_steps asks
+            last = (epoch >= cfg.epochs and trainer.global_step >= cfg.min_steps) or trainer.global_step == steps_before
+            if cfg.eval_steps and evaluated_at[0] == trainer.global_step:
+                decide(epoch)  # its last step was evaluated while the epoch still counted as under way
+            elif trainer.stop_reason is not None or last or (not cfg.eval_steps and epoch % cfg.eval_every == 0):
+                evaluate(epoch)
+            # otherwise no evaluation at this epoch's end: no score, no checkpoint, no stopping decision
+            if trainer.stop_reason is not None or last:
+                break
+        trainer.after_step = None
         bar.close()
 
     def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any

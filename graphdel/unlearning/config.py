@@ -52,6 +52,12 @@ class GradientConfig(ConfigMixin):
             many epochs and after the last; an evaluation scores Df, the calibration reference and a retain
             sample against the distractor set, about as long as an epoch of updates on a 250-pair Df (0.75 s each
             for MultiDelete's molecule recommendation, one CPU core).
+        eval_steps: when > 0, evaluate after every this many optimiser steps instead (within an epoch too)
+            and after the last: a run whose epoch moves the Df score further than the reference can be
+            told apart from (the KG's 128-triple batches) is then stopped and selected at a finer grain.
+        min_steps: the update budget is at least this many optimiser steps: epochs beyond ``epochs`` run
+            until it is reached, so that a small request (a few batches per epoch) gets as many updates
+            as a large one, not as many passes.
         reference: ``"original"`` scores the reference split (calibration) once, on the untouched model,
             and keeps that target; ``"current"`` rescores it on the model being updated at every
             evaluation. Measured on the embedded corpus, the current model's calibration score falls
@@ -93,6 +99,8 @@ class GradientConfig(ConfigMixin):
     select_rule: Literal["tolerance", "sum"] = "tolerance"
     min_epochs: int = 1
     eval_every: int = 1
+    eval_steps: int = 0
+    min_steps: int = 0
     reference: Literal["original", "current"] = "original"
     pool_size: int = 64
     eval_batch_size: int = 256
@@ -113,3 +121,5 @@ class GradientConfig(ConfigMixin):
         check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         check(self.min_epochs >= 0, f"min_epochs must be >= 0, got {self.min_epochs}")
         check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        check(self.eval_steps >= 0, f"eval_steps must be >= 0, got {self.eval_steps}")
+        check(self.min_steps >= 0, f"min_steps must be >= 0, got {self.min_steps}")

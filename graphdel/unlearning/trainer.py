@@ -8,7 +8,7 @@ The conventions it keeps (frozen temperature, gradient masks, divergence, seedin
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +55,8 @@ class Trainer:
         self.on_nonfinite = on_nonfinite
         self.stop_reason: str | None = None
         self.state_invalid = False
+        #: called after every optimiser step (the update loop's evaluations within an epoch, ``eval_steps``)
+        self.after_step: Callable[[], None] | None = None
 
     @property
     def grad_mask(self) -> dict[str, Tensor] | None:
@@ -115,6 +117,8 @@ class Trainer:
         self.global_step += 1
         self.log.append({"step": self.global_step, "epoch": self.epoch, "phase": phase, "loss": value,
                          **terms})
+        if self.after_step is not None:
+            self.after_step()
         return self.stop_reason is None
 
     # batches --------------------------------------------------------------------------------

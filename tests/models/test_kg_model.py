@@ -171,7 +171,8 @@ def test_multidelete_takes_the_kg_recommendation_and_the_caller_overrides_it(tra
                                                                        "min_epochs=0", "distance=part_mse",
                                                                        "near_weight=1.0", "link_weight=1.0",
                                                                        "trainable=encoder.entity",
-                                                                       "select_rule=sum"]
+                                                                       "select_rule=sum", "eval_steps=4",
+                                                                       "min_steps=24"]
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
     out = api.forget(run, req, method="multidelete", overrides=["epochs=1"], out=root / "f-defaults", progress=False)
     cfg = out.config["method_config"]
@@ -315,7 +316,7 @@ def test_link_scores_are_the_distmult_logits_of_both_directions_and_of_random_ta
 def test_the_link_term_lowers_the_deleted_triples_decoder_score(trained):
     root, run = trained
     req = api.make_request(run, ids=["e0 likes e1"], by="triple")
-    common = ["lr=0.05", "epochs=5", "min_epochs=5", "selection=last"]   # one step per epoch, the last kept
+    common = ["lr=0.05", "epochs=5", "min_epochs=5", "selection=last", "min_steps=0"]  # 5 steps, the last kept
     runs = {w: api.forget(run, req, method="multidelete", overrides=common + [f"link_weight={w}"],
                           out=root / f"f-link-{w}", progress=False) for w in (0, 1)}
     log = json.loads((runs[1].path / "log.json").read_text())

@@ -116,8 +116,8 @@ class UnlearningMethod:
 
 
 class GradientMethod(UnlearningMethod):
-    """A method that updates ``f'`` by gradient steps, evaluates after each epoch and keeps a checkpoint
-    by the calibrated selection rule (or the last one).
+    """A method that updates ``f'`` by gradient steps, evaluates after each epoch (or every ``eval_steps``
+    steps) and keeps a checkpoint by the calibrated selection rule (or the last one).
 
     Subclasses implement :meth:`loss` (Df batch, matched Dr batch -> loss and logged terms) or override
     :meth:`train_epoch`; :meth:`setup` runs once before the first update.
@@ -163,12 +163,13 @@ class GradientMethod(UnlearningMethod):
         self.setup(trainer, cfg)
         bar = tqdm(total=cfg.epochs, desc=self.name, unit="epoch",
                    disable=not (trainer.ctx.progress and distributed.is_main()), leave=False)
-        evaluated_at = [0]  # the step of the latest evaluation
+        evaluated_at = 0  # the step of the latest evaluation
 
         def evaluate(complete_epochs: int) -> None:
+            nonlocal evaluated_at
             rec = selector.evaluate(student, epoch=trainer.epoch, step=trainer.global_step)
             trainer.log.append(rec)
-            evaluated_at[0] = trainer.global_step
+            evaluated_at = trainer.global_step
             bar.set_postfix(forget=f"{rec['forget']:.3f}", ref=f"{rec['reference']:.3f}",
                             retain=f"{rec['retain']:.3f}")
             decide(complete_epochs)
@@ -196,7 +197,7 @@ class GradientMethod(UnlearningMethod):
                 break
             # an epoch without a step (nothing to update on) ends the budget, whatever min_steps asks
             last = (epoch >= cfg.epochs and trainer.global_step >= cfg.min_steps) or trainer.global_step == steps_before
-            if cfg.eval_steps and evaluated_at[0] == trainer.global_step:
+            if cfg.eval_steps and evaluated_at == trainer.global_step:
                 decide(epoch)  # its last step was evaluated while the epoch still counted as under way
             elif trainer.stop_reason is not None or last or (not cfg.eval_steps and epoch % cfg.eval_every == 0):
                 evaluate(epoch)

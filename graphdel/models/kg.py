@@ -104,7 +104,8 @@ class KGTextModel(KGStructure, JointModel):
     #: ``min_steps=24``: one 11-step WordNet epoch moved Df by ~0.065, and HPO's 363 triples got 6 steps;
     #: evaluating every 4 steps with at least 24 steps, the kept checkpoint's calibration gap fell from
     #: 0.027 / 0.027 / 0.043 / 0.048 to 0.007 / 0.011 / 0.007 / 0.002 on the four requests that rule was
-    #: checked on, retain within 0.01 (docs/experiments/2026-12-05-kg-step-evaluations.md).
+    #: checked on, no retain score below the untouched copy's
+    #: (docs/experiments/2026-12-05-kg-step-evaluations.md).
     unlearning_defaults = {"multidelete": {"batch_size": 128, "epochs": 2, "lr": 3e-3, "min_epochs": 0,
                                            "distance": "part_mse", "near_weight": 1.0, "link_weight": 1.0,
                                            "trainable": "encoder.entity", "select_rule": "sum",

@@ -196,10 +196,12 @@ class GradientMethod(UnlearningMethod):
             if trainer.state_invalid:
                 break
             # an epoch without a step (nothing to update on) ends the budget, whatever min_steps asks
-            last = (epoch >= cfg.epochs and trainer.global_step >= cfg.min_steps) or trainer.global_step == steps_before
+            budget_used = epoch >= cfg.epochs and trainer.global_step >= cfg.min_steps
+            last = budget_used or trainer.global_step == steps_before
+            epoch_evaluation = not cfg.eval_steps and epoch % cfg.eval_every == 0
             if cfg.eval_steps and evaluated_at == trainer.global_step:
                 decide(epoch)  # its last step was evaluated while the epoch still counted as under way
-            elif trainer.stop_reason is not None or last or (not cfg.eval_steps and epoch % cfg.eval_every == 0):
+            elif trainer.stop_reason is not None or last or epoch_evaluation:
                 evaluate(epoch)
             # otherwise no evaluation at this epoch's end: no score, no checkpoint, no stopping decision
             if trainer.stop_reason is not None or last:

@@ -174,20 +174,21 @@ def test_eval_every_evaluates_every_kth_epoch_and_the_last(original, make_ctx):
     with pytest.raises(ConfigError, match="eval_every must be >= 1"):
         unlearn(original, make_ctx(), "neggrad", ["eval_every=0"])
 
+
 def test_eval_steps_evaluates_every_kth_step_within_epochs_and_the_last(original, make_ctx):
-    res = unlearn(original, make_ctx(), "neggrad", ["epochs=2", "eval_steps=2", "early_stop=false", "batch_size=3",
-                                                    "pool_size=8"])
+    small = ["batch_size=3", "pool_size=8"]  # 8 Df pairs: 3 steps an epoch
+    res = unlearn(original, make_ctx(), "neggrad", ["epochs=2", "eval_steps=2", "early_stop=false", *small])
     steps = [r["step"] for r in res.log if r.get("phase") == "ascent"]
     per_epoch = len([r for r in res.log if r.get("phase") == "ascent" and r["epoch"] == 1])
-    assert per_epoch == 3 and steps == list(range(1, 7))   # 8 Df pairs in batches of 3, two epochs
+    assert per_epoch == 3 and steps == list(range(1, 7))
     evals = [(r["epoch"], r["step"]) for r in res.log if r.get("eval")]
-    assert evals == [(0, 0), (1, 2), (2, 4), (2, 6)]        # step 2 falls inside epoch 1, step 4 inside epoch 2
-    # a stopping rule that holds at once stops after the first evaluated step, not at an epoch's end
+    assert evals == [(0, 0), (1, 2), (2, 4), (2, 6)]  # step 2 falls inside epoch 1, step 4 inside epoch 2
+    # a margin of 1 puts every Df score at the reference: with min_epochs=0 no update is made at all ...
     res = unlearn(original, make_ctx(), "neggrad", ["epochs=2", "eval_steps=1", "stop_margin=1", "min_epochs=0",
-                                                    "batch_size=3", "pool_size=8"])
+                                                    *small])
     assert res.selected["steps"] == 0 and "before any update" in res.selected["stop_reason"]
-    res = unlearn(original, make_ctx(), "neggrad", ["epochs=2", "eval_steps=1", "stop_margin=1", "batch_size=3",
-                                                    "pool_size=8"])   # min_epochs=1: once epoch 1 is complete
+    # ... and with min_epochs=1 the run stops as soon as epoch 1 is complete, not after epoch 2
+    res = unlearn(original, make_ctx(), "neggrad", ["epochs=2", "eval_steps=1", "stop_margin=1", *small])
     assert res.selected["steps"] == 3 and "after step 3, epoch 1" in res.selected["stop_reason"]
     assert [r["step"] for r in res.log if r.get("eval")] == [0, 1, 2, 3]
     with pytest.raises(ConfigError, match="eval_steps must be >= 0"):
@@ -195,13 +196,12 @@ def test_eval_steps_evaluates_every_kth_step_within_epochs_and_the_last(original
 
 
 def test_min_steps_adds_epochs_until_the_step_budget_is_used(original, make_ctx):
-    res = unlearn(original, make_ctx(), "neggrad", ["epochs=1", "min_steps=7", "early_stop=false", "batch_size=3",
-                                                    "pool_size=8"])
-    assert res.selected["epochs_run"] == 3 and res.selected["steps"] == 9   # 3 steps an epoch: 3 epochs reach 7
+    small = ["early_stop=false", "batch_size=3", "pool_size=8"]  # 8 Df pairs: 3 steps an epoch
+    res = unlearn(original, make_ctx(), "neggrad", ["epochs=1", "min_steps=7", *small])
+    assert res.selected["epochs_run"] == 3 and res.selected["steps"] == 9  # 3 epochs are the first to reach 7
     assert [r["epoch"] for r in res.log if r.get("eval")] == [0, 1, 2, 3]
     # it never shortens the epoch budget
-    res = unlearn(original, make_ctx(), "neggrad", ["epochs=2", "min_steps=1", "early_stop=false", "batch_size=3",
-                                                    "pool_size=8"])
+    res = unlearn(original, make_ctx(), "neggrad", ["epochs=2", "min_steps=1", *small])
     assert res.selected["epochs_run"] == 2 and res.selected["steps"] == 6
 
 

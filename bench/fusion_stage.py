@@ -1,8 +1,8 @@
 """Benchmark: the fusion stage (:mod:`graphdel.training.fusion`) on a trained run's frozen encoders.
 
-    python bench/fusion_stage.py --run RUN [--tokens 24] [--layers 2] [--readout mean] [--sink] [--product |
-        --no-product] [--epochs 8] [--lr 1e-3] [--hard-fraction 0.5] [--hard-pool 1] [--reinit]
-        [--top-k 2,4,8,16] [--eval-every 2] [--split val] [--out NEW_RUN]
+    python bench/fusion_stage.py --run RUN [--tokens 24] [--layers 2] [--readout mean] [--sink]
+        [--dropout P] [--product | --no-product] [--epochs 8] [--lr 1e-3] [--hard-fraction 0.5]
+        [--hard-pool 1] [--reinit] [--top-k 2,4,8,16] [--eval-every 2] [--split val] [--out NEW_RUN]
 
 Loads ``RUN`` read-only, featurises its data with the fusion module reading ``--tokens`` caption tokens
 (the sentence embedding reads ``max_length`` tokens whatever this says, so every similarity is unchanged),
@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--product", action="store_true", help="fusion_product: the head also reads z_x * z_t")
     parser.add_argument("--no-product", action="store_true", help="fusion_product off: the head reads the "
                         "fusion module alone (a fresh head)")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="fusion_dropout of the fusion module (default: the run's)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--hard-fraction", type=float, default=0.5)
@@ -83,6 +85,8 @@ def main() -> None:
         args.reinit = True  # the run's module was trained for the other readout: start a fresh one
     if args.sink:
         config = replace(config, fusion_sink=True)
+    if args.dropout is not None:
+        config = replace(config, fusion_dropout=args.dropout)
     if args.product:
         config = replace(config, fusion_product=True, matching_weight=0.0)
     if args.no_product:

@@ -67,6 +67,10 @@ class JointModel(ModalityModule):
         if config.fusion_product and config.matching_weight != 0:
             raise ConfigError("fusion_product is trained by the fusion stage only: set matching_weight to 0 "
                               f"(got {config.matching_weight})")
+        for key in ("dropout", "fusion_dropout"):
+            value = getattr(config, key)
+            if value is not None and not 0 <= value < 1:
+                raise ConfigError(f"model config key {key!r}: must be in [0, 1) (got {value})")
         if config.fusion_layers < 0:
             raise ConfigError(f"model config key 'fusion_layers': must be >= 0 (got {config.fusion_layers})")
         if config.fusion_layers == 0 and (config.matching_weight != 0 or config.fusion_product):
@@ -79,7 +83,9 @@ class JointModel(ModalityModule):
         self.match_head: nn.Linear | None = None
         if config.fusion_layers:
             self.fusion = FusionModule(text_width, item_width, config.fusion_dim, config.fusion_layers,
-                                       config.fusion_heads, config.dropout, readout=config.fusion_readout,
+                                       config.fusion_heads,
+                                       config.dropout if config.fusion_dropout is None else config.fusion_dropout,
+                                       readout=config.fusion_readout,
                                        sink=config.fusion_sink)
             self.match_head = nn.Linear(config.fusion_dim + (config.embed_dim if config.fusion_product else 0), 1)
         # Learnable inverse temperature, stored as a log and clamped at 100 as in CLIP.

@@ -1,6 +1,6 @@
 """Benchmark: default training on the embedded corpus, from a cold cache, wall time and metrics.
 
-    python bench/train_time.py [--data drugs] [--epochs N]
+    python bench/train_time.py [--data drugs] [--epochs N] [--out RUN]
 
 Prints one JSON line: wall time of the whole ``train`` call (featurisation and text encoding included,
 since the cache starts empty), the time of the training loop alone, the best epoch, and pool-64
@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--data", default="drugs")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--warm", action="store_true", help="keep the default cache (measure warm)")
+    parser.add_argument("--out", default=None, help="keep the trained run in this folder (default: discarded)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.warm:
@@ -37,7 +38,7 @@ def main() -> None:
         if args.epochs:
             config = replace(config, epochs=args.epochs)
         start = time.perf_counter()
-        run = gd.train(args.data, config, out=os.path.join(tmp, "run"), progress=False)
+        run = gd.train(args.data, config, out=args.out or os.path.join(tmp, "run"), progress=False)
         total = time.perf_counter() - start
         splits = run.metrics["splits"]
         mrr = {s: round(splits[s]["pool64"]["g2t_mrr"], 4) for s in ("train", "val", "test")}

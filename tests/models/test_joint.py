@@ -202,6 +202,20 @@ def test_fusion_product_appends_the_embeddings_product_to_the_fused_representati
         build_model(ModelConfig.from_dict({**config.to_dict(), "matching_weight": 1.0}))
 
 
+def test_fusion_dropout_sets_the_fusion_modules_dropout_alone():
+    config = ModelConfig(modality="molecule", dropout=0.1, fusion_dropout=0.0, fusion_layers=2)
+    model = build_model(config).train()
+    fusion_p = {m.p for m in model.fusion.modules() if isinstance(m, torch.nn.Dropout)}
+    fusion_p |= {m.dropout for m in model.fusion.modules() if isinstance(m, torch.nn.MultiheadAttention)}
+    assert fusion_p == {0.0}
+    assert [m.p for m in model.x_projection.modules() if isinstance(m, torch.nn.Dropout)] == [0.1]
+    # None keeps the model's dropout everywhere (the default)
+    model = build_model(ModelConfig(modality="molecule", dropout=0.1, fusion_layers=1))
+    assert {m.dropout for m in model.fusion.modules() if isinstance(m, torch.nn.MultiheadAttention)} == {0.1}
+    with pytest.raises(Exception, match="model config key 'fusion_dropout': must be in \\[0, 1\\) \\(got 1.5\\)"):
+        build_model(ModelConfig(modality="molecule", fusion_dropout=1.5))
+
+
 def test_matching_weight_zero_skips_the_fusion_module_and_the_negative_draws(tiny_csv):
     data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
     prepared = prepare(data_cfg, model_cfg, progress=False)

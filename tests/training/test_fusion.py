@@ -131,6 +131,7 @@ def test_the_molecule_recipe_trains_contrastively_then_runs_the_stage(tiny_csv, 
     model, train = run.config["model"], run.config["train"]
     assert model["matching_weight"] == 0.0 and model["fusion_product"] is False
     assert (model["fusion_layers"], model["fusion_readout"], model["fusion_sink"]) == (2, "mean", True)
+    assert model["fusion_dropout"] == 0.0
     assert model["text"]["fusion_tokens"] == 64 and train["fusion_epochs"] == 4
     assert train["lr_schedule"] == "cosine"
     # the recipe is resolved before featurising: the cached caption tokens are the 64 the fusion reads

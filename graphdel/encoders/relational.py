@@ -117,11 +117,15 @@ class CompGCNConv(nn.Module):
             deg = torch.zeros(n, dtype=x.dtype, device=x.device).index_add_(
                 0, dst, torch.ones_like(dst, dtype=x.dtype))
             norm = (deg[src].clamp(min=1) * deg[dst].clamp(min=1)).rsqrt().unsqueeze(1)
-            msg = x[src] * rel[edge_type] * norm
-            inverse = (edge_type >= self.num_relations).unsqueeze(1)
-            agg_out = torch.zeros_like(x).index_add_(0, dst, msg.masked_fill(inverse, 0.0))
-            agg_in = torch.zeros_like(x).index_add_(0, dst, msg.masked_fill(~inverse, 0.0))
-            out = out + self.w_out(agg_out) + self.w_in(agg_in)
+            # original and inverse edges aggregated apart: each edge's message is built once, for its own
+            # sum (masking a message of every edge to zero for each sum cost a quarter of a pass on WordNet)
+            inverse = edge_type >= self.num_relations
+            aggregated = []
+            for edges in (~inverse, inverse):
+                e = edges.nonzero().squeeze(1)
+                msg = x[src[e]] * rel[edge_type[e]] * norm[e]
+                aggregated.append(torch.zeros_like(x).index_add_(0, dst[e], msg))
+            out = out + self.w_out(aggregated[0]) + self.w_in(aggregated[1])
         out = torch.tanh(self.norm(out / 3.0 + self.bias))
         return self.dropout(out), self.w_rel(rel)
 

@@ -33,16 +33,25 @@ def run_cache_dir(out: str | Path) -> Path:
     return Path(out).resolve().parent / ".graphdel-runs"
 
 
+def _without_none(config: dict) -> dict:
+    """``config`` (a model or training config as a dict) without the settings whose value is ``None``, in it
+    and in its nested configs. A setting added to a config later defaults to ``None`` for "as before"
+    (``fusion_dropout``), so a run cached before it existed still hashes and matches as the same
+    configuration. ``extra`` is data, not settings: kept as it is."""
+    return {k: _without_none(v) if isinstance(v, dict) and k != "extra" else v
+            for k, v in config.items() if v is not None}
+
+
 def _resolved(data, model_config, train_config, content_hash: str) -> dict:
-    return {"data": {**asdict(data), "content_hash": content_hash}, "model": model_config.to_dict(),
-            "train": train_config.to_dict()}
+    return {"data": {**asdict(data), "content_hash": content_hash},
+            "model": _without_none(model_config.to_dict()), "train": _without_none(train_config.to_dict())}
 
 
 def _matches(run_config: dict, resolved: dict) -> bool:
     data = {k: v for k, v in run_config.get("data", {}).items() if k in resolved["data"]}
     return (run_config.get("kind") == "train" and not run_config.get("excluded_ids")
-            and data == resolved["data"] and run_config.get("model") == resolved["model"]
-            and run_config.get("train") == resolved["train"])
+            and data == resolved["data"] and _without_none(run_config.get("model", {})) == resolved["model"]
+            and _without_none(run_config.get("train", {})) == resolved["train"])
 
 
 def cached_train(data, model_config, train_config, *, cache: Path, prepared=None, progress: bool = True,

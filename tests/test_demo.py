@@ -135,6 +135,25 @@ def test_cached_run_with_another_config_is_not_reused(tiny_csv, tmp_path):
     assert not reused_c and c.path != a.path
 
 
+def test_a_run_cached_before_a_setting_existed_still_matches_while_the_setting_is_none():
+    from dataclasses import replace
+
+    from graphdel.api import DataConfig, ModelConfig, TrainConfig
+    from graphdel.run_cache import _matches, _resolved, _without_none
+
+    resolved = _resolved(DataConfig(source="drugs"), ModelConfig(), TrainConfig(), "hash")
+    assert "fusion_dropout" not in resolved["model"]
+    earlier = {"kind": "train", "data": resolved["data"], "train": TrainConfig().to_dict(),
+               "model": {k: v for k, v in ModelConfig().to_dict().items() if k != "fusion_dropout"}}
+    assert _matches(earlier, resolved)
+    # set, the setting is another configuration
+    assert not _matches(earlier, _resolved(DataConfig(source="drugs"), replace(ModelConfig(), fusion_dropout=0.0),
+                                           TrainConfig(), "hash"))
+    # nested configs lose their None settings too; `extra` is data and keeps them
+    assert _without_none({"a": None, "text": {"b": None, "c": 1}, "extra": {"image": {"path": None}}}) == \
+        {"text": {"c": 1}, "extra": {"image": {"path": None}}}
+
+
 def test_demo_kg_scenario_on_a_tiny_kg(tmp_path, capsys):
     from tests.data.test_kg_view import write_tiny_kg
 

@@ -147,8 +147,8 @@ def test_a_run_cached_before_a_setting_existed_still_matches_while_the_setting_i
                "model": {k: v for k, v in ModelConfig().to_dict().items() if k != "fusion_dropout"}}
     assert _matches(earlier, resolved)
     # set, the setting is another configuration
-    assert not _matches(earlier, _resolved(DataConfig(source="drugs"), replace(ModelConfig(), fusion_dropout=0.0),
-                                           TrainConfig(), "hash"))
+    no_dropout = replace(ModelConfig(), fusion_dropout=0.0)
+    assert not _matches(earlier, _resolved(DataConfig(source="drugs"), no_dropout, TrainConfig(), "hash"))
     # nested configs lose their None settings too; `extra` is data and keeps them
     assert _without_none({"a": None, "text": {"b": None, "c": 1}, "extra": {"image": {"path": None}}}) == \
         {"text": {"c": 1}, "extra": {"image": {"path": None}}}

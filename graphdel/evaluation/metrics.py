@@ -216,13 +216,15 @@ def model_splits(inputs: MetricInputs) -> MetricResult:
 @register_metric("distinguishability", section="distinguishability", title="Df-vs-Dr distinguishability",
                  judged="forget")
 def df_vs_dr(inputs: MetricInputs) -> MetricResult | None:
-    """Df-vs-Dr AUC by cosine similarity, with the matching probability's under ``matching``
+    """Df-vs-Dr AUC by cosine similarity, with the matching probability's under ``matching`` and, when the
+    suite scores a calibration split, Df against it under ``vs_calibration``
     (:func:`~graphdel.evaluation.suite_attacks.distinguishability`)."""
     sig = inputs.signals
     if "forget" not in sig or "dr" not in sig:
         return None
-    return MetricResult(section=distinguishability(sig["forget"], sig["dr"], chunks=inputs.config.chunks,
-                                                   seed=inputs.config.seed))
+    section = distinguishability(sig["forget"], sig["dr"], chunks=inputs.config.chunks, seed=inputs.config.seed,
+                                 calibration=sig.get("calibration"))
+    return MetricResult(section=section)
 
 
 @register_metric("membership", section="membership", title="Membership inference", judged="forget")

@@ -208,7 +208,9 @@ def _headline_blocks(models, order, original, reference, keys, summary, verdicts
     side = item_word(str(request.get("modality")))  # the record's word: graph, image, query
     B.append(("p", f"MRR: {pool} {side}→text retrieval. Δ compares a method with Retrain on the forget side "
                    f"and with the original model on test. Df-vs-Dr AUC labels Df 0, Dr 1; attack AUC labels "
-                   f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction."))
+                   f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction. "
+                   f"Df-vs-calibration AUC labels Df 0 and the model's never-trained calibration pairs 1: "
+                   f"0.5 means the deleted pairs score as pairs the model never saw."))
     B.append(("table", head, rows))
     return B
 

@@ -47,18 +47,22 @@ def model_roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list
 
 #: Where an entry holds the Df-vs-Dr AUC read by the matching head's probability (models with a head).
 MATCH_AUC_KEY = "distinguishability.matching.mean"
+#: Where an entry holds the AUC of Df against the calibration pairs (0.5: Df scores as never-seen pairs).
+CALIBRATION_AUC_KEY = "distinguishability.vs_calibration.mean"
 
 
 def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, float | None]:
     """The headline numbers of a model entry (Df and test MRR, Df-vs-Dr AUC by the judged signal and by the
     matching head, attack AUC, wall time), read at the dotted ``keys`` (the matching one at
-    ``keys["df_dr_auc_match"]``, default :data:`MATCH_AUC_KEY`); None where missing or not finite."""
+    ``keys["df_dr_auc_match"]``, default :data:`MATCH_AUC_KEY`), Df against the calibration pairs
+    (:data:`CALIBRATION_AUC_KEY`); None where missing or not finite."""
     flat = flatten(entry)
     return {
         "forget_mrr": finite_number(flat.get(keys["forget_mrr"])),
         "test_mrr": finite_number(flat.get(keys["test_mrr"])),
         "df_dr_auc": finite_number(flat.get(keys["df_dr_auc"])),
         "df_dr_auc_match": finite_number(flat.get(keys.get("df_dr_auc_match", MATCH_AUC_KEY))),
+        "df_cal_auc": finite_number(flat.get(keys.get("df_cal_auc", CALIBRATION_AUC_KEY))),
         "attack_auc": finite_number(flat.get(keys["attack_auc"])),
         "wall_time": finite_number(flat.get(keys["wall_time"])),
     }
@@ -158,12 +162,15 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     its gap to Retrain (Df side) or to the original (test), its time as a share of Retrain's, its summary
     score and its verdict (``verdicts``: name -> status). A column of the Df-vs-Dr AUC read by the matching
     head's probability follows the judged one when any model has it (the column is informative only where
-    the head learnt: it is not judged)."""
+    the head learnt: it is not judged), and one of Df against the calibration pairs when any model has it
+    (0.5: the deleted pairs score as never-seen ones of the same model; not judged, read without Retrain)."""
     ref = headline(models[reference], keys) if reference else {}
     orig = headline(models[original], keys) if original else {}
     with_match = any(headline(models[name], keys)["df_dr_auc_match"] is not None for name in order)
+    with_cal = any(headline(models[name], keys)["df_cal_auc"] is not None for name in order)
     head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)", "Df-vs-Dr AUC (Δ vs Retrain)",
             *(["Df-vs-Dr AUC, matching head (Δ vs Retrain)"] if with_match else []),
+            *(["Df-vs-calibration AUC (0.5: as never seen)"] if with_cal else []),
             "attack AUC (Δ vs Retrain)", "time / Retrain", "score", "verdict"]
     scores = (summary.get("scores") or {}).get("methods") or {}
     rows = []
@@ -187,6 +194,7 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
             cell(h["test_mrr"], orig.get("test_mrr") if is_method else None),
             cell(h["df_dr_auc"], ref.get("df_dr_auc") if is_method else None),
             *([cell(h["df_dr_auc_match"], ref.get("df_dr_auc_match") if is_method else None)] if with_match else []),
+            *([cell(h["df_cal_auc"], None)] if with_cal else []),
             cell(h["attack_auc"], ref.get("attack_auc") if is_method else None),
             "–" if ratio is None else f"{100 * ratio:.1f}%",
             fmt((scores.get(name) or {}).get("score")) if is_method else "",

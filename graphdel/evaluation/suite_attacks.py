@@ -23,10 +23,16 @@ from graphdel.evaluation.suite_signals import SIGNAL_NAMES, PairSignals
 __all__ = ["distinguishability", "signal_membership", "train_shadows", "lira_membership"]
 
 
-def distinguishability(df: PairSignals, dr: PairSignals, *, chunks: int, seed: int) -> dict[str, Any]:
+def distinguishability(df: PairSignals, dr: PairSignals, *, chunks: int, seed: int,
+                       calibration: PairSignals | None = None) -> dict[str, Any]:
     """Df-vs-Dr AUC (:func:`~graphdel.evaluation.distinguishability.df_vs_dr_auc`, ``chunks`` Dr chunks of
     ``|Df|`` pairs) by cosine similarity, with the matching probability's AUC under ``matching``; a
-    ``note`` instead when it cannot be computed."""
+    ``note`` instead when it cannot be computed.
+
+    With ``calibration`` (the model's never-trained hold-out), also the same AUC of Df against the
+    calibration pairs under ``vs_calibration``: 0.5 means the deleted pairs score as pairs this model never
+    saw, the per-pair check a user can make without retraining (below 0.5: Df still scored higher, not
+    forgotten; above: pushed below never-seen, a trace of the deletion)."""
     dist: dict[str, Any] = {}
     try:
         # The headline score is the cosine similarity, the score retrieval ranks by. The matching
@@ -38,6 +44,9 @@ def distinguishability(df: PairSignals, dr: PairSignals, *, chunks: int, seed: i
         if df.match_prob is not None:
             by_match = df_vs_dr_auc(df.match_prob, dr.match_prob, chunks=chunks, seed=seed)
             dist["matching"] = {k: by_match[k] for k in ("mean", "std", "per_chunk")}
+        if calibration is not None and len(calibration.similarity):
+            by_cal = df_vs_dr_auc(df.similarity, calibration.similarity, chunks=chunks, seed=seed)
+            dist["vs_calibration"] = {k: by_cal[k] for k in ("mean", "std", "per_chunk")}
     except ValueError as e:
         dist = {"note": f"not computed: {e}"}
     return dist

@@ -324,3 +324,18 @@ def test_headline_shows_the_matching_heads_df_vs_dr_auc_beside_the_judged_one(tm
     evil_row = next(line for line in md.splitlines() if line.startswith("| &lt;script") or "neggrad" in line
                     and line.startswith("|") and "method" in line)
     assert "| 0.950 (+0.250) | – | 0.200 (−0.350) |" in evil_row  # no head: a dash, the columns stay aligned
+
+
+def test_headline_shows_df_against_the_calibration_pairs_without_a_gap(tmp_path, results):
+    write_report(tmp_path / "without", results, None)
+    assert "Df-vs-calibration AUC (0.5" not in (tmp_path / "without" / "report.md").read_text()
+    for name, auc in [("original", 0.35), ("retrain", 0.52), ("multidelete", 0.48)]:
+        results["models"][name]["distinguishability"]["vs_calibration"] = {"mean": auc, "std": 0.0}
+    write_report(tmp_path / "with", results, None)
+    md = (tmp_path / "with" / "report.md").read_text()
+    assert "| Df-vs-Dr AUC (Δ vs Retrain) | Df-vs-calibration AUC (0.5: as never seen) | attack AUC" in md
+    def row(name, role):  # the headline table's row of a model
+        return next(line for line in md.splitlines() if line.startswith(f"| {name} | {role} |"))
+
+    assert "| 0.680 (−0.020) | 0.480 | 0.570 (+0.020) |" in row("multidelete", "method")  # no gap: vs 0.5
+    assert "| 0.350 |" in row("original", "original") and "| 0.520 |" in row("retrain", "reference")

@@ -38,6 +38,22 @@ def test_compare_to_references_signs():
     assert out["leak"] == "remembers"
 
 
+def test_distinguishability_against_the_calibration_pairs_exact():
+    from graphdel.evaluation.suite_attacks import distinguishability
+    from graphdel.evaluation.suite_signals import PairSignals
+
+    def signals(similarity):
+        n = len(similarity)
+        return PairSignals(None, np.array(similarity), None, None, np.zeros(n), np.zeros(n))
+
+    df, dr, cal = signals([0.1, 0.2]), signals([0.9, 0.8, 0.7, 0.6]), signals([0.15, 0.3])
+    out = distinguishability(df, dr, chunks=2, seed=0, calibration=cal)
+    assert out["mean"] == 1.0                        # every retained pair above every deleted one
+    # calibration above Df in 3 of the 4 (Df, calibration) pairs: 0.1 < 0.15, 0.1 < 0.3, 0.2 < 0.3
+    assert out["vs_calibration"]["mean"] == 0.75
+    assert "vs_calibration" not in distinguishability(df, dr, chunks=2, seed=0)
+
+
 def test_suite_on_the_tiny_corpus(tiny_runs):
     original, prepared, request, (retrain, multidelete) = tiny_runs
     df_rows = request.rows(prepared.corpus)
@@ -56,6 +72,7 @@ def test_suite_on_the_tiny_corpus(tiny_runs):
     assert 0.0 <= entry["distinguishability"]["mean"] <= 1.0
     assert entry["distinguishability"]["score"] == "similarity"
     assert 0.0 <= entry["distinguishability"]["matching"]["mean"] <= 1.0
+    assert "vs_calibration" in entry["distinguishability"]  # the suite scores a calibration split
     m = entry["membership"]
     assert 0.0 <= m["attack_auc"] <= 1.0 and 0.0 <= m["member_rate"] <= 1.0
     assert set(entry["probes"]) == {"logp", "tpsa", "aromatic"}

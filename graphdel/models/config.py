@@ -40,7 +40,7 @@ class ModelConfig(ConfigMixin):
             (:class:`~graphdel.models.layers.FusionModule`).
         fusion_sink: the fusion module's cross-attention also sees one learned item token, so that it can
             count the atoms (item tokens) that match a caption token.
-        dropout: dropout in projections and fusion.
+        dropout: dropout in the projections, and in the fusion module unless ``fusion_dropout`` is set.
         fusion_dropout: dropout in the fusion module (its attention weights, residual branches and
             feed-forward layers); ``None``: ``dropout``. On CPU, drawing the dropout masks of the attention
             weights takes about a quarter of a fusion step's time.

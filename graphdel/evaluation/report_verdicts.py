@@ -166,8 +166,9 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     (0.5: the deleted pairs score as never-seen ones of the same model; not judged, read without Retrain)."""
     ref = headline(models[reference], keys) if reference else {}
     orig = headline(models[original], keys) if original else {}
-    with_match = any(headline(models[name], keys)["df_dr_auc_match"] is not None for name in order)
-    with_cal = any(headline(models[name], keys)["df_cal_auc"] is not None for name in order)
+    heads = {name: headline(models[name], keys) for name in order}
+    with_match = any(h["df_dr_auc_match"] is not None for h in heads.values())
+    with_cal = any(h["df_cal_auc"] is not None for h in heads.values())
     head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)", "Df-vs-Dr AUC (Δ vs Retrain)",
             *(["Df-vs-Dr AUC, matching head (Δ vs Retrain)"] if with_match else []),
             *(["Df-vs-calibration AUC (0.5: as never seen)"] if with_cal else []),
@@ -183,7 +184,7 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
         return f"{fmt(v)} ({signed(v - base)})"
 
     for name in order:
-        h = headline(models[name], keys)
+        h = heads[name]
         is_method = models[name].get("role") == "method"
         ratio = None
         if h["wall_time"] is not None and ref.get("wall_time"):

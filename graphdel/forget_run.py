@@ -16,14 +16,12 @@ from typing import Callable, Sequence
 import torch
 
 import graphdel
-from graphdel.data.kg_facts import (MIRRORED, NOT_INFERABLE, audit_and_close, describe_record, learn_mirror_relations,
-                                    mirror_rows)
-from graphdel.data.kg_view import triple_of_row
+from graphdel.data.kg_facts import MIRRORED, NOT_INFERABLE, audit_and_close, describe_record
 from graphdel.device import placed
 from graphdel.errors import InvalidInputError, UnlearningNoOpError, warn
 from graphdel.evaluation import certificate as certificates
 from graphdel.evaluation.certificate import parent_certificate_sha256, structural_change
-from graphdel.evaluation.run_data import Prepared
+from graphdel.evaluation.run_data import Prepared, calibration_mirrors
 from graphdel.evaluation.suite import retrieval_metrics
 from graphdel.history import chain_original
 from graphdel.io import atomic_write_json, cached_sha256_file, staged_folder
@@ -79,26 +77,6 @@ def unlearning_context(run: Run, prepared: Prepared, sets: dict, dr_rows: Sequen
                              device=where,
                              progress=progress, anchor=anchor_loader(root, run, prepared) if root is not None else None,
                              earlier_forget=prepared.data.subset(earlier, "earlier_forget") if earlier else None)
-
-
-def calibration_mirrors(prepared: Prepared, dr_rows: Sequence[int]):
-    """The retained pairs that state a calibration triple backwards (:func:`graphdel.data.kg_facts.mirror_rows`)
-    as a pair set, or ``None`` when there are none or the corpus is not a KG.
-
-    Why: a request closed over its mirrors leaves no retained triple stating a deleted fact, so Retrain
-    scores the deleted facts without their mirrors' help; the calibration hold-out (never trained, its
-    mirrors still in the graph) would then stand for "never seen" with help Df no longer has, and a method
-    stopping at it would stop early (on WordNet, at 0.35 against Retrain's 0.27)."""
-    if prepared.corpus.modality != "kg" or not prepared.calibration:
-        return None
-
-    corpus = prepared.corpus
-    # the mirror relations of the graph the original saw, hold-out included (as the request's audit
-    # learns them on every trained triple): Dr alone may lack the support a relation had
-    seen = (triple_of_row(corpus, r) for r in [*prepared.trained_rows(), *prepared.calibration])
-    relations = learn_mirror_relations(t for t in seen if t is not None)
-    rows = mirror_rows(corpus, prepared.calibration, dr_rows, relations)
-    return prepared.data.subset(rows, "calibration_mirrors") if rows else None
 
 
 def forget_metrics(result, sets: dict, distractors, cost: dict, inferable: dict | None,

@@ -62,6 +62,9 @@ class MetricInputs:
         broken: ``{set: why}`` of the sets whose outputs are unusable (NaN, collapsed); metrics skip them.
         original_signals: the original model's signals (drift), or ``None``.
         shadows: LiRA's shadow models (:func:`~graphdel.evaluation.suite_attacks.train_shadows`), or ``None``.
+        closed_calibration: for a KG request closed over its mirrors, the calibration pairs' signals with
+            their own retained mirrors out of the graph (``(signals, mirrors hidden)``), what Df is compared
+            with under ``vs_calibration``; ``None``: the calibration split's signals as they are.
     """
 
     model: Any
@@ -73,6 +76,7 @@ class MetricInputs:
     broken: Mapping[str, str] = field(default_factory=dict)
     original_signals: Mapping[str, PairSignals] | None = None
     shadows: Mapping[str, Any] | None = None
+    closed_calibration: tuple[PairSignals, int] | None = None
 
 
 @dataclass
@@ -218,12 +222,16 @@ def model_splits(inputs: MetricInputs) -> MetricResult:
 def df_vs_dr(inputs: MetricInputs) -> MetricResult | None:
     """Df-vs-Dr AUC by cosine similarity, with the matching probability's under ``matching`` and, when the
     suite scores a calibration split, Df against it under ``vs_calibration``
-    (:func:`~graphdel.evaluation.suite_attacks.distinguishability`)."""
+    (:func:`~graphdel.evaluation.suite_attacks.distinguishability`; for a closed KG request, against the
+    calibration pairs scored without their retained mirrors, counted under ``mirrors_hidden``)."""
     sig = inputs.signals
     if "forget" not in sig or "dr" not in sig:
         return None
+    calibration = inputs.closed_calibration[0] if inputs.closed_calibration else sig.get("calibration")
     section = distinguishability(sig["forget"], sig["dr"], chunks=inputs.config.chunks, seed=inputs.config.seed,
-                                 calibration=sig.get("calibration"))
+                                 calibration=calibration)
+    if inputs.closed_calibration and "vs_calibration" in section:
+        section["vs_calibration"]["mirrors_hidden"] = inputs.closed_calibration[1]
     return MetricResult(section=section)
 
 

@@ -49,6 +49,9 @@ def model_roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list
 MATCH_AUC_KEY = "distinguishability.matching.mean"
 #: Where an entry holds the AUC of Df against the calibration pairs (0.5: Df scores as never-seen pairs).
 CALIBRATION_AUC_KEY = "distinguishability.vs_calibration.mean"
+#: Where an entry says how many retained mirrors of the calibration triples were hidden for that AUC (a KG
+#: request closed over its mirrors).
+CALIBRATION_MIRRORS_KEY = "distinguishability.vs_calibration.mirrors_hidden"
 
 
 def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, float | None]:
@@ -169,9 +172,13 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     heads = {name: headline(models[name], keys) for name in order}
     with_match = any(h["df_dr_auc_match"] is not None for h in heads.values())
     with_cal = any(h["df_cal_auc"] is not None for h in heads.values())
+    # a closed KG request: the calibration pairs were scored without their retained mirrors, as Df is
+    mirrors = max((flatten(models[n]).get(CALIBRATION_MIRRORS_KEY) or 0 for n in order), default=0)
+    cal_head = "Df-vs-calibration AUC (0.5: as never seen" + (f"; {mirrors} calibration mirrors hidden)"
+                                                              if mirrors else ")")
     head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)", "Df-vs-Dr AUC (Δ vs Retrain)",
             *(["Df-vs-Dr AUC, matching head (Δ vs Retrain)"] if with_match else []),
-            *(["Df-vs-calibration AUC (0.5: as never seen)"] if with_cal else []),
+            *([cal_head] if with_cal else []),
             "attack AUC (Δ vs Retrain)", "time / Retrain", "score", "verdict"]
     scores = (summary.get("scores") or {}).get("methods") or {}
     rows = []

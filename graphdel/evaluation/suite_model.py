@@ -145,8 +145,8 @@ def _broken(sig: PairSignals) -> str | None:
 # ------------------------------------------------------------------------------------------- the suite
 
 def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfig | None = None, corpus=None,
-                   original_signals: Mapping[str, PairSignals] | None = None, shadows: dict | None = None
-                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+                   original_signals: Mapping[str, PairSignals] | None = None, shadows: dict | None = None,
+                   calibration_hidden: PairSampler | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every metric of the audit for one model.
 
     Args:
@@ -157,6 +157,10 @@ def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfi
         original_signals: the original model's signals (the second return value of this function for the
             original), for embedding drift.
         shadows: the output of :func:`train_shadows` for LiRA, or ``None``.
+        calibration_hidden: for a KG request closed over its mirrors, the retained pairs that state a
+            calibration triple backwards (:func:`~graphdel.evaluation.run_data.calibration_mirrors`): Df is
+            compared with the calibration pairs scored with these out of the graph (``vs_calibration``), as
+            Df's own mirrors are. Every other metric reads the calibration split as it is.
 
     Returns:
         ``(entry, signals)``: ``entry`` in the per-model layout of :mod:`graphdel.evaluation.report`
@@ -172,24 +176,29 @@ def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfi
     if "distractors" not in sets:
         raise ValueError("evaluate_model needs the run's distractor set under sets['distractors'] (suite_sets)")
     with placed(model, cfg.device):
-        return _evaluate_placed(model, sets, cfg, corpus, original_signals, shadows)
+        return _evaluate_placed(model, sets, cfg, corpus, original_signals, shadows, calibration_hidden)
 
 
 def _evaluate_placed(model, sets: Mapping[str, PairSampler], cfg: SuiteConfig, corpus,
-                     original_signals: Mapping[str, PairSignals] | None, shadows: dict | None
-                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+                     original_signals: Mapping[str, PairSignals] | None, shadows: dict | None,
+                     calibration_hidden: PairSampler | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`evaluate_model` on the device ``model`` is on (batches follow the model)."""
     distractors = embed_pairs(model, sets["distractors"], batch_size=cfg.batch_size)
-    sig = {name: pair_signals(model, pairs, distractors, pool_size=cfg.pool_size, seed=cfg.seed,
-                              batch_size=cfg.batch_size)
+    signals_of = lambda pairs: pair_signals(model, pairs, distractors, pool_size=cfg.pool_size, seed=cfg.seed,
+                                            batch_size=cfg.batch_size)
+    sig = {name: signals_of(pairs)
            for name, pairs in sets.items() if name != "distractors" and pairs is not None and len(pairs)}
+    closed_calibration = None
+    if calibration_hidden is not None and len(calibration_hidden) and "calibration" in sig:
+        with model.facts_hidden(calibration_hidden):
+            closed_calibration = (signals_of(sets["calibration"]), len(calibration_hidden))
     entry: dict[str, Any] = {"splits": {}}
     bad = {n: r for n, v in sig.items() if (r := _broken(v))}
     if bad:
         entry["broken_outputs"] = "; ".join(f"{n}: {r}" for n, r in bad.items()) + \
             " -- the model is broken; its retrieval there is not reported (ties would rank every pair first)"
     inputs = MetricInputs(model, {k: v for k, v in sets.items() if k != "distractors"}, sig, distractors, cfg,
-                          corpus, bad, original_signals, shadows)
+                          corpus, bad, original_signals, shadows, closed_calibration)
     entry["_arrays"] = compute_metrics(inputs, entry)
     return entry, sig
 

@@ -14,7 +14,7 @@ import torch
 
 from graphdel.device import resolve_device
 from graphdel.errors import InvalidInputError
-from graphdel.evaluation.run_data import load_request_any, load_run_data
+from graphdel.evaluation.run_data import calibration_mirrors, load_request_any, load_run_data
 from graphdel.evaluation.suite_attacks import train_shadows
 from graphdel.evaluation.suite_model import SuiteConfig, compare_to_references, evaluate_model, suite_sets
 from graphdel.evaluation.summary import judgement
@@ -58,9 +58,9 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
 
     log(f"evaluating {len(runs)} runs against original {original.path}"
         + (f" and Retrain {reference.path}" if reference else " (no Retrain run: forgetting is not judged)"))
-    prepared, sets, shadows = _suite_data(original, runs, cfg, data, progress, log)
+    prepared, sets, shadows, hidden = _suite_data(original, runs, cfg, data, progress, log)
     corpus = prepared.corpus
-    entries, sigs, ref_name = _compared_models(original, names, reference, sets, cfg, corpus, shadows,
+    entries, sigs, ref_name = _compared_models(original, names, reference, sets, cfg, corpus, shadows, hidden,
                                                measurements, log)
     plots = _plots(entries, sigs)
 
@@ -90,28 +90,33 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
 
 
 def _suite_data(original, runs: Sequence[Any], cfg: SuiteConfig, data: str | None, progress: bool, log
-                ) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
-    """``(prepared, sets, shadows)``: the original's data (re-pointed at ``data`` when given), the suite's
-    pair sets for the runs' request (:func:`~graphdel.evaluation.suite_model.suite_sets`: Df, Dr chunks,
-    test...) and, when ``cfg.lira_shadows``, LiRA's shadow models (else ``None``)."""
+                ) -> tuple[Any, dict[str, Any], dict[str, Any] | None, Any]:
+    """``(prepared, sets, shadows, hidden)``: the original's data (re-pointed at ``data`` when given), the
+    suite's pair sets for the runs' request (:func:`~graphdel.evaluation.suite_model.suite_sets`: Df, Dr
+    chunks, test...), when ``cfg.lira_shadows`` LiRA's shadow models (else ``None``) and, when the request
+    was closed over its mirrors (``forget --close``: the run's ``inferable`` record holds a ``closure``),
+    the retained mirrors of the calibration triples (:func:`~graphdel.evaluation.run_data.calibration_mirrors`,
+    else ``None``)."""
     prepared = load_run_data(original, progress=progress, source=data)
     request = load_request_any(prepared, runs[0].path / "request.json")
     df_rows = request.rows(prepared.corpus)
     sets = suite_sets(prepared, df_rows, chunks=cfg.chunks, seed=cfg.seed)
+    closed = "closure" in (runs[0].metrics.get("inferable") or {})
+    hidden = calibration_mirrors(prepared, prepared.retained_rows(df_rows)) if closed else None
     shadows = None
     if cfg.lira_shadows:
         shadows = _lira_shadows(prepared, df_rows, sets, original, cfg, progress, log)
-    return prepared, sets, shadows
+    return prepared, sets, shadows, hidden
 
 
 def _compared_models(original, names: Mapping[str, Any], reference, sets, cfg: SuiteConfig, corpus,
-                     shadows: dict | None, measurements: Mapping[str, Mapping[str, Any]] | None, log
+                     shadows: dict | None, hidden, measurements: Mapping[str, Mapping[str, Any]] | None, log
                      ) -> tuple[dict[str, dict], dict[str, dict], str | None]:
     """``(entries, signals, ref_name)``: every model scored (:func:`_evaluate_models`) and each entry
     completed with its comparison to Retrain (the run named ``ref_name``, ``None`` without one) and to the
     original (:func:`~graphdel.evaluation.suite_model.compare_to_references`)."""
-    entries, sigs = _evaluate_models(original, names, reference, sets, cfg, corpus, shadows, measurements,
-                                     log)
+    entries, sigs = _evaluate_models(original, names, reference, sets, cfg, corpus, shadows, hidden,
+                                     measurements, log)
     ref_name = next((n for n, r in names.items() if r is reference), None)
     for name in names:
         entries[name].update(compare_to_references(entries[name],
@@ -181,21 +186,22 @@ def _lira_shadows(prepared, df_rows: Sequence[int], sets: Mapping[str, Any], ori
 
 
 def _evaluate_models(original, names: Mapping[str, Any], reference, sets, cfg: SuiteConfig, corpus,
-                     shadows: dict | None, measurements: Mapping[str, Mapping[str, Any]] | None, log
+                     shadows: dict | None, hidden, measurements: Mapping[str, Mapping[str, Any]] | None, log
                      ) -> tuple[dict[str, dict], dict[str, dict]]:
-    """``(entries, signals)`` of the original and then of every named run (:func:`evaluate_model`), each entry
-    with its role, method, path, wall time and, for the runs, the memory recorded or measured."""
+    """``(entries, signals)`` of the original and then of every named run (:func:`evaluate_model`, ``hidden``
+    its ``calibration_hidden``), each entry with its role, method, path, wall time and, for the runs, the
+    memory recorded or measured."""
     entries: dict[str, dict] = {}
     sigs: dict[str, dict] = {}
     log("  original ...")
     entries["original"], sigs["original"] = evaluate_model(original.model, sets, config=cfg, corpus=corpus,
-                                                           shadows=shadows)
+                                                           shadows=shadows, calibration_hidden=hidden)
     entries["original"].update(role="original", method="original", path=str(original.path),
                                wall_time_s=original.metrics.get("wall_time_s"))
     for name, run in names.items():
         log(f"  {name} ...")
         entry, sig = evaluate_model(run.model, sets, config=cfg, corpus=corpus,
-                                    original_signals=sigs["original"], shadows=shadows)
+                                    original_signals=sigs["original"], shadows=shadows, calibration_hidden=hidden)
         # the memory the run recorded (api.forget measures it), unless the caller measured it
         memory = {k: run.metrics[k] for k in MEMORY_KEYS if run.metrics.get(k) is not None}
         memory.update((measurements or {}).get(run.path.name, {}))

@@ -339,3 +339,9 @@ def test_headline_shows_df_against_the_calibration_pairs_without_a_gap(tmp_path,
 
     assert "| 0.680 (−0.020) | 0.480 | 0.570 (+0.020) |" in row("multidelete", "method")  # no gap: vs 0.5
     assert "| 0.350 |" in row("original", "original") and "| 0.520 |" in row("retrain", "reference")
+    # a closed KG request: the header says the calibration pairs were read without their mirrors
+    for name in ("original", "retrain", "multidelete"):
+        results["models"][name]["distinguishability"]["vs_calibration"]["mirrors_hidden"] = 7
+    write_report(tmp_path / "closed", results, None)
+    md = (tmp_path / "closed" / "report.md").read_text()
+    assert "| Df-vs-calibration AUC (0.5: as never seen; 7 calibration mirrors hidden) | attack AUC" in md

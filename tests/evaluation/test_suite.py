@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import graphdel as gd
 from graphdel import api
@@ -170,3 +171,60 @@ def test_retrieval_metrics_still_works(tiny_runs):
     assert set(out) == {"test"}
     # the run's metrics also hold the matching head's entry (written at training, not a retrieval number)
     assert out["test"] == {k: v for k, v in original.metrics["splits"]["test"].items() if k != "matching"}
+
+
+def test_a_closed_kg_request_compares_df_with_calibration_pairs_scored_without_their_mirrors(tmp_path,
+                                                                                           monkeypatch):
+    """For a request closed over its mirrors, ``vs_calibration`` reads the calibration pairs with their own
+    retained mirrors out of the graph (as Df's are), for every model, and says how many were hidden; an open
+    request's reads them as they are."""
+    import graphdel.evaluation.metrics as metrics
+    from graphdel.evaluation.distinguishability import df_vs_dr_auc
+    from graphdel.evaluation.run_data import calibration_mirrors
+    from graphdel.models.joint import ModelConfig
+    from tests.data.test_kg_facts import REQUEST, write_mirror_kg
+
+    folder = write_mirror_kg(tmp_path / "kg")
+    run = api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=0.25, calibration_seed=4),
+                    TrainConfig(epochs=2, batch_size=8, device="cpu"),
+                    ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2,
+                                extra={"dim": 16, "gnn_layers": 1, "gnn_dropout": 0.0}),
+                    out=tmp_path / "orig", progress=False)
+    request = api.make_request(run, ids=REQUEST, by="triple")
+    closed = api.forget(run, request, method="retrain", out=tmp_path / "closed", progress=False, close=True)
+    opened = api.forget(run, request, method="retrain", out=tmp_path / "open", progress=False)
+    seen = []  # the calibration similarities each model's vs_calibration was computed on
+    real = metrics.distinguishability
+    monkeypatch.setattr(metrics, "distinguishability",
+                        lambda df, dr, calibration=None, **kw: seen.append(calibration.similarity.copy())
+                        or real(df, dr, calibration=calibration, **kw))
+    cfg = SuiteConfig(chunks=1, probes=False, membership=False)
+    out_closed = evaluate_runs([closed], config=cfg, progress=False, log=lambda *_: None)
+
+    prepared = api.load_run_data(run, progress=False)
+    df_rows = sorted(prepared.corpus.index_of(p) for p in closed.excluded_ids)
+    hidden = calibration_mirrors(prepared, prepared.retained_rows(df_rows))
+    assert [prepared.corpus.pair_ids[r] for r in hidden.rows.tolist()] == ["tri:e3|sim|e2"]
+    sets = suite_sets(prepared, df_rows, chunks=1, seed=cfg.seed)
+
+    def similarity(model, pairs):
+        e = embed_pairs(model, pairs)
+        return (e.z_x * e.z_t).sum(1).double().numpy()
+
+    for k, (name, model) in enumerate((("original", run.model), ("retrain", closed.model))):
+        model.eval()
+        with torch.no_grad():
+            df = similarity(model, sets["forget"])
+            as_is = similarity(model, sets["calibration"])
+            with model.facts_hidden(hidden):
+                without = similarity(model, sets["calibration"])
+        assert not np.allclose(as_is, without)  # the mirror moves the calibration pairs' scores
+        np.testing.assert_allclose(seen[k], without, rtol=0, atol=1e-6)
+        section = out_closed["entries"][name]["distinguishability"]["vs_calibration"]
+        assert section["mean"] == pytest.approx(df_vs_dr_auc(df, without, chunks=1, seed=cfg.seed)["mean"])
+        assert section["mirrors_hidden"] == 1
+    seen.clear()
+    out_open = evaluate_runs([opened], config=cfg, progress=False, log=lambda *_: None)
+    with torch.no_grad():
+        np.testing.assert_allclose(seen[0], similarity(run.model, sets["calibration"]), rtol=0, atol=1e-6)
+    assert "mirrors_hidden" not in out_open["entries"]["original"]["distinguishability"]["vs_calibration"]

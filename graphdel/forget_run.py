@@ -18,7 +18,7 @@ import torch
 import graphdel
 from graphdel.data.kg_facts import MIRRORED, NOT_INFERABLE, audit_and_close, describe_record
 from graphdel.device import placed
-from graphdel.errors import InvalidInputError, UnlearningNoOpError, warn
+from graphdel.errors import ConfigError, InvalidInputError, UnlearningNoOpError, warn
 from graphdel.evaluation import certificate as certificates
 from graphdel.evaluation.certificate import parent_certificate_sha256, structural_change
 from graphdel.evaluation.run_data import Prepared, calibration_mirrors
@@ -231,16 +231,24 @@ def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: Mode
 
 def retrain_when_asked(run: Run, prepared: Prepared, dr_rows: Sequence[int], device: str | torch.device,
                        where: torch.device, retrain_fn: Callable | None, progress: bool) -> Callable:
-    """``() -> model``: Retrain for a deletion from ``run`` (``retrain_fn(prepared, dr_rows)`` when given,
-    else :func:`retrain_model` with the run's recorded recipe), trained only when a method asks for it."""
+    """``(seed=None) -> model``: Retrain for a deletion from ``run`` (``retrain_fn(prepared, dr_rows)`` when
+    given, else :func:`retrain_model` with the run's recorded recipe, with ``seed`` instead of its seed when
+    given), trained only when a method asks for it.
+
+    Raises (when called):
+        ConfigError: a ``seed`` together with ``retrain_fn`` (whose recipe is the caller's)."""
     model_config, recorded = recorded_configs(run)
     # Retrain replays the original recipe on the device this deletion runs on (not the one the original
     # was trained on: `forget --device cpu` on a GPU machine retrains on the CPU)
     train_config = dataclasses.replace(recorded, device=device if isinstance(device, str) else str(where))
 
-    def retrain():
+    def retrain(seed: int | None = None):
         if retrain_fn is not None:
+            if seed is not None:
+                raise ConfigError(f"a Retrain seed ({seed}) replays the run's recorded recipe; this caller trains "
+                                  "its own Retrain (retrain_fn)")
             return retrain_fn(prepared, dr_rows)
-        return retrain_model(prepared, dr_rows, model_config, train_config, progress=progress)
+        config = train_config if seed is None else dataclasses.replace(train_config, seed=seed)
+        return retrain_model(prepared, dr_rows, model_config, config, progress=progress)
 
     return retrain

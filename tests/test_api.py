@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import pytest
+import torch
 
 import graphdel as gd
 from graphdel import api
@@ -41,6 +42,38 @@ def test_retrain_never_sees_a_deleted_id(original, tmp_path, monkeypatch):
     assert not seen[0] & {"aspirin#0", "caffeine#0"}
     assert not seen[0] & set(original.calibration_ids)
     assert {"aspirin#0", "caffeine#0"} <= set(run.excluded_ids)
+
+
+def test_retrain_at_another_seed_replays_the_recipe_with_that_seed_alone(original, tmp_path, monkeypatch):
+    """``seed`` changes the training seed and nothing else: the recipe's own seed gives the default Retrain's
+    weights exactly, another seed other weights, and the run records the seed it was trained with."""
+    import graphdel.forget_run as forget_run
+    from graphdel.errors import ConfigError
+
+    configs = []
+    real = forget_run.retrain_model
+    monkeypatch.setattr(forget_run, "retrain_model",
+                        lambda p, dr, m, t, **kw: configs.append(t) or real(p, dr, m, t, **kw))
+    request = api.make_request(original, ids=["aspirin#0", "caffeine#0"], by="pair")
+    recipe_seed = original.config["train"]["seed"]
+    runs = {name: api.forget(original, request, method="retrain", overrides=over, out=tmp_path / name,
+                             progress=False)
+            for name, over in (("default", []), ("same", [f"seed={recipe_seed}"]),
+                               ("other", [f"seed={recipe_seed + 1}"]))}
+    assert [c.seed for c in configs] == [recipe_seed, recipe_seed, recipe_seed + 1]
+    assert [c.to_dict() for c in configs[:2]] == [configs[0].to_dict()] * 2
+    assert {k: v for k, v in configs[2].to_dict().items() if k != "seed"} == \
+        {k: v for k, v in configs[0].to_dict().items() if k != "seed"}
+    default, same, other = (runs[n].model.state_dict() for n in ("default", "same", "other"))
+    assert all(torch.equal(default[k], same[k]) for k in default)
+    assert not all(torch.equal(default[k], other[k]) for k in default)
+    assert runs["other"].config["method_config"]["seed"] == recipe_seed + 1
+    assert runs["default"].config["method_config"]["seed"] is None
+    assert "training seed" in runs["other"].metrics["selected"]["reason"]
+    # a caller's own Retrain (the demo's shared one) has its own recipe: a seed is refused
+    with pytest.raises(ConfigError, match="Retrain seed"):
+        api.forget(original, request, method="retrain", overrides=["seed=3"], out=tmp_path / "shared",
+                   progress=False, retrain_fn=lambda p, dr: None)
 
 
 def test_sequential_requests_accumulate_in_history(original, tmp_path):

@@ -41,7 +41,8 @@ class UnlearningContext:
         distractors: pairs never trained on that every scored pair is ranked against (pool-k retrieval,
             :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:
             the calibration (else validation) pairs.
-        retrain: trains a fresh model on Dr with the original recipe (used by the Retrain method).
+        retrain: trains a fresh model on Dr with the original recipe (used by the Retrain method); called
+            with ``seed=S`` it trains with seed ``S`` instead of the recipe's.
         anchor: for a request applied to an already unlearned model, a function returning the model the
             chain of deletions started from (the original training, without the facts earlier requests
             removed from a model's stored structure); ``None`` otherwise. Called only by a method that uses
@@ -64,7 +65,7 @@ class UnlearningContext:
     calibration_hidden: PairSampler | None = None
     val: PairSampler | None = None
     distractors: PairSampler | None = None
-    retrain: Callable[[], nn.Module] | None = None
+    retrain: Callable[..., nn.Module] | None = None
     anchor: Callable[[], nn.Module] | None = None
     earlier_forget: PairSampler | None = None
     seed: int = 0

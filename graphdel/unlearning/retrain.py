@@ -1,7 +1,8 @@
 """Retrain: the gold standard every unlearning result is judged against (docs/design.md).
 
 Update: none on the original; ``ctx.retrain()`` trains a fresh model on Dr with the original recipe (the
-training module provides it). No hyperparameters here: the recipe is the original training's.
+training module provides it). No hyperparameters here: the recipe is the original training's; only its
+seed may be changed, to see how far apart two retrainings of one request land.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from graphdel.unlearning.base import UnlearningContext, UnlearningMethod, regist
 
 @dataclass
 class RetrainConfig:
-    """Retrain has no hyperparameters of its own (the original training recipe is used)."""
+    """Retrain has no hyperparameters of its own (the original training recipe is used).
+
+    Attributes:
+        seed: the training seed (initial weights, batch order); ``None``: the original recipe's. A Retrain
+            of the same request at another seed is as exact an unlearning as the first: how far apart the
+            two land is the spread every gap to Retrain is read against.
+    """
+
+    seed: int | None = None
 
 
 @register_method
@@ -29,13 +38,15 @@ class Retrain(UnlearningMethod):
     Config = RetrainConfig
 
     def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any):
-        """Train a fresh model on Dr with ``ctx.retrain()`` and return it (eval mode) with its log and selection."""
+        """Train a fresh model on Dr with ``ctx.retrain()`` (``ctx.retrain(seed=cfg.seed)`` when a seed is set)
+        and return it (eval mode) with its log and selection."""
         if ctx.retrain is None:
             raise ConfigError("method 'retrain' needs ctx.retrain (a function that trains a fresh model on Dr "
                               "with the original recipe); none was given")
-        model = ctx.retrain()
+        model = ctx.retrain() if cfg.seed is None else ctx.retrain(seed=cfg.seed)
         if model is original:
             raise ConfigError("ctx.retrain() returned the original model object; it must train a new one")
         model.eval()
+        seed = "" if cfg.seed is None else f" at training seed {cfg.seed}"
         return model, [{"phase": "retrain", "retain_pairs": len(ctx.retain)}], {
-            "rule": "retrain", "reason": "model trained from scratch on Dr by ctx.retrain()"}
+            "rule": "retrain", "reason": f"model trained from scratch on Dr by ctx.retrain(){seed}"}

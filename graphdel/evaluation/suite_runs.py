@@ -94,14 +94,14 @@ def _suite_data(original, runs: Sequence[Any], cfg: SuiteConfig, data: str | Non
     """``(prepared, sets, shadows, hidden)``: the original's data (re-pointed at ``data`` when given), the
     suite's pair sets for the runs' request (:func:`~graphdel.evaluation.suite_model.suite_sets`: Df, Dr
     chunks, test...), when ``cfg.lira_shadows`` LiRA's shadow models (else ``None``) and, when the request
-    was closed over its mirrors (``forget --close``: the run's ``inferable`` record holds a ``closure``),
+    was closed over its mirrors (``forget --close``: a run's ``inferable`` record holds a ``closure``),
     the retained mirrors of the calibration triples (:func:`~graphdel.evaluation.run_data.calibration_mirrors`,
     else ``None``)."""
     prepared = load_run_data(original, progress=progress, source=data)
     request = load_request_any(prepared, runs[0].path / "request.json")
     df_rows = request.rows(prepared.corpus)
     sets = suite_sets(prepared, df_rows, chunks=cfg.chunks, seed=cfg.seed)
-    closed = "closure" in (runs[0].metrics.get("inferable") or {})
+    closed = any("closure" in (run.metrics.get("inferable") or {}) for run in runs)
     hidden = calibration_mirrors(prepared, prepared.retained_rows(df_rows)) if closed else None
     shadows = None
     if cfg.lira_shadows:

@@ -144,17 +144,10 @@ def test_a_one_and_a_three_pair_request_change_the_weights(original, tmp_path, i
 @pytest.fixture(scope="module")
 def mirror_kg_run(tmp_path_factory):
     """A tiny KG model on tests/data/test_kg_facts.py's graph, whose "sim" relation is symmetric."""
-    from graphdel.models.joint import ModelConfig
-    from tests.data.test_kg_facts import write_mirror_kg
+    from tests.data.test_kg_facts import train_mirror_kg
 
     root = tmp_path_factory.mktemp("mirror_kg")
-    folder = write_mirror_kg(root / "kg")
-    run = api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=0.0),
-                    TrainConfig(epochs=2, batch_size=8, device="cpu"),
-                    ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2,
-                                extra={"dim": 16, "gnn_layers": 1, "gnn_dropout": 0.0}),
-                    out=root / "orig", progress=False)
-    return root, run
+    return root, train_mirror_kg(root)
 
 
 def test_a_kg_request_is_audited_for_inferable_facts(mirror_kg_run, tmp_path):
@@ -207,16 +200,10 @@ def test_a_closed_request_scores_the_calibration_reference_without_its_mirrors(t
     """With close, the methods' calibration reference is scored with the retained mirrors of the calibration
     triples out of the graph (never-seen facts then get no help Df no longer has); without, nothing is hidden."""
     from graphdel.data.kg_facts import learn_mirror_relations, mirror_rows
-    from graphdel.models.joint import ModelConfig
     from graphdel.models.kg import KGTextModel
-    from tests.data.test_kg_facts import KG_TRAIN, REQUEST, write_mirror_kg
+    from tests.data.test_kg_facts import KG_TRAIN, REQUEST, train_mirror_kg
 
-    folder = write_mirror_kg(tmp_path / "kg")
-    run = api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=0.25, calibration_seed=4),
-                    TrainConfig(epochs=2, batch_size=8, device="cpu"),
-                    ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2,
-                                extra={"dim": 16, "gnn_layers": 1, "gnn_dropout": 0.0}),
-                    out=tmp_path / "orig", progress=False)
+    run = train_mirror_kg(tmp_path, calibration_fraction=0.25, calibration_seed=4)
     prepared = api.load_run_data(run, progress=False)
     corpus = prepared.corpus
     hidden: list = []

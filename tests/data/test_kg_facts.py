@@ -137,6 +137,22 @@ def write_mirror_kg(folder):
     return folder
 
 
+def train_mirror_kg(root, *, calibration_fraction: float = 0.0, calibration_seed: int = 0):
+    """A tiny KG model trained on :func:`write_mirror_kg`'s graph under ``root`` (``root/kg``, ``root/orig``).
+    ``calibration_fraction=0.25, calibration_seed=4`` holds out ``e2 sim e3``, whose mirror stays trained."""
+    from graphdel import api
+    from graphdel.models.joint import ModelConfig
+    from graphdel.training.loop import TrainConfig
+
+    folder = write_mirror_kg(root / "kg")
+    return api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=calibration_fraction,
+                                    calibration_seed=calibration_seed),
+                     TrainConfig(epochs=2, batch_size=8, device="cpu"),
+                     ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2,
+                                 extra={"dim": 16, "gnn_layers": 1, "gnn_dropout": 0.0}),
+                     out=root / "orig", progress=False)
+
+
 #: e0 sim e1 is mirrored, e2 up e4 has the path e2 - e3 - e4, e4 up e6 is 3 hops away (e4 - e5 - e7 ... e6).
 REQUEST = ["e0 sim e1", "e2 up e4", "e4 up e6"]
 

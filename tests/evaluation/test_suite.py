@@ -181,15 +181,9 @@ def test_a_closed_kg_request_compares_df_with_calibration_pairs_scored_without_t
     import graphdel.evaluation.metrics as metrics
     from graphdel.evaluation.distinguishability import df_vs_dr_auc
     from graphdel.evaluation.run_data import calibration_mirrors
-    from graphdel.models.joint import ModelConfig
-    from tests.data.test_kg_facts import REQUEST, write_mirror_kg
+    from tests.data.test_kg_facts import REQUEST, train_mirror_kg
 
-    folder = write_mirror_kg(tmp_path / "kg")
-    run = api.train(api.DataConfig(source=f"kg:{folder}", calibration_fraction=0.25, calibration_seed=4),
-                    TrainConfig(epochs=2, batch_size=8, device="cpu"),
-                    ModelConfig(embed_dim=16, fusion_dim=16, fusion_heads=2,
-                                extra={"dim": 16, "gnn_layers": 1, "gnn_dropout": 0.0}),
-                    out=tmp_path / "orig", progress=False)
+    run = train_mirror_kg(tmp_path, calibration_fraction=0.25, calibration_seed=4)
     request = api.make_request(run, ids=REQUEST, by="triple")
     closed = api.forget(run, request, method="retrain", out=tmp_path / "closed", progress=False, close=True)
     opened = api.forget(run, request, method="retrain", out=tmp_path / "open", progress=False)

@@ -204,6 +204,10 @@ class RecomputedChecks(CertificateChecks):
         if is_reference:
             self.check_verdict(None, recomputed=True, why="no targets for the reference itself")
             return
+        if run.config.get("method") == "retrain":  # a further Retrain (the report's spread row): not judged
+            self.equal("evaluation.thresholds", {}, "an empty record (a Retrain is not judged against Retrain)")
+            self.check_verdict(None, recomputed=True, why="no targets for a Retrain")
+            return
         if self.original_run is None:
             self.skip(["evaluation.thresholds"], self.original_unusable())
             self.check_verdict(None, recomputed=False, why=self.original_unusable())

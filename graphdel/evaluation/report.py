@@ -96,7 +96,8 @@ from graphdel.evaluation.report_format import (SPLIT_ORDER, cell_text, fmt, kv_r
                                                to_jsonable)
 from graphdel.evaluation.report_plots import render_plots
 from graphdel.evaluation.report_render import to_html, to_markdown
-from graphdel.evaluation.report_verdicts import NOT_JUDGED, headline_rows, method_verdict, model_roles
+from graphdel.evaluation.report_verdicts import (NOT_JUDGED, headline_rows, method_verdict, model_roles,
+                                                 spread_retrains)
 from graphdel.evaluation.spread import spread_blocks
 from graphdel.evaluation.summary import judgement, pool_key, summary_keys
 from graphdel.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -369,7 +370,7 @@ def write_report(out_dir: str | Path, results: Mapping[str, Any], plots: Mapping
     if not isinstance(models, Mapping) or not models:
         raise ValueError("results['models'] must be a non-empty dict of model entries")
     original, reference, methods = model_roles(models)
-    order = [n for n in (original, reference) if n is not None] + methods
+    order = [n for n in (original, reference) if n is not None] + methods + spread_retrains(models)
     pool = pool_key(models)
     keys = summary_keys(pool)
     if smoke is None:

@@ -14,15 +14,20 @@ from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.report_format import finite_number, fmt, signed
 from graphdel.evaluation.summary import flatten
 
-__all__ = ["NOT_JUDGED", "model_roles", "headline", "method_verdict", "headline_rows"]
+__all__ = ["NOT_JUDGED", "SPREAD_ROLE", "model_roles", "spread_retrains", "headline", "method_verdict",
+           "headline_rows"]
 
 #: What the verdict of a method of a smoke run reads.
 NOT_JUDGED = "not judged"
+#: The role of a further Retrain of the same request (``forget --method retrain --set seed=S``): shown with
+#: its gaps to the reference Retrain (how far apart exact unlearnings land), neither judged nor ranked.
+SPREAD_ROLE = "spread"
 
 
 def model_roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list[str]]:
     """``(original, reference, methods)``: the names of the first model of role ``original`` and of role
-    ``reference`` (Retrain), or None, and of every ``method``.
+    ``reference`` (Retrain), or None, and of every ``method`` (a further Retrain, role
+    :data:`SPREAD_ROLE`, is none of them: :func:`spread_retrains`).
 
     Raises:
         ValueError: an entry that is not a dict, or whose role is none of the three.
@@ -39,10 +44,15 @@ def model_roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list
             reference = reference or name
         elif role == "method":
             methods.append(name)
-        else:
-            raise ValueError(f"results['models'][{name!r}]['role'] must be 'original', 'reference' or "
-                             f"'method', got {role!r}")
+        elif role != SPREAD_ROLE:
+            raise ValueError(f"results['models'][{name!r}]['role'] must be 'original', 'reference', "
+                             f"'method' or '{SPREAD_ROLE}', got {role!r}")
     return original, reference, methods
+
+
+def spread_retrains(models: Mapping[str, Any]) -> list[str]:
+    """The names of the further Retrains (role :data:`SPREAD_ROLE`), in order."""
+    return [name for name, entry in models.items() if entry.get("role") == SPREAD_ROLE]
 
 
 #: Where an entry holds the Df-vs-Dr AUC read by the matching head's probability (models with a head).
@@ -193,17 +203,18 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     for name in order:
         h = heads[name]
         is_method = models[name].get("role") == "method"
+        with_gaps = is_method or models[name].get("role") == SPREAD_ROLE  # a further Retrain: its gaps, no verdict
         ratio = None
         if h["wall_time"] is not None and ref.get("wall_time"):
             ratio = h["wall_time"] / ref["wall_time"]
         rows.append([
             name, models[name].get("role", ""),
-            cell(h["forget_mrr"], ref.get("forget_mrr") if is_method else None),
-            cell(h["test_mrr"], orig.get("test_mrr") if is_method else None),
-            cell(h["df_dr_auc"], ref.get("df_dr_auc") if is_method else None),
-            *([cell(h["df_dr_auc_match"], ref.get("df_dr_auc_match") if is_method else None)] if with_match else []),
+            cell(h["forget_mrr"], ref.get("forget_mrr") if with_gaps else None),
+            cell(h["test_mrr"], orig.get("test_mrr") if with_gaps else None),
+            cell(h["df_dr_auc"], ref.get("df_dr_auc") if with_gaps else None),
+            *([cell(h["df_dr_auc_match"], ref.get("df_dr_auc_match") if with_gaps else None)] if with_match else []),
             *([cell(h["df_cal_auc"], None)] if with_cal else []),
-            cell(h["attack_auc"], ref.get("attack_auc") if is_method else None),
+            cell(h["attack_auc"], ref.get("attack_auc") if with_gaps else None),
             "–" if ratio is None else f"{100 * ratio:.1f}%",
             fmt((scores.get(name) or {}).get("score")) if is_method else "",
             verdicts.get(name, "") if is_method else "",

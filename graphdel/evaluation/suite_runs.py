@@ -14,6 +14,7 @@ import torch
 
 from graphdel.device import resolve_device
 from graphdel.errors import InvalidInputError
+from graphdel.evaluation.report_verdicts import SPREAD_ROLE
 from graphdel.evaluation.run_data import calibration_mirrors, load_request_any, load_run_data
 from graphdel.evaluation.suite_attacks import train_shadows
 from graphdel.evaluation.suite_model import SuiteConfig, compare_to_references, evaluate_model, suite_sets
@@ -35,8 +36,9 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
                   log=print, accept_modified: bool = False, data: str | None = None) -> dict[str, Any]:
     """Evaluate unlearned runs that share one original (their ``config.parent``) and one request.
 
-    Roles: the run whose method is ``retrain`` is the reference; the parent is the original; every other
-    run is a method. ``measurements`` maps a run folder name to ``{"peak_mem_mb", "peak_mem_method"}``
+    Roles: the first run whose method is ``retrain`` is the reference; a further Retrain (another training
+    seed) is shown with its gaps to it as role ``spread``, neither judged nor ranked; the parent is the
+    original; every other run is a method. ``measurements`` maps a run folder name to ``{"peak_mem_mb", "peak_mem_method"}``
     measured by the caller; they replace what the run folder recorded (``forget`` records both). Run folders given as
     paths are loaded with their integrity checked (``accept_modified`` accepts a changed file, see
     :meth:`graphdel.runs.Run.check_integrity`); ``data`` re-points the original at moved data
@@ -130,7 +132,7 @@ def _ranking(entries: Mapping[str, dict], names: Mapping[str, Any], ref_name: st
     """``(methods, summary, order)``: the entries of the methods (every run but Retrain), their summary
     (:func:`~graphdel.evaluation.summary.judgement`; empty without Retrain) and their order, best first (the summary's ranking, else the
     order given)."""
-    methods = {n: entries[n] for n in names if n != ref_name}
+    methods = {n: entries[n] for n in names if entries[n]["role"] == "method"}
     summary = judgement(entries, "original", ref_name, list(methods))
     order = (summary.get("scores") or {}).get("ranking") or list(methods)
     return methods, summary, order
@@ -205,7 +207,8 @@ def _evaluate_models(original, names: Mapping[str, Any], reference, sets, cfg: S
         # the memory the run recorded (api.forget measures it), unless the caller measured it
         memory = {k: run.metrics[k] for k in MEMORY_KEYS if run.metrics.get(k) is not None}
         memory.update((measurements or {}).get(run.path.name, {}))
-        entry.update(role="reference" if run is reference else "method", method=run.config.get("method"),
+        role = "reference" if run is reference else SPREAD_ROLE if run.config.get("method") == "retrain" else "method"
+        entry.update(role=role, method=run.config.get("method"),
                      path=str(run.path), wall_time_s=run.metrics.get("wall_time_s"), **memory)
         entries[name], sigs[name] = entry, sig
     return entries, sigs

@@ -107,6 +107,38 @@ def test_a_callers_memory_figures_replace_what_the_run_recorded(tiny_runs):
     assert entry["peak_mem_mb"] == 12.5 and entry["start_mem_mb"] == runs[1].metrics["start_mem_mb"]
 
 
+def test_a_further_retrain_shows_its_gaps_to_the_reference_unranked_and_unjudged(tiny_runs, tmp_path):
+    """A Retrain of the same request at another seed is role ``spread``: its gaps to the reference Retrain
+    are in the headline table and the terminal table, and it is neither ranked nor judged."""
+    original, prepared, request, runs = tiny_runs
+    other = api.forget(original, request, method="retrain", overrides=["seed=1"], out=tmp_path / "retrain_s1",
+                       progress=False, prepared=prepared)
+    audit = evaluate_runs([runs[0].path, runs[1].path, other.path], config=SuiteConfig(probes=False),
+                          progress=False, log=lambda s: None)
+    models = audit["results"]["models"]
+    name = "retrain (retrain_s1)"
+    assert [models[n]["role"] for n in ("original", "retrain (retrain)", "multidelete", name)] == \
+        ["original", "reference", "method", "spread"]
+    assert audit["results"]["summary"]["scores"]["ranking"] == ["multidelete"]
+    df = lambda n: models[n]["splits"]["forget"]["pool64"]["g2t_mrr"]
+    gap = df(name) - df("retrain (retrain)")
+    line = next(ln for ln in short_table(audit).splitlines() if " spread " in ln)
+    assert f"{gap:+.3f}" in line.split()
+    write_audit(tmp_path / "report", audit)
+    md = (tmp_path / "report" / "report.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| retrain (retrain\\_s1) | spread |"))
+    assert f"| {df(name):.3f} ({'+' if gap >= 0 else '−'}{abs(gap):.3f}) |" in row
+    assert row.rstrip().endswith("|  |  |")  # no score, no verdict
+    # its certificate records the gaps and no targets, and verifies as such
+    from graphdel.evaluation.certificate import verify_certificate
+
+    cert = tmp_path / "report" / "certificates" / "retrain_s1.json"
+    evaluation = json.loads(cert.read_text())["evaluation"]
+    assert evaluation["thresholds"] == {} and evaluation["verdict"] is None and evaluation["vs_retrain"]
+    result = verify_certificate(cert)
+    assert result.holds, result.failed
+
+
 def test_evaluate_runs_and_report(tiny_runs, tmp_path):
     original, prepared, request, runs = tiny_runs
     audit = evaluate_runs([p.path for p in runs], config=SuiteConfig(), progress=False, log=lambda s: None)

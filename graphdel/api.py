@@ -230,7 +230,8 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         close: (knowledge graphs) extend the request with the retained triples that state its facts
             backwards (mirror relations learned from the graph), recorded in the request's ``added``
             (:func:`graphdel.data.kg_facts.close_request`); the methods' calibration reference is then
-            scored with the calibration triples' own mirrors hidden (:func:`graphdel.evaluation.run_data.calibration_mirrors`).
+            scored with the calibration triples' own mirrors hidden
+            (:func:`graphdel.evaluation.run_data.calibration_mirrors`).
             Every KG request is audited either way: the
             new run's ``metrics["inferable"]`` says how many deleted triples the retained graph still
             mirrors or links by a short path (:func:`graphdel.data.kg_facts.audit_and_close`).

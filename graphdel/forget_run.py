@@ -245,8 +245,8 @@ def retrain_when_asked(run: Run, prepared: Prepared, dr_rows: Sequence[int], dev
     def retrain(seed: int | None = None):
         if retrain_fn is not None:
             if seed is not None:
-                raise ConfigError(f"a Retrain seed ({seed}) replays the run's recorded recipe; this caller trains "
-                                  "its own Retrain (retrain_fn)")
+                raise ConfigError(f"a Retrain seed ({seed}) replays the run's recorded recipe; this caller "
+                                  "trains its own Retrain (retrain_fn)")
             return retrain_fn(prepared, dr_rows)
         config = train_config if seed is None else dataclasses.replace(train_config, seed=seed)
         return retrain_model(prepared, dr_rows, model_config, config, progress=progress)

@@ -17,8 +17,8 @@ __all__ = ["cmd_report", "cmd_verify", "cmd_history", "cmd_compare"]
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="evaluate unlearned runs (one original, one request) and write the audit report")
     p.add_argument("runs", nargs="+", metavar="RUN", help="unlearned run folders; the first run whose method "
-                   "is `retrain` is the reference (a further one, at another seed, is shown with its gaps to it: "
-                   "role `spread`), their common parent the original")
+                   "is `retrain` is the reference (a further one, at another seed, is shown with its gaps "
+                   "to it: role `spread`), their common parent the original")
     p.add_argument("--out", required=True, help="report folder (report.html, report.md, metrics.json, plots/, "
                    "certificates/); never inside or around a run it reads")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder whole")

@@ -205,7 +205,7 @@ class RecomputedChecks(CertificateChecks):
             self.check_verdict(None, recomputed=True, why="no targets for the reference itself")
             return
         if run.config.get("method") == "retrain":  # a further Retrain (the report's spread row): not judged
-            self.equal("evaluation.thresholds", {}, "an empty record (a Retrain is not judged against Retrain)")
+            self.equal("evaluation.thresholds", {}, "an empty record (a Retrain is not judged)")
             self.check_verdict(None, recomputed=True, why="no targets for a Retrain")
             return
         if self.original_run is None:

@@ -203,7 +203,8 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     for name in order:
         h = heads[name]
         is_method = models[name].get("role") == "method"
-        with_gaps = is_method or models[name].get("role") == SPREAD_ROLE  # a further Retrain: its gaps, no verdict
+        # a further Retrain (role spread): its gaps, but no score and no verdict
+        with_gaps = is_method or models[name].get("role") == SPREAD_ROLE
         ratio = None
         if h["wall_time"] is not None and ref.get("wall_time"):
             ratio = h["wall_time"] / ref["wall_time"]
@@ -212,7 +213,8 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
             cell(h["forget_mrr"], ref.get("forget_mrr") if with_gaps else None),
             cell(h["test_mrr"], orig.get("test_mrr") if with_gaps else None),
             cell(h["df_dr_auc"], ref.get("df_dr_auc") if with_gaps else None),
-            *([cell(h["df_dr_auc_match"], ref.get("df_dr_auc_match") if with_gaps else None)] if with_match else []),
+            *([cell(h["df_dr_auc_match"], ref.get("df_dr_auc_match") if with_gaps else None)]
+              if with_match else []),
             *([cell(h["df_cal_auc"], None)] if with_cal else []),
             cell(h["attack_auc"], ref.get("attack_auc") if with_gaps else None),
             "–" if ratio is None else f"{100 * ratio:.1f}%",

@@ -229,8 +229,9 @@ def evaluation_sets(prepared: Prepared, df_rows: Sequence[int], seed: int = 0) -
 
 
 def calibration_mirrors(prepared: Prepared, dr_rows: Sequence[int]):
-    """The retained pairs that state a calibration triple backwards (:func:`graphdel.data.kg_facts.mirror_rows`)
-    as a pair set, or ``None`` when there are none or the corpus is not a KG.
+    """The retained pairs that state a calibration triple backwards
+    (:func:`graphdel.data.kg_facts.mirror_rows`) as a pair set, or ``None`` when there are none or the corpus
+    is not a KG.
 
     Why: a request closed over its mirrors leaves no retained triple stating a deleted fact, so Retrain
     scores the deleted facts without their mirrors' help; the calibration hold-out (never trained, its

@@ -83,7 +83,8 @@ def short_table(audit: Mapping[str, Any]) -> str:
     for name, e in entries.items():
         df = get(e, "splits", "forget", f"pool{audit['config'].pool_size}", "g2t_mrr")
         rdf = get(ref, "splits", "forget", f"pool{audit['config'].pool_size}", "g2t_mrr") if ref else None
-        gap = "" if df is None or rdf is None or e["role"] not in ("method", SPREAD_ROLE) else f"{df - rdf:+.3f}"
+        with_gaps = e["role"] in ("method", SPREAD_ROLE)
+        gap = "" if df is None or rdf is None or not with_gaps else f"{df - rdf:+.3f}"
         test = get(e, "splits", "test", f"pool{audit['config'].pool_size}", "g2t_mrr")
         auc = get(e, "membership", "attack_auc")
         t = e.get("wall_time_s")
@@ -121,7 +122,8 @@ def lp_table(audit: Mapping[str, Any]) -> str:
              (("df", "forget"), ("test", "test"), ("c1", "collateral@1"), ("c2", "collateral@2"))}
         auc = get(e, "splits", "forget", "lp", "auroc_vs_retain")
         t = get(e, "wall_time_s")
-        share = f"{100 * t / rt:.1f}%" if t is not None and rt and e["role"] in ("method", SPREAD_ROLE) else ""
+        with_gaps = e["role"] in ("method", SPREAD_ROLE)
+        share = f"{100 * t / rt:.1f}%" if t is not None and rt and with_gaps else ""
         lines.append(
             f"{name[:14]:<14} {f(v['df']):>7} {d(v['df'], get(ref, 'splits', 'forget', 'lp', 'mrr')):>9} "
             f"{f(v['test']):>8} {d(v['test'], get(orig, 'splits', 'test', 'lp', 'mrr')):>7} "

@@ -38,11 +38,11 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
 
     Roles: the first run whose method is ``retrain`` is the reference; a further Retrain (another training
     seed) is shown with its gaps to it as role ``spread``, neither judged nor ranked; the parent is the
-    original; every other run is a method. ``measurements`` maps a run folder name to ``{"peak_mem_mb", "peak_mem_method"}``
-    measured by the caller; they replace what the run folder recorded (``forget`` records both). Run folders given as
-    paths are loaded with their integrity checked (``accept_modified`` accepts a changed file, see
-    :meth:`graphdel.runs.Run.check_integrity`); ``data`` re-points the original at moved data
-    (:func:`graphdel.evaluation.run_data.load_run_data`).
+    original; every other run is a method. ``measurements`` maps a run folder name to
+    ``{"peak_mem_mb", "peak_mem_method"}`` measured by the caller; they replace what the run folder
+    recorded (``forget`` records both). Run folders given as paths are loaded with their integrity checked
+    (``accept_modified`` accepts a changed file, see :meth:`graphdel.runs.Run.check_integrity`); ``data``
+    re-points the original at moved data (:func:`graphdel.evaluation.run_data.load_run_data`).
 
     Returns:
         ``{"results": ..., "plots": ..., "names": {name: Run}, "original": Run, "reference": Run | None,
@@ -97,8 +97,8 @@ def _suite_data(original, runs: Sequence[Any], cfg: SuiteConfig, data: str | Non
     suite's pair sets for the runs' request (:func:`~graphdel.evaluation.suite_model.suite_sets`: Df, Dr
     chunks, test...), when ``cfg.lira_shadows`` LiRA's shadow models (else ``None``) and, when the request
     was closed over its mirrors (``forget --close``: a run's ``inferable`` record holds a ``closure``),
-    the retained mirrors of the calibration triples (:func:`~graphdel.evaluation.run_data.calibration_mirrors`,
-    else ``None``)."""
+    the retained mirrors of the calibration triples
+    (:func:`~graphdel.evaluation.run_data.calibration_mirrors`, else ``None``)."""
     prepared = load_run_data(original, progress=progress, source=data)
     request = load_request_any(prepared, runs[0].path / "request.json")
     df_rows = request.rows(prepared.corpus)
@@ -203,11 +203,13 @@ def _evaluate_models(original, names: Mapping[str, Any], reference, sets, cfg: S
     for name, run in names.items():
         log(f"  {name} ...")
         entry, sig = evaluate_model(run.model, sets, config=cfg, corpus=corpus,
-                                    original_signals=sigs["original"], shadows=shadows, calibration_hidden=hidden)
+                                    original_signals=sigs["original"], shadows=shadows,
+                                    calibration_hidden=hidden)
         # the memory the run recorded (api.forget measures it), unless the caller measured it
         memory = {k: run.metrics[k] for k in MEMORY_KEYS if run.metrics.get(k) is not None}
         memory.update((measurements or {}).get(run.path.name, {}))
-        role = "reference" if run is reference else SPREAD_ROLE if run.config.get("method") == "retrain" else "method"
+        role = ("reference" if run is reference else SPREAD_ROLE if run.config.get("method") == "retrain"
+                else "method")
         entry.update(role=role, method=run.config.get("method"),
                      path=str(run.path), wall_time_s=run.metrics.get("wall_time_s"), **memory)
         entries[name], sigs[name] = entry, sig

@@ -38,8 +38,8 @@ class Retrain(UnlearningMethod):
     Config = RetrainConfig
 
     def execute(self, original: nn.Module, ctx: UnlearningContext, cfg: Any):
-        """Train a fresh model on Dr with ``ctx.retrain()`` (``ctx.retrain(seed=cfg.seed)`` when a seed is set)
-        and return it (eval mode) with its log and selection."""
+        """Train a fresh model on Dr with ``ctx.retrain()`` (``ctx.retrain(seed=cfg.seed)`` when a seed is
+        set) and return it (eval mode) with its log and selection."""
         if ctx.retrain is None:
             raise ConfigError("method 'retrain' needs ctx.retrain (a function that trains a fresh model on Dr "
                               "with the original recipe); none was given")

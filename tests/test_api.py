@@ -70,6 +70,9 @@ def test_retrain_at_another_seed_replays_the_recipe_with_that_seed_alone(origina
     assert runs["other"].config["method_config"]["seed"] == recipe_seed + 1
     assert runs["default"].config["method_config"]["seed"] is None
     assert "training seed" in runs["other"].metrics["selected"]["reason"]
+    again = gd.replay(runs["other"].path, tmp_path / "again", progress=False)  # the seed is replayed too
+    assert configs[-1].seed == recipe_seed + 1 and again.config["method_config"]["seed"] == recipe_seed + 1
+    assert all(torch.equal(other[k], again.model.state_dict()[k]) for k in other)
     # a caller's own Retrain (the demo's shared one) has its own recipe: a seed is refused
     with pytest.raises(ConfigError, match="Retrain seed"):
         api.forget(original, request, method="retrain", overrides=["seed=3"], out=tmp_path / "shared",

@@ -68,7 +68,8 @@ def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, flo
     """The headline numbers of a model entry (Df and test MRR, Df-vs-Dr AUC by the judged signal and by the
     matching head, attack AUC, wall time), read at the dotted ``keys`` (the matching one at
     ``keys["df_dr_auc_match"]``, default :data:`MATCH_AUC_KEY`), Df against the calibration pairs
-    (:data:`CALIBRATION_AUC_KEY`); None where missing or not finite."""
+    (:data:`CALIBRATION_AUC_KEY`) and the calibration mirrors hidden for it (:data:`CALIBRATION_MIRRORS_KEY`);
+    None where missing or not finite."""
     flat = flatten(entry)
     return {
         "forget_mrr": finite_number(flat.get(keys["forget_mrr"])),
@@ -76,6 +77,7 @@ def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, flo
         "df_dr_auc": finite_number(flat.get(keys["df_dr_auc"])),
         "df_dr_auc_match": finite_number(flat.get(keys.get("df_dr_auc_match", MATCH_AUC_KEY))),
         "df_cal_auc": finite_number(flat.get(keys.get("df_cal_auc", CALIBRATION_AUC_KEY))),
+        "df_cal_mirrors": finite_number(flat.get(CALIBRATION_MIRRORS_KEY)),
         "attack_auc": finite_number(flat.get(keys["attack_auc"])),
         "wall_time": finite_number(flat.get(keys["wall_time"])),
     }
@@ -183,7 +185,7 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     with_match = any(h["df_dr_auc_match"] is not None for h in heads.values())
     with_cal = any(h["df_cal_auc"] is not None for h in heads.values())
     # a closed KG request: the calibration pairs were scored without their retained mirrors, as Df is
-    mirrors = max((flatten(models[n]).get(CALIBRATION_MIRRORS_KEY) or 0 for n in order), default=0)
+    mirrors = max((int(h["df_cal_mirrors"] or 0) for h in heads.values()), default=0)
     cal_head = "Df-vs-calibration AUC (0.5: as never seen" + (f"; {mirrors} calibration mirrors hidden)"
                                                               if mirrors else ")")
     head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)", "Df-vs-Dr AUC (Δ vs Retrain)",

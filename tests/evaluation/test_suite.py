@@ -246,16 +246,16 @@ def test_a_closed_kg_request_compares_df_with_calibration_pairs_scored_without_t
                 without = similarity(model, sets["calibration"])
         assert not np.allclose(as_is, without)  # the mirror moves the calibration pairs' scores
         np.testing.assert_allclose(seen[k], without, rtol=0, atol=1e-6)
-        first_hidden = seen[0]
         section = out_closed["entries"][name]["distinguishability"]["vs_calibration"]
         assert section["mean"] == pytest.approx(df_vs_dr_auc(df, without, chunks=1, seed=cfg.seed)["mean"])
         assert section["mirrors_hidden"] == 1
     # the closed request forgotten again without --close: closed as long as one run says so, in any order
     again = api.forget(run, closed.path / "request.json", method="retrain",
                        out=tmp_path / "again", progress=False)
+    original_closed = seen[0]  # the original's calibration similarities, read as closed
     seen.clear()
     evaluate_runs([again, closed], config=cfg, progress=False, log=lambda *_: None)
-    np.testing.assert_allclose(seen[0], first_hidden, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(seen[0], original_closed, rtol=0, atol=1e-6)
     seen.clear()
     out_open = evaluate_runs([opened], config=cfg, progress=False, log=lambda *_: None)
     with torch.no_grad():

@@ -12,7 +12,7 @@ from typing import Iterable
 import torch
 
 from graphdel.device import model_device, placed
-from graphdel.evaluation.retrieval import PairEmbeddings, pool_retrieval, usable_pool_size
+from graphdel.evaluation.retrieval import PairEmbeddings, pool_g2t_mrr, usable_pool_size
 from graphdel.models.protocol import PairBatch, PairSampler
 
 __all__ = ["PairEmbeddings", "embed_pairs", "pool_score"]
@@ -20,11 +20,14 @@ __all__ = ["PairEmbeddings", "embed_pairs", "pool_score"]
 
 @torch.no_grad()
 def embed_pairs(model, pairs: PairSampler | Iterable[PairBatch], *, batch_size: int = 256,
-                with_matching: bool = False, device: str | torch.device | None = None) -> PairEmbeddings:
+                with_matching: bool = False, texts_only: bool = False,
+                device: str | torch.device | None = None) -> PairEmbeddings:
     """Embed every pair of ``pairs`` (a sampler, in its order, or an iterable of batches) with ``model`` in
     eval mode; the model's train/eval mode of every submodule is restored afterwards.
 
     Args:
+        texts_only: embed the texts alone (``z_x`` is ``None``): graph->text distractors need no more, and
+            their graphs cost the most to encode.
         device: where to compute: ``None`` (default) on the device of ``model``'s parameters, which the
             batches are moved to; a device name or :class:`torch.device`: ``model`` is moved there for the
             call and back afterwards (:func:`graphdel.device.placed`).
@@ -33,11 +36,13 @@ def embed_pairs(model, pairs: PairSampler | Iterable[PairBatch], *, batch_size: 
         :class:`PairEmbeddings` on the CPU: ``z_x``, ``z_t`` ``[N, d]`` float32, ``items``, ``rows`` ``[N]``
         long (a batch without item indices uses its rows as items), ``match_prob`` ``[N]`` when asked for.
     """
+    if texts_only and with_matching:
+        raise ValueError("the matching head reads both sides of a pair: with_matching needs texts_only=False")
     with placed(model, device):
-        return _embed(model, pairs, batch_size, with_matching)
+        return _embed(model, pairs, batch_size, with_matching, texts_only)
 
 
-def _embed(model, pairs, batch_size: int, with_matching: bool) -> PairEmbeddings:
+def _embed(model, pairs, batch_size: int, with_matching: bool, texts_only: bool) -> PairEmbeddings:
     """:func:`embed_pairs` on the device ``model`` is on."""
     device = model_device(model)
     flags = [(m, m.training) for m in model.modules()]
@@ -47,7 +52,8 @@ def _embed(model, pairs, batch_size: int, with_matching: bool) -> PairEmbeddings
     try:
         for batch in batches:
             batch = batch.to(device)
-            zx.append(model.encode_x(batch.x).float().cpu())
+            if not texts_only:
+                zx.append(model.encode_x(batch.x).float().cpu())
             zt.append(model.encode_text(batch.text).float().cpu())
             items.append(batch.items.cpu() if batch.items is not None else batch.rows.cpu())
             rows.append(batch.rows.cpu())
@@ -57,21 +63,22 @@ def _embed(model, pairs, batch_size: int, with_matching: bool) -> PairEmbeddings
         for m, flag in flags:
             m.training = flag
     cat = lambda xs: torch.cat(xs) if xs else torch.zeros(0)  # noqa: E731
-    return PairEmbeddings(cat(zx), cat(zt), cat(items).long().reshape(-1), cat(rows).long().reshape(-1),
-                          cat(probs) if with_matching else None)
+    return PairEmbeddings(None if texts_only else cat(zx), cat(zt), cat(items).long().reshape(-1),
+                          cat(rows).long().reshape(-1), cat(probs) if with_matching else None)
 
 
 def pool_score(model, pairs: PairSampler | Iterable[PairBatch], distractors: PairSampler | PairEmbeddings, *,
                pool_size: int = 64, seed: int = 0, batch_size: int = 256,
                device: str | torch.device | None = None) -> float:
     """Pool-``pool_size`` graph->text MRR of ``pairs`` under ``model``, against ``distractors`` (a sampler,
-    embedded here by the same model, or its embeddings already); ``nan`` for no pairs, or for a distractor
-    set with nothing to rank against (:func:`~graphdel.evaluation.retrieval.usable_pool_size` below 2).
-    ``device`` as in :func:`embed_pairs` (default: where ``model`` is)."""
+    whose texts alone are embedded here by the same model, or its embeddings already); ``nan`` for no pairs,
+    or for a distractor set with nothing to rank against
+    (:func:`~graphdel.evaluation.retrieval.usable_pool_size` below 2). ``device`` as in :func:`embed_pairs`
+    (default: where ``model`` is)."""
     with placed(model, device):
         queries = embed_pairs(model, pairs, batch_size=batch_size)
         if not isinstance(distractors, PairEmbeddings):
-            distractors = embed_pairs(model, distractors, batch_size=batch_size)
+            distractors = embed_pairs(model, distractors, batch_size=batch_size, texts_only=True)
     if len(queries) == 0 or usable_pool_size(distractors.items, pool_size) < 2:
         return float("nan")
-    return float(pool_retrieval(queries, distractors, pool_size=pool_size, seed=seed)["g2t_mrr"])
+    return pool_g2t_mrr(queries, distractors, pool_size=pool_size, seed=seed)

@@ -45,8 +45,8 @@ from graphdel.evaluation.ranks import Ranks, chance_mrr, check_2d, rank_summary
 from graphdel.evaluation.rerank import hardest_of_other_items, rerank_columns, rerank_ranks
 
 __all__ = ["Ranks", "PairEmbeddings", "retrieval_ranks", "rank_summary", "chance_mrr", "draw_distractors",
-           "usable_pool_size", "pool_candidate_scores", "pool_retrieval", "split_retrieval", "rerank_columns",
-           "rerank_ranks", "hardest_of_other_items"]
+           "usable_pool_size", "pool_candidate_scores", "pool_g2t_mrr", "pool_retrieval", "split_retrieval",
+           "rerank_columns", "rerank_ranks", "hardest_of_other_items"]
 
 #: Upper bound on one block of scores, in bytes (float32). See :func:`retrieval_ranks`.
 DEFAULT_MAX_BLOCK_BYTES = 512 * 2**20
@@ -60,21 +60,22 @@ class PairEmbeddings:
     """Embeddings of ``N`` pairs.
 
     Attributes:
-        z_x: ``[N, d]`` normalised item embeddings.
+        z_x: ``[N, d]`` normalised item embeddings; ``None`` for texts embedded alone, which serve only as
+            graph->text distractors (:func:`pool_g2t_mrr`).
         z_t: ``[N, d]`` normalised text embeddings.
         items: ``[N]`` long item index of each pair (pairs of one item are each other's positives).
         rows: ``[N]`` corpus rows (they seed each pair's distractors).
         match_prob: ``[N]`` matching-head probability of each true pair (``None`` unless asked for).
     """
 
-    z_x: Tensor
+    z_x: Tensor | None
     z_t: Tensor
     items: Tensor
     rows: Tensor
     match_prob: Tensor | None = None
 
     def __len__(self) -> int:
-        return int(self.z_x.size(0))
+        return int(self.z_t.size(0))
 
 
 def retrieval_ranks(queries: Tensor, candidates: Tensor, target: Tensor, *,
@@ -240,12 +241,13 @@ def usable_pool_size(distractor_items: Tensor, pool_size: int) -> int:
 
 
 def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
-                          seed: int = 0, block: int = 4096) -> tuple[Tensor, Tensor]:
+                          seed: int = 0, block: int = 4096) -> tuple[Tensor, Tensor | None]:
     """The scores of each query's pool: ``(g2t [Q, k], t2g [Q, k])`` float32, the true pair in column 0.
 
     ``g2t[q] = <z_x[q], (z_t[q], distractor texts...)>``, ``t2g[q] = <z_t[q], (z_x[q], distractor items...)>``
     with the distractors of :func:`draw_distractors` and ``k`` = ``pool_size`` (less only when the
     distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time.
+    ``t2g`` is ``None`` for distractor texts embedded alone (``distractors.z_x is None``).
     """
     check_2d("z_x", queries.z_x)
     check_2d("z_t", queries.z_t)
@@ -257,15 +259,28 @@ def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, 
         raise ValueError(f"the distractor set ({len(distractors)} pairs) has no pairs of two different items: "
                          "pool retrieval has nothing to rank against")
     idx = draw_distractors(queries.items, queries.rows, distractors.items, pool_size=k, seed=seed)
-    d_x, d_t = distractors.z_x.float(), distractors.z_t.float()
+    d_t = distractors.z_t.float()
+    d_x = None if distractors.z_x is None else distractors.z_x.float()
     g2t, t2g = [], []
     for s in range(0, len(queries), block):
         zx, zt = queries.z_x[s:s + block].float(), queries.z_t[s:s + block].float()
         pick = idx[s:s + block].to(zx.device)
         true = (zx * zt).sum(1, keepdim=True)
         g2t.append(torch.cat([true, (zx @ d_t.to(zx.device).t()).gather(1, pick)], 1))
-        t2g.append(torch.cat([true, (zt @ d_x.to(zx.device).t()).gather(1, pick)], 1))
-    return torch.cat(g2t), torch.cat(t2g)
+        if d_x is not None:
+            t2g.append(torch.cat([true, (zt @ d_x.to(zx.device).t()).gather(1, pick)], 1))
+    return torch.cat(g2t), (torch.cat(t2g) if d_x is not None else None)
+
+
+def pool_g2t_mrr(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
+                 seed: int = 0) -> float:
+    """The ``g2t_mrr`` of :func:`pool_retrieval`, alone: the distractors' texts are all it reads, so they may
+    be embedded without their items (``distractors.z_x`` ``None``), which is what selection and early
+    stopping score with."""
+    if len(queries) == 0:
+        raise ValueError("pool_g2t_mrr needs at least one pair")
+    g2t, _ = pool_candidate_scores(queries, distractors, pool_size=pool_size, seed=seed)
+    return float(rank_summary(Ranks.of_scores(g2t))["mrr"])
 
 
 def pool_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
@@ -286,6 +301,9 @@ def pool_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool
     """
     if len(queries) == 0:
         raise ValueError("pool_retrieval needs at least one pair")
+    if distractors.z_x is None:
+        raise ValueError("pool_retrieval ranks in both directions: its distractors need their item "
+                         "embeddings (texts embedded alone serve pool_g2t_mrr)")
     g2t, t2g = pool_candidate_scores(queries, distractors, pool_size=pool_size, seed=seed)
     s_g2t, s_t2g = rank_summary(Ranks.of_scores(g2t)), rank_summary(Ranks.of_scores(t2g))
     k = int(g2t.size(1))

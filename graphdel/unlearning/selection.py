@@ -214,8 +214,9 @@ class CalibratedSelector:
                 return float(own)
             if self.distractors is None:
                 return float("nan")
-            if not embedded:  # the distractors are embedded once per evaluation, by the model being scored
-                embedded.append(embed_pairs(model, self.distractors, batch_size=self.batch_size))
+            if not embedded:  # the distractors' texts, embedded once per evaluation by the model being scored
+                embedded.append(embed_pairs(model, self.distractors, batch_size=self.batch_size,
+                                            texts_only=True))
             return pool_score(model, batches, embedded[0], pool_size=self.pool_size, seed=self.seed,
                               batch_size=self.batch_size)
         return score

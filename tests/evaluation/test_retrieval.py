@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from graphdel.evaluation.retrieval import (PairEmbeddings, Ranks, chance_mrr, draw_distractors,
-                                           hardest_of_other_items, pool_candidate_scores, pool_retrieval,
+                                           hardest_of_other_items, pool_candidate_scores, pool_g2t_mrr,
+                                           pool_retrieval,
                                            rank_summary, rerank_columns, rerank_ranks, retrieval_ranks,
                                            split_retrieval, usable_pool_size)
 
@@ -190,6 +191,23 @@ def test_pool_scores_match_brute_force():
     assert out["g2t_mrr"] == pytest.approx(sum(1 / r for r in g2t) / 6)
     assert out["t2g_mrr"] == pytest.approx(sum(1 / r for r in t2g) / 6)
     assert out["g2t_acc"] == pytest.approx(sum(r == 1 for r in g2t) / 6)
+
+
+def test_graph_to_text_pools_read_the_distractors_texts_alone():
+    zx, zt = _unit(6, seed=1), _unit(6, seed=2)
+    dx, dt = _unit(30, seed=3), _unit(30, seed=4)
+    q = _pairs(zx, zt, rows=torch.arange(6) + 50)
+    texts_alone = PairEmbeddings(None, dt, torch.arange(30), torch.arange(30))
+    idx = draw_distractors(q.items, q.rows, texts_alone.items, pool_size=8, seed=2)
+    ranks = [1 + sum(float(zx[i] @ dt[j]) > float(zx[i] @ zt[i]) for j in idx[i].tolist()) for i in range(6)]
+    assert pool_g2t_mrr(q, texts_alone, pool_size=8, seed=2) == pytest.approx(sum(1 / r for r in ranks) / 6)
+    assert pool_g2t_mrr(q, texts_alone, pool_size=8, seed=2) == pool_retrieval(q, _pairs(dx, dt), pool_size=8,
+                                                                               seed=2)["g2t_mrr"]
+    g2t, t2g = pool_candidate_scores(q, texts_alone, pool_size=8, seed=2)
+    assert t2g is None and len(texts_alone) == 30
+    assert torch.equal(g2t, pool_candidate_scores(q, _pairs(dx, dt), pool_size=8, seed=2)[0])
+    with pytest.raises(ValueError, match="both directions"):
+        pool_retrieval(q, texts_alone, pool_size=8, seed=2)
 
 
 def test_other_captions_of_the_query_item_never_count_against_it():

@@ -24,6 +24,22 @@ def test_sampler_score_is_pool_k_against_the_distractors(original, samplers):
     assert single in {1 / r for r in range(1, 9)}
 
 
+def test_scoring_encodes_the_scored_graphs_and_no_distractor_graph(original, samplers, make_ctx, monkeypatch):
+    """Graph->text pools read the distractors' texts: their graphs, the costliest part, are never encoded."""
+    encoded = []
+    real = original.encode_x
+    monkeypatch.setattr(original, "encode_x", lambda x: encoded.append(len(x)) or real(x))
+    selector = CalibratedSelector(make_ctx(), pool_size=8)
+    selector.evaluate(original, epoch=0, step=0)
+    probe = sum(len(b) for b in selector._retain_probe)
+    # Df, the calibration reference and the retain probe; nothing of the distractor set
+    assert sum(encoded) == len(samplers["forget"]) + len(samplers["calibration"]) + probe
+    from graphdel.evaluation.embed import embed_pairs
+
+    with pytest.raises(ValueError, match="with_matching"):
+        embed_pairs(original, samplers["forget"], with_matching=True, texts_only=True)
+
+
 def test_sampler_score_is_nan_without_pairs(original, samplers):
     empty = ToySampler(samplers["forget"].data, [])
     assert math.isnan(sampler_score(original, empty, samplers["calibration"], pool_size=8))

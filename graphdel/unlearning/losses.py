@@ -27,8 +27,8 @@ from graphdel.unlearning.negatives import (_sharded, all_rows, derangement, dist
 
 __all__ = ["StepEncodings", "all_rows", "derangement", "distance", "distinct_items", "exceedance", "forget_loss",
            "item_derangement", "link_forgetting", "link_margins", "modality_decoupling", "multimodal_retention",
-           "negative_texts", "own_positions", "pair_losses_against", "quantile_matched_targets",
-           "similarity_at_share", "unimodal_retention"]
+           "negative_texts", "own_positions", "pair_losses_against", "pair_similarity_retention",
+           "quantile_matched_targets", "similarity_at_share", "unimodal_retention"]
 
 Distance = Literal["mse", "cosine", "l1"]
 Representation = Literal["fused", "similarity", "both"]
@@ -331,6 +331,17 @@ def multimodal_retention(student: nn.Module, teacher: nn.Module, dr: PairBatch, 
         term = _distance(s, target, distance)
         total = term if total is None else total + term
     return total
+
+
+def pair_similarity_retention(student: nn.Module, teacher: nn.Module, dr: PairBatch, *,
+                              distance: str = "mse") -> Tensor:
+    """L_MKR on the retained pairs' own similarities only: ``d(s'(x_i, t_i), s(x_i, t_i))``, ``[B]`` cosine
+    similarities of each Dr pair's graph and text. Why a term of its own: in the matrix form of
+    :func:`multimodal_retention` these B of B² entries weigh 1/B of the term, so retention on the matrix
+    holds how pairs rank against other texts while every retained pair's own similarity may fall."""
+    with torch.no_grad():
+        target = (teacher.encode_x(dr.x) * teacher.encode_text(dr.text)).sum(-1)
+    return _distance((student.encode_x(dr.x) * student.encode_text(dr.text)).sum(-1), target, distance)
 
 
 def unimodal_retention(student: nn.Module, teacher: nn.Module, batch: PairBatch, *,

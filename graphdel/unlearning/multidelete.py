@@ -61,8 +61,8 @@ from graphdel.unlearning.base import GradientConfig, GradientMethod, Trainer, ch
 from graphdel.errors import ConfigError
 from graphdel.unlearning.link_term import LinkForgetting
 from graphdel.unlearning.losses import (StepEncodings, exceedance, forget_loss, modality_decoupling,
-                                       multimodal_retention, quantile_matched_targets, similarity_at_share,
-                                       unimodal_retention)
+                                       multimodal_retention, pair_similarity_retention,
+                                       quantile_matched_targets, similarity_at_share, unimodal_retention)
 from graphdel.unlearning.masks import fisher_diagonal, importance_ratio, top_fraction_mask
 from graphdel.evaluation.embed import embed_pairs
 
@@ -93,6 +93,13 @@ class MultiDeleteConfig(GradientConfig):
             names nearest the deleted data (:meth:`~graphdel.models.protocol.ModalityModule.retain_neighbourhood`:
             a KG's retained triples that share an entity with a deleted one); 0 (default) or a model without
             such pairs: none.
+        pair_weight: weight, relative to ``alpha``, of a second L_MKR on the Dr batch's own pairs only, the
+            cosine similarity of each retained pair's graph and text
+            (:func:`~graphdel.unlearning.losses.pair_similarity_retention`; ``representation`` ``similarity``
+            or ``both``). Why: the matrix form of L_MKR weighs these B of its B² entries 1/B of the term, and
+            under it MultiDelete lowered the retained pairs' own similarities with the deleted ones', where a
+            retrained model keeps them (docs/experiments/2026-12-05-per-pair-against-calibration.md). 0
+            (default): none.
         beta: weight of L_UKR.
         link_weight: weight of a forgetting term on the model's own link decoder
             (:meth:`~graphdel.models.protocol.ModalityModule.link_scores`; a KG's DistMult score): each
@@ -164,6 +171,7 @@ class MultiDeleteConfig(GradientConfig):
     anchor_teacher: bool = True
     replay: int = 32
     near_weight: float = 0.0
+    pair_weight: float = 0.0
     link_weight: float = 0.0
     link_negatives: int = 256
     target_distractors: int = 256
@@ -178,6 +186,7 @@ class MultiDeleteConfig(GradientConfig):
         check(self.mask_lambda >= 0, f"mask_lambda must be >= 0, got {self.mask_lambda}")
         check(self.mask_retain_batches >= 1, f"mask_retain_batches must be >= 1, got {self.mask_retain_batches}")
         check(self.link_weight >= 0, f"link_weight must be >= 0, got {self.link_weight}")
+        check(self.pair_weight >= 0, f"pair_weight must be >= 0, got {self.pair_weight}")
         check(self.link_negatives >= 1, f"link_negatives must be >= 1, got {self.link_negatives}")
         check(self.replay >= 0, f"replay must be >= 0, got {self.replay}")
         check(self.target_distractors >= 2, f"target_distractors must be >= 2, got {self.target_distractors}")
@@ -194,9 +203,11 @@ def multidelete_loss(student: Any, teacher: Any, df: PairBatch, dr: PairBatch, c
     ``earlier``: pairs of the chain's earlier requests (``cfg.replay``); their L_MD is added to the Df
     batch's (logged as ``md_replay``). ``pair_targets``: ``batch -> [B]`` target similarity of each of its
     pairs (``similarity_target="calibrated"``). ``near``: retained pairs near the deleted data, held by a
-    second L_MKR of weight ``alpha * near_weight`` (logged as ``mkr_near``). ``link``: the Df batch's
-    link-forgetting term (scalar, :func:`~graphdel.unlearning.losses.link_forgetting`), added with weight
-    ``link_weight`` (logged as ``link``); ``None``: no such term."""
+    second L_MKR of weight ``alpha * near_weight`` (logged as ``mkr_near``). With ``pair_weight``, L_MKR on
+    the Dr pairs' own similarities is added with weight ``alpha * pair_weight`` (logged as ``mkr_pairs``).
+    ``link``: the Df batch's link-forgetting term (scalar,
+    :func:`~graphdel.unlearning.losses.link_forgetting`), added with weight ``link_weight`` (logged as
+    ``link``); ``None``: no such term."""
     total, terms = 0.0, {}
     if link is not None and cfg.link_weight > 0:
         total = total + cfg.link_weight * link
@@ -229,6 +240,10 @@ def multidelete_loss(student: Any, teacher: Any, df: PairBatch, dr: PairBatch, c
             terms["mkr_near"] = float(mkr_near.detach())
         total = total + cfg.alpha * mkr
         terms["mkr"] = float(mkr.detach())
+        if cfg.pair_weight > 0:
+            mkr_pairs = pair_similarity_retention(student, teacher, dr, distance=cfg.distance)
+            total = total + cfg.alpha * cfg.pair_weight * mkr_pairs
+            terms["mkr_pairs"] = float(mkr_pairs.detach())
     if cfg.terms.ukr:
         if cfg.ukr_split == "df":
             ukr = unimodal_retention(student, teacher, df, distance=cfg.distance)
@@ -274,6 +289,10 @@ class MultiDelete(GradientMethod):
         Df/Dr Fisher importance ratio (Df batches vs ``mask_retain_batches`` Dr samples); logs the mask size.
         Also embeds Df once with the frozen teacher (its item side is the costly encoder), so that steps
         look the teacher's Df embeddings up instead of recomputing them."""
+        # checked here, not in the config: `--set` applies one key at a time, in any order
+        if cfg.pair_weight > 0 and cfg.representation == "fused":
+            raise ConfigError("pair_weight holds the retained pairs' cosine similarities: it needs "
+                              "representation 'similarity' or 'both', got 'fused'")
         emb = embed_pairs(trainer.teacher, trainer.ctx.forget, batch_size=cfg.eval_batch_size, device=trainer.device)
         self._teacher_df_x = emb.z_x.to(trainer.device)
         self._teacher_df_pos = {int(r): i for i, r in enumerate(emb.rows.tolist())}

@@ -7,7 +7,8 @@ from graphdel.errors import ConfigError
 from graphdel.unlearning.base import frozen_copy, make_student
 from graphdel.unlearning.losses import (StepEncodings, derangement, distance, exceedance, modality_decoupling,
                                        quantile_matched_targets, similarity_at_share,
-                                        multimodal_retention, negative_texts, unimodal_retention)
+                                        multimodal_retention, negative_texts, pair_similarity_retention,
+                                        unimodal_retention)
 
 
 def pair(original):
@@ -248,3 +249,35 @@ def test_link_forgetting_is_a_hinge_down_to_the_targets_and_zero_without_facts()
     # only the facts above their target are pushed, and only down
     assert torch.allclose(margins.grad, torch.tensor([1 / 3, 0.0, 1 / 3]))
     assert link_forgetting(torch.zeros(0), torch.zeros(0)).item() == 0.0
+
+
+class _Embedded:
+    """A stand-in model whose embeddings are its inputs: ``encode_x(x) = x``, ``encode_text(t) = t``."""
+
+    def encode_x(self, x):
+        return x
+
+    def encode_text(self, text):
+        return text
+
+
+def test_pair_similarity_retention_reads_each_retained_pair_and_nothing_else():
+    from types import SimpleNamespace
+
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    dr_student = SimpleNamespace(x=x, text=torch.tensor([[0.6, 0.8], [0.0, 1.0]]))  # own similarities 0.6, 1
+    dr_teacher = SimpleNamespace(x=x, text=torch.eye(2))                              # own similarities 1, 1
+
+    class Split(_Embedded):  # the teacher reads the texts it was given, the student its own
+        def __init__(self, texts):
+            self.texts = texts
+
+        def encode_text(self, text):
+            return self.texts
+
+    student, teacher = Split(dr_student.text), Split(dr_teacher.text)
+    assert pair_similarity_retention(student, teacher, dr_student).item() == pytest.approx((0.4 ** 2 + 0) / 2)
+    assert pair_similarity_retention(student, teacher, dr_student, distance="l1").item() == pytest.approx(0.2)
+    # other pairs' texts do not count: graph 2 against text 1 at -0.8 instead of 0.8 changes nothing
+    swapped = Split(torch.tensor([[0.6, -0.8], [0.0, 1.0]]))
+    assert pair_similarity_retention(swapped, teacher, dr_student).item() == pytest.approx(0.08)

@@ -38,13 +38,20 @@ def test_one_step_moves_df_towards_shuffled_pairs(original, samplers, representa
     assert after < before
 
 
-def test_term_switches_and_weights(original, samplers):
+def _moved_student(original, samplers):
+    """``(teacher, student, df, dr)``: a frozen teacher, a student whose weights moved a little off it (so
+    that the retention terms are not zero), and a Df and a Dr batch of 8 pairs."""
     teacher, student = frozen_copy(original), make_student(original)
     g = torch.Generator().manual_seed(1)
     df, dr = samplers["forget"].sample(8, g), samplers["retain"].sample(8, g)
     with torch.no_grad():
         for p in student.parameters():
             p.add_(0.01 * torch.randn(p.shape, generator=g))
+    return teacher, student, df, dr
+
+
+def test_term_switches_and_weights(original, samplers):
+    teacher, student, df, dr = _moved_student(original, samplers)
     cfg = MultiDeleteConfig()
     cfg.terms.md = False
     loss, terms = multidelete_loss(student, teacher, df, dr, cfg)
@@ -204,3 +211,29 @@ def test_the_link_term_is_added_with_its_weight(original, samplers):
     assert terms["link"] == 0.25 and loss.item() == pytest.approx(plain.item() + 0.5, rel=1e-5)
     _, none = multidelete_loss(student, teacher, df, dr, MultiDeleteConfig(), link=torch.tensor(0.25))
     assert "link" not in none                                # weight 0: no term
+
+
+def test_the_pair_similarity_term_is_added_with_alpha_times_its_weight(original, samplers):
+    teacher, student, df, dr = _moved_student(original, samplers)
+    plain_cfg = MultiDeleteConfig(representation="similarity", alpha=2.0)
+    plain, plain_terms = multidelete_loss(student, teacher, df, dr, plain_cfg,
+                                          torch.Generator().manual_seed(3))
+    cfg = MultiDeleteConfig(representation="similarity", alpha=2.0, pair_weight=3.0)
+    loss, terms = multidelete_loss(student, teacher, df, dr, cfg, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        own = lambda m: (m.encode_x(dr.x) * m.encode_text(dr.text)).sum(-1)  # noqa: E731
+        expected = distance(own(student), own(teacher), "mse").item()
+    assert "mkr_pairs" not in plain_terms and expected > 0
+    assert terms["mkr_pairs"] == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(plain.item() + 2.0 * 3.0 * expected, rel=1e-5)
+
+
+def test_pair_weight_on_the_fused_form_is_refused_when_the_run_starts(original, make_ctx):
+    from graphdel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pair_weight .*'fused'"):
+        unlearn(original, make_ctx(), "multidelete", ["pair_weight=1", "epochs=1"])
+    # pair_weight given before the representation runs: --set applies one key at a time
+    res = unlearn(original, make_ctx(), "multidelete",
+                  ["pair_weight=1", "representation=similarity", "epochs=1"])
+    assert any("mkr_pairs" in r for r in res.log if r.get("phase") == "update")

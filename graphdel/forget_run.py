@@ -98,9 +98,15 @@ def forget_run_config(run: Run, result, method: str, corpus, request, seed: int,
                        accepted, root: Run | None) -> dict:
     """The ``config.json`` of an unlearned run: the parent's, with the method and its resolved config, the
     data actually used, the parent (and what of it was accepted modified), the pairs now excluded and the
-    chain's original."""
+    chain's original. A Retrain at another training seed records that seed in its recipe (``train``), which
+    is the recipe its weights were trained with."""
+    retrain_seed = result.config.get("seed") if result.config.get("method") == "retrain" else None
+    train = run.config.get("train")
+    if retrain_seed is not None and train is not None:
+        train = {**train, "seed": retrain_seed}
     return {
-        **run.config, "kind": "forget", "method": result.config.get("method", method),
+        **run.config, "kind": "forget", **({"train": train} if train is not None else {}),
+        "method": result.config.get("method", method),
         # the data actually used: its content hash (differs from the parent's only when forced) and where it
         # was read (differs when --data re-pointed the run at moved data)
         "data": {**run.config["data"], "source": corpus.source, "content_hash": corpus.content_hash()},

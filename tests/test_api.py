@@ -69,6 +69,11 @@ def test_retrain_at_another_seed_replays_the_recipe_with_that_seed_alone(origina
     assert not all(torch.equal(default[k], other[k]) for k in default)
     assert runs["other"].config["method_config"]["seed"] == recipe_seed + 1
     assert runs["default"].config["method_config"]["seed"] is None
+    # the recipe recorded with each run is the one its weights were trained with
+    assert [runs[n].config["train"]["seed"] for n in ("default", "same", "other")] == \
+        [recipe_seed, recipe_seed, recipe_seed + 1]
+    assert {k: v for k, v in runs["other"].config["train"].items() if k != "seed"} == \
+        {k: v for k, v in original.config["train"].items() if k != "seed"}
     assert "training seed" in runs["other"].metrics["selected"]["reason"]
     again = gd.replay(runs["other"].path, tmp_path / "again", progress=False)  # the seed is replayed too
     assert configs[-1].seed == recipe_seed + 1 and again.config["method_config"]["seed"] == recipe_seed + 1

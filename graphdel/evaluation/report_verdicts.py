@@ -14,14 +14,16 @@ from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.report_format import finite_number, fmt, signed
 from graphdel.evaluation.summary import flatten
 
-__all__ = ["NOT_JUDGED", "SPREAD_ROLE", "model_roles", "spread_retrains", "headline", "method_verdict",
-           "headline_rows"]
+__all__ = ["NOT_JUDGED", "SPREAD_ROLE", "GAP_ROLES", "model_roles", "spread_retrains", "headline",
+           "method_verdict", "headline_rows"]
 
 #: What the verdict of a method of a smoke run reads.
 NOT_JUDGED = "not judged"
 #: The role of a further Retrain of the same request (``forget --method retrain --set seed=S``): shown with
 #: its gaps to the reference Retrain (how far apart exact unlearnings land), neither judged nor ranked.
 SPREAD_ROLE = "spread"
+#: The roles whose rows show their gaps (to Retrain on the forget side, to the original on test).
+GAP_ROLES = ("method", SPREAD_ROLE)
 
 
 def model_roles(models: Mapping[str, Any]) -> tuple[str | None, str | None, list[str]]:
@@ -206,7 +208,7 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
         h = heads[name]
         is_method = models[name].get("role") == "method"
         # a further Retrain (role spread): its gaps, but no score and no verdict
-        with_gaps = is_method or models[name].get("role") == SPREAD_ROLE
+        with_gaps = models[name].get("role") in GAP_ROLES
         ratio = None
         if h["wall_time"] is not None and ref.get("wall_time"):
             ratio = h["wall_time"] / ref["wall_time"]

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from graphdel.evaluation.audit_report import certificate_entry
 from graphdel.evaluation.certificate_build import evaluated_certificate
 from graphdel.evaluation.report import NOT_JUDGED, SMOKE_BANNER, write_report
-from graphdel.evaluation.report_verdicts import SPREAD_ROLE
+from graphdel.evaluation.report_verdicts import GAP_ROLES
 from graphdel.evaluation.spread import spread_rows
 from graphdel.io import atomic_write_json, sha256_file, staged_folder
 from graphdel.runs import check_output
@@ -83,7 +83,7 @@ def short_table(audit: Mapping[str, Any]) -> str:
     for name, e in entries.items():
         df = get(e, "splits", "forget", f"pool{audit['config'].pool_size}", "g2t_mrr")
         rdf = get(ref, "splits", "forget", f"pool{audit['config'].pool_size}", "g2t_mrr") if ref else None
-        with_gaps = e["role"] in ("method", SPREAD_ROLE)
+        with_gaps = e["role"] in GAP_ROLES
         gap = "" if df is None or rdf is None or not with_gaps else f"{df - rdf:+.3f}"
         test = get(e, "splits", "test", f"pool{audit['config'].pool_size}", "g2t_mrr")
         auc = get(e, "membership", "attack_auc")
@@ -122,7 +122,7 @@ def lp_table(audit: Mapping[str, Any]) -> str:
              (("df", "forget"), ("test", "test"), ("c1", "collateral@1"), ("c2", "collateral@2"))}
         auc = get(e, "splits", "forget", "lp", "auroc_vs_retain")
         t = get(e, "wall_time_s")
-        with_gaps = e["role"] in ("method", SPREAD_ROLE)
+        with_gaps = e["role"] in GAP_ROLES
         share = f"{100 * t / rt:.1f}%" if t is not None and rt and with_gaps else ""
         lines.append(
             f"{name[:14]:<14} {f(v['df']):>7} {d(v['df'], get(ref, 'splits', 'forget', 'lp', 'mrr')):>9} "

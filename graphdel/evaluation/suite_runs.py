@@ -129,7 +129,7 @@ def _compared_models(original, names: Mapping[str, Any], reference, sets, cfg: S
 
 def _ranking(entries: Mapping[str, dict], names: Mapping[str, Any], ref_name: str | None
              ) -> tuple[dict[str, dict], dict[str, Any], list[str]]:
-    """``(methods, summary, order)``: the entries of the methods (every run but Retrain), their summary
+    """``(methods, summary, order)``: the entries of the methods (every run but the Retrains), their summary
     (:func:`~graphdel.evaluation.summary.judgement`; empty without Retrain) and their order, best first (the summary's ranking, else the
     order given)."""
     methods = {n: entries[n] for n in names if entries[n]["role"] == "method"}

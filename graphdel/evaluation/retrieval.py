@@ -241,12 +241,15 @@ def usable_pool_size(distractor_items: Tensor, pool_size: int) -> int:
 
 
 def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
-                          seed: int = 0, block: int = 4096) -> tuple[Tensor, Tensor | None]:
+                          seed: int = 0, block: int = 1024) -> tuple[Tensor, Tensor | None]:
     """The scores of each query's pool: ``(g2t [Q, k], t2g [Q, k])`` float32, the true pair in column 0.
 
     ``g2t[q] = <z_x[q], (z_t[q], distractor texts...)>``, ``t2g[q] = <z_t[q], (z_x[q], distractor items...)>``
     with the distractors of :func:`draw_distractors` and ``k`` = ``pool_size`` (less only when the
     distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time.
+Every score of a row, the true pair's included, is the same reduction over the same kind of operands, so a
+distractor equal to the true candidate ties with it exactly (a matrix product for the distractors against
+a row-wise sum for the true pair differ in the last bits, which broke such ties either way).
     ``t2g`` is ``None`` for distractor texts embedded alone (``distractors.z_x is None``).
     """
     check_2d("z_x", queries.z_x)
@@ -265,11 +268,17 @@ def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, 
     for s in range(0, len(queries), block):
         zx, zt = queries.z_x[s:s + block].float(), queries.z_t[s:s + block].float()
         pick = idx[s:s + block].to(zx.device)
-        true = (zx * zt).sum(1, keepdim=True)
-        g2t.append(torch.cat([true, (zx @ d_t.to(zx.device).t()).gather(1, pick)], 1))
+        g2t.append(_pool_scores(zx, zt, d_t.to(zx.device), pick))
         if d_x is not None:
-            t2g.append(torch.cat([true, (zt @ d_x.to(zx.device).t()).gather(1, pick)], 1))
+            t2g.append(_pool_scores(zt, zx, d_x.to(zx.device), pick))
     return torch.cat(g2t), (torch.cat(t2g) if d_x is not None else None)
+
+
+def _pool_scores(query: Tensor, own: Tensor, candidates: Tensor, pick: Tensor) -> Tensor:
+    """``[B, 1 + P]``: ``<query[b], own[b]>`` then ``<query[b], candidates[pick[b, j]]>``, each one row-wise
+    sum of products. ``query``, ``own`` ``[B, d]``, ``candidates`` ``[D, d]``, ``pick`` ``[B, P]`` long."""
+    pool = torch.cat([own.unsqueeze(1), candidates[pick]], 1)  # [B, 1 + P, d]
+    return (query.unsqueeze(1) * pool).sum(-1)
 
 
 def pool_g2t_mrr(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,

@@ -154,6 +154,17 @@ def test_chance_level_is_the_same_for_every_split_size(n):
     assert out["chance_mrr"] == pytest.approx(0.0741, abs=5e-5)
 
 
+@pytest.mark.parametrize("n", [1, 7, 300])
+def test_a_distractor_equal_to_the_true_candidate_ties_with_it_exactly(n):
+    """Every text is one vector: each pool is a 64-way tie in both directions at every query count, whatever
+    the width (a matrix product against a row-wise sum broke these ties at d=256)."""
+    zx, v = _unit(n, d=256, seed=1), _unit(1, d=256, seed=2)
+    q = _pairs(zx, v.expand(n, -1).clone(), rows=torch.arange(1000, 1000 + n))
+    d = _pairs(_unit(200, d=256, seed=3), v.expand(200, -1).clone())
+    out = pool_retrieval(q, d, pool_size=64)
+    assert out["g2t_mrr"] == pytest.approx(chance_mrr(64), abs=1e-12)
+
+
 def test_random_embeddings_score_near_chance_at_every_size():
     d = _pairs(_unit(512, seed=1), _unit(512, seed=2))
     means = []

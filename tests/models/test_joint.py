@@ -74,17 +74,27 @@ def test_molecule_model_recommends_similarity_space_multidelete(tiny_csv):
     assert api.with_model_defaults(model, "neggrad", None) is None
 
 
-def _frozen_bottom_student(model):
-    """A student copy with only the recommended MultiDelete parameters trainable, and a frozen teacher."""
+def _top_and_projections(model) -> str:
+    """The ``trainable`` setting that leaves every graph layer but the top one frozen."""
+    top = model.config.graph.layers - 1
+    names = [f"graph_encoder.convs.{top}", f"graph_encoder.norms.{top}", "x_projection", "text_projection"]
+    if model.graph_encoder.uses_edges:
+        names.append(f"graph_encoder.bond_encoders.{top}")
+    return ",".join(names)
+
+
+def _frozen_bottom_student(model, trainable: str | None = None):
+    """A student copy with only ``trainable`` (default: the top graph layer and the projections) trainable,
+    and a frozen teacher."""
     from graphdel.unlearning.base import frozen_copy, make_student, restrict_updates
 
     teacher, student = frozen_copy(model), make_student(model)
-    restrict_updates(student, model.unlearning_defaults["multidelete"]["trainable"])
+    restrict_updates(student, trainable if trainable is not None else _top_and_projections(model))
     student.eval()
     return student, teacher
 
 
-def test_recommended_multidelete_updates_the_top_graph_layer_and_the_projections(tiny_csv):
+def test_frozen_bottom_student_updates_the_top_graph_layer_and_the_projections(tiny_csv):
     _, model = _tiny(tiny_csv)
     student, _ = _frozen_bottom_student(model)
     top = model.config.graph.layers - 1
@@ -93,6 +103,15 @@ def test_recommended_multidelete_updates_the_top_graph_layer_and_the_projections
                              "text_projection.")) for n in trainable), trainable
     assert any(n.startswith(f"graph_encoder.convs.{top}.") for n in trainable)
     assert student.graph_encoder.frozen_depth() == top
+
+
+def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
+    _, model = _tiny(tiny_csv)
+    student, _ = _frozen_bottom_student(model, model.unlearning_defaults["multidelete"]["trainable"])
+    trainable = {n for n, p in student.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("text_projection.") for n in trainable), trainable
+    # the whole graph encoder is frozen: every layer's node states are shared with the teacher
+    assert student.graph_encoder.frozen_depth() == model.config.graph.layers
 
 
 def test_shared_frozen_states_are_exact_computed_once_and_guarded(tiny_csv):
@@ -134,7 +153,8 @@ def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, m
     request = api.make_request(original, ids=["aspirin#0", "ethanol#0", "benzene#0"], by="pair")
     # SGD: Adam normalises each step, so float-order noise (the cache sums in another order) on a weight
     # whose gradient is near zero would grow into a visible difference
-    settings = ["epochs=2", "batch_size=2", "selection=last", "lr=1e-1", "optimizer=sgd"]
+    settings = ["epochs=2", "batch_size=2", "selection=last", "lr=1e-1", "optimizer=sgd",
+                f"trainable={_top_and_projections(original.model)}"]
     from graphdel.encoders.graph import FrozenTrunkCache
 
     served, states = [], FrozenTrunkCache.states

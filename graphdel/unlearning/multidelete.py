@@ -29,8 +29,8 @@ Model recommendations: a model may recommend its own settings (``unlearning_defa
 decouple on cosine similarities (``representation="similarity"``, beta 5 on both splits; the molecule
 model moves each deleted pair to a rank drawn from the calibration pairs', ``similarity_target="calibrated"``,
 the image model to an unrelated text's similarity, ``"pairwise"``), the molecule model with alpha 2 and
-only its text projection updated (``trainable``), the KG model takes 2 epochs of 128-triple batches. Dropout is off in ``f'`` during
-updates (``dropout=False``) so that every term is exactly zero at f' = f.
+only its text projection updated (``trainable``), the KG model takes 2 epochs of 128-triple batches.
+Dropout is off in ``f'`` during updates (``dropout=False``) so that every term is exactly zero at f' = f.
 
 Cost of a step: each model encodes each batch once (:class:`~graphdel.unlearning.losses.StepEncodings`;
 the terms are standalone functions and would otherwise re-encode the same items up to four times), the

@@ -86,7 +86,7 @@ class JointModel(ModalityModule):
                                        config.fusion_heads,
                                        config.dropout if config.fusion_dropout is None else config.fusion_dropout,
                                        readout=config.fusion_readout,
-                                       sink=config.fusion_sink)
+                                       sink=config.fusion_sink, item_norm=config.fusion_item_norm)
             self.match_head = nn.Linear(config.fusion_dim + (config.embed_dim if config.fusion_product else 0), 1)
         # Learnable inverse temperature, stored as a log and clamped at 100 as in CLIP.
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))

@@ -40,6 +40,8 @@ class ModelConfig(ConfigMixin):
             (:class:`~graphdel.models.layers.FusionModule`).
         fusion_sink: the fusion module's cross-attention also sees one learned item token, so that it can
             count the atoms (item tokens) that match a caption token.
+        fusion_item_norm: the fusion module layer-normalises the item tokens it attends to
+            (:class:`~graphdel.models.layers.FusionModule`, ``item_norm``).
         dropout: dropout in the projections, and in the fusion module unless ``fusion_dropout`` is set.
         fusion_dropout: dropout in the fusion module (its attention weights, residual branches and
             feed-forward layers); ``None``: ``dropout``. On CPU, drawing the dropout masks of the attention
@@ -62,6 +64,7 @@ class ModelConfig(ConfigMixin):
     fusion_product: bool = False
     fusion_readout: Literal["first", "mean"] = "first"
     fusion_sink: bool = False
+    fusion_item_norm: bool = False
     dropout: float = 0.1
     fusion_dropout: float | None = None
     fusion_max_item_tokens: int = 96

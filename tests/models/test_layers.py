@@ -1,4 +1,4 @@
-"""The fusion module's readouts and its sink token, on tiny hand-made inputs."""
+"""The fusion module's readouts, its sink token and its item-token norm, on tiny hand-made inputs."""
 
 import pytest
 import torch
@@ -58,3 +58,34 @@ def test_an_unknown_readout_is_named():
         _module(readout="max")
     with pytest.raises(Exception, match="fusion_readout"):
         ModelConfig.from_dict({"fusion_readout": "max"})
+
+
+def _scaled_items(module: FusionModule, scale: float) -> torch.Tensor:
+    """The module's output with every item token's input-map output multiplied by ``scale`` (bias zeroed)."""
+    with torch.no_grad():
+        module.item_in.bias.zero_()
+    text, text_mask, item, item_mask = _inputs(2)
+    item = item + torch.randn(1, 2, 5)  # two different atoms, so attention has something to choose between
+    return module(text, text_mask, scale * item, item_mask)
+
+
+def test_the_item_norm_makes_the_output_blind_to_the_item_states_scale():
+    module = _module(item_norm=True)
+    assert torch.allclose(_scaled_items(module, 1.0), _scaled_items(module, 8.0), atol=1e-5)
+
+
+def test_without_the_item_norm_the_item_states_scale_changes_the_attention():
+    module = _module()
+    assert not torch.allclose(_scaled_items(module, 1.0), _scaled_items(module, 8.0), atol=1e-3)
+
+
+def test_the_item_norm_is_a_fresh_identity_layer_norm_only_when_asked():
+    module = _module(item_norm=True)
+    names = dict(module.named_parameters())
+    assert torch.equal(names["item_norm.weight"], torch.ones(8))
+    assert torch.equal(names["item_norm.bias"], torch.zeros(8))
+    assert not any(n.startswith("item_norm") for n in dict(_module().named_parameters()))
+    # the norm draws no random numbers: every other weight is the same as without it
+    plain = _module().state_dict()
+    others = {k: v for k, v in module.state_dict().items() if not k.startswith("item_norm")}
+    assert others.keys() == plain.keys() and all(torch.equal(v, plain[k]) for k, v in others.items())

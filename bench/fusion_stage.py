@@ -1,7 +1,7 @@
 """Benchmark: the fusion stage (:mod:`graphdel.training.fusion`) on a trained run's frozen encoders.
 
     python bench/fusion_stage.py --run RUN [--tokens 24] [--layers 2] [--readout mean] [--sink]
-        [--item-norm] [--dropout P] [--product | --no-product] [--epochs 8] [--lr 1e-3]
+        [--item-norm | --no-item-norm] [--dropout P] [--product | --no-product] [--epochs 8] [--lr 1e-3]
         [--hard-fraction 0.5] [--hard-pool 1] [--reinit] [--top-k 2,4,8,16] [--eval-every 2] [--split val]
         [--out NEW_RUN]
 
@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--sink", action="store_true", help="fusion_sink: a learned item token (fresh module)")
     parser.add_argument("--item-norm", action="store_true",
                         help="fusion_item_norm: layer-normalise the item tokens (fresh module)")
+    parser.add_argument("--no-item-norm", action="store_true",
+                        help="fusion_item_norm off: the item tokens as the input map leaves them (fresh module)")
     parser.add_argument("--product", action="store_true", help="fusion_product: the head also reads z_x * z_t")
     parser.add_argument("--no-product", action="store_true", help="fusion_product off: the head reads the "
                         "fusion module alone (a fresh head)")
@@ -88,8 +90,8 @@ def main() -> None:
         args.reinit = True  # the run's module was trained for the other readout: start a fresh one
     if args.sink:
         config = replace(config, fusion_sink=True)
-    if args.item_norm:
-        config = replace(config, fusion_item_norm=True)
+    if args.item_norm or args.no_item_norm:
+        config = replace(config, fusion_item_norm=args.item_norm)
     if args.dropout is not None:
         config = replace(config, fusion_dropout=args.dropout)
     if args.product:

@@ -100,7 +100,8 @@ def main() -> None:
         config = replace(config, fusion_product=False)
     torch.manual_seed(args.seed)
     model = build_model(config)
-    state = {k: v for k, v in run.model.state_dict().items() if model.state_dict()[k].shape == v.shape}
+    own = model.state_dict()
+    state = {k: v for k, v in run.model.state_dict().items() if k in own and own[k].shape == v.shape}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert all(k.startswith(("fusion.", "match_head.")) for k in missing + unexpected), (missing, unexpected)
     if missing or unexpected:

@@ -50,13 +50,19 @@ class MoleculeTextModel(JointModel):
         against 0.324 for the earlier module (first position, no slot, 1 layer, the head also reading
         ``z_x * z_t``), random-partner accuracy 0.811 against 0.724, both after 4 stage epochs.
 
+        The fusion module layer-normalises the atom states it attends to (``fusion_item_norm``): validation
+        hardest-partner accuracy 0.673 against 0.590 after the same 4 stage epochs, random-partner accuracy
+        0.865 against 0.875, re-ranked hits@1 0.618 against 0.575; a higher stage learning rate, smaller
+        batches or other layers' atom states did not beat 0.590
+        (docs/experiments/2026-12-05-fusion-stage-steps.md).
+
         The fusion module trains without dropout (``fusion_dropout`` 0): on 2 CPU cores drawing its dropout
         masks took a quarter of the stage's time, and without them 4 stage epochs fit the 8-minute training
         budget (141 s against 208 s) with validation hardest-partner accuracy 0.592 against 0.575
         (docs/experiments/2026-12-05-fusion-stage-cost.md)."""
         text = {**asdict(TextEncoderConfig()), "fusion_tokens": 64}
         model = {"matching_weight": 0.0, "fusion_product": False, "fusion_layers": 2, "fusion_readout": "mean",
-                 "fusion_sink": True, "fusion_dropout": 0.0, "text": text}
+                 "fusion_sink": True, "fusion_item_norm": True, "fusion_dropout": 0.0, "text": text}
         train = {"fusion_epochs": 4, "fusion_lr": 1e-3, "fusion_hard_fraction": 0.5,
                  "fusion_hard_pool": 1, "lr_schedule": "cosine"}
         if not quick:  # the quick recipe keeps its small GIN and 4 epochs (tests, smoke runs)

@@ -247,10 +247,11 @@ def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, 
     ``g2t[q] = <z_x[q], (z_t[q], distractor texts...)>``, ``t2g[q] = <z_t[q], (z_x[q], distractor items...)>``
     with the distractors of :func:`draw_distractors` and ``k`` = ``pool_size`` (less only when the
     distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time.
-Every score of a row, the true pair's included, is the same reduction over the same kind of operands, so a
-distractor equal to the true candidate ties with it exactly (a matrix product for the distractors against
-a row-wise sum for the true pair differ in the last bits, which broke such ties either way).
     ``t2g`` is ``None`` for distractor texts embedded alone (``distractors.z_x is None``).
+
+    Every score of a row, the true pair's included, is the same reduction over the same kind of operands,
+    so a distractor equal to the true candidate ties with it exactly (a matrix product for the distractors
+    against a row-wise sum for the true pair differ in the last bits, which broke such ties either way).
     """
     check_2d("z_x", queries.z_x)
     check_2d("z_t", queries.z_t)

@@ -13,14 +13,20 @@ Labels: **Df = 0, Dr = 1**. So
 * AUC > 0.5: Df scored lower than Dr. Retrain shows a moderate value (Df is unseen to it, Dr is seen);
   an unlearned model should match *Retrain's* value, not maximise it — AUC near 1 is over-forgetting;
 * AUC < 0.5: Df scored *higher* than Dr.
+
+An AUC reads where two samples lie against each other, not how wide each is: deleted pairs all moved to
+the middle of a reference sample score an AUC of 0.5 against it while spreading far narrower.
+:func:`spread_against` reads the shape: the two-sample Kolmogorov-Smirnov statistic and the ratio of the
+standard deviations.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["df_vs_dr_auc"]
+__all__ = ["df_vs_dr_auc", "spread_against"]
 
 
 def df_vs_dr_auc(df_scores: np.ndarray, dr_scores: np.ndarray, *, chunks: int = 5, seed: int = 0) -> dict:
@@ -67,3 +73,32 @@ def df_vs_dr_auc(df_scores: np.ndarray, dr_scores: np.ndarray, *, chunks: int = 
         "n_chunks": len(parts),
         "chunk_size": int(parts[0].size),
     }
+
+
+def spread_against(df_scores: np.ndarray, reference_scores: np.ndarray) -> dict:
+    """Whether Df's per-pair scores are distributed like a reference sample's (the calibration pairs: what
+    never-seen pairs look like), in shape as well as in level.
+
+    Args:
+        df_scores: ``[|Df|]`` per-pair scores of the forget set.
+        reference_scores: ``[n]`` per-pair scores of the reference sample.
+
+    Returns:
+        ``{"ks", "ks_pvalue", "sd_ratio"}``: the two-sample Kolmogorov-Smirnov statistic (the largest gap
+        between the two empirical distribution functions; 0 = the same distribution) and its p-value
+        (:func:`scipy.stats.ks_2samp`), and the standard deviation of Df's scores over the reference's
+        (1 = as wide; below 1 = Df moved more alike than never-seen pairs lie).
+
+    Raises:
+        ValueError: a side is empty or holds NaN or inf.
+    """
+    df = np.asarray(df_scores, dtype=np.float64).reshape(-1)
+    ref = np.asarray(reference_scores, dtype=np.float64).reshape(-1)
+    if df.size == 0 or ref.size == 0:
+        raise ValueError(f"spread_against needs scores on both sides, got |Df|={df.size}, reference={ref.size}")
+    if not (np.isfinite(df).all() and np.isfinite(ref).all()):
+        raise ValueError("spread_against: scores contain NaN or inf")
+    test = ks_2samp(df, ref)
+    ref_sd = float(np.std(ref))
+    return {"ks": float(test.statistic), "ks_pvalue": float(test.pvalue),
+            "sd_ratio": float(np.std(df)) / ref_sd if ref_sd > 0 else float("nan")}

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from graphdel.evaluation.distinguishability import df_vs_dr_auc
+from graphdel.evaluation.distinguishability import df_vs_dr_auc, spread_against
 from graphdel.evaluation.embed import embed_pairs
 from graphdel.evaluation.membership import attack_auc, attack_roc, lira_auc, lira_scores, signal_attack
 from graphdel.evaluation.suite_signals import SIGNAL_NAMES, PairSignals
@@ -32,7 +32,8 @@ def distinguishability(df: PairSignals, dr: PairSignals, *, chunks: int, seed: i
     With ``calibration`` (the model's never-trained hold-out), also the same AUC of Df against the
     calibration pairs under ``vs_calibration``: 0.5 means the deleted pairs score as pairs this model never
     saw, the per-pair check a user can make without retraining (below 0.5: Df still scored higher, not
-    forgotten; above: pushed below never-seen, a trace of the deletion)."""
+    forgotten; above: pushed below never-seen, a trace of the deletion), with the shape of the two
+    (:func:`~graphdel.evaluation.distinguishability.spread_against`: ``ks``, ``ks_pvalue``, ``sd_ratio``)."""
     dist: dict[str, Any] = {}
     try:
         # The headline score is the cosine similarity, the score retrieval ranks by. The matching
@@ -47,6 +48,9 @@ def distinguishability(df: PairSignals, dr: PairSignals, *, chunks: int, seed: i
         if calibration is not None and len(calibration.similarity):
             by_cal = df_vs_dr_auc(df.similarity, calibration.similarity, chunks=chunks, seed=seed)
             dist["vs_calibration"] = {k: by_cal[k] for k in ("mean", "std", "per_chunk")}
+            # the AUC reads the level alone; a run can match it with Df spread far narrower than
+            # never-seen pairs (docs/experiments/2026-12-06-retained-pairs-text-projection.md)
+            dist["vs_calibration"].update(spread_against(df.similarity, calibration.similarity))
     except ValueError as e:
         dist = {"note": f"not computed: {e}"}
     return dist

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from graphdel.evaluation.distinguishability import df_vs_dr_auc
+from graphdel.evaluation.distinguishability import df_vs_dr_auc, spread_against
 
 
 def test_df_lower_than_dr_gives_one():
@@ -55,3 +55,22 @@ def test_seeded_and_validated():
         df_vs_dr_auc(np.array([]), dr)
     with pytest.raises(ValueError):
         df_vs_dr_auc(np.array([np.nan]), dr)
+
+
+def test_spread_against_reads_the_shape_an_auc_misses():
+    df, ref = np.array([1.5, 1.75, 2.25, 2.5]), np.array([0.0, 1.0, 3.0, 4.0])
+    # Df sits in the middle of the reference: an AUC of Df against it is 0.5 ...
+    assert df_vs_dr_auc(df, ref, chunks=1)["mean"] == 0.5
+    out = spread_against(df, ref)
+    # ... but spreads narrower: sd 0.395 against 1.581, and the empirical CDFs part by 1/2 at x = 1
+    # (Df 0, reference 2/4) and at x = 2.5 (Df 1, reference 2/4)
+    assert out["sd_ratio"] == pytest.approx(np.sqrt(0.15625) / np.sqrt(2.5))
+    assert out["ks"] == pytest.approx(0.5)
+    assert spread_against(ref, ref) == {"ks": 0.0, "ks_pvalue": 1.0, "sd_ratio": 1.0}
+
+
+def test_spread_against_refuses_empty_or_non_finite_scores():
+    with pytest.raises(ValueError, match="both sides"):
+        spread_against(np.array([]), np.array([1.0]))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        spread_against(np.array([np.nan]), np.array([1.0]))

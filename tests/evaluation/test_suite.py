@@ -52,6 +52,9 @@ def test_distinguishability_against_the_calibration_pairs_exact():
     assert out["mean"] == 1.0                        # every retained pair above every deleted one
     # calibration above Df in 3 of the 4 (Df, calibration) pairs: 0.1 < 0.15, 0.1 < 0.3, 0.2 < 0.3
     assert out["vs_calibration"]["mean"] == 0.75
+    # and their spread: sd 0.05 against 0.075; the CDFs part by 1/2 at x = 0.2 (Df 1, calibration 1/2)
+    assert out["vs_calibration"]["sd_ratio"] == pytest.approx(0.05 / 0.075)
+    assert out["vs_calibration"]["ks"] == pytest.approx(0.5)
     assert "vs_calibration" not in distinguishability(df, dr, chunks=2, seed=0)
 
 

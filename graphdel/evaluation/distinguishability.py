@@ -29,6 +29,18 @@ from sklearn.metrics import roc_auc_score
 __all__ = ["df_vs_dr_auc", "spread_against"]
 
 
+def _score_pair(df_scores, other_scores, caller: str, other: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples as flat float64 arrays. Raises ValueError (naming ``caller``) when one is empty or
+    holds NaN or inf."""
+    df = np.asarray(df_scores, dtype=np.float64).reshape(-1)
+    rest = np.asarray(other_scores, dtype=np.float64).reshape(-1)
+    if df.size == 0 or rest.size == 0:
+        raise ValueError(f"{caller} needs scores on both sides, got |Df|={df.size}, {other}={rest.size}")
+    if not (np.isfinite(df).all() and np.isfinite(rest).all()):
+        raise ValueError(f"{caller}: scores contain NaN or inf")
+    return df, rest
+
+
 def df_vs_dr_auc(df_scores: np.ndarray, dr_scores: np.ndarray, *, chunks: int = 5, seed: int = 0) -> dict:
     """ROC-AUC of Df (label 0) against disjoint Dr chunks of size ``|Df|`` (label 1).
 
@@ -48,12 +60,7 @@ def df_vs_dr_auc(df_scores: np.ndarray, dr_scores: np.ndarray, *, chunks: int = 
     Returns:
         ``{"mean", "std" (population std over chunks), "per_chunk": [auc, ...], "n_chunks", "chunk_size"}``.
     """
-    df = np.asarray(df_scores, dtype=np.float64).reshape(-1)
-    dr = np.asarray(dr_scores, dtype=np.float64).reshape(-1)
-    if df.size == 0 or dr.size == 0:
-        raise ValueError(f"df_vs_dr_auc needs scores on both sides, got |Df|={df.size}, |Dr|={dr.size}")
-    if not (np.isfinite(df).all() and np.isfinite(dr).all()):
-        raise ValueError("df_vs_dr_auc: scores contain NaN or inf")
+    df, dr = _score_pair(df_scores, dr_scores, "df_vs_dr_auc", "|Dr|")
     if chunks < 1:
         raise ValueError(f"chunks must be >= 1, got {chunks}")
     perm = np.random.default_rng(seed).permutation(dr.size)
@@ -92,12 +99,7 @@ def spread_against(df_scores: np.ndarray, reference_scores: np.ndarray) -> dict:
     Raises:
         ValueError: a side is empty or holds NaN or inf.
     """
-    df = np.asarray(df_scores, dtype=np.float64).reshape(-1)
-    ref = np.asarray(reference_scores, dtype=np.float64).reshape(-1)
-    if df.size == 0 or ref.size == 0:
-        raise ValueError(f"spread_against needs scores on both sides, got |Df|={df.size}, reference={ref.size}")
-    if not (np.isfinite(df).all() and np.isfinite(ref).all()):
-        raise ValueError("spread_against: scores contain NaN or inf")
+    df, ref = _score_pair(df_scores, reference_scores, "spread_against", "reference")
     test = ks_2samp(df, ref)
     ref_sd = float(np.std(ref))
     return {"ks": float(test.statistic), "ks_pvalue": float(test.pvalue),

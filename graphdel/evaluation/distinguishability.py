@@ -94,7 +94,8 @@ def spread_against(df_scores: np.ndarray, reference_scores: np.ndarray) -> dict:
         ``{"ks", "ks_pvalue", "sd_ratio"}``: the two-sample Kolmogorov-Smirnov statistic (the largest gap
         between the two empirical distribution functions; 0 = the same distribution) and its p-value
         (:func:`scipy.stats.ks_2samp`), and the standard deviation of Df's scores over the reference's
-        (1 = as wide; below 1 = Df moved more alike than never-seen pairs lie).
+        (1 = as wide; below 1 = Df moved more alike than never-seen pairs lie; ``None`` when every
+        reference score is the same).
 
     Raises:
         ValueError: a side is empty or holds NaN or inf.
@@ -103,4 +104,4 @@ def spread_against(df_scores: np.ndarray, reference_scores: np.ndarray) -> dict:
     test = ks_2samp(df, ref)
     ref_sd = float(np.std(ref))
     return {"ks": float(test.statistic), "ks_pvalue": float(test.pvalue),
-            "sd_ratio": float(np.std(df)) / ref_sd if ref_sd > 0 else float("nan")}
+            "sd_ratio": float(np.std(df)) / ref_sd if ref_sd > 0 else None}

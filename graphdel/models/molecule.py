@@ -91,8 +91,7 @@ class MoleculeTextModel(JointModel):
         lowered the retained pairs' similarities with the deleted ones' (development request, mean of 2,000
         retained pairs: 0.705 -> 0.673; with it 0.694), where a retrained model keeps them, in 15.7 s against
         15.5 s; the smallest of 0.5, 1, 2 that halved that drop within 0.01 of the criterion below and 3%
-        of Retrain's time
-        (docs/experiments/2026-12-06-retained-pairs-text-projection.md).
+        of Retrain's time (docs/experiments/2026-12-06-retained-pairs-text-projection.md).
 
         Measured on ``drugs`` (docs/experiments/2026-12-04-per-pair-parity.md; the requests no setting was
         chosen on in docs/results.md, "Per-pair parity with Retrain"): on the development request

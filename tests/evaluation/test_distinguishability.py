@@ -67,6 +67,7 @@ def test_spread_against_reads_the_shape_an_auc_misses():
     assert out["sd_ratio"] == pytest.approx(np.sqrt(0.15625) / np.sqrt(2.5))
     assert out["ks"] == pytest.approx(0.5)
     assert spread_against(ref, ref) == {"ks": 0.0, "ks_pvalue": 1.0, "sd_ratio": 1.0}
+    assert spread_against(df, np.full(4, 2.0))["sd_ratio"] is None   # no spread to compare with
 
 
 def test_spread_against_refuses_empty_or_non_finite_scores():

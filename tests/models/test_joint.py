@@ -112,7 +112,8 @@ def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     assert trainable and all(n.startswith("text_projection.") for n in trainable), trainable
     # the whole graph encoder is frozen: every layer's node states are shared with the teacher
     assert student.graph_encoder.frozen_depth() == model.config.graph.layers
-    # and each retained pair's own similarity is held (docs/experiments/2026-12-06-...)
+    # and each retained pair's own similarity is held
+    # (docs/experiments/2026-12-06-retained-pairs-text-projection.md)
     assert model.unlearning_defaults["multidelete"]["pair_weight"] == 0.5
 
 

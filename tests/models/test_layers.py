@@ -65,7 +65,9 @@ def _scaled_items(module: FusionModule, scale: float) -> torch.Tensor:
     with torch.no_grad():
         module.item_in.bias.zero_()
     text, text_mask, item, item_mask = _inputs(2)
-    item = item + torch.randn(1, 2, 5)  # two different atoms, so attention has something to choose between
+    # two different atoms, so attention has something to choose between; the same two in every call, since
+    # _inputs seeds the generator
+    item = item + torch.randn(1, 2, 5)
     return module(text, text_mask, scale * item, item_mask)
 
 

@@ -2,6 +2,7 @@
 
     python bench/fusion_stage.py --run RUN [--tokens 24] [--layers 2] [--readout mean] [--sink]
         [--item-norm | --no-item-norm] [--dropout P] [--product | --no-product] [--epochs 8] [--lr 1e-3]
+        [--schedule constant|cosine] [--warmup-epochs 0]
         [--hard-fraction 0.5] [--hard-pool 1] [--reinit] [--top-k 2,4,8,16] [--eval-every 2] [--split val]
         [--out NEW_RUN]
 
@@ -51,7 +52,10 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=None,
                         help="fusion_dropout of the fusion module (default: the run's)")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-3, help="the stage's (peak) learning rate")
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                        help="fusion_lr_schedule: the rate after the warm-up")
+    parser.add_argument("--warmup-epochs", type=int, default=0, help="fusion_warmup_epochs: linear warm-up")
     parser.add_argument("--hard-fraction", type=float, default=0.5)
     parser.add_argument("--hard-pool", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -118,7 +122,9 @@ def main() -> None:
     pairs, train = sets[args.split], sets["train"]
     distractors = prepared.distractors()
     top_ks = sorted(int(k) for k in args.top_k.split(","))
-    recipe = replace(TrainConfig.from_dict(run.config["train"]), device="cpu", fusion_epochs=max(1, args.epochs), fusion_lr=args.lr,
+    recipe = replace(TrainConfig.from_dict(run.config["train"]), device="cpu", fusion_epochs=max(1, args.epochs),
+                     fusion_lr=args.lr, fusion_lr_schedule=args.schedule,
+                     fusion_warmup_epochs=min(args.warmup_epochs, args.epochs),
                      fusion_hard_fraction=args.hard_fraction, fusion_hard_pool=args.hard_pool,
                      batch_size=args.batch_size, seed=args.seed)
     before = copy.deepcopy({k: v for k, v in model.state_dict().items()
@@ -177,6 +183,7 @@ def main() -> None:
 
         run_config = {**run.config, "model": config.to_dict(),
                       "train": {**run.config["train"], "fusion_epochs": args.epochs, "fusion_lr": args.lr,
+                                "fusion_lr_schedule": args.schedule, "fusion_warmup_epochs": args.warmup_epochs,
                                 "fusion_hard_fraction": args.hard_fraction, "fusion_hard_pool": args.hard_pool}}
         metrics = {**run.metrics, "fusion_stage": {"from": str(Path(args.run).resolve()), "scores": results[-1]}}
         with staged_folder(Path(args.out)) as folder:

@@ -34,7 +34,8 @@ from graphdel.unlearning import available_methods, get_method
 OWN_CONFIGS = {
     TrainConfig: ["epochs=3", "batch_size=8", "lr=0.01", "weight_decay=1e-5", "seed=7", "patience=0",
                   "eval_pool=16", "grad_clip=0", "device=cpu", "bf16=false", "lr_schedule=cosine",
-                  "fusion_epochs=2", "fusion_lr=0.002", "fusion_hard_fraction=0.25", "fusion_hard_pool=3"],
+                  "fusion_epochs=2", "fusion_lr=0.002", "fusion_lr_schedule=cosine", "fusion_warmup_epochs=1",
+                  "fusion_hard_fraction=0.25", "fusion_hard_pool=3"],
     ModelConfig: ["modality=kg", "graph.name=gat", "graph.layers=3", "graph.dropout=0.2", "text.model=/tmp/m",
                   "text.trainable_layers=1", "embed_dim=64", "fusion_heads=2", "init_temperature=0.1",
                   "fusion_product=true", "fusion_readout=mean", "fusion_sink=true",

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from graphdel.device import autocast, resolve_device
 from graphdel.errors import ConfigError, TrainingDivergedError
 from graphdel.evaluation.retrieval import hardest_of_other_items
+from graphdel.training.schedules import lr_schedule
 
 __all__ = ["random_of_other_items", "fusion_stage_loss", "train_fusion_stage"]
 
@@ -90,8 +91,8 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
         train: the training pairs (a :class:`~graphdel.data.pairs.PairSet`: negatives are built from its rows
             with ``make_batch``).
         config: the :class:`~graphdel.training.loop.TrainConfig` (``fusion_epochs``, ``fusion_lr``,
-            ``fusion_hard_fraction``, ``fusion_hard_pool``, ``batch_size``, ``seed``, ``grad_clip``, ``device``,
-            ``bf16`` are read).
+            ``fusion_lr_schedule``, ``fusion_warmup_epochs``, ``fusion_hard_fraction``, ``fusion_hard_pool``,
+            ``batch_size``, ``seed``, ``grad_clip``, ``device``, ``bf16`` are read).
         after_epoch: called with the epoch number after each stage epoch (benchmarks score the head there).
 
     Returns:
@@ -156,6 +157,8 @@ def _stage_epochs(model, train, config, modules: list, params: list, device: tor
     history = []
     n = items.numel()
     steps_per_epoch = max(1, n // config.batch_size)
+    schedule = lr_schedule(optimiser, config.fusion_lr_schedule, config.fusion_epochs * steps_per_epoch,
+                           config.fusion_warmup_epochs * steps_per_epoch)
     for epoch in range(1, config.fusion_epochs + 1):
         model.eval()  # encoders: no dropout, BatchNorm statistics read only
         for m in modules:
@@ -181,6 +184,7 @@ def _stage_epochs(model, train, config, modules: list, params: list, device: tor
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimiser.step()
+            schedule.step()
             total += value
             steps += 1
             bar.set_postfix(matching=f"{value:.3f}")

@@ -36,6 +36,7 @@ from graphdel.device import autocast, is_device_name, resolve_device  # noqa: F4
 # from here as before
 from graphdel.errors import ConfigError, InvalidInputError, TrainingDivergedError
 from graphdel.models.protocol import PairSampler
+from graphdel.training.schedules import SCHEDULES, lr_schedule
 
 
 @dataclass
@@ -62,7 +63,11 @@ class TrainConfig(ConfigMixin):
         fusion_epochs: epochs of the fusion stage after the main loop (0 = none): the fusion module and
             matching head trained alone on the frozen encoders of the best epoch, with mixed random and
             hard negatives (:mod:`graphdel.training.fusion`). It changes no embedding.
-        fusion_lr: Adam learning rate of the fusion stage.
+        fusion_lr: Adam learning rate of the fusion stage (its peak under a warm-up).
+        fusion_lr_schedule: the fusion stage's schedule after its warm-up, ``constant`` or ``cosine``
+            (down to 0 at the stage's last step), as ``lr_schedule``.
+        fusion_warmup_epochs: stage epochs over which the fusion stage's rate rises linearly to
+            ``fusion_lr`` (0 = none; at most ``fusion_epochs``).
         fusion_hard_fraction: share of the fusion stage's negatives that are hard (the others are random
             pairs of other items).
         fusion_hard_pool: a hard negative is drawn among this many most similar texts (items) of other
@@ -82,6 +87,8 @@ class TrainConfig(ConfigMixin):
     lr_schedule: str = "constant"
     fusion_epochs: int = 0
     fusion_lr: float = 1e-3
+    fusion_lr_schedule: str = "constant"
+    fusion_warmup_epochs: int = 0
     fusion_hard_fraction: float = 0.5
     fusion_hard_pool: int = 1
 
@@ -97,7 +104,9 @@ class TrainConfig(ConfigMixin):
                         ("patience", self.patience >= 0), ("eval_pool", self.eval_pool >= 1),
                         ("grad_clip", self.grad_clip >= 0), ("fusion_epochs", self.fusion_epochs >= 0),
                         ("fusion_lr", 0 < self.fusion_lr < math.inf),
-                        ("lr_schedule", self.lr_schedule in ("constant", "cosine")),
+                        ("lr_schedule", self.lr_schedule in SCHEDULES),
+                        ("fusion_lr_schedule", self.fusion_lr_schedule in SCHEDULES),
+                        ("fusion_warmup_epochs", 0 <= self.fusion_warmup_epochs <= max(self.fusion_epochs, 0)),
                         ("fusion_hard_fraction", 0 <= self.fusion_hard_fraction <= 1),
                         ("fusion_hard_pool", self.fusion_hard_pool >= 1),
                         ("device", is_device_name(self.device))):
@@ -149,15 +158,6 @@ def _check_training_data(train: PairSampler) -> None:
             where = (f": all {n} training pair{'s' if n != 1 else ''} of {corpus.source} are excluded "
                      "(--exclude), held out for calibration or being forgotten")
         raise InvalidInputError(f"nothing to train on: the training set {name!r} is empty{where}")
-
-
-def _lr_schedule(optimiser: torch.optim.Optimizer, kind: str, total_steps: int
-                 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """The per-step learning-rate factor of ``kind`` (see :class:`TrainConfig` ``lr_schedule``)."""
-    if kind == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimiser, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / max(total_steps, 1))))
-    return torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1.0)
 
 
 def _validator(model: torch.nn.Module, validate: Callable | None, distractors: PairSampler | None,
@@ -338,7 +338,7 @@ def train_model(model: torch.nn.Module, train: PairSampler, val: PairSampler | N
     best = _BestEpoch()
     start = time.perf_counter()
     steps_per_epoch = max(1, len(train) // config.batch_size)
-    schedule = _lr_schedule(optimiser, config.lr_schedule, config.epochs * steps_per_epoch)
+    schedule = lr_schedule(optimiser, config.lr_schedule, config.epochs * steps_per_epoch)
     stepper = _Stepper(model, step, optimiser, schedule, generator, config, device)
     with distributed.synchronized_batch_norm(model):
         for epoch in range(1, config.epochs + 1):

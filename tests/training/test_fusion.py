@@ -141,3 +141,19 @@ def test_the_molecule_recipe_trains_contrastively_then_runs_the_stage(tiny_csv, 
     for split in ("val", "test"):
         assert set(run.metrics["splits"][split]["matching"]) == {"match_bal_acc", "match_hard_bal_acc", "rerank"}
     assert "matching" not in run.metrics["splits"]["train"]
+
+
+def test_the_stage_steps_at_its_scheduled_rates(tiny, monkeypatch):
+    model, train = tiny
+    rates = []
+    real_step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step",
+                        lambda self, *a, **k: rates.append(self.param_groups[0]["lr"]) or real_step(self, *a, **k))
+    stage = replace(STAGE, batch_size=len(train) // 2)  # 2 steps a stage epoch, so 4 in 2 epochs
+    train_fusion_stage(model, train, replace(stage, fusion_lr_schedule="cosine", fusion_warmup_epochs=1),
+                       progress=False)
+    # warm-up over epoch 1 (1/3, 2/3 of the rate), then the half cosine over epoch 2 (1, 1/2)
+    assert rates == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 0.5e-2], abs=1e-15)
+    rates.clear()
+    train_fusion_stage(model, train, stage, progress=False)
+    assert rates == [1e-2] * 4  # the default: constant, exactly the configured rate

@@ -73,11 +73,11 @@ def test_same_seed_gives_identical_metrics(tiny_csv, tmp_path):
 def test_cosine_schedule_decays_the_learning_rate_to_zero_per_step():
     import math
 
-    from graphdel.training.loop import _lr_schedule
+    from graphdel.training.schedules import lr_schedule
 
     def rates(kind: str, total: int, steps: int) -> list[float]:
         optimiser = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-        schedule, out = _lr_schedule(optimiser, kind, total), []
+        schedule, out = lr_schedule(optimiser, kind, total), []
         for _ in range(steps):
             out.append(optimiser.param_groups[0]["lr"])
             optimiser.step()

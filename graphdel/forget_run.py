@@ -28,7 +28,7 @@ from graphdel.io import atomic_write_json, cached_sha256_file, staged_folder
 from graphdel.models.joint import ModelConfig, build_model
 from graphdel.runs import Run, parameter_change_norm, write_run
 from graphdel.train_run import merge_split_metrics
-from graphdel.training.loop import TrainConfig, train_model
+from graphdel.training.loop import TrainConfig, TrainResult, train_model
 from graphdel.unlearning import UnlearningContext
 
 __all__ = ["anchor_loader", "chain_original_of", "check_still_trained", "deleted_pairs", "forget_metrics",
@@ -226,13 +226,14 @@ def recorded_configs(run: Run) -> tuple[ModelConfig, TrainConfig]:
 
 
 def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: ModelConfig, train_config: TrainConfig,
-                  *, progress: bool = True):
-    """Retrain: a fresh model trained from scratch on ``dr_rows`` with the original recipe and seed."""
+                  *, progress: bool = True) -> TrainResult:
+    """Retrain: a fresh model trained from scratch on ``dr_rows`` with the original recipe and seed; the
+    :class:`~graphdel.training.loop.TrainResult` (its ``model``, its epochs and the one kept)."""
     torch.manual_seed(train_config.seed)
     model = build_model(model_config)
     sets = prepared.sets()
     return train_model(model, prepared.data.subset(dr_rows, "retain"), sets["val"], train_config,
-                       progress=progress, distractors=prepared.distractors()).model
+                       progress=progress, distractors=prepared.distractors())
 
 
 def retrain_when_asked(run: Run, prepared: Prepared, dr_rows: Sequence[int], device: str | torch.device,

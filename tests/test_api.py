@@ -50,10 +50,10 @@ def test_retrain_at_another_seed_replays_the_recipe_with_that_seed_alone(origina
     import graphdel.forget_run as forget_run
     from graphdel.errors import ConfigError
 
-    configs = []
+    configs, trained = [], []
     real = forget_run.retrain_model
-    monkeypatch.setattr(forget_run, "retrain_model",
-                        lambda p, dr, m, t, **kw: configs.append(t) or real(p, dr, m, t, **kw))
+    monkeypatch.setattr(forget_run, "retrain_model", lambda p, dr, m, t, **kw: configs.append(t)
+                        or trained.append(real(p, dr, m, t, **kw)) or trained[-1])
     request = api.make_request(original, ids=["aspirin#0", "caffeine#0"], by="pair")
     recipe_seed = original.config["train"]["seed"]
     runs = {name: api.forget(original, request, method="retrain", overrides=over, out=tmp_path / name,
@@ -75,6 +75,9 @@ def test_retrain_at_another_seed_replays_the_recipe_with_that_seed_alone(origina
     assert {k: v for k, v in runs["other"].config["train"].items() if k != "seed"} == \
         {k: v for k, v in original.config["train"].items() if k != "seed"}
     assert "training seed" in runs["other"].metrics["selected"]["reason"]
+    # each run records which of its training epochs early stopping kept
+    assert [runs[n].metrics["selected"]["epoch"] for n in ("default", "same", "other")] == \
+        [t.best_epoch for t in trained]
     again = gd.replay(runs["other"].path, tmp_path / "again", progress=False)  # the seed is replayed too
     assert configs[-1].seed == recipe_seed + 1 and again.config["method_config"]["seed"] == recipe_seed + 1
     assert all(torch.equal(other[k], again.model.state_dict()[k]) for k in other)

@@ -14,7 +14,8 @@ and with smoke verdicts judged, is still verified as it was written):
       original_weights_sha256            SHA-256 of the weights the request was unlearned from
       unlearned_weights_sha256           SHA-256 of the run's model.safetensors
       procedure.steps, .epochs_run,      optimiser steps, epochs run and the epoch of the kept checkpoint
-        .selected_epoch                    (null for a method without them, e.g. Retrain)
+        .selected_epoch                    (null where a method has none; Retrain: its training epochs, no
+                                           steps, and the epoch early stopping kept)
       procedure.param_change_norm        L2 norm of (unlearned - original) over every floating tensor
                                            (:func:`graphdel.runs.parameter_change_norm`)
       procedure.structural_change        what removing Df took from the training data the model stores

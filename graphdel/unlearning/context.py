@@ -4,7 +4,7 @@ seed, Retrain), :class:`UnlearningResult`, and :class:`UnlearningDivergedError`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -42,7 +42,9 @@ class UnlearningContext:
             :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:
             the calibration (else validation) pairs.
         retrain: trains a fresh model on Dr with the original recipe (used by the Retrain method); called
-            with ``seed=S`` it trains with seed ``S`` instead of the recipe's.
+            with ``seed=S`` it trains with seed ``S`` instead of the recipe's. It returns the
+            :class:`~graphdel.training.loop.TrainResult` (so the run records Retrain's epochs and the one it
+            kept) or, from a caller's own function, the model alone.
         anchor: for a request applied to an already unlearned model, a function returning the model the
             chain of deletions started from (the original training, without the facts earlier requests
             removed from a model's stored structure); ``None`` otherwise. Called only by a method that uses
@@ -65,7 +67,7 @@ class UnlearningContext:
     calibration_hidden: PairSampler | None = None
     val: PairSampler | None = None
     distractors: PairSampler | None = None
-    retrain: Callable[..., nn.Module] | None = None
+    retrain: Callable[..., Any] | None = None
     anchor: Callable[[], nn.Module] | None = None
     earlier_forget: PairSampler | None = None
     seed: int = 0

@@ -185,9 +185,12 @@ def test_forget_certificate_records_the_procedure(runs):
     second = _read(runs.md2.path / "certificate.json")
     assert second["previous_certificate_sha256"] == sha256_file(runs.md.path / "certificate.json")
     assert second["original_weights_sha256"] == cert["unlearned_weights_sha256"]
-    # Retrain takes no update steps of its own
+    # Retrain takes no update steps of its own; it records its training epochs and the one early stopping kept
     retrain = _read(runs.retrain.path / "certificate.json")["procedure"]
-    assert retrain["steps"] is None and retrain["epochs_run"] is None and retrain["param_change_norm"] > 0
+    kept = runs.retrain.metrics["selected"]
+    assert retrain["steps"] is None and retrain["param_change_norm"] > 0
+    assert (retrain["epochs_run"], retrain["selected_epoch"]) == (kept["epochs_run"], kept["epoch"])
+    assert 1 <= kept["epoch"] <= kept["epochs_run"]
 
 
 def test_evaluated_certificate_in_report_folder(runs):

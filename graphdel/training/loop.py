@@ -106,7 +106,7 @@ class TrainConfig(ConfigMixin):
                         ("fusion_lr", 0 < self.fusion_lr < math.inf),
                         ("lr_schedule", self.lr_schedule in SCHEDULES),
                         ("fusion_lr_schedule", self.fusion_lr_schedule in SCHEDULES),
-                        ("fusion_warmup_epochs", 0 <= self.fusion_warmup_epochs <= max(self.fusion_epochs, 0)),
+                        ("fusion_warmup_epochs", 0 <= self.fusion_warmup_epochs <= self.fusion_epochs),
                         ("fusion_hard_fraction", 0 <= self.fusion_hard_fraction <= 1),
                         ("fusion_hard_pool", self.fusion_hard_pool >= 1),
                         ("device", is_device_name(self.device))):

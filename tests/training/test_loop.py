@@ -70,25 +70,6 @@ def test_same_seed_gives_identical_metrics(tiny_csv, tmp_path):
     assert a.metrics["splits"] == b.metrics["splits"]
 
 
-def test_cosine_schedule_decays_the_learning_rate_to_zero_per_step():
-    import math
-
-    from graphdel.training.schedules import lr_schedule
-
-    def rates(kind: str, total: int, steps: int) -> list[float]:
-        optimiser = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-        schedule, out = lr_schedule(optimiser, kind, total), []
-        for _ in range(steps):
-            out.append(optimiser.param_groups[0]["lr"])
-            optimiser.step()
-            schedule.step()
-        return out
-
-    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * s / 4)) for s in range(4)]  # 0.1, 0.0854, 0.05, 0.0146
-    assert rates("cosine", 4, 6) == pytest.approx(expected + [0.0, 0.0], abs=1e-12)  # held at 0 past the end
-    assert rates("constant", 4, 6) == [0.1] * 6  # exactly the configured rate: earlier runs replay unchanged
-
-
 def test_unknown_lr_schedule_is_refused_naming_the_key():
     from graphdel.errors import ConfigError
 

@@ -18,6 +18,12 @@ def _rates(kind: str, total: int, warmup: int, steps: int) -> list[float]:
     return out
 
 
+def test_cosine_schedule_decays_the_learning_rate_to_zero_per_step():
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * s / 4)) for s in range(4)]  # 0.1, 0.0854, 0.05, 0.0146
+    assert _rates("cosine", 4, 0, 6) == pytest.approx(expected + [0.0, 0.0], abs=1e-12)  # held at 0 past the end
+    assert _rates("constant", 4, 0, 6) == [0.1] * 6  # exactly the configured rate: earlier runs replay unchanged
+
+
 def test_warmup_rises_linearly_then_the_cosine_runs_over_the_remaining_steps():
     # 2 warm-up steps (1/3, 2/3 of the rate), then a half cosine over the 4 steps left, then 0
     cosine = [0.1 * 0.5 * (1 + math.cos(math.pi * s / 4)) for s in range(4)]
@@ -26,7 +32,6 @@ def test_warmup_rises_linearly_then_the_cosine_runs_over_the_remaining_steps():
 
 def test_warmup_then_constant_holds_the_configured_rate_exactly():
     assert _rates("constant", 5, 1, 4) == pytest.approx([0.05, 0.1, 0.1, 0.1], abs=1e-15)
-    assert _rates("constant", 5, 0, 3) == [0.1, 0.1, 0.1]  # no warm-up: the rate as configured, to the bit
 
 
 def test_unknown_schedule_is_refused_when_the_scheduler_is_built():

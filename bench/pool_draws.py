@@ -1,0 +1,68 @@
+"""Benchmark: how much of a Df gap to Retrain is the draw of the pool's distractors.
+
+    python bench/pool_draws.py --original ORIGINAL --reference RETRAIN RUN [RUN ...] [--draws 20]
+
+Every pool-64 score ranks each pair against 63 distractor texts drawn with one seed (the same for every
+model, so a gap between two models is a paired comparison; :func:`graphdel.evaluation.retrieval.
+draw_distractors`). This scores the deleted pairs of RETRAIN's request under ``--draws`` seeds (0, 1, ...)
+for the original, RETRAIN and each RUN (unlearned runs of the same request from ORIGINAL), and prints, per
+RUN, the Df score's mean and spread over the draws and the gap to RETRAIN draw by draw: its value at seed 0
+(what the report shows), mean, standard deviation, minimum and maximum. One JSON line per RUN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from _common import emit, load, machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--original", required=True, help="the trained run the request was unlearned from")
+    parser.add_argument("--reference", required=True, help="the Retrain run of the request")
+    parser.add_argument("runs", nargs="+", help="unlearned runs of the same request")
+    parser.add_argument("--draws", type=int, default=20)
+    args = parser.parse_args()
+    start_load = load()
+    from graphdel import api
+    from graphdel.errors import InvalidInputError
+    from graphdel.evaluation.embed import pool_score
+    from graphdel.forget_run import deleted_pairs
+    from graphdel.models.joint import ModelConfig
+    from graphdel.runs import Run
+
+    original, reference = Run.load(args.original), Run.load(args.reference)
+    prepared = api.prepare(api.data_config_of(original), ModelConfig.from_dict(original.config["model"]),
+                           exclude=original.excluded_ids, progress=False)
+    ids = sorted(deleted_pairs(reference))
+    forget = prepared.data.subset(prepared.data.rows_of(ids), "forget")
+    distractors = prepared.distractors()
+
+    def scores(run: Run) -> list[float]:
+        return [pool_score(run.model, forget, distractors, seed=s, device="cpu") for s in range(args.draws)]
+
+    base, ref = scores(original), scores(reference)
+    for path in args.runs:
+        run = Run.load(path)
+        if sorted(deleted_pairs(run)) != ids:
+            raise InvalidInputError(f"{path}: its request is not the one {args.reference} retrained without")
+        own = scores(run)
+        gap = [a - b for a, b in zip(own, ref)]
+        emit({"bench": "pool_draws", "run": path, "reference": args.reference, "df_pairs": len(ids),
+              "draws": args.draws, "df": _spread(own), "retrain_df": _spread(ref),
+              "original_df": _spread(base),
+              "gap_to_retrain": {"seed_0": round(gap[0], 4), **_spread(gap),
+                                 "min": round(min(gap), 4), "max": round(max(gap), 4)},
+              "machine": machine(start_load)})
+
+
+def _spread(values: list[float]) -> dict:
+    """``{"mean", "sd"}`` of ``values``, rounded to 4 places (sd 0 for a single value)."""
+    return {"mean": round(statistics.mean(values), 4),
+            "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+
+
+if __name__ == "__main__":
+    main()

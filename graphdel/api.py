@@ -221,7 +221,8 @@ def forget(run: Run | str | Path, request=None, *, method: str = "multidelete",
         device: where the method, its Retrain and the recorded metrics compute: ``auto`` (CUDA when
             present, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or a :class:`torch.device`
             (:func:`graphdel.device.resolve_device`). The new run's model is on the CPU either way.
-        retrain_fn: ``(prepared, dr_rows) -> model``, to share one Retrain between callers (the demo).
+        retrain_fn: ``(prepared, dr_rows) -> TrainResult`` (or the model alone), to share one Retrain between
+            callers (the demo); a TrainResult lets the run record the epoch Retrain kept.
         accept_modified: use ``run`` although its weights or config.json changed since it was written
             (:meth:`~graphdel.runs.Run.check_integrity`); the new run's config records what was accepted
             (``parent.accepted_modifications``), so its certificate carries it.

@@ -254,7 +254,7 @@ def _request_step(cfg: DemoConfig, out: Path, original, prepared, log: Callable[
 
 
 def _shared_retrain(cfg: DemoConfig, original, device: str, log: Callable[[str], None]) -> Callable:
-    """``(prepared, dr_rows) -> model``: Retrain trained once per Dr and shared, so that the ``retrain``
+    """``(prepared, dr_rows) -> TrainResult``: Retrain trained once per Dr and shared, so that the ``retrain``
     method's model and the evaluation reference are the same model (``retrain_fn`` of :func:`api.forget`)."""
     model_config, recorded = recorded_configs(original)
     retrained: dict[tuple, Any] = {}

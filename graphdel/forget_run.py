@@ -238,9 +238,10 @@ def retrain_model(prepared: Prepared, dr_rows: Sequence[int], model_config: Mode
 
 def retrain_when_asked(run: Run, prepared: Prepared, dr_rows: Sequence[int], device: str | torch.device,
                        where: torch.device, retrain_fn: Callable | None, progress: bool) -> Callable:
-    """``(seed=None) -> model``: Retrain for a deletion from ``run`` (``retrain_fn(prepared, dr_rows)`` when
-    given, else :func:`retrain_model` with the run's recorded recipe, with ``seed`` instead of its seed when
-    given), trained only when a method asks for it.
+    """``(seed=None) -> TrainResult`` (a bare model from a ``retrain_fn`` that returns one): Retrain for a
+    deletion from ``run`` (``retrain_fn(prepared, dr_rows)`` when given, else :func:`retrain_model` with the
+    run's recorded recipe, with ``seed`` instead of its seed when given), trained only when a method asks
+    for it.
 
     Raises (when called):
         ConfigError: a ``seed`` together with ``retrain_fn`` (whose recipe is the caller's)."""

@@ -28,7 +28,8 @@ def main() -> None:
     start_load = load()
     from graphdel import api
     from graphdel.errors import InvalidInputError
-    from graphdel.evaluation.embed import pool_score
+    from graphdel.evaluation.embed import embed_pairs
+    from graphdel.evaluation.retrieval import pool_g2t_mrr
     from graphdel.forget_run import deleted_pairs
     from graphdel.models.joint import ModelConfig
     from graphdel.runs import Run
@@ -41,7 +42,11 @@ def main() -> None:
     distractors = prepared.distractors()
 
     def scores(run: Run) -> list[float]:
-        return [pool_score(run.model, forget, distractors, seed=s, device="cpu") for s in range(args.draws)]
+        # embedded once per model; only the draw changes from seed to seed (what pool_score does per call)
+        model = run.model
+        queries = embed_pairs(model, forget, device="cpu")
+        texts = embed_pairs(model, distractors, texts_only=True, device="cpu")
+        return [pool_g2t_mrr(queries, texts, seed=s) for s in range(args.draws)]
 
     base, ref = scores(original), scores(reference)
     for path in args.runs:

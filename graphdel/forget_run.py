@@ -21,6 +21,7 @@ from graphdel.device import placed
 from graphdel.errors import ConfigError, InvalidInputError, UnlearningNoOpError, warn
 from graphdel.evaluation import certificate as certificates
 from graphdel.evaluation.certificate import parent_certificate_sha256, structural_change
+from graphdel.evaluation.reference_weights import series_matched_weights
 from graphdel.evaluation.run_data import Prepared, calibration_mirrors
 from graphdel.evaluation.suite import retrieval_metrics
 from graphdel.history import chain_original
@@ -73,6 +74,7 @@ def unlearning_context(run: Run, prepared: Prepared, sets: dict, dr_rows: Sequen
     return UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
                              calibration=sets["calibration"] if len(sets["calibration"]) else None,
                              calibration_hidden=calibration_mirrors(prepared, dr_rows) if closed else None,
+                             calibration_weights=series_matched_weights(prepared, sets["forget"].rows.tolist(), dr_rows),
                              val=sets["val"], distractors=distractors, retrain=retrain, seed=seed,
                              device=where,
                              progress=progress, anchor=anchor_loader(root, run, prepared) if root is not None else None,

@@ -7,12 +7,12 @@ selection read; it is the ``g2t_mrr`` of :func:`graphdel.evaluation.retrieval.po
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import torch
 
 from graphdel.device import model_device, placed
-from graphdel.evaluation.retrieval import PairEmbeddings, pool_g2t_mrr, usable_pool_size
+from graphdel.evaluation.retrieval import PairEmbeddings, pool_g2t_mrr, pool_g2t_reciprocal, usable_pool_size
 from graphdel.models.protocol import PairBatch, PairSampler
 
 __all__ = ["PairEmbeddings", "embed_pairs", "pool_score"]
@@ -69,16 +69,32 @@ def _embed(model, pairs, batch_size: int, with_matching: bool, texts_only: bool)
 
 def pool_score(model, pairs: PairSampler | Iterable[PairBatch], distractors: PairSampler | PairEmbeddings, *,
                pool_size: int = 64, seed: int = 0, batch_size: int = 256,
-               device: str | torch.device | None = None) -> float:
+               device: str | torch.device | None = None, draws: int = 1,
+               weights: Mapping[int, float] | None = None) -> float:
     """Pool-``pool_size`` graph->text MRR of ``pairs`` under ``model``, against ``distractors`` (a sampler,
     whose texts alone are embedded here by the same model, or its embeddings already); ``nan`` for no pairs,
     or for a distractor set with nothing to rank against
     (:func:`~graphdel.evaluation.retrieval.usable_pool_size` below 2). ``device`` as in :func:`embed_pairs`
-    (default: where ``model`` is)."""
+    (default: where ``model`` is).
+
+    ``draws``: the mean over that many draws of the distractors (seeds ``seed``, ``seed + 1``, ...), the
+    pairs embedded once: one draw moves the score of a few hundred pairs by 0.01-0.02
+    (docs/experiments/2026-12-06-pool-draw-spread.md). ``weights``: corpus row -> weight of its pair in the
+    mean (rows it lacks weigh 0; ``None``: every pair alike)."""
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
     with placed(model, device):
         queries = embed_pairs(model, pairs, batch_size=batch_size)
         if not isinstance(distractors, PairEmbeddings):
             distractors = embed_pairs(model, distractors, batch_size=batch_size, texts_only=True)
     if len(queries) == 0 or usable_pool_size(distractors.items, pool_size) < 2:
         return float("nan")
-    return pool_g2t_mrr(queries, distractors, pool_size=pool_size, seed=seed)
+    if weights is None and draws == 1:
+        return pool_g2t_mrr(queries, distractors, pool_size=pool_size, seed=seed)
+    w = (torch.ones(len(queries), dtype=torch.float64) if weights is None else
+         torch.tensor([float(weights.get(int(r), 0.0)) for r in queries.rows], dtype=torch.float64))
+    if not float(w.sum()) > 0:
+        raise ValueError("the weights give no pair of the set a positive weight")
+    rr = sum(pool_g2t_reciprocal(queries, distractors, pool_size=pool_size, seed=seed + d).cpu()
+             for d in range(draws)) / draws
+    return float((w * rr).sum() / w.sum())

@@ -45,6 +45,7 @@ from graphdel.evaluation.ranks import Ranks, chance_mrr, check_2d, rank_summary
 from graphdel.evaluation.rerank import hardest_of_other_items, rerank_columns, rerank_ranks
 
 __all__ = ["Ranks", "PairEmbeddings", "retrieval_ranks", "rank_summary", "chance_mrr", "draw_distractors",
+           "pool_g2t_reciprocal",
            "usable_pool_size", "pool_candidate_scores", "pool_g2t_mrr", "pool_retrieval", "split_retrieval",
            "rerank_columns", "rerank_ranks", "hardest_of_other_items"]
 
@@ -289,8 +290,15 @@ def pool_g2t_mrr(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_s
     stopping score with."""
     if len(queries) == 0:
         raise ValueError("pool_g2t_mrr needs at least one pair")
+    return float(pool_g2t_reciprocal(queries, distractors, pool_size=pool_size, seed=seed).mean())
+
+
+def pool_g2t_reciprocal(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
+                        seed: int = 0) -> Tensor:
+    """``[Q]`` float64: each query's expected graph->text reciprocal rank in its pool (the terms whose mean
+    is :func:`pool_g2t_mrr`), in the order of ``queries``; for scores that weigh pairs unequally."""
     g2t, _ = pool_candidate_scores(queries, distractors, pool_size=pool_size, seed=seed)
-    return float(rank_summary(Ranks.of_scores(g2t))["mrr"])
+    return Ranks.of_scores(g2t).reciprocal()
 
 
 def pool_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,

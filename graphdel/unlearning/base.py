@@ -227,7 +227,8 @@ class GradientMethod(UnlearningMethod):
                                       batch_size=cfg.eval_batch_size, seed=ctx.seed,
                                       fixed_reference=cfg.reference == "original",
                                       reference_model=anchor if cfg.anchor_reference else None,
-                                      earlier=ctx.earlier_forget if cfg.stop_on == "union" else None)
+                                      earlier=ctx.earlier_forget if cfg.stop_on == "union" else None,
+                                      draws=cfg.eval_draws, match_reference=cfg.match_reference)
         # A model may reuse what its frozen parts compute across the run (e.g. the bottom layers of a graph
         # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.
         with student.share_frozen_states(teacher):

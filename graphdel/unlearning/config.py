@@ -64,6 +64,12 @@ class GradientConfig(ConfigMixin):
             with its Df score, so a moving target is never reached; the original's calibration score
             (0.727) matched Retrain's own Df/calibration scores (0.702 / 0.71) best.
         pool_size, eval_batch_size: the forget score (pool-k retrieval MRR, :mod:`graphdel.evaluation.retrieval`).
+        eval_draws: each score stopping and selection read is the mean over this many draws of the
+            distractors (one draw moves a few hundred pairs' score by 0.01-0.02; the pairs are embedded
+            once, so more draws cost only the ranking).
+        match_reference: weigh the calibration pairs so that the reference looks like the request
+            (``UnlearningContext.calibration_weights``: on molecules, as many pairs without a relative of
+            their scaffold left in training as the request has).
         dropout: dropout active in ``f'`` during updates (BatchNorm statistics stay frozen either way).
             Methods whose losses compare ``f'`` with the frozen ``f`` turn it off (MultiDelete): with
             dropout, a retention term is not zero at ``f' = f`` but the distance between a noisy and a
@@ -104,6 +110,8 @@ class GradientConfig(ConfigMixin):
     reference: Literal["original", "current"] = "original"
     pool_size: int = 64
     eval_batch_size: int = 256
+    eval_draws: int = 1
+    match_reference: bool = False
     dropout: bool = True
     anchor_teacher: bool = False
     anchor_reference: bool = False
@@ -119,6 +127,7 @@ class GradientConfig(ConfigMixin):
         check(self.smooth >= 1, f"smooth must be >= 1, got {self.smooth}")
         check(self.pool_size >= 2, f"pool_size must be >= 2, got {self.pool_size}")
         check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        check(self.eval_draws >= 1, f"eval_draws must be >= 1, got {self.eval_draws}")
         check(self.min_epochs >= 0, f"min_epochs must be >= 0, got {self.min_epochs}")
         check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
         check(self.eval_steps >= 0, f"eval_steps must be >= 0, got {self.eval_steps}")

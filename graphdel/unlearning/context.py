@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from graphdel.errors import GraphdelError
+from graphdel.evaluation.reference_weights import ReferenceWeights
 from graphdel.models.protocol import PairSampler
 
 __all__ = ["UnlearningContext", "UnlearningDivergedError", "UnlearningResult"]
@@ -37,6 +38,9 @@ class UnlearningContext:
             (:meth:`~graphdel.models.protocol.ModalityModule.facts_hidden`), or ``None``. A request closed
             over its mirror facts (a KG's ``close``) leaves Df with no retained fact stating it backwards;
             hiding the calibration pairs' mirrors makes "never seen" mean the same thing there.
+        calibration_weights: per-pair weights of the calibration reference that make it look like this
+            request (:func:`~graphdel.evaluation.reference_weights.series_matched_weights`), read when a
+            method's ``match_reference`` asks for them; ``None``: every calibration pair alike.
         val: validation pairs; used for selection only when ``calibration`` is ``None``.
         distractors: pairs never trained on that every scored pair is ranked against (pool-k retrieval,
             :mod:`graphdel.evaluation.retrieval`; a run's calibration and validation pairs); ``None``:
@@ -65,6 +69,7 @@ class UnlearningContext:
     retain: PairSampler
     calibration: PairSampler | None = None
     calibration_hidden: PairSampler | None = None
+    calibration_weights: ReferenceWeights | None = None
     val: PairSampler | None = None
     distractors: PairSampler | None = None
     retrain: Callable[..., Any] | None = None

@@ -147,6 +147,10 @@ class CalibratedSelector:
         smooth, margin, tolerance, rule, min_epochs: see :func:`reached_reference` / :func:`select_index`.
         pool_size, batch_size: scoring (see :func:`sampler_score`).
         seed: seeds the distractor draw and the retain probe.
+        draws: every score (Df, the reference, the retain probe) is the mean over this many distractor draws
+            (:func:`~graphdel.evaluation.embed.pool_score`), which steadies the stopping decision.
+        match_reference: score the calibration reference with the context's ``calibration_weights`` (the
+            calibration pairs weighted to look like the request); without them, every pair alike.
         fixed_reference: score the reference once, on the first (untouched) model, and keep it as the
             target; otherwise rescore it on every evaluated model.
         reference_model: with ``fixed_reference``, score the reference on this model instead of the first
@@ -161,8 +165,10 @@ class CalibratedSelector:
                  margin: float = 0.0, tolerance: float = 0.02, rule: str = "tolerance", min_epochs: int = 1,
                  pool_size: int = 64,
                  batch_size: int = 256, seed: int = 0, fixed_reference: bool = True,
-                 reference_model: nn.Module | None = None, earlier: Any = None) -> None:
+                 reference_model: nn.Module | None = None, earlier: Any = None, draws: int = 1,
+                 match_reference: bool = False) -> None:
         self.ctx = ctx
+        self.draws = draws
         self.earlier = earlier if earlier is not None and len(earlier) > 0 else None
         self.selection = selection
         self.early_stop = early_stop
@@ -182,6 +188,14 @@ class CalibratedSelector:
             self.reference, self.reference_name = None, None
             if selection == "calibrated":
                 self.notes.append("neither calibration nor val given: last checkpoint kept, no early stop")
+        matched = getattr(ctx, "calibration_weights", None) if match_reference else None
+        self.reference_weights = matched.weights if matched is not None and self.reference_name == "calibration" \
+            else None
+        if self.reference_weights is not None:
+            self.notes.append(matched.describe())
+        elif match_reference:
+            self.notes.append("match_reference: no weights for this request (not a molecule corpus, or the "
+                              "calibration lacks a kind of pair the request has): every calibration pair alike")
         # The pairs every scored pair is ranked against (never trained on): the context's distractor set,
         # else the reference split itself (a query never meets a pair of its own item).
         self.distractors = getattr(ctx, "distractors", None) or self.reference
@@ -206,7 +220,7 @@ class CalibratedSelector:
         device = model_device(model)
         embedded: list[PairEmbeddings] = []
 
-        def score(batches: Iterable[PairBatch]) -> float:
+        def score(batches: Iterable[PairBatch], weights: dict[int, float] | None = None) -> float:
             batches = [b.to(device) for b in batches]
             with eval_mode(model), torch.no_grad():
                 own = model.selection_score(batches)
@@ -218,7 +232,7 @@ class CalibratedSelector:
                 embedded.append(embed_pairs(model, self.distractors, batch_size=self.batch_size,
                                             texts_only=True))
             return pool_score(model, batches, embedded[0], pool_size=self.pool_size, seed=self.seed,
-                              batch_size=self.batch_size)
+                              batch_size=self.batch_size, draws=self.draws, weights=weights)
         return score
 
     def score_of(self, model: nn.Module, pairs: PairSampler) -> float:
@@ -231,7 +245,7 @@ class CalibratedSelector:
         data while it runs (:attr:`UnlearningContext.calibration_hidden`; the calibration only)."""
         hidden = getattr(self.ctx, "calibration_hidden", None) if self.reference_name == "calibration" else None
         with model.facts_hidden(hidden):
-            return score(self.reference.batches(self.batch_size))
+            return score(self.reference.batches(self.batch_size), self.reference_weights)
 
     def evaluate(self, model: nn.Module, *, epoch: int, step: int) -> dict:
         """Score ``model`` on Df, the reference and the retain probe; remember its state if it may be

@@ -118,7 +118,7 @@ def test_pruning_keeps_the_state_the_rule_picks(make_ctx, original):
     sel = CalibratedSelector(make_ctx(), pool_size=8, tolerance=0.02)
     # scores in the order evaluate asks for them: epoch 0 reference, forget, retain; then forget, retain
     scores = iter([0.5, 0.5, 0.5, 0.55, 0.5, 0.60, 0.5])
-    sel._scorer = lambda model: (lambda batches: next(scores))
+    sel._scorer = lambda model: (lambda batches, weights=None: next(scores))
     model = ToyModel()
     for epoch in range(3):
         with torch.no_grad():

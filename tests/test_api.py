@@ -278,3 +278,23 @@ def test_replay_rebuilds_an_unlearned_run_from_its_records(original, tmp_path):
             == json.loads((first.path / "request.json").read_text())["pairs"])
     with pytest.raises(InvalidInputError, match="not an unlearned one"):
         gd.replay(original.path, tmp_path / "nothing", progress=False)
+
+
+def test_match_reference_weighs_the_calibration_by_the_requests_series(tiny_csv, tmp_path):
+    """A molecule request's context carries the calibration weights of its series; a method asked to match
+    scores its reference with them, and says so in the run's selection."""
+    from graphdel.evaluation.reference_weights import series_matched_weights
+
+    # a calibration of 2 of the 8 training molecules: ethanol (no relative) and ibuprofen (a benzene)
+    original = gd.train(api.DataConfig(source=f"csv:{tiny_csv}", calibration_fraction=0.25, calibration_seed=5),
+                        TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True, progress=False)
+    prepared = api.load_run_data(original, progress=False)
+    # aspirin keeps benzene and paracetamol in Dr; caffeine (a purine) has no relative
+    request = api.make_request(original, ids=["aspirin#0", "caffeine#0"], by="pair", prepared=prepared)
+    run = api.forget(original, request, method="multidelete", out=tmp_path / "m", progress=False,
+                     prepared=prepared, overrides=["epochs=1", "match_reference=true"])
+    df = sorted(prepared.corpus.index_of(p) for p in request.pair_ids)
+    expected = series_matched_weights(prepared, df, prepared.retained_rows(df))
+    assert sorted(prepared.corpus.item_ids[r] for r in prepared.calibration) == ["ethanol", "ibuprofen"]
+    assert (expected.request_share, expected.calibration_share) == (0.5, 0.5)
+    assert expected.describe() in run.metrics["selected"]["notes"]

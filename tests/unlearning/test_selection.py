@@ -128,3 +128,60 @@ def test_pruning_keeps_the_state_the_rule_picks(make_ctx, original):
     assert [round(r["forget"] - r["reference"], 2) for r in sel.records] == [0.0, 0.05, 0.1]
     assert info["epoch"] == 1
     assert float(state["logit_scale"]) == 1.0
+
+
+def test_draws_average_the_score_over_that_many_distractor_draws(original, samplers):
+    from graphdel.evaluation.embed import pool_score
+
+    # calibration pairs (never trained) ranked among the retained pairs' texts: they move with the draw
+    args = (original, samplers["calibration"], samplers["retain"])
+    single = [pool_score(*args, pool_size=8, seed=s) for s in (2, 3, 4)]
+    assert len(set(single)) > 1  # the draws differ, so the mean is not any one of them
+    assert pool_score(*args, pool_size=8, seed=2, draws=3) == pytest.approx(sum(single) / 3, abs=1e-12)
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        pool_score(*args, pool_size=8, draws=0)
+
+
+def test_weights_weigh_each_pair_of_the_mean(original, samplers):
+    from graphdel.evaluation.embed import pool_score
+
+    cal, distractors = samplers["calibration"], samplers["retain"]
+    first, second = (ToySampler(cal.data, cal.indices[i:i + 1]) for i in (0, 1))
+    one = pool_score(original, first, distractors, pool_size=8, seed=2)
+    two = pool_score(original, second, distractors, pool_size=8, seed=2)
+    assert one != two
+    rows = cal.indices.tolist()
+    weighted = pool_score(original, cal, distractors, pool_size=8, seed=2, weights={rows[0]: 3.0, rows[1]: 1.0})
+    assert weighted == pytest.approx((3 * one + two) / 4, abs=1e-12)
+    with pytest.raises(ValueError, match="no pair of the set a positive weight"):
+        pool_score(original, cal, distractors, pool_size=8, weights={-1: 1.0})
+
+
+def test_match_reference_scores_the_calibration_with_the_request_weights(original, samplers, make_ctx):
+    from graphdel.evaluation.embed import pool_score
+    from graphdel.evaluation.reference_weights import ReferenceWeights
+
+    cal = samplers["calibration"]
+    row = cal.indices[0].item()
+    ctx = make_ctx(calibration_weights=ReferenceWeights({row: 1.0}, 1.0, 0.5))
+    alone = pool_score(original, ToySampler(cal.data, cal.indices[:1]), ctx.distractors or cal, pool_size=8,
+                       seed=ctx.seed)
+    matched = CalibratedSelector(ctx, pool_size=8, match_reference=True)
+    assert matched.evaluate(original, epoch=0, step=0)["reference"] == pytest.approx(alone, abs=1e-12)
+    assert "weighted to the request's series" in matched.notes[-1]
+    plain = CalibratedSelector(ctx, pool_size=8).evaluate(original, epoch=0, step=0)["reference"]
+    assert plain == pool_score(original, cal, ctx.distractors or cal, pool_size=8, seed=ctx.seed) != alone
+    unmatched = CalibratedSelector(make_ctx(), pool_size=8, match_reference=True)
+    assert "every calibration pair alike" in unmatched.notes[-1]
+
+
+def test_a_method_scores_with_its_configured_draws(original, samplers, make_ctx):
+    from graphdel.evaluation.embed import pool_score
+    from graphdel.unlearning import unlearn
+
+    ctx = make_ctx(distractors=samplers["retain"])  # 40 distractors: each draw of 7 differs
+    result = unlearn(original, ctx, "multidelete", {"epochs": 1, "eval_draws": 3, "pool_size": 8})
+    first = next(r for r in result.log if r.get("eval"))
+    score = lambda draws: pool_score(original, samplers["calibration"], samplers["retain"],  # noqa: E731
+                                     pool_size=8, seed=ctx.seed, draws=draws)
+    assert first["reference"] == pytest.approx(score(3), abs=1e-12) and score(3) != score(1)

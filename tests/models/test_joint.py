@@ -115,6 +115,10 @@ def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     # and each retained pair's own similarity is held
     # (docs/experiments/2026-12-06-retained-pairs-text-projection.md)
     assert model.unlearning_defaults["multidelete"]["pair_weight"] == 0.5
+    # stopping reads 8 draws against a reference weighted like the request
+    # (docs/experiments/2026-12-06-reference-draws-and-series.md)
+    assert model.unlearning_defaults["multidelete"]["eval_draws"] == 8
+    assert model.unlearning_defaults["multidelete"]["match_reference"] is True
 
 
 def test_shared_frozen_states_are_exact_computed_once_and_guarded(tiny_csv):

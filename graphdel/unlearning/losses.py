@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -255,13 +256,14 @@ def link_forgetting(margins: Tensor, targets: Tensor) -> Tensor:
     return F.relu(margins - targets.to(margins)).mean()
 
 
-def quantile_matched_targets(scores: Tensor, reference: Tensor) -> Tensor:
+def quantile_matched_targets(scores: Tensor, reference: Tensor, weights: Tensor | None = None) -> Tensor:
     """``[N]`` targets for ``scores`` ``[N]``: the ``reference`` ``[M]`` quantiles at the scores' own ranks.
 
     The entry with the ``k``-th lowest score (of ``N``) gets the reference's ``(k + 0.5) / N`` quantile
     (linear interpolation; ties keep their order of appearance). This is the monotone matching of the
     two samples, the one that moves the scores least in total while making them distributed like the
-    reference."""
+    reference. ``weights`` ``[M]`` (non-negative, not all 0) weigh the reference's entries
+    (:func:`weighted_quantile`); ``None``: all alike."""
     if scores.dim() != 1 or reference.dim() != 1:
         raise ConfigError(f"scores and reference must be 1-D, got {tuple(scores.shape)} and {tuple(reference.shape)}")
     if reference.numel() == 0:
@@ -269,10 +271,36 @@ def quantile_matched_targets(scores: Tensor, reference: Tensor) -> Tensor:
     n = scores.numel()
     order = torch.argsort(scores, stable=True)
     levels = (torch.arange(n, dtype=torch.float64) + 0.5) / max(n, 1)
-    quantiles = torch.quantile(reference.double().cpu(), levels).to(scores.dtype)
+    if weights is None:
+        quantiles = torch.quantile(reference.double().cpu(), levels)
+    else:
+        quantiles = weighted_quantile(reference.double().cpu(), weights.double().cpu(), levels)
     targets = torch.empty_like(scores)
-    targets[order.to(scores.device)] = quantiles.to(scores.device)
+    targets[order.to(scores.device)] = quantiles.to(scores.dtype).to(scores.device)
     return targets
+
+
+def weighted_quantile(values: Tensor, weights: Tensor, levels: Tensor) -> Tensor:
+    """``[L]`` quantiles of ``values`` ``[M]`` weighted by ``weights`` ``[M]`` at ``levels`` ``[L]`` in [0, 1].
+
+    Entries of weight 0 are left out. The sorted values sit at the positions ``(C_i - w_i) / (W - w_last)``
+    (``C_i`` the cumulative weight, ``W`` the total), interpolated linearly: with equal weights these are
+    ``i / (M - 1)``, the positions of :func:`torch.quantile`'s linear rule, so equal weights give its
+    quantiles."""
+    if values.shape != weights.shape or values.dim() != 1:
+        raise ConfigError(f"values {tuple(values.shape)} and weights {tuple(weights.shape)} must be 1-D, one "
+                          "weight per value")
+    if bool((weights < 0).any()) or not float(weights.sum()) > 0:
+        raise ConfigError("quantile weights must be non-negative and not all 0")
+    keep = weights > 0
+    values, weights = values[keep], weights[keep]
+    order = torch.argsort(values, stable=True)
+    values, weights = values[order], weights[order]
+    if values.numel() == 1:
+        return values.expand(levels.numel()).clone()
+    cumulative = torch.cumsum(weights, 0)
+    positions = (cumulative - weights) / (cumulative[-1] - weights[-1])
+    return torch.from_numpy(np.interp(levels.numpy(), positions.numpy(), values.numpy()))
 
 
 def exceedance(positive: Tensor, others: Tensor, valid: Tensor | None = None) -> Tensor:

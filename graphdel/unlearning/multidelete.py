@@ -151,6 +151,9 @@ class MultiDeleteConfig(GradientConfig):
             2026-12-04-stream-default-recipe.md). A first request is unchanged.
         target_distractors: with ``similarity_target="calibrated"``, the distractor texts drawn at every step
             that a deleted pair's target rank is counted among.
+        match_target: with ``similarity_target="calibrated"``, quantile-match the deleted pairs to the
+            calibration pairs weighted like the request (``UnlearningContext.calibration_weights``, as
+            ``match_reference`` weighs the stopping reference); no weights for the request: all alike.
         mask_lambda: the damping of the importance ratio above (times the mean Dr Fisher).
         mask_retain_batches: Dr batches the Dr Fisher of the mask is estimated on.
     """
@@ -174,6 +177,7 @@ class MultiDeleteConfig(GradientConfig):
     link_weight: float = 0.0
     link_negatives: int = 256
     target_distractors: int = 256
+    match_target: bool = False
     mask_fraction: float = 0.0
     mask_lambda: float = 0.1
     mask_retain_batches: int = 32
@@ -326,7 +330,8 @@ class MultiDelete(GradientMethod):
         requests' pairs when they are replayed): under the teacher, each pair's share of distractor texts
         (the context's never-trained distractor set, other items only) ranked above its own text is
         quantile-matched to the same share of the calibration pairs (validation when there is none; never
-        test; :func:`~graphdel.unlearning.losses.quantile_matched_targets`). Each step turns a pair's share
+        test; :func:`~graphdel.unlearning.losses.quantile_matched_targets`), weighted like the request with
+        ``match_target`` (``UnlearningContext.calibration_weights``). Each step turns a pair's share
         back into a similarity against the student's own similarities to a fresh distractor sample
         (:meth:`_targets_of`), so that the target follows the item embedding as it moves. Logged as one
         ``phase="targets"`` record."""
@@ -349,9 +354,14 @@ class MultiDelete(GradientMethod):
             parts.append(embed(ctx.earlier_forget))
         rows = torch.cat([p.rows for p in parts])
         share = torch.cat([share_above(p) for p in parts])
-        reference_share = share_above(embed(reference))
-        targets = quantile_matched_targets(share, reference_share)
+        reference_emb = embed(reference)
+        weights = None
+        matched = ctx.calibration_weights if cfg.match_target and name == "calibration" else None
+        if matched is not None:  # the target drawn like the request, as match_reference draws the reference
+            weights = torch.tensor([matched.weights.get(int(r), 0.0) for r in reference_emb.rows.tolist()])
+        targets = quantile_matched_targets(share, share_above(reference_emb), weights)
         trainer.log.append({"phase": "targets", "reference": name, "pairs": int(rows.numel()),
+                            "weighted": weights is not None,
                             "share_above_mean": float(share.mean()), "target_share_mean": float(targets.mean())})
         return {int(r): float(t) for r, t in zip(rows.tolist(), targets.tolist())}
 

@@ -281,3 +281,29 @@ def test_pair_similarity_retention_reads_each_retained_pair_and_nothing_else():
     # other pairs' texts do not count: graph 2 against text 1 at -0.8 instead of 0.8 changes nothing
     swapped = Split(torch.tensor([[0.6, -0.8], [0.0, 1.0]]))
     assert pair_similarity_retention(swapped, teacher, dr_student).item() == pytest.approx(0.08)
+
+
+def test_weighted_quantiles_with_equal_weights_are_torchs():
+    from graphdel.unlearning.losses import weighted_quantile
+
+    values = torch.tensor([0.3, 0.1, 0.7, 0.2, 0.9], dtype=torch.float64)
+    levels = torch.tensor([0.0, 0.1, 0.5, 0.73, 1.0], dtype=torch.float64)
+    expected = torch.quantile(values, levels)
+    assert torch.allclose(weighted_quantile(values, torch.full((5,), 2.0, dtype=torch.float64), levels), expected)
+
+
+def test_weighted_quantiles_leave_out_zero_weights_and_follow_the_weights():
+    from graphdel.unlearning.losses import quantile_matched_targets, weighted_quantile
+
+    values = torch.tensor([0.0, 1.0, 2.0, 10.0], dtype=torch.float64)
+    levels = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    # 10.0 weighs nothing: the quantiles of 0, 1, 2
+    assert weighted_quantile(values, torch.tensor([1.0, 1.0, 1.0, 0.0]).double(), levels).tolist() == [0.0, 1.0, 2.0]
+    # positions (C_i - w_i) / (W - w_last) = 0, 3/4, 1 for weights 3, 1, 1: the median lies between 0 and 1
+    got = weighted_quantile(values[:3], torch.tensor([3.0, 1.0, 1.0]).double(), levels)
+    assert got.tolist() == pytest.approx([0.0, 2 / 3, 2.0])
+    scores = torch.tensor([0.5, 0.1])
+    targets = quantile_matched_targets(scores, values, torch.tensor([0.0, 1.0, 1.0, 0.0]))
+    assert targets.tolist() == pytest.approx([1.75, 1.25])  # levels 0.75 and 0.25 of {1, 2}, in score order
+    with pytest.raises(ConfigError, match="non-negative and not all 0"):
+        weighted_quantile(values, torch.zeros(4, dtype=torch.float64), levels)

@@ -181,6 +181,27 @@ def test_calibrated_target_ranks_deleted_pairs_like_calibration_pairs(original, 
     assert int((after > 0).sum()) == 3
 
 
+def test_match_target_draws_the_targets_from_the_weighted_calibration_pairs(original, make_ctx, samplers):
+    from graphdel.evaluation.reference_weights import ReferenceWeights
+
+    cal = samplers["calibration"]
+    reference = _share_above(original, cal, cal)  # the toy context's distractors are its calibration pairs
+    never_outranked = {int(r): 1.0 for r, s in zip(cal.indices.tolist(), reference.tolist()) if s == 0}
+    assert 0 < len(never_outranked) < len(cal)
+    ctx = make_ctx(calibration_weights=ReferenceWeights(never_outranked, 0.0, 0.0))
+    config = {"representation": "similarity", "similarity_target": "calibrated", "epochs": "1", "batch_size": "8",
+              "pool_size": "8"}
+
+    def targets(**extra):
+        log = unlearn(original, ctx, "multidelete", {**config, **extra}).log
+        return next(r for r in log if r.get("phase") == "targets")
+
+    weighted, plain = targets(match_target="true"), targets()
+    # the weighted calibration pairs are never out-ranked: neither is any deleted pair's target
+    assert weighted["weighted"] and weighted["target_share_mean"] == 0.0
+    assert not plain["weighted"] and plain["target_share_mean"] > 0
+
+
 def test_calibrated_target_without_reference_split_is_an_error(original, make_ctx):
     from graphdel.errors import ConfigError
     with pytest.raises(ConfigError, match="calibration \\(or validation\\) split"):

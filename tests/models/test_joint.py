@@ -119,6 +119,7 @@ def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     # (docs/experiments/2026-12-06-reference-draws-and-series.md)
     assert model.unlearning_defaults["multidelete"]["eval_draws"] == 8
     assert model.unlearning_defaults["multidelete"]["match_reference"] is True
+    assert model.unlearning_defaults["multidelete"]["match_target"] is True
 
 
 def test_shared_frozen_states_are_exact_computed_once_and_guarded(tiny_csv):

@@ -71,10 +71,11 @@ def unlearning_context(run: Run, prepared: Prepared, sets: dict, dr_rows: Sequen
     mirrors): the calibration pairs are scored with their retained mirrors hidden (:func:`calibration_mirrors`)."""
     corpus = prepared.corpus
     earlier = sorted(corpus.index_of(p) for p in deleted_pairs(run) if corpus.has_pair(p))  # earlier requests' pairs
+    df_rows = sets["forget"].rows.tolist()
     return UnlearningContext(forget=sets["forget"], retain=prepared.data.subset(dr_rows, "retain"),
                              calibration=sets["calibration"] if len(sets["calibration"]) else None,
                              calibration_hidden=calibration_mirrors(prepared, dr_rows) if closed else None,
-                             calibration_weights=series_matched_weights(prepared, sets["forget"].rows.tolist(), dr_rows),
+                             calibration_weights=series_matched_weights(prepared, df_rows, dr_rows),
                              val=sets["val"], distractors=distractors, retrain=retrain, seed=seed,
                              device=where,
                              progress=progress, anchor=anchor_loader(root, run, prepared) if root is not None else None,

@@ -286,8 +286,9 @@ def test_match_reference_weighs_the_calibration_by_the_requests_series(tiny_csv,
     from graphdel.evaluation.reference_weights import series_matched_weights
 
     # a calibration of 2 of the 8 training molecules: ethanol (no relative) and ibuprofen (a benzene)
-    original = gd.train(api.DataConfig(source=f"csv:{tiny_csv}", calibration_fraction=0.25, calibration_seed=5),
-                        TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True, progress=False)
+    data = api.DataConfig(source=f"csv:{tiny_csv}", calibration_fraction=0.25, calibration_seed=5)
+    original = gd.train(data, TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True,
+                        progress=False)
     prepared = api.load_run_data(original, progress=False)
     # aspirin keeps benzene and paracetamol in Dr; caffeine (a purine) has no relative
     request = api.make_request(original, ids=["aspirin#0", "caffeine#0"], by="pair", prepared=prepared)

@@ -41,7 +41,8 @@ class ReferenceWeights:
                 "of their scaffold in training")
 
 
-def series_matched_weights(prepared, df_rows: Sequence[int], dr_rows: Sequence[int]) -> ReferenceWeights | None:
+def series_matched_weights(prepared, df_rows: Sequence[int],
+                           dr_rows: Sequence[int]) -> ReferenceWeights | None:
     """Weights of the calibration pairs (``prepared.calibration``) under which the share of pairs without a
     relative (another pair of the same series) in training equals the share of ``df_rows`` without one in
     ``dr_rows``: a deleted pair is judged against Dr, what a model trained without it sees; a calibration
@@ -55,7 +56,8 @@ def series_matched_weights(prepared, df_rows: Sequence[int], dr_rows: Sequence[i
     df_rows, dr_rows = [int(r) for r in df_rows], [int(r) for r in dr_rows]
     if corpus.modality != "molecule" or not prepared.calibration or not df_rows:
         return None
-    series = {row: key for key, rows in get_granularity("scaffold", corpus).units(corpus).items() for row in rows}
+    units = get_granularity("scaffold", corpus).units(corpus)
+    series = {row: key for key, rows in units.items() for row in rows}
     in_dr = Counter(series[r] for r in dr_rows)
     in_trained = Counter(series[r] for r in prepared.trained_rows())
     request_alone = sum(in_dr[series[r]] == 0 for r in df_rows) / len(df_rows)

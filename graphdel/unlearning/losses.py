@@ -281,7 +281,7 @@ def quantile_matched_targets(scores: Tensor, reference: Tensor, weights: Tensor 
 
 
 def weighted_quantile(values: Tensor, weights: Tensor, levels: Tensor) -> Tensor:
-    """``[L]`` quantiles of ``values`` ``[M]`` weighted by ``weights`` ``[M]`` at ``levels`` ``[L]`` in [0, 1].
+    """``[L]`` quantiles of ``values`` ``[M]``, weighted by ``weights`` ``[M]``, at ``levels`` ``[L]``.
 
     Entries of weight 0 are left out. The sorted values sit at the positions ``(C_i - w_i) / (W - w_last)``
     (``C_i`` the cumulative weight, ``W`` the total), interpolated linearly: with equal weights these are

@@ -189,13 +189,14 @@ class CalibratedSelector:
             if selection == "calibrated":
                 self.notes.append("neither calibration nor val given: last checkpoint kept, no early stop")
         matched = getattr(ctx, "calibration_weights", None) if match_reference else None
-        self.reference_weights = matched.weights if matched is not None and self.reference_name == "calibration" \
-            else None
+        use = matched is not None and self.reference_name == "calibration"
+        self.reference_weights = matched.weights if use else None
         if self.reference_weights is not None:
             self.notes.append(matched.describe())
         elif match_reference:
             self.notes.append("match_reference: no weights for this request (not a molecule corpus, or the "
-                              "calibration lacks a kind of pair the request has): every calibration pair alike")
+                              "calibration lacks a kind of pair the request has): every calibration pair "
+                              "alike")
         # The pairs every scored pair is ranked against (never trained on): the context's distractor set,
         # else the reference split itself (a query never meets a pair of its own item).
         self.distractors = getattr(ctx, "distractors", None) or self.reference

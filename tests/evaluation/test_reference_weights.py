@@ -14,7 +14,8 @@ ROW = {name: k for k, name in enumerate(MOLECULES)}
 def _prepared(calibration: list[str], modality: str = "molecule"):
     names = list(MOLECULES)
     corpus = Corpus(source="test", modality=modality, pair_ids=[f"{n}#0" for n in names], item_ids=names,
-                    texts=[f"text of {n}" for n in names], splits=["train"] * len(names), items=dict(MOLECULES))
+                    texts=[f"text of {n}" for n in names], splits=["train"] * len(names),
+                    items=dict(MOLECULES))
     cal = [ROW[n] for n in calibration]
     return SimpleNamespace(corpus=corpus, calibration=cal,
                            trained_rows=lambda: [r for r in range(len(names)) if r not in cal])

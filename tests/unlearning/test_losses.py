@@ -289,7 +289,8 @@ def test_weighted_quantiles_with_equal_weights_are_torchs():
     values = torch.tensor([0.3, 0.1, 0.7, 0.2, 0.9], dtype=torch.float64)
     levels = torch.tensor([0.0, 0.1, 0.5, 0.73, 1.0], dtype=torch.float64)
     expected = torch.quantile(values, levels)
-    assert torch.allclose(weighted_quantile(values, torch.full((5,), 2.0, dtype=torch.float64), levels), expected)
+    equal = torch.full((5,), 2.0, dtype=torch.float64)
+    assert torch.allclose(weighted_quantile(values, equal, levels), expected)
 
 
 def test_weighted_quantiles_leave_out_zero_weights_and_follow_the_weights():
@@ -298,7 +299,8 @@ def test_weighted_quantiles_leave_out_zero_weights_and_follow_the_weights():
     values = torch.tensor([0.0, 1.0, 2.0, 10.0], dtype=torch.float64)
     levels = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
     # 10.0 weighs nothing: the quantiles of 0, 1, 2
-    assert weighted_quantile(values, torch.tensor([1.0, 1.0, 1.0, 0.0]).double(), levels).tolist() == [0.0, 1.0, 2.0]
+    without_last = torch.tensor([1.0, 1.0, 1.0, 0.0]).double()
+    assert weighted_quantile(values, without_last, levels).tolist() == [0.0, 1.0, 2.0]
     # positions (C_i - w_i) / (W - w_last) = 0, 3/4, 1 for weights 3, 1, 1: the median lies between 0 and 1
     got = weighted_quantile(values[:3], torch.tensor([3.0, 1.0, 1.0]).double(), levels)
     assert got.tolist() == pytest.approx([0.0, 2 / 3, 2.0])

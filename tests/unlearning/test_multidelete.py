@@ -189,8 +189,8 @@ def test_match_target_draws_the_targets_from_the_weighted_calibration_pairs(orig
     never_outranked = {int(r): 1.0 for r, s in zip(cal.indices.tolist(), reference.tolist()) if s == 0}
     assert 0 < len(never_outranked) < len(cal)
     ctx = make_ctx(calibration_weights=ReferenceWeights(never_outranked, 0.0, 0.0))
-    config = {"representation": "similarity", "similarity_target": "calibrated", "epochs": "1", "batch_size": "8",
-              "pool_size": "8"}
+    config = {"representation": "similarity", "similarity_target": "calibrated", "epochs": "1",
+              "batch_size": "8", "pool_size": "8"}
 
     def targets(**extra):
         log = unlearn(original, ctx, "multidelete", {**config, **extra}).log

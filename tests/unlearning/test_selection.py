@@ -151,7 +151,8 @@ def test_weights_weigh_each_pair_of_the_mean(original, samplers):
     two = pool_score(original, second, distractors, pool_size=8, seed=2)
     assert one != two
     rows = cal.indices.tolist()
-    weighted = pool_score(original, cal, distractors, pool_size=8, seed=2, weights={rows[0]: 3.0, rows[1]: 1.0})
+    weighted = pool_score(original, cal, distractors, pool_size=8, seed=2,
+                          weights={rows[0]: 3.0, rows[1]: 1.0})
     assert weighted == pytest.approx((3 * one + two) / 4, abs=1e-12)
     with pytest.raises(ValueError, match="no pair of the set a positive weight"):
         pool_score(original, cal, distractors, pool_size=8, weights={-1: 1.0})

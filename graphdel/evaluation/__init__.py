@@ -15,6 +15,8 @@ docs/extending.md.
   a function of one model's signals with a typed result, where it is judged and how the report titles it)
   and the built-in ones;
 * ``run_data``: a run's data, featurised and split into the pair sets every model is evaluated on;
+  ``reference_weights``: the calibration pairs weighted to look like a request (its share of molecules
+  without a scaffold relative), for the reference unlearning stops at;
 * ``suite``: every metric of the audit on one model, and the comparison with Retrain and the original; its
   parts are ``suite_model`` (one model: pair sets, metrics, comparison), ``suite_signals`` (per-pair
   signals), ``suite_attacks`` (distinguishability, membership attacks, LiRA), ``suite_runs`` (run folders to
@@ -35,7 +37,8 @@ docs/extending.md.
 __all__ = ["audit_files", "audit_report", "certificate", "certificate_build", "certificate_checks",
            "certificate_recompute", "certificate_result", "certificate_verify", "compare", "derangements",
            "distinguishability", "embed", "epsilon_rules", "link_prediction", "matching", "membership", "metrics",
-           "neighbours", "per_example", "probes", "ranks", "report", "report_format", "report_plots",
-           "report_render", "report_verdicts", "rerank", "retrieval", "run_data", "signal_arrays", "spread",
+           "neighbours", "per_example", "probes", "ranks", "reference_weights", "report", "report_format",
+           "report_plots", "report_render", "report_verdicts", "rerank", "retrieval", "run_data", "signal_arrays",
+           "spread",
            "suite", "suite_attacks", "suite_model", "suite_output", "suite_runs", "suite_signals", "summary",
            "ulira"]

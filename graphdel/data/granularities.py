@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from graphdel.data.corpus import Corpus
-from graphdel.data.scaffold import cached_murcko_scaffold
+from graphdel.data.scaffold import cached_murcko_scaffold, corpus_scaffolds
 from graphdel.errors import GraphdelError, RequestError, shorten
 from graphdel.modalities import load_modalities
 from graphdel.registry import Registry, where_defined
@@ -153,9 +153,14 @@ def series_key(corpus: Corpus, item_id: str) -> str:
 
 
 def _series(corpus: Corpus) -> dict[str, list[int]]:
+    molecules = rows_by_structure(corpus)
+    try:  # the whole corpus's scaffolds at once, from the disk cache after the first time
+        scaffolds = corpus_scaffolds({item: corpus.items[item] for item in molecules})
+    except GraphdelError as e:
+        raise RequestError(f"cannot compute the scaffolds of {corpus.source}: {e}") from e
     out: dict[str, list[int]] = {}
-    for item, rows in rows_by_structure(corpus).items():
-        out.setdefault(series_key(corpus, item), []).extend(rows)
+    for item, rows in molecules.items():
+        out.setdefault(scaffolds[item] or f"acyclic:{item}", []).extend(rows)
     return {k: sorted(v) for k, v in out.items()}
 
 

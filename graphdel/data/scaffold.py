@@ -9,6 +9,7 @@ MoleculeNet (Wu et al., 2018) as implemented by DeepChem's ``ScaffoldSplitter``,
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from functools import lru_cache
 from typing import Mapping, Sequence
@@ -17,6 +18,7 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from graphdel.data.molecules import parse_smiles
 from graphdel.errors import InvalidInputError
+from graphdel.io import atomic_write_json
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -37,6 +39,35 @@ def murcko_scaffold(smiles: str, *, item_id: str | None = None) -> str:
 def cached_murcko_scaffold(smiles: str) -> str:
     """:func:`murcko_scaffold` memoised on the SMILES string (for repeated requests on one corpus)."""
     return murcko_scaffold(smiles)
+
+
+def corpus_scaffolds(item_smiles: Mapping[str, str]) -> dict[str, str]:
+    """Item id -> :func:`murcko_scaffold` of its SMILES, for a whole corpus at once, read from
+    ``$GRAPHDEL_CACHE/scaffolds/<sha256 of the SMILES set>.json`` when that set was seen before.
+
+    Why: RDKit's Murcko scaffold takes about 1.4 ms a molecule (11 s for the 6,442 molecules of ``drugs`` on
+    one core), and every scaffold request and every request-matched calibration reference needs the
+    scaffolds of the whole corpus.
+
+    Raises:
+        InvalidMoleculeError: a SMILES cannot be parsed (the message names its item id).
+    """
+    from graphdel.data.molecule_graphs import cache_dir
+
+    unique = sorted(set(item_smiles.values()))
+    digest = hashlib.sha256(json.dumps(unique).encode()).hexdigest()
+    path = cache_dir() / "scaffolds" / f"{digest}.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict) or set(known) != set(unique):  # absent, unreadable or not this set
+        known = {smiles: murcko_scaffold(smiles, item_id=item) for item, smiles in sorted(item_smiles.items())}
+        try:
+            atomic_write_json(known, path)
+        except OSError:  # a read-only cache only costs the next process the same computation
+            pass
+    return {item: known[smiles] for item, smiles in item_smiles.items()}
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

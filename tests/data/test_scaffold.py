@@ -96,3 +96,28 @@ def test_scaffold_split_bad_fractions(fractions):
 def test_scaffold_split_invalid_smiles():
     with pytest.raises(InvalidMoleculeError, match="'bad'"):
         scaffold_split({"ok": "CCO", "bad": "C1CC("})
+
+
+def test_corpus_scaffolds_are_computed_once_then_read_from_the_cache(monkeypatch, tmp_path):
+    from graphdel.data import scaffold
+
+    monkeypatch.setenv("GRAPHDEL_CACHE", str(tmp_path))
+    items = {"phenol": "Oc1ccccc1", "toluene": "Cc1ccccc1", "ethanol": "CCO", "pyridinol": "Oc1ccncc1"}
+    expected = {"phenol": "c1ccccc1", "toluene": "c1ccccc1", "ethanol": "", "pyridinol": "c1ccncc1"}
+    assert scaffold.corpus_scaffolds(items) == expected
+    [cached] = (tmp_path / "scaffolds").iterdir()
+    monkeypatch.setattr(scaffold, "murcko_scaffold",
+                        lambda *a, **k: pytest.fail("recomputed a cached scaffold"))
+    assert scaffold.corpus_scaffolds(items) == expected
+    monkeypatch.undo()
+    monkeypatch.setenv("GRAPHDEL_CACHE", str(tmp_path))
+    cached.write_text("{not json")  # a damaged cache file is computed again, not trusted
+    assert scaffold.corpus_scaffolds(items) == expected
+
+
+def test_corpus_scaffolds_name_the_item_whose_smiles_fails(monkeypatch, tmp_path):
+    from graphdel.data.scaffold import corpus_scaffolds
+
+    monkeypatch.setenv("GRAPHDEL_CACHE", str(tmp_path))
+    with pytest.raises(InvalidMoleculeError, match="broken"):
+        corpus_scaffolds({"fine": "CCO", "broken": "C1CC("})

@@ -183,7 +183,8 @@ def main() -> None:
 
         run_config = {**run.config, "model": config.to_dict(),
                       "train": {**run.config["train"], "fusion_epochs": args.epochs, "fusion_lr": args.lr,
-                                "fusion_lr_schedule": args.schedule, "fusion_warmup_epochs": recipe.fusion_warmup_epochs,
+                                "fusion_lr_schedule": args.schedule,
+                                "fusion_warmup_epochs": recipe.fusion_warmup_epochs,
                                 "fusion_hard_fraction": args.hard_fraction, "fusion_hard_pool": args.hard_pool}}
         metrics = {**run.metrics, "fusion_stage": {"from": str(Path(args.run).resolve()), "scores": results[-1]}}
         with staged_folder(Path(args.out)) as folder:

@@ -53,15 +53,20 @@ class ImageTextModel(JointModel):
     #: see :func:`graphdel.api.with_model_defaults`). MultiDelete acts on cosine **similarities** here: with
     #: the frozen encoder the retrieval embeddings (the projections) are not on the fused path at all, so
     #: decoupling fused representations (the generic default) leaves retrieval almost untouched (measured on
-    #: ``depictions``, 5% of the molecules: Df pool-64 MRR 0.90 -> 0.87, Retrain 0.50). ``pairwise`` moves
-    #: only each deleted pair's own similarity to that of an unrelated pair (the permuted target cost 0.035
-    #: test MRR); ``beta = 5`` with ``ukr_split = both`` holds the unimodal embeddings of Df and Dr, which
-    #: keeps test retrieval within 0.02 of the original; lr 1e-3 reaches the calibration level in about 18
-    #: epochs of Df (2e-3 wrecks the projections). The stopping reference, the original's calibration score,
-    #: sat 0.03 below Retrain's Df there, hence ``stop_margin = 0.02`` on unsmoothed scores.
+    #: ``depictions``, 5% of the molecules: Df pool-64 MRR 0.90 -> 0.87, Retrain 0.50). The ``calibrated``
+    #: target gives each deleted pair the similarity of a never-seen pair of its rank, so that Df spreads as
+    #: never-seen pairs do; ``alpha = 4``, ``pair_weight = 1`` and ``beta = 5`` with ``ukr_split = both``
+    #: hold the retained pairs and the unimodal embeddings at lr 2.5e-4 (1e-3 overshoots in one epoch).
+    #: Chosen on the development request (demo seed 0) by calibration gap + validation drop + KS of Df
+    #: against the calibration pairs, over seven variants; on eight requests never used for it the Df-vs-Dr
+    #: AUC gap to Retrain is -0.021 +- 0.033 (the earlier ``pairwise`` target: +0.053 +- 0.044) and test
+    #: -0.006 (-0.011), but Df stops 0.05-0.11 above Retrain's within the 24-epoch budget
+    #: (docs/experiments/2026-12-06-image-shape-rule.md). The stopping reference, the original's
+    #: calibration score, sat 0.03 below Retrain's Df, hence ``stop_margin = 0.02`` on unsmoothed scores.
     unlearning_defaults = {
-        "multidelete": {"representation": "similarity", "similarity_target": "pairwise", "lr": 1e-3,
-                        "epochs": 24, "beta": 5.0, "ukr_split": "both", "smooth": 1, "stop_margin": 0.02},
+        "multidelete": {"representation": "similarity", "similarity_target": "calibrated", "lr": 2.5e-4,
+                        "alpha": 4.0, "pair_weight": 1.0, "epochs": 24, "beta": 5.0, "ukr_split": "both",
+                        "smooth": 1, "stop_margin": 0.02},
     }
 
     def __init__(self, config: ModelConfig) -> None:

@@ -120,6 +120,12 @@ def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     assert model.unlearning_defaults["multidelete"]["eval_draws"] == 8
     assert model.unlearning_defaults["multidelete"]["match_reference"] is True
     assert model.unlearning_defaults["multidelete"]["match_target"] is True
+    # and keeps the smallest gap + retain drop, as the KG model does
+    # (docs/experiments/2026-12-06-molecule-selection-rule.md)
+    from graphdel import api
+    from graphdel.unlearning import MultiDeleteConfig, parse_overrides
+    cfg = parse_overrides(MultiDeleteConfig, api.with_model_defaults(model, "multidelete", None))
+    assert cfg.select_rule == "sum"
 
 
 def test_shared_frozen_states_are_exact_computed_once_and_guarded(tiny_csv):

@@ -43,8 +43,8 @@ def main() -> None:
     prepared = api.prepare(api.data_config_of(original), ModelConfig.from_dict(original.config["model"]),
                            exclude=original.excluded_ids, progress=False)
     ids = sorted(deleted_pairs(reference))
-    scored = (prepared.data.subset(prepared.data.rows_of(ids), "forget") if args.split == "forget"
-              else prepared.sets()["test"])
+    rows = prepared.data.rows_of(ids) if args.split == "forget" else prepared.corpus.rows("test")
+    scored = prepared.data.subset(rows, args.split)
     distractors = prepared.distractors()
 
     def scores(run: Run) -> list[float]:

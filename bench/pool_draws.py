@@ -1,6 +1,7 @@
 """Benchmark: how much of a Df gap to Retrain, or of a test drop, is the draw of the pool's distractors.
 
-    python bench/pool_draws.py --original ORIGINAL --reference RETRAIN RUN [RUN ...] [--draws 20] [--split test]
+    python bench/pool_draws.py --original ORIGINAL --reference RETRAIN RUN [RUN ...] [--draws 20]
+        [--split test]
 
 Every pool-64 score ranks each pair against 63 distractor texts drawn with one seed (the same for every
 model, so a gap between two models is a paired comparison; :func:`graphdel.evaluation.retrieval.
@@ -28,7 +29,8 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="unlearned runs of the same request")
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--split", choices=("forget", "test"), default="forget",
-                        help="the deleted pairs, gap to Retrain (default), or the test pairs, gap to the original")
+                        help="the deleted pairs, gap to Retrain (default), or the test pairs, gap to the "
+                             "original")
     args = parser.parse_args()
     start_load = load()
     from graphdel import api

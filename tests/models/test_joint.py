@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from graphdel.api import prepare, quick_configs
+from graphdel.api import prepare, quick_configs, with_model_defaults
 from graphdel.models.joint import ModelConfig, build_model, contrastive_loss
 from graphdel.models.protocol import ModalityModel
+from graphdel.unlearning import MultiDeleteConfig, parse_overrides
 
 
 def _tiny(tiny_csv):
@@ -122,9 +123,7 @@ def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     assert model.unlearning_defaults["multidelete"]["match_target"] is True
     # and keeps the smallest gap + retain drop, as the KG model does
     # (docs/experiments/2026-12-06-molecule-selection-rule.md)
-    from graphdel import api
-    from graphdel.unlearning import MultiDeleteConfig, parse_overrides
-    cfg = parse_overrides(MultiDeleteConfig, api.with_model_defaults(model, "multidelete", None))
+    cfg = parse_overrides(MultiDeleteConfig, with_model_defaults(model, "multidelete", None))
     assert cfg.select_rule == "sum"
 
 

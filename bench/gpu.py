@@ -119,7 +119,8 @@ def step_demo(python: str, device: str, data: str | None, quick: bool, out: Path
 
 def step_unlearn(demo_out: Path) -> dict:
     """Retrain's and MultiDelete's wall times in the demo and MultiDelete's share of Retrain's, with where
-    the rest of the demo's time went (the original's training, every method's run)."""
+    the rest of the demo's time went (the original's training, every method's run, and the demo's own
+    ``steps_s``: data and text pass, unlearning, evaluation, reports)."""
     times = {folder.name: json.loads((folder / "metrics.json").read_text())["wall_time_s"]
              for folder in sorted((demo_out / "runs").iterdir()) if (folder / "metrics.json").is_file()}
     demo = json.loads((demo_out / "demo.json").read_text())
@@ -132,7 +133,8 @@ def step_unlearn(demo_out: Path) -> dict:
             "original_train_s": None if demo["original_reused"] else round(original_s, 1),
             "methods_s": {m: round(t, 2) for m, t in times.items()},
             "rest_of_demo_s": round(demo["wall_time_s"] - sum(times.values())
-                                    - (0 if demo["original_reused"] else original_s), 1)}
+                                    - (0 if demo["original_reused"] else original_s), 1),
+            "demo_steps_s": demo.get("steps_s")}
 
 
 def step_throughput(device: str, data: str, quick: bool, pairs: int) -> dict:

@@ -192,18 +192,27 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
     """Steps 1-4 of :func:`run_demo` (see the module docstring), writing into ``out``; the arguments are
     the ones :func:`run_demo` checked. The first request's folder is ``out``, the others'
     ``out/requests/seed-<seed>``, each with its runs and its report; the first report adds the spread."""
+    clock = time.perf_counter()
     original, prepared, reused = _original_step(cfg, out, log)
+    # where the demo's time went (demo.json "steps_s"): a user on a GPU asks why the demo is not only training
+    steps = {"original": _step_times(time.perf_counter() - clock, None if reused else original), "requests": []}
     seeds = cfg.request_seeds()
     done = []  # (folder, audit, pairs, methods skipped) of each request
     for k, seed in enumerate(seeds):
         where = out if k == 0 else out / "requests" / f"seed-{seed}"
         if len(seeds) > 1:
             log(f"--- request {k + 1} of {len(seeds)} (seed {seed})")
+        clock = time.perf_counter()
         request = _request_step(cfg, where, original, prepared, log, seed)
         runs, skipped = _unlearning_step(cfg, where, original, prepared, request, methods, overrides, device,
                                          log, seed)
-        done.append((where, _evaluation_step(cfg, original, runs, skipped, device, log, seed), len(request),
-                     skipped))
+        unlearning = time.perf_counter() - clock
+        audit = _evaluation_step(cfg, original, runs, skipped, device, log, seed)
+        steps["requests"].append({"seed": seed, "unlearning": round(unlearning, 2),
+                                  "runs": round(sum(r.metrics["wall_time_s"] for r in runs), 2),
+                                  "evaluation": round(time.perf_counter() - clock - unlearning, 2)})
+        done.append((where, audit, len(request), skipped))
+    clock = time.perf_counter()
     for where, audit, _, _ in done[1:]:
         write_audit(where, audit)
     audit = done[0][1]
@@ -211,8 +220,9 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
         audit["results"]["spread"] = spread_of([{"seed": s, "pairs": n, "models": a["results"]["models"]}
                                                 for s, (_, a, n, _) in zip(seeds, done)])
     files = write_audit(out, audit)
+    steps["report"] = round(time.perf_counter() - clock, 2)
     wall = time.perf_counter() - t_start
-    _write_demo_json(cfg, out, original, reused, methods, overrides, done[0][3], wall)
+    _write_demo_json(cfg, out, original, reused, methods, overrides, done[0][3], wall, steps)
     _log_summary(audit, files, wall, log)
     return {"report": files["report.html"], "audit": audit, "files": files, "wall_time_s": wall}
 
@@ -315,12 +325,25 @@ def _evaluation_step(cfg: DemoConfig, original, runs: list, skipped: dict[str, s
     return audit
 
 
+def _step_times(seconds: float, trained) -> dict[str, float | None]:
+    """The original step's seconds split into ``training`` (the trained run's own ``wall_time_s``; ``None``
+    when a cached original was reused) and ``data`` (the rest: loading, featurising, the frozen text pass,
+    checking the cache)."""
+    training = None if trained is None else trained.metrics["wall_time_s"]
+    return {"total": round(seconds, 2), "training": None if training is None else round(training, 2),
+            "data": round(seconds - (training or 0.0), 2)}
+
+
 def _write_demo_json(cfg: DemoConfig, out: Path, original, reused: bool, methods: list[str],
-                     overrides: dict[str, list[str]], skipped: dict[str, str], wall: float) -> None:
-    """``out/demo.json``: the demo's settings and what it did (time, original reused, methods skipped)."""
+                     overrides: dict[str, list[str]], skipped: dict[str, str], wall: float,
+                     steps: dict[str, Any]) -> None:
+    """``out/demo.json``: the demo's settings and what it did (time, original reused, methods skipped) and
+    ``steps_s``, the seconds of each step: the original (its training and the rest), each request's
+    unlearning (Retrain and every method; ``runs`` is the sum of the runs' own times, the rest is loading
+    and saving them) and evaluation, and writing the reports."""
     atomic_write_json({"wall_time_s": wall, "quick": cfg.quick, "data": cfg.data, "original": str(original.path),
                        "original_reused": reused, "methods": methods, "overrides": overrides,
-                       "skipped": skipped, "config": cfg.to_dict()},
+                       "skipped": skipped, "steps_s": steps, "config": cfg.to_dict()},
                       out / "demo.json")
 
 

@@ -1,6 +1,7 @@
 """`graphdel demo --quick` on the tiny CSV corpus: every file, one shared Retrain, the run cache."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,17 @@ def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch)
     methods = ["retrain"] + [n for n in demo["methods"] if n not in demo["skipped"]]
     assert set(methods) | set(demo["skipped"]) == {n for n, _, _ in available_methods()}
     assert "multidelete" in methods
+    # where the time went: the original's training is its run's own time, each step is counted once
+    steps = demo["steps_s"]
+    trained = json.loads((Path(demo["original"]) / "metrics.json").read_text())["wall_time_s"]
+    assert steps["original"]["training"] == round(trained, 2) and not demo["original_reused"]
+    assert steps["original"]["total"] == pytest.approx(steps["original"]["training"] + steps["original"]["data"],
+                                                       abs=0.011)
+    [request] = steps["requests"]
+    ran = [json.loads((out / "runs" / m / "metrics.json").read_text())["wall_time_s"] for m in methods]
+    assert request["seed"] == 0 and request["runs"] == round(sum(ran), 2) <= request["unlearning"]
+    parts = steps["original"]["total"] + request["unlearning"] + request["evaluation"] + steps["report"]
+    assert min(request["evaluation"], steps["report"]) > 0 and parts <= demo["wall_time_s"] + 0.02
     for rel in ["report.html", "report.md", "metrics.json", "request.json", "demo.json",
                 "plots/attack_roc.png", "plots/metrics_vs_retrain.png", "plots/similarity_original.png",
                 "plots/embedding_original.png"] + [f"certificates/{m}.json" for m in methods] \
@@ -69,7 +81,10 @@ def test_demo_quick_produces_every_file(tiny_csv, tmp_path, capsys, monkeypatch)
     printed = capsys.readouterr().out
     assert "reusing the cached original model" in printed
     first = json.loads((out / "demo.json").read_text())["original"]
-    assert json.loads((tmp_path / "again" / "demo.json").read_text())["original"] == first
+    again = json.loads((tmp_path / "again" / "demo.json").read_text())
+    assert again["original"] == first and again["original_reused"]
+    assert again["steps_s"]["original"]["training"] is None  # nothing trained: all of it is data and cache
+    assert again["steps_s"]["original"]["data"] == again["steps_s"]["original"]["total"]
 
 
 def test_demo_without_quick_judges_the_methods(tiny_csv, tmp_path):

@@ -195,7 +195,8 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
     clock = time.perf_counter()
     original, prepared, reused = _original_step(cfg, out, log)
     # where the demo's time went (demo.json "steps_s"): a user on a GPU asks why the demo is not only training
-    steps = {"original": _step_times(time.perf_counter() - clock, None if reused else original), "requests": []}
+    steps = {"original": _step_times(time.perf_counter() - clock, None if reused else original),
+             "requests": []}
     seeds = cfg.request_seeds()
     done = []  # (folder, audit, pairs, methods skipped) of each request
     for k, seed in enumerate(seeds):

@@ -14,6 +14,23 @@ from graphdel.encoders.graph import FrozenTrunkCache, GraphEncoderConfig, Molecu
 from graphdel.encoders.text import TextEncoderConfig
 from graphdel.models.base import JointModel
 from graphdel.models.config import ModelConfig
+from graphdel.models.protocol import PairSampler
+
+
+#: The most atoms a frozen-state cache sized to the pairs it serves (``share_frozen_states(reads=...)``) may
+#: hold: 2,000,000 node states of the default width 300 are 2.4 GB (float32), in the model's device memory.
+MAX_SIZED_CACHE_ATOMS = 2_000_000
+
+
+def _atoms_read(sampler) -> int | None:
+    """Atoms of the distinct molecules of ``sampler``'s pairs (a :class:`~graphdel.data.pairs.PairSet` over
+    molecule graphs); ``None`` for a sampler that does not say which molecules it holds."""
+    data, rows = getattr(sampler, "data", None), getattr(sampler, "rows", None)
+    node_ptr = getattr(getattr(data, "items", None), "node_ptr", None)
+    if node_ptr is None or rows is None or getattr(data, "item_index", None) is None:
+        return None
+    items = data.item_index[torch.as_tensor(rows, dtype=torch.long)].unique()
+    return int((node_ptr[items + 1] - node_ptr[items]).sum())
 
 
 class MoleculeTextModel(JointModel):
@@ -137,18 +154,27 @@ class MoleculeTextModel(JointModel):
         return self.x_projection(self.graph_encoder(x)[1])
 
     @contextmanager
-    def share_frozen_states(self, *others: nn.Module) -> Iterator[None]:
+    def share_frozen_states(self, *others: nn.Module, reads: PairSampler | None = None) -> Iterator[None]:
         """While active, the graph encoders of this model and of ``others`` compute the node states of the
         bottom layers that are frozen in this model (no trainable parameter) once per molecule and share
         them (:class:`~graphdel.encoders.graph.FrozenTrunkCache`). A model of ``others`` joins only if its
         bottom layers are equal to this model's. Nothing is cached when no bottom layer is frozen.
+
+        ``reads`` (the fusion stage's training pairs, read once per epoch in random batches) sizes the cache
+        to all their atoms, so that it holds them from the second epoch on; when they have more than
+        :data:`MAX_SIZED_CACHE_ATOMS`, nothing is cached. Why: a batch is served from the cache only when
+        every molecule of it is there, so a cache smaller than the set it serves (the default 250,000 atoms
+        against 728,000 for the stage's pairs of a 25,000-pair corpus) never serves a random batch and only
+        adds copying (docs/experiments/2026-12-06-fusion-stage-cache.md).
 
         The unlearning engine holds this around a run whose ``trainable`` setting leaves the bottom of the
         graph encoder frozen: the student and its teacher then share those states. Nested in an active one
         (the fusion stage's, and the evaluation it runs after an epoch) it keeps the active cache, which
         checks by itself that its layers are unchanged."""
         depth = self.graph_encoder.frozen_depth()
-        if depth == 0 or self.graph_encoder.trunk_cache is not None:
+        capacity = None if reads is None else _atoms_read(reads)
+        too_many = capacity is not None and capacity > MAX_SIZED_CACHE_ATOMS
+        if depth == 0 or self.graph_encoder.trunk_cache is not None or too_many:
             yield
             return
         mine = self.graph_encoder.bottom_state(depth)
@@ -160,7 +186,8 @@ class MoleculeTextModel(JointModel):
                 theirs = enc.bottom_state(depth)
                 if all(a.shape == b.shape and torch.equal(a, b.to(a.device)) for a, b in zip(mine, theirs)):
                     encoders.append(enc)
-        cache = FrozenTrunkCache(depth, [t for enc in encoders for t in enc.bottom_state(depth)])
+        watched = [t for enc in encoders for t in enc.bottom_state(depth)]
+        cache = FrozenTrunkCache(depth, watched, *([] if capacity is None else [capacity]))
         for enc in encoders:
             enc.trunk_cache = cache
         try:

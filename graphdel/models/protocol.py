@@ -258,10 +258,11 @@ class ModalityModule(nn.Module):
         yield
 
     @contextlib.contextmanager
-    def share_frozen_states(self, *others: nn.Module) -> Iterator[None]:
+    def share_frozen_states(self, *others: nn.Module, reads: PairSampler | None = None) -> Iterator[None]:
         """While active, what this model's frozen parts compute may be cached and shared with ``others``
-        (the molecule model's frozen bottom graph layers); results must not depend on it. Default:
-        nothing is shared."""
+        (the molecule model's frozen bottom graph layers); results must not depend on it. ``reads``, when
+        given, is the pairs the block will read over and over (a training set): a model may size its cache
+        to them. Default: nothing is shared."""
         yield
 
     def deletion_parameters(self, sampler: PairSampler, kind: str = "per_layer") -> list[nn.Parameter] | None:

@@ -107,9 +107,10 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
     flags = {id(p): p.requires_grad for p in model.parameters()}
     params = _freeze_all_but(model, modules)
     # With every encoder frozen, a model that can (molecules: share_frozen_states) computes each item's
-    # states once and reuses them: the graph encoder's forward pass took 3/4 of a step's time.
+    # states once and reuses them: the graph encoder's forward pass took 3/4 of a step's time. Sized to
+    # the stage's pairs: a smaller cache serves no random batch once the corpus outgrows it.
     try:
-        with model.share_frozen_states():
+        with model.share_frozen_states(reads=train):
             return _stage_epochs(model, train, config, modules, params, resolve_device(config.device),
                                  progress, after_epoch)
     finally:

@@ -179,7 +179,7 @@ def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, m
     monkeypatch.setattr(FrozenTrunkCache, "states", spy)
     shared = api.forget(original, request, overrides=settings, out=tmp_path / "shared", progress=False)
     assert served and all(served)                   # every molecule batch of the run went through the cache
-    monkeypatch.setattr(MoleculeTextModel, "share_frozen_states", lambda self, *others: nullcontext())
+    monkeypatch.setattr(MoleculeTextModel, "share_frozen_states", lambda self, *others, **kw: nullcontext())
     plain = api.forget(original, request, overrides=settings, out=tmp_path / "plain", progress=False)
     a, b = shared.model.state_dict(), plain.model.state_dict()
     assert a.keys() == b.keys()
@@ -310,3 +310,30 @@ def test_fusion_stage_refuses_a_model_without_a_fusion_module(tiny_csv):
     train = PairSet(prepared.data, range(8), "train")
     with pytest.raises(ConfigError, match="no fusion module .* set fusion_epochs to 0"):
         train_fusion_stage(model, train, TrainConfig(fusion_epochs=1, device="cpu"), progress=False)
+
+
+def test_a_cache_sized_to_the_pairs_it_serves_holds_them_all_or_is_not_built(tiny_csv, monkeypatch):
+    import graphdel.models.molecule as molecule
+
+    prepared, model = _tiny(tiny_csv)
+    model.eval()
+    for p in model.parameters():  # every layer frozen, as in the fusion stage
+        p.requires_grad_(False)
+    train = prepared.data.subset(prepared.trained_rows(), "train")
+    ptr, items = prepared.data.items.node_ptr, prepared.data.item_index[train.rows].unique()
+    atoms = int((ptr[items + 1] - ptr[items]).sum())
+    with model.share_frozen_states():
+        assert model.graph_encoder.trunk_cache.max_nodes == 250_000  # no pairs named: the default capacity
+    with model.share_frozen_states(reads=train):
+        cache = model.graph_encoder.trunk_cache
+        assert cache.max_nodes == atoms
+        for batch in train.batches(7, shuffle=True, generator=torch.Generator().manual_seed(0)):
+            model.encode_x(batch.x)
+        assert cache._nodes == atoms  # one pass holds every molecule
+        hits = cache.hits
+        for batch in train.batches(5, shuffle=True, generator=torch.Generator().manual_seed(1)):
+            model.encode_x(batch.x)
+        assert cache.hits - hits == len(train)  # a second pass in other batches: every batch served
+    monkeypatch.setattr(molecule, "MAX_SIZED_CACHE_ATOMS", atoms - 1)
+    with model.share_frozen_states(reads=train):  # more atoms than the bound: no cache at all
+        assert model.graph_encoder.trunk_cache is None

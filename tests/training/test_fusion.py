@@ -157,3 +157,18 @@ def test_the_stage_steps_at_its_scheduled_rates(tiny, monkeypatch):
     rates.clear()
     train_fusion_stage(model, train, stage, progress=False)
     assert rates == [1e-2] * 4  # the default: constant, exactly the configured rate
+
+
+def test_the_stage_caches_the_states_of_all_its_molecules_and_serves_its_second_epoch(tiny, monkeypatch):
+    from graphdel.encoders.graph import FrozenTrunkCache
+
+    model, train = tiny
+    caches, seen = [], FrozenTrunkCache.states
+    monkeypatch.setattr(FrozenTrunkCache, "states", lambda self, *a: caches.append(self) or seen(self, *a))
+    counts = []  # (hits, misses) after each epoch
+    train_fusion_stage(model, train, STAGE, progress=False,
+                       after_epoch=lambda epoch: counts.append((caches[-1].hits, caches[-1].misses)))
+    ptr, items = train.data.items.node_ptr, train.data.item_index[train.rows].unique()
+    assert {c.max_nodes for c in caches} == {int((ptr[items + 1] - ptr[items]).sum())}  # sized to the stage
+    (hits_1, misses_1), (hits_2, misses_2) = counts
+    assert misses_2 == misses_1 and hits_2 > hits_1  # the second epoch computes no molecule again

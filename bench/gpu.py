@@ -1,7 +1,7 @@
 """The prepared GPU check (issue 18): every command on one CUDA GPU, timed, in one run of at most 10 minutes.
 
     bash bench/gpu.sh                        # on the GPU machine (H100/H200 class), from the repository root
-    bash bench/gpu.sh --device cpu --quick   # the dry run on a CPU, about a minute: the same steps, small
+    bash bench/gpu.sh --device cpu --quick   # the dry run on a CPU, about 4 minutes: the same steps, small
 
 Steps, each printing one JSON line (``"bench": "gpu", "step": ...``, with the ``machine`` record):
 
@@ -13,14 +13,16 @@ Steps, each printing one JSON line (``"bench": "gpu", "step": ...``, with the ``
 3. ``unlearn``: Retrain's and MultiDelete's wall times in that demo (their run folders' ``metrics.json``)
    and MultiDelete's share of Retrain's; the original's training time and every method's, and the rest
    of the demo (loading and featurising, the evaluation, the report).
-4. ``throughput``: one training epoch of the default model over up to 8,192 training pairs (batch 64),
+4. ``modalities``: ``graphdel demo --kg --quick`` and ``graphdel demo --modality image --quick`` on the
+   device, every method: whether each ran, its wall time, the methods run and skipped.
+5. ``throughput``: one training epoch of the default model over up to 8,192 training pairs (batch 64),
    after a warm-up pass (on CUDA a whole epoch over the same pairs, elsewhere 4 batches): pairs/s and
    peak GPU memory (``torch.cuda.max_memory_allocated``), with the ratio to the 2-core CPU figure of
    bench/README.md (issue target: >= 10x).
-5. ``bf16``: the demo's original model scored twice on val and test, in float32 and under bf16 autocast
+6. ``bf16``: the demo's original model scored twice on val and test, in float32 and under bf16 autocast
    (what training uses on CUDA): the largest difference of a retrieval metric, against the stated
    tolerance :data:`BF16_TOLERANCE`.
-6. ``scale``: bench/scale.py with the demo's original on the corpus replicated to about 33,000 and
+7. ``scale``: bench/scale.py with the demo's original on the corpus replicated to about 33,000 and
    300,000 pairs (ChEBI-20 and PubChem324k sizes): cold featurisation, training pairs/s and peak GPU
    memory, MultiDelete at 1% and 5% and Retrain (measured when the time left allows, else estimated from
    one measured epoch), in whatever time is left of ``--budget-s``. Its lines carry ``"bench": "scale"``.
@@ -28,7 +30,8 @@ Steps, each printing one JSON line (``"bench": "gpu", "step": ...``, with the ``
 ``--budget-s`` (default 540) bounds the whole run: each step is given what is left of it.
 
 The dry run (``--quick``) uses a 48-molecule sample of ``drugs`` written as a CSV, ``--quick`` model and
-recipe, MultiDelete as the only method and 256 pairs of throughput: it checks the script, not the figures.
+recipe, MultiDelete as the only method and 256 pairs of throughput (``modalities`` is the same in both): it
+checks the script, not the figures.
 A step that fails prints its line with ``"ok": false`` and the error, and the next steps still run.
 """
 
@@ -116,6 +119,34 @@ def step_demo(python: str, device: str, data: str | None, quick: bool, out: Path
     if not quick:
         record["targets"] = {f"demo_at_most_{DEMO_TARGET_S:.0f}_s": wall <= DEMO_TARGET_S}
     return record
+
+
+def step_modalities(python: str, device: str, out: Path, timeout_s: float) -> dict:
+    """The other two scenarios end to end on ``device``, quick setting, every method: ``graphdel demo --kg
+    --quick`` and ``graphdel demo --modality image --quick`` (subprocesses, as a user runs them); per
+    scenario whether it ran, its wall time, the methods run and skipped (the image one needs the
+    EfficientNet-Lite0 weights package; without it the line says so)."""
+    records = {}
+    for name, flags in (("kg", ["--kg"]), ("image", ["--modality", "image"])):
+        folder = out / f"demo-{name}"
+        argv = [python, "-m", "graphdel.cli", "demo", *flags, "--quick", "--device", device, "--out", str(folder),
+                "--overwrite"]
+        t = time.perf_counter()
+        try:
+            done = subprocess.run(argv, cwd=_common.ROOT, capture_output=True, text=True,
+                                  timeout=max(1.0, timeout_s / 2))
+        except subprocess.TimeoutExpired:
+            records[name] = {"ok": False, "error": "timed out", "wall_s": round(time.perf_counter() - t, 1)}
+            continue
+        record = {"ok": done.returncode == 0, "wall_s": round(time.perf_counter() - t, 1)}
+        if done.returncode == 0:
+            demo = json.loads((folder / "demo.json").read_text())
+            record.update(demo_s=round(demo["wall_time_s"], 1), skipped=sorted(demo["skipped"]),
+                          ran=sorted(set(demo["methods"]) - set(demo["skipped"])))
+        else:
+            record["error"] = (done.stderr.strip().splitlines() or ["(no message)"])[-1][:300]
+        records[name] = record
+    return {"ok": all(r["ok"] for r in records.values()), **records}
 
 
 def step_unlearn(demo_out: Path) -> dict:
@@ -257,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="working folder (default .cache/gpu-bench; its own "
                         "GRAPHDEL_CACHE inside, so the demo starts from a cold cache)")
     parser.add_argument("--skip", default="", help="comma-separated steps to leave out (tests, demo, "
-                        "throughput, bf16, scale)")
+                        "modalities, throughput, bf16, scale)")
     parser.add_argument("--budget-s", type=float, default=540.0, help="wall-time bound of the whole run")
     parser.add_argument("--scale-pairs", default=None, help="corpus sizes of the scale step (default "
                         "33000,300000; 200,480 with --quick)")
@@ -283,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         results["demo"] = _emit("demo", demo, start_load)
         if results["demo"]["ok"]:
             results["unlearn"] = _emit("unlearn", lambda: step_unlearn(demo_out), start_load)
+    if "modalities" not in skip:
+        results["modalities"] = _emit("modalities", lambda: step_modalities(python, args.device, out,
+                                                                            min(240, left())), start_load)
     if "throughput" not in skip:
         results["throughput"] = _emit("throughput", lambda: step_throughput(
             args.device, data, args.quick, 256 if args.quick else 8192), start_load)

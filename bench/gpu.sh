@@ -6,7 +6,7 @@
 # each holds); progress and the tests' output on stderr.
 #
 #   bash bench/gpu.sh                          # on the GPU machine, from the repository root
-#   bash bench/gpu.sh --device cpu --quick     # the dry run on a CPU (about a minute): checks the script
+#   bash bench/gpu.sh --device cpu --quick     # the dry run on a CPU (about 4 minutes): checks the script
 #   bash bench/gpu.sh --skip tests,bf16        # leave steps out
 #
 # Python: the active virtual environment's, else .venv/bin/python, else python3 (override with PYTHON=...).

@@ -7,7 +7,8 @@ selection read; it is the ``g2t_mrr`` of :func:`graphdel.evaluation.retrieval.po
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+import contextlib
+from typing import Iterable, Iterator, Mapping
 
 import torch
 
@@ -98,3 +99,21 @@ def pool_score(model, pairs: PairSampler | Iterable[PairBatch], distractors: Pai
     rr = sum(pool_g2t_reciprocal(queries, distractors, pool_size=pool_size, seed=seed + d).cpu()
              for d in range(draws)) / draws
     return float((w * rr).sum() / w.sum())
+
+
+@contextlib.contextmanager
+def item_states_cached(model) -> Iterator[None]:
+    """While active, a model that can cache its frozen encoder's states per item (molecules:
+    ``share_frozen_states``) computes each item's states once: every parameter is marked frozen (evaluation
+    trains nothing; the flags are restored). Why: scoring a pair set embeds each item and fuses it with its
+    own text and with another's (the suite's signals), and re-ranking fuses each query's item with ``top_k``
+    texts; each of those ran the graph encoder again."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        with model.share_frozen_states():
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)

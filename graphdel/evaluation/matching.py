@@ -19,15 +19,14 @@ For a set of ``N`` pairs, with ``p_i`` the matching probability of the true pair
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from graphdel.evaluation.derangements import item_derangement
-from graphdel.evaluation.embed import embed_pairs
+from graphdel.evaluation.embed import embed_pairs, item_states_cached
 from graphdel.evaluation.retrieval import (PairEmbeddings, Ranks, draw_distractors, hardest_of_other_items,
                                            pool_candidate_scores, rank_summary, rerank_columns, rerank_ranks,
                                            usable_pool_size)
@@ -52,23 +51,6 @@ def rerank_settings(model) -> tuple[str, int]:
     return getattr(model, "rerank_settings", None) or (RERANK_SCORE, RERANK_TOP_K)
 
 
-@contextlib.contextmanager
-def _item_states_cached(model) -> Iterator[None]:
-    """While active, a model that can cache its frozen encoder's states per item (molecules:
-    ``share_frozen_states``) computes each item's states once: every parameter is marked frozen (evaluation
-    trains nothing; the flags are restored). Re-ranking fuses each query's item with ``top_k`` texts, so
-    this removes most of its cost."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        with model.share_frozen_states():
-            yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
 @torch.no_grad()
 def pair_match_logits(model, data, x_rows: Tensor, text_rows: Tensor, *, batch_size: int = 256,
                       device: str | torch.device = "cpu") -> Tensor:
@@ -83,7 +65,7 @@ def pair_match_logits(model, data, x_rows: Tensor, text_rows: Tensor, *, batch_s
     model.eval()
     out = []
     try:
-        with _item_states_cached(model):
+        with item_states_cached(model):
             for s in range(0, x_rows.numel(), batch_size):
                 x = data.batch(x_rows[s:s + batch_size]).to(device).x
                 text = data.batch(text_rows[s:s + batch_size]).to(device).text

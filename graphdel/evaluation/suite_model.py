@@ -34,7 +34,7 @@ import torch
 
 from graphdel.config import ConfigMixin
 from graphdel.device import placed
-from graphdel.evaluation.embed import embed_pairs
+from graphdel.evaluation.embed import embed_pairs, item_states_cached
 from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.metrics import RETRIEVAL_SPLITS, MetricInputs, compute_metrics, judged_side
 from graphdel.evaluation.retrieval import PairEmbeddings, split_retrieval
@@ -175,7 +175,7 @@ def evaluate_model(model, sets: Mapping[str, PairSampler], *, config: SuiteConfi
     cfg = config or SuiteConfig()
     if "distractors" not in sets:
         raise ValueError("evaluate_model needs the run's distractor set under sets['distractors'] (suite_sets)")
-    with placed(model, cfg.device):
+    with placed(model, cfg.device), item_states_cached(model):
         return _evaluate_placed(model, sets, cfg, corpus, original_signals, shadows, calibration_hidden)
 
 

@@ -264,3 +264,24 @@ def test_a_closed_kg_request_compares_df_with_calibration_pairs_scored_without_t
     with torch.no_grad():
         np.testing.assert_allclose(seen[0], similarity(run.model, sets["calibration"]), rtol=0, atol=1e-6)
     assert "mirrors_hidden" not in out_open["entries"]["original"]["distinguishability"]["vs_calibration"]
+
+
+def test_the_suite_reuses_each_molecules_states_within_a_model_and_scores_as_without(tiny_runs, monkeypatch):
+    import contextlib
+
+    import graphdel.evaluation.suite_model as suite_model
+    from graphdel.encoders.graph import FrozenTrunkCache
+
+    original, prepared, request, (_, multidelete) = tiny_runs
+    sets = suite_sets(prepared, request.rows(prepared.corpus), chunks=5, seed=0)
+    served, states = [], FrozenTrunkCache.states
+    monkeypatch.setattr(FrozenTrunkCache, "states", lambda self, *a: served.append(self) or states(self, *a))
+    cached, _ = evaluate_model(multidelete.model, sets, corpus=prepared.corpus)
+    assert served and sum(c.hits for c in set(served)) > 0  # embedding, fusing and deranged pairs share states
+    assert all(p.requires_grad for p in multidelete.model.parameters())  # flags restored
+    served.clear()
+    monkeypatch.setattr(suite_model, "item_states_cached", lambda model: contextlib.nullcontext())
+    plain, _ = evaluate_model(multidelete.model, sets, corpus=prepared.corpus)
+    assert not served
+    cached.pop("_arrays"), plain.pop("_arrays")
+    assert json.dumps(cached, sort_keys=True, default=str) == json.dumps(plain, sort_keys=True, default=str)

@@ -31,7 +31,7 @@ def test_the_tests_step_reads_pytests_closing_line():
     assert set(counts("no tests ran in 0.01s").values()) == {0}
 
 
-@pytest.mark.slow  # a demo, a throughput epoch and the bf16 comparison on a 48-molecule sample: ~25 s
+@pytest.mark.slow  # a demo, the quick KG and image demos, a throughput epoch, bf16, scale: ~3 min
 def test_the_dry_run_prints_one_json_line_per_step(tmp_path):
     done = subprocess.run(["bash", "bench/gpu.sh", "--device", "cpu", "--quick", "--skip", "tests",
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -40,12 +40,17 @@ def test_the_dry_run_prints_one_json_line_per_step(tmp_path):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     scale = [line for line in lines if line["bench"] == "scale"]
     lines = [line for line in lines if line["bench"] == "gpu"]
-    assert [line["step"] for line in lines] == ["demo", "unlearn", "throughput", "bf16", "scale"]
+    assert [line["step"] for line in lines] == ["demo", "unlearn", "modalities", "throughput", "bf16", "scale"]
     assert all(line["ok"] and "machine" in line for line in lines)
     steps = {line["step"]: line for line in lines}
     assert steps["demo"]["methods"] == ["multidelete"] and not steps["demo"]["original_reused"]
     assert 0 < steps["unlearn"]["multidelete_share_of_retrain"]
     assert set(steps["unlearn"]["methods_s"]) == {"multidelete", "retrain"}
+    assert [r["seed"] for r in steps["unlearn"]["demo_steps_s"]["requests"]] == [0]
+    # the other two scenarios ran every method; the molecule model's only skip (GNNDelete) runs on the KG
+    kg, image = steps["modalities"]["kg"], steps["modalities"]["image"]
+    assert kg["ok"] and "gnndelete" in kg["ran"] and "multidelete" in kg["ran"] and kg["skipped"] == []
+    assert image["ok"] and "multidelete" in image["ran"]
     assert steps["throughput"]["pairs_per_s"] > 0 and steps["throughput"]["peak_gpu_mem_mib"] is None
     assert steps["bf16"]["autocast"] is False and steps["bf16"]["max_abs_diff"] == 0.0  # no autocast on a CPU
     # the scale step: the 48-molecule sample replicated 4 and 10 times, each size measured whole

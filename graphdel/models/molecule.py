@@ -187,7 +187,8 @@ class MoleculeTextModel(JointModel):
                 if all(a.shape == b.shape and torch.equal(a, b.to(a.device)) for a, b in zip(mine, theirs)):
                     encoders.append(enc)
         watched = [t for enc in encoders for t in enc.bottom_state(depth)]
-        cache = FrozenTrunkCache(depth, watched, *([] if capacity is None else [capacity]))
+        cache = (FrozenTrunkCache(depth, watched) if capacity is None
+                 else FrozenTrunkCache(depth, watched, max_nodes=capacity))
         for enc in encoders:
             enc.trunk_cache = cache
         try:

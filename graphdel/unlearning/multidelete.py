@@ -29,7 +29,7 @@ Model recommendations: a model may recommend its own settings (``unlearning_defa
 decouple on cosine similarities (``representation="similarity"``, beta 5 on both splits) and move each
 deleted pair to a rank drawn from the calibration pairs' (``similarity_target="calibrated"``), the molecule
 model with alpha 2 and only its text projection updated (``trainable``), the image model with alpha 4 at
-lr 2.5e-4; the KG model takes 2 epochs of 128-triple batches.
+lr 1e-3; the KG model takes 2 epochs of 128-triple batches.
 Dropout is off in ``f'`` during updates (``dropout=False``) so that every term is exactly zero at f' = f.
 
 Cost of a step: each model encodes each batch once (:class:`~graphdel.unlearning.losses.StepEncodings`;

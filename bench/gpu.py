@@ -129,8 +129,8 @@ def step_modalities(python: str, device: str, out: Path, timeout_s: float) -> di
     records = {}
     for name, flags in (("kg", ["--kg"]), ("image", ["--modality", "image"])):
         folder = out / f"demo-{name}"
-        argv = [python, "-m", "graphdel.cli", "demo", *flags, "--quick", "--device", device, "--out", str(folder),
-                "--overwrite"]
+        argv = [python, "-m", "graphdel.cli", "demo", *flags, "--quick", "--device", device,
+                "--out", str(folder), "--overwrite"]
         t = time.perf_counter()
         try:
             done = subprocess.run(argv, cwd=_common.ROOT, capture_output=True, text=True,

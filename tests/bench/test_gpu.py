@@ -40,7 +40,8 @@ def test_the_dry_run_prints_one_json_line_per_step(tmp_path):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     scale = [line for line in lines if line["bench"] == "scale"]
     lines = [line for line in lines if line["bench"] == "gpu"]
-    assert [line["step"] for line in lines] == ["demo", "unlearn", "modalities", "throughput", "bf16", "scale"]
+    assert [line["step"] for line in lines] == ["demo", "unlearn", "modalities", "throughput", "bf16",
+                                                "scale"]
     assert all(line["ok"] and "machine" in line for line in lines)
     steps = {line["step"]: line for line in lines}
     assert steps["demo"]["methods"] == ["multidelete"] and not steps["demo"]["original_reused"]

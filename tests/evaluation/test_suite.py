@@ -277,7 +277,8 @@ def test_the_suite_reuses_each_molecules_states_within_a_model_and_scores_as_wit
     served, states = [], FrozenTrunkCache.states
     monkeypatch.setattr(FrozenTrunkCache, "states", lambda self, *a: served.append(self) or states(self, *a))
     cached, _ = evaluate_model(multidelete.model, sets, corpus=prepared.corpus)
-    assert served and sum(c.hits for c in set(served)) > 0  # embedding, fusing and deranged pairs share states
+    # embedding, fusing and deranged pairs share the states
+    assert served and sum(c.hits for c in set(served)) > 0
     assert all(p.requires_grad for p in multidelete.model.parameters())  # flags restored
     served.clear()
     monkeypatch.setattr(suite_model, "item_states_cached", lambda model: contextlib.nullcontext())

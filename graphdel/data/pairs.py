@@ -153,13 +153,20 @@ class PairData:
 
     def batch(self, rows: Tensor) -> PairBatch:
         """The pairs at corpus rows ``rows`` (``[B]`` long) as one batch."""
+        texts = self.text_batch(rows)
+        return PairBatch(x=self.items.batch(texts.items), text=texts.text, rows=texts.rows, items=texts.items)
+
+    def text_batch(self, rows: Tensor) -> PairBatch:
+        """The batch of :meth:`batch` without its items' inputs (``x`` is ``None``): the texts, rows and item
+        indices alone, for a caller that encodes only the texts (building a batch of molecule graphs or image
+        features costs more than the text side)."""
         rows = torch.as_tensor(rows, dtype=torch.long)
         items = self.item_index[rows]
         text = self.text.select(self.text_index[rows])
         wrap = getattr(self.items, "wrap_text", None)
         if wrap is not None:
             text = wrap(text, items)
-        return PairBatch(x=self.items.batch(items), text=text, rows=rows, items=items)
+        return PairBatch(x=None, text=text, rows=rows, items=items)
 
     def rows_of(self, pair_ids: Sequence[str]) -> list[int]:
         """Corpus rows of ``pair_ids``."""
@@ -215,6 +222,11 @@ class PairSet:
     def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
         """A random batch of ``batch_size`` pairs (without replacement when the set is large enough)."""
         return self.make_batch(self.sample_rows(batch_size, generator))
+
+    def sample_texts(self, batch_size: int, generator: torch.Generator) -> PairBatch:
+        """The pairs :meth:`sample` draws (the same rows, the same generator use) as a texts-only batch
+        (:meth:`PairData.text_batch`, ``x`` is ``None``)."""
+        return self.data.text_batch(self.sample_rows(batch_size, generator))
 
     def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_last: bool = False) -> Iterator[PairBatch]:

@@ -241,13 +241,21 @@ def usable_pool_size(distractor_items: Tensor, pool_size: int) -> int:
     return min(pool_size, 1 + items.numel() - most)
 
 
+#: Queries scored at a time by :func:`pool_candidate_scores` on the CPU: a block's gathered pools (``[64, 64,
+#: d]`` floats, 4 MiB at d = 256) stay in cache, which made pool scoring 3-5x faster than blocks of 1,024
+#: (bit-identical: each score is the same row-wise sum). Elsewhere (CUDA) larger blocks mean fewer launches.
+CPU_POOL_BLOCK = 64
+POOL_BLOCK = 1024
+
+
 def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
-                          seed: int = 0, block: int = 1024) -> tuple[Tensor, Tensor | None]:
+                          seed: int = 0, block: int | None = None) -> tuple[Tensor, Tensor | None]:
     """The scores of each query's pool: ``(g2t [Q, k], t2g [Q, k])`` float32, the true pair in column 0.
 
     ``g2t[q] = <z_x[q], (z_t[q], distractor texts...)>``, ``t2g[q] = <z_t[q], (z_x[q], distractor items...)>``
     with the distractors of :func:`draw_distractors` and ``k`` = ``pool_size`` (less only when the
-    distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time.
+    distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time (default
+    :data:`CPU_POOL_BLOCK` for embeddings on the CPU, :data:`POOL_BLOCK` elsewhere).
     ``t2g`` is ``None`` for distractor texts embedded alone (``distractors.z_x is None``).
 
     Every score of a row, the true pair's included, is the same reduction over the same kind of operands,
@@ -264,6 +272,8 @@ def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, 
         raise ValueError(f"the distractor set ({len(distractors)} pairs) has no pairs of two different items: "
                          "pool retrieval has nothing to rank against")
     idx = draw_distractors(queries.items, queries.rows, distractors.items, pool_size=k, seed=seed)
+    if block is None:
+        block = CPU_POOL_BLOCK if queries.z_x.device.type == "cpu" else POOL_BLOCK
     d_t = distractors.z_t.float()
     d_x = None if distractors.z_x is None else distractors.z_x.float()
     g2t, t2g = [], []

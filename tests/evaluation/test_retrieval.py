@@ -316,3 +316,13 @@ def test_hardest_of_other_items_equals_a_full_stable_sort_with_many_ties():
         assert torch.equal(hardest_of_other_items(queries, candidates, query_items, candidate_items, k), expected)
         assert torch.equal(hardest_of_other_items(queries, candidates, query_items, candidate_items, k, block=7),
                            expected)
+
+
+def test_pool_scores_are_the_same_bits_in_any_block_size():
+    # the CPU default scores 64 queries at a time (cache-sized temporaries): each score is the same row-wise sum
+    q = _pairs(_unit(150, d=32, seed=8), _unit(150, d=32, seed=9), rows=torch.arange(150) + 300)
+    d = _pairs(_unit(100, d=32, seed=10), _unit(100, d=32, seed=11))
+    one_block = pool_candidate_scores(q, d, pool_size=16, seed=3, block=1024)
+    for block in (None, 7, 64):
+        g2t, t2g = pool_candidate_scores(q, d, pool_size=16, seed=3, block=block)
+        assert torch.equal(g2t, one_block[0]) and torch.equal(t2g, one_block[1])

@@ -208,7 +208,7 @@ def _demo_steps(cfg: DemoConfig, out: Path, methods: list[str], overrides: dict[
         runs, skipped = _unlearning_step(cfg, where, original, prepared, request, methods, overrides, device,
                                          log, seed)
         unlearning = time.perf_counter() - clock
-        audit = _evaluation_step(cfg, original, runs, skipped, device, log, seed)
+        audit = _evaluation_step(cfg, original, prepared, runs, skipped, device, log, seed)
         steps["requests"].append({"seed": seed, "unlearning": round(unlearning, 2),
                                   "runs": round(sum(r.metrics["wall_time_s"] for r in runs), 2),
                                   "evaluation": round(time.perf_counter() - clock - unlearning, 2)})
@@ -310,13 +310,14 @@ def _unlearning_step(cfg: DemoConfig, out: Path, original, prepared, request, me
     return runs, skipped
 
 
-def _evaluation_step(cfg: DemoConfig, original, runs: list, skipped: dict[str, str], device: str,
+def _evaluation_step(cfg: DemoConfig, original, prepared, runs: list, skipped: dict[str, str], device: str,
                      log: Callable[[str], None], seed: int) -> dict[str, Any]:
     """Step 4: evaluate one request's runs (:func:`graphdel.evaluation.suite.evaluate_runs`, seeded with
-    ``seed``); the caller writes the report, the metrics and the certificates. Returns the audit."""
+    ``seed``, on the original's data the demo prepared once); the caller writes the report, the metrics and
+    the certificates. Returns the audit."""
     log("[4/4] evaluating")
     suite_cfg = SuiteConfig(seed=seed, lira_shadows=cfg.lira_shadows, lira_epochs=cfg.lira_epochs, device=device)
-    audit = evaluate_runs(runs, config=suite_cfg, original=original,
+    audit = evaluate_runs(runs, config=suite_cfg, original=original, prepared=prepared,
                           progress=False, log=lambda s: log("      " + s.strip()))
     # --quick: a tiny model on a data sample is a smoke run; the report shows the numbers, judges nothing
     audit["results"]["smoke"] = audit["results"]["smoke"] or bool(cfg.quick)

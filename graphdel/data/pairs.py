@@ -8,9 +8,11 @@ builds :class:`~graphdel.models.protocol.PairBatch` objects from corpus rows. :c
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -73,6 +75,33 @@ def register_item_properties(modality: str, *, overwrite: bool = False):
         ITEM_PROPERTIES.register(modality, fn, overwrite=overwrite)
         return fn
     return wrap
+
+
+# corpus id -> item id -> {property: (value, kind)}; an entry leaves with its corpus (weakref.finalize)
+_PROPERTY_MEMO: dict[int, dict[str, dict[str, tuple[object, str]]]] = {}
+
+
+def item_properties(corpus: Corpus, item_ids: Sequence[str]) -> "dict[str, tuple[np.ndarray, str]] | None":
+    """The registered probe targets (:data:`ITEM_PROPERTIES`) of ``item_ids`` of ``corpus``, in that order, or
+    ``None`` when its modality has none. Each item's values are computed once per corpus object and process:
+    the evaluation suite asks for the same molecules' RDKit properties for every model it scores, and they do
+    not depend on the model (a registered function computes each item's values from that item alone)."""
+    fn = ITEM_PROPERTIES.get(corpus.modality)
+    if fn is None:
+        return None
+    if len(item_ids) == 0:
+        return fn(corpus, [])
+    memo = _PROPERTY_MEMO.get(id(corpus))
+    if memo is None:
+        memo = _PROPERTY_MEMO[id(corpus)] = {}
+        weakref.finalize(corpus, _PROPERTY_MEMO.pop, id(corpus), None)
+    missing = [i for i in dict.fromkeys(item_ids) if i not in memo]
+    if missing:
+        fresh = fn(corpus, missing)
+        for k, item in enumerate(missing):
+            memo[item] = {name: (values[k], kind) for name, (values, kind) in fresh.items()}
+    first = memo[item_ids[0]]
+    return {name: (np.asarray([memo[i][name][0] for i in item_ids]), kind) for name, (_, kind) in first.items()}
 
 
 CORPUS_VIEWS: Registry[Callable[[Corpus], Corpus]] = Registry("training view", on_miss=_load_modality)

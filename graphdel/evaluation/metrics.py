@@ -265,12 +265,11 @@ def probes(inputs: MetricInputs) -> MetricResult | None:
 
 def _probe_scores(sig: Mapping[str, PairSignals], corpus, seed: int) -> dict[str, Any]:
     """``{property: {"forget": score, "test": score, "fit_n": N}}`` (R² or accuracy), or a note."""
-    from graphdel.data.pairs import ITEM_PROPERTIES
+    from graphdel.data.pairs import ITEM_PROPERTIES, item_properties
     from graphdel.modalities import require_loaded
 
     require_loaded(getattr(corpus, "modality", None))
-    properties = ITEM_PROPERTIES.get(getattr(corpus, "modality", None)) if corpus is not None else None
-    if properties is None:
+    if corpus is None or ITEM_PROPERTIES.get(corpus.modality) is None:
         return {"note": "probes skipped: they need molecules or images (registered item properties); this "
                         f"corpus is {getattr(corpus, 'modality', 'unknown')!r}"}
 
@@ -280,7 +279,7 @@ def _probe_scores(sig: Mapping[str, PairSignals], corpus, seed: int) -> dict[str
             seen.setdefault(corpus.item_ids[r], k)
         ids = list(seen)
         idx = torch.as_tensor(list(seen.values()), dtype=torch.long)
-        return s.emb.z_x[idx].double().numpy(), properties(corpus, ids)
+        return s.emb.z_x[idx].double().numpy(), item_properties(corpus, ids)
 
     x_fit, y_fit = by_item(sig["dr"])
     evals = {name: by_item(sig[name]) for name in ("forget", "test") if name in sig}

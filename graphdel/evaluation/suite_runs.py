@@ -33,7 +33,8 @@ MEMORY_KEYS = ("peak_mem_mb", "start_mem_mb", "peak_mem_method", "peak_gpu_mem_m
 
 def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, original=None,
                   measurements: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
-                  log=print, accept_modified: bool = False, data: str | None = None) -> dict[str, Any]:
+                  log=print, accept_modified: bool = False, data: str | None = None,
+                  prepared=None) -> dict[str, Any]:
     """Evaluate unlearned runs that share one original (their ``config.parent``) and one request.
 
     Roles: the first run whose method is ``retrain`` is the reference; a further Retrain (another training
@@ -42,7 +43,9 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
     ``{"peak_mem_mb", "peak_mem_method"}`` measured by the caller; they replace what the run folder
     recorded (``forget`` records both). Run folders given as paths are loaded with their integrity checked
     (``accept_modified`` accepts a changed file, see :meth:`graphdel.runs.Run.check_integrity`); ``data``
-    re-points the original at moved data (:func:`graphdel.evaluation.run_data.load_run_data`).
+    re-points the original at moved data (:func:`graphdel.evaluation.run_data.load_run_data`); ``prepared``
+    is the original's data already loaded by the caller (the demo's, which scores three requests of one
+    original), checked against the original, instead of loading it again.
 
     Returns:
         ``{"results": ..., "plots": ..., "names": {name: Run}, "original": Run, "reference": Run | None,
@@ -60,7 +63,7 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
 
     log(f"evaluating {len(runs)} runs against original {original.path}"
         + (f" and Retrain {reference.path}" if reference else " (no Retrain run: forgetting is not judged)"))
-    prepared, sets, shadows, hidden = _suite_data(original, runs, cfg, data, progress, log)
+    prepared, sets, shadows, hidden = _suite_data(original, runs, cfg, data, progress, log, prepared)
     corpus = prepared.corpus
     entries, sigs, ref_name = _compared_models(original, names, reference, sets, cfg, corpus, shadows, hidden,
                                                measurements, log)
@@ -91,15 +94,18 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
             "entries": entries, "config": cfg}
 
 
-def _suite_data(original, runs: Sequence[Any], cfg: SuiteConfig, data: str | None, progress: bool, log
-                ) -> tuple[Any, dict[str, Any], dict[str, Any] | None, Any]:
+def _suite_data(original, runs: Sequence[Any], cfg: SuiteConfig, data: str | None, progress: bool, log,
+                prepared=None) -> tuple[Any, dict[str, Any], dict[str, Any] | None, Any]:
     """``(prepared, sets, shadows, hidden)``: the original's data (re-pointed at ``data`` when given), the
     suite's pair sets for the runs' request (:func:`~graphdel.evaluation.suite_model.suite_sets`: Df, Dr
     chunks, test...), when ``cfg.lira_shadows`` LiRA's shadow models (else ``None``) and, when the request
     was closed over its mirrors (``forget --close``: a run's ``inferable`` record holds a ``closure``),
     the retained mirrors of the calibration triples
-    (:func:`~graphdel.evaluation.run_data.calibration_mirrors`, else ``None``)."""
-    prepared = load_run_data(original, progress=progress, source=data)
+    (:func:`~graphdel.evaluation.run_data.calibration_mirrors`, else ``None``). A ``prepared`` given is
+    used when it is the original's (:meth:`~graphdel.evaluation.run_data.Prepared.check_matches`)."""
+    if prepared is None:
+        prepared = load_run_data(original, progress=progress, source=data)
+    prepared.check_matches(original)
     request = load_request_any(prepared, runs[0].path / "request.json")
     df_rows = request.rows(prepared.corpus)
     sets = suite_sets(prepared, df_rows, chunks=cfg.chunks, seed=cfg.seed)

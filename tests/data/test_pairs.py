@@ -12,3 +12,29 @@ def test_sample_texts_draws_the_pairs_sample_draws_without_their_items(tiny_csv)
     assert texts.rows.tolist() == whole.rows.tolist() and texts.items.tolist() == whole.items.tolist()
     assert torch.equal(texts.text.hidden, whole.text.hidden) and torch.equal(texts.text.mask, whole.text.mask)
     assert texts.to("cpu").x is None  # a texts-only batch moves like any other
+
+
+def test_item_properties_are_computed_once_per_item_and_corpus(tiny_csv, monkeypatch):
+    import copy
+
+    import numpy as np
+
+    from graphdel.data import molecules
+    from graphdel.data.pairs import item_properties
+    from graphdel.data.sources import load_dataset
+
+    corpus = load_dataset(f"csv:{tiny_csv}")
+    ids = corpus.item_list()
+    direct = molecules.molecule_item_properties(corpus, ids[2:9])
+    asked: list[list[str]] = []
+    real = molecules.molecular_properties
+    monkeypatch.setattr(molecules, "molecular_properties", lambda smiles: asked.append(list(smiles)) or real(smiles))
+    item_properties(corpus, ids[2:6])
+    got = item_properties(corpus, ids[2:9])
+    assert [len(a) for a in asked] == [4, 3]  # the second call computes only the three new molecules
+    assert sorted(got) == sorted(direct)
+    for name, (values, kind) in direct.items():
+        assert got[name][1] == kind and got[name][0].dtype == values.dtype
+        assert np.array_equal(got[name][0], values)
+    item_properties(copy.copy(corpus), ids[2:4])  # another corpus object is computed afresh
+    assert [len(a) for a in asked] == [4, 3, 2]

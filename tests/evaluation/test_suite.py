@@ -110,6 +110,24 @@ def test_a_callers_memory_figures_replace_what_the_run_recorded(tiny_runs):
     assert entry["peak_mem_mb"] == 12.5 and entry["start_mem_mb"] == runs[1].metrics["start_mem_mb"]
 
 
+def test_the_original_data_a_caller_prepared_is_used_and_checked(tiny_runs, monkeypatch):
+    """The demo passes the data it prepared once: the audit is the one of a fresh load, without loading; a
+    preparation of another run of the chain is refused."""
+    from graphdel.errors import InvalidInputError
+    from graphdel.evaluation import suite_runs
+
+    original, prepared, request, runs = tiny_runs
+    cfg = SuiteConfig(probes=False)
+    loaded = evaluate_runs([p.path for p in runs], config=cfg, progress=False, log=lambda s: None)
+    monkeypatch.setattr(suite_runs, "load_run_data", lambda *a, **k: pytest.fail("loaded the data again"))
+    given = evaluate_runs([p.path for p in runs], config=cfg, progress=False, log=lambda s: None,
+                          prepared=prepared)
+    assert given["results"]["models"] == loaded["results"]["models"]
+    with pytest.raises(InvalidInputError, match="excludes other pairs"):
+        evaluate_runs([p.path for p in runs], config=cfg, progress=False, log=lambda s: None,
+                      prepared=prepared.for_run(runs[1]))
+
+
 def test_a_further_retrain_shows_its_gaps_to_the_reference_unranked_and_unjudged(tiny_runs, tmp_path):
     """A Retrain of the same request at another seed is role ``spread``: its gaps to the reference Retrain
     are in the headline table and the terminal table, and it is neither ranked nor judged."""

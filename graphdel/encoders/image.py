@@ -140,3 +140,7 @@ class ImageEncoder(nn.Module):
     def forward(self, x: ImageInput) -> tuple[Tensor, Tensor, Tensor]:
         """``x`` (``B`` images) -> ``(tokens [B, P, token_width], mask [B, P] bool, pooled [B, pooled_width])``."""
         return self.top(x)
+
+    def pooled(self, x: ImageInput) -> Tensor:
+        """``[B, pooled_width]``: the pooled output alone (:meth:`ImageTop.pooled`)."""
+        return self.top.pooled(x)

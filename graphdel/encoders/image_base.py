@@ -125,6 +125,11 @@ class ImageTop(nn.Module):
         """``x`` (``B`` images) -> ``(tokens [B, P, token_width], mask [B, P] bool, pooled [B, pooled_width])``."""
         raise NotImplementedError
 
+    def pooled(self, x: ImageInput) -> Tensor:
+        """``[B, pooled_width]``: the pooled output of :meth:`forward` alone (what a two-tower model reads).
+        Default: the whole forward pass; a top that can skip the tokens overrides it."""
+        return self(x)[2]
+
 
 class FrozenFeatures(ImageTop):
     """The top of a fully frozen encoder: the identity on cached ``(tokens, pooled)`` (no parameters)."""
@@ -143,7 +148,18 @@ class FrozenFeatures(ImageTop):
             raise ValueError(f"a frozen image encoder reads cached tokens, got an input of kind {x.kind!r}")
         tokens = x.values.float()
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        return tokens, mask, x.pooled.float()
+        return tokens, mask, self.pooled(x)
+
+    def pooled(self, x: ImageInput) -> Tensor:
+        """The cached ``pooled [B, C']`` as float32, the tokens left unread (converting them to float32 took
+        a sixth of an image MultiDelete run, whose two-tower model never reads them).
+
+        Raises:
+            ValueError: ``x`` is not of kind ``tokens`` with pooled features.
+        """
+        if x.kind != "tokens" or x.pooled is None:
+            raise ValueError(f"a frozen image encoder reads cached tokens, got an input of kind {x.kind!r}")
+        return x.pooled.float()
 
 
 class ImageEncoderSpec:

@@ -97,3 +97,8 @@ class ImageTextModel(JointModel):
         """``(patch tokens [B, P, C], mask [B, P] bool, pooled [B, C'])`` of a batch of images."""
         return self.image_encoder(x)
 
+    def encode_x(self, x: ImageInput) -> Tensor:
+        """``[B, embed_dim]`` normalised image embeddings, from the pooled features alone (the patch tokens
+        feed only the fusion module)."""
+        return self.x_projection(self.image_encoder.pooled(x))
+

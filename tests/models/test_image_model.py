@@ -68,6 +68,7 @@ def test_protocol_shapes_and_fusion_reads_the_image(trained):
     with torch.no_grad():
         zx, zt = model.encode_x(batch.x), model.encode_text(batch.text)
         tokens, mask, pooled = model.item_states(batch.x)
+        assert torch.equal(model.image_encoder.pooled(batch.x), pooled)  # a trainable top: its whole pass
         fused = fusing.fuse(batch.x, batch.text)
         other = fusing.fuse(batch.x.select(torch.tensor([1, 2, 0])), batch.text)
     assert zx.shape == zt.shape == (3, 16)
@@ -101,6 +102,15 @@ def test_efficientnet_model_trains_only_the_heads(tmp_path):
     x = prepared.data.batch(torch.arange(4)).x
     assert x.kind == "tokens" and x.values.shape == (4, 1, 320) and x.pooled.shape == (4, 1280)
     assert 0 < run.metrics["splits"]["val"]["pool64"]["g2t_mrr"] <= 1
+    # the item embedding reads the cached pooled features alone: the same values as through the whole top,
+    # without converting the patch tokens it never reads
+    from graphdel.encoders.image_base import FrozenFeatures
+
+    with torch.no_grad():
+        whole = model.x_projection(model.item_states(x)[2])
+        model.image_encoder.top.forward = lambda *_: pytest.fail("read the patch tokens")
+        assert torch.equal(model.encode_x(x), whole)
+    assert isinstance(model.image_encoder.top, FrozenFeatures)
 
 
 def test_image_model_recommends_its_multidelete_settings(trained, monkeypatch):

@@ -55,6 +55,26 @@ def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
+def run_and_rounds(doc: str):
+    """``(args, start_load)`` of a script timing one trained run in rounds: ``--run RUN`` (required) and
+    ``--rounds`` (default 5) parsed, the load average read before any import."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--run", required=True, help="a trained run folder")
+    parser.add_argument("--rounds", type=int, default=5)
+    return parser.parse_args(), load()
+
+
+def loaded_run(path: str):
+    """``(run, prepared)``: the run folder loaded and its data prepared (no progress bars)."""
+    from graphdel import api
+    from graphdel.runs import Run
+
+    run = Run.load(path)
+    return run, api.load_run_data(run, progress=False)
+
+
 def median(xs: list[float]) -> float:
     s = sorted(xs)
     n = len(s)

@@ -11,27 +11,19 @@ scores bit for bit (each score is the same row-wise sum in either case).
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _common import emit, load, machine, median
+from _common import emit, loaded_run, machine, median, run_and_rounds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a trained run folder")
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    start_load = load()
+    args, start_load = run_and_rounds(__doc__)
     import torch
 
-    from graphdel import api
     from graphdel.evaluation.embed import embed_pairs
     from graphdel.evaluation.retrieval import CPU_POOL_BLOCK, POOL_BLOCK, pool_candidate_scores
-    from graphdel.runs import Run
 
-    run = Run.load(args.run)
-    prepared = api.load_run_data(run, progress=False)
+    run, prepared = loaded_run(args.run)
     model = run.model.eval()
     distractors = embed_pairs(model, prepared.distractors())
     retained = prepared.retained_rows([])[:2000]

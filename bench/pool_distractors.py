@@ -11,25 +11,17 @@ MRR is the same number either way (``same_score``): graph->text pools read only 
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _common import emit, load, machine, median
+from _common import emit, loaded_run, machine, median, run_and_rounds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a trained run folder")
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    start_load = load()
-    from graphdel import api
+    args, start_load = run_and_rounds(__doc__)
     from graphdel.evaluation.embed import embed_pairs, pool_score
     from graphdel.evaluation.retrieval import pool_retrieval
-    from graphdel.runs import Run
 
-    run = Run.load(args.run)
-    prepared = api.load_run_data(run, progress=False)
+    run, prepared = loaded_run(args.run)
     model, distractors = run.model.eval(), prepared.distractors()
     times: dict[str, list[float]] = {"both_sides": [], "texts_only": []}
     for _ in range(args.rounds):

@@ -47,6 +47,7 @@ def test_the_dry_run_prints_one_json_line_per_step(tmp_path):
     assert steps["demo"]["methods"] == ["multidelete"] and not steps["demo"]["original_reused"]
     assert 0 < steps["unlearn"]["multidelete_share_of_retrain"]
     assert set(steps["unlearn"]["methods_s"]) == {"multidelete", "retrain"}
+    assert set(steps["unlearn"]["multidelete_seconds"]) == {"setup", "evaluations", "updates"}
     assert [r["seed"] for r in steps["unlearn"]["demo_steps_s"]["requests"]] == [0]
     # the other two scenarios ran every method; the molecule model's only skip (GNNDelete) runs on the KG
     kg, image = steps["modalities"]["kg"], steps["modalities"]["image"]
@@ -60,3 +61,4 @@ def test_the_dry_run_prints_one_json_line_per_step(tmp_path):
         assert line["molecules"] == line["pairs"] and line["prepare"]["distinct_texts"] == 48
         assert [c["fraction"] for c in line["multidelete"]] == [0.01, 0.05]
         assert all(c["share_of_retrain"] == round(c["s"] / line["retrain"]["s"], 4) for c in line["multidelete"])
+        assert all(sum(c["seconds"].values()) <= c["s"] for c in line["multidelete"])

@@ -175,6 +175,24 @@ def test_eval_every_evaluates_every_kth_epoch_and_the_last(original, make_ctx):
         unlearn(original, make_ctx(), "neggrad", ["eval_every=0"])
 
 
+def test_the_run_records_where_its_time_went(original, make_ctx, monkeypatch):
+    """``selected["seconds"]`` splits the loop into setup, evaluations and updates: with every evaluation
+    made 0.3 s slower, the evaluations hold 0.3 s per evaluation more and the updates do not."""
+    import time
+
+    from graphdel.unlearning.selection import CalibratedSelector
+
+    settings = ["epochs=3", "early_stop=false", "batch_size=8", "pool_size=8"]
+    fast = unlearn(original, make_ctx(), "neggrad", settings).selected["seconds"]
+    real = CalibratedSelector.evaluate
+    monkeypatch.setattr(CalibratedSelector, "evaluate", lambda *a, **k: time.sleep(0.3) or real(*a, **k))
+    res = unlearn(original, make_ctx(), "neggrad", settings)
+    slow, evaluations = res.selected["seconds"], sum(1 for r in res.log if r.get("eval"))
+    assert sorted(slow) == ["evaluations", "setup", "updates"] and evaluations == 4
+    assert slow["evaluations"] >= 0.3 * evaluations
+    assert slow["updates"] < fast["updates"] + 0.6 and sum(slow.values()) <= res.wall_time_s
+
+
 def test_eval_steps_evaluates_every_kth_step_within_epochs_and_the_last(original, make_ctx):
     small = ["batch_size=3", "pool_size=8"]  # 8 Df pairs: 3 steps an epoch
     res = unlearn(original, make_ctx(), "neggrad", ["epochs=2", "eval_steps=2", "early_stop=false", *small])

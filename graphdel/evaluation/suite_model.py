@@ -38,7 +38,7 @@ from graphdel.evaluation.embed import embed_pairs, gathered_embeddings, item_sta
 from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.metrics import RETRIEVAL_SPLITS, MetricInputs, compute_metrics, judged_side
 from graphdel.evaluation.retrieval import PairEmbeddings, split_retrieval
-from graphdel.evaluation.suite_signals import PairSignals, pair_embeddings, pair_signals
+from graphdel.evaluation.suite_signals import PairSignals, pair_signals
 from graphdel.evaluation.summary import flatten, forget_gap, retention_change
 from graphdel.models.protocol import PairSampler
 
@@ -183,19 +183,11 @@ def _evaluate_placed(model, sets: Mapping[str, PairSampler], cfg: SuiteConfig, c
                      original_signals: Mapping[str, PairSignals] | None, shadows: dict | None,
                      calibration_hidden: PairSampler | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`evaluate_model` on the device ``model`` is on (batches follow the model)."""
-    embedded = {name: pair_embeddings(model, pairs, batch_size=cfg.batch_size)
-                for name, pairs in sets.items() if name != "distractors" and pairs is not None and len(pairs)}
-    # the distractors are calibration and validation pairs, embedded just above: gathered, not encoded again
-    rows = getattr(sets["distractors"], "rows", None)
-    distractors = None if rows is None else gathered_embeddings(embedded.values(), torch.as_tensor(rows))
-    if distractors is None:
-        distractors = embed_pairs(model, sets["distractors"], batch_size=cfg.batch_size)
-
-    def signals_of(pairs, emb=None):
-        return pair_signals(model, pairs, distractors, pool_size=cfg.pool_size, seed=cfg.seed,
-                            batch_size=cfg.batch_size, emb=emb)
-
-    sig = {name: signals_of(sets[name], emb) for name, emb in embedded.items()}
+    distractors = embed_pairs(model, sets["distractors"], batch_size=cfg.batch_size)
+    signals_of = lambda pairs: pair_signals(model, pairs, distractors, pool_size=cfg.pool_size, seed=cfg.seed,
+                                            batch_size=cfg.batch_size)
+    sig = {name: signals_of(pairs)
+           for name, pairs in sets.items() if name != "distractors" and pairs is not None and len(pairs)}
     closed_calibration = None
     if calibration_hidden is not None and len(calibration_hidden) and "calibration" in sig:
         with model.facts_hidden(calibration_hidden):

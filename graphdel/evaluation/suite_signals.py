@@ -107,22 +107,14 @@ def _pool_signals(model, emb: PairEmbeddings, distractors: PairEmbeddings, pool_
     return loss.double().numpy(), Ranks.of_scores(g2t).reciprocal().numpy()
 
 
-def pair_embeddings(model, pairs: PairSampler, *, batch_size: int = 256) -> PairEmbeddings:
-    """The embeddings :func:`pair_signals` reads: both sides, with the matching probability of each true pair
-    when the model has a matching head (on the device ``model`` is on)."""
-    return embed_pairs(model, pairs, batch_size=batch_size, with_matching=has_matching_head(model))
-
-
 def pair_signals(model, pairs: PairSampler, distractors: PairEmbeddings, *, pool_size: int = 64, seed: int = 0,
-                 batch_size: int = 256, device: str | torch.device | None = None,
-                 emb: PairEmbeddings | None = None) -> PairSignals:
+                 batch_size: int = 256, device: str | torch.device | None = None) -> PairSignals:
     """Embeddings and per-pair signals of ``pairs`` under ``model`` (eval mode, no gradients);
     ``distractors`` are the run's distractor set embedded by the same model. ``device``: where to compute
-    (``None``: where ``model`` is, see :func:`graphdel.evaluation.embed.embed_pairs`). ``emb``: the pairs'
-    embeddings already computed by the caller (:func:`pair_embeddings`), else computed here."""
+    (``None``: where ``model`` is, see :func:`graphdel.evaluation.embed.embed_pairs`)."""
+    has_match = has_matching_head(model)
     with placed(model, device):
-        if emb is None:
-            emb = pair_embeddings(model, pairs, batch_size=batch_size)
+        emb = embed_pairs(model, pairs, batch_size=batch_size, with_matching=has_match)
         sim = (emb.z_x * emb.z_t).sum(1).double().numpy()
         match = emb.match_prob.double().numpy() if emb.match_prob is not None else None
         deranged = None

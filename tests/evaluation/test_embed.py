@@ -37,24 +37,3 @@ def test_retrieval_metrics_gather_the_distractors_and_score_as_when_embedding_th
     assert "distractors" not in calls and sorted(calls) == sorted(sets)  # every distractor was in the sets
     suite_model.retrieval_metrics(original.model, {"test": sets["test"]}, distractors)
     assert calls[-1] == "distractors"  # none of them is a test pair: embedded
-
-
-def test_the_suite_gathers_the_distractors_and_scores_as_when_embedding_them(tiny_runs, monkeypatch):
-    import numpy as np
-
-    original, prepared, request, _ = tiny_runs
-    sets = suite_model.suite_sets(prepared, request.rows(prepared.corpus))
-    config = suite_model.SuiteConfig(probes=False)
-    gathered, _ = suite_model.evaluate_model(original.model, sets, config=config, corpus=prepared.corpus)
-    calls = []
-    real = suite_model.embed_pairs
-    monkeypatch.setattr(suite_model, "embed_pairs", lambda model, pairs, **k: calls.append(pairs.name)
-                        or real(model, pairs, **k))
-    suite_model.evaluate_model(original.model, sets, config=config, corpus=prepared.corpus)
-    assert calls == []  # every distractor is a calibration or validation pair the suite embeds anyway
-    monkeypatch.setattr(suite_model, "gathered_embeddings", lambda *a: None)
-    embedded, _ = suite_model.evaluate_model(original.model, sets, config=config, corpus=prepared.corpus)
-    assert calls == ["distractors"]
-    arrays = gathered.pop("_arrays"), embedded.pop("_arrays")
-    assert gathered == embedded
-    assert all(np.array_equal(arrays[0][k], arrays[1][k]) for k in arrays[0] if isinstance(arrays[0][k], np.ndarray))

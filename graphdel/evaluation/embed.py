@@ -11,13 +11,12 @@ import contextlib
 from typing import Iterable, Iterator, Mapping
 
 import torch
-from torch import Tensor
 
 from graphdel.device import model_device, placed
 from graphdel.evaluation.retrieval import PairEmbeddings, pool_g2t_mrr, pool_g2t_reciprocal, usable_pool_size
 from graphdel.models.protocol import PairBatch, PairSampler
 
-__all__ = ["PairEmbeddings", "embed_pairs", "gathered_embeddings", "pool_score"]
+__all__ = ["PairEmbeddings", "embed_pairs", "pool_score"]
 
 
 @torch.no_grad()
@@ -67,25 +66,6 @@ def _embed(model, pairs, batch_size: int, with_matching: bool, texts_only: bool)
     cat = lambda xs: torch.cat(xs) if xs else torch.zeros(0)  # noqa: E731
     return PairEmbeddings(None if texts_only else cat(zx), cat(zt), cat(items).long().reshape(-1),
                           cat(rows).long().reshape(-1), cat(probs) if with_matching else None)
-
-
-def gathered_embeddings(embedded: Iterable[PairEmbeddings], rows: Tensor) -> PairEmbeddings | None:
-    """The embeddings of the pairs at corpus ``rows`` (``[M]`` long, in that order) taken from sets already
-    embedded by the same model (``z_x`` and ``z_t`` of each; ``match_prob`` left out), or ``None`` when a row
-    is in none of them. Why: a run's distractor set is drawn from its calibration and validation pairs, which
-    the scoring of a run embeds anyway; gathering them saves embedding 512 molecules' graphs again."""
-    embedded = [e for e in embedded if e.z_x is not None and len(e)]
-    if not embedded:
-        return None
-    every = [torch.cat([getattr(e, f) for e in embedded]) for f in ("z_x", "z_t", "items", "rows")]
-    first = {}
-    for position, row in enumerate(every[3].tolist()):
-        first.setdefault(row, position)
-    wanted = torch.as_tensor(rows).long().reshape(-1).tolist()
-    if any(r not in first for r in wanted):
-        return None
-    pick = torch.tensor([first[r] for r in wanted], dtype=torch.long)
-    return PairEmbeddings(*(field[pick] for field in every))
 
 
 def pool_score(model, pairs: PairSampler | Iterable[PairBatch], distractors: PairSampler | PairEmbeddings, *,

@@ -34,7 +34,7 @@ import torch
 
 from graphdel.config import ConfigMixin
 from graphdel.device import placed
-from graphdel.evaluation.embed import embed_pairs, gathered_embeddings, item_states_cached
+from graphdel.evaluation.embed import embed_pairs, item_states_cached
 from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.metrics import RETRIEVAL_SPLITS, MetricInputs, compute_metrics, judged_side
 from graphdel.evaluation.retrieval import PairEmbeddings, split_retrieval
@@ -65,15 +65,15 @@ def retrieval_metrics(model, sets: Mapping[str, PairSampler], distractors: PairS
         t2g_acc, k, chance_mrr}, "n": N}}``.
     """
     with placed(model, device):
-        embedded = {name: embed_pairs(model, pairs) for name, pairs in sets.items()
-                    if pairs is not None and len(pairs) > 0}
         if not isinstance(distractors, PairEmbeddings):
-            # drawn from the calibration and validation pairs: when those were just embedded, gathered
-            rows = getattr(distractors, "rows", None)
-            gathered = None if rows is None else gathered_embeddings(embedded.values(), torch.as_tensor(rows))
-            distractors = gathered if gathered is not None else embed_pairs(model, distractors)
-        return {name: split_retrieval(emb, distractors, pool_size=pool_size, seed=seed)
-                for name, emb in embedded.items()}
+            distractors = embed_pairs(model, distractors)
+        out = {}
+        for name, pairs in sets.items():
+            if pairs is None or len(pairs) == 0:
+                continue
+            emb = embed_pairs(model, pairs)
+            out[name] = split_retrieval(emb, distractors, pool_size=pool_size, seed=seed)
+    return out
 
 
 @dataclass

@@ -44,7 +44,8 @@ def main() -> None:
                      "block_64_over_1024": round(medians[CPU_POOL_BLOCK] / medians[POOL_BLOCK], 3),
                      "same_bits": all(torch.equal(a, b) for a, b in zip(scores[CPU_POOL_BLOCK],
                                                                         scores[POOL_BLOCK]))}
-    emit({"bench": "pool_block", "run": str(run.path), "distractor_pairs": len(distractors), "rounds": args.rounds,
+    emit({"bench": "pool_block", "run": str(run.path), "distractor_pairs": len(distractors),
+          "rounds": args.rounds,
           "sets": out, "machine": machine(start_load)})
 
 

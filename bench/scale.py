@@ -128,7 +128,8 @@ def _measure_multidelete(original, prepared, df: list[int], device: str, seed: i
                             calibration=ev["calibration"], val=ev["val"], seed=seed, device=device, progress=False)
     _reset_gpu_peak(resolve_device(device))
     md = unlearn(original.model, ctx, "multidelete", api.with_model_defaults(original.model, "multidelete", []))
-    return {"s": round(md.wall_time_s, 2), "steps": md.selected.get("steps"), "seconds": md.selected.get("seconds"),
+    return {"s": round(md.wall_time_s, 2), "steps": md.selected.get("steps"),
+            "seconds": md.selected.get("seconds"),
             "peak_gpu_mem_mib": _gpu_peak_mib(resolve_device(device))}
 
 

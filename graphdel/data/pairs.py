@@ -101,7 +101,8 @@ def item_properties(corpus: Corpus, item_ids: Sequence[str]) -> "dict[str, tuple
         for k, item in enumerate(missing):
             memo[item] = {name: (values[k], kind) for name, (values, kind) in fresh.items()}
     first = memo[item_ids[0]]
-    return {name: (np.asarray([memo[i][name][0] for i in item_ids]), kind) for name, (_, kind) in first.items()}
+    return {name: (np.asarray([memo[i][name][0] for i in item_ids]), kind)
+            for name, (_, kind) in first.items()}
 
 
 CORPUS_VIEWS: Registry[Callable[[Corpus], Corpus]] = Registry("training view", on_miss=_load_modality)

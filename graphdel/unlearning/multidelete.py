@@ -371,9 +371,10 @@ class MultiDelete(GradientMethod):
         its target share (:meth:`_calibrated_targets`) of ``cfg.target_distractors`` distractor texts,
         drawn afresh and encoded by the student as it is now, above its own text."""
         share = torch.tensor([self._pair_target[int(r)] for r in batch.rows.tolist()], device=trainer.device)
-        # texts only where the sampler can (PairSet.sample_texts): the distractors' items are never encoded here
+        # texts only where the sampler can (PairSet.sample_texts): the distractors' items are never encoded
         draw = getattr(self._distractors, "sample_texts", self._distractors.sample)
-        sample = draw(min(cfg.target_distractors, len(self._distractors)), trainer.generator).to(trainer.device)
+        sample = draw(min(cfg.target_distractors, len(self._distractors)), trainer.generator)
+        sample = sample.to(trainer.device)
         # encoded through the step's memo, with their graphs (L_MD reuses them), and detached here
         z_x, z_t = student.encode_x(batch.x).detach(), student.encode_text(batch.text).detach()
         with torch.no_grad():

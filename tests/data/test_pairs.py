@@ -28,7 +28,8 @@ def test_item_properties_are_computed_once_per_item_and_corpus(tiny_csv, monkeyp
     direct = molecules.molecule_item_properties(corpus, ids[2:9])
     asked: list[list[str]] = []
     real = molecules.molecular_properties
-    monkeypatch.setattr(molecules, "molecular_properties", lambda smiles: asked.append(list(smiles)) or real(smiles))
+    monkeypatch.setattr(molecules, "molecular_properties",
+                        lambda smiles: asked.append(list(smiles)) or real(smiles))
     item_properties(corpus, ids[2:6])
     got = item_properties(corpus, ids[2:9])
     assert [len(a) for a in asked] == [4, 3]  # the second call computes only the three new molecules

@@ -319,7 +319,8 @@ def test_hardest_of_other_items_equals_a_full_stable_sort_with_many_ties():
 
 
 def test_pool_scores_are_the_same_bits_in_any_block_size():
-    # the CPU default scores 64 queries at a time (cache-sized temporaries): each score is the same row-wise sum
+    # the CPU default scores 64 queries at a time (cache-sized temporaries); each score is the same
+    # row-wise sum
     q = _pairs(_unit(150, d=32, seed=8), _unit(150, d=32, seed=9), rows=torch.arange(150) + 300)
     d = _pairs(_unit(100, d=32, seed=10), _unit(100, d=32, seed=11))
     one_block = pool_candidate_scores(q, d, pool_size=16, seed=3, block=1024)

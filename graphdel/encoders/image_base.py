@@ -151,8 +151,8 @@ class FrozenFeatures(ImageTop):
         return tokens, mask, self.pooled(x)
 
     def pooled(self, x: ImageInput) -> Tensor:
-        """The cached ``pooled [B, C']`` as float32, the tokens left unread (converting them to float32 took
-        a sixth of an image MultiDelete run, whose two-tower model never reads them).
+        """The cached ``pooled [B, C']`` as float32, the tokens left unread (a two-tower model never reads
+        them, and converting them to float32 on every call was work for nothing).
 
         Raises:
             ValueError: ``x`` is not of kind ``tokens`` with pooled features.

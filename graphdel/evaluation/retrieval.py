@@ -242,8 +242,9 @@ def usable_pool_size(distractor_items: Tensor, pool_size: int) -> int:
 
 
 #: Queries scored at a time by :func:`pool_candidate_scores` on the CPU: a block's gathered pools (``[64, 64,
-#: d]`` floats, 4 MiB at d = 256) stay in cache, which made pool scoring 3-5x faster than blocks of 1,024
-#: (bit-identical: each score is the same row-wise sum). Elsewhere (CUDA) larger blocks mean fewer launches.
+#: d]`` floats, 4 MiB at d = 256) stay in cache, which made pool scoring 2-3x faster than blocks of 1,024 on a
+#: run's sets (bench/pool_block.py; the same bits: each score is the same row-wise sum). Elsewhere (CUDA)
+#: larger blocks mean fewer launches.
 CPU_POOL_BLOCK = 64
 POOL_BLOCK = 1024
 

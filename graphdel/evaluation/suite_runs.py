@@ -15,7 +15,7 @@ import torch
 from graphdel.device import resolve_device
 from graphdel.errors import InvalidInputError
 from graphdel.evaluation.report_verdicts import SPREAD_ROLE
-from graphdel.evaluation.run_data import calibration_mirrors, load_request_any, load_run_data
+from graphdel.evaluation.run_data import Prepared, calibration_mirrors, load_request_any, load_run_data
 from graphdel.evaluation.suite_attacks import train_shadows
 from graphdel.evaluation.suite_model import SuiteConfig, compare_to_references, evaluate_model, suite_sets
 from graphdel.evaluation.summary import judgement
@@ -34,7 +34,7 @@ MEMORY_KEYS = ("peak_mem_mb", "start_mem_mb", "peak_mem_method", "peak_gpu_mem_m
 def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, original=None,
                   measurements: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
                   log=print, accept_modified: bool = False, data: str | None = None,
-                  prepared=None) -> dict[str, Any]:
+                  prepared: Prepared | None = None) -> dict[str, Any]:
     """Evaluate unlearned runs that share one original (their ``config.parent``) and one request.
 
     Roles: the first run whose method is ``retrain`` is the reference; a further Retrain (another training
@@ -95,7 +95,8 @@ def evaluate_runs(runs: Sequence[Any], *, config: SuiteConfig | None = None, ori
 
 
 def _suite_data(original, runs: Sequence[Any], cfg: SuiteConfig, data: str | None, progress: bool, log,
-                prepared=None) -> tuple[Any, dict[str, Any], dict[str, Any] | None, Any]:
+                prepared: Prepared | None = None
+                ) -> tuple[Prepared, dict[str, Any], dict[str, Any] | None, Any]:
     """``(prepared, sets, shadows, hidden)``: the original's data (re-pointed at ``data`` when given), the
     suite's pair sets for the runs' request (:func:`~graphdel.evaluation.suite_model.suite_sets`: Df, Dr
     chunks, test...), when ``cfg.lira_shadows`` LiRA's shadow models (else ``None``) and, when the request

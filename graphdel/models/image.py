@@ -101,4 +101,3 @@ class ImageTextModel(JointModel):
         """``[B, embed_dim]`` normalised image embeddings, from the pooled features alone (the patch tokens
         feed only the fusion module)."""
         return self.x_projection(self.image_encoder.pooled(x))
-

@@ -61,4 +61,4 @@ def test_the_dry_run_prints_one_json_line_per_step(tmp_path):
         assert line["molecules"] == line["pairs"] and line["prepare"]["distinct_texts"] == 48
         assert [c["fraction"] for c in line["multidelete"]] == [0.01, 0.05]
         assert all(c["share_of_retrain"] == round(c["s"] / line["retrain"]["s"], 4) for c in line["multidelete"])
-        assert all(sum(c["seconds"].values()) <= c["s"] for c in line["multidelete"])
+        assert all(sum(c["seconds"].values()) <= c["s"] + 0.01 for c in line["multidelete"])  # s is rounded

@@ -10,8 +10,9 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-#: The keys ``measure`` fills: costs of one execution, which differ between two runs of the same work.
-MEASURED_KEYS = frozenset({"wall_time_s", "peak_mem_mb", "start_mem_mb", "peak_gpu_mem_mb"})
+#: Keys that hold costs of one execution, which differ between two runs of the same work: the ones
+#: ``measure`` fills, and ``seconds``, where a method's run says how its time split (``selected.seconds``).
+MEASURED_KEYS = frozenset({"wall_time_s", "peak_mem_mb", "start_mem_mb", "peak_gpu_mem_mb", "seconds"})
 
 
 @contextmanager

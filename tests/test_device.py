@@ -208,7 +208,7 @@ def _numbers(metrics: dict) -> dict:
     """``metrics`` less what measures the machine (times, memory, paths)."""
     if isinstance(metrics, dict):
         return {k: _numbers(v) for k, v in metrics.items()
-                if not (k in ("path", "wall_time_s", "speedup_vs_retrain") or "mem" in k)}
+                if not (k in ("path", "wall_time_s", "seconds", "speedup_vs_retrain") or "mem" in k)}
     return metrics
 
 

@@ -116,6 +116,10 @@ def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     # and each retained pair's own similarity is held
     # (docs/experiments/2026-12-06-retained-pairs-text-projection.md)
     assert model.unlearning_defaults["multidelete"]["pair_weight"] == 0.5
+    # the unimodal term holds the retained pairs alone, at the weight the Dr half had inside the mean
+    # (docs/experiments/2026-12-06-molecule-unimodal-split.md)
+    assert model.unlearning_defaults["multidelete"]["ukr_split"] == "dr"
+    assert model.unlearning_defaults["multidelete"]["beta"] == 2.5
     # stopping reads 8 draws against a reference weighted like the request
     # (docs/experiments/2026-12-06-reference-draws-and-series.md)
     assert model.unlearning_defaults["multidelete"]["eval_draws"] == 8

@@ -4,7 +4,7 @@ import torch
 
 from graphdel.unlearning import unlearn
 from graphdel.unlearning.base import GradientConfig, frozen_copy, make_student, set_update_mode
-from graphdel.unlearning.losses import distance, negative_texts
+from graphdel.unlearning.losses import distance, negative_texts, unimodal_retention
 from graphdel.unlearning.multidelete import MultiDeleteConfig, multidelete_loss
 from graphdel.unlearning.selection import sampler_score
 
@@ -62,6 +62,22 @@ def test_term_switches_and_weights(original, samplers):
     loss2, terms2 = multidelete_loss(student, teacher, df, dr, cfg2)
     assert loss2.item() == pytest.approx(2 * terms2["mkr"] + 0.5 * terms2["ukr"], rel=1e-5)
 
+
+
+def test_unimodal_term_reads_the_chosen_split(original, samplers):
+    # the molecule recommendation holds the Dr batch alone: with only the text projection trained, the Df
+    # half held the very caption embeddings the decoupling moves
+    # (docs/experiments/2026-12-06-molecule-unimodal-split.md)
+    teacher, student, df, dr = _moved_student(original, samplers)
+    ukr = {}
+    for split in ("df", "dr", "both"):
+        cfg = MultiDeleteConfig(ukr_split=split)
+        cfg.terms.md = cfg.terms.mkr = False
+        ukr[split] = multidelete_loss(student, teacher, df, dr, cfg)[1]["ukr"]
+    assert ukr["dr"] == pytest.approx(unimodal_retention(student, teacher, dr).item(), rel=1e-6)
+    assert ukr["df"] == pytest.approx(unimodal_retention(student, teacher, df).item(), rel=1e-6)
+    assert ukr["df"] != pytest.approx(ukr["dr"], rel=1e-3)
+    assert ukr["both"] == pytest.approx(0.5 * (ukr["df"] + ukr["dr"]), rel=1e-6)
 
 def test_run_forgets_and_selects_against_calibration(original, make_ctx, samplers):
     ctx = make_ctx()

@@ -96,9 +96,9 @@ class MoleculeTextModel(JointModel):
         never-trained distractor texts the way a calibration pair of the same standing ranks
         (``calibrated``: the deleted pairs' ranks are matched to the calibration pairs' by quantile), so
         that the deleted pairs end up distributed like never-seen pairs rather than all at the level of an
-        unrelated text (``pairwise``, which forgot some pairs far more than Retrain does); the
-        retained pairs' unimodal embeddings are held with weight 2.5 and their similarities with weight 2. Only
-        the text projection is updated: the text projection alone separated the development request's
+        unrelated text (``pairwise``, which forgot some pairs far more than Retrain does); the retained
+        pairs' unimodal embeddings are held with weight 2.5 and their similarities with weight 2. Only the
+        text projection is updated: the text projection alone separated the development request's
         deleted pairs as far as the top graph layer with both projections did (calibration gap 0.024
         against 0.025) for a quarter of the validation loss (0.004 against 0.016) in two-thirds of the time,
         since the whole graph encoder is then frozen and its node states are computed once per molecule and

@@ -63,7 +63,6 @@ def test_term_switches_and_weights(original, samplers):
     assert loss2.item() == pytest.approx(2 * terms2["mkr"] + 0.5 * terms2["ukr"], rel=1e-5)
 
 
-
 def test_unimodal_term_reads_the_chosen_split(original, samplers):
     # the molecule recommendation holds the Dr batch alone: with only the text projection trained, the Df
     # half held the very caption embeddings the decoupling moves
@@ -78,6 +77,7 @@ def test_unimodal_term_reads_the_chosen_split(original, samplers):
     assert ukr["df"] == pytest.approx(unimodal_retention(student, teacher, df).item(), rel=1e-6)
     assert ukr["df"] != pytest.approx(ukr["dr"], rel=1e-3)
     assert ukr["both"] == pytest.approx(0.5 * (ukr["df"] + ukr["dr"]), rel=1e-6)
+
 
 def test_run_forgets_and_selects_against_calibration(original, make_ctx, samplers):
     ctx = make_ctx()

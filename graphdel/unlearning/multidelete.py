@@ -28,7 +28,7 @@ Model recommendations: a model may recommend its own settings (``unlearning_defa
 :func:`graphdel.api.with_model_defaults`; the caller's ``--set`` wins): the molecule and image models
 decouple on cosine similarities (``representation="similarity"``) and move each deleted pair to a rank
 drawn from the calibration pairs' (``similarity_target="calibrated"``), both with beta 2.5 on the Dr batch
-alone, the molecule model with alpha 2 and only its text projection updated (``trainable``), the image model
+alone, the molecule model with alpha 1 and only its text projection updated (``trainable``), the image model
 with alpha 4 at lr 1e-3; the KG model takes 2 epochs of 128-triple batches.
 Dropout is off in ``f'`` during updates (``dropout=False``) so that every term is exactly zero at f' = f.
 

@@ -120,7 +120,8 @@ def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     # (docs/experiments/2026-12-06-molecule-unimodal-split.md)
     assert model.unlearning_defaults["multidelete"]["ukr_split"] == "dr"
     assert model.unlearning_defaults["multidelete"]["beta"] == 2.5
-    # and the retained pairs' similarities with alpha 1 (docs/experiments/2026-12-06-molecule-retention-weight.md)
+    # and the retained pairs' similarities with alpha 1
+    # (docs/experiments/2026-12-06-molecule-retention-weight.md)
     assert model.unlearning_defaults["multidelete"]["alpha"] == 1.0
     # stopping reads 8 draws against a reference weighted like the request
     # (docs/experiments/2026-12-06-reference-draws-and-series.md)

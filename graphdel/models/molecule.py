@@ -130,7 +130,8 @@ class MoleculeTextModel(JointModel):
         The retained pairs' similarities are held with ``alpha`` 1 (it was 2, chosen when more of the
         model was updated): the update then settles where the decoupling term balances them, and the
         lighter hold took the kept checkpoint 0.006-0.010 nearer the reference on both development
-        requests, criterion 0.019 against 0.032 and 0.055 against 0.062
+        requests, criterion 0.019 against 0.032 and 0.055 against 0.062; on the same fourteen requests
+        Df ended +0.030 above Retrain's on the mean against +0.037, test -0.012 against -0.014
         (docs/experiments/2026-12-06-molecule-retention-weight.md).
 
         Measured on ``drugs`` (docs/experiments/2026-12-04-per-pair-parity.md; the requests no setting was

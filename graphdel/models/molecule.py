@@ -148,9 +148,9 @@ class MoleculeTextModel(JointModel):
         alone (0.028 against 0.041, on an original trained again). Earlier choices
         (``pairwise`` era, more of the model updated): updating every weight did as well in as many
         epochs at 18% of Retrain's time; alpha 1 lost up to 0.018 test MRR then (under the text projection
-        alone it lost none on the mean of fourteen requests, above); a higher lr, a smaller batch, beta 1-2 or an lr warm-up lost
-        0.015-0.045 test MRR; the engine's defaults (fused representation, lr 1e-4, every weight) barely
-        move the similarities."""
+        alone it lost none on the mean of fourteen requests, above); a higher lr, a smaller batch, beta
+        1-2 or an lr warm-up lost 0.015-0.045 test MRR; the engine's defaults (fused representation, lr
+        1e-4, every weight) barely move the similarities."""
         return {"multidelete": {"representation": "similarity", "similarity_target": "calibrated", "lr": 6e-4,
                                 "epochs": 24, "alpha": 1.0, "beta": 2.5, "ukr_split": "dr", "smooth": 1,
                                 "stop_margin": 0.0, "eval_every": 3, "trainable": "text_projection",

@@ -25,9 +25,9 @@ class KGText(TextFeatures):
 
     def select(self, index: Tensor) -> "KGText":
         """Texts ``index`` (``[B']`` long), in that order, with their entities."""
-        pooled = None if self.pooled is None else self.pooled[index]
-        entity = None if self.entity is None else self.entity[index.to(self.entity.device)]
-        return KGText(self.hidden[index], self.mask[index], pooled, entity)
+        base = TextFeatures.select(self, index)
+        entity = None if self.entity is None else self.entity.index_select(0, index.to(self.entity.device))
+        return KGText(base.hidden, base.mask, base.pooled, entity)
 
     def to(self, device) -> "KGText":
         """The same features and entities on ``device``."""

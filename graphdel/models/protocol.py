@@ -49,8 +49,10 @@ class TextFeatures:
 
     def select(self, index: Tensor) -> "TextFeatures":
         """Texts ``index`` (``[B']`` long), in that order."""
-        pooled = None if self.pooled is None else self.pooled[index]
-        return TextFeatures(self.hidden[index], self.mask[index], pooled)
+        # index_select, not hidden[index]: a few times faster on a CPU for the same rows
+        index = index.to(self.hidden.device)
+        pooled = None if self.pooled is None else self.pooled.index_select(0, index)
+        return TextFeatures(self.hidden.index_select(0, index), self.mask.index_select(0, index), pooled)
 
     def to(self, device: torch.device | str) -> "TextFeatures":
         """The same features on ``device``."""

@@ -91,3 +91,24 @@ def test_the_item_norm_is_a_fresh_identity_layer_norm_only_when_asked():
     plain = _module().state_dict()
     others = {k: v for k, v in module.state_dict().items() if not k.startswith("item_norm")}
     assert others.keys() == plain.keys() and all(torch.equal(v, plain[k]) for k, v in others.items())
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_first_position_shortcut_matches_the_full_last_layer(layers):
+    # in eval mode a "first" readout computes the last layer's cross-attention and feed-forward block for
+    # the first position only; in training mode (dropout 0 here, so the same function) every position runs
+    torch.manual_seed(0)
+    module = FusionModule(d_text=6, d_item=5, d=8, layers=layers, heads=2, dropout=0.0)
+    text, item = torch.randn(3, 4, 6), torch.randn(3, 2, 5, requires_grad=True)
+    text_mask = torch.tensor([[True, True, True, True], [True, True, False, False], [True, False, True, False]])
+    item_mask = torch.tensor([[True, True], [True, False], [True, True]])
+    short = module.eval()(text, text_mask, item, item_mask)
+    full = module.train()(text, text_mask, item, item_mask)
+    assert torch.allclose(short, full, atol=1e-6)
+    grad_short, = torch.autograd.grad(short.square().sum(), item)
+    grad_full, = torch.autograd.grad(full.square().sum(), item)
+    assert torch.allclose(grad_short, grad_full, atol=1e-6)
+    # padding beyond the real text changes nothing, in either path
+    padded = torch.cat([text, torch.randn(3, 1, 6)], 1)
+    padded_mask = torch.cat([text_mask, torch.zeros(3, 1, dtype=torch.bool)], 1)
+    assert torch.allclose(module.eval()(padded, padded_mask, item, item_mask), short, atol=1e-6)

@@ -1,0 +1,119 @@
+"""Benchmark: a KG method run with one of graphdel's exact speed-ups and with the path it replaced, side by
+side.
+
+    python bench/kg_variants.py --original RUN --compare first_position|layer_gathers [--fraction 0.02]
+                                [--seed 0] [--methods multidelete] [--repeats 2]
+
+RUN is a trained KG run (``graphdel train --data wordnet --out RUN``, or the cached original a KG demo names
+in its demo.json). ``--compare`` names the speed-up:
+
+* ``first_position``: a fusion module with ``readout="first"`` computes its last layer for the first text
+  position alone out of training mode (:func:`graphdel.models.layers._first_position`); the reference runs
+  the whole layer on every position, then reads the first.
+* ``layer_gathers``: the R-GCN layer gathers its messages with ``index_select``
+  (:class:`graphdel.encoders.relational.CompGCNConv`); the reference gathers with advanced indexing, as
+  before. With one thread both give the same bits (the summary's ``max_weight_diff`` is then 0).
+
+One random triple request (``--fraction`` of the training triples, ``--seed``) is unlearned by each method
+of ``--methods`` (``retrain`` times a training run) with the KG model's recommended settings, alternately
+with the speed-up and with the reference. Prints one JSON line per run and a summary line per method: its
+wall time each way (the fastest of the repeats) and their ratio, whether both kept the same step, and the
+largest weight difference between the two models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+import torch
+
+from _common import emit, load, machine
+
+
+def full_last_layer(layer, h, memory, text_mask, item_mask):
+    """Reference of ``first_position``: the whole decoder layer on every text position, the first read."""
+    return layer(h, memory, tgt_key_padding_mask=~text_mask, memory_key_padding_mask=~item_mask)[:, 0]
+
+
+def advanced_indexing_layer(self, x, rel, edge_index, edge_type):
+    """Reference of ``layer_gathers``: :meth:`CompGCNConv.forward` gathering with ``tensor[index]``."""
+    n = x.size(0)
+    src, dst = edge_index[0], edge_index[1]
+    out = self.w_self(x * self.self_rel)
+    if src.numel():
+        ones = torch.ones_like(dst, dtype=x.dtype)
+        deg = torch.zeros(n, dtype=x.dtype, device=x.device).index_add_(0, dst, ones)
+        norm = (deg[src].clamp(min=1) * deg[dst].clamp(min=1)).rsqrt().unsqueeze(1)
+        inverse = edge_type >= self.num_relations
+        aggregated = []
+        for edges in (~inverse, inverse):
+            e = edges.nonzero().squeeze(1)
+            msg = x[src[e]] * rel[edge_type[e]] * norm[e]
+            aggregated.append(torch.zeros_like(x).index_add_(0, dst[e], msg))
+        out = out + self.w_out(aggregated[0]) + self.w_in(aggregated[1])
+    out = torch.tanh(self.norm(out / 3.0 + self.bias))
+    return self.dropout(out), self.w_rel(rel)
+
+
+def switch(compare: str):
+    """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference
+    (``"reference"``)."""
+    import graphdel.encoders.relational as relational
+    import graphdel.models.layers as layers
+
+    if compare == "first_position":
+        owner, name, reference = layers, "_first_position", full_last_layer
+    else:
+        owner, name, reference = relational.CompGCNConv, "forward", advanced_indexing_layer
+    fast = getattr(owner, name)
+    return lambda variant: setattr(owner, name, fast if variant == "fast" else reference)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--original", required=True)
+    parser.add_argument("--compare", required=True, choices=["first_position", "layer_gathers"])
+    parser.add_argument("--fraction", type=float, default=0.02)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default="multidelete")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    start_load = load()
+
+    import graphdel.api as api
+
+    original = api.Run.load(args.original)
+    prepared = api.load_run_data(original, progress=False)
+    request = api.make_request(original, random_amount=args.fraction, by="triple", seed=args.seed,
+                               prepared=prepared)
+    use = switch(args.compare)
+    for method in args.methods.split(","):
+        times: dict[str, list[float]] = {"fast": [], "reference": []}
+        models, steps = {}, {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for repeat in range(args.repeats):
+                for variant in ("fast", "reference"):
+                    use(variant)
+                    out = api.forget(original, request, method=method, out=f"{tmp}/{variant}-{repeat}",
+                                     progress=False, prepared=prepared, device="cpu")
+                    selected = out.metrics.get("selected") or {}
+                    times[variant].append(out.metrics["wall_time_s"])
+                    models[variant], steps[variant] = out.model.state_dict(), selected.get("step")
+                    emit({"bench": "kg_variants", "compare": args.compare, "method": method,
+                          "variant": variant, "repeat": repeat, "method_s": round(out.metrics["wall_time_s"], 2),
+                          "seconds": selected.get("seconds"), "kept_step": selected.get("step")})
+        use("fast")
+        diff = max(float((models["fast"][k].float() - models["reference"][k].float()).abs().max())
+                   for k in models["fast"] if models["fast"][k].is_floating_point())
+        best = {k: min(v) for k, v in times.items()}
+        emit({"bench": "kg_variants", "summary": True, "compare": args.compare, "method": method,
+              "pairs": len(request), "seed": args.seed, "fast_s": round(best["fast"], 2),
+              "reference_s": round(best["reference"], 2),
+              "speedup": round(best["reference"] / best["fast"], 2),
+              "same_kept_step": steps["fast"] == steps["reference"], "max_weight_diff": diff,
+              "machine": machine(start_load)})
+
+
+if __name__ == "__main__":
+    main()

@@ -116,15 +116,18 @@ class CompGCNConv(nn.Module):
         if src.numel():
             deg = torch.zeros(n, dtype=x.dtype, device=x.device).index_add_(
                 0, dst, torch.ones_like(dst, dtype=x.dtype))
-            norm = (deg[src].clamp(min=1) * deg[dst].clamp(min=1)).rsqrt().unsqueeze(1)
+            norm = (deg.index_select(0, src).clamp(min=1) * deg.index_select(0, dst).clamp(min=1)).rsqrt()
             # original and inverse edges aggregated apart: each edge's message is built once, for its own
-            # sum (masking a message of every edge to zero for each sum cost a quarter of a pass on WordNet)
+            # sum (masking a message of every edge to zero for each sum cost a quarter of a pass on WordNet).
+            # index_select, not x[index]: the same values, faster on a CPU, and its backward (index_add_)
+            # sums in the same order on every run, where advanced indexing's did not with several threads
             inverse = edge_type >= self.num_relations
             aggregated = []
             for edges in (~inverse, inverse):
                 e = edges.nonzero().squeeze(1)
-                msg = x[src[e]] * rel[edge_type[e]] * norm[e]
-                aggregated.append(torch.zeros_like(x).index_add_(0, dst[e], msg))
+                msg = (x.index_select(0, src.index_select(0, e))
+                       * rel.index_select(0, edge_type.index_select(0, e)) * norm.index_select(0, e).unsqueeze(1))
+                aggregated.append(torch.zeros_like(x).index_add_(0, dst.index_select(0, e), msg))
             out = out + self.w_out(aggregated[0]) + self.w_in(aggregated[1])
         out = torch.tanh(self.norm(out / 3.0 + self.bias))
         return self.dropout(out), self.w_rel(rel)

@@ -50,6 +50,27 @@ def test_compgcn_conv_sums_original_and_inverse_edges_apart_exactly():
     assert torch.allclose(out, torch.tanh(conv.norm(h / 3.0 + conv.bias)), atol=1e-6)
 
 
+
+def test_compgcn_conv_gradients_are_the_same_on_every_run_with_several_threads():
+    # the messages' backward sums into each source node; advanced indexing's backward did not sum in the
+    # same order from one run to the next once torch used two threads (the HPO graph's gradients differed)
+    torch.manual_seed(0)
+    n, edges, dim = 3000, 40000, 64
+    conv = CompGCNConv(dim, num_relations=3).eval()
+    triples = torch.stack([torch.randint(n, (edges,)), torch.randint(3, (edges,)), torch.randint(n, (edges,))], 1)
+    ei, et = add_inverse_edges(triples, 3)
+    x, rel = torch.randn(n, dim, requires_grad=True), torch.randn(6, dim, requires_grad=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grads = []
+        for _ in range(4):
+            out, _ = conv(x, rel, ei, et)
+            grads.append(torch.autograd.grad(out.square().sum(), (x, rel)))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(g[0], grads[0][0]) and torch.equal(g[1], grads[0][1]) for g in grads[1:])
+
 def test_encoder_zero_layers_is_embedding_and_messages_follow_edges():
     enc = RelationalEncoder(RelationalEncoderConfig(num_entities=5, num_relations=2, dim=8, layers=0)).eval()
     s, z = enc(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=torch.long))

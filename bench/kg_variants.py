@@ -1,8 +1,8 @@
 """Benchmark: a KG method run with one of graphdel's exact speed-ups and with the path it replaced, side by
 side.
 
-    python bench/kg_variants.py --original RUN --compare first_position|layer_gathers [--fraction 0.02]
-                                [--seed 0] [--methods multidelete] [--repeats 2]
+    python bench/kg_variants.py --original RUN --compare first_position|layer_gathers|rank_counts
+                                [--fraction 0.02] [--seed 0] [--close] [--methods multidelete] [--repeats 2]
 
 RUN is a trained KG run (``graphdel train --data wordnet --out RUN``, or the cached original a KG demo names
 in its demo.json). ``--compare`` names the speed-up:
@@ -13,8 +13,12 @@ in its demo.json). ``--compare`` names the speed-up:
 * ``layer_gathers``: the R-GCN layer gathers its messages with ``index_select``
   (:class:`graphdel.encoders.relational.CompGCNConv`); the reference gathers with advanced indexing, as
   before. With one thread both give the same bits (the summary's ``max_weight_diff`` is then 0).
+* ``rank_counts``: a filtered rank is counted from one sum of signs over the scores
+  (:func:`graphdel.evaluation.link_prediction._ranks_from_scores`); the reference counts the greater and
+  the equal scores apart, as before. The same ranks, so the same run.
 
-One random triple request (``--fraction`` of the training triples, ``--seed``) is unlearned by each method
+One random triple request (``--fraction`` of the training triples, ``--seed``; with ``--close`` its retained
+mirror triples too) is unlearned by each method
 of ``--methods`` (``retrain`` times a training run) with the KG model's recommended settings, alternately
 with the speed-up and with the reference. Prints one JSON line per run and a summary line per method: its
 wall time each way (the fastest of the repeats) and their ratio, whether both kept the same step, and the
@@ -56,14 +60,24 @@ def advanced_indexing_layer(self, x, rel, edge_index, edge_type):
     return self.dropout(out), self.w_rel(rel)
 
 
+def counted_apart(scores, target):
+    """Reference of ``rank_counts``: the greater and the equal scores counted in two passes."""
+    greater = (scores > target[:, None]).float().sum(1)
+    equal = (scores == target[:, None]).float().sum(1) - 1.0
+    return 1.0 + greater + 0.5 * equal
+
+
 def switch(compare: str):
     """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference
     (``"reference"``)."""
     import graphdel.encoders.relational as relational
+    import graphdel.evaluation.link_prediction as link_prediction
     import graphdel.models.layers as layers
 
     if compare == "first_position":
         owner, name, reference = layers, "_first_position", full_last_layer
+    elif compare == "rank_counts":
+        owner, name, reference = link_prediction, "_ranks_from_scores", counted_apart
     else:
         owner, name, reference = relational.CompGCNConv, "forward", advanced_indexing_layer
     fast = getattr(owner, name)
@@ -73,9 +87,11 @@ def switch(compare: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--original", required=True)
-    parser.add_argument("--compare", required=True, choices=["first_position", "layer_gathers"])
+    parser.add_argument("--compare", required=True,
+                        choices=["first_position", "layer_gathers", "rank_counts"])
     parser.add_argument("--fraction", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--close", action="store_true")
     parser.add_argument("--methods", default="multidelete")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
@@ -96,19 +112,20 @@ def main() -> None:
                 for variant in ("fast", "reference"):
                     use(variant)
                     out = api.forget(original, request, method=method, out=f"{tmp}/{variant}-{repeat}",
-                                     progress=False, prepared=prepared, device="cpu")
+                                     progress=False, prepared=prepared, close=args.close, device="cpu")
                     selected = out.metrics.get("selected") or {}
                     times[variant].append(out.metrics["wall_time_s"])
                     models[variant], steps[variant] = out.model.state_dict(), selected.get("step")
                     emit({"bench": "kg_variants", "compare": args.compare, "method": method,
-                          "variant": variant, "repeat": repeat, "method_s": round(out.metrics["wall_time_s"], 2),
+                          "variant": variant, "repeat": repeat,
+                          "method_s": round(out.metrics["wall_time_s"], 2),
                           "seconds": selected.get("seconds"), "kept_step": selected.get("step")})
         use("fast")
         diff = max(float((models["fast"][k].float() - models["reference"][k].float()).abs().max())
                    for k in models["fast"] if models["fast"][k].is_floating_point())
         best = {k: min(v) for k, v in times.items()}
         emit({"bench": "kg_variants", "summary": True, "compare": args.compare, "method": method,
-              "pairs": len(request), "seed": args.seed, "fast_s": round(best["fast"], 2),
+              "pairs": len(request), "seed": args.seed, "close": args.close, "fast_s": round(best["fast"], 2),
               "reference_s": round(best["reference"], 2),
               "speedup": round(best["reference"] / best["fast"], 2),
               "same_kept_step": steps["fast"] == steps["reference"], "max_weight_diff": diff,

@@ -70,11 +70,30 @@ def filtered_ranks(score_fn, queries: Tensor, known: Tensor, num_entities: int, 
         target = scores[torch.arange(q.size(0)), q[:, 2]].clone()
         here = (filter_rows >= start) & (filter_rows < start + q.size(0))
         scores[filter_rows[here] - start, filter_cols[here]] = -math.inf
-        # counts as float sums: exact below 2^24 entities, and several times faster than summing booleans
-        greater = (scores > target[:, None]).float().sum(1)
-        equal = (scores == target[:, None]).float().sum(1) - 1.0
-        ranks.append(1.0 + greater + 0.5 * equal)
+        ranks.append(_ranks_from_scores(scores, target))
     return torch.cat(ranks) if ranks else torch.zeros(0)
+
+
+def _ranks_from_scores(scores: Tensor, target: Tensor) -> Tensor:
+    """``[B]`` ranks ``1 + #{e: s_e > s_t} + #{e != t: s_e = s_t} / 2`` of the targets ``target [B]`` among
+    ``scores [B, N]`` (overwritten; the target's own score among them, filtered answers at -inf).
+
+    With ``G`` greater, ``L`` lower and ``E`` equal scores (the target's own included), ``G + L + E = N`` and
+    ``sum_e sign(s_e - s_t) = G - L``, so the rank is ``(N + 1 + sum_e sign(s_e - s_t)) / 2``: one pass
+    over the scores in place, instead of counting the greater and the equal ones apart (several times
+    faster on a CPU; the same value, since the sum of signs is exact below 2^24 entities and the sign of a
+    float difference is that of the comparison). ``sign`` maps NaN to 0, a tie, so a row holding a NaN
+    (its sum is NaN) is counted the comparing way instead, where a NaN is neither greater nor equal."""
+    diff = scores.sub_(target[:, None])
+    broken = diff.sum(1).isnan()
+    slow = None
+    if bool(broken.any()):
+        rows = diff[broken]
+        slow = 1.0 + (rows > 0).float().sum(1) + 0.5 * ((rows == 0).float().sum(1) - 1.0)
+    ranks = (diff.size(1) + 1.0 + diff.sign_().sum(1)) * 0.5
+    if slow is not None:
+        ranks[broken] = slow
+    return ranks
 
 
 def rank_metrics(ranks: Tensor) -> dict[str, float]:

@@ -112,3 +112,21 @@ def test_the_first_position_shortcut_matches_the_full_last_layer(layers):
     padded = torch.cat([text, torch.randn(3, 1, 6)], 1)
     padded_mask = torch.cat([text_mask, torch.zeros(3, 1, dtype=torch.bool)], 1)
     assert torch.allclose(module.eval()(padded, padded_mask, item, item_mask), short, atol=1e-6)
+
+
+def test_the_shortcut_runs_out_of_training_mode_only(monkeypatch):
+    # training keeps the full layer (its dropout draws over every position); evaluation takes the shortcut,
+    # and a "mean" readout, which reads every position, never does
+    import graphdel.models.layers as layers
+
+    calls = []
+    real = layers._first_position
+    monkeypatch.setattr(layers, "_first_position", lambda *a: calls.append(1) or real(*a))
+    text, text_mask, item, item_mask = _inputs(2)
+    module = _module()
+    module.train()(text, text_mask, item, item_mask)
+    assert calls == []
+    module.eval()(text, text_mask, item, item_mask)
+    assert calls == [1]
+    _module(readout="mean")(text, text_mask, item, item_mask)
+    assert calls == [1]

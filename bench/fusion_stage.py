@@ -3,8 +3,8 @@
     python bench/fusion_stage.py --run RUN [--tokens 24] [--layers 2] [--readout mean] [--sink]
         [--item-norm | --no-item-norm] [--dropout P] [--product | --no-product] [--epochs 8] [--lr 1e-3]
         [--schedule constant|cosine] [--warmup-epochs 0]
-        [--hard-fraction 0.5] [--hard-pool 1] [--reinit] [--top-k 2,4,8,16] [--eval-every 2] [--split val]
-        [--out NEW_RUN]
+        [--hard-fraction 0.5] [--hard-pool 1] [--no-item-negatives] [--reinit] [--top-k 2,4,8,16]
+        [--eval-every 2] [--split val] [--out NEW_RUN]
 
 Loads ``RUN`` read-only, featurises its data with the fusion module reading ``--tokens`` caption tokens
 (the sentence embedding reads ``max_length`` tokens whatever this says, so every similarity is unchanged),
@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--warmup-epochs", type=int, default=0, help="fusion_warmup_epochs: linear warm-up")
     parser.add_argument("--hard-fraction", type=float, default=0.5)
     parser.add_argument("--hard-pool", type=int, default=1)
+    parser.add_argument("--no-item-negatives", action="store_true",
+                        help="fusion_item_negatives off: negative texts only, two fused pairs per true pair")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--reinit", action="store_true", help="re-initialise the fusion module and head first")
     parser.add_argument("--top-k", default="2,4,8,16")
@@ -126,7 +128,8 @@ def main() -> None:
                      fusion_lr=args.lr, fusion_lr_schedule=args.schedule,
                      fusion_warmup_epochs=min(args.warmup_epochs, args.epochs),
                      fusion_hard_fraction=args.hard_fraction, fusion_hard_pool=args.hard_pool,
-                     batch_size=args.batch_size, seed=args.seed)
+                     fusion_item_negatives=not args.no_item_negatives, batch_size=args.batch_size,
+                     seed=args.seed)
     before = copy.deepcopy({k: v for k, v in model.state_dict().items()
                             if not k.startswith(("fusion.", "match_head."))})
 
@@ -185,7 +188,9 @@ def main() -> None:
                       "train": {**run.config["train"], "fusion_epochs": args.epochs, "fusion_lr": args.lr,
                                 "fusion_lr_schedule": args.schedule,
                                 "fusion_warmup_epochs": recipe.fusion_warmup_epochs,
-                                "fusion_hard_fraction": args.hard_fraction, "fusion_hard_pool": args.hard_pool}}
+                                "fusion_hard_fraction": args.hard_fraction,
+                                "fusion_hard_pool": args.hard_pool,
+                                "fusion_item_negatives": not args.no_item_negatives}}
         metrics = {**run.metrics, "fusion_stage": {"from": str(Path(args.run).resolve()), "scores": results[-1]}}
         with staged_folder(Path(args.out)) as folder:
             write_run(folder, model=model, config=run_config, metrics=metrics, log=run.log + history, history=[])

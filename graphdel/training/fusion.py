@@ -9,9 +9,9 @@ learning. After the main loop has chosen its best epoch, this stage freezes ever
 and trains only the fusion module and the matching head (:meth:`~graphdel.models.joint.JointModel.
 fusion_modules`) with *mixed* negatives:
 
-* each true pair ``(x_i, t_i)`` (label 1) is scored against one negative text ``(x_i, t_j)`` and one
-  negative item ``(x_j', t_i)`` (label 0); the true pairs weigh 2 so the two classes weigh alike and
-  the head's 0.5 threshold is the balanced one;
+* each true pair ``(x_i, t_i)`` (label 1) is scored against one negative text ``(x_i, t_j)`` and, unless
+  ``fusion_item_negatives`` is off, one negative item ``(x_j', t_i)`` (label 0); the true pairs weigh as
+  much as their negatives so the two classes weigh alike and the head's 0.5 threshold is the balanced one;
 * a negative is *hard* with probability ``fusion_hard_fraction``: drawn uniformly among the
   ``fusion_hard_pool`` most similar texts (items) of *other* items over the whole training set
   (:func:`~graphdel.evaluation.retrieval.hardest_of_other_items`), under the frozen model's cosine similarity; otherwise it is a uniformly
@@ -55,16 +55,19 @@ def random_of_other_items(positions: Tensor, items: Tensor, generator: torch.Gen
     return out
 
 
-def fusion_stage_loss(model, batch, negative_texts, negative_items) -> Tensor:
+def fusion_stage_loss(model, batch, negative_texts, negative_items=None) -> Tensor:
     """Balanced matching loss of a batch (scalar): binary cross-entropy of the matching head over the ``B``
     true pairs ``(x_i, t_i)`` (label 1, weight 2), ``(x_i, t'_i)`` and ``(x'_i, t_i)`` (label 0, weight 1),
     where ``t'`` are the texts of ``negative_texts`` and ``x'`` the items of ``negative_items`` (batches of
-    ``B`` pairs aligned with ``batch``). Written with the protocol's ``fuse`` and ``match_logits`` only."""
-    fused = torch.cat([model.fuse(batch.x, batch.text), model.fuse(batch.x, negative_texts.text),
-                       model.fuse(negative_items.x, batch.text)])
-    b = len(batch)
-    labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).to(fused.device)
-    weight = torch.cat([torch.full((b,), 2.0), torch.ones(2 * b)]).to(fused.device)
+    ``B`` pairs aligned with ``batch``). Without ``negative_items`` the true pairs weigh 1 against the ``B``
+    negative texts alone. Written with the protocol's ``fuse`` and ``match_logits`` only."""
+    parts = [model.fuse(batch.x, batch.text), model.fuse(batch.x, negative_texts.text)]
+    if negative_items is not None:
+        parts.append(model.fuse(negative_items.x, batch.text))
+    fused = torch.cat(parts)
+    b, negatives = len(batch), len(parts) - 1
+    labels = torch.cat([torch.ones(b), torch.zeros(negatives * b)]).to(fused.device)
+    weight = torch.cat([torch.full((b,), float(negatives)), torch.ones(negatives * b)]).to(fused.device)
     logits = model.match_logits(fused).float()
     return F.binary_cross_entropy_with_logits(logits, labels, weight=weight, reduction="sum") / weight.sum()
 
@@ -92,6 +95,7 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
             with ``make_batch``).
         config: the :class:`~graphdel.training.loop.TrainConfig` (``fusion_epochs``, ``fusion_lr``,
             ``fusion_lr_schedule``, ``fusion_warmup_epochs``, ``fusion_hard_fraction``, ``fusion_hard_pool``,
+            ``fusion_item_negatives``,
             ``batch_size``, ``seed``, ``grad_clip``, ``device``, ``bf16`` are read).
         after_epoch: called with the epoch number after each stage epoch (benchmarks score the head there).
 
@@ -119,11 +123,12 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
         model.eval()
 
 
-def _mine_hard_negatives(model, train, config, device: torch.device) -> tuple[Tensor, Tensor, Tensor] | None:
+def _mine_hard_negatives(model, train, config, device: torch.device
+                         ) -> tuple[Tensor, Tensor, Tensor | None] | None:
     """The stage's hard negatives, mined once from the frozen encoders' embeddings of ``train``'s ``N`` pairs:
     ``(items [N], hard_text [N, pool], hard_item [N, pool])``, for each pair the ``pool`` texts (items) of other
-    items closest to its item (text), ``pool`` at most ``config.fusion_hard_pool``; None when the pairs hold
-    fewer than two items."""
+    items closest to its item (text), ``pool`` at most ``config.fusion_hard_pool`` (``hard_item`` None without
+    ``config.fusion_item_negatives``); None when the pairs hold fewer than two items."""
     from graphdel.evaluation.embed import embed_pairs
 
     emb = embed_pairs(model, train, device=device)  # the encoders are frozen: mined once
@@ -134,7 +139,8 @@ def _mine_hard_negatives(model, train, config, device: torch.device) -> tuple[Te
     # scored where the model computes: N x N similarities, a GPU's work on a corpus of ChEBI-20's size
     z_x, z_t, on = emb.z_x.to(device), emb.z_t.to(device), items.to(device)
     hard_text = hardest_of_other_items(z_x, z_t, on, on, pool).cpu()  # [N, pool] texts per item
-    hard_item = hardest_of_other_items(z_t, z_x, on, on, pool).cpu()  # [N, pool] items per text
+    hard_item = (hardest_of_other_items(z_t, z_x, on, on, pool).cpu()  # [N, pool] items per text
+                 if config.fusion_item_negatives else None)
     return items, hard_text, hard_item
 
 
@@ -174,7 +180,8 @@ def _stage_epochs(model, train, config, modules: list, params: list, device: tor
                 break
             batch = train.make_batch(rows[positions]).to(device)
             neg_text = train.make_batch(rows[negatives(positions, hard_text)]).to(device)
-            neg_item = train.make_batch(rows[negatives(positions, hard_item)]).to(device)
+            neg_item = (train.make_batch(rows[negatives(positions, hard_item)]).to(device)
+                        if hard_item is not None else None)
             with autocast(device, config.bf16):
                 loss = fusion_stage_loss(model, batch, neg_text, neg_item)
             value = float(loss.detach())

@@ -72,6 +72,9 @@ class TrainConfig(ConfigMixin):
             pairs of other items).
         fusion_hard_pool: a hard negative is drawn among this many most similar texts (items) of other
             items (1 = always the most similar).
+        fusion_item_negatives: score each true pair against a negative item too (``(x'_i, t_i)``) besides
+            its negative text; off, a stage step fuses two pairs per true pair instead of three. Every
+            score that reads the head (matching accuracies, re-ranking) pairs an item with other texts.
     """
 
     epochs: int = 15
@@ -91,6 +94,7 @@ class TrainConfig(ConfigMixin):
     fusion_warmup_epochs: int = 0
     fusion_hard_fraction: float = 0.5
     fusion_hard_pool: int = 1
+    fusion_item_negatives: bool = True
 
     config_name = "training config"  # how messages name it: "training config key 'lr': ..."
 

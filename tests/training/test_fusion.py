@@ -64,6 +64,23 @@ def test_hard_negatives_are_the_most_similar_captions_of_other_items(tiny, monke
         assert neg_item == [hardest_item[r] for r in positives]
 
 
+def test_without_item_negatives_a_step_builds_the_batch_and_its_texts_negatives_only(tiny, monkeypatch):
+    model, train = tiny
+    emb = embed_pairs(model, train)
+    sim = emb.z_x @ emb.z_t.t()
+    rows = train.rows.tolist()
+    hardest_text = {rows[i]: rows[max((j for j in range(len(rows)) if emb.items[j] != emb.items[i]),
+                                      key=lambda j: float(sim[i, j]))] for i in range(len(rows))}
+    calls = []
+    real = train.make_batch
+    monkeypatch.setattr(train, "make_batch", lambda r: calls.append(r.tolist()) or real(r))
+    train_fusion_stage(model, train, replace(STAGE, fusion_epochs=1, fusion_hard_fraction=1.0,
+                                             fusion_item_negatives=False), progress=False)
+    assert calls[0] == rows and len(calls) == 1 + 2 * (len(rows) // STAGE.batch_size)
+    for positives, neg_text in zip(calls[1::2], calls[2::2]):
+        assert neg_text == [hardest_text[r] for r in positives]
+
+
 def test_random_negatives_are_of_other_items():
     items = torch.tensor([0, 0, 0, 1, 2, 2])
     positions = torch.arange(6).repeat(50)
@@ -98,6 +115,10 @@ def test_the_stage_loss_is_the_class_balanced_cross_entropy():
     false_logits = torch.tensor([0.5, 2.0, -6.0, 0.0])  # x_i * t'_i, then x'_i * t_i
     # true pairs weigh 2, so 2 true and 4 false pairs weigh alike (4 each); the mean is over total weight 8
     expected = (2 * F.softplus(-true_logits).sum() + F.softplus(false_logits).sum()) / 8
+    assert torch.allclose(loss, expected)
+    # without negative items: 2 true and 2 false pairs, each of weight 1
+    loss = fusion_stage_loss(_ScalarPairs(), batch, neg_text)
+    expected = (F.softplus(-true_logits).sum() + F.softplus(false_logits[:2]).sum()) / 4
     assert torch.allclose(loss, expected)
 
 

@@ -41,44 +41,39 @@ def test_the_stage_leaves_every_encoder_weight_and_buffer_byte_identical(tiny):
     assert all(p.requires_grad for p in model.parameters())  # flags restored
 
 
-def test_hard_negatives_are_the_most_similar_captions_of_other_items(tiny, monkeypatch):
-    model, train = tiny
+def _hardest_by_brute_force(model, train) -> tuple[dict, dict]:
+    """For each training row, the row of another item whose text is most similar to its item (first dict)
+    and whose item is most similar to its text (second), under the model's cosine similarity."""
     emb = embed_pairs(model, train)
     sim = emb.z_x @ emb.z_t.t()
     rows = train.rows.tolist()
-    # by brute force: for pair i the pair of another item whose text is most similar to x_i (and vice versa)
-    hardest_text = {rows[i]: rows[max((j for j in range(len(rows)) if emb.items[j] != emb.items[i]),
-                                      key=lambda j: float(sim[i, j]))] for i in range(len(rows))}
-    hardest_item = {rows[i]: rows[max((j for j in range(len(rows)) if emb.items[j] != emb.items[i]),
-                                      key=lambda j: float(sim[j, i]))] for i in range(len(rows))}
+
+    def hardest(score):
+        return {rows[i]: rows[max((j for j in range(len(rows)) if emb.items[j] != emb.items[i]),
+                                  key=lambda j: float(score(i, j)))] for i in range(len(rows))}
+
+    return hardest(lambda i, j: sim[i, j]), hardest(lambda i, j: sim[j, i])
+
+
+@pytest.mark.parametrize("item_negatives", [True, False])
+def test_hard_negatives_are_the_most_similar_captions_of_other_items(tiny, monkeypatch, item_negatives):
+    model, train = tiny
+    rows = train.rows.tolist()
+    hardest_text, hardest_item = _hardest_by_brute_force(model, train)
     calls = []
     real = train.make_batch
     monkeypatch.setattr(train, "make_batch", lambda r: calls.append(r.tolist()) or real(r))
-    train_fusion_stage(model, train, replace(STAGE, fusion_epochs=1, fusion_hard_fraction=1.0, fusion_hard_pool=1),
-                       progress=False)
+    train_fusion_stage(model, train, replace(STAGE, fusion_epochs=1, fusion_hard_fraction=1.0, fusion_hard_pool=1,
+                                             fusion_item_negatives=item_negatives), progress=False)
     # one batch of every training row (the stage embeds them to mine), then per step: the batch, its texts'
-    # and its items' negatives
-    assert calls[0] == rows and len(calls) == 1 + 3 * (len(rows) // STAGE.batch_size)
-    for positives, neg_text, neg_item in zip(calls[1::3], calls[2::3], calls[3::3]):
+    # negatives and (with item negatives) its items' negatives
+    per_step = 3 if item_negatives else 2
+    assert calls[0] == rows and len(calls) == 1 + per_step * (len(rows) // STAGE.batch_size)
+    for s in range(1, len(calls), per_step):
+        positives, neg_text = calls[s], calls[s + 1]
         assert neg_text == [hardest_text[r] for r in positives]
-        assert neg_item == [hardest_item[r] for r in positives]
-
-
-def test_without_item_negatives_a_step_builds_the_batch_and_its_texts_negatives_only(tiny, monkeypatch):
-    model, train = tiny
-    emb = embed_pairs(model, train)
-    sim = emb.z_x @ emb.z_t.t()
-    rows = train.rows.tolist()
-    hardest_text = {rows[i]: rows[max((j for j in range(len(rows)) if emb.items[j] != emb.items[i]),
-                                      key=lambda j: float(sim[i, j]))] for i in range(len(rows))}
-    calls = []
-    real = train.make_batch
-    monkeypatch.setattr(train, "make_batch", lambda r: calls.append(r.tolist()) or real(r))
-    train_fusion_stage(model, train, replace(STAGE, fusion_epochs=1, fusion_hard_fraction=1.0,
-                                             fusion_item_negatives=False), progress=False)
-    assert calls[0] == rows and len(calls) == 1 + 2 * (len(rows) // STAGE.batch_size)
-    for positives, neg_text in zip(calls[1::2], calls[2::2]):
-        assert neg_text == [hardest_text[r] for r in positives]
+        if item_negatives:
+            assert calls[s + 2] == [hardest_item[r] for r in positives]
 
 
 def test_random_negatives_are_of_other_items():

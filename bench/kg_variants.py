@@ -1,8 +1,8 @@
 """Benchmark: a KG method run with one of graphdel's exact speed-ups and with the path it replaced, side by
 side.
 
-    python bench/kg_variants.py --original RUN --compare first_position|layer_gathers|rank_counts
-                                [--fraction 0.02] [--seed 0] [--close] [--methods multidelete] [--repeats 2]
+    python bench/kg_variants.py --original RUN
+        --compare first_position|layer_gathers|rank_counts|store_columns [--fraction 0.02] [--seed 0] [--close] [--methods multidelete] [--repeats 2]
 
 RUN is a trained KG run (``graphdel train --data wordnet --out RUN``, or the cached original a KG demo names
 in its demo.json). ``--compare`` names the speed-up:
@@ -16,6 +16,9 @@ in its demo.json). ``--compare`` names the speed-up:
 * ``rank_counts``: a filtered rank is counted from one sum of signs over the scores
   (:func:`graphdel.evaluation.link_prediction._ranks_from_scores`); the reference counts the greater and
   the equal scores apart, as before. The same ranks, so the same run.
+* ``store_columns``: a KG pair set's triples are read from the item store's columns
+  (:func:`graphdel.data.kg_pairs.pair_triples`, used by ``triples_of`` and the retained neighbourhood);
+  the reference builds the set's batches, text features included, and reads them from those, as before.
 
 One random triple request (``--fraction`` of the training triples, ``--seed``; with ``--close`` its retained
 mirror triples too) is unlearned by each method
@@ -67,28 +70,41 @@ def counted_apart(scores, target):
     return 1.0 + greater + 0.5 * equal
 
 
+def from_batches(sampler):
+    """Reference of ``store_columns``: no triples from the store, so every caller reads built batches."""
+    return None
+
+
 def switch(compare: str):
     """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference
-    (``"reference"``)."""
+    (``"reference"``) everywhere the function is looked up."""
+    import graphdel.data.kg_pairs as kg_pairs
     import graphdel.encoders.relational as relational
     import graphdel.evaluation.link_prediction as link_prediction
+    import graphdel.models.kg_structure as kg_structure
     import graphdel.models.layers as layers
 
     if compare == "first_position":
-        owner, name, reference = layers, "_first_position", full_last_layer
+        places, reference = [(layers, "_first_position")], full_last_layer
     elif compare == "rank_counts":
-        owner, name, reference = link_prediction, "_ranks_from_scores", counted_apart
+        places, reference = [(link_prediction, "_ranks_from_scores")], counted_apart
+    elif compare == "store_columns":
+        places, reference = [(kg_pairs, "pair_triples"), (kg_structure, "pair_triples")], from_batches
     else:
-        owner, name, reference = relational.CompGCNConv, "forward", advanced_indexing_layer
-    fast = getattr(owner, name)
-    return lambda variant: setattr(owner, name, fast if variant == "fast" else reference)
+        places, reference = [(relational.CompGCNConv, "forward")], advanced_indexing_layer
+    fast = [getattr(owner, name) for owner, name in places]
+
+    def use(variant: str) -> None:
+        for (owner, name), function in zip(places, fast):
+            setattr(owner, name, function if variant == "fast" else reference)
+    return use
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--original", required=True)
     parser.add_argument("--compare", required=True,
-                        choices=["first_position", "layer_gathers", "rank_counts"])
+                        choices=["first_position", "layer_gathers", "rank_counts", "store_columns"])
     parser.add_argument("--fraction", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--close", action="store_true")

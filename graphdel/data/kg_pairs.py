@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from graphdel.data.kg import KGItemStore
+from graphdel.data.pairs import PairSet
 from graphdel.models.protocol import TextFeatures
 
 
@@ -36,10 +38,32 @@ class KGText(TextFeatures):
         return KGText(base.hidden, base.mask, base.pooled, entity)
 
 
+def pair_triples(sampler) -> Tensor | None:
+    """``[P, 3]`` long ``(head, relation, tail)`` of every pair of ``sampler``, in its row order (the order
+    of its unshuffled batches), read from the KG item store's columns: no batch is built, so no text feature
+    is copied. An entity pair reads ``(e, described_by, e)``, as its batch does (``x``, then the entity its
+    text describes). ``None`` when ``sampler`` is not a :class:`~graphdel.data.pairs.PairSet` over a
+    :class:`~graphdel.data.kg.KGItemStore`: the caller then reads built batches.
+
+    Why: finding the retained triples around a request built every batch of the retained set, 4,096 rows of
+    caption states at a time, to read these three numbers per pair (0.21 s of a 3-s MultiDelete run on HPO).
+    """
+    if not isinstance(sampler, PairSet) or not isinstance(sampler.data.items, KGItemStore):
+        return None
+    store = sampler.data.items
+    items = sampler.data.item_index.index_select(0, sampler.rows)
+    return torch.stack([store.head.index_select(0, items), store.relation.index_select(0, items),
+                        store.tail.index_select(0, items)], dim=1)
+
+
 def triples_of(sampler, num_relations: int, batch_size: int = 8192) -> Tensor:
     """``[T, 3]`` (h, r, t) of the triple pairs of a pair sampler (entity pairs left out), on the CPU
     whatever device the sampler's batches are on (the engine's scoring moves them to the model's): triples
-    are index bookkeeping, filtered and looked up on the CPU."""
+    are index bookkeeping, filtered and looked up on the CPU. A pair set over a KG item store is read from
+    the store (:func:`pair_triples`), any other sampler from its batches."""
+    columns = pair_triples(sampler)
+    if columns is not None:
+        return columns[columns[:, 1] < num_relations]
     out = []
     for b in sampler.batches(batch_size):
         x, ent = b.x.cpu(), b.text.entity.cpu()

@@ -12,7 +12,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from graphdel.data.kg_pairs import triples_of
+from graphdel.data.kg_pairs import pair_triples, triples_of
 from graphdel.encoders.relational import add_inverse_edges
 from graphdel.encoders.text import masked_mean
 
@@ -177,6 +177,12 @@ class KGStructure:
         if not hasattr(retain, "data"):
             return None
         seeds = self.request_entities(forget)
+        columns = pair_triples(retain)
+        if columns is not None:  # read from the item store: no batch of the retained set is built
+            near = (columns[:, 1] < self.num_relations) & (torch.isin(columns[:, 0], seeds)
+                                                          | torch.isin(columns[:, 2], seeds))
+            rows = retain.rows[near]
+            return retain.data.subset(rows.tolist(), "retain_near") if rows.numel() else None
         rows = []
         for b in retain.batches(4096):
             near = (b.x[:, 1] < self.num_relations) & (torch.isin(b.x[:, 0], seeds) | torch.isin(b.text.entity, seeds))

@@ -2,7 +2,8 @@
 side.
 
     python bench/kg_variants.py --original RUN
-        --compare first_position|layer_gathers|rank_counts|store_columns [--fraction 0.02] [--seed 0] [--close] [--methods multidelete] [--repeats 2]
+        --compare first_position|layer_gathers|rank_counts|store_columns [--fraction 0.02]
+        [--seed 0] [--close] [--methods multidelete] [--repeats 2]
 
 RUN is a trained KG run (``graphdel train --data wordnet --out RUN``, or the cached original a KG demo names
 in its demo.json). ``--compare`` names the speed-up:

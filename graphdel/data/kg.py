@@ -268,6 +268,14 @@ class KGItemStore:
 
         return torch.stack([self.head[indices], self.relation[indices]], dim=1)
 
+    def triples(self, indices):
+        """``[B, 3]`` long ``(head, relation, tail)`` of the store items ``indices [B]``: a triple item's
+        triple, ``(e, described_by, e)`` for an entity item (what its batch carries as ``x`` and entity)."""
+        import torch
+
+        return torch.stack([self.head.index_select(0, indices), self.relation.index_select(0, indices),
+                            self.tail.index_select(0, indices)], dim=1)
+
     def wrap_text(self, text, indices):
         """``text`` (``B`` texts) as :class:`~graphdel.data.kg_pairs.KGText` carrying ``entity [B]``, the
         entity each text describes (the tail of store items ``indices [B]``)."""

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from graphdel.data.kg import KGItemStore
 from graphdel.data.pairs import PairSet
 from graphdel.models.protocol import TextFeatures
 
@@ -42,18 +41,15 @@ def pair_triples(sampler) -> Tensor | None:
     """``[P, 3]`` long ``(head, relation, tail)`` of every pair of ``sampler``, in its row order (the order
     of its unshuffled batches), read from the KG item store's columns: no batch is built, so no text feature
     is copied. An entity pair reads ``(e, described_by, e)``, as its batch does (``x``, then the entity its
-    text describes). ``None`` when ``sampler`` is not a :class:`~graphdel.data.pairs.PairSet` over a
-    :class:`~graphdel.data.kg.KGItemStore`: the caller then reads built batches.
+    text describes; :meth:`~graphdel.data.kg.KGItemStore.triples`). ``None`` when ``sampler`` is not a
+    :class:`~graphdel.data.pairs.PairSet` over a knowledge graph's pairs: the caller then reads built batches.
 
     Why: finding the retained triples around a request built every batch of the retained set, 4,096 rows of
     caption states at a time, to read these three numbers per pair (0.21 s of a 3-s MultiDelete run on HPO).
     """
-    if not isinstance(sampler, PairSet) or not isinstance(sampler.data.items, KGItemStore):
+    if not isinstance(sampler, PairSet) or sampler.data.corpus.modality != "kg":
         return None
-    store = sampler.data.items
-    items = sampler.data.item_index.index_select(0, sampler.rows)
-    return torch.stack([store.head.index_select(0, items), store.relation.index_select(0, items),
-                        store.tail.index_select(0, items)], dim=1)
+    return sampler.data.items.triples(sampler.data.item_index.index_select(0, sampler.rows))
 
 
 def triples_of(sampler, num_relations: int, batch_size: int = 8192) -> Tensor:

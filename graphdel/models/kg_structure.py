@@ -173,21 +173,15 @@ class KGStructure:
     def retain_neighbourhood(self, forget, retain):
         """The triple pairs of ``retain`` whose head or tail is an entity of ``forget`` (an endpoint of a
         deleted triple, or an entity whose description is deleted): the 1-hop collateral of the request, as
-        a pair set of the same data; ``None`` when there is none (or ``retain`` is not a pair set)."""
-        if not hasattr(retain, "data"):
+        a pair set of the same data; ``None`` when there is none, or when ``retain`` is not a pair set over
+        this data's item store (a data-parallel shard: no process holds the whole retained set)."""
+        columns = pair_triples(retain)  # read from the item store: no batch of the retained set is built
+        if columns is None:
             return None
         seeds = self.request_entities(forget)
-        columns = pair_triples(retain)
-        if columns is not None:  # read from the item store: no batch of the retained set is built
-            near = (columns[:, 1] < self.num_relations) & (torch.isin(columns[:, 0], seeds)
-                                                          | torch.isin(columns[:, 2], seeds))
-            rows = retain.rows[near]
-            return retain.data.subset(rows.tolist(), "retain_near") if rows.numel() else None
-        rows = []
-        for b in retain.batches(4096):
-            near = (b.x[:, 1] < self.num_relations) & (torch.isin(b.x[:, 0], seeds) | torch.isin(b.text.entity, seeds))
-            rows.append(b.rows[near])
-        rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+        near = (columns[:, 1] < self.num_relations) & (torch.isin(columns[:, 0], seeds)
+                                                      | torch.isin(columns[:, 2], seeds))
+        rows = retain.rows[near]
         return retain.data.subset(rows.tolist(), "retain_near") if rows.numel() else None
 
     def edges(self) -> tuple[Tensor, Tensor]:

@@ -95,8 +95,7 @@ def train_fusion_stage(model, train, config, *, progress: bool = True,
             with ``make_batch``).
         config: the :class:`~graphdel.training.loop.TrainConfig` (``fusion_epochs``, ``fusion_lr``,
             ``fusion_lr_schedule``, ``fusion_warmup_epochs``, ``fusion_hard_fraction``, ``fusion_hard_pool``,
-            ``fusion_item_negatives``,
-            ``batch_size``, ``seed``, ``grad_clip``, ``device``, ``bf16`` are read).
+            ``fusion_item_negatives``, ``batch_size``, ``seed``, ``grad_clip``, ``device``, ``bf16`` are read).
         after_epoch: called with the epoch number after each stage epoch (benchmarks score the head there).
 
     Returns:

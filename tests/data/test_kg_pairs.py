@@ -45,4 +45,5 @@ def test_triples_of_reads_the_store_for_a_pair_set_and_the_batches_otherwise(dat
     assert pair_triples(_BatchesOnly(pairs)) is None
     from_store, from_batches = triples_of(pairs, relations), triples_of(_BatchesOnly(pairs), relations)
     assert torch.equal(from_store, from_batches)
-    assert from_store.size(0) == sum(p.startswith("tri:") for p in data.corpus.pair_ids)  # entity pairs left out
+    triples = sum(p.startswith("tri:") for p in data.corpus.pair_ids)
+    assert from_store.size(0) == triples  # entity pairs left out

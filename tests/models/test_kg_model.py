@@ -9,6 +9,7 @@ import torch
 
 import graphdel.api as api
 from graphdel.data.kg_pairs import triples_of
+from graphdel.distributed import ShardedSampler
 from graphdel.encoders.relational import add_inverse_edges
 from graphdel.models.joint import ModelConfig
 from graphdel.models.kg import KGText, KGTextModel
@@ -279,6 +280,9 @@ def test_retain_neighbourhood_is_the_retained_triples_sharing_an_entity_with_a_d
     ids = sorted(corpus.pair_ids[r] for r in near.rows.tolist())
     # every other training triple with e0 or e1 at either end; no entity-description pair
     assert ids == ["tri:e0|part_of|e5", "tri:e1|likes|e2", "tri:e9|likes|e0"]
+    # a sampler that is not a pair set (a data-parallel shard holds part of the retained set): none
+    shard = ShardedSampler(prepared.data.subset(retain_rows, "retain"), rank=0, world_size=2)
+    assert run.model.retain_neighbourhood(prepared.data.subset(forget_rows, "forget"), shard) is None
 
 
 def test_multidelete_holds_the_neighbourhood_with_a_second_retention_term(trained):

@@ -63,8 +63,9 @@ def test_hard_negatives_are_the_most_similar_captions_of_other_items(tiny, monke
     calls = []
     real = train.make_batch
     monkeypatch.setattr(train, "make_batch", lambda r: calls.append(r.tolist()) or real(r))
-    train_fusion_stage(model, train, replace(STAGE, fusion_epochs=1, fusion_hard_fraction=1.0, fusion_hard_pool=1,
-                                             fusion_item_negatives=item_negatives), progress=False)
+    recipe = replace(STAGE, fusion_epochs=1, fusion_hard_fraction=1.0, fusion_hard_pool=1,
+                     fusion_item_negatives=item_negatives)
+    train_fusion_stage(model, train, recipe, progress=False)
     # one batch of every training row (the stage embeds them to mine), then per step: the batch, its texts'
     # negatives and (with item negatives) its items' negatives
     per_step = 3 if item_negatives else 2

@@ -62,7 +62,6 @@ def test_hand_made_ranks_with_filter_and_ties():
     assert const.tolist() == [1 + 0.5 * (N - 1)]
 
 
-
 def test_a_nan_score_is_neither_above_nor_tied_with_the_true_answer():
     table = torch.zeros(N, 2 * R, N)
     table[0, 0] = torch.tensor([0., 5, 9, 3, 3, 3, 0, math.nan, 0, 0])
@@ -70,6 +69,7 @@ def test_a_nan_score_is_neither_above_nor_tied_with_the_true_answer():
     ranks = filtered_ranks(TableModel(table).score_queries, torch.tensor([[0, 0, 3], [1, 0, 3]]),
                            torch.tensor([[0, 0, 2], [0, 0, 3], [1, 0, 2]]), N, R)
     assert ranks.tolist() == [3.0, 3.0]  # as in the hand-made case above; the row without a NaN alike
+
 
 def test_rank_metrics_and_link_prediction_both_directions():
     m = rank_metrics(torch.tensor([1.0, 2.0, 4.0, 20.0]))

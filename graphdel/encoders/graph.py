@@ -125,7 +125,7 @@ class MoleculeGNN(nn.Module):
         starts from the cached states of the cache's frozen bottom layers."""
         cache, start, h = self.trunk_cache, 0, None
         if cache is not None and (not self.training or self.config.dropout == 0):
-            h = cache.states(batch, lambda: self.layers(batch, 0, cache.depth))
+            h = cache.states(batch, lambda part: self.layers(part, 0, cache.depth))
             start = cache.depth if h is not None else 0
         h = self.layers(batch, start, h=h)
         return h, self.pool(h, batch.batch, size=batch.num_graphs)
@@ -202,8 +202,14 @@ class FrozenTrunkCache:
         self.hits = self.misses = 0
 
     def states(self, batch, compute) -> Tensor | None:
-        """``[N, hidden]`` states of ``batch``'s atoms after ``depth`` layers, from the cache or from
-        ``compute()`` (then stored); ``None`` when the batch does not say which molecules it holds."""
+        """``[N, hidden]`` states of ``batch``'s atoms after ``depth`` layers; ``None`` when the batch does not
+        say which molecules it holds.
+
+        The molecules the cache holds are served from it; ``compute(part)`` (a batch -> its node states)
+        runs on a batch of the others alone, built by the item store, and their states are stored. Why per
+        molecule: a run's random batches of retained pairs mostly hold molecules an earlier step cached, yet
+        almost never all of them, and serving only whole batches recomputed nearly every such batch (10.8 s
+        of a 17.9-s molecule MultiDelete run; docs/experiments/2026-12-07-molecule-partial-cache.md)."""
         items, store = getattr(batch, "item_index", None), getattr(batch, "item_store", None)
         if items is None or store is None:
             return None
@@ -213,23 +219,32 @@ class FrozenTrunkCache:
         self._stores[id(store)] = store  # keeps the id valid while the cache lives
         keys = [(id(store), int(i)) for i in items.tolist()]
         found = [self._states.get(k) for k in keys]
-        if all(f is not None for f in found):
-            self.hits += len(keys)
-            for k in keys:
+        missing = [k for k, f in zip(keys, found) if f is None]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        for k, f in zip(keys, found):
+            if f is not None:
                 self._states.move_to_end(k)
-            return torch.cat(found) if found else compute()
-        self.misses += len(keys)
+        if not missing:
+            return torch.cat(found) if found else compute(batch)
+        if len(missing) == len(keys):  # nothing cached: the batch itself is computed
+            part, part_keys = batch, keys
+        else:
+            part_keys = list(dict.fromkeys(missing))  # distinct, in the batch's order
+            part = store.batch(torch.tensor([k[1] for k in part_keys])).to(batch.x.device)
         with torch.no_grad():
-            h = compute()
-        sizes = (batch.ptr[1:] - batch.ptr[:-1]).tolist()
-        for k, part in zip(keys, h.split(sizes)):
+            h = compute(part)
+        computed = dict(zip(part_keys, h.split((part.ptr[1:] - part.ptr[:-1]).tolist())))
+        for k, states in computed.items():
             if k not in self._states:
-                self._states[k] = part.clone()  # a view would keep the whole batch's states alive
-                self._nodes += part.size(0)
+                self._states[k] = states.clone()  # a view would keep the whole batch's states alive
+                self._nodes += states.size(0)
         while self._nodes > self.max_nodes and self._states:
             _, old = self._states.popitem(last=False)
             self._nodes -= old.size(0)
-        return h
+        if part is batch:
+            return h
+        return torch.cat([f if f is not None else computed[k] for k, f in zip(keys, found)])
 
 
 GRAPH_ENCODERS = {

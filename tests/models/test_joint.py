@@ -220,6 +220,36 @@ def test_frozen_state_cache_drops_the_least_recently_used_molecules(tiny_csv):
         enc.trunk_cache = None
 
 
+def test_frozen_state_cache_computes_only_the_molecules_it_does_not_hold(tiny_csv):
+    from graphdel.encoders.graph import FrozenTrunkCache
+
+    prepared, model = _tiny(tiny_csv)
+    student, _ = _frozen_bottom_student(model)
+    enc = student.graph_encoder
+    depth = enc.frozen_depth()
+    mixed = prepared.data.batch(torch.tensor([2, 0, 3, 1, 2])).x   # 0 and 1 cached below, 2 twice
+    with torch.no_grad():
+        plain = enc.layers(mixed, 0, depth)
+    computed, layers = [], enc.layers
+    def spy(batch, *args, **kwargs):
+        computed.append(batch.item_index.tolist())
+        return layers(batch, *args, **kwargs)
+
+    enc.layers = spy
+    enc.trunk_cache = cache = FrozenTrunkCache(depth, enc.bottom_state(depth))
+    try:
+        with torch.no_grad():
+            cache.states(prepared.data.batch(torch.tensor([0, 1])).x, lambda part: enc.layers(part, 0, depth))
+            served = cache.states(mixed, lambda part: enc.layers(part, 0, depth))
+    finally:
+        enc.trunk_cache = None
+        del enc.layers
+    assert computed == [[0, 1], [2, 3]]              # the second batch computed its two uncached molecules once
+    assert (cache.misses, cache.hits) == (5, 2)      # 0, 1; then 2, 3 and 2 again missed, 0 and 1 served
+    assert served.shape == plain.shape and torch.allclose(served, plain, atol=1e-6)
+    assert cache._nodes == int(prepared.data.batch(torch.arange(4)).x.num_nodes)
+
+
 def test_fusion_product_appends_the_embeddings_product_to_the_fused_representation(tiny_csv):
     data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
     prepared = prepare(data_cfg, model_cfg, progress=False)

@@ -1,0 +1,142 @@
+"""Benchmark: a molecule method run with one of graphdel's speed-ups and with the path it replaced, side by
+side.
+
+    python bench/molecule_variants.py --original RUN --compare partial_cache [--fraction 0.05] [--by molecule]
+        [--seed 0] [--methods multidelete] [--repeats 2]
+
+RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
+demo.json). ``--compare`` names the speed-up:
+
+* ``partial_cache``: the frozen-state cache of the graph encoder (:class:`graphdel.encoders.graph.FrozenTrunkCache`)
+  serves the molecules of a batch it holds and computes only the others; the reference serves a batch only
+  when it holds every molecule of it and otherwise computes the whole batch, as before. A molecule's states
+  computed in a smaller batch may differ in the last bits, so the weights need not be equal bit for bit.
+
+One random request (``--fraction`` of the training units ``--by``, ``--seed``) is unlearned by each method of
+``--methods`` with the molecule model's recommended settings, alternately with the speed-up and with the
+reference. Prints one JSON line per run (the method's seconds as the run records them, the kept step, every
+evaluation's Df score, the share of molecules the cache served) and a summary line per method: its wall
+time each way (the fastest of the repeats) and their ratio, whether both kept the same step and logged the
+same scores to three decimals, and the largest weight difference between the two models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from _common import emit, load, machine
+
+
+def whole_batches(self, batch, compute):
+    """Reference of ``partial_cache``: :meth:`FrozenTrunkCache.states` serving whole batches only."""
+    items, store = getattr(batch, "item_index", None), getattr(batch, "item_store", None)
+    if items is None or store is None:
+        return None
+    self._stores[id(store)] = store
+    keys = [(id(store), int(i)) for i in items.tolist()]
+    found = [self._states.get(k) for k in keys]
+    if all(f is not None for f in found):
+        self.hits += len(keys)
+        for k in keys:
+            self._states.move_to_end(k)
+        return torch.cat(found) if found else compute(batch)
+    self.misses += len(keys)
+    with torch.no_grad():
+        h = compute(batch)
+    for k, part in zip(keys, h.split((batch.ptr[1:] - batch.ptr[:-1]).tolist())):
+        if k not in self._states:
+            self._states[k] = part.clone()
+            self._nodes += part.size(0)
+    while self._nodes > self.max_nodes and self._states:
+        _, old = self._states.popitem(last=False)
+        self._nodes -= old.size(0)
+    return h
+
+
+def switch(compare: str):
+    """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference (``"reference"``),
+    and ``served()``: the share of molecules the caches of the runs since the last ``use`` served."""
+    from graphdel.encoders.graph import FrozenTrunkCache
+
+    fast, counts = FrozenTrunkCache.states, {"hits": 0, "misses": 0}
+
+    def counting(states):
+        def wrapped(self, batch, compute):
+            hits, misses = self.hits, self.misses
+            out = states(self, batch, compute)
+            counts["hits"] += self.hits - hits
+            counts["misses"] += self.misses - misses
+            return out
+        return wrapped
+
+    def use(variant: str) -> None:
+        counts.update(hits=0, misses=0)
+        FrozenTrunkCache.states = counting(fast if variant == "fast" else whole_batches)
+
+    def served() -> float | None:
+        total = counts["hits"] + counts["misses"]
+        return round(counts["hits"] / total, 3) if total else None
+
+    def restore() -> None:
+        FrozenTrunkCache.states = fast
+    return use, served, restore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--original", required=True)
+    parser.add_argument("--compare", required=True, choices=["partial_cache"])
+    parser.add_argument("--fraction", type=float, default=0.05)
+    parser.add_argument("--by", default="molecule")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default="multidelete")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    start_load = load()
+
+    import graphdel.api as api
+
+    original = api.Run.load(args.original)
+    prepared = api.load_run_data(original, progress=False)
+    request = api.make_request(original, random_amount=args.fraction, by=args.by, seed=args.seed,
+                               prepared=prepared)
+    use, served, restore = switch(args.compare)
+    for method in args.methods.split(","):
+        times: dict[str, list[float]] = {"fast": [], "reference": []}
+        models, steps, scores = {}, {}, {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for repeat in range(args.repeats):
+                for variant in ("fast", "reference"):
+                    use(variant)
+                    out_dir = Path(tmp) / f"{variant}-{repeat}"
+                    out = api.forget(original, request, method=method, out=out_dir, progress=False,
+                                     prepared=prepared, device="cpu")
+                    selected = out.metrics.get("selected") or {}
+                    log = json.loads((out_dir / "log.json").read_text())
+                    evaluations = [(e["step"], round(e["forget"], 3)) for e in log if e.get("eval")]
+                    times[variant].append(out.metrics["wall_time_s"])
+                    models[variant], steps[variant] = out.model.state_dict(), selected.get("step")
+                    scores[variant] = evaluations
+                    emit({"bench": "molecule_variants", "compare": args.compare, "method": method,
+                          "variant": variant, "repeat": repeat, "method_s": round(out.metrics["wall_time_s"], 2),
+                          "seconds": selected.get("seconds"), "kept_step": selected.get("step"),
+                          "df_scores": evaluations, "served": served()})
+        restore()
+        diff = max(float((models["fast"][k].float() - models["reference"][k].float()).abs().max())
+                   for k in models["fast"] if models["fast"][k].is_floating_point())
+        best = {k: min(v) for k, v in times.items()}
+        emit({"bench": "molecule_variants", "summary": True, "compare": args.compare, "method": method,
+              "pairs": len(request), "by": args.by, "seed": args.seed, "fast_s": round(best["fast"], 2),
+              "reference_s": round(best["reference"], 2), "speedup": round(best["reference"] / best["fast"], 2),
+              "same_kept_step": steps["fast"] == steps["reference"],
+              "same_scores": scores["fast"] == scores["reference"], "max_weight_diff": diff,
+              "machine": machine(start_load)})
+
+
+if __name__ == "__main__":
+    main()

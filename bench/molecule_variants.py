@@ -7,9 +7,10 @@ side.
 RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
 demo.json). ``--compare`` names the speed-up:
 
-* ``partial_cache``: the frozen-state cache of the graph encoder (:class:`graphdel.encoders.graph.FrozenTrunkCache`)
-  serves the molecules of a batch it holds and computes only the others; the reference serves a batch only
-  when it holds every molecule of it and otherwise computes the whole batch, as before. A molecule's states
+* ``partial_cache``: the frozen-state cache of the graph encoder
+  (:class:`graphdel.encoders.graph.FrozenTrunkCache`) serves the molecules of a batch it holds and computes
+  only the others; the reference serves a batch only when it holds every molecule of it and otherwise
+  computes the whole batch, as before. A molecule's states
   computed in a smaller batch may differ in the last bits, so the weights need not be equal bit for bit.
 
 One random request (``--fraction`` of the training units ``--by``, ``--seed``) is unlearned by each method of
@@ -59,8 +60,9 @@ def whole_batches(self, batch, compute):
 
 
 def switch(compare: str):
-    """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference (``"reference"``),
-    and ``served()``: the share of molecules the caches of the runs since the last ``use`` served."""
+    """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference
+    (``"reference"``), and ``served()``: the share of molecules the caches of the runs since the last
+    ``use`` served."""
     from graphdel.encoders.graph import FrozenTrunkCache
 
     fast, counts = FrozenTrunkCache.states, {"hits": 0, "misses": 0}
@@ -123,7 +125,8 @@ def main() -> None:
                     models[variant], steps[variant] = out.model.state_dict(), selected.get("step")
                     scores[variant] = evaluations
                     emit({"bench": "molecule_variants", "compare": args.compare, "method": method,
-                          "variant": variant, "repeat": repeat, "method_s": round(out.metrics["wall_time_s"], 2),
+                          "variant": variant, "repeat": repeat,
+                          "method_s": round(out.metrics["wall_time_s"], 2),
                           "seconds": selected.get("seconds"), "kept_step": selected.get("step"),
                           "df_scores": evaluations, "served": served()})
         restore()
@@ -132,7 +135,8 @@ def main() -> None:
         best = {k: min(v) for k, v in times.items()}
         emit({"bench": "molecule_variants", "summary": True, "compare": args.compare, "method": method,
               "pairs": len(request), "by": args.by, "seed": args.seed, "fast_s": round(best["fast"], 2),
-              "reference_s": round(best["reference"], 2), "speedup": round(best["reference"] / best["fast"], 2),
+              "reference_s": round(best["reference"], 2),
+              "speedup": round(best["reference"] / best["fast"], 2),
               "same_kept_step": steps["fast"] == steps["reference"],
               "same_scores": scores["fast"] == scores["reference"], "max_weight_diff": diff,
               "machine": machine(start_load)})

@@ -202,8 +202,8 @@ class FrozenTrunkCache:
         self.hits = self.misses = 0
 
     def states(self, batch, compute) -> Tensor | None:
-        """``[N, hidden]`` states of ``batch``'s atoms after ``depth`` layers; ``None`` when the batch does not
-        say which molecules it holds.
+        """``[N, hidden]`` states of ``batch``'s atoms after ``depth`` layers; ``None`` when the batch does
+        not say which molecules it holds.
 
         The molecules the cache holds are served from it; ``compute(part)`` (a batch -> its node states)
         runs on a batch of the others alone, built by the item store, and their states are stored. Why per

@@ -244,7 +244,7 @@ def test_frozen_state_cache_computes_only_the_molecules_it_does_not_hold(tiny_cs
     finally:
         enc.trunk_cache = None
         del enc.layers
-    assert computed == [[0, 1], [2, 3]]              # the second batch computed its two uncached molecules once
+    assert computed == [[0, 1], [2, 3]]              # the second batch computed its uncached molecules once
     assert (cache.misses, cache.hits) == (5, 2)      # 0, 1; then 2, 3 and 2 again missed, 0 and 1 served
     assert served.shape == plain.shape and torch.allclose(served, plain, atol=1e-6)
     assert cache._nodes == int(prepared.data.batch(torch.arange(4)).x.num_nodes)

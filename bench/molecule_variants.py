@@ -1,8 +1,8 @@
 """Benchmark: a molecule method run with one of graphdel's speed-ups and with the path it replaced, side by
 side.
 
-    python bench/molecule_variants.py --original RUN --compare partial_cache [--fraction 0.05] [--by molecule]
-        [--seed 0] [--methods multidelete] [--repeats 2]
+    python bench/molecule_variants.py --original RUN --compare partial_cache|distractor_memo
+        [--fraction 0.05] [--by molecule] [--seed 0] [--methods multidelete] [--repeats 2]
 
 RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
 demo.json). ``--compare`` names the speed-up:
@@ -10,15 +10,19 @@ demo.json). ``--compare`` names the speed-up:
 * ``partial_cache``: the frozen-state cache of the graph encoder
   (:class:`graphdel.encoders.graph.FrozenTrunkCache`) serves the molecules of a batch it holds and computes
   only the others; the reference serves a batch only when it holds every molecule of it and otherwise
-  computes the whole batch, as before. A molecule's states
-  computed in a smaller batch may differ in the last bits, so the weights need not be equal bit for bit.
+  computes the whole batch, as before. A molecule's states computed in a smaller batch may differ in the
+  last bits, so the weights need not be equal bit for bit.
+* ``distractor_memo``: :func:`graphdel.evaluation.retrieval.draw_distractors` returns a remembered draw when
+  its inputs are equal to a recent call's; the reference draws every time, as before. The same indices, so
+  the same run bit for bit.
 
-One random request (``--fraction`` of the training units ``--by``, ``--seed``) is unlearned by each method of
-``--methods`` with the molecule model's recommended settings, alternately with the speed-up and with the
-reference. Prints one JSON line per run (the method's seconds as the run records them, the kept step, every
-evaluation's Df score, the share of molecules the cache served) and a summary line per method: its wall
-time each way (the fastest of the repeats) and their ratio, whether both kept the same step and logged the
-same scores to three decimals, and the largest weight difference between the two models.
+One random request (``--fraction`` of the training units ``--by``, ``--seed``) is unlearned by each method
+of ``--methods`` with the molecule model's recommended settings, alternately with the speed-up and with the
+reference. Prints one JSON line per run (the method's seconds as the run records them, the kept step,
+every evaluation's Df score, the share of molecules the cache served or of draws remembered) and a summary
+line per method: its wall time each way (the fastest of the repeats) and their ratio, whether both kept
+the same step and logged the same scores to three decimals, and the largest weight difference between
+the two models.
 """
 
 from __future__ import annotations
@@ -59,11 +63,44 @@ def whole_batches(self, batch, compute):
     return h
 
 
+def draw_every_time(query_items, query_rows, distractor_items, *, pool_size=64, seed=0):
+    """Reference of ``distractor_memo``: :func:`draw_distractors` without its memory."""
+    from graphdel.evaluation import retrieval
+
+    as_numpy = [torch.as_tensor(t).long().reshape(-1).cpu().numpy()
+                for t in (query_items, query_rows, distractor_items)]
+    return torch.from_numpy(retrieval._draw(*as_numpy, pool_size - 1, seed))
+
+
 def switch(compare: str):
     """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference
     (``"reference"``), and ``served()``: the share of molecules the caches of the runs since the last
-    ``use`` served."""
+    ``use`` served (``partial_cache``), or the share of distractor draws not drawn again
+    (``distractor_memo``)."""
     from graphdel.encoders.graph import FrozenTrunkCache
+    from graphdel.evaluation import retrieval
+
+    if compare == "distractor_memo":
+        fast_draw, draw, calls = retrieval.draw_distractors, retrieval._draw, {"calls": 0, "drawn": 0}
+
+        def counted(function, key):
+            def wrapped(*args, **kwargs):
+                calls[key] += 1
+                return function(*args, **kwargs)
+            return wrapped
+
+        def use_draw(variant: str) -> None:
+            retrieval._draw_memo.clear()
+            calls.update(calls=0, drawn=0)
+            retrieval._draw = counted(draw, "drawn")
+            retrieval.draw_distractors = counted(fast_draw if variant == "fast" else draw_every_time, "calls")
+
+        def remembered() -> float | None:
+            return round(1 - calls["drawn"] / calls["calls"], 3) if calls["calls"] else None
+
+        def restore_draw() -> None:
+            retrieval.draw_distractors, retrieval._draw = fast_draw, draw
+        return use_draw, remembered, restore_draw
 
     fast, counts = FrozenTrunkCache.states, {"hits": 0, "misses": 0}
 
@@ -92,7 +129,7 @@ def switch(compare: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--original", required=True)
-    parser.add_argument("--compare", required=True, choices=["partial_cache"])
+    parser.add_argument("--compare", required=True, choices=["partial_cache", "distractor_memo"])
     parser.add_argument("--fraction", type=float, default=0.05)
     parser.add_argument("--by", default="molecule")
     parser.add_argument("--seed", type=int, default=0)

@@ -142,6 +142,34 @@ def test_distractors_are_seeded_by_row_and_never_of_the_query_item():
         draw_distractors(torch.tensor([0]), torch.tensor([100]), d_items, pool_size=10, seed=0)
 
 
+def test_a_repeated_distractor_draw_is_remembered_not_drawn_again(monkeypatch):
+    from graphdel.evaluation import retrieval
+
+    retrieval._draw_memo.clear()
+    drawn = []
+    draw = retrieval._draw
+    monkeypatch.setattr(retrieval, "_draw", lambda *a: drawn.append(a[-1]) or draw(*a))
+    d_items = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+    args = (torch.tensor([0, 5]), torch.tensor([100, 7]), d_items)
+    first = draw_distractors(*args, pool_size=6, seed=3)
+    first[0, 0] = -1                                    # a caller's change does not reach the memory
+    again = draw_distractors(*args, pool_size=6, seed=3)
+    assert drawn == [3] and again.tolist() == draw_distractors(*args, pool_size=6, seed=3).tolist()
+    assert again[0, 0] >= 0 and again.tolist() == retrieval._draw(*[a.numpy() for a in args], 5, 3).tolist()
+    drawn.clear()
+    draw_distractors(*args, pool_size=6, seed=4)                                         # another seed
+    draw_distractors(*args, pool_size=5, seed=3)                                         # another pool size
+    draw_distractors(torch.tensor([0, 5]), torch.tensor([100, 8]), d_items, pool_size=6, seed=3)  # a row
+    draw_distractors(torch.tensor([1, 5]), torch.tensor([100, 7]), d_items, pool_size=6, seed=3)  # an item
+    draw_distractors(*args[:2], torch.tensor([0, 0, 1, 2, 3, 4, 5, 6, 7, 9]), pool_size=6, seed=3)
+    assert len(drawn) == 5
+    monkeypatch.setattr(retrieval, "DRAW_MEMO_BYTES", 0)                                # nothing fits
+    retrieval._draw_memo.clear()
+    draw_distractors(*args, pool_size=6, seed=3)
+    draw_distractors(*args, pool_size=6, seed=3)
+    assert len(drawn) == 7 and not retrieval._draw_memo
+
+
 @pytest.mark.parametrize("n", [1, 5, 64, 65, 250])
 def test_chance_level_is_the_same_for_every_split_size(n):
     """A model whose embeddings carry no information (all equal) scores exactly H_k / k at every size."""

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterator
 from graphdel import api
 from graphdel.config import ConfigMixin, check, check_types
 from graphdel.device import resolve_device
-from graphdel.errors import ConfigError, InvalidInputError, RunError
+from graphdel.errors import ConfigError, InvalidInputError, RunError, UnlearningNoOpError
 from graphdel.evaluation.report import SMOKE_BANNER
 from graphdel.evaluation.spread import spread_of
 from graphdel.evaluation.suite import SuiteConfig, evaluate_runs, lp_table, short_table, spread_table, write_audit
@@ -287,7 +287,9 @@ def _unlearning_step(cfg: DemoConfig, out: Path, original, prepared, request, me
                      ) -> tuple[list, dict[str, str]]:
     """Step 3: Retrain and then every method unlearn ``request`` from ``original`` into ``out/runs/<method>``.
     Returns ``(runs, skipped)``: the runs made, and ``{method: reason}`` for the methods left out because they
-    do not apply to this model (only when the methods were not named by the caller)."""
+    do not apply to this model (only when the methods were not named by the caller) or because they left the
+    model unchanged (nothing to certify: on a corpus too small to rank, the deleted pairs may already score
+    as never-seen ones do, and a method that stops there deletes nothing)."""
     retrain_fn = _shared_retrain(cfg, original, device, log)
     log(f"[3/4] unlearning with retrain + {len(methods)} methods: {', '.join(methods)}")
     runs, skipped = [], {}
@@ -304,6 +306,10 @@ def _unlearning_step(cfg: DemoConfig, out: Path, original, prepared, request, me
                 raise
             skipped[method] = str(e)
             log(f"            skipped: {e}")
+            continue
+        except UnlearningNoOpError as e:  # a finding about this request, not a failure of the demo
+            skipped[method] = str(e)
+            log(f"            deleted nothing: {e}")
             continue
         runs.append(run)
         log(f"            {run.metrics['wall_time_s']:.1f} s, Df {_headline(run.metrics['splits']['forget'])}")

@@ -132,8 +132,8 @@ def test_demo_goes_on_past_a_method_that_deleted_nothing(tiny_csv, tmp_path, mon
     monkeypatch.setattr(api, "forget", forget)
     lines = []
     out = tmp_path / "demo"
-    run_demo(DemoConfig(out=out, quick=True, data=f"csv:{tiny_csv}", methods=["ft", "neggrad"], progress=False,
-                        device="cpu"), log=lines.append)
+    run_demo(DemoConfig(out=out, quick=True, data=f"csv:{tiny_csv}", methods=["ft", "neggrad"],
+                        progress=False, device="cpu"), log=lines.append)
     demo = json.loads((out / "demo.json").read_text())
     assert demo["skipped"] == {"ft": "ft left every weight of X unchanged: nothing was deleted"}
     assert (out / "runs" / "neggrad").is_dir() and not (out / "runs" / "ft").exists()

@@ -83,3 +83,51 @@ def median(xs: list[float]) -> float:
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def alternating_runs(methods: list[str], repeats: int, use):
+    """Yield ``(method, repeat, variant, out_dir)`` for each method: ``repeats`` rounds of a run with a
+    speed-up (``use("fast")`` called first) and one with the path it replaced (``use("reference")``), each
+    with a fresh output folder inside a temporary directory that lives while the method's runs do."""
+    import tempfile
+
+    for method in methods:
+        with tempfile.TemporaryDirectory() as tmp:
+            for repeat in range(repeats):
+                for variant in ("fast", "reference"):
+                    use(variant)
+                    yield method, repeat, variant, Path(tmp) / f"{variant}-{repeat}"
+
+
+def variant_summary(times: dict[str, list[float]], models: dict[str, dict]) -> dict:
+    """``{"fast_s", "reference_s", "speedup", "max_weight_diff"}`` of :func:`alternating_runs`: the fastest
+    of each variant's ``times`` and their ratio, and the largest difference between the two variants'
+    floating-point weights (``models``: variant -> state dict)."""
+    best = {k: min(v) for k, v in times.items()}
+    fast, reference = models["fast"], models["reference"]
+    diff = max(float((fast[k].float() - reference[k].float()).abs().max())
+               for k in fast if fast[k].is_floating_point())
+    return {"fast_s": round(best["fast"], 2), "reference_s": round(best["reference"], 2),
+            "speedup": round(best["reference"] / best["fast"], 2), "max_weight_diff": diff}
+
+
+def add_variant_arguments(parser, fraction: float) -> None:
+    """The arguments of a side-by-side variant bench (``kg_variants.py``, ``molecule_variants.py``):
+    ``--original``, ``--fraction``, ``--seed``, ``--methods``, ``--repeats``."""
+    parser.add_argument("--original", required=True)
+    parser.add_argument("--fraction", type=float, default=fraction)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default="multidelete")
+    parser.add_argument("--repeats", type=int, default=2)
+
+
+def original_and_request(args, by: str):
+    """``(api, original, prepared, request)``: the run ``args.original``, its data, and a random request of
+    ``args.fraction`` of its training units ``by``, drawn with ``args.seed``."""
+    import graphdel.api as api
+
+    original = api.Run.load(args.original)
+    prepared = api.load_run_data(original, progress=False)
+    request = api.make_request(original, random_amount=args.fraction, by=by, seed=args.seed,
+                               prepared=prepared)
+    return api, original, prepared, request

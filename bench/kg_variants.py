@@ -32,11 +32,11 @@ largest weight difference between the two models.
 from __future__ import annotations
 
 import argparse
-import tempfile
 
 import torch
 
-from _common import emit, load, machine
+from _common import (add_variant_arguments, alternating_runs, emit, load, machine, original_and_request,
+                     variant_summary)
 
 
 def full_last_layer(layer, h, memory, text_mask, item_mask):
@@ -105,51 +105,34 @@ def switch(compare: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--original", required=True)
+    add_variant_arguments(parser, fraction=0.02)
     parser.add_argument("--compare", required=True,
                         choices=["first_position", "layer_gathers", "rank_counts", "store_columns"])
-    parser.add_argument("--fraction", type=float, default=0.02)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--close", action="store_true")
-    parser.add_argument("--methods", default="multidelete")
-    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     start_load = load()
-
-    import graphdel.api as api
-
-    original = api.Run.load(args.original)
-    prepared = api.load_run_data(original, progress=False)
-    request = api.make_request(original, random_amount=args.fraction, by="triple", seed=args.seed,
-                               prepared=prepared)
+    api, original, prepared, request = original_and_request(args, by="triple")
     use = switch(args.compare)
-    for method in args.methods.split(","):
-        times: dict[str, list[float]] = {"fast": [], "reference": []}
-        models, steps = {}, {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for repeat in range(args.repeats):
-                for variant in ("fast", "reference"):
-                    use(variant)
-                    out = api.forget(original, request, method=method, out=f"{tmp}/{variant}-{repeat}",
-                                     progress=False, prepared=prepared, close=args.close, device="cpu")
-                    selected = out.metrics.get("selected") or {}
-                    times[variant].append(out.metrics["wall_time_s"])
-                    models[variant], steps[variant] = out.model.state_dict(), selected.get("step")
-                    emit({"bench": "kg_variants", "compare": args.compare, "method": method,
-                          "variant": variant, "repeat": repeat,
-                          "method_s": round(out.metrics["wall_time_s"], 2),
-                          "seconds": selected.get("seconds"), "kept_step": selected.get("step")})
-        use("fast")
-        diff = max(float((models["fast"][k].float() - models["reference"][k].float()).abs().max())
-                   for k in models["fast"] if models["fast"][k].is_floating_point())
-        best = {k: min(v) for k, v in times.items()}
+    times: dict[str, dict[str, list[float]]] = {}
+    models: dict[str, dict] = {}
+    steps: dict[str, dict] = {}
+    for method, repeat, variant, out_dir in alternating_runs(args.methods.split(","), args.repeats, use):
+        out = api.forget(original, request, method=method, out=out_dir, progress=False, prepared=prepared,
+                         close=args.close, device="cpu")
+        selected = out.metrics.get("selected") or {}
+        times.setdefault(method, {"fast": [], "reference": []})[variant].append(out.metrics["wall_time_s"])
+        models.setdefault(method, {})[variant] = out.model.state_dict()
+        steps.setdefault(method, {})[variant] = selected.get("step")
+        emit({"bench": "kg_variants", "compare": args.compare, "method": method, "variant": variant,
+              "repeat": repeat, "method_s": round(out.metrics["wall_time_s"], 2),
+              "seconds": selected.get("seconds"), "kept_step": selected.get("step")})
+    use("fast")
+    for method in times:
         emit({"bench": "kg_variants", "summary": True, "compare": args.compare, "method": method,
-              "pairs": len(request), "seed": args.seed, "close": args.close, "fast_s": round(best["fast"], 2),
-              "reference_s": round(best["reference"], 2),
-              "speedup": round(best["reference"] / best["fast"], 2),
-              "same_kept_step": steps["fast"] == steps["reference"], "max_weight_diff": diff,
+              "pairs": len(request), "seed": args.seed, "close": args.close,
+              **variant_summary(times[method], models[method]),
+              "same_kept_step": steps[method]["fast"] == steps[method]["reference"],
               "machine": machine(start_load)})
-
 
 if __name__ == "__main__":
     main()

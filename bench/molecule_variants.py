@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-from pathlib import Path
 
 import torch
 
-from _common import emit, load, machine
+from _common import (add_variant_arguments, alternating_runs, emit, load, machine, original_and_request,
+                     variant_summary)
 
 
 def whole_batches(self, batch, compute):
@@ -128,56 +127,39 @@ def switch(compare: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--original", required=True)
+    add_variant_arguments(parser, fraction=0.05)
     parser.add_argument("--compare", required=True, choices=["partial_cache", "distractor_memo"])
-    parser.add_argument("--fraction", type=float, default=0.05)
     parser.add_argument("--by", default="molecule")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", default="multidelete")
-    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     start_load = load()
-
-    import graphdel.api as api
-
-    original = api.Run.load(args.original)
-    prepared = api.load_run_data(original, progress=False)
-    request = api.make_request(original, random_amount=args.fraction, by=args.by, seed=args.seed,
-                               prepared=prepared)
+    api, original, prepared, request = original_and_request(args, by=args.by)
     use, served, restore = switch(args.compare)
-    for method in args.methods.split(","):
-        times: dict[str, list[float]] = {"fast": [], "reference": []}
-        models, steps, scores = {}, {}, {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for repeat in range(args.repeats):
-                for variant in ("fast", "reference"):
-                    use(variant)
-                    out_dir = Path(tmp) / f"{variant}-{repeat}"
-                    out = api.forget(original, request, method=method, out=out_dir, progress=False,
-                                     prepared=prepared, device="cpu")
-                    selected = out.metrics.get("selected") or {}
-                    log = json.loads((out_dir / "log.json").read_text())
-                    evaluations = [(e["step"], round(e["forget"], 3)) for e in log if e.get("eval")]
-                    times[variant].append(out.metrics["wall_time_s"])
-                    models[variant], steps[variant] = out.model.state_dict(), selected.get("step")
-                    scores[variant] = evaluations
-                    emit({"bench": "molecule_variants", "compare": args.compare, "method": method,
-                          "variant": variant, "repeat": repeat,
-                          "method_s": round(out.metrics["wall_time_s"], 2),
-                          "seconds": selected.get("seconds"), "kept_step": selected.get("step"),
-                          "df_scores": evaluations, "served": served()})
-        restore()
-        diff = max(float((models["fast"][k].float() - models["reference"][k].float()).abs().max())
-                   for k in models["fast"] if models["fast"][k].is_floating_point())
-        best = {k: min(v) for k, v in times.items()}
+    times: dict[str, dict[str, list[float]]] = {}
+    models: dict[str, dict] = {}
+    steps: dict[str, dict] = {}
+    scores: dict[str, dict] = {}
+    for method, repeat, variant, out_dir in alternating_runs(args.methods.split(","), args.repeats, use):
+        out = api.forget(original, request, method=method, out=out_dir, progress=False, prepared=prepared,
+                         device="cpu")
+        selected = out.metrics.get("selected") or {}
+        log = json.loads((out_dir / "log.json").read_text())
+        evaluations = [(e["step"], round(e["forget"], 3)) for e in log if e.get("eval")]
+        times.setdefault(method, {"fast": [], "reference": []})[variant].append(out.metrics["wall_time_s"])
+        models.setdefault(method, {})[variant] = out.model.state_dict()
+        steps.setdefault(method, {})[variant] = selected.get("step")
+        scores.setdefault(method, {})[variant] = evaluations
+        emit({"bench": "molecule_variants", "compare": args.compare, "method": method, "variant": variant,
+              "repeat": repeat, "method_s": round(out.metrics["wall_time_s"], 2),
+              "seconds": selected.get("seconds"), "kept_step": selected.get("step"),
+              "df_scores": evaluations, "served": served()})
+    restore()
+    for method in times:
         emit({"bench": "molecule_variants", "summary": True, "compare": args.compare, "method": method,
-              "pairs": len(request), "by": args.by, "seed": args.seed, "fast_s": round(best["fast"], 2),
-              "reference_s": round(best["reference"], 2),
-              "speedup": round(best["reference"] / best["fast"], 2),
-              "same_kept_step": steps["fast"] == steps["reference"],
-              "same_scores": scores["fast"] == scores["reference"], "max_weight_diff": diff,
+              "pairs": len(request), "by": args.by, "seed": args.seed,
+              **variant_summary(times[method], models[method]),
+              "same_kept_step": steps[method]["fast"] == steps[method]["reference"],
+              "same_scores": scores[method]["fast"] == scores[method]["reference"],
               "machine": machine(start_load)})
-
 
 if __name__ == "__main__":
     main()

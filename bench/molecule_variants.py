@@ -1,7 +1,7 @@
 """Benchmark: a molecule method run with one of graphdel's speed-ups and with the path it replaced, side by
 side.
 
-    python bench/molecule_variants.py --original RUN --compare partial_cache|distractor_memo
+    python bench/molecule_variants.py --original RUN --compare partial_cache|distractor_memo|pooled_texts
         [--fraction 0.05] [--by molecule] [--seed 0] [--methods multidelete] [--repeats 2]
 
 RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
@@ -14,6 +14,10 @@ demo.json). ``--compare`` names the speed-up:
   last bits, so the weights need not be equal bit for bit.
 * ``distractor_memo``: :func:`graphdel.evaluation.retrieval.draw_distractors` returns a remembered draw when
   its inputs are equal to a recent call's; the reference draws every time, as before. The same indices, so
+  the same run bit for bit.
+* ``pooled_texts``: a texts-only sample carries no token states where the pooled state is cached, and
+  ``encode_text`` reads the text encoder's ``sentence`` (the pooled state, its tokens never converted); the
+  reference gathers every text's token states and runs the forward pass, as before. The same numbers, so
   the same run bit for bit.
 
 One random request (``--fraction`` of the training units ``--by``, ``--seed``) is unlearned by each method
@@ -71,6 +75,20 @@ def draw_every_time(query_items, query_rows, distractor_items, *, pool_size=64, 
     return torch.from_numpy(retrieval._draw(*as_numpy, pool_size - 1, seed))
 
 
+def with_tokens(self, index, tokens=True):
+    """Reference of ``pooled_texts``: :meth:`TextFeatures.select` gathering the token states every time."""
+    from graphdel.models.protocol import TextFeatures
+
+    index = index.to(self.hidden.device)
+    pooled = None if self.pooled is None else self.pooled.index_select(0, index)
+    return TextFeatures(self.hidden.index_select(0, index), self.mask.index_select(0, index), pooled)
+
+
+def through_forward(self, text):
+    """Reference of ``pooled_texts``: the sentence embedding read from the whole forward pass."""
+    return self.forward(text)[2]
+
+
 def switch(compare: str):
     """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference
     (``"reference"``), and ``served()``: the share of molecules the caches of the runs since the last
@@ -79,6 +97,19 @@ def switch(compare: str):
     from graphdel.encoders.graph import FrozenTrunkCache
     from graphdel.evaluation import retrieval
 
+    if compare == "pooled_texts":
+        from graphdel.encoders.text import TextEncoder
+        from graphdel.models.protocol import TextFeatures
+
+        fast_parts = (TextFeatures.select, TextEncoder.sentence)
+
+        def use_texts(variant: str) -> None:
+            TextFeatures.select, TextEncoder.sentence = (fast_parts if variant == "fast"
+                                                         else (with_tokens, through_forward))
+
+        def restore_texts() -> None:
+            TextFeatures.select, TextEncoder.sentence = fast_parts
+        return use_texts, lambda: None, restore_texts
     if compare == "distractor_memo":
         fast_draw, draw, calls = retrieval.draw_distractors, retrieval._draw, {"calls": 0, "drawn": 0}
 
@@ -128,7 +159,8 @@ def switch(compare: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_variant_arguments(parser, fraction=0.05)
-    parser.add_argument("--compare", required=True, choices=["partial_cache", "distractor_memo"])
+    parser.add_argument("--compare", required=True,
+                        choices=["partial_cache", "distractor_memo", "pooled_texts"])
     parser.add_argument("--by", default="molecule")
     args = parser.parse_args()
     start_load = load()

@@ -24,9 +24,10 @@ class KGText(TextFeatures):
 
     entity: Tensor | None = None
 
-    def select(self, index: Tensor) -> "KGText":
-        """Texts ``index`` (``[B']`` long), in that order, with their entities."""
-        base = TextFeatures.select(self, index)
+    def select(self, index: Tensor, tokens: bool = True) -> "KGText":
+        """Texts ``index`` (``[B']`` long), in that order, with their entities (``tokens`` as in
+        :meth:`TextFeatures.select`)."""
+        base = TextFeatures.select(self, index, tokens)
         entity = None if self.entity is None else self.entity.index_select(0, index.to(self.entity.device))
         return KGText(base.hidden, base.mask, base.pooled, entity)
 

@@ -186,13 +186,14 @@ class PairData:
         texts = self.text_batch(rows)
         return PairBatch(x=self.items.batch(texts.items), text=texts.text, rows=texts.rows, items=texts.items)
 
-    def text_batch(self, rows: Tensor) -> PairBatch:
+    def text_batch(self, rows: Tensor, tokens: bool = True) -> PairBatch:
         """The batch of :meth:`batch` without its items' inputs (``x`` is ``None``): the texts, rows and item
         indices alone, for a caller that encodes only the texts (building a batch of molecule graphs or image
-        features costs more than the text side)."""
+        features costs more than the text side). ``tokens=False``: without the token states where the
+        pooled state is cached (:meth:`~graphdel.models.protocol.TextFeatures.select`)."""
         rows = torch.as_tensor(rows, dtype=torch.long)
         items = self.item_index[rows]
-        text = self.text.select(self.text_index[rows])
+        text = self.text.select(self.text_index[rows], tokens)
         wrap = getattr(self.items, "wrap_text", None)
         if wrap is not None:
             text = wrap(text, items)
@@ -255,8 +256,9 @@ class PairSet:
 
     def sample_texts(self, batch_size: int, generator: torch.Generator) -> PairBatch:
         """The pairs :meth:`sample` draws (the same rows, the same generator use) as a texts-only batch
-        (:meth:`PairData.text_batch`, ``x`` is ``None``)."""
-        return self.data.text_batch(self.sample_rows(batch_size, generator))
+        (:meth:`PairData.text_batch`, ``x`` is ``None``; no token states where the pooled state is cached:
+        texts without items are encoded, never fused)."""
+        return self.data.text_batch(self.sample_rows(batch_size, generator), tokens=False)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_last: bool = False) -> Iterator[PairBatch]:

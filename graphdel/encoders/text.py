@@ -204,6 +204,14 @@ class TextEncoder(nn.Module):
 
         self.width = AutoConfig.from_pretrained(resolve_model_path(config.model), local_files_only=True).hidden_size
 
+    def sentence(self, text: TextFeatures) -> Tensor:
+        """``[B, H]`` float32: the sentence embedding of :meth:`forward` alone. With no trainable layer it is
+        the cached pooled state, read without converting the token states (which only the fusion module
+        reads) to float32."""
+        if not self.layers and text.pooled is not None:
+            return text.pooled.float()
+        return self.forward(text)[2]
+
     def forward(self, text: TextFeatures) -> tuple[Tensor, Tensor, Tensor]:
         """``text`` (``B`` texts of ``T`` cached tokens) -> ``(tokens [B, T', H], mask [B, T'],
         sentence [B, H])``, ``T' <= fusion_tokens``; the sentence embedding is the masked mean of the final

@@ -103,7 +103,7 @@ class JointModel(ModalityModule):
 
     def encode_text(self, text: TextFeatures) -> Tensor:
         """``[B, embed_dim]`` normalised text embeddings."""
-        return self.text_projection(self.text_encoder(text)[2])
+        return self.text_projection(self.text_encoder.sentence(text))
 
     @property
     def has_fusion(self) -> bool:

@@ -317,7 +317,7 @@ class KGTextModel(KGStructure, JointModel):
         contrastive = matching = zero
         if text_w > 0:
             z_x = self.x_projection(s[x[:, 0]] * z[x[:, 1]])
-            z_t = self.text_projection(self.text_encoder(text)[2])
+            z_t = self.text_projection(self.text_encoder.sentence(text))
             contrastive = contrastive_loss(self.logits(z_x, z_t), self._positives(x, text)).mean()
         m = min(len(batch), int(e.get("matching_rows", 256)))
         if match_w > 0 and m >= 2:
@@ -336,7 +336,7 @@ class KGTextModel(KGStructure, JointModel):
         x, text = batch.x, batch.text
         s, z = self.entity_states()
         z_x = self.x_projection(s[x[:, 0]] * z[x[:, 1]])
-        z_t = self.text_projection(self.text_encoder(text)[2])
+        z_t = self.text_projection(self.text_encoder.sentence(text))
         out = contrastive_loss(self.logits(z_x, z_t), self._positives(x, text))
         is_triple = x[:, 1] < self.num_relations
         if bool(is_triple.any()):

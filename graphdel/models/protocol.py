@@ -47,12 +47,19 @@ class TextFeatures:
     def __len__(self) -> int:
         return self.hidden.size(0)
 
-    def select(self, index: Tensor) -> "TextFeatures":
-        """Texts ``index`` (``[B']`` long), in that order."""
+    def select(self, index: Tensor, tokens: bool = True) -> "TextFeatures":
+        """Texts ``index`` (``[B']`` long), in that order. ``tokens=False``: where the pooled state is
+        cached, no token states are gathered (``hidden [B', 0, H]``, ``mask [B', 0]``): for texts that are
+        only encoded, never fused (a texts-only sample; gathering 64 token states per text to read the
+        pooled one took a third of a molecule MultiDelete run's updates on a large request,
+        docs/experiments/2026-12-07-molecule-partial-cache.md)."""
         # index_select, not hidden[index]: a few times faster on a CPU for the same rows
         index = index.to(self.hidden.device)
         pooled = None if self.pooled is None else self.pooled.index_select(0, index)
-        return TextFeatures(self.hidden.index_select(0, index), self.mask.index_select(0, index), pooled)
+        hidden, mask = self.hidden, self.mask
+        if not tokens and pooled is not None:
+            hidden, mask = hidden[:, :0], mask[:, :0]
+        return TextFeatures(hidden.index_select(0, index), mask.index_select(0, index), pooled)
 
     def to(self, device: torch.device | str) -> "TextFeatures":
         """The same features on ``device``."""

@@ -1,6 +1,7 @@
 import torch
 
 from graphdel.api import prepare, quick_configs
+from graphdel.models.registry import build_model
 
 
 def test_sample_texts_draws_the_pairs_sample_draws_without_their_items(tiny_csv):
@@ -10,7 +11,11 @@ def test_sample_texts_draws_the_pairs_sample_draws_without_their_items(tiny_csv)
     texts = pairs.sample_texts(5, torch.Generator().manual_seed(3))
     assert texts.x is None and whole.x is not None
     assert texts.rows.tolist() == whole.rows.tolist() and texts.items.tolist() == whole.items.tolist()
-    assert torch.equal(texts.text.hidden, whole.text.hidden) and torch.equal(texts.text.mask, whole.text.mask)
+    # the pooled states alone: texts without items are encoded, never fused
+    assert whole.text.pooled is not None and torch.equal(texts.text.pooled, whole.text.pooled)
+    assert texts.text.hidden.shape == (5, 0, whole.text.hidden.size(2)) and texts.text.mask.shape == (5, 0)
+    model = build_model(model_cfg).eval()
+    assert torch.equal(model.encode_text(texts.text), model.encode_text(whole.text))
     assert texts.to("cpu").x is None  # a texts-only batch moves like any other
 
 

@@ -65,3 +65,33 @@ def test_each_model_file_is_hashed_once_per_process(tmp_path, monkeypatch):
     (folder / "model.safetensors").write_bytes(b"\x03" * 65)   # a new version is hashed again
     assert _model_fingerprint(folder) != first
     assert sorted(hashed) == ["config.json", "model.safetensors", "model.safetensors", "vocab.txt"]
+
+
+def test_the_sentence_embedding_alone_equals_the_forward_pass_one():
+    import torch
+
+    from graphdel.encoders.text import TextEncoder
+    from graphdel.models.protocol import TextFeatures
+
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 5, 384).half()
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]).bool()
+    pooled = torch.randn(3, 384).half()
+    frozen = TextEncoder(TextEncoderConfig())
+    cached = TextFeatures(hidden, mask, pooled)
+    assert torch.equal(frozen.sentence(cached), frozen(cached)[2])
+    assert frozen.sentence(cached).dtype == torch.float32
+    assert torch.equal(frozen.sentence(cached), pooled.float())
+    # without the token states (a texts-only sample) the sentence is the same
+    bare = cached.select(torch.tensor([2, 0]), tokens=False)
+    assert bare.hidden.shape == (2, 0, 384) and bare.mask.shape == (2, 0)
+    assert torch.equal(frozen.sentence(bare), pooled.float()[[2, 0]])
+    # no pooled state cached: the tokens stay, and the sentence is their masked mean
+    uncached = TextFeatures(hidden, mask)
+    assert torch.equal(uncached.select(torch.tensor([1]), tokens=False).hidden, hidden[[1]])
+    assert torch.equal(frozen.sentence(uncached), frozen(uncached)[2])
+    # a trainable layer: the forward pass's sentence embedding, whatever is cached
+    tuned = TextEncoder(TextEncoderConfig(trainable_layers=1)).eval()
+    with torch.no_grad():
+        assert torch.equal(tuned.sentence(cached), tuned(cached)[2])
+        assert not torch.equal(tuned.sentence(cached), pooled.float())

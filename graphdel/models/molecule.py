@@ -57,7 +57,8 @@ class MoleculeTextModel(JointModel):
         messages (GINE): validation 0.667 against 0.636 for 15 epochs of GIN, chosen among seven main-loop
         recipes on validation (docs/experiments/2026-12-05-stronger-original.md); then the fusion stage
         (:mod:`graphdel.training.fusion`) trains the fusion module and matching head on the frozen encoders
-        for 4 epochs with half random, half hardest negatives. Trained jointly on in-batch hard negatives the head stayed at its prior on
+        for 6 epochs (4 in the quick recipe) with half random, half hardest negatives. Trained jointly on
+        in-batch hard negatives the head stayed at its prior on
         ``drugs`` (balanced accuracy 0.5; docs/experiments/2026-12-04-fusion-stage.md).
 
         The fusion module reads the first 64 caption tokens (median caption length 92) through 2 layers,
@@ -76,15 +77,18 @@ class MoleculeTextModel(JointModel):
         The fusion module trains without dropout (``fusion_dropout`` 0): on 2 CPU cores drawing its dropout
         masks took a quarter of the stage's time, and without them 4 stage epochs fit the 8-minute training
         budget (141 s against 208 s) with validation hardest-partner accuracy 0.592 against 0.575
-        (docs/experiments/2026-12-05-fusion-stage-cost.md)."""
+        (docs/experiments/2026-12-05-fusion-stage-cost.md). Since the frozen-state cache serves each molecule
+        it holds, a stage epoch takes about 30 s and the same budget rule keeps 6 stage epochs: validation
+        hardest-partner accuracy 0.682 against 0.635 at 4 (longer stages score higher still, 0.755 at 16,
+        but do not fit the budget on 2 CPU cores; docs/experiments/2026-12-07-fusion-stage-length.md)."""
         text = {**asdict(TextEncoderConfig()), "fusion_tokens": 64}
         model = {"matching_weight": 0.0, "fusion_product": False, "fusion_layers": 2, "fusion_readout": "mean",
                  "fusion_sink": True, "fusion_item_norm": True, "fusion_dropout": 0.0, "text": text}
         train = {"fusion_epochs": 4, "fusion_lr": 1e-3, "fusion_hard_fraction": 0.5,
                  "fusion_hard_pool": 1, "lr_schedule": "cosine"}
-        if not quick:  # the quick recipe keeps its small GIN and 4 epochs (tests, smoke runs)
+        if not quick:  # the quick recipe keeps its small GIN, 4 epochs and 4 stage epochs (tests, smoke runs)
             model["graph"] = {**asdict(GraphEncoderConfig()), "name": "gine"}
-            train["epochs"] = 20
+            train["epochs"], train["fusion_epochs"] = 20, 6
         return model, train
 
     @property

@@ -106,6 +106,16 @@ def test_frozen_bottom_student_updates_the_top_graph_layer_and_the_projections(t
     assert student.graph_encoder.frozen_depth() == top
 
 
+def test_molecule_recipe_stage_lengths():
+    from graphdel.models.molecule import MoleculeTextModel
+    _, full = MoleculeTextModel.default_configs(quick=False)
+    _, quick = MoleculeTextModel.default_configs(quick=True)
+    # the full recipe's fusion stage is the longest the 8-minute budget admits on 2 CPU cores
+    # (docs/experiments/2026-12-07-fusion-stage-length.md); the quick recipe keeps its short stage
+    assert (full["epochs"], full["fusion_epochs"]) == (20, 6)
+    assert quick["fusion_epochs"] == 4 and "epochs" not in quick
+
+
 def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     _, model = _tiny(tiny_csv)
     student, _ = _frozen_bottom_student(model, model.unlearning_defaults["multidelete"]["trainable"])

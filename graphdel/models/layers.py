@@ -68,7 +68,24 @@ class FusionModule(nn.Module):
     def forward(self, text: Tensor, text_mask: Tensor, item: Tensor, item_mask: Tensor) -> Tensor:
         """``text [B, T, d_t]``, ``text_mask [B, T]``, ``item [B, N, d_x]``, ``item_mask [B, N]`` (True at
         real positions) -> the fused representation ``[B, d]`` (the readout of the text positions after the
-        last layer)."""
+        last layer).
+
+        Rows whose items end well before ``N`` are computed apart, with their memory cut to their own
+        extent (:func:`length_groups`): a padded position is masked out of every attention, so a row's
+        output is the same either way up to float rounding, while a batch of molecules padded to its
+        largest one (``N`` 96 where the median molecule has 22 atoms) spends most of its memory arithmetic
+        on padding: a fusion-stage epoch takes 1.19x less time (bench/fusion_groups.py)."""
+        groups = length_groups(item_mask)
+        if groups is None:
+            return self._forward(text, text_mask, item, item_mask)
+        parts, order = [], []
+        for rows, extent in groups:
+            parts.append(self._forward(text[rows], text_mask[rows], item[rows, :extent], item_mask[rows, :extent]))
+            order.append(rows)
+        return torch.cat(parts)[torch.argsort(torch.cat(order))]
+
+    def _forward(self, text: Tensor, text_mask: Tensor, item: Tensor, item_mask: Tensor) -> Tensor:
+        """:meth:`forward` on one padded batch."""
         h = self.text_in(text)
         memory = self.item_in(item)
         if self.item_norm is not None:
@@ -85,6 +102,34 @@ class FusionModule(nn.Module):
             return self.norm(h[:, 0])
         weights = text_mask.to(h.dtype).unsqueeze(-1)
         return self.norm((h * weights).sum(1) / weights.sum(1).clamp(min=1.0))
+
+
+def length_groups(item_mask: Tensor, *, min_saving: float = 0.25) -> list[tuple[Tensor, int]] | None:
+    """Split a batch's rows in two by how far their items extend, when that saves memory positions.
+
+    ``item_mask [B, N]`` (True at real positions, anywhere in the row) -> ``[(rows, extent), ...]``: each
+    group's row indices (ascending) and the number of leading positions that hold every real position of
+    its rows; or ``None`` when no split saves at least ``min_saving`` of the ``B x N`` positions the fusion
+    module would otherwise attend over (equal lengths, a single row). The split point is the one that
+    minimises ``sum(rows x extent)`` over the two groups.
+    """
+    b, n = item_mask.shape
+    if b < 2 or n < 2:
+        return None
+    positions = torch.arange(1, n + 1, device=item_mask.device)
+    extent = (item_mask * positions).amax(dim=1)  # [B] one past each row's last real position
+    sorted_extent = extent.sort().values
+    # splitting after the i-th shortest row: i + 1 rows cut to sorted_extent[i], the rest to the longest
+    kept = torch.arange(1, b + 1, device=item_mask.device)
+    cost = kept * sorted_extent + (b - kept) * sorted_extent[-1]
+    best = int(cost[:-1].argmin())
+    if float(cost[best]) > (1.0 - min_saving) * b * n:
+        return None
+    cut = int(sorted_extent[best])
+    short, long = (extent <= cut).nonzero().squeeze(1), (extent > cut).nonzero().squeeze(1)
+    if long.numel() == 0:
+        return [(short, max(cut, 1))]
+    return [(short, max(cut, 1)), (long, int(sorted_extent[-1]))]
 
 
 def _first_position(layer: nn.TransformerDecoderLayer, h: Tensor, memory: Tensor, text_mask: Tensor,

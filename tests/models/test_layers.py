@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from graphdel.models.config import ModelConfig
-from graphdel.models.layers import FusionModule
+from graphdel.models.layers import FusionModule, length_groups
 
 
 def _module(**options) -> FusionModule:
@@ -130,3 +130,44 @@ def test_the_shortcut_runs_out_of_training_mode_only(monkeypatch):
     assert calls == [1]
     _module(readout="mean")(text, text_mask, item, item_mask)
     assert calls == [1]
+
+
+def _extents_mask(extents, n):
+    return torch.arange(n)[None] < torch.tensor(extents)[:, None]
+
+
+def test_length_groups_split_where_fewest_positions_remain():
+    # extents 2, 1, 8, 2 of 8: cutting the three short rows to 2 leaves 3 x 2 + 1 x 8 = 14 of 32 positions
+    groups = length_groups(_extents_mask([2, 1, 8, 2], 8))
+    assert [(rows.tolist(), extent) for rows, extent in groups] == [([0, 1, 3], 2), ([2], 8)]
+
+
+def test_length_groups_read_the_last_real_position_not_the_count():
+    mask = _extents_mask([1, 1, 1, 8], 8)
+    mask[1] = False
+    mask[1, 5] = True  # one real position, the sixth
+    assert [(rows.tolist(), extent) for rows, extent in length_groups(mask)] == [([0, 2], 1), ([1, 3], 8)]
+
+
+def test_length_groups_leave_a_batch_alone_when_little_is_saved():
+    assert length_groups(_extents_mask([8, 8, 8, 8], 8)) is None
+    assert length_groups(_extents_mask([7, 8, 6, 8], 8)) is None  # 25 of 32 positions at best
+    assert length_groups(_extents_mask([3], 8)) is None  # a single row: nothing to split
+
+
+@pytest.mark.parametrize("readout,sink", [("mean", True), ("first", False)])
+def test_grouped_rows_give_each_row_its_padded_output(readout, sink):
+    torch.manual_seed(2)
+    module = FusionModule(d_text=6, d_item=5, d=8, layers=2, heads=2, dropout=0.0, readout=readout, sink=sink,
+                          item_norm=True)
+    extents = [2, 9, 1, 3, 12, 2]
+    text, item = torch.randn(6, 4, 6), torch.randn(6, 12, 5)
+    text_mask, item_mask = torch.ones(6, 4, dtype=torch.bool), _extents_mask(extents, 12)
+    assert length_groups(item_mask) is not None
+    for training in (True, False):
+        module.train(training)
+        grouped, padded = module(text, text_mask, item, item_mask), module._forward(text, text_mask, item, item_mask)
+        assert torch.allclose(grouped, padded, atol=1e-6), (grouped - padded).abs().max()
+    grad = [torch.autograd.grad(f(text, text_mask, item, item_mask).square().sum(), module.text_in.weight)[0]
+            for f in (module, module._forward)]
+    assert torch.allclose(grad[0], grad[1], atol=1e-5)

@@ -80,7 +80,8 @@ class FusionModule(nn.Module):
             return self._forward(text, text_mask, item, item_mask)
         parts, order = [], []
         for rows, extent in groups:
-            parts.append(self._forward(text[rows], text_mask[rows], item[rows, :extent], item_mask[rows, :extent]))
+            parts.append(self._forward(text[rows], text_mask[rows], item[rows, :extent],
+                                       item_mask[rows, :extent]))
             order.append(rows)
         return torch.cat(parts)[torch.argsort(torch.cat(order))]
 

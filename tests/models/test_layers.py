@@ -166,7 +166,8 @@ def test_grouped_rows_give_each_row_its_padded_output(readout, sink):
     assert length_groups(item_mask) is not None
     for training in (True, False):
         module.train(training)
-        grouped, padded = module(text, text_mask, item, item_mask), module._forward(text, text_mask, item, item_mask)
+        grouped = module(text, text_mask, item, item_mask)
+        padded = module._forward(text, text_mask, item, item_mask)
         assert torch.allclose(grouped, padded, atol=1e-6), (grouped - padded).abs().max()
     grad = [torch.autograd.grad(f(text, text_mask, item, item_mask).square().sum(), module.text_in.weight)[0]
             for f in (module, module._forward)]

@@ -50,11 +50,11 @@ def main() -> None:
     def val_probabilities() -> torch.Tensor:
         return embed_pairs(model, val, with_matching=True).match_prob
 
-    logits = {}
+    probabilities = {}
     for variant in ("grouped", "padded"):
         use(variant)
         with torch.no_grad():
-            logits[variant] = val_probabilities()
+            probabilities[variant] = val_probabilities()
     times: dict[str, dict[str, list[float]]] = {"stage": {}, "matching": {}}
     losses: dict[str, float] = {}
     try:
@@ -84,7 +84,8 @@ def main() -> None:
                   "val_matching_s": {v: round(s, 2) for v, s in best["matching"].items()},
                   "matching_speedup": round(best["matching"]["padded"] / best["matching"]["grouped"], 3),
                   "stage_loss": losses,
-                  "val_match_prob_max_diff": float((logits["grouped"] - logits["padded"]).abs().max()),
+                  "val_match_prob_max_diff": float((probabilities["grouped"]
+                                                    - probabilities["padded"]).abs().max()),
                   "machine": _common.machine(start_load)})
 
 

@@ -74,7 +74,7 @@ class FusionModule(nn.Module):
         extent (:func:`length_groups`): a padded position is masked out of every attention, so a row's
         output is the same either way up to float rounding, while a batch of molecules padded to its
         largest one (``N`` 96 where the median molecule has 22 atoms) spends most of its memory arithmetic
-        on padding: a fusion-stage epoch takes 1.19x less time (bench/fusion_groups.py)."""
+        on padding: a fusion-stage epoch takes 1.12-1.19x less time (bench/fusion_groups.py)."""
         groups = length_groups(item_mask)
         if groups is None:
             return self._forward(text, text_mask, item, item_mask)

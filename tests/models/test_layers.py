@@ -172,3 +172,9 @@ def test_grouped_rows_give_each_row_its_padded_output(readout, sink):
     grad = [torch.autograd.grad(f(text, text_mask, item, item_mask).square().sum(), module.text_in.weight)[0]
             for f in (module, module._forward)]
     assert torch.allclose(grad[0], grad[1], atol=1e-5)
+
+
+def test_length_groups_cut_a_batch_padded_past_its_longest_row():
+    # every row ends at position 2 of 8: one group, cut to 2 (8 of 32 positions)
+    groups = length_groups(_extents_mask([2, 2, 2, 2], 8))
+    assert [(rows.tolist(), extent) for rows, extent in groups] == [([0, 1, 2, 3], 2)]

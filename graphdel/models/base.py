@@ -115,9 +115,10 @@ class JointModel(ModalityModule):
             raise ConfigError(f"the {self.modality or 'joint'} model has no fusion module (fusion_layers 0), so "
                               f"it has no {what}: unlearn with MultiDelete's representation='similarity'")
 
-    def fuse(self, x: Any, text: TextFeatures) -> Tensor:
+    def fuse(self, x: Any, text: TextFeatures, pairs: Tensor | None = None) -> Tensor:
         """``[B, fusion_dim]`` fused representation of (x_i, text_i) (``[B, fusion_dim + embed_dim]`` with
-        ``fusion_product``).
+        ``fusion_product``); with ``pairs [P, 2]`` long, ``[P, ...]`` of (x of ``pairs[k, 0]``, text of
+        ``pairs[k, 1]``), each item and text encoded once however many pairs name it.
 
         Raises:
             ConfigError: the model has no fusion module (``fusion_layers`` 0).
@@ -125,11 +126,13 @@ class JointModel(ModalityModule):
         self._require_fusion("fused representation")
         item_tokens, item_mask, item_pooled = self.item_states(x)
         text_tokens, text_mask, text_pooled = self.text_encoder(text)
-        fused = self.fusion(text_tokens, text_mask, item_tokens, item_mask)
+        fused = self.fusion(text_tokens, text_mask, item_tokens, item_mask, pairs)
         if not self.config.fusion_product:
             return fused
-        product = self.x_projection(item_pooled) * self.text_projection(text_pooled)
-        return torch.cat([fused, self.config.embed_dim * product], dim=1)
+        z_x, z_t = self.x_projection(item_pooled), self.text_projection(text_pooled)
+        if pairs is not None:
+            z_x, z_t = z_x[pairs[:, 0]], z_t[pairs[:, 1]]
+        return torch.cat([fused, self.config.embed_dim * z_x * z_t], dim=1)
 
     def sim(self, z_x: Tensor, z_t: Tensor) -> Tensor:
         """``[B_x, B_t]`` cosine similarities of normalised embeddings."""

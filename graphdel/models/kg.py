@@ -239,8 +239,12 @@ class KGTextModel(KGStructure, JointModel):
         """``(fusion_dim, dim)``: the fusion module's output, then the DistMult interaction ``h * r * t``."""
         return (self.config.fusion_dim, int(self.encoder.config.dim))
 
-    def fuse(self, x: Tensor, text: KGText) -> Tensor:
-        """``x [B, 2]`` long and ``B`` texts -> the fused representation ``[B, fusion_dim]``."""
+    def fuse(self, x: Tensor, text: KGText, pairs: Tensor | None = None) -> Tensor:
+        """``x [B, 2]`` long and ``B`` texts -> the fused representation ``[B, fusion_dim]``; with ``pairs
+        [P, 2]`` long, ``[P, fusion_dim]`` of (x of ``pairs[k, 0]``, text of ``pairs[k, 1]``) (a KG fusion
+        call is three memory positions per pair, so nothing is shared)."""
+        if pairs is not None:
+            x, text = x[pairs[:, 0]], text.select(pairs[:, 1])
         s, z = self.entity_states()
         return self._fuse(s, z, x, text)
 

@@ -65,40 +65,74 @@ class FusionModule(nn.Module):
                                        norm_first=True) for _ in range(layers))
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, text: Tensor, text_mask: Tensor, item: Tensor, item_mask: Tensor) -> Tensor:
-        """``text [B, T, d_t]``, ``text_mask [B, T]``, ``item [B, N, d_x]``, ``item_mask [B, N]`` (True at
-        real positions) -> the fused representation ``[B, d]`` (the readout of the text positions after the
-        last layer).
+    def forward(self, text: Tensor, text_mask: Tensor, item: Tensor, item_mask: Tensor,
+                pairs: Tensor | None = None) -> Tensor:
+        """``text [U, T, d_t]``, ``text_mask [U, T]``, ``item [V, N, d_x]``, ``item_mask [V, N]`` (True at
+        real positions) -> the fused representation (the readout of the text positions after the last
+        layer): ``[P, d]`` for ``pairs [P, 2]`` long, item ``pairs[k, 0]`` fused with text ``pairs[k, 1]``;
+        without ``pairs``, ``[U, d]`` for item ``i`` with text ``i`` (``U == V``).
+
+        Why ``pairs``: the fusion stage scores each caption against its own molecule and a negative one,
+        and each molecule against its own caption and a negative one. The input maps act on each text and
+        each item alone, and the first layer's self-attention reads the text alone, so they run once per
+        distinct text or item that a pair names, and only the rest runs per pair (a stage epoch 1.08x
+        faster; bench/fusion_pairs.py). With dropout active the first layer runs per pair, so each pair
+        still draws its own dropout masks.
 
         Rows whose items end well before ``N`` are computed apart, with their memory cut to their own
         extent (:func:`length_groups`): a padded position is masked out of every attention, so a row's
         output is the same either way up to float rounding, while a batch of molecules padded to its
         largest one (``N`` 96 where the median molecule has 22 atoms) spends most of its memory arithmetic
         on padding: a fusion-stage epoch takes 1.12-1.19x less time (bench/fusion_groups.py)."""
+        attended = False
+        if pairs is None:
+            h, memory = self.text_in(text), self._memory(item, item_mask)
+        else:  # the input maps (and the first self-attention) once per text and item the pairs name
+            texts, text_of = pairs[:, 1].unique(return_inverse=True)
+            items, item_of = pairs[:, 0].unique(return_inverse=True)
+            text_mask, item_mask = text_mask[texts], item_mask[items]
+            h, memory = self.text_in(text[texts]), self._memory(item[items], item_mask)
+            first = self.layers[0]
+            if not self.training or first.dropout1.p == 0:
+                h = h + first._sa_block(first.norm1(h), None, ~text_mask)
+                attended = True
+            h, text_mask = h[text_of], text_mask[text_of]
+            memory, item_mask = memory[item_of], item_mask[item_of]
         groups = length_groups(item_mask)
         if groups is None:
-            return self._forward(text, text_mask, item, item_mask)
+            return self._forward(h, text_mask, memory, item_mask, attended)
         parts, order = [], []
         for rows, extent in groups:
-            parts.append(self._forward(text[rows], text_mask[rows], item[rows, :extent],
-                                       item_mask[rows, :extent]))
+            parts.append(self._forward(h[rows], text_mask[rows], memory[rows, :extent],
+                                       item_mask[rows, :extent], attended))
             order.append(rows)
         return torch.cat(parts)[torch.argsort(torch.cat(order))]
 
-    def _forward(self, text: Tensor, text_mask: Tensor, item: Tensor, item_mask: Tensor) -> Tensor:
-        """:meth:`forward` on one padded batch."""
-        h = self.text_in(text)
-        memory = self.item_in(item)
+    def _memory(self, item: Tensor, item_mask: Tensor) -> Tensor:
+        """``[B, N, d]``: the item tokens ``item [B, N, d_x]`` mapped (and normalised) at their real positions
+        (``item_mask [B, N]``); padded positions stay zero, as every attention masks them out. Mapping only
+        the real positions: a batch of molecules is mostly padding."""
+        real = self.item_in(item[item_mask])
         if self.item_norm is not None:
-            memory = self.item_norm(memory)
+            real = self.item_norm(real)
+        return real.new_zeros(*item_mask.shape, real.size(-1)).index_put((item_mask,), real)
+
+    def _forward(self, h: Tensor, text_mask: Tensor, memory: Tensor, item_mask: Tensor,
+                 attended: bool = False) -> Tensor:
+        """The layers and the readout on one padded batch of mapped text ``h [B, T, d]`` and memory ``[B, N,
+        d]``; ``attended``: the first layer's self-attention block has already been applied to ``h``."""
         if self.sink is not None:
             memory = torch.cat([self.sink.expand(memory.size(0), 1, -1).to(memory.dtype), memory], dim=1)
             item_mask = torch.cat([item_mask.new_ones(item_mask.size(0), 1), item_mask], dim=1)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
+            done = attended and i == 0
             if i == last and self.readout == "first" and not layer.training:
-                return self.norm(_first_position(layer, h, memory, text_mask, item_mask))
-            h = layer(h, memory, tgt_key_padding_mask=~text_mask, memory_key_padding_mask=~item_mask)
+                return self.norm(_first_position(layer, h, memory, text_mask, item_mask, attended=done))
+            if done:
+                h = _after_self_attention(layer, h, memory, item_mask)
+            else:
+                h = layer(h, memory, tgt_key_padding_mask=~text_mask, memory_key_padding_mask=~item_mask)
         if self.readout == "first":
             return self.norm(h[:, 0])
         weights = text_mask.to(h.dtype).unsqueeze(-1)
@@ -133,8 +167,16 @@ def length_groups(item_mask: Tensor, *, min_saving: float = 0.25) -> list[tuple[
     return [(short, max(cut, 1)), (long, int(sorted_extent[-1]))]
 
 
+def _after_self_attention(layer: nn.TransformerDecoderLayer, h: Tensor, memory: Tensor,
+                          item_mask: Tensor) -> Tensor:
+    """A pre-norm decoder ``layer`` on ``h [B, T, d]`` whose self-attention block (with its residual) has
+    already been applied: the cross-attention and feed-forward blocks, as ``layer.forward`` runs them."""
+    h = h + layer._mha_block(layer.norm2(h), memory, None, ~item_mask)
+    return h + layer._ff_block(layer.norm3(h))
+
+
 def _first_position(layer: nn.TransformerDecoderLayer, h: Tensor, memory: Tensor, text_mask: Tensor,
-                    item_mask: Tensor) -> Tensor:
+                    item_mask: Tensor, *, attended: bool = False) -> Tensor:
     """The first text position's output ``[B, d]`` of a pre-norm decoder ``layer`` on ``h [B, T, d]``: the
     same numbers as ``layer(h, memory, ...)[:, 0]`` when its dropout is off.
 
@@ -146,9 +188,10 @@ def _first_position(layer: nn.TransformerDecoderLayer, h: Tensor, memory: Tensor
     """
     # the layer's own blocks (torch's _mha_block and _ff_block) after its own self-attention with one
     # query, so the shortcut computes what the layer computes; tests/models/test_layers.py compares the two
-    x = layer.norm1(h)
-    attended = layer.self_attn(x[:, :1], x, x, key_padding_mask=~text_mask, need_weights=False)[0]
-    first = h[:, :1] + layer.dropout1(attended)
-    first = first + layer._mha_block(layer.norm2(first), memory, None, ~item_mask)
-    first = first + layer._ff_block(layer.norm3(first))
-    return first[:, 0]
+    if attended:  # the self-attention block already ran on every position (shared by pairs of one text)
+        first = h[:, :1]
+    else:
+        x = layer.norm1(h)
+        first = h[:, :1] + layer.dropout1(
+            layer.self_attn(x[:, :1], x, x, key_padding_mask=~text_mask, need_weights=False)[0])
+    return _after_self_attention(layer, first, memory, item_mask)[:, 0]

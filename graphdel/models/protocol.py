@@ -144,8 +144,9 @@ class ModalityModel(Protocol):
     def encode_text(self, text: TextFeatures) -> Tensor:
         """``[B, d]`` normalised text embeddings."""
 
-    def fuse(self, x: Any, text: TextFeatures) -> Tensor:
-        """``[B, d_f]`` fused representation of (x_i, text_i)."""
+    def fuse(self, x: Any, text: TextFeatures, pairs: Tensor | None = None) -> Tensor:
+        """``[B, d_f]`` fused representation of (x_i, text_i); with ``pairs [P, 2]`` long, ``[P, d_f]`` of
+        (x of ``pairs[k, 0]``, text of ``pairs[k, 1]``)."""
 
     def sim(self, z_x: Tensor, z_t: Tensor) -> Tensor:
         """``[B_x, B_t]`` cosine similarities."""

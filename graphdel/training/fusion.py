@@ -38,7 +38,7 @@ from graphdel.errors import ConfigError, TrainingDivergedError
 from graphdel.evaluation.retrieval import hardest_of_other_items
 from graphdel.training.schedules import lr_schedule
 
-__all__ = ["random_of_other_items", "fusion_stage_loss", "train_fusion_stage"]
+__all__ = ["random_of_other_items", "stage_pairs", "fusion_stage_loss", "train_fusion_stage"]
 
 
 def random_of_other_items(positions: Tensor, items: Tensor, generator: torch.Generator) -> Tensor:
@@ -55,17 +55,29 @@ def random_of_other_items(positions: Tensor, items: Tensor, generator: torch.Gen
     return out
 
 
-def fusion_stage_loss(model, batch, negative_texts, negative_items=None) -> Tensor:
-    """Balanced matching loss of a batch (scalar): binary cross-entropy of the matching head over the ``B``
+def stage_pairs(b: int, item_negatives: bool) -> Tensor:
+    """``[P, 2]`` long (item, text) positions of what a fusion-stage step scores, in a batch of ``2b`` (``3b``
+    with ``item_negatives``) pairs laid out as ``b`` true pairs, then ``b`` pairs holding the negative texts,
+    then ``b`` pairs holding the negative items: the true pairs ``(i, i)``, the text negatives ``(i, b + i)``
+    and the item negatives ``(2b + i, i)``, in that order (``P`` = ``2b`` or ``3b``)."""
+    i = torch.arange(b)
+    parts = [(i, i), (i, b + i)] + ([(2 * b + i, i)] if item_negatives else [])
+    return torch.cat([torch.stack(p, dim=1) for p in parts])
+
+
+def fusion_stage_loss(model, batch, b: int) -> Tensor:
+    """Balanced matching loss of a step (scalar): binary cross-entropy of the matching head over the ``b``
     true pairs ``(x_i, t_i)`` (label 1, weight 2), ``(x_i, t'_i)`` and ``(x'_i, t_i)`` (label 0, weight 1),
-    where ``t'`` are the texts of ``negative_texts`` and ``x'`` the items of ``negative_items`` (batches of
-    ``B`` pairs aligned with ``batch``). Without ``negative_items`` the true pairs weigh 1 against the ``B``
-    negative texts alone. Written with the protocol's ``fuse`` and ``match_logits`` only."""
-    parts = [model.fuse(batch.x, batch.text), model.fuse(batch.x, negative_texts.text)]
-    if negative_items is not None:
-        parts.append(model.fuse(negative_items.x, batch.text))
-    fused = torch.cat(parts)
-    b, negatives = len(batch), len(parts) - 1
+    where ``batch`` holds ``2b`` or ``3b`` pairs laid out as :func:`stage_pairs` reads them (``t'`` the texts
+    of the second ``b``, ``x'`` the items of the third). With ``2b`` pairs (no negative items) the true pairs
+    weigh 1 against the ``b`` negative texts alone. One ``fuse`` call for every pair of the step, so each
+    caption and molecule is encoded once (``fuse``'s ``pairs``)."""
+    if len(batch) not in (2 * b, 3 * b):
+        raise ValueError(f"a fusion-stage batch holds 2 or 3 times its {b} true pairs, "
+                         f"not {len(batch)} pairs")
+    negatives = len(batch) // b - 1
+    pairs = stage_pairs(b, negatives == 2).to(batch.rows.device)
+    fused = model.fuse(batch.x, batch.text, pairs)
     labels = torch.cat([torch.ones(b), torch.zeros(negatives * b)]).to(fused.device)
     weight = torch.cat([torch.full((b,), float(negatives)), torch.ones(negatives * b)]).to(fused.device)
     logits = model.match_logits(fused).float()
@@ -177,12 +189,12 @@ def _stage_epochs(model, train, config, modules: list, params: list, device: tor
             positions = order[s * config.batch_size:(s + 1) * config.batch_size]
             if positions.numel() < 2:
                 break
-            batch = train.make_batch(rows[positions]).to(device)
-            neg_text = train.make_batch(rows[negatives(positions, hard_text)]).to(device)
-            neg_item = (train.make_batch(rows[negatives(positions, hard_item)]).to(device)
-                        if hard_item is not None else None)
+            parts = [positions, negatives(positions, hard_text)]
+            if hard_item is not None:
+                parts.append(negatives(positions, hard_item))
+            batch = train.make_batch(rows[torch.cat(parts)]).to(device)  # laid out as stage_pairs reads it
             with autocast(device, config.bf16):
-                loss = fusion_stage_loss(model, batch, neg_text, neg_item)
+                loss = fusion_stage_loss(model, batch, positions.numel())
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDivergedError(f"non-finite matching loss in fusion epoch {epoch}, step {s + 1}")

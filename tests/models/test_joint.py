@@ -278,6 +278,12 @@ def test_fusion_product_appends_the_embeddings_product_to_the_fused_representati
                                                      *model.item_states(batch.x)[:2]), atol=1e-6)
     out = model(batch)
     assert torch.allclose(out.fused, fused, atol=1e-6) and out.match_logits.shape == (5,)
+    # pairs across the batch: each (item, text) gets what the batch of those rows gets, product included
+    pairs = torch.tensor([[0, 1], [3, 3], [1, 0], [0, 4]])
+    crossed = prepared.data.batch(torch.arange(5)[pairs[:, 0]])
+    crossed.text = batch.text.select(pairs[:, 1])
+    assert torch.allclose(model.fuse(batch.x, batch.text, pairs), model.fuse(crossed.x, crossed.text),
+                          atol=1e-5)
     with pytest.raises(Exception, match="fusion_product is trained by the fusion stage only"):
         build_model(ModelConfig.from_dict({**config.to_dict(), "matching_weight": 1.0}))
 

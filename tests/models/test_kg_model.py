@@ -68,6 +68,12 @@ def test_protocol_shapes_and_fused_interaction_is_the_triple_score(trained):
     assert model.fused_parts() == (16, 16)
     perm = torch.tensor([1, 0])
     assert batch.text.select(perm).entity.tolist() == batch.text.entity[perm].tolist()
+    with torch.no_grad():  # pairs: row 0's triple with row 1's description, then each row with its own
+        pairs = torch.tensor([[0, 1], [1, 1], [0, 0]])
+        crossed = model.fuse(batch.x, batch.text, pairs)
+        alone = model.fuse(batch.x[:1], batch.text.select(torch.tensor([1])))
+    assert torch.allclose(crossed[0], alone[0], atol=1e-6)
+    assert torch.allclose(crossed[1:], fused[[1, 0]], atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["multidelete", "gnndelete", "retrain"])

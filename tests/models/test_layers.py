@@ -121,7 +121,7 @@ def test_the_shortcut_runs_out_of_training_mode_only(monkeypatch):
 
     calls = []
     real = layers._first_position
-    monkeypatch.setattr(layers, "_first_position", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(layers, "_first_position", lambda *a, **k: calls.append(1) or real(*a, **k))
     text, text_mask, item, item_mask = _inputs(2)
     module = _module()
     module.train()(text, text_mask, item, item_mask)
@@ -155,6 +155,14 @@ def test_length_groups_leave_a_batch_alone_when_little_is_saved():
     assert length_groups(_extents_mask([3], 8)) is None  # a single row: nothing to split
 
 
+def _padded(module: FusionModule, text, text_mask, item, item_mask):
+    """The module on one padded batch, every input position mapped (no groups, no shared parts)."""
+    memory = module.item_in(item)
+    if module.item_norm is not None:
+        memory = module.item_norm(memory)
+    return module._forward(module.text_in(text), text_mask, memory, item_mask)
+
+
 @pytest.mark.parametrize("readout,sink", [("mean", True), ("first", False)])
 def test_grouped_rows_give_each_row_its_padded_output(readout, sink):
     torch.manual_seed(2)
@@ -167,11 +175,69 @@ def test_grouped_rows_give_each_row_its_padded_output(readout, sink):
     for training in (True, False):
         module.train(training)
         grouped = module(text, text_mask, item, item_mask)
-        padded = module._forward(text, text_mask, item, item_mask)
+        padded = _padded(module, text, text_mask, item, item_mask)
         assert torch.allclose(grouped, padded, atol=1e-6), (grouped - padded).abs().max()
-    grad = [torch.autograd.grad(f(text, text_mask, item, item_mask).square().sum(), module.text_in.weight)[0]
-            for f in (module, module._forward)]
+    grad = [torch.autograd.grad(f(module, text, text_mask, item, item_mask).square().sum(),
+                                module.text_in.weight)[0] for f in (FusionModule.__call__, _padded)]
     assert torch.allclose(grad[0], grad[1], atol=1e-5)
+
+
+def test_the_memory_maps_real_positions_and_leaves_padding_at_zero():
+    torch.manual_seed(3)
+    module = FusionModule(d_text=6, d_item=5, d=8, layers=1, heads=2, dropout=0.0, item_norm=True)
+    item, item_mask = torch.randn(2, 3, 5), _extents_mask([3, 1], 3)
+    memory = module._memory(item, item_mask)
+    mapped = module.item_norm(module.item_in(item))
+    assert torch.allclose(memory[item_mask], mapped[item_mask], atol=1e-6)
+    assert memory[~item_mask].abs().sum() == 0 and memory.shape == (2, 3, 8)
+
+
+def _pair_inputs():
+    """Three texts and three items of different lengths, and five pairs that reuse some of each."""
+    torch.manual_seed(4)
+    text, item = torch.randn(3, 4, 6), torch.randn(3, 5, 5)
+    text_mask = _extents_mask([4, 2, 3], 4)
+    item_mask = _extents_mask([5, 2, 1], 5)
+    pairs = torch.tensor([[0, 0], [1, 1], [0, 2], [2, 0], [1, 0]])
+    return text, text_mask, item, item_mask, pairs
+
+
+def _expanded(module, text, text_mask, item, item_mask, pairs):
+    """The module on the pairs written out row by row: what ``pairs`` must equal."""
+    return module(text[pairs[:, 1]], text_mask[pairs[:, 1]], item[pairs[:, 0]], item_mask[pairs[:, 0]])
+
+
+@pytest.mark.parametrize("layers,readout", [(1, "first"), (2, "first"), (2, "mean")])
+def test_pairs_give_each_pair_the_output_of_its_own_row(layers, readout):
+    torch.manual_seed(5)
+    module = FusionModule(d_text=6, d_item=5, d=8, layers=layers, heads=2, dropout=0.0, readout=readout,
+                          sink=True, item_norm=True)
+    text, text_mask, item, item_mask, pairs = _pair_inputs()
+    for training in (True, False):  # eval mode with a "first" readout takes the last layer's shortcut
+        module.train(training)
+        shared = module(text, text_mask, item, item_mask, pairs)
+        expanded = _expanded(module, text, text_mask, item, item_mask, pairs)
+        assert shared.shape == (5, 8) and torch.allclose(shared, expanded, atol=1e-6)
+    params = [module.text_in.weight, module.item_in.weight, module.layers[0].self_attn.in_proj_weight]
+    grads = [torch.autograd.grad(f(module, text, text_mask, item, item_mask, pairs).square().sum(), params)
+             for f in (FusionModule.__call__, _expanded)]
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+
+
+def test_pairs_share_the_first_self_attention_unless_dropout_is_drawn(monkeypatch):
+    import graphdel.models.layers as layers
+
+    text, text_mask, item, item_mask, pairs = _pair_inputs()
+    calls = []
+    real = layers._after_self_attention
+    monkeypatch.setattr(layers, "_after_self_attention", lambda *a: calls.append(a[1].size(0)) or real(*a))
+    torch.manual_seed(6)
+    module = FusionModule(d_text=6, d_item=5, d=8, layers=2, heads=2, dropout=0.1, readout="mean")
+    module.eval()(text, text_mask, item, item_mask, pairs)
+    assert sum(calls) == 5  # every pair's rows continue after the shared self-attention
+    calls.clear()
+    module.train()(text, text_mask, item, item_mask, pairs)  # each pair draws its own dropout masks
+    assert calls == []
 
 
 def test_length_groups_cut_a_batch_padded_past_its_longest_row():

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from graphdel.api import prepare, quick_configs
 from graphdel.evaluation.embed import embed_pairs
 from graphdel.models.joint import build_model
-from graphdel.training.fusion import fusion_stage_loss, random_of_other_items, train_fusion_stage
+from graphdel.training.fusion import fusion_stage_loss, random_of_other_items, stage_pairs, train_fusion_stage
 from graphdel.training.loop import TrainConfig, train_model
 
 STAGE = TrainConfig(epochs=1, batch_size=4, fusion_epochs=2, fusion_lr=1e-2)
@@ -66,15 +66,16 @@ def test_hard_negatives_are_the_most_similar_captions_of_other_items(tiny, monke
     recipe = replace(STAGE, fusion_epochs=1, fusion_hard_fraction=1.0, fusion_hard_pool=1,
                      fusion_item_negatives=item_negatives)
     train_fusion_stage(model, train, recipe, progress=False)
-    # one batch of every training row (the stage embeds them to mine), then per step: the batch, its texts'
-    # negatives and (with item negatives) its items' negatives
-    per_step = 3 if item_negatives else 2
-    assert calls[0] == rows and len(calls) == 1 + per_step * (len(rows) // STAGE.batch_size)
-    for s in range(1, len(calls), per_step):
-        positives, neg_text = calls[s], calls[s + 1]
+    # one batch of every training row (the stage embeds them to mine), then one batch per step laid out as
+    # stage_pairs reads it: the step's pairs, its texts' negatives and (with item negatives) its items'
+    b = STAGE.batch_size
+    assert calls[0] == rows and len(calls) == 1 + len(rows) // b
+    for step in calls[1:]:
+        assert len(step) == (3 if item_negatives else 2) * b
+        positives, neg_text = step[:b], step[b:2 * b]
         assert neg_text == [hardest_text[r] for r in positives]
         if item_negatives:
-            assert calls[s + 2] == [hardest_item[r] for r in positives]
+            assert step[2 * b:] == [hardest_item[r] for r in positives]
 
 
 def test_random_negatives_are_of_other_items():
@@ -90,32 +91,45 @@ def test_random_negatives_are_of_other_items():
 class _ScalarPairs(torch.nn.Module):
     """A stand-in whose fused representation of (x, t) is the scalar x * t and whose logit is that scalar."""
 
-    def fuse(self, x, text):
-        return (x * text)[:, None]
+    def fuse(self, x, text, pairs):
+        return (x[pairs[:, 0]] * text[pairs[:, 1]])[:, None]
 
     def match_logits(self, fused):
         return fused.squeeze(-1)
 
 
-class _Batch(SimpleNamespace):
+class _Step(SimpleNamespace):
     def __len__(self):
-        return 2
+        return self.rows.numel()
+
+
+def _step(x, text) -> _Step:
+    """A step's batch of scalar items ``x`` and texts ``text``."""
+    return _Step(x=torch.tensor(x), text=torch.tensor(text), rows=torch.arange(len(x)))
+
+
+def test_stage_pairs_name_each_item_and_text_by_its_place_in_the_step():
+    assert stage_pairs(2, True).tolist() == [[0, 0], [1, 1], [0, 2], [1, 3], [4, 0], [5, 1]]
+    assert stage_pairs(2, False).tolist() == [[0, 0], [1, 1], [0, 2], [1, 3]]
 
 
 def test_the_stage_loss_is_the_class_balanced_cross_entropy():
-    batch = _Batch(x=torch.tensor([1.0, 2.0]), text=torch.tensor([3.0, -1.0]))
-    neg_text = _Batch(x=None, text=torch.tensor([0.5, 1.0]))
-    neg_item = _Batch(x=torch.tensor([-2.0, 0.0]), text=None)
-    loss = fusion_stage_loss(_ScalarPairs(), batch, neg_text, neg_item)
+    # a step of 2 true pairs laid out as stage_pairs reads it: true pairs, negative texts, negative items
+    # (the items of the negative-text rows and the texts of the negative-item rows are never read: 99)
+    step = _step([1.0, 2.0, 99.0, 99.0, -2.0, 0.0], [3.0, -1.0, 0.5, 1.0, 99.0, 99.0])
+    loss = fusion_stage_loss(_ScalarPairs(), step, 2)
     true_logits = torch.tensor([3.0, -2.0])             # x_i * t_i
     false_logits = torch.tensor([0.5, 2.0, -6.0, 0.0])  # x_i * t'_i, then x'_i * t_i
     # true pairs weigh 2, so 2 true and 4 false pairs weigh alike (4 each); the mean is over total weight 8
     expected = (2 * F.softplus(-true_logits).sum() + F.softplus(false_logits).sum()) / 8
     assert torch.allclose(loss, expected)
     # without negative items: 2 true and 2 false pairs, each of weight 1
-    loss = fusion_stage_loss(_ScalarPairs(), batch, neg_text)
+    step = _step([1.0, 2.0, 99.0, 99.0], [3.0, -1.0, 0.5, 1.0])
+    loss = fusion_stage_loss(_ScalarPairs(), step, 2)
     expected = (F.softplus(-true_logits).sum() + F.softplus(false_logits[:2]).sum()) / 4
     assert torch.allclose(loss, expected)
+    with pytest.raises(ValueError, match="2 or 3 times its 2 true pairs, not 5"):
+        fusion_stage_loss(_ScalarPairs(), _step([1.0] * 5, [1.0] * 5), 2)
 
 
 def test_training_with_the_stage_changes_no_embedding(tiny_csv):

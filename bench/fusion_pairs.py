@@ -1,0 +1,102 @@
+"""Benchmark: a fusion-stage step fused in one call over its pairs, against one call per kind of pair.
+
+    python bench/fusion_pairs.py --run RUN [--rounds 2]
+
+A fusion-stage step scores ``b`` true pairs, ``b`` pairs of each molecule with a negative caption and ``b``
+pairs of each caption with a negative molecule: every caption is read twice and every molecule twice. With
+``fuse``'s ``pairs`` (``FusionModule.forward``) the input maps run once per distinct caption and molecule,
+the item map only at real atom positions, and the first layer's self-attention once per caption; before,
+the step made three ``fuse`` calls and each mapped and attended over its own rows. This bench times, side
+by side in one process (alternating, the current path first), one fusion-stage epoch on the run's frozen
+encoders from the run's own fusion weights:
+
+* ``pairs``: the stage as it is (``graphdel.training.fusion.fusion_stage_loss``);
+* ``separate``: the same step's loss from three fusion-module calls, one per kind of pair, each on its rows
+  written out, with the item map over every padded position: the arithmetic of the stage before ``pairs``.
+
+One JSON line per round and variant, then a summary: the fastest epoch of each, their ratio, the stage's
+matching loss under each (equal to float rounding: Adam carries the rounding into the last digits over an
+epoch), and the largest difference between the two variants' losses on one batch before any update.
+"""
+
+from __future__ import annotations
+
+import _common
+
+
+def main() -> None:
+    args, start_load = _common.run_and_rounds(__doc__)
+    import copy
+    from dataclasses import replace
+
+    import torch
+    import torch.nn.functional as F
+
+    import graphdel.training.fusion as stage
+    from graphdel.models.layers import FusionModule
+    from graphdel.training.loop import TrainConfig
+
+    run, prepared = _common.loaded_run(args.run)
+    model = run.model.eval()
+    if model.config.fusion_product:
+        raise SystemExit("fusion_pairs: the separate variant does not write out fusion_product; "
+                         "use a run without it")
+    train = prepared.sets()["train"]
+    recipe = replace(TrainConfig.from_dict(run.config["train"]), device="cpu", fusion_epochs=1)
+    start = copy.deepcopy(model.state_dict())
+    current_loss, current_memory = stage.fusion_stage_loss, FusionModule._memory
+
+    def every_position(module, item, item_mask):  # the item map as it ran before: every padded position too
+        memory = module.item_in(item)
+        return memory if module.item_norm is None else module.item_norm(memory)
+
+    def separate_loss(model, batch, b):
+        """The stage loss from one fusion-module call per kind of pair, each on its own rows."""
+        item_tokens, item_mask, _ = model.item_states(batch.x)
+        text_tokens, text_mask, _ = model.text_encoder(batch.text)
+        parts = stage.stage_pairs(b, len(batch) == 3 * b).split(b)
+        fused = torch.cat([model.fusion(text_tokens[p[:, 1]], text_mask[p[:, 1]], item_tokens[p[:, 0]],
+                                        item_mask[p[:, 0]]) for p in parts])
+        negatives = len(parts) - 1
+        labels = torch.cat([torch.ones(b), torch.zeros(negatives * b)])
+        weight = torch.cat([torch.full((b,), float(negatives)), torch.ones(negatives * b)])
+        logits = model.match_logits(fused).float()
+        loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weight, reduction="sum")
+        return loss / weight.sum()
+
+    def use(variant: str) -> None:
+        stage.fusion_stage_loss = current_loss if variant == "pairs" else separate_loss
+        FusionModule._memory = current_memory if variant == "pairs" else every_position
+
+    one = train.make_batch(train.rows[torch.arange(3 * recipe.batch_size) % len(train)])
+    first_loss = {}
+    for variant in ("pairs", "separate"):
+        use(variant)
+        with torch.no_grad():
+            first_loss[variant] = float(stage.fusion_stage_loss(model, one, recipe.batch_size))
+    times: dict[str, list[float]] = {}
+    losses: dict[str, float] = {}
+    try:
+        for r in range(args.rounds):
+            for variant in ("pairs", "separate"):
+                use(variant)
+                model.load_state_dict(start)
+                history = stage.train_fusion_stage(model, train, recipe, progress=False)
+                times.setdefault(variant, []).append(history[0]["train_seconds"])
+                losses[variant] = history[0]["matching"]
+                _common.emit({"bench": "fusion_pairs", "round": r, "variant": variant,
+                              "stage_epoch_s": round(history[0]["train_seconds"], 2),
+                              "stage_loss": history[0]["matching"]})
+    finally:
+        use("pairs")
+        model.load_state_dict(start)
+    best = {v: min(ts) for v, ts in times.items()}
+    _common.emit({"bench": "fusion_pairs", "run": args.run, "rounds": args.rounds,
+                  "stage_epoch_s": {v: round(s, 2) for v, s in best.items()},
+                  "stage_speedup": round(best["separate"] / best["pairs"], 3), "stage_loss": losses,
+                  "first_batch_loss_diff": abs(first_loss["pairs"] - first_loss["separate"]),
+                  "machine": _common.machine(start_load)})
+
+
+if __name__ == "__main__":
+    main()

@@ -56,8 +56,13 @@ def pair_match_logits(model, data, x_rows: Tensor, text_rows: Tensor, *, batch_s
                       device: str | torch.device = "cpu") -> Tensor:
     """``[M]`` float32 (CPU) matching-head logits of the pairs ``(item of x_rows[m], text of text_rows[m])``.
 
+    Each chunk of ``batch_size`` pairs builds and encodes each distinct item and text once and fuses them
+    by ``fuse``'s ``pairs``: re-ranking fuses every query's item with its ``top_k`` candidate texts, so a
+    chunk names a few items many times.
+
     Args:
-        model: a model with ``fuse`` and ``match_logits`` (evaluated in eval mode; modes restored).
+        model: a model with ``fuse`` (taking ``pairs``) and ``match_logits`` (evaluated in eval mode; modes
+            restored).
         data: the :class:`~graphdel.data.pairs.PairData` both row sets index (corpus rows).
         x_rows, text_rows: ``[M]`` long corpus rows.
     """
@@ -67,9 +72,12 @@ def pair_match_logits(model, data, x_rows: Tensor, text_rows: Tensor, *, batch_s
     try:
         with item_states_cached(model):
             for s in range(0, x_rows.numel(), batch_size):
-                x = data.batch(x_rows[s:s + batch_size]).to(device).x
-                text = data.batch(text_rows[s:s + batch_size]).to(device).text
-                out.append(model.match_logits(model.fuse(x, text)).float().cpu())
+                x_distinct, x_of = x_rows[s:s + batch_size].unique(return_inverse=True)
+                text_distinct, text_of = text_rows[s:s + batch_size].unique(return_inverse=True)
+                x = data.batch(x_distinct).to(device).x
+                text = data.text_batch(text_distinct).to(device).text
+                pairs = torch.stack([x_of, text_of], dim=1).to(device)
+                out.append(model.match_logits(model.fuse(x, text, pairs)).float().cpu())
     finally:
         for m, flag in flags:
             m.training = flag

@@ -15,6 +15,11 @@ from graphdel.models.joint import build_model
 from graphdel.models.protocol import ModalityModule
 
 
+def _aligned(n: int) -> torch.Tensor:
+    """``[n, 2]``: item i with text i, what ``fuse`` reads without ``pairs``."""
+    return torch.arange(n)[:, None].expand(n, 2)
+
+
 class SimilarityHead(ModalityModule):
     """A model whose matching logit of (x, t) is ``sign`` times their cosine similarity: re-ranking by it is
     re-ranking by similarity (sign 1) or by its reverse (sign -1), so the expected ranks are known."""
@@ -29,8 +34,10 @@ class SimilarityHead(ModalityModule):
     def encode_text(self, text):
         return self.model.encode_text(text)
 
-    def fuse(self, x, text):
-        return self.sign * (self.encode_x(x) * self.encode_text(text)).sum(1, keepdim=True)
+    def fuse(self, x, text, pairs=None):
+        z_x, z_t = self.encode_x(x), self.encode_text(text)
+        pairs = _aligned(z_x.size(0)) if pairs is None else pairs
+        return self.sign * (z_x[pairs[:, 0]] * z_t[pairs[:, 1]]).sum(1, keepdim=True)
 
     def match_logits(self, fused):
         return fused.squeeze(-1)
@@ -85,9 +92,10 @@ class OracleHead(SimilarityHead):
         self.text_item = torch.full((self.texts.size(0),), -1, dtype=torch.long)
         self.text_item[data.text_index] = data.item_index  # one item per text in the tiny corpus
 
-    def fuse(self, x, text):
+    def fuse(self, x, text, pairs=None):
         which = torch.cdist(text.pooled.float(), self.texts.float()).argmin(1)
-        return torch.where(self.text_item[which] == x.item_index, 1.0, -1.0)[:, None]
+        pairs = _aligned(which.numel()) if pairs is None else pairs
+        return torch.where(self.text_item[which[pairs[:, 1]]] == x.item_index[pairs[:, 0]], 1.0, -1.0)[:, None]
 
 
 def test_rerank_by_a_perfect_head_puts_every_target_of_the_top_k_first(tiny):

@@ -78,9 +78,11 @@ class MoleculeTextModel(JointModel):
         masks took a quarter of the stage's time, and without them 4 stage epochs fit the 8-minute training
         budget (141 s against 208 s) with validation hardest-partner accuracy 0.592 against 0.575
         (docs/experiments/2026-12-05-fusion-stage-cost.md). Since the frozen-state cache serves each molecule
-        it holds, a stage epoch takes about 30 s and the same budget rule keeps 6 stage epochs: validation
-        hardest-partner accuracy 0.682 against 0.635 at 4 (longer stages score higher still, 0.755 at 16,
-        but do not fit the budget on 2 CPU cores; docs/experiments/2026-12-07-fusion-stage-length.md)."""
+        it holds, and a step fuses its pairs in one call (each caption and molecule mapped once), a stage
+        epoch takes about 26 s and the same budget rule keeps 8 stage epochs: validation hardest-partner
+        accuracy 0.684 against 0.668 at 6 and 0.657 at 4 (longer stages score higher still, 0.732 at 16,
+        but do not fit the budget on 2 CPU cores; docs/experiments/2026-12-07-fusion-stage-length.md,
+        docs/experiments/2026-12-07-fusion-stage-pairs.md)."""
         text = {**asdict(TextEncoderConfig()), "fusion_tokens": 64}
         model = {"matching_weight": 0.0, "fusion_product": False, "fusion_layers": 2, "fusion_readout": "mean",
                  "fusion_sink": True, "fusion_item_norm": True, "fusion_dropout": 0.0, "text": text}
@@ -88,7 +90,7 @@ class MoleculeTextModel(JointModel):
                  "fusion_hard_pool": 1, "lr_schedule": "cosine"}
         if not quick:  # the quick recipe keeps its small GIN, 4 epochs and 4 stage epochs (tests, smoke runs)
             model["graph"] = {**asdict(GraphEncoderConfig()), "name": "gine"}
-            train["epochs"], train["fusion_epochs"] = 20, 6
+            train["epochs"], train["fusion_epochs"] = 20, 8
         return model, train
 
     @property

@@ -70,8 +70,7 @@ def main() -> None:
         return torch.cat(out)
 
     def every_position(module, item, item_mask):  # the item map as it ran before: every padded position too
-        memory = module.item_in(item)
-        return memory if module.item_norm is None else module.item_norm(memory)
+        return module.map_items(item)
 
     def separate_loss(model, batch, b):
         """The stage loss from one fusion-module call per kind of pair, each on its own rows."""

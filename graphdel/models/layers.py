@@ -112,10 +112,15 @@ class FusionModule(nn.Module):
         """``[B, N, d]``: the item tokens ``item [B, N, d_x]`` mapped (and normalised) at their real positions
         (``item_mask [B, N]``); padded positions stay zero, as every attention masks them out. Mapping only
         the real positions: a batch of molecules is mostly padding."""
-        real = self.item_in(item[item_mask])
-        if self.item_norm is not None:
-            real = self.item_norm(real)
+        if bool(item_mask.all()):  # nothing to skip (a KG triple's three positions): no gather and scatter
+            return self.map_items(item)
+        real = self.map_items(item[item_mask])
         return real.new_zeros(*item_mask.shape, real.size(-1)).index_put((item_mask,), real)
+
+    def map_items(self, item: Tensor) -> Tensor:
+        """``[..., d]``: item tokens ``[..., d_x]`` through the input map (and the item norm), each alone."""
+        memory = self.item_in(item)
+        return memory if self.item_norm is None else self.item_norm(memory)
 
     def _forward(self, h: Tensor, text_mask: Tensor, memory: Tensor, item_mask: Tensor,
                  attended: bool = False) -> Tensor:

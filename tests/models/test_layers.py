@@ -157,10 +157,7 @@ def test_length_groups_leave_a_batch_alone_when_little_is_saved():
 
 def _padded(module: FusionModule, text, text_mask, item, item_mask):
     """The module on one padded batch, every input position mapped (no groups, no shared parts)."""
-    memory = module.item_in(item)
-    if module.item_norm is not None:
-        memory = module.item_norm(memory)
-    return module._forward(module.text_in(text), text_mask, memory, item_mask)
+    return module._forward(module.text_in(text), text_mask, module.map_items(item), item_mask)
 
 
 @pytest.mark.parametrize("readout,sink", [("mean", True), ("first", False)])
@@ -190,6 +187,8 @@ def test_the_memory_maps_real_positions_and_leaves_padding_at_zero():
     mapped = module.item_norm(module.item_in(item))
     assert torch.allclose(memory[item_mask], mapped[item_mask], atol=1e-6)
     assert memory[~item_mask].abs().sum() == 0 and memory.shape == (2, 3, 8)
+    full = torch.ones(2, 3, dtype=torch.bool)  # no padding: every position mapped
+    assert torch.allclose(module._memory(item, full), mapped, atol=1e-6)
 
 
 def _pair_inputs():

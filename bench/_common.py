@@ -131,3 +131,50 @@ def original_and_request(args, by: str):
     request = api.make_request(original, random_amount=args.fraction, by=by, seed=args.seed,
                                prepared=prepared)
     return api, original, prepared, request
+
+
+def fusion_stage_rounds(bench: str, variants: tuple[str, str], use, model, start: dict, train, recipe,
+                        rounds: int, matching) -> tuple[dict, dict]:
+    """Alternating rounds, the first variant first: per variant, ``use(variant)``, one fusion-stage epoch
+    (``train_fusion_stage``) from the weights ``start``, then ``matching()`` timed on ``start`` again in eval
+    mode. One JSON line per round and variant; ``use(variants[0])`` and ``start`` are restored at the end.
+
+    Returns ``(summary, scored)``: the fastest seconds of each part and variant (``stage_epoch_s``,
+    ``val_matching_s``), the second variant's over the first's (``stage_speedup``, ``matching_speedup``),
+    the stage's matching loss per variant (``stage_loss``); and ``matching()``'s last value per variant.
+    """
+    import time
+
+    from graphdel.training.fusion import train_fusion_stage
+
+    times: dict[str, dict[str, list[float]]] = {"stage": {}, "matching": {}}
+    losses: dict[str, float] = {}
+    scored: dict[str, object] = {}
+    try:
+        for r in range(rounds):
+            for variant in variants:
+                use(variant)
+                model.load_state_dict(start)
+                history = train_fusion_stage(model, train, recipe, progress=False)
+                model.load_state_dict(start)
+                model.eval()
+                t = time.perf_counter()
+                scored[variant] = matching()
+                matching_s = time.perf_counter() - t
+                times["stage"].setdefault(variant, []).append(history[0]["train_seconds"])
+                times["matching"].setdefault(variant, []).append(matching_s)
+                losses[variant] = history[0]["matching"]
+                emit({"bench": bench, "round": r, "variant": variant,
+                      "stage_epoch_s": round(history[0]["train_seconds"], 2),
+                      "val_matching_s": round(matching_s, 2), "stage_loss": history[0]["matching"]})
+    finally:
+        use(variants[0])
+        model.load_state_dict(start)
+    best = {part: {v: min(ts) for v, ts in by.items()} for part, by in times.items()}
+    first, second = variants
+    summary = {"stage_epoch_s": {v: round(s, 2) for v, s in best["stage"].items()},
+               "stage_speedup": round(best["stage"][second] / best["stage"][first], 3),
+               "val_matching_s": {v: round(s, 2) for v, s in best["matching"].items()},
+               "matching_speedup": round(best["matching"][second] / best["matching"][first], 3),
+               "stage_loss": losses}
+    return summary, scored

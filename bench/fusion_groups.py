@@ -25,7 +25,6 @@ import _common
 def main() -> None:
     args, start_load = _common.run_and_rounds(__doc__)
     import copy
-    import time
     from dataclasses import replace
 
     import torch
@@ -33,7 +32,6 @@ def main() -> None:
     import graphdel.models.layers as layers
     from graphdel.evaluation.embed import embed_pairs
     from graphdel.evaluation.matching import matching_accuracies
-    from graphdel.training.fusion import train_fusion_stage
     from graphdel.training.loop import TrainConfig
 
     run, prepared = _common.loaded_run(args.run)
@@ -55,35 +53,13 @@ def main() -> None:
         use(variant)
         with torch.no_grad():
             probabilities[variant] = val_probabilities()
-    times: dict[str, dict[str, list[float]]] = {"stage": {}, "matching": {}}
-    losses: dict[str, float] = {}
-    try:
-        for r in range(args.rounds):
-            for variant in ("grouped", "padded"):
-                use(variant)
-                model.load_state_dict(start)
-                history = train_fusion_stage(model, train, recipe, progress=False)
-                model.load_state_dict(start)
-                model.eval()
-                t = time.perf_counter()
-                emb = embed_pairs(model, val, with_matching=True)
-                matching_accuracies(model, val, emb, seed=0)
-                matching_s = time.perf_counter() - t
-                times["stage"].setdefault(variant, []).append(history[0]["train_seconds"])
-                times["matching"].setdefault(variant, []).append(matching_s)
-                losses[variant] = history[0]["matching"]
-                _common.emit({"bench": "fusion_groups", "round": r, "variant": variant,
-                              "stage_epoch_s": round(history[0]["train_seconds"], 2),
-                              "val_matching_s": round(matching_s, 2), "stage_loss": history[0]["matching"]})
-    finally:
-        use("grouped")
-    best = {part: {v: min(ts) for v, ts in by.items()} for part, by in times.items()}
-    _common.emit({"bench": "fusion_groups", "run": args.run, "rounds": args.rounds,
-                  "stage_epoch_s": {v: round(s, 2) for v, s in best["stage"].items()},
-                  "stage_speedup": round(best["stage"]["padded"] / best["stage"]["grouped"], 3),
-                  "val_matching_s": {v: round(s, 2) for v, s in best["matching"].items()},
-                  "matching_speedup": round(best["matching"]["padded"] / best["matching"]["grouped"], 3),
-                  "stage_loss": losses,
+
+    def matching() -> None:
+        matching_accuracies(model, val, embed_pairs(model, val, with_matching=True), seed=0)
+
+    summary, _ = _common.fusion_stage_rounds("fusion_groups", ("grouped", "padded"), use, model, start,
+                                             train, recipe, args.rounds, matching)
+    _common.emit({"bench": "fusion_groups", "run": args.run, "rounds": args.rounds, **summary,
                   "val_match_prob_max_diff": float((probabilities["grouped"]
                                                     - probabilities["padded"]).abs().max()),
                   "machine": _common.machine(start_load)})

@@ -38,8 +38,6 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    import time
-
     import graphdel.evaluation.matching as matching
     import graphdel.training.fusion as stage
     from graphdel.evaluation.embed import item_states_cached
@@ -97,36 +95,10 @@ def main() -> None:
         use(variant)
         with torch.no_grad():
             first_loss[variant] = float(stage.fusion_stage_loss(model, one, recipe.batch_size))
-    times: dict[str, dict[str, list[float]]] = {"stage": {}, "matching": {}}
-    losses: dict[str, float] = {}
-    metrics: dict[str, dict] = {}
-    try:
-        for r in range(args.rounds):
-            for variant in ("pairs", "separate"):
-                use(variant)
-                model.load_state_dict(start)
-                history = stage.train_fusion_stage(model, train, recipe, progress=False)
-                model.load_state_dict(start)
-                model.eval()
-                t = time.perf_counter()
-                metrics[variant] = matching.matching_metrics(model, {"val": val}, distractors)["val"]
-                matching_s = time.perf_counter() - t
-                times["stage"].setdefault(variant, []).append(history[0]["train_seconds"])
-                times["matching"].setdefault(variant, []).append(matching_s)
-                losses[variant] = history[0]["matching"]
-                _common.emit({"bench": "fusion_pairs", "round": r, "variant": variant,
-                              "stage_epoch_s": round(history[0]["train_seconds"], 2),
-                              "val_matching_s": round(matching_s, 2), "stage_loss": history[0]["matching"]})
-    finally:
-        use("pairs")
-        model.load_state_dict(start)
-    best = {part: {v: min(ts) for v, ts in by.items()} for part, by in times.items()}
-    _common.emit({"bench": "fusion_pairs", "run": args.run, "rounds": args.rounds,
-                  "stage_epoch_s": {v: round(s, 2) for v, s in best["stage"].items()},
-                  "stage_speedup": round(best["stage"]["separate"] / best["stage"]["pairs"], 3),
-                  "val_matching_s": {v: round(s, 2) for v, s in best["matching"].items()},
-                  "matching_speedup": round(best["matching"]["separate"] / best["matching"]["pairs"], 3),
-                  "stage_loss": losses,
+    summary, metrics = _common.fusion_stage_rounds(
+        "fusion_pairs", ("pairs", "separate"), use, model, start, train, recipe, args.rounds,
+        lambda: matching.matching_metrics(model, {"val": val}, distractors)["val"])
+    _common.emit({"bench": "fusion_pairs", "run": args.run, "rounds": args.rounds, **summary,
                   "first_batch_loss_diff": abs(first_loss["pairs"] - first_loss["separate"]),
                   "val_matching": metrics, "machine": _common.machine(start_load)})
 

@@ -75,7 +75,7 @@ class FusionModule(nn.Module):
         Why ``pairs``: the fusion stage scores each caption against its own molecule and a negative one,
         and each molecule against its own caption and a negative one. The input maps act on each text and
         each item alone, and the first layer's self-attention reads the text alone, so they run once per
-        distinct text or item that a pair names, and only the rest runs per pair (a stage epoch 1.08x
+        distinct text or item that a pair names, and only the rest runs per pair (a stage epoch 1.13-1.14x
         faster; bench/fusion_pairs.py). With dropout active the first layer runs per pair, so each pair
         still draws its own dropout masks.
 

@@ -183,7 +183,8 @@ def _after_self_attention(layer: nn.TransformerDecoderLayer, h: Tensor, memory: 
 def _first_position(layer: nn.TransformerDecoderLayer, h: Tensor, memory: Tensor, text_mask: Tensor,
                     item_mask: Tensor, *, attended: bool = False) -> Tensor:
     """The first text position's output ``[B, d]`` of a pre-norm decoder ``layer`` on ``h [B, T, d]``: the
-    same numbers as ``layer(h, memory, ...)[:, 0]`` when its dropout is off.
+    same numbers as ``layer(h, memory, ...)[:, 0]`` when its dropout is off. ``attended``: ``h`` already
+    holds the layer's self-attention block (shared by the pairs of one text, :meth:`FusionModule.forward`).
 
     Why: with ``readout="first"`` the last layer's other positions are never read. Self-attention still
     needs every position's keys and values, but cross-attention and the feed-forward block act on each

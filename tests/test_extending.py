@@ -102,6 +102,9 @@ def test_the_wrapped_model_follows_the_protocol(doc):
     cosine = doc["original"].sim(z_x, z_t).diagonal()
     assert torch.allclose(doc["original"].match_logits(doc["original"].fuse(batch.x, batch.text)),
                           doc["original"].model.logit_scale.exp() * cosine, atol=1e-5)
+    # pairs: item 0 with text 1, item 2 with text 0
+    crossed = doc["original"].fuse(batch.x, batch.text, torch.tensor([[0, 1], [2, 0]]))
+    assert torch.allclose(crossed.sum(-1), doc["original"].sim(z_x, z_t)[[0, 2], [1, 0]], atol=1e-5)
 
 
 @pytest.mark.parametrize("result", ["multidelete", "neggrad_plus"])

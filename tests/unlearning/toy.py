@@ -81,8 +81,11 @@ class ToyModel(ModalityModule):
         pooled = (text.hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
         return F.normalize(self.text_proj(pooled), dim=-1)
 
-    def fuse(self, x: Tensor, text: TextFeatures) -> Tensor:
-        return self.fusion(torch.cat([self.encode_x(x), self.encode_text(text)], dim=-1))
+    def fuse(self, x: Tensor, text: TextFeatures, pairs: Tensor | None = None) -> Tensor:
+        z_x, z_t = self.encode_x(x), self.encode_text(text)
+        if pairs is not None:
+            z_x, z_t = z_x[pairs[:, 0]], z_t[pairs[:, 1]]
+        return self.fusion(torch.cat([z_x, z_t], dim=-1))
 
     def sim(self, z_x: Tensor, z_t: Tensor) -> Tensor:
         return z_x @ z_t.t()

@@ -20,6 +20,7 @@ import torch
 from graphdel.device import model_device, placed
 from graphdel.evaluation.derangements import item_derangement
 from graphdel.evaluation.embed import embed_pairs
+from graphdel.evaluation.matching import pair_match_logits
 from graphdel.evaluation.membership import logit_scale
 from graphdel.evaluation.retrieval import PairEmbeddings, Ranks, pool_candidate_scores
 from graphdel.models.protocol import PairSampler, has_matching_head
@@ -70,25 +71,16 @@ def _derangement(items: np.ndarray, seed: int) -> np.ndarray | None:
     return item_derangement(torch.as_tensor(items), torch.Generator().manual_seed(seed)).numpy().astype(np.int64)
 
 
-@torch.no_grad()
 def _deranged_probs(model, pairs, j: np.ndarray, batch_size: int) -> np.ndarray | None:
-    """Matching probability of ``(x_i, t_{j[i]})`` (computed where ``model`` is); needs a
-    :class:`~graphdel.data.pairs.PairSet`."""
+    """Matching probability of ``(x_i, t_{j[i]})`` (computed where ``model`` is, by
+    :func:`~graphdel.evaluation.matching.pair_match_logits`); needs a :class:`~graphdel.data.pairs.PairSet`."""
     data, rows = getattr(pairs, "data", None), getattr(pairs, "rows", None)
     if data is None or rows is None:
         return None
-    device = model_device(model)
-    was = model.training
-    model.eval()
-    out = []
     rows = torch.as_tensor(rows).long()
-    jt = torch.as_tensor(j).long()
-    for s in range(0, rows.numel(), batch_size):
-        a = data.batch(rows[s:s + batch_size]).to(device)
-        b = data.batch(rows[jt[s:s + batch_size]]).to(device)
-        out.append(torch.sigmoid(model.match_logits(model.fuse(a.x, b.text))).float().cpu())
-    model.train(was)
-    return torch.cat(out).numpy().astype(np.float64)
+    logits = pair_match_logits(model, data, rows, rows[torch.as_tensor(j).long()], batch_size=batch_size,
+                               device=model_device(model))
+    return torch.sigmoid(logits).numpy().astype(np.float64)
 
 
 @torch.no_grad()

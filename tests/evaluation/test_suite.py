@@ -287,6 +287,7 @@ def test_a_closed_kg_request_compares_df_with_calibration_pairs_scored_without_t
 def test_the_suite_reuses_each_molecules_states_within_a_model_and_scores_as_without(tiny_runs, monkeypatch):
     import contextlib
 
+    import graphdel.evaluation.matching as matching
     import graphdel.evaluation.suite_model as suite_model
     from graphdel.encoders.graph import FrozenTrunkCache
 
@@ -299,8 +300,26 @@ def test_the_suite_reuses_each_molecules_states_within_a_model_and_scores_as_wit
     assert served and sum(c.hits for c in set(served)) > 0
     assert all(p.requires_grad for p in multidelete.model.parameters())  # flags restored
     served.clear()
-    monkeypatch.setattr(suite_model, "item_states_cached", lambda model: contextlib.nullcontext())
+    for where in (suite_model, matching):  # the suite's cache and the matching scores' own
+        monkeypatch.setattr(where, "item_states_cached", lambda model: contextlib.nullcontext())
     plain, _ = evaluate_model(multidelete.model, sets, corpus=prepared.corpus)
     assert not served
     cached.pop("_arrays"), plain.pop("_arrays")
     assert json.dumps(cached, sort_keys=True, default=str) == json.dumps(plain, sort_keys=True, default=str)
+
+
+def test_deranged_probabilities_fuse_each_item_with_its_partners_text(tiny_runs):
+    from graphdel.evaluation.suite_signals import _deranged_probs
+
+    original, prepared, _, _ = tiny_runs
+    model, pairs = original.model.eval(), prepared.sets()["train"]
+    emb = embed_pairs(model, pairs)
+    j = _derangement(emb.items.numpy(), 0)
+    got = _deranged_probs(model, pairs, j, batch_size=3)  # chunks smaller than the set
+    rows = pairs.rows
+    with torch.no_grad():  # the pairs written out: item i's batch with text j[i]'s batch
+        x, text = pairs.data.batch(rows).x, pairs.data.batch(rows[torch.as_tensor(j)]).text
+        expected = torch.sigmoid(model.match_logits(model.fuse(x, text))).double().numpy()
+    assert got.shape == (len(rows),) and np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, torch.sigmoid(model.match_logits(model.fuse(x, pairs.data.batch(rows).text)))
+                           .detach().double().numpy(), atol=1e-3)  # the true pairs score otherwise

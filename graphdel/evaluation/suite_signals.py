@@ -72,8 +72,9 @@ def _derangement(items: np.ndarray, seed: int) -> np.ndarray | None:
 
 
 def _deranged_probs(model, pairs, j: np.ndarray, batch_size: int) -> np.ndarray | None:
-    """Matching probability of ``(x_i, t_{j[i]})`` (computed where ``model`` is, by
-    :func:`~graphdel.evaluation.matching.pair_match_logits`); needs a :class:`~graphdel.data.pairs.PairSet`."""
+    """Matching probability of ``(x_i, t_{j[i]})``, computed where ``model`` is, by
+    :func:`~graphdel.evaluation.matching.pair_match_logits`; needs a
+    :class:`~graphdel.data.pairs.PairSet`."""
     data, rows = getattr(pairs, "data", None), getattr(pairs, "rows", None)
     if data is None or rows is None:
         return None

@@ -36,7 +36,6 @@ def main() -> None:
     from dataclasses import replace
 
     import torch
-    import torch.nn.functional as F
 
     import graphdel.evaluation.matching as matching
     import graphdel.training.fusion as stage
@@ -77,12 +76,7 @@ def main() -> None:
         parts = stage.stage_pairs(b, len(batch) == 3 * b).split(b)
         fused = torch.cat([model.fusion(text_tokens[p[:, 1]], text_mask[p[:, 1]], item_tokens[p[:, 0]],
                                         item_mask[p[:, 0]]) for p in parts])
-        negatives = len(parts) - 1
-        labels = torch.cat([torch.ones(b), torch.zeros(negatives * b)])
-        weight = torch.cat([torch.full((b,), float(negatives)), torch.ones(negatives * b)])
-        logits = model.match_logits(fused).float()
-        loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weight, reduction="sum")
-        return loss / weight.sum()
+        return stage.balanced_matching_loss(model.match_logits(fused), b)
 
     def use(variant: str) -> None:
         stage.fusion_stage_loss = current_loss if variant == "pairs" else separate_loss

@@ -38,7 +38,8 @@ from graphdel.errors import ConfigError, TrainingDivergedError
 from graphdel.evaluation.retrieval import hardest_of_other_items
 from graphdel.training.schedules import lr_schedule
 
-__all__ = ["random_of_other_items", "stage_pairs", "fusion_stage_loss", "train_fusion_stage"]
+__all__ = ["random_of_other_items", "stage_pairs", "fusion_stage_loss", "balanced_matching_loss",
+           "train_fusion_stage"]
 
 
 def random_of_other_items(positions: Tensor, items: Tensor, generator: torch.Generator) -> Tensor:
@@ -75,13 +76,19 @@ def fusion_stage_loss(model, batch, b: int) -> Tensor:
     if len(batch) not in (2 * b, 3 * b):
         raise ValueError(f"a fusion-stage batch holds 2 or 3 times its {b} true pairs, "
                          f"not {len(batch)} pairs")
-    negatives = len(batch) // b - 1
-    pairs = stage_pairs(b, negatives == 2).to(batch.rows.device)
-    fused = model.fuse(batch.x, batch.text, pairs)
-    labels = torch.cat([torch.ones(b), torch.zeros(negatives * b)]).to(fused.device)
-    weight = torch.cat([torch.full((b,), float(negatives)), torch.ones(negatives * b)]).to(fused.device)
-    logits = model.match_logits(fused).float()
-    return F.binary_cross_entropy_with_logits(logits, labels, weight=weight, reduction="sum") / weight.sum()
+    pairs = stage_pairs(b, len(batch) == 3 * b).to(batch.rows.device)
+    return balanced_matching_loss(model.match_logits(model.fuse(batch.x, batch.text, pairs)), b)
+
+
+def balanced_matching_loss(logits: Tensor, b: int) -> Tensor:
+    """Binary cross-entropy (scalar) of matching logits ``[P]`` laid out as :func:`stage_pairs` lays them out:
+    the ``b`` true pairs first (label 1), then ``P - b`` negatives (label 0); the true pairs weigh as much
+    as the negatives together, so the two classes weigh alike."""
+    negatives = logits.numel() // b - 1
+    labels = torch.cat([torch.ones(b), torch.zeros(negatives * b)]).to(logits.device)
+    weight = torch.cat([torch.full((b,), float(negatives)), torch.ones(negatives * b)]).to(logits.device)
+    return F.binary_cross_entropy_with_logits(logits.float(), labels, weight=weight,
+                                              reduction="sum") / weight.sum()
 
 
 def _freeze_all_but(model, modules) -> list[torch.nn.Parameter]:

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from graphdel.errors import RunError
 
@@ -77,6 +77,12 @@ def umask_mode(kind: str) -> int:
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename; the file gets
     the permissions the umask gives a new file (:func:`umask_mode`)."""
+    _atomic_write(lambda f: f.write(data), path)
+
+
+def _atomic_write(write: Callable[[BinaryIO], Any], path: str | Path) -> None:
+    """Call ``write`` on a temporary file next to ``path`` opened for binary writing, then sync it and
+    rename it to ``path`` (permissions as :func:`atomic_write_bytes` gives them); a failure leaves no file."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +92,7 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     try:
         os.fchmod(fd, umask_mode("file"))
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -110,13 +116,10 @@ def atomic_write_json(obj: Any, path: str | Path) -> None:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` through a temporary file and a rename (for caches of plain tensors)."""
-    import io
-
     import torch  # here, not at the top: `graphdel --help` must not pay for importing torch
 
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(buffer.getvalue(), path)
+    # straight into the file: through an in-memory buffer the data was held twice more while writing
+    _atomic_write(lambda f: torch.save(obj, f), path)
 
 
 #: Bytes a staged output's temporary sibling adds to its name (``.NAME.`` + 8 random characters +

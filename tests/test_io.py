@@ -119,3 +119,25 @@ def test_outputs_follow_the_umask(tmp_path, umask, file_mode, folder_mode):
     assert (tmp_path / "run" / "metrics.json").stat().st_mode & 0o777 == file_mode
     assert (tmp_path / "alone.txt").stat().st_mode & 0o777 == file_mode
     assert gio.current_umask() == old
+
+
+def test_atomic_torch_save_writes_into_the_file_and_a_failure_leaves_nothing(tmp_path, monkeypatch):
+    import io
+
+    import torch
+
+    path = tmp_path / "cache" / "t.pt"
+    gio.atomic_torch_save({"x": torch.arange(5)}, path)
+    assert torch.load(path, weights_only=True)["x"].tolist() == [0, 1, 2, 3, 4]
+
+    targets = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f, **kw: targets.append(f) or real_save(obj, f, **kw))
+    gio.atomic_torch_save({"x": torch.ones(3)}, path)
+    # written into the temporary file itself: through an in-memory buffer a 15-GB cache was held twice more
+    assert len(targets) == 1 and isinstance(targets[0], io.BufferedWriter)
+    assert torch.load(path, weights_only=True)["x"].tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(Exception):
+        gio.atomic_torch_save({"f": lambda: 0}, path)  # not serialisable: fails while writing
+    assert sorted(p.name for p in path.parent.iterdir()) == ["t.pt"]
+    assert torch.load(path, weights_only=True)["x"].tolist() == [1.0, 1.0, 1.0]

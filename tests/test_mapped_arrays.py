@@ -1,0 +1,55 @@
+"""Cache entries of memory-mapped arrays: written through, published whole, read back mapped."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graphdel.mapped_arrays import read_arrays, writing_arrays
+from tests.mapped_memory import mapped_file
+
+SPECS = {"states": ((3, 2, 4), torch.float16), "mask": ((3, 2), torch.bool),
+         "pooled": ((3, 4), torch.float32)}
+
+
+def write_entry(folder):
+    with writing_arrays(folder, SPECS) as out:
+        out["states"][1] = torch.arange(8, dtype=torch.float16).reshape(2, 4)
+        out["mask"][torch.tensor([0, 2]), :1] = True
+        out["pooled"][2] = 0.5
+
+
+def test_what_the_block_writes_is_read_back_from_the_files(tmp_path):
+    write_entry(tmp_path / "entry")
+    got = read_arrays(tmp_path / "entry", ("states", "mask", "pooled"))
+    assert {k: (tuple(v.shape), v.dtype) for k, v in got.items()} == {k: s for k, s in SPECS.items()}
+    assert got["states"][1].flatten().tolist() == list(range(8))
+    assert got["states"][0].abs().sum() == 0 and got["states"][2].abs().sum() == 0
+    assert got["mask"].tolist() == [[True, False], [False, False], [True, False]]
+    assert got["pooled"].tolist() == [[0.0] * 4, [0.0] * 4, [0.5] * 4]
+    # mapped from the file, not copied into the process
+    assert mapped_file(got["states"]) == str(tmp_path / "entry" / "states.npy")
+
+
+def test_a_failed_block_publishes_nothing(tmp_path):
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with writing_arrays(tmp_path / "entry", SPECS) as out:
+            out["pooled"][0] = 1.0
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    assert read_arrays(tmp_path / "entry", ("pooled",)) is None
+
+
+def test_a_damaged_entry_is_removed_not_trusted(tmp_path):
+    write_entry(tmp_path / "entry")
+    path = tmp_path / "entry" / "states.npy"
+    path.write_bytes(path.read_bytes()[:-10])  # truncated: shorter than its header says
+    assert read_arrays(tmp_path / "entry", ("states", "mask")) is None
+    assert not (tmp_path / "entry").exists()
+
+
+def test_writing_into_what_was_read_leaves_the_file_as_it_was(tmp_path):
+    write_entry(tmp_path / "entry")
+    got = read_arrays(tmp_path / "entry", ("pooled",))
+    got["pooled"][0] = 7.0
+    assert read_arrays(tmp_path / "entry", ("pooled",))["pooled"][0].tolist() == [0.0] * 4

@@ -82,6 +82,27 @@ def test_featurisation_cache_round_trip(tmp_path, monkeypatch):
     assert torch.equal(first.x, third.x)
 
 
+def test_molecules_are_stored_in_small_types_mapped_from_the_cache_and_batched_as_long(tmp_path, monkeypatch):
+    from tests.mapped_memory import mapped_file
+
+    monkeypatch.setenv("GRAPHDEL_CACHE", str(tmp_path))
+    smiles = ["CCO", "c1ccccc1", "C"]
+    ref = Batch.from_data_list([smiles_to_data(smiles[i]) for i in (1, 2, 0)])
+    cold, warm = featurize_smiles(smiles), featurize_smiles(smiles)
+    for graphs in (cold, warm):
+        assert [graphs.x.dtype, graphs.edge_index.dtype, graphs.edge_attr.dtype] == [torch.uint8, torch.int32,
+                                                                                     torch.uint8]
+        ours = graphs.batch(torch.tensor([1, 2, 0]))
+        for key in ("x", "edge_index", "edge_attr", "batch", "ptr"):
+            assert getattr(ours, key).dtype == torch.long and torch.equal(getattr(ours, key), getattr(ref, key)), key
+        assert graphs[1].x.dtype == torch.long and torch.equal(graphs[1].x, ref.x[:6])
+    assert mapped_file(warm.x) == str(next((tmp_path / "molecules").glob("*.pt")))  # read from disk as needed
+    with pytest.raises(ValueError, match=r"x holds values in 0\.\.300, outside torch.uint8's range"):
+        MoleculeGraphs(x=torch.tensor([[300] + [0] * 8]), edge_index=torch.zeros(2, 0, dtype=torch.long),
+                       edge_attr=torch.zeros(0, 3, dtype=torch.long), node_ptr=torch.tensor([0, 1]),
+                       edge_ptr=torch.tensor([0, 0]))
+
+
 # Charges, tetrahedral and double-bond stereo, a radical, aromatic heterocycles, a metal-containing
 # fragment, a lone atom, hypervalent sulfur and phosphorus, charges past +-5 and a dummy atom (the "other"
 # slots): every feature column takes several values.

@@ -21,8 +21,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from graphdel.errors import ConfigError
-from graphdel.io import atomic_torch_save, cached_sha256_file
+from graphdel.errors import ConfigError, RunError
+from graphdel.io import cached_sha256_file
+from graphdel.mapped_arrays import read_arrays, writing_arrays
+from graphdel.resources import release_freed_memory
 from graphdel.models.protocol import TextFeatures
 
 DEFAULT_TEXT_MODEL = "minilm"
@@ -124,6 +126,11 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
     Texts are encoded in order of length so that padding is small; the cache key
     (:func:`frozen_cache_key`) covers the contents of the model files, the config and every text.
 
+    With ``use_cache`` the states are written batch by batch into memory-mapped files of the cache entry
+    and the result is mapped from them (:mod:`graphdel.mapped_arrays`): the process holds one batch of
+    states, not the ``N x width x H`` array (15 GB for 300k captions at 64 tokens), and a batch reads the
+    rows it gathers. Without it the result is built in memory.
+
     ``device`` is where the frozen layers run (:func:`graphdel.device.resolve_device`; ``auto``: the GPU
     when there is one, whatever device the joint model will train on: this pass is a model of its own,
     with its own batches, and its result goes to the CPU and the cache for every run on the data). The
@@ -131,12 +138,12 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
     """
     from graphdel.data.molecules import cache_dir
 
-    cache_file = cache_dir() / "text" / f"{frozen_cache_key(texts, config)[:24]}.pt"
-    if use_cache and cache_file.exists():
-        try:
-            return TextFeatures(**torch.load(cache_file, weights_only=True))
-        except Exception:  # a truncated cache is rebuilt, never trusted
-            cache_file.unlink(missing_ok=True)
+    entry = cache_dir() / "text" / frozen_cache_key(texts, config)[:24]
+    names = ("hidden", "mask", "pooled") if config.trainable_layers == 0 else ("hidden", "mask")
+    if use_cache:
+        cached = read_arrays(entry, names)
+        if cached is not None:
+            return TextFeatures(**cached)
 
     from graphdel.device import resolve_device
 
@@ -146,11 +153,31 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
     n_layers = encoder.config.num_hidden_layers
     if not 0 <= config.trainable_layers <= n_layers:
         raise ConfigError(f"text.trainable_layers must be in 0..{n_layers}, got {config.trainable_layers}")
-    frozen_depth = n_layers - config.trainable_layers
     width = config.fusion_tokens if config.trainable_layers == 0 else config.max_length
-    hidden = torch.zeros(len(texts), width, encoder.config.hidden_size, dtype=torch.float16)
-    mask = torch.zeros(len(texts), width, dtype=torch.bool)
-    pooled = torch.zeros(len(texts), encoder.config.hidden_size) if config.trainable_layers == 0 else None
+    size = encoder.config.hidden_size
+    specs = {"hidden": ((len(texts), width, size), torch.float16), "mask": ((len(texts), width), torch.bool),
+             "pooled": ((len(texts), size), torch.float32)}
+    specs = {name: specs[name] for name in names}
+    if not use_cache:
+        out = {name: torch.zeros(shape, dtype=dtype) for name, (shape, dtype) in specs.items()}
+        _run_frozen(texts, tokenizer, encoder, config, out, where, batch_size, progress)
+        return TextFeatures(**out)
+    with writing_arrays(entry, specs) as out:
+        _run_frozen(texts, tokenizer, encoder, config, out, where, batch_size, progress)
+    written = read_arrays(entry, names)
+    if written is None:
+        raise RunError(f"the text cache entry {entry} could not be read back after writing it")
+    return TextFeatures(**written)
+
+
+def _run_frozen(texts: Sequence[str], tokenizer, encoder, config: TextEncoderConfig, out: dict[str, Tensor],
+                where: torch.device, batch_size: int, progress: bool) -> None:
+    """Fill ``out`` (``hidden [N, width, H]`` float16, ``mask [N, width]`` bool, ``pooled [N, H]`` when the
+    whole encoder is frozen; zero-filled, CPU) with the frozen layers' states of ``texts``, one batch of
+    ``batch_size`` texts of similar length at a time: nothing but ``out`` grows with ``N``."""
+    frozen_depth = encoder.config.num_hidden_layers - config.trainable_layers
+    hidden, mask, pooled = out["hidden"], out["mask"], out.get("pooled")
+    width = hidden.size(1)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     # no_grad, not inference_mode: inference tensors cannot be moved by the stand-in GPU of the device tests
     with torch.no_grad():
@@ -160,18 +187,16 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                             max_length=config.max_length, return_tensors="pt")
             enc = {k: v.to(where) for k, v in enc.items()}
-            out = encoder(**enc, output_hidden_states=True)
-            states = out.hidden_states[frozen_depth]
+            states = encoder(**enc, output_hidden_states=True).hidden_states[frozen_depth]
             m = enc["attention_mask"].bool()
             t = min(width, states.size(1))
-            hidden[idx, :t] = states[:, :t].to(torch.float16).cpu()
-            mask[idx, :t] = m[:, :t].cpu()
+            rows = torch.tensor(idx)
+            hidden[rows, :t] = states[:, :t].to(torch.float16).cpu()
+            mask[rows, :t] = m[:, :t].cpu()
             if pooled is not None:
-                pooled[idx] = masked_mean(states, m).cpu()
-    features = TextFeatures(hidden, mask, pooled)
-    if use_cache:
-        atomic_torch_save({"hidden": hidden, "mask": mask, "pooled": pooled}, cache_file)
-    return features
+                pooled[rows] = masked_mean(states, m).cpu()
+            del states, enc
+            release_freed_memory()  # else the heap keeps every earlier batch shape: it grows with N
 
 
 def masked_mean(states: Tensor, mask: Tensor) -> Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 import graphdel.io as gio
 from graphdel.encoders.text import TextEncoderConfig, _model_fingerprint, frozen_cache_key
 
@@ -95,3 +97,42 @@ def test_the_sentence_embedding_alone_equals_the_forward_pass_one():
     with torch.no_grad():
         assert torch.equal(tuned.sentence(cached), tuned(cached)[2])
         assert not torch.equal(tuned.sentence(cached), pooled.float())
+
+
+CAPTIONS = ["Aspirin is an acetate ester.", "Ethanol is a primary alcohol found in wine and beer.", "Water.",
+            "Caffeine is a purine alkaloid that stimulates the central nervous system of mammals."]
+
+
+def test_frozen_states_are_streamed_to_the_cache_and_read_back_mapped(monkeypatch):
+    import torch
+
+    import graphdel.encoders.text as text
+    from tests.mapped_memory import mapped_file
+
+    config = TextEncoderConfig(fusion_tokens=8)
+    in_memory = text.encode_frozen(CAPTIONS, config, batch_size=2, use_cache=False, progress=False,
+                                   device="cpu")
+    # each row is its own text's, wherever its length put it among the batches: as when encoded alone
+    for i, caption in enumerate(CAPTIONS):
+        alone = text.encode_frozen([caption], config, use_cache=False, progress=False, device="cpu")
+        assert torch.equal(alone.mask[0], in_memory.mask[i])
+        assert torch.allclose(alone.pooled[0], in_memory.pooled[i], atol=1e-5)
+    assert in_memory.mask.sum(1).tolist() == [8, 8, 4, 8]  # "Water." is 4 tokens with [CLS] and [SEP]
+    cold = text.encode_frozen(CAPTIONS, config, batch_size=2, progress=False, device="cpu")
+    monkeypatch.setattr(text, "load_pretrained",
+                        lambda model: pytest.fail("a cached entry must not load the model"))
+    warm = text.encode_frozen(CAPTIONS, config, batch_size=2, progress=False, device="cpu")
+    for got in (cold, warm):
+        for name in ("hidden", "mask", "pooled"):
+            assert torch.equal(getattr(got, name), getattr(in_memory, name)), name
+        assert mapped_file(got.hidden).endswith("/hidden.npy")  # on disk, not in the process
+
+
+def test_the_frozen_pass_hands_freed_memory_back_after_every_batch(monkeypatch):
+    import graphdel.encoders.text as text
+
+    calls = []
+    monkeypatch.setattr(text, "release_freed_memory", lambda: calls.append(1) or True)
+    text.encode_frozen(CAPTIONS, TextEncoderConfig(fusion_tokens=8), batch_size=3, use_cache=False,
+                       progress=False, device="cpu")
+    assert len(calls) == 2  # batches of 3 and 1: glibc would otherwise keep each earlier batch's shape

@@ -49,15 +49,18 @@ def writing_arrays(folder: str | Path, specs: Mapping[str, tuple[tuple[int, ...]
         del maps
 
 
-def read_arrays(folder: str | Path, names: tuple[str, ...]) -> dict[str, torch.Tensor] | None:
-    """The arrays ``names`` of the entry ``folder``, mapped read-only from disk (CPU tensors); ``None`` when
-    the entry is missing or unreadable (a damaged entry is removed, to be rebuilt: never trusted).
+def read_arrays(folder: str | Path, names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor] | None:
+    """The arrays ``names`` of the entry ``folder`` (``None``: every array it holds), mapped read-only from
+    disk (CPU tensors); ``None`` when the entry is missing or unreadable (a damaged entry is removed, to be
+    rebuilt: never trusted).
 
     The mapping is copy-on-write: a caller that writes into a tensor changes its own pages, never the
     file."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
+    if names is None:
+        names = tuple(sorted(p.stem for p in folder.glob("*.npy")))
     try:
         return {name: torch.from_numpy(np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False))
                 for name in names}

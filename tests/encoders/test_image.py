@@ -9,6 +9,7 @@ from graphdel.encoders.image import (IMAGE_ENCODERS, LITE0_POOLED_WIDTH, LITE0_T
                                      ImageEncoder, ImageEncoderConfig, ImageInput, SmallCNN, encode_frozen_images,
                                      load_efficientnet_lite0, normalise_pixels)
 from graphdel.errors import ConfigError
+from tests.mapped_memory import mapped_file
 
 
 def pixels(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -96,11 +97,27 @@ def test_encode_frozen_images_is_cached(tmp_path, monkeypatch):
     keys = [f"img{i}" for i in range(5)]
     first = encode_frozen_images(keys, load, cfg, batch_size=2, progress=False)
     assert first.kind == "pixels" and torch.equal(first.values, images) and calls == [0, 1, 2, 3, 4]
-    assert len(list((tmp_path / "images").glob("*.pt"))) == 1
+    entries = [p for p in (tmp_path / "images").iterdir() if p.is_dir()]
+    assert [sorted(q.name for q in e.iterdir()) for e in entries] == [["values.npy"]]  # pixels: no pooled
     again = encode_frozen_images(keys, load, cfg, progress=False)
     assert calls == [0, 1, 2, 3, 4] and torch.equal(again.values, images)  # read from the cache
+    assert mapped_file(again.values) == str(entries[0] / "values.npy")  # mapped, not read into memory
     encode_frozen_images(keys[:4] + ["other"], load, cfg, progress=False)  # another image: another key
     assert len(calls) == 10
+
+
+def test_frozen_tokens_and_pooled_features_are_cached_in_batches(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHDEL_CACHE", str(tmp_path))
+    cfg = ImageEncoderConfig(image_size=64)
+    images = pixels(3, 64, seed=2)
+    whole = EfficientNetLite0.frozen(cfg)(images)  # one batch of all three
+    first = encode_frozen_images(["a", "b", "c"], lambda i: images[i], cfg, batch_size=2, progress=False)
+    again = encode_frozen_images(["a", "b", "c"], lambda i: pytest.fail("cached"), cfg, progress=False)
+    for got in (first, again):
+        assert got.kind == "tokens" and got.values.dtype == torch.float16 and got.pooled.dtype == torch.float32
+        assert got.values.shape == (3, 4, LITE0_TOKEN_WIDTH) and got.pooled.shape == (3, LITE0_POOLED_WIDTH)
+        assert torch.allclose(got.pooled, whole.pooled, atol=1e-5)  # rows in order across the batches
+        assert torch.allclose(got.values.float(), whole.values.float(), atol=1e-3)
 
 
 def test_hf_vision_model_from_a_local_folder(tmp_path):

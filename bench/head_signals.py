@@ -62,7 +62,8 @@ def main() -> None:
 
         return {"similarity": (emb.z_x * emb.z_t).sum(1).numpy(), "match_prob": emb.match_prob.numpy(),
                 "margin_random": margin(rows, rows[random_j]),
-                "margin_hardest_text": margin(rows, rows[hard_text]), "margin_hardest_item": margin(rows[hard_item], rows)}
+                "margin_hardest_text": margin(rows, rows[hard_text]),
+                "margin_hardest_item": margin(rows[hard_item], rows)}
 
     def auc(df: np.ndarray, other: np.ndarray) -> float:
         labels = np.r_[np.zeros(df.size), np.ones(other.size)]

@@ -145,6 +145,21 @@ def test_a_pickle_in_the_feature_cache_is_never_executed(tmp_path):
     assert torch.load(path, weights_only=True)["node_ptr"].tolist() == [0, 3, 9]  # the cache was rewritten
 
 
+def test_a_pickle_in_the_text_cache_is_never_executed(tmp_path):
+    from graphdel.encoders.text import TextEncoderConfig, encode_frozen, frozen_cache_key
+
+    texts, config = ["Aspirin is an acetate ester.", "Water."], TextEncoderConfig(fusion_tokens=8)
+    marker = tmp_path / "pwned"
+    entry = cache_dir() / "text" / frozen_cache_key(texts, config)[:24]
+    entry.mkdir(parents=True)
+    for name in ("hidden", "mask", "pooled"):  # object arrays: numpy would unpickle them if allowed
+        np.save(entry / f"{name}.npy", np.array([_Payload(str(marker))], dtype=object), allow_pickle=True)
+    features = encode_frozen(texts, config, progress=False, device="cpu")  # refused, so encoded again
+    assert not marker.exists()
+    assert features.hidden.shape == (2, 8, 384) and features.mask.sum(1).tolist() == [8, 4]
+    assert np.load(entry / "hidden.npy", allow_pickle=False).dtype == np.float16  # the entry was rewritten
+
+
 def test_config_values_are_never_evaluated(tmp_path):
     marker = tmp_path / "pwned"
     code = f"__import__('os').mkdir({str(marker)!r})"

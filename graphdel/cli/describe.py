@@ -1,5 +1,6 @@
 """The commands that describe what there is, without training: ``graphdel data stats`` (a dataset's counts,
-a knowledge graph's relations) and ``graphdel methods`` (the unlearning methods and their settings).
+a knowledge graph's relations), ``graphdel data cache`` (what the feature cache holds, and clearing it) and
+``graphdel methods`` (the unlearning methods and their settings).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from typing import Any
 
 from graphdel.cli.common import _add_json, _emit, _table
 
-__all__ = ["cmd_data_stats", "cmd_methods"]
+__all__ = ["cmd_data_cache", "cmd_data_stats", "cmd_methods"]
 
 
 def _add_data(sub) -> None:
@@ -20,6 +21,15 @@ def _add_data(sub) -> None:
     s.add_argument("--skip-invalid", action="store_true")
     _add_json(s)
     s.set_defaults(func=cmd_data_stats)
+    c = dsub.add_parser("cache", help="show what the feature cache ($GRAPHDEL_CACHE) holds by kind, or clear "
+                                      "kinds of it (everything there is rebuilt on demand)")
+    c.add_argument("--clear", nargs="+", metavar="KIND", default=None,
+                   help="remove every entry of these kinds (text, molecules, images, runs, ...; 'all': every "
+                        "kind). Clearing runs or audit means training those models again")
+    c.add_argument("--unread", action="store_true",
+                   help="with --clear: only entries of an earlier layout that nothing reads any more")
+    _add_json(c)
+    c.set_defaults(func=cmd_data_cache)
 
 
 def cmd_data_stats(args) -> int:
@@ -42,6 +52,30 @@ def cmd_data_stats(args) -> int:
           + _table(["split", "pairs", "items", "texts"],
                    [(k, v["pairs"], v["items"], v["texts"]) for k, v in counted.items()])
           + "".join(f"\n{note}" for note in notes) + _graph_tables(graph) + _mirror_table(mirrors))
+    return 0
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def cmd_data_cache(args) -> int:
+    """``graphdel data cache [--clear KIND ... [--unread]]``: the cache's entries and sizes by kind, after
+    clearing the kinds asked for (:mod:`graphdel.data.cache_usage`); returns 0."""
+    from graphdel.data.cache_usage import cache_usage, clear_cache
+    from graphdel.errors import ConfigError
+
+    if args.unread and not args.clear:
+        raise ConfigError("--unread only applies with --clear KIND")
+    removed = clear_cache(args.clear, unread_only=args.unread) if args.clear else {}
+    usage = cache_usage()
+    lines = [f"removed {v['entries']} {k} entries ({_mib(v['bytes'])})" for k, v in removed.items()]
+    rows = [(k["kind"], k["entries"], _mib(k["bytes"]),
+             f"{k['unread_entries']} ({_mib(k['unread_bytes'])})" if k["unread_entries"] else "")
+            for k in usage["kinds"]]
+    human = "".join(f"{line}\n" for line in lines) + f"{usage['root']}: {_mib(usage['bytes'])}\n" + _table(
+        ["kind", "entries", "size", "unread (earlier layout)"], rows)
+    _emit(args, {**usage, "removed": removed}, human)
     return 0
 
 

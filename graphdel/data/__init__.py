@@ -21,12 +21,13 @@ package loads none of them, so it stays free of torch, RDKit and PyTorch Geometr
   ``image_corpus``;
 * ``pairs``: featurised pairs and samplers (Df, Dr...), the featuriser/probe/view registries;
 * ``loading``: batch prefetching for the training loop;
+* ``cache_usage``: what the feature cache holds by kind, and clearing it (``graphdel data cache``);
 * ``requests``: deletion requests and their granularities, every name imported from there; they are defined in
   ``granularities`` (the ways of naming what to forget), ``request_build`` (the checks a request is built
   with) and ``request_file`` (the request file and the pair hashes).
 """
 
-__all__ = ["corpus", "depictions", "granularities", "image_corpus", "image_files", "images", "kg", "kg_facts",
-           "kg_files", "kg_granularities", "kg_mirrors", "kg_pairs", "kg_paths", "kg_view", "loading",
-           "molecule_corpus", "molecule_features", "molecule_graphs", "molecules", "pairs", "reading",
-           "request_build", "request_file", "requests", "scaffold", "sources"]
+__all__ = ["cache_usage", "corpus", "depictions", "granularities", "image_corpus", "image_files", "images",
+           "kg", "kg_facts", "kg_files", "kg_granularities", "kg_mirrors", "kg_pairs", "kg_paths", "kg_view",
+           "loading", "molecule_corpus", "molecule_features", "molecule_graphs", "molecules", "pairs",
+           "reading", "request_build", "request_file", "requests", "scaffold", "sources"]

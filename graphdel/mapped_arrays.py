@@ -12,6 +12,8 @@ ranks of a ``torchrun`` job read one copy) and dropped under memory pressure.
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Iterator, Mapping
 import numpy as np
 import torch
 
+from graphdel.errors import RunError
 from graphdel.io import staged_folder
 
 __all__ = ["writing_arrays", "read_arrays"]
@@ -43,10 +46,31 @@ def writing_arrays(folder: str | Path, specs: Mapping[str, tuple[tuple[int, ...]
         maps = {name: np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=_NUMPY_DTYPES[dtype],
                                                 shape=shape)
                 for name, (shape, dtype) in specs.items()}
+        for name in maps:
+            _reserve(tmp / f"{name}.npy", folder)
         yield {name: torch.from_numpy(m) for name, m in maps.items()}
         for m in maps.values():
             m.flush()
         del maps
+
+
+def _reserve(path: Path, entry: str | Path) -> None:
+    """Allocate the disk blocks of the (sparse) file ``path`` now: a full disk is then one clear error here,
+    not a SIGBUS in the middle of writing through the mapping. File systems that cannot reserve are let be.
+
+    Raises:
+        RunError: not enough space for the entry ``entry``.
+    """
+    if not hasattr(os, "posix_fallocate"):  # not on macOS
+        return
+    with open(path, "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise RunError(f"not enough disk space for the cache entry {entry} ({path.name}: {size:,} "
+                               f"bytes); free space or set GRAPHDEL_CACHE to a larger disk") from e
 
 
 def read_arrays(folder: str | Path, names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor] | None:

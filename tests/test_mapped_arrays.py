@@ -53,3 +53,19 @@ def test_writing_into_what_was_read_leaves_the_file_as_it_was(tmp_path):
     got = read_arrays(tmp_path / "entry", ("pooled",))
     got["pooled"][0] = 7.0
     assert read_arrays(tmp_path / "entry", ("pooled",))["pooled"][0].tolist() == [0.0] * 4
+
+
+def test_a_full_disk_is_one_clear_error_before_any_write(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from graphdel.errors import RunError
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    # the file's whole size: numpy's 128-byte header and 3 x 2 x 4 float16
+    with pytest.raises(RunError, match=r"not enough disk space for the cache entry .*entry \(states.npy: 176 b"):
+        write_entry(tmp_path / "entry")
+    assert list(tmp_path.iterdir()) == []  # nothing published, the staged folder removed

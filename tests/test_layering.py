@@ -5,9 +5,9 @@ Every ``import`` and ``from ... import`` of a graphdel module counts, at module 
 (an import hidden in a function still closes the circle at run time, it only postpones it), relative imports
 resolved. The layers, bottom to top (:data:`LAYERS`):
 
-0. foundations: ``errors``, ``config`` (the config kernel), ``io``, ``mapped_arrays``, ``resources``, ``device``,
-   ``modalities`` (the modality records, whose modules are loaded by name), ``registry`` (the one name ->
-   object registry) (and the package's lazy exports);
+0. foundations: ``errors``, ``config`` (the config kernel), ``io``, ``mapped_arrays``, ``resources``,
+   ``device``, ``modalities`` (the modality records, whose modules are loaded by name), ``registry`` (the one
+   name -> object registry) (and the package's lazy exports);
 1. ``models.protocol``, what a model implements and the engine relies on;
 2. ``data``, ``encoders``, ``distributed``;
 3. scoring (``evaluation.embed``, ``retrieval``, ``matching``, ``link_prediction``... every evaluation module

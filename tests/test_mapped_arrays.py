@@ -66,6 +66,7 @@ def test_a_full_disk_is_one_clear_error_before_any_write(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
     # the file's whole size: numpy's 128-byte header and 3 x 2 x 4 float16
-    with pytest.raises(RunError, match=r"not enough disk space for the cache entry .*entry \(states.npy: 176"):
+    message = r"not enough disk space for the cache entry \S*entry \(states.npy: 176 bytes\)"
+    with pytest.raises(RunError, match=message):
         write_entry(tmp_path / "entry")
     assert list(tmp_path.iterdir()) == []  # nothing published, the staged folder removed

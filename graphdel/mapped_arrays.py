@@ -17,7 +17,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ import torch
 from graphdel.errors import RunError
 from graphdel.io import staged_folder
 
-__all__ = ["writing_arrays", "read_arrays"]
+__all__ = ["writing_arrays", "read_arrays", "build_entry"]
 
 _NUMPY_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.bool: np.bool_,
                  torch.uint8: np.uint8, torch.int32: np.int32, torch.int64: np.int64}
@@ -91,3 +91,19 @@ def read_arrays(folder: str | Path, names: tuple[str, ...] | None = None) -> dic
     except (OSError, ValueError):
         shutil.rmtree(folder, ignore_errors=True)
         return None
+
+
+def build_entry(folder: str | Path, specs: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
+                fill: Callable[[dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
+    """Write the entry ``folder`` by calling ``fill`` on its arrays (:func:`writing_arrays`) and return them
+    read back mapped (:func:`read_arrays`).
+
+    Raises:
+        RunError: the entry just written cannot be read back.
+    """
+    with writing_arrays(folder, specs) as arrays:
+        fill(arrays)
+    written = read_arrays(folder, tuple(specs))
+    if written is None:
+        raise RunError(f"the cache entry {folder} could not be read back after writing it")
+    return written

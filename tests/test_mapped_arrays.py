@@ -70,3 +70,11 @@ def test_a_full_disk_is_one_clear_error_before_any_write(tmp_path, monkeypatch):
     with pytest.raises(RunError, match=message):
         write_entry(tmp_path / "entry")
     assert list(tmp_path.iterdir()) == []  # nothing published, the staged folder removed
+
+
+def test_an_entry_is_built_by_its_filler_and_read_back_mapped(tmp_path):
+    from graphdel.mapped_arrays import build_entry
+
+    got = build_entry(tmp_path / "entry", SPECS, lambda arrays: arrays["pooled"][1].fill_(2.0))
+    assert got["pooled"][:, 0].tolist() == [0.0, 2.0, 0.0] and sorted(got) == ["mask", "pooled", "states"]
+    assert mapped_file(got["pooled"]) == str(tmp_path / "entry" / "pooled.npy")

@@ -56,8 +56,8 @@ from graphdel.encoders.image_efficientnet import (LITE0_POOLED_WIDTH, LITE0_TOKE
                                                  load_efficientnet_lite0)
 from graphdel.encoders.image_cnn import SmallCNN, SmallCNNSpec
 from graphdel.encoders.image_hf import HFVision, resolve_hf_folder
-from graphdel.errors import ConfigError, RunError
-from graphdel.mapped_arrays import read_arrays, writing_arrays
+from graphdel.errors import ConfigError
+from graphdel.mapped_arrays import build_entry, read_arrays
 
 
 # ------------------------------------------------------------------------------------ the cache
@@ -134,11 +134,7 @@ def encode_frozen_images(keys: Sequence[str], load: Callable[[int], Tensor], con
         arrays = {name: torch.empty(shape, dtype=dtype) for name, (shape, dtype) in specs.items()}
         fill(arrays)
         return ImageInput(arrays["values"], arrays.get("pooled"), kind)
-    with writing_arrays(entry, specs) as arrays:
-        fill(arrays)
-    written = read_arrays(entry)
-    if written is None:
-        raise RunError(f"the image cache entry {entry} could not be read back after writing it")
+    written = build_entry(entry, specs, fill)
     return ImageInput(written["values"], written.get("pooled"), kind)
 
 

@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from graphdel.errors import ConfigError, RunError
+from graphdel.errors import ConfigError
 from graphdel.io import cached_sha256_file
-from graphdel.mapped_arrays import read_arrays, writing_arrays
+from graphdel.mapped_arrays import build_entry, read_arrays
 from graphdel.resources import release_freed_memory
 from graphdel.models.protocol import TextFeatures
 
@@ -158,16 +158,14 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
     specs = {"hidden": ((len(texts), width, size), torch.float16), "mask": ((len(texts), width), torch.bool),
              "pooled": ((len(texts), size), torch.float32)}
     specs = {name: specs[name] for name in names}
+    def fill(out: dict[str, Tensor]) -> None:
+        _run_frozen(texts, tokenizer, encoder, config, out, where, batch_size, progress)
+
     if not use_cache:
         out = {name: torch.zeros(shape, dtype=dtype) for name, (shape, dtype) in specs.items()}
-        _run_frozen(texts, tokenizer, encoder, config, out, where, batch_size, progress)
+        fill(out)
         return TextFeatures(**out)
-    with writing_arrays(entry, specs) as out:
-        _run_frozen(texts, tokenizer, encoder, config, out, where, batch_size, progress)
-    written = read_arrays(entry, names)
-    if written is None:
-        raise RunError(f"the text cache entry {entry} could not be read back after writing it")
-    return TextFeatures(**written)
+    return TextFeatures(**build_entry(entry, specs, fill))
 
 
 def _run_frozen(texts: Sequence[str], tokenizer, encoder, config: TextEncoderConfig, out: dict[str, Tensor],

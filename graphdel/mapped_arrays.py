@@ -51,7 +51,6 @@ def writing_arrays(folder: str | Path, specs: Mapping[str, tuple[tuple[int, ...]
         yield {name: torch.from_numpy(m) for name, m in maps.items()}
         for m in maps.values():
             m.flush()
-        del maps
 
 
 def _reserve(path: Path, entry: str | Path) -> None:
@@ -93,14 +92,18 @@ def read_arrays(folder: str | Path, names: tuple[str, ...] | None = None) -> dic
         return None
 
 
-def build_entry(folder: str | Path, specs: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
+def build_entry(folder: str | Path | None, specs: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
                 fill: Callable[[dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
-    """Write the entry ``folder`` by calling ``fill`` on its arrays (:func:`writing_arrays`) and return them
-    read back mapped (:func:`read_arrays`).
+    """Write the entry ``folder`` by calling ``fill`` on its zero-filled arrays (:func:`writing_arrays`) and
+    return them read back mapped (:func:`read_arrays`); ``folder=None``: the same arrays in memory, no cache.
 
     Raises:
         RunError: the entry just written cannot be read back.
     """
+    if folder is None:
+        arrays = {name: torch.zeros(shape, dtype=dtype) for name, (shape, dtype) in specs.items()}
+        fill(arrays)
+        return arrays
     with writing_arrays(folder, specs) as arrays:
         fill(arrays)
     written = read_arrays(folder, tuple(specs))

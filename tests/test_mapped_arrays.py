@@ -78,3 +78,12 @@ def test_an_entry_is_built_by_its_filler_and_read_back_mapped(tmp_path):
     got = build_entry(tmp_path / "entry", SPECS, lambda arrays: arrays["pooled"][1].fill_(2.0))
     assert got["pooled"][:, 0].tolist() == [0.0, 2.0, 0.0] and sorted(got) == ["mask", "pooled", "states"]
     assert mapped_file(got["pooled"]) == str(tmp_path / "entry" / "pooled.npy")
+
+
+def test_without_a_folder_the_same_zero_filled_arrays_are_built_in_memory(tmp_path):
+    from graphdel.mapped_arrays import build_entry
+
+    got = build_entry(None, SPECS, lambda arrays: arrays["pooled"][1].fill_(2.0))
+    assert got["pooled"][:, 0].tolist() == [0.0, 2.0, 0.0]
+    assert not got["mask"].any() and not got["states"].any()
+    assert mapped_file(got["pooled"]) in (None, "[heap]") and list(tmp_path.iterdir()) == []  # no file

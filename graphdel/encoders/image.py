@@ -130,11 +130,7 @@ def encode_frozen_images(keys: Sequence[str], load: Callable[[int], Tensor], con
 
     # Written batch by batch into the cache entry's mapped files and read back mapped (as the text pass's
     # states, graphdel.mapped_arrays): undecoded pixels of Flickr30k alone are 4.7 GB at 224 x 224.
-    if not use_cache:
-        arrays = {name: torch.empty(shape, dtype=dtype) for name, (shape, dtype) in specs.items()}
-        fill(arrays)
-        return ImageInput(arrays["values"], arrays.get("pooled"), kind)
-    written = build_entry(entry, specs, fill)
+    written = build_entry(entry if use_cache else None, specs, fill)
     return ImageInput(written["values"], written.get("pooled"), kind)
 
 

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from graphdel.errors import ConfigError
 from graphdel.io import cached_sha256_file
 from graphdel.mapped_arrays import build_entry, read_arrays
-from graphdel.resources import release_freed_memory
 from graphdel.models.protocol import TextFeatures
+from graphdel.resources import release_freed_memory
 
 DEFAULT_TEXT_MODEL = "minilm"
 
@@ -158,14 +158,11 @@ def encode_frozen(texts: Sequence[str], config: TextEncoderConfig, *, batch_size
     specs = {"hidden": ((len(texts), width, size), torch.float16), "mask": ((len(texts), width), torch.bool),
              "pooled": ((len(texts), size), torch.float32)}
     specs = {name: specs[name] for name in names}
+
     def fill(out: dict[str, Tensor]) -> None:
         _run_frozen(texts, tokenizer, encoder, config, out, where, batch_size, progress)
 
-    if not use_cache:
-        out = {name: torch.zeros(shape, dtype=dtype) for name, (shape, dtype) in specs.items()}
-        fill(out)
-        return TextFeatures(**out)
-    return TextFeatures(**build_entry(entry, specs, fill))
+    return TextFeatures(**build_entry(entry if use_cache else None, specs, fill))
 
 
 def _run_frozen(texts: Sequence[str], tokenizer, encoder, config: TextEncoderConfig, out: dict[str, Tensor],

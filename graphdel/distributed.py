@@ -226,12 +226,15 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 # -------------------------------------------------------------------------------------- launching
-def torchrun_command(nproc: int, module: str, argv: Sequence[str]) -> list[str]:
+def torchrun_command(nproc: int, module: str, argv: Sequence[str], log_dir: str | None = None) -> list[str]:
     """The command that re-executes ``python -m module argv`` under ``torchrun`` with ``nproc`` processes
-    on this machine (a free rendezvous port is chosen by ``--standalone``)."""
+    on this machine (a free rendezvous port is chosen by ``--standalone``). ``log_dir``: where torchrun
+    keeps its per-process folders; without it torchrun makes a ``torchelastic_*`` folder in the system's
+    temporary directory at every launch and leaves it there."""
     import sys
 
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    logs = [f"--log-dir={log_dir}"] if log_dir is not None else []
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", module, *argv]
+            *logs, "-m", module, *argv]

@@ -106,6 +106,8 @@ def test_nproc_reexecutes_under_torchrun_without_the_flag():
     cmd = torchrun_command(2, "graphdel.cli", ["train", "--out", "x"])
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc-per-node=2" in cmd
     assert cmd[-5:] == ["-m", "graphdel.cli", "train", "--out", "x"]
+    assert not [a for a in cmd if a.startswith("--log-dir")]
+    assert "--log-dir=/tmp/logs" in torchrun_command(2, "graphdel.cli", ["train"], "/tmp/logs")
 
 
 def _gpus(monkeypatch, count: int) -> list:
@@ -218,7 +220,7 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batches(mini_cs
     ddp_worker.run(str(mini_csv), str(single), None, METHODS)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           str(Path(ddp_worker.__file__)), str(mini_csv), str(multi), str(single / "original"), *METHODS]
+           f"--log-dir={tmp_path / 'torchrun'}", str(Path(ddp_worker.__file__)), str(mini_csv), str(multi), str(single / "original"), *METHODS]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -261,7 +263,9 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batches(mini_cs
 
 @pytest.mark.slow  # two torchrun launches: 60 to 75 s on the busy 2-core machine
 def test_cli_train_and_forget_with_nproc_write_the_single_process_layout(mini_csv, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a temporary directory of its own: what the launches leave in it is checked at the end
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path / "tmp")}
     graphdel = [sys.executable, "-m", "graphdel.cli"]
     train = subprocess.run([*graphdel, "train", "--data", f"csv:{mini_csv}", "--quick", "--epochs", "1",
                             "--device", "cpu", "--nproc", "2", "--json", "--out", str(tmp_path / "run")],
@@ -278,3 +282,5 @@ def test_cli_train_and_forget_with_nproc_write_the_single_process_layout(mini_cs
         "model.safetensors", "config.json", "metrics.json", "log.json", "history.json", "request.json",
         "certificate.json"}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+    # nor torchrun's log folders (PyG's generated propagate modules land there too, and stay: PyG's own)
+    assert not [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("torchelastic_")]

@@ -62,12 +62,15 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 def _run_under_torchrun(args, argv: list[str]) -> int:
     """Re-execute this command as ``python -m torch.distributed.run --nproc-per-node N -m graphdel.cli``;
-    the exit status is torchrun's (non-zero when any process failed)."""
+    the exit status is torchrun's (non-zero when any process failed). torchrun's per-process folders go to
+    a temporary folder removed afterwards (left to itself, torchrun leaves one in /tmp at every launch)."""
     import subprocess
+    import tempfile
 
     from graphdel.distributed import torchrun_command
 
-    return subprocess.call(torchrun_command(args.nproc, "graphdel.cli", _without_nproc(argv)))
+    with tempfile.TemporaryDirectory(prefix="graphdel-torchrun-") as logs:
+        return subprocess.call(torchrun_command(args.nproc, "graphdel.cli", _without_nproc(argv), logs))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,9 @@ clearing it by kind.
 The cache grows with the corpora a user prepares: the frozen text states of a PubChem-size corpus alone take
 15 GB (docs/experiments/2026-12-07-bounded-preparation.md). Each kind is one folder (``text``, ``molecules``,
 ``images``, ``scaffolds``, ``depictions``, ``runs``, ``audit``...); an entry is one file or folder in it.
-Entries of an earlier layout that nothing reads any more (the text and image states once saved whole as
-``.pt`` files) are counted apart as ``unread``. Everything here is rebuilt on demand, except that clearing
+Entries of an earlier layout that nothing reads any more are counted apart as ``unread``: the text and image
+states once saved whole as ``.pt`` files, and molecule graphs saved as int64 (five times the size of today's
+uint8/int32 entries, whose key differs, so they are never looked up again) or damaged past reading. Everything here is rebuilt on demand, except that clearing
 ``runs`` or ``audit`` means training those models again.
 """
 
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphdel.data.molecule_graphs import cache_dir
+import torch
+
+from graphdel.data.molecule_graphs import STORAGE_DTYPES, cache_dir
 from graphdel.errors import InvalidInputError
 from graphdel.io import remove_path
 
@@ -31,7 +34,17 @@ def _size(path: Path) -> int:
 
 
 def _is_unread(kind: str, entry: Path) -> bool:
-    return kind in _MAPPED_KINDS and entry.suffix == ".pt" and not entry.is_dir()
+    if entry.suffix != ".pt" or entry.is_dir():
+        return False
+    if kind in _MAPPED_KINDS:
+        return True
+    if kind == "molecules":  # read mapped: only the header and the pickled metadata are paged in
+        try:
+            x = torch.load(entry, weights_only=True, mmap=True)["x"]
+        except Exception:  # damaged: a read of its key removes it and featurises again
+            return True
+        return x.dtype != STORAGE_DTYPES["x"]
+    return False
 
 
 def cache_usage(root: Path | None = None) -> dict:

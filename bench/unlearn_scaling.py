@@ -37,17 +37,20 @@ import time
 import _common
 
 
-def replicate(corpus, k: int):
-    """``corpus`` with every pair copied ``k`` times (copies 1..k-1 get ``~r<j>`` ids); same splits."""
+def replicate(corpus, k: int, distinct_texts: bool = False):
+    """``corpus`` with every pair copied ``k`` times (copies 1..k-1 get ``~r<j>`` ids); same splits. With
+    ``distinct_texts`` copy ``j`` >= 1 of a caption ends in `` (copy j)``, so that the frozen text pass, which
+    encodes each distinct text once, costs what a corpus of that many captions costs."""
     from graphdel.data.corpus import Corpus
 
     if k == 1:
         return corpus
     suffix = [""] + [f"~r{j}" for j in range(1, k)]
+    ending = [""] + [f" (copy {j})" if distinct_texts else "" for j in range(1, k)]
     return Corpus(source=f"{corpus.source} replicated x{k}", modality=corpus.modality,
                   pair_ids=[p + s for s in suffix for p in corpus.pair_ids],
                   item_ids=[i + s for s in suffix for i in corpus.item_ids],
-                  texts=[t for _ in suffix for t in corpus.texts],
+                  texts=[t + e for e in ending for t in corpus.texts],
                   splits=[x for _ in suffix for x in corpus.splits],
                   items={i + s: smi for s in suffix for i, smi in corpus.items.items()}, extra=dict(corpus.extra))
 

@@ -66,7 +66,8 @@ from graphdel.evaluation.audit_report import AUDIT_FORMAT, AUDIT_VERSION
 from graphdel.evaluation.embed import embed_pairs
 from graphdel.evaluation.per_example import PEAKY_RATIO, floor, per_example_epsilon, ulira
 from graphdel.evaluation.suite import pair_signals
-from graphdel.io import atomic_write_bytes, atomic_write_json, cached_sha256_file, staged_folder
+from graphdel.io import (atomic_write_bytes, atomic_write_json, cached_sha256_file, canonical_json_sha256,
+                         staged_folder)
 from graphdel.runs import Run, check_output
 
 #: The signal the headline numbers are read from (the others are reported alongside).
@@ -118,7 +119,10 @@ def audit_models(original, request, config: AuditConfig, *, prepared=None,
     cache = cache or cache_dir() / "audit"
     prepared = prepared or api.load_run_data(original, progress=False)
     weights = cached_sha256_file(original.path / "model.safetensors")
-    request_key = _key(request.pair_ids)
+    # the whole request, as report --audit compares it (check_audits): the same pair ids read from a copy of
+    # the data at another path, or described otherwise, are another request, and reusing their models made
+    # an audit that the report then refused as "of another deletion request"
+    request_key = canonical_json_sha256(request.to_json(prepared.corpus))
     train_config = api.TrainConfig.from_dict(original.config["train"])
     model_config = api.ModelConfig.from_dict(original.config["model"])
     bar = tqdm(total=2 * config.models + (config.models if config.originals else 0), desc="audit models",

@@ -3,6 +3,7 @@ pair, the per-example ε and U-LiRA against their floors; models cached and reus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -51,6 +52,11 @@ def test_the_audit_trains_both_populations_and_estimates_per_pair(original, tmp_
     monkeypatch.setattr(api, "forget", lambda *a, **k: pytest.fail("a cached model was trained again"))
     again = run_audit(original, request, config, tmp_path / "again")
     assert again["unlearned_runs"] == result["unlearned_runs"] and again["per_example"] == result["per_example"]
+    # the same pairs in a request that reads otherwise (here its description) are another request, whose
+    # models are trained anew: the report checks an audit against the runs' whole request
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        run_audit(original, dataclasses.replace(request, description="withdrawn by the licensor"), config,
+                  tmp_path / "other")
 
 
 def original_row(run, pair_id):

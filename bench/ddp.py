@@ -79,8 +79,8 @@ def main() -> None:
         for name, (procs, threads) in variants.items():
             out = os.path.join(tmp, f"{name}.json")
             argv = [__file__, "--pairs", str(args.pairs), "--batch-size", str(args.batch_size), "--worker", out]
-            cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}",
-                    f"--log-dir={os.path.join(tmp, 'torchrun')}", *argv]
+            cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc-per-node={procs}", f"--log-dir={os.path.join(tmp, 'torchrun')}", *argv]
                    if procs > 1 else [sys.executable, *argv])
             env = {**os.environ, "BENCH_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
             t = time.perf_counter()

@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         if time.perf_counter() > deadline:
             record["skipped"] = "time budget"
         else:
-            measured = measure_size(original, base, pairs, fractions, args.device, deadline, args.seed, previous,
-                                    args.distinct_texts)
+            measured = measure_size(original, base, pairs, fractions, args.device, deadline, args.seed,
+                                    previous, args.distinct_texts)
             record.update(measured)
             previous = measured
         _common.emit({**record, "machine": _common.machine(start_load)})

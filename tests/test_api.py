@@ -143,8 +143,8 @@ def test_a_one_and_a_three_pair_request_change_the_weights(tiny_csv, tmp_path, i
     # trained longer than the shared original, so that it clearly remembers the pairs: after 2 epochs the
     # deleted pair scored so near the calibration pairs that under torch 2.6's rounding the selection kept
     # the untouched model, a no-op (which the method then reports, as it should)
-    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=6, batch_size=4), out=tmp_path / "orig", quick=True,
-                        progress=False)
+    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=6, batch_size=4), out=tmp_path / "orig",
+                        quick=True, progress=False)
     request = api.make_request(original, ids=ids, by="pair")
     run = api.forget(original, request, method="multidelete", overrides=["epochs=2"], out=tmp_path / "f",
                      progress=False)

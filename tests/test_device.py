@@ -250,8 +250,8 @@ def test_the_frozen_text_pass_runs_on_the_gpu_when_there_is_one(monkeypatch):
         encode_frozen(texts, config, use_cache=False, progress=False, device="cpu")
         loading = gpu.ops
         on_gpu = encode_frozen(texts, config, use_cache=False, progress=False)
-        # the call loads the encoder again, then runs its layers there: 632 operations beyond the loading's 628
-        # (transformers 5.25), 626 beyond 626 (5.0); on the CPU, none
+        # the call loads the encoder again, then runs its layers there: 632 operations beyond the
+        # loading's 628 (transformers 5.25), 626 beyond 626 (5.0); on the CPU, none
         layers = gpu.ops - 2 * loading
         assert layers > loading // 2, (loading, layers)
     for a in (on_gpu.hidden, on_gpu.mask, on_gpu.pooled):

@@ -220,7 +220,8 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batches(mini_cs
     ddp_worker.run(str(mini_csv), str(single), None, METHODS)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           f"--log-dir={tmp_path / 'torchrun'}", str(Path(ddp_worker.__file__)), str(mini_csv), str(multi), str(single / "original"), *METHODS]
+           f"--log-dir={tmp_path / 'torchrun'}", str(Path(ddp_worker.__file__)), str(mini_csv), str(multi),
+           str(single / "original"), *METHODS]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 

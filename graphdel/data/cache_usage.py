@@ -6,8 +6,9 @@ The cache grows with the corpora a user prepares: the frozen text states of a Pu
 ``images``, ``scaffolds``, ``depictions``, ``runs``, ``audit``...); an entry is one file or folder in it.
 Entries of an earlier layout that nothing reads any more are counted apart as ``unread``: the text and image
 states once saved whole as ``.pt`` files, and molecule graphs saved as int64 (five times the size of today's
-uint8/int32 entries, whose key differs, so they are never looked up again) or damaged past reading. Everything here is rebuilt on demand, except that clearing
-``runs`` or ``audit`` means training those models again.
+uint8/int32 entries, whose key differs, so they are never looked up again) or damaged past reading.
+Everything here is rebuilt on demand, except that clearing ``runs`` or ``audit`` means training those models
+again.
 """
 
 from __future__ import annotations

@@ -108,8 +108,8 @@ def test_molecules_are_stored_in_small_types_mapped_from_the_cache_and_batched_a
 # slots): every feature column takes several values.
 VARIED = ["C[C@H](N)C(=O)O", "F/C=C/F", "C/C=C\\C", "[CH3]", "c1ccncc1", "[NH4+]", "C[N+](C)(C)C",
           "O=S(=O)(O)c1ccccc1", "CP(=O)(O)O", "[Na+]", "C", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "[2H]C([2H])([2H])O",
-          "C1CC[C@@H]2CCCC[C@H]2C1", "[O-][n+]1ccccc1", "C#N", "[Fe+2]", "c1ccc2[nH]ccc2c1", "[Fe+6]", "[Co-6]",
-          "*C"]
+          "C1CC[C@@H]2CCCC[C@H]2C1", "[O-][n+]1ccccc1", "C#N", "[Fe+2]", "c1ccc2[nH]ccc2c1", "[Fe+6]",
+          "[Co-6]", "*C"]
 
 
 def _reference(smiles: str):

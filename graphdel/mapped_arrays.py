@@ -84,6 +84,9 @@ def read_arrays(folder: str | Path, names: tuple[str, ...] | None = None) -> dic
         return None
     if names is None:
         names = tuple(sorted(p.stem for p in folder.glob("*.npy")))
+        if not names:  # a published entry holds its arrays: an empty folder is damaged, not an empty entry
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
     try:
         return {name: torch.from_numpy(np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False))
                 for name in names}

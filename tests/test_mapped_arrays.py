@@ -46,6 +46,10 @@ def test_a_damaged_entry_is_removed_not_trusted(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])  # truncated: shorter than its header says
     assert read_arrays(tmp_path / "entry", ("states", "mask")) is None
     assert not (tmp_path / "entry").exists()
+    # an entry folder left without its arrays, read by whatever it holds (the image cache's way): damaged too
+    (tmp_path / "empty").mkdir()
+    assert read_arrays(tmp_path / "empty") is None
+    assert not (tmp_path / "empty").exists()
 
 
 def test_writing_into_what_was_read_leaves_the_file_as_it_was(tmp_path):

@@ -10,6 +10,8 @@
 #   bash bench/gpu.sh --skip tests,bf16        # leave steps out
 #
 # Python: the active virtual environment's, else .venv/bin/python, else python3 (override with PYTHON=...).
+# On the lent GPU machine (no network, 64 MiB a call), bench/gpu_kit.py brings the wheels its image lacks
+# in three calls and prints them; the last one runs this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${PYTHON:-}" ]; then

@@ -15,7 +15,8 @@ spends them on measuring:
     PYTHONPATH=/tmp/site:$PWD PYTHON=python3 bash bench/gpu.sh --budget-s 500
 
 The staging folder (``/tmp/gpu-kit``) lives on the machine while it stays warm (30 s after a call), so
-the calls follow one another. Each subcommand prints one JSON line.
+the calls follow one another. Each subcommand prints one JSON line. The script uses the standard library
+alone (its own SHA-256 helper, not graphdel.io's): on the machine it runs before graphdel is importable.
 """
 
 from __future__ import annotations

@@ -54,8 +54,10 @@ def sha256_of(path: Path) -> str:
 
 
 def tracked_tree_bytes(root: Path = ROOT) -> int:
-    """Bytes of the files git tracks under ``root`` (what travels with every call besides the carry)."""
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=root, check=True, capture_output=True).stdout
+    """Bytes of what travels with every call besides the carry: the files git tracks under ``root`` and the
+    untracked ones it does not ignore."""
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                           check=True, capture_output=True).stdout
     return sum((root / n).stat().st_size for n in names.decode().split("\0") if n and (root / n).is_file())
 
 

@@ -1,6 +1,6 @@
 """Benchmark: the fusion stage (:mod:`graphdel.training.fusion`) on a trained run's frozen encoders.
 
-    python bench/fusion_stage.py --run RUN [--tokens 24] [--layers 2] [--readout mean] [--sink]
+    python bench/fusion_stage.py --run RUN [--tokens 24] [--layers 2] [--dim 64] [--readout mean] [--sink]
         [--item-norm | --no-item-norm] [--dropout P] [--product | --no-product] [--epochs 8] [--lr 1e-3]
         [--schedule constant|cosine] [--warmup-epochs 0]
         [--hard-fraction 0.5] [--hard-pool 1] [--no-item-negatives] [--reinit] [--top-k 2,4,8,16]
@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=None, help="caption tokens the fusion reads (default: the run's)")
     parser.add_argument("--layers", type=int, default=None, help="fusion layers (default: the run's; "
                         "another number builds a fresh fusion module)")
+    parser.add_argument("--dim", type=int, default=None,
+                        help="fusion_dim, the fusion module's width (default: the run's; another builds a fresh "
+                        "fusion module and head)")
     parser.add_argument("--readout", choices=["first", "mean"], default=None,
                         help="fusion_readout (default: the run's; another builds a fresh fusion module)")
     parser.add_argument("--sink", action="store_true", help="fusion_sink: a learned item token (fresh module)")
@@ -91,6 +94,8 @@ def main() -> None:
         config = replace(config, text=replace(config.text, fusion_tokens=args.tokens))
     if args.layers is not None:
         config = replace(config, fusion_layers=args.layers)
+    if args.dim is not None:
+        config = replace(config, fusion_dim=args.dim)
     if args.readout is not None and args.readout != config.fusion_readout:
         config = replace(config, fusion_readout=args.readout)
         args.reinit = True  # the run's module was trained for the other readout: start a fresh one

@@ -40,8 +40,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=None, help="fusion layers (default: the run's; "
                         "another number builds a fresh fusion module)")
     parser.add_argument("--dim", type=int, default=None,
-                        help="fusion_dim, the fusion module's width (default: the run's; another builds a fresh "
-                        "fusion module and head)")
+                        help="fusion_dim, the fusion module's width (default: the run's; another builds "
+                        "a fresh fusion module and head)")
     parser.add_argument("--readout", choices=["first", "mean"], default=None,
                         help="fusion_readout (default: the run's; another builds a fresh fusion module)")
     parser.add_argument("--sink", action="store_true", help="fusion_sink: a learned item token (fresh module)")

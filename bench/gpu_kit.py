@@ -27,6 +27,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,8 +117,21 @@ def join_wheels(stage: Path, out: Path) -> list[Path]:
     return joined
 
 
-def prepare(kit: Path, wheels: Path, limit_mib: float) -> dict:
-    """Download the device's wheels into ``wheels`` and cut them into ``kit``'s parts (see module doc)."""
+def prepare(kit: Path, limit_mib: float) -> dict:
+    """Download the device's wheels and cut them into ``kit``'s parts (see the module docstring). The wheels
+    go into a fresh temporary folder each time: a wheel of another version left from an earlier download
+    would travel too, and two versions of one package stop the install there."""
+    if kit.exists():  # an earlier kit is replaced; anything else in the folder is refused, never removed
+        strangers = [p.name for p in kit.iterdir() if not (p.is_dir() and p.name.startswith("part-"))]
+        if strangers:
+            raise ValueError(f"{kit} holds {strangers[0]!r}, which is not a part of a kit: give --kit "
+                             "an empty or new folder")
+    with tempfile.TemporaryDirectory(prefix="gpu-kit-") as tmp:
+        return _prepare(kit, Path(tmp), limit_mib)
+
+
+def _prepare(kit: Path, wheels: Path, limit_mib: float) -> dict:
+    """:func:`prepare` with the wheels downloaded into the empty folder ``wheels``."""
     specs = []
     for spec in PACKAGES:
         if spec == "rdkit":
@@ -137,7 +151,7 @@ def prepare(kit: Path, wheels: Path, limit_mib: float) -> dict:
     if room < MIB:
         raise ValueError(f"the tracked tree ({tree / MIB:.1f} MiB) leaves no room for a part within "
                          f"{limit_mib} MiB a call")
-    if kit.exists():
+    if kit.exists():  # an earlier kit (checked by prepare): replaced
         shutil.rmtree(kit)
     manifest = cut_into_parts(found, kit, room)
     parts = manifest["parts"]
@@ -176,7 +190,6 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("prepare", help="download the wheels and cut them into parts (here)")
     p.add_argument("--kit", type=Path, default=ROOT / ".gpu-kit")
-    p.add_argument("--wheels", type=Path, default=ROOT / ".cache" / "gpu-kit-wheels")
     p.add_argument("--limit-mib", type=float, default=CALL_LIMIT_MIB - 4,
                    help="what one call may carry, tree included (the device's 64 MiB less a margin)")
     r = sub.add_parser("receive", help="copy the parts carried so far into the staging folder (there)")
@@ -187,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--target", type=Path, default=Path("/tmp/site"))
     args = parser.parse_args(argv)
     if args.step == "prepare":
-        record = prepare(args.kit, args.wheels, args.limit_mib)
+        record = prepare(args.kit, args.limit_mib)
     elif args.step == "receive":
         record = receive(args.kit, args.stage)
     else:

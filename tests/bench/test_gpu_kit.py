@@ -92,3 +92,11 @@ def test_install_puts_the_joined_wheels_on_a_target_path(tmp_path):
                            capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path / "site")},
                            check=True).stdout
     assert value.strip() == "42"
+
+
+def test_prepare_refuses_a_kit_folder_holding_other_files_before_downloading(tmp_path):
+    (tmp_path / "kit").mkdir()
+    (tmp_path / "kit" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds 'notes\.txt', which is not a part of a kit"):
+        _kit().prepare(tmp_path / "kit", 60)
+    assert (tmp_path / "kit" / "notes.txt").read_text() == "mine"

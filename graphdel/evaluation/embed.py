@@ -16,7 +16,7 @@ from graphdel.device import model_device, placed
 from graphdel.evaluation.retrieval import PairEmbeddings, pool_g2t_mrr, pool_g2t_reciprocal, usable_pool_size
 from graphdel.models.protocol import PairBatch, PairSampler
 
-__all__ = ["PairEmbeddings", "embed_pairs", "pool_score"]
+__all__ = ["PairEmbeddings", "embed_pairs", "pool_score", "pool_score_error", "weighted_mean_error"]
 
 
 @torch.no_grad()
@@ -82,6 +82,24 @@ def pool_score(model, pairs: PairSampler | Iterable[PairBatch], distractors: Pai
     pairs embedded once: one draw moves the score of a few hundred pairs by 0.01-0.02
     (docs/experiments/2026-12-06-pool-draw-spread.md). ``weights``: corpus row -> weight of its pair in the
     mean (rows it lacks weigh 0; ``None``: every pair alike)."""
+    return pool_score_error(model, pairs, distractors, pool_size=pool_size, seed=seed, batch_size=batch_size,
+                            device=device, draws=draws, weights=weights, error=False)[0]
+
+
+def pool_score_error(model, pairs: PairSampler | Iterable[PairBatch],
+                     distractors: PairSampler | PairEmbeddings, *, pool_size: int = 64, seed: int = 0,
+                     batch_size: int = 256, device: str | torch.device | None = None, draws: int = 1,
+                     weights: Mapping[int, float] | None = None,
+                     error: bool = True) -> tuple[float, float, int]:
+    """``(score, standard error, pairs)``: :func:`pool_score` (the same number, same arguments), the standard
+    error of that mean over the pairs (:func:`weighted_mean_error` of the pairs' reciprocal ranks, each
+    averaged over the ``draws``) and how many pairs it rests on (those of positive weight). ``nan`` and 0
+    pairs where :func:`pool_score` gives ``nan``; ``error=False`` leaves the error ``nan`` (and skips it).
+
+    Why: the calibration reference a run stops at is such a mean over a few hundred never-trained pairs, and
+    a pair's score is mostly its own (sd 0.27 over pairs after 20 draws on ``drugs``): the reference carries
+    a standard error of about 0.02 that no setting removes (docs/experiments/2026-12-07-reference-noise.md).
+    """
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
     with placed(model, device):
@@ -89,16 +107,34 @@ def pool_score(model, pairs: PairSampler | Iterable[PairBatch], distractors: Pai
         if not isinstance(distractors, PairEmbeddings):
             distractors = embed_pairs(model, distractors, batch_size=batch_size, texts_only=True)
     if len(queries) == 0 or usable_pool_size(distractors.items, pool_size) < 2:
-        return float("nan")
-    if weights is None and draws == 1:
-        return pool_g2t_mrr(queries, distractors, pool_size=pool_size, seed=seed)
+        return float("nan"), float("nan"), 0
     w = (torch.ones(len(queries), dtype=torch.float64) if weights is None else
          torch.tensor([float(weights.get(int(r), 0.0)) for r in queries.rows], dtype=torch.float64))
     if not float(w.sum()) > 0:
         raise ValueError("the weights give no pair of the set a positive weight")
+    pairs_used = int((w > 0).sum())
+    if weights is None and draws == 1 and not error:
+        return pool_g2t_mrr(queries, distractors, pool_size=pool_size, seed=seed), float("nan"), pairs_used
     rr = sum(pool_g2t_reciprocal(queries, distractors, pool_size=pool_size, seed=seed + d).cpu()
              for d in range(draws)) / draws
-    return float((w * rr).sum() / w.sum())
+    # one draw unweighted: the mean exactly as pool_g2t_mrr takes it, so both paths give the same number
+    score = float(rr.mean()) if weights is None and draws == 1 else float((w * rr).sum() / w.sum())
+    return score, (weighted_mean_error(rr, w) if error else float("nan")), pairs_used
+
+
+def weighted_mean_error(values: torch.Tensor, weights: torch.Tensor) -> float:
+    """Standard error of the weighted mean ``sum(w * x) / sum(w)`` of ``values [N]`` under ``weights [N]``
+    (non-negative; pairs of weight 0 take no part), by linearisation: with ``w`` normalised to sum 1 and
+    ``n`` pairs of positive weight, ``sqrt(n / (n - 1) * sum(w^2 * (x - mean)^2))``, which for equal weights
+    is the familiar ``sd / sqrt(n)``. ``nan`` for fewer than two pairs of positive weight."""
+    x, w = values.double().reshape(-1), weights.double().reshape(-1)
+    used = w > 0
+    n = int(used.sum())
+    if n < 2:
+        return float("nan")
+    x, w = x[used], w[used] / w[used].sum()
+    mean = (w * x).sum()
+    return float((n / (n - 1) * (w * w * (x - mean) ** 2).sum()).sqrt())
 
 
 @contextlib.contextmanager

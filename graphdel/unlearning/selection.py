@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from graphdel.device import model_device
-from graphdel.evaluation.embed import PairEmbeddings, embed_pairs, pool_score
+from graphdel.evaluation.embed import PairEmbeddings, embed_pairs, pool_score, pool_score_error
 from graphdel.models.protocol import PairBatch, PairSampler
 
 
@@ -209,6 +209,8 @@ class CalibratedSelector:
             self._retain_probe.append(ctx.retain.sample(k, g))
             want -= k
         self.records: list[dict] = []
+        # the reference's standard error over its pairs (``{"se", "pairs"}``), None for a model's own score
+        self.reference_error: dict[str, float] | None = None
         self._states: dict[int, dict[str, Tensor]] = {}
         self._last_state: dict[str, Tensor] | None = None
 
@@ -221,19 +223,22 @@ class CalibratedSelector:
         device = model_device(model)
         embedded: list[PairEmbeddings] = []
 
-        def score(batches: Iterable[PairBatch], weights: dict[int, float] | None = None) -> float:
+        def score(batches: Iterable[PairBatch], weights: dict[int, float] | None = None,
+                  with_error: bool = False) -> float | tuple[float, float, int]:
+            """The score of ``batches``; ``with_error``: ``(score, standard error, pairs)`` as
+            :func:`~graphdel.evaluation.embed.pool_score_error` gives it (none for a model's own score)."""
             batches = [b.to(device) for b in batches]
             with eval_mode(model), torch.no_grad():
                 own = model.selection_score(batches)
-            if own is not None:
-                return float(own)
-            if self.distractors is None:
-                return float("nan")
+            if own is not None or self.distractors is None:
+                value = float("nan") if own is None else float(own)
+                return (value, float("nan"), 0) if with_error else value
             if not embedded:  # the distractors' texts, embedded once per evaluation by the model being scored
                 embedded.append(embed_pairs(model, self.distractors, batch_size=self.batch_size,
                                             texts_only=True))
-            return pool_score(model, batches, embedded[0], pool_size=self.pool_size, seed=self.seed,
-                              batch_size=self.batch_size, draws=self.draws, weights=weights)
+            scored = pool_score_error if with_error else pool_score
+            return scored(model, batches, embedded[0], pool_size=self.pool_size, seed=self.seed,
+                          batch_size=self.batch_size, draws=self.draws, weights=weights)
         return score
 
     def score_of(self, model: nn.Module, pairs: PairSampler) -> float:
@@ -243,10 +248,14 @@ class CalibratedSelector:
 
     def _reference_score(self, model: nn.Module, score) -> float:
         """``score`` of the reference pairs, with the calibration's hidden pairs out of ``model``'s stored
-        data while it runs (:attr:`UnlearningContext.calibration_hidden`; the calibration only)."""
+        data while it runs (:attr:`UnlearningContext.calibration_hidden`; the calibration only). Keeps the
+        score's standard error and pair count in :attr:`reference_error` when the score is a pool score."""
         hidden = getattr(self.ctx, "calibration_hidden", None) if self.reference_name == "calibration" else None
         with model.facts_hidden(hidden):
-            return score(self.reference.batches(self.batch_size), self.reference_weights)
+            value, se, pairs = score(self.reference.batches(self.batch_size), self.reference_weights,
+                                     with_error=True)
+        self.reference_error = {"se": se, "pairs": pairs} if math.isfinite(se) else None
+        return value
 
     def evaluate(self, model: nn.Module, *, epoch: int, step: int) -> dict:
         """Score ``model`` on Df, the reference and the retain probe; remember its state if it may be
@@ -294,6 +303,9 @@ class CalibratedSelector:
         """The state to load (``None``: keep the model as it is) and the ``selected`` description."""
         info: dict[str, Any] = {"rule": self.selection, "reference": self.reference_name,
                                 "notes": list(self.notes)}
+        if self.reference_error is not None:  # how far the reference itself may lie from "never seen"
+            info["reference_se"] = self.reference_error["se"]
+            info["reference_pairs"] = self.reference_error["pairs"]
         if not self.records:
             info["reason"] = "no evaluation was run: final state kept"
             return None, info

@@ -118,7 +118,11 @@ def test_pruning_keeps_the_state_the_rule_picks(make_ctx, original):
     sel = CalibratedSelector(make_ctx(), pool_size=8, tolerance=0.02)
     # scores in the order evaluate asks for them: epoch 0 reference, forget, retain; then forget, retain
     scores = iter([0.5, 0.5, 0.5, 0.55, 0.5, 0.60, 0.5])
-    sel._scorer = lambda model: (lambda batches, weights=None: next(scores))
+    def scorer(model):
+        return lambda batches, weights=None, with_error=False: (
+            (next(scores), float("nan"), 0) if with_error else next(scores))
+
+    sel._scorer = scorer
     model = ToyModel()
     for epoch in range(3):
         with torch.no_grad():
@@ -186,3 +190,59 @@ def test_a_method_scores_with_its_configured_draws(original, samplers, make_ctx)
     score = lambda draws: pool_score(original, samplers["calibration"], samplers["retain"],  # noqa: E731
                                      pool_size=8, seed=ctx.seed, draws=draws)
     assert first["reference"] == pytest.approx(score(3), abs=1e-12) and score(3) != score(1)
+
+
+def test_weighted_mean_error_is_the_standard_error_of_a_weighted_mean():
+    from graphdel.evaluation.embed import weighted_mean_error
+
+    x = torch.tensor([0.0, 1.0, 0.5, 0.5])
+    # equal weights: sd / sqrt(n), sample variance 1/6
+    assert weighted_mean_error(x, torch.ones(4)) == pytest.approx((1 / 6 / 4) ** 0.5, abs=1e-12)
+    # a pair of weight 0 takes no part, whatever its value
+    assert weighted_mean_error(torch.tensor([0.0, 1.0, 0.5, 0.5, 9.0]), torch.tensor([1.0, 1, 1, 1, 0])) \
+        == pytest.approx((1 / 6 / 4) ** 0.5, abs=1e-12)
+    # weights 3:1:1:1 (normalised 1/2, 1/6, 1/6, 1/6): mean 1/3, n / (n - 1) * sum(w^2 (x - mean)^2)
+    w = torch.tensor([3.0, 1.0, 1.0, 1.0])
+    expected = (4 / 3 * (0.25 * (1 / 3) ** 2 + (1 / 36) * ((2 / 3) ** 2 + 2 * (1 / 6) ** 2))) ** 0.5  # 1/18
+    assert weighted_mean_error(x, w) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(weighted_mean_error(x, torch.tensor([1.0, 0, 0, 0])))
+
+
+def test_pool_score_error_gives_pool_scores_number_and_the_error_of_its_pairs(original, samplers):
+    from graphdel.evaluation.embed import embed_pairs, pool_score, pool_score_error, weighted_mean_error
+    from graphdel.evaluation.retrieval import pool_g2t_reciprocal
+
+    cal, distractors = samplers["calibration"], samplers["retain"]
+    rows = cal.indices.tolist()
+    weights = {rows[0]: 3.0, rows[1]: 1.0, rows[2]: 1.0}
+    for kw in ({}, {"draws": 3}, {"weights": weights}, {"draws": 2, "weights": weights}):
+        value, se, pairs = pool_score_error(original, cal, distractors, pool_size=8, seed=2, **kw)
+        assert value == pool_score(original, cal, distractors, pool_size=8, seed=2, **kw)
+        queries, texts = embed_pairs(original, cal), embed_pairs(original, distractors, texts_only=True)
+        draws = kw.get("draws", 1)
+        rr = sum(pool_g2t_reciprocal(queries, texts, pool_size=8, seed=2 + d) for d in range(draws)) / draws
+        w = torch.tensor([float(kw["weights"].get(r, 0.0)) if "weights" in kw else 1.0 for r in rows])
+        assert se == pytest.approx(weighted_mean_error(rr, w), abs=1e-12) and se > 0
+        assert pairs == (3 if "weights" in kw else len(rows))
+    empty = ToySampler(cal.data, [])
+    nan, nan_se, none = pool_score_error(original, empty, distractors, pool_size=8)
+    assert math.isnan(nan) and math.isnan(nan_se) and none == 0
+
+
+def test_the_selection_records_the_references_standard_error(original, samplers, make_ctx):
+    from graphdel.evaluation.embed import pool_score_error
+
+    ctx = make_ctx()
+    selector = CalibratedSelector(ctx, pool_size=8, draws=2)
+    selector.evaluate(original, epoch=0, step=0)
+    _, info = selector.select()
+    value, se, pairs = pool_score_error(original, samplers["calibration"], ctx.distractors or samplers["calibration"],
+                                        pool_size=8, seed=ctx.seed, draws=2)
+    assert info["scores"]["reference"] == value
+    assert (info["reference_se"], info["reference_pairs"]) == (se, pairs) and pairs == len(samplers["calibration"])
+    # a model scored by its own selection score (a KG's link prediction) has no such error to record
+    own = CalibratedSelector(ctx, pool_size=8)
+    own._scorer = lambda model: (lambda batches, weights=None, with_error=False:
+                                 (0.5, float("nan"), 0) if with_error else 0.5)
+    own.evaluate(original, epoch=0, step=0)
+    assert "reference_se" not in own.select()[1]

@@ -279,6 +279,31 @@ def test_data_stats_of_a_kg_counts_entities_relations_triples_per_split_and_rela
     assert "graph" not in json.loads(capsys.readouterr().out)
 
 
+def test_forget_says_what_the_kept_checkpoint_was_judged_against(tiny_csv, tmp_path, capsys):
+    """The summary names the reference the run stopped at with its standard error over its pairs."""
+    data = api.DataConfig(source=f"csv:{tiny_csv}", calibration_fraction=0.4)
+    original = api.train(data, TrainConfig(epochs=2, batch_size=4), quick=True, out=tmp_path / "orig",
+                         progress=False)
+    assert main(["forget", "--model", str(original.path), "--forget-random", "2", "--method", "neggrad",
+                 "--set", "epochs=1", "--out", str(tmp_path / "run"), "--json"]) == 0
+    stopping = json.loads(capsys.readouterr().out)["stopping"]
+    selected = json.loads((tmp_path / "run" / "metrics.json").read_text())["selected"]
+    assert selected["reference_pairs"] == 3 and selected["reference_se"] > 0
+    assert stopping == {"forget": round(selected["scores"]["forget"], 4),
+                        "reference": round(selected["scores"]["reference"], 4), "reference_name": "calibration",
+                        "reference_se": round(selected["reference_se"], 4), "reference_pairs": 3}
+    assert main(["forget", "--model", str(original.path), "--forget-random", "2", "--method", "neggrad",
+                 "--set", "epochs=1", "--out", str(tmp_path / "again")]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == (f"kept: Df selection score {stopping['forget']:.3f} against the calibration reference "
+                    f"{stopping['reference']:.3f} ± {stopping['reference_se']:.3f} (standard error over its 3 "
+                    "pairs)")
+    # Retrain keeps no checkpoint against a reference: no such line
+    assert main(["forget", "--model", str(original.path), "--forget-random", "2", "--method", "retrain",
+                 "--out", str(tmp_path / "retrain"), "--json"]) == 0
+    assert "stopping" not in json.loads(capsys.readouterr().out)
+
+
 def test_forget_replay_runs_a_recorded_deletion_again(tiny_csv, tmp_path, capsys):
     original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig",
                         quick=True, progress=False)

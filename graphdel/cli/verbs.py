@@ -118,9 +118,11 @@ def cmd_forget(args) -> int:
     with ``--method`` into the new run folder ``--out``.
 
     The method and its ``--set`` overrides are checked before any work. Prints a summary (JSON with ``--json``: new run path,
-    method, deleted pair count, wall time, pool-64 MRR and, for KG runs, link-prediction MRR per split and
-    ``inferable``, how many deleted triples the retained graph still mirrors or links by a short path, and
-    what ``--close`` added). Returns the exit status (0).
+    method, deleted pair count, wall time, pool-64 MRR and, for KG runs, link-prediction MRR per split;
+    ``stopping``, the kept checkpoint's Df selection score against the calibration reference and that
+    reference's standard error over its pairs, for a run judged against one; and ``inferable``, how many
+    deleted triples the retained graph still mirrors or links by a short path, and what ``--close`` added).
+    Returns the exit status (0).
     """
     from graphdel.runs import Run
 
@@ -154,8 +156,12 @@ def cmd_forget(args) -> int:
               "wall_time_s": round(new.metrics["wall_time_s"], 2), **_split_scores(new.metrics["splits"]),
               **({"inferable": {k: inferable[k] for k in ("triples", "counts", "inferable_share", "max_hops",
                                                            "closure") if k in inferable}} if inferable else {})}
+    stopping = _stopping_record(new.metrics.get("selected") or {})
+    if stopping:
+        result["stopping"] = stopping
     _emit(args, result, f"run: {result['run']}\n{result['method']}: {result['deleted_pairs']} pairs deleted "
-          f"in {result['wall_time_s']} s\n" + _scores_table(result) + _inferable_line(inferable))
+          f"in {result['wall_time_s']} s\n" + _scores_table(result) + _stopping_line(stopping)
+          + _inferable_line(inferable))
     return 0
 
 
@@ -183,6 +189,30 @@ def _replay(args) -> int:
     _emit(args, result, f"run: {result['run']} (replay of {run.path})\n{result['method']}: "
           f"{result['deleted_pairs']} pairs deleted in {result['wall_time_s']} s\n" + _scores_table(result))
     return 0
+
+
+def _stopping_record(selected: dict) -> dict | None:
+    """What a run's kept checkpoint was judged against: its Df selection score, the reference score (the
+    calibration pairs, never trained on), the reference's standard error over its pairs and their count;
+    None for a run with no such reference (Retrain, a model scored by its own selection score, a run that
+    kept its last checkpoint without one)."""
+    scores = selected.get("scores") or {}
+    if "reference_se" not in selected or "forget" not in scores:
+        return None
+    return {"forget": round(scores["forget"], 4), "reference": round(scores["reference"], 4),
+            "reference_name": selected.get("reference"), "reference_se": round(selected["reference_se"], 4),
+            "reference_pairs": selected["reference_pairs"]}
+
+
+def _stopping_line(record: dict | None) -> str:
+    """The kept checkpoint's Df score against the reference and its standard error, as one more line of a
+    ``forget`` summary ("" without one): a Df within about two standard errors of the reference is as close
+    as the reference's own pairs can tell (docs/experiments/2026-12-07-reference-noise.md)."""
+    if not record:
+        return ""
+    return (f"\nkept: Df selection score {record['forget']:.3f} against the {record['reference_name']} "
+            f"reference {record['reference']:.3f} ± {record['reference_se']:.3f} (standard error over its "
+            f"{record['reference_pairs']} pairs)")
 
 
 def _inferable_line(record: dict | None) -> str:

@@ -16,6 +16,11 @@ standard error (analytic over the weight strata, and by a bootstrap of the pairs
 per-pair spread, the standard error of ``request's never-seen mean - reference`` for a request of that
 size (its pairs spread as the calibration pairs of their stratum do), and the chance that this gap alone
 exceeds ``--tolerance`` (normal approximation). No Retrain, no test pair is read.
+
+The errors here are the stratified ones (each weight stratum about its own mean), which the request's part
+needs; a run records the linearised error of the same weighted mean
+(:func:`graphdel.evaluation.embed.weighted_mean_error`, ``selected.reference_se``), which agrees to the
+third decimal on ``drugs`` (0.022 both for a 5% request).
 """
 
 from __future__ import annotations

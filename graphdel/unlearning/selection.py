@@ -209,7 +209,8 @@ class CalibratedSelector:
             self._retain_probe.append(ctx.retain.sample(k, g))
             want -= k
         self.records: list[dict] = []
-        # the reference's standard error over its pairs (``{"se", "pairs"}``), None for a model's own score
+        # the reference's standard error over its pairs (``{"se", "pairs"}``) as last scored (for a fixed
+        # reference, the default, the one every record keeps); None for a model's own score
         self.reference_error: dict[str, float] | None = None
         self._states: dict[int, dict[str, Tensor]] = {}
         self._last_state: dict[str, Tensor] | None = None

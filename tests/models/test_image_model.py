@@ -122,6 +122,7 @@ def test_image_model_recommends_its_multidelete_settings(trained, monkeypatch):
     assert (cfg.representation, cfg.similarity_target, cfg.beta, cfg.lr) == ("similarity", "calibrated", 2.5,
                                                                              5e-4)
     assert (cfg.alpha, cfg.pair_weight, cfg.ukr_split) == (4.0, 1.0, "dr")
+    assert cfg.stop_margin == 0.0          # stops at the calibration reference itself, as on molecules
     assert api.with_model_defaults(run.model, "neggrad", ["lr=1e-5"]) == ["lr=1e-5"]     # nothing recommended
     assert api.with_model_defaults(run.model, "multidelete", {"lr": 2e-4})["lr"] == 2e-4
     monkeypatch.setattr(ImageTextModel, "unlearning_defaults", {"multidelete": {"gone_key": 1, "alpha": 3.0}})

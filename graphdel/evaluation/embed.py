@@ -13,6 +13,7 @@ from typing import Iterable, Iterator, Mapping
 import torch
 
 from graphdel.device import model_device, placed
+from graphdel.evaluation.ranks import weighted_mean_error
 from graphdel.evaluation.retrieval import PairEmbeddings, pool_g2t_reciprocal, usable_pool_size
 from graphdel.models.protocol import PairBatch, PairSampler
 
@@ -117,21 +118,6 @@ def pool_score_error(model, pairs: PairSampler | Iterable[PairBatch],
     # one draw unweighted: the plain mean, the number pool_g2t_mrr (and pool_retrieval's g2t_mrr) gives
     score = float(rr.mean()) if weights is None and draws == 1 else float((w * rr).sum() / w.sum())
     return score, weighted_mean_error(rr, w), int((w > 0).sum())
-
-
-def weighted_mean_error(values: torch.Tensor, weights: torch.Tensor) -> float:
-    """Standard error of the weighted mean ``sum(w * x) / sum(w)`` of ``values [N]`` under ``weights [N]``
-    (non-negative; pairs of weight 0 take no part), by linearisation: with ``w`` normalised to sum 1 and
-    ``n`` pairs of positive weight, ``sqrt(n / (n - 1) * sum(w^2 * (x - mean)^2))``, which for equal weights
-    is the familiar ``sd / sqrt(n)``. ``nan`` for fewer than two pairs of positive weight."""
-    x, w = values.double().reshape(-1), weights.double().reshape(-1)
-    used = w > 0
-    n = int(used.sum())
-    if n < 2:
-        return float("nan")
-    x, w = x[used], w[used] / w[used].sum()
-    mean = (w * x).sum()
-    return float((n / (n - 1) * (w * w * (x - mean) ** 2).sum()).sqrt())
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """What a rank is (the module docstring of :mod:`graphdel.evaluation.retrieval` defines it, ties included):
 :class:`Ranks`, their summary (MRR and hits@k, expected values under the random tie-break) and the chance MRR
-of a pool. :mod:`graphdel.evaluation.retrieval`, which ranks, imports every name from here.
+of a pool, and the standard error of a mean over pairs. :mod:`graphdel.evaluation.retrieval`, which ranks,
+imports every name from here.
 """
 
 from __future__ import annotations
@@ -80,6 +81,21 @@ def rank_summary(ranks: Ranks) -> dict[str, float]:
         raise ValueError("rank_summary needs at least one rank")
     return {"mrr": float(ranks.reciprocal().mean()), "hits@1": float(ranks.hits(1).mean()),
             "hits@10": float(ranks.hits(10).mean())}
+
+
+def weighted_mean_error(values: Tensor, weights: Tensor) -> float:
+    """Standard error of the weighted mean ``sum(w * x) / sum(w)`` of ``values [N]`` under ``weights [N]``
+    (non-negative; pairs of weight 0 take no part), by linearisation: with ``w`` normalised to sum 1 and
+    ``n`` pairs of positive weight, ``sqrt(n / (n - 1) * sum(w^2 * (x - mean)^2))``, which for equal weights
+    is the familiar ``sd / sqrt(n)``. ``nan`` for fewer than two pairs of positive weight."""
+    x, w = values.double().reshape(-1), weights.double().reshape(-1)
+    used = w > 0
+    n = int(used.sum())
+    if n < 2:
+        return float("nan")
+    x, w = x[used], w[used] / w[used].sum()
+    mean = (w * x).sum()
+    return float((n / (n - 1) * (w * w * (x - mean) ** 2).sum()).sqrt())
 
 
 def chance_mrr(k: int) -> float:

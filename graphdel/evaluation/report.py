@@ -211,7 +211,10 @@ def _headline_blocks(models, order, original, reference, keys, summary, verdicts
                    f"and with the original model on test. Df-vs-Dr AUC labels Df 0, Dr 1; attack AUC labels "
                    f"Df 1, test 0. Closest to Retrain is best on the forget side, in either direction. "
                    f"Df-vs-calibration AUC labels Df 0 and the model's never-trained calibration pairs 1: "
-                   f"0.5 means the deleted pairs score as pairs the model never saw."))
+                   f"0.5 means the deleted pairs score as pairs the model never saw. Df − calibration MRR "
+                   f"is the same question in the Df MRR's own score, ± its standard error over the pairs: "
+                   f"no Retrain needed, and a Retrain's deleted pairs sit near 0 on it while its never-seen "
+                   f"level may differ from the original's by a training run's spread."))
     B.append(("table", head, rows))
     return B
 

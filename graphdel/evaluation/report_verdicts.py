@@ -14,8 +14,8 @@ from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.report_format import finite_number, fmt, signed
 from graphdel.evaluation.summary import flatten
 
-__all__ = ["NOT_JUDGED", "SPREAD_ROLE", "GAP_ROLES", "model_roles", "spread_retrains", "headline",
-           "method_verdict", "headline_rows"]
+__all__ = ["NOT_JUDGED", "SPREAD_ROLE", "GAP_ROLES", "model_roles", "spread_retrains", "calibration_key",
+           "own_level_gap", "headline", "method_verdict", "headline_rows"]
 
 #: What the verdict of a method of a smoke run reads.
 NOT_JUDGED = "not judged"
@@ -66,13 +66,37 @@ CALIBRATION_AUC_KEY = "distinguishability.vs_calibration.mean"
 CALIBRATION_MIRRORS_KEY = "distinguishability.vs_calibration.mirrors_hidden"
 
 
+def calibration_key(keys: Mapping[str, str]) -> str:
+    """Where an entry holds the calibration pairs' MRR in the score the Df MRR is read in:
+    ``keys["cal_mrr"]``, or ``keys["forget_mrr"]`` with its split named ``calibration``."""
+    return keys.get("cal_mrr") or keys["forget_mrr"].replace("splits.forget.", "splits.calibration.", 1)
+
+
+def own_level_gap(flat: Mapping[str, Any], keys: Mapping[str, str]) -> tuple[float | None, float | None]:
+    """``(gap, standard error)``: a model's Df MRR minus its own calibration pairs' MRR (never trained on by
+    any model of the request), read from the flattened entry ``flat``; 0 means its deleted pairs score as
+    pairs it never saw. The error is that of a difference of two independent means, ``sqrt(se_Df^2 +
+    se_cal^2)``, from each MRR's ``_se`` key (None where either lacks one); the gap None where either MRR is
+    missing. Why: it is read without Retrain, on the Df target's own scale, and a Retrain's deleted pairs sit
+    near it while its level differs from the original's by a training run's spread
+    (docs/experiments/2026-12-07-image-margin-without-retrain.md)."""
+    df_key, cal_key = keys["forget_mrr"], calibration_key(keys)
+    df, cal = finite_number(flat.get(df_key)), finite_number(flat.get(cal_key))
+    if df is None or cal is None:
+        return None, None
+    se = [finite_number(flat.get(f"{k}_se")) for k in (df_key, cal_key)]
+    return df - cal, (None if None in se else (se[0] ** 2 + se[1] ** 2) ** 0.5)
+
+
 def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, float | None]:
     """The headline numbers of a model entry (Df and test MRR, Df-vs-Dr AUC by the judged signal and by the
     matching head, attack AUC, wall time), read at the dotted ``keys`` (the matching one at
     ``keys["df_dr_auc_match"]``, default :data:`MATCH_AUC_KEY`), Df against the calibration pairs
-    (:data:`CALIBRATION_AUC_KEY`) and the calibration mirrors hidden for it (:data:`CALIBRATION_MIRRORS_KEY`);
-    None where missing or not finite."""
+    (:data:`CALIBRATION_AUC_KEY`) and the calibration mirrors hidden for it (:data:`CALIBRATION_MIRRORS_KEY`),
+    Df's MRR above the calibration pairs' with its standard error (:func:`own_level_gap`); None where
+    missing or not finite."""
     flat = flatten(entry)
+    own_gap, own_gap_se = own_level_gap(flat, keys)
     return {
         "forget_mrr": finite_number(flat.get(keys["forget_mrr"])),
         "test_mrr": finite_number(flat.get(keys["test_mrr"])),
@@ -82,6 +106,8 @@ def headline(entry: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, flo
         "df_cal_mirrors": finite_number(flat.get(CALIBRATION_MIRRORS_KEY)),
         "attack_auc": finite_number(flat.get(keys["attack_auc"])),
         "wall_time": finite_number(flat.get(keys["wall_time"])),
+        "own_gap": own_gap,
+        "own_gap_se": own_gap_se,
     }
 
 
@@ -180,7 +206,9 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     score and its verdict (``verdicts``: name -> status). A column of the Df-vs-Dr AUC read by the matching
     head's probability follows the judged one when any model has it (the column is informative only where
     the head learnt: it is not judged), and one of Df against the calibration pairs when any model has it
-    (0.5: the deleted pairs score as never-seen ones of the same model; not judged, read without Retrain)."""
+    (0.5: the deleted pairs score as never-seen ones of the same model; not judged, read without Retrain),
+    then Df's MRR above the calibration pairs' with its standard error when any model has both MRRs
+    (:func:`own_level_gap`; 0: as never seen, in the Df target's own score; not judged either)."""
     ref = headline(models[reference], keys) if reference else {}
     orig = headline(models[original], keys) if original else {}
     heads = {name: headline(models[name], keys) for name in order}
@@ -190,9 +218,11 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     mirrors = max((int(h["df_cal_mirrors"] or 0) for h in heads.values()), default=0)
     cal_head = "Df-vs-calibration AUC (0.5: as never seen" + (f"; {mirrors} calibration mirrors hidden)"
                                                               if mirrors else ")")
+    with_own = any(h["own_gap"] is not None for h in heads.values())
     head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)", "Df-vs-Dr AUC (Δ vs Retrain)",
             *(["Df-vs-Dr AUC, matching head (Δ vs Retrain)"] if with_match else []),
             *([cal_head] if with_cal else []),
+            *(["Df − calibration MRR (0: as never seen)"] if with_own else []),
             "attack AUC (Δ vs Retrain)", "time / Retrain", "score", "verdict"]
     scores = (summary.get("scores") or {}).get("methods") or {}
     rows = []
@@ -203,6 +233,11 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
         if base is None:
             return fmt(v)
         return f"{fmt(v)} ({signed(v - base)})"
+
+    def own_cell(gap, se):
+        if gap is None:
+            return "–"
+        return signed(gap) + ("" if se is None else f" ± {fmt(se)}")
 
     for name in order:
         h = heads[name]
@@ -220,6 +255,7 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
             *([cell(h["df_dr_auc_match"], ref.get("df_dr_auc_match") if with_gaps else None)]
               if with_match else []),
             *([cell(h["df_cal_auc"], None)] if with_cal else []),
+            *([own_cell(h["own_gap"], h["own_gap_se"])] if with_own else []),
             cell(h["attack_auc"], ref.get("attack_auc") if with_gaps else None),
             "–" if ratio is None else f"{100 * ratio:.1f}%",
             fmt((scores.get(name) or {}).get("score")) if is_method else "",

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphdel.evaluation.ranks import Ranks, chance_mrr, check_2d, rank_summary
+from graphdel.evaluation.ranks import Ranks, chance_mrr, check_2d, rank_summary, weighted_mean_error
 from graphdel.evaluation.rerank import hardest_of_other_items, rerank_columns, rerank_ranks
 
 __all__ = ["Ranks", "PairEmbeddings", "retrieval_ranks", "rank_summary", "chance_mrr", "draw_distractors",
@@ -355,7 +355,11 @@ def pool_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool
 
     Returns:
         ``{"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc", "k", "chance_mrr"}`` (acc = hits@1), averaged over
-        queries.
+        queries, and with two queries or more ``g2t_mrr_se``, the standard error of ``g2t_mrr`` over the
+        queries (``sd / sqrt(Q)`` of their reciprocal ranks; :func:`weighted_mean_error`). Why: a split's MRR
+        is a mean over a few hundred pairs whose reciprocal ranks spread widely (sd ~0.3), so two splits'
+        MRRs, e.g. the deleted pairs' against the never-trained calibration pairs', differ by a few hundredths
+        by sampling alone.
     """
     if len(queries) == 0:
         raise ValueError("pool_retrieval needs at least one pair")
@@ -363,10 +367,15 @@ def pool_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool
         raise ValueError("pool_retrieval ranks in both directions: its distractors need their item "
                          "embeddings (texts embedded alone serve pool_g2t_mrr)")
     g2t, t2g = pool_candidate_scores(queries, distractors, pool_size=pool_size, seed=seed)
-    s_g2t, s_t2g = rank_summary(Ranks.of_scores(g2t)), rank_summary(Ranks.of_scores(t2g))
+    g2t_ranks = Ranks.of_scores(g2t)
+    s_g2t, s_t2g = rank_summary(g2t_ranks), rank_summary(Ranks.of_scores(t2g))
     k = int(g2t.size(1))
-    return {"g2t_mrr": s_g2t["mrr"], "t2g_mrr": s_t2g["mrr"], "g2t_acc": s_g2t["hits@1"],
-            "t2g_acc": s_t2g["hits@1"], "k": k, "chance_mrr": chance_mrr(k)}
+    out = {"g2t_mrr": s_g2t["mrr"], "t2g_mrr": s_t2g["mrr"], "g2t_acc": s_g2t["hits@1"],
+           "t2g_acc": s_t2g["hits@1"], "k": k, "chance_mrr": chance_mrr(k)}
+    if len(queries) >= 2:
+        rr = g2t_ranks.reciprocal()
+        out["g2t_mrr_se"] = weighted_mean_error(rr, torch.ones_like(rr))
+    return out
 
 
 def split_retrieval(queries: PairEmbeddings, distractors: PairEmbeddings | None = None, *, pool_size: int = 64,

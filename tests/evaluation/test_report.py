@@ -345,3 +345,30 @@ def test_headline_shows_df_against_the_calibration_pairs_without_a_gap(tmp_path,
     write_report(tmp_path / "closed", results, None)
     md = (tmp_path / "closed" / "report.md").read_text()
     assert "| Df-vs-calibration AUC (0.5: as never seen; 7 calibration mirrors hidden) | attack AUC" in md
+
+
+def test_headline_shows_df_above_each_models_own_calibration_level_with_its_error(tmp_path, results):
+    # forget MRRs: original 0.92, retrain 0.68, multidelete 0.70, the EVIL neggrad 0.40
+    for name, cal in [("original", 0.66), ("retrain", 0.67), ("multidelete", 0.64)]:
+        results["models"][name]["splits"]["calibration"] = split(cal)
+    for name, df_se, cal_se in [("original", 0.03, 0.04), ("retrain", 0.03, 0.04), ("multidelete", 0.05, 0.12)]:
+        results["models"][name]["splits"]["forget"]["pool64"]["g2t_mrr_se"] = df_se
+        results["models"][name]["splits"]["calibration"]["pool64"]["g2t_mrr_se"] = cal_se
+    del results["models"]["retrain"]["splits"]["calibration"]["pool64"]["g2t_mrr_se"]  # a report before the error
+    write_report(tmp_path / "out", results, None)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| Df-vs-Dr AUC (Δ vs Retrain) | Df − calibration MRR (0: as never seen) | attack AUC" in md
+
+    def row(name, role):
+        return next(line for line in md.splitlines() if line.startswith(f"| {name} | {role} |"))
+
+    assert "| 0.680 (−0.020) | +0.060 ± 0.130 | 0.570 (+0.020) |" in row("multidelete", "method")  # 5-12-13
+    assert "| +0.260 ± 0.050 |" in row("original", "original")                                     # 3-4-5
+    assert "| +0.010 | 0.550 |" in row("retrain", "reference")     # no error recorded: the gap alone
+    evil = row("&lt;script&gt;alert(1)&lt;/script&gt;", "method")  # the headline's row comes first
+    assert "| 0.950 (+0.250) | – | 0.200 (−0.350) |" in evil       # no calibration split: a dash
+    # no model with a calibration split: no column
+    for name in ("original", "retrain", "multidelete"):
+        del results["models"][name]["splits"]["calibration"]
+    write_report(tmp_path / "without", results, None)
+    assert "| Df − calibration MRR (0: as never seen) |" not in (tmp_path / "without" / "report.md").read_text()

@@ -230,6 +230,12 @@ def test_pool_scores_match_brute_force():
     assert out["g2t_mrr"] == pytest.approx(sum(1 / r for r in g2t) / 6)
     assert out["t2g_mrr"] == pytest.approx(sum(1 / r for r in t2g) / 6)
     assert out["g2t_acc"] == pytest.approx(sum(r == 1 for r in g2t) / 6)
+    # the standard error of g2t_mrr over the six queries: sd (n - 1) of their reciprocal ranks / sqrt(6)
+    rr = [1 / r for r in g2t]
+    mean = sum(rr) / 6
+    assert out["g2t_mrr_se"] == pytest.approx((sum((x - mean) ** 2 for x in rr) / 5 / 6) ** 0.5, abs=1e-12)
+    one = _pairs(zx[:1], zt[:1], rows=torch.tensor([50]))
+    assert "g2t_mrr_se" not in pool_retrieval(one, d, pool_size=8)  # one query: no spread to read
 
 
 def test_graph_to_text_pools_read_the_distractors_texts_alone():
@@ -276,7 +282,7 @@ def test_split_retrieval_layout():
     assert set(out) == {"g2t", "t2g", "pool4", "n"}
     assert out["n"] == 3
     assert set(out["g2t"]) == {"mrr", "hits@1", "hits@10"}
-    assert set(out["pool4"]) == {"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc", "k", "chance_mrr"}
+    assert set(out["pool4"]) == {"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc", "k", "chance_mrr", "g2t_mrr_se"}
     assert out["g2t"]["mrr"] == pytest.approx(11 / 18)
     assert set(split_retrieval(q)) == {"g2t", "t2g", "n"}  # no distractor set: full-split scores only
 

@@ -77,9 +77,9 @@ def own_level_gap(flat: Mapping[str, Any], keys: Mapping[str, str]) -> tuple[flo
     any model of the request), read from the flattened entry ``flat``; 0 means its deleted pairs score as
     pairs it never saw. The error is that of a difference of two independent means, ``sqrt(se_Df^2 +
     se_cal^2)``, from each MRR's ``_se`` key (None where either lacks one); the gap None where either MRR is
-    missing. Why: it is read without Retrain, on the Df target's own scale, and a Retrain's deleted pairs sit
-    near it while its level differs from the original's by a training run's spread
-    (docs/experiments/2026-12-07-image-margin-without-retrain.md)."""
+    missing. Why: it is read without Retrain, on the Df target's own scale; a Retrain's deleted pairs sit
+    near 0 on it, while a Retrain's never-seen level itself may lie a training run's spread from the
+    original's (docs/experiments/2026-12-07-image-margin-without-retrain.md)."""
     df_key, cal_key = keys["forget_mrr"], calibration_key(keys)
     df, cal = finite_number(flat.get(df_key)), finite_number(flat.get(cal_key))
     if df is None or cal is None:

@@ -207,8 +207,9 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     head's probability follows the judged one when any model has it (the column is informative only where
     the head learnt: it is not judged), and one of Df against the calibration pairs when any model has it
     (0.5: the deleted pairs score as never-seen ones of the same model; not judged, read without Retrain),
-    then Df's MRR above the calibration pairs' with its standard error when any model has both MRRs
-    (:func:`own_level_gap`; 0: as never seen, in the Df target's own score; not judged either)."""
+    then Df's MRR above the calibration pairs' with its standard error when any model has both MRRs and no
+    calibration mirrors were hidden (:func:`own_level_gap`; 0: as never seen, in the Df target's own score;
+    not judged either)."""
     ref = headline(models[reference], keys) if reference else {}
     orig = headline(models[original], keys) if original else {}
     heads = {name: headline(models[name], keys) for name in order}
@@ -218,7 +219,9 @@ def headline_rows(models, order, original, reference, keys, summary, verdicts: M
     mirrors = max((int(h["df_cal_mirrors"] or 0) for h in heads.values()), default=0)
     cal_head = "Df-vs-calibration AUC (0.5: as never seen" + (f"; {mirrors} calibration mirrors hidden)"
                                                               if mirrors else ")")
-    with_own = any(h["own_gap"] is not None for h in heads.values())
+    # not on a closed KG request: the calibration MRR counts triples whose mirrors stay in training, the
+    # deleted ones lost theirs, so the two would differ by inference alone (the AUC above hides the mirrors)
+    with_own = not mirrors and any(h["own_gap"] is not None for h in heads.values())
     head = ["model", "role", "Df MRR (Δ vs Retrain)", "test MRR (Δ vs original)", "Df-vs-Dr AUC (Δ vs Retrain)",
             *(["Df-vs-Dr AUC, matching head (Δ vs Retrain)"] if with_match else []),
             *([cal_head] if with_cal else []),

@@ -367,8 +367,14 @@ def test_headline_shows_df_above_each_models_own_calibration_level_with_its_erro
     assert "| +0.010 | 0.550 |" in row("retrain", "reference")     # no error recorded: the gap alone
     evil = row("&lt;script&gt;alert(1)&lt;/script&gt;", "method")  # the headline's row comes first
     assert "| 0.950 (+0.250) | – | 0.200 (−0.350) |" in evil       # no calibration split: a dash
+    # a closed KG request: its calibration MRR would count triples whose mirrors stay in training, no column
+    for name in ("original", "retrain", "multidelete"):
+        results["models"][name]["distinguishability"]["vs_calibration"] = {"mean": 0.5, "mirrors_hidden": 3}
+    write_report(tmp_path / "closed", results, None)
+    assert "| Df − calibration MRR (0: as never seen) |" not in (tmp_path / "closed" / "report.md").read_text()
     # no model with a calibration split: no column
     for name in ("original", "retrain", "multidelete"):
-        del results["models"][name]["splits"]["calibration"]
+        del results["models"][name]["splits"]["calibration"], results["models"][name]["distinguishability"][
+            "vs_calibration"]
     write_report(tmp_path / "without", results, None)
     assert "| Df − calibration MRR (0: as never seen) |" not in (tmp_path / "without" / "report.md").read_text()

@@ -19,7 +19,7 @@ def test_train_writes_a_finished_run(tiny_csv, tmp_path):
     for split in ("train", "val", "test"):
         assert set(metrics["splits"][split]["g2t"]) == {"mrr", "hits@1", "hits@10"}
         assert set(metrics["splits"][split]["pool64"]) == {"g2t_mrr", "t2g_mrr", "g2t_acc", "t2g_acc", "k",
-                                                           "chance_mrr"}
+                                                           "chance_mrr", "g2t_mrr_se"}
     # 12 molecules: the distractor set (calibration + val) holds 3 pairs of 3 molecules; a query of one of
     # them has 2 distractors of other molecules, so every split is ranked among k = 3
     assert {metrics["splits"][s]["pool64"]["k"] for s in ("train", "val", "test")} == {3}

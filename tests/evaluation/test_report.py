@@ -351,10 +351,12 @@ def test_headline_shows_df_above_each_models_own_calibration_level_with_its_erro
     # forget MRRs: original 0.92, retrain 0.68, multidelete 0.70, the EVIL neggrad 0.40
     for name, cal in [("original", 0.66), ("retrain", 0.67), ("multidelete", 0.64)]:
         results["models"][name]["splits"]["calibration"] = split(cal)
-    for name, df_se, cal_se in [("original", 0.03, 0.04), ("retrain", 0.03, 0.04), ("multidelete", 0.05, 0.12)]:
+    errors = [("original", 0.03, 0.04), ("retrain", 0.03, 0.04), ("multidelete", 0.05, 0.12)]
+    for name, df_se, cal_se in errors:
         results["models"][name]["splits"]["forget"]["pool64"]["g2t_mrr_se"] = df_se
         results["models"][name]["splits"]["calibration"]["pool64"]["g2t_mrr_se"] = cal_se
-    del results["models"]["retrain"]["splits"]["calibration"]["pool64"]["g2t_mrr_se"]  # a report before the error
+    # a model scored before pool scores carried their error
+    del results["models"]["retrain"]["splits"]["calibration"]["pool64"]["g2t_mrr_se"]
     write_report(tmp_path / "out", results, None)
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| Df-vs-Dr AUC (Δ vs Retrain) | Df − calibration MRR (0: as never seen) | attack AUC" in md
@@ -370,11 +372,12 @@ def test_headline_shows_df_above_each_models_own_calibration_level_with_its_erro
     # a closed KG request: its calibration MRR would count triples whose mirrors stay in training, no column
     for name in ("original", "retrain", "multidelete"):
         results["models"][name]["distinguishability"]["vs_calibration"] = {"mean": 0.5, "mirrors_hidden": 3}
+    column = "| Df − calibration MRR (0: as never seen) |"
     write_report(tmp_path / "closed", results, None)
-    assert "| Df − calibration MRR (0: as never seen) |" not in (tmp_path / "closed" / "report.md").read_text()
+    assert column not in (tmp_path / "closed" / "report.md").read_text()
     # no model with a calibration split: no column
     for name in ("original", "retrain", "multidelete"):
         del results["models"][name]["splits"]["calibration"], results["models"][name]["distinguishability"][
             "vs_calibration"]
     write_report(tmp_path / "without", results, None)
-    assert "| Df − calibration MRR (0: as never seen) |" not in (tmp_path / "without" / "report.md").read_text()
+    assert column not in (tmp_path / "without" / "report.md").read_text()

@@ -14,8 +14,8 @@ from graphdel.evaluation.membership import leak_flag
 from graphdel.evaluation.report_format import finite_number, fmt, signed
 from graphdel.evaluation.summary import flatten
 
-__all__ = ["NOT_JUDGED", "SPREAD_ROLE", "GAP_ROLES", "model_roles", "spread_retrains", "calibration_key",
-           "own_level_gap", "headline", "method_verdict", "headline_rows"]
+__all__ = ["NOT_JUDGED", "SPREAD_ROLE", "GAP_ROLES", "model_roles", "spread_retrains", "own_level_gap",
+           "headline", "method_verdict", "headline_rows"]
 
 #: What the verdict of a method of a smoke run reads.
 NOT_JUDGED = "not judged"
@@ -66,21 +66,16 @@ CALIBRATION_AUC_KEY = "distinguishability.vs_calibration.mean"
 CALIBRATION_MIRRORS_KEY = "distinguishability.vs_calibration.mirrors_hidden"
 
 
-def calibration_key(keys: Mapping[str, str]) -> str:
-    """Where an entry holds the calibration pairs' MRR in the score the Df MRR is read in:
-    ``keys["cal_mrr"]``, or ``keys["forget_mrr"]`` with its split named ``calibration``."""
-    return keys.get("cal_mrr") or keys["forget_mrr"].replace("splits.forget.", "splits.calibration.", 1)
-
-
 def own_level_gap(flat: Mapping[str, Any], keys: Mapping[str, str]) -> tuple[float | None, float | None]:
     """``(gap, standard error)``: a model's Df MRR minus its own calibration pairs' MRR (never trained on by
-    any model of the request), read from the flattened entry ``flat``; 0 means its deleted pairs score as
-    pairs it never saw. The error is that of a difference of two independent means, ``sqrt(se_Df^2 +
-    se_cal^2)``, from each MRR's ``_se`` key (None where either lacks one); the gap None where either MRR is
-    missing. Why: it is read without Retrain, on the Df target's own scale; a Retrain's deleted pairs sit
+    any model of the request; read at ``keys["forget_mrr"]`` with the split named ``calibration``), from the
+    flattened entry ``flat``; 0 means its deleted pairs score as pairs it never saw. The error is that of a
+    difference of two independent means, ``sqrt(se_Df^2 + se_cal^2)``, from each MRR's ``_se`` key (None
+    where either lacks one); the gap None where either MRR is missing. Why: it is read without Retrain, on the Df target's own scale; a Retrain's deleted pairs sit
     near 0 on it, while a Retrain's never-seen level itself may lie a training run's spread from the
     original's (docs/experiments/2026-12-07-image-margin-without-retrain.md)."""
-    df_key, cal_key = keys["forget_mrr"], calibration_key(keys)
+    df_key = keys["forget_mrr"]
+    cal_key = df_key.replace("splits.forget.", "splits.calibration.", 1)
     df, cal = finite_number(flat.get(df_key)), finite_number(flat.get(cal_key))
     if df is None or cal is None:
         return None, None

@@ -19,7 +19,7 @@ exceeds ``--tolerance`` (normal approximation). No Retrain, no test pair is read
 
 The errors here are the stratified ones (each weight stratum about its own mean), which the request's part
 needs; a run records the linearised error of the same weighted mean
-(:func:`graphdel.evaluation.embed.weighted_mean_error`, ``selected.reference_se``), which agrees to the
+(:func:`graphdel.evaluation.ranks.weighted_mean_error`, ``selected.reference_se``), which agrees to the
 third decimal on ``drugs`` (0.022 both for a 5% request).
 """
 

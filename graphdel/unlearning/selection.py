@@ -216,36 +216,34 @@ class CalibratedSelector:
         self._last_state: dict[str, Tensor] | None = None
 
     def _scorer(self, model: nn.Module):
-        """``batches -> score`` for ``model`` as it is now, computed where ``model`` is (the batches follow
-        it: the student and the chain's original both sit on the run's device)."""
+        """``batches -> (score, standard error, pairs)`` for ``model`` as it is now, computed where ``model``
+        is (the batches follow it: the student and the chain's original both sit on the run's device)."""
         # A model may define how well it remembers a set of pairs in its own terms (higher = better
         # remembered), e.g. a model whose deletable facts are scored by a decoder rather than by
         # retrieval (ModalityModule.selection_score); pool-k retrieval MRR is the protocol-level default.
         device = model_device(model)
         embedded: list[PairEmbeddings] = []
 
-        def score(batches: Iterable[PairBatch], weights: dict[int, float] | None = None,
-                  with_error: bool = False) -> float | tuple[float, float, int]:
-            """The score of ``batches``; ``with_error``: ``(score, standard error, pairs)`` as
-            :func:`~graphdel.evaluation.embed.pool_score_error` gives it (none for a model's own score)."""
+        def score(batches: Iterable[PairBatch], weights: dict[int, float] | None = None
+                  ) -> tuple[float, float, int]:
+            """``(score, standard error, pairs)`` of ``batches``, as
+            :func:`~graphdel.evaluation.embed.pool_score_error` gives it (no error for a model's own score)."""
             batches = [b.to(device) for b in batches]
             with eval_mode(model), torch.no_grad():
                 own = model.selection_score(batches)
             if own is not None or self.distractors is None:
-                value = float("nan") if own is None else float(own)
-                return (value, float("nan"), 0) if with_error else value
+                return (float("nan") if own is None else float(own)), float("nan"), 0
             if not embedded:  # the distractors' texts, embedded once per evaluation by the model being scored
                 embedded.append(embed_pairs(model, self.distractors, batch_size=self.batch_size,
                                             texts_only=True))
-            scored = pool_score_error if with_error else pool_score
-            return scored(model, batches, embedded[0], pool_size=self.pool_size, seed=self.seed,
-                          batch_size=self.batch_size, draws=self.draws, weights=weights)
+            return pool_score_error(model, batches, embedded[0], pool_size=self.pool_size, seed=self.seed,
+                                    batch_size=self.batch_size, draws=self.draws, weights=weights)
         return score
 
     def score_of(self, model: nn.Module, pairs: PairSampler) -> float:
         """The selection score of every pair of ``pairs`` under ``model`` as it is now (higher = better
         remembered; the model's own ``selection_score`` or pool-k MRR, as :meth:`evaluate` scores)."""
-        return self._scorer(model)(pairs.batches(self.batch_size))
+        return self._scorer(model)(pairs.batches(self.batch_size))[0]
 
     def _reference_score(self, model: nn.Module, score) -> float:
         """``score`` of the reference pairs, with the calibration's hidden pairs out of ``model``'s stored
@@ -253,15 +251,18 @@ class CalibratedSelector:
         score's standard error and pair count in :attr:`reference_error` when the score is a pool score."""
         hidden = getattr(self.ctx, "calibration_hidden", None) if self.reference_name == "calibration" else None
         with model.facts_hidden(hidden):
-            value, se, pairs = score(self.reference.batches(self.batch_size), self.reference_weights,
-                                     with_error=True)
+            value, se, pairs = score(self.reference.batches(self.batch_size), self.reference_weights)
         self.reference_error = {"se": se, "pairs": pairs} if math.isfinite(se) else None
         return value
 
     def evaluate(self, model: nn.Module, *, epoch: int, step: int) -> dict:
         """Score ``model`` on Df, the reference and the retain probe; remember its state if it may be
         selected. Returns the record (also kept in ``self.records``)."""
-        score = self._scorer(model)
+        scored = self._scorer(model)
+
+        def score(batches) -> float:
+            return scored(batches)[0]
+
         if self.reference is None:
             reference = float("nan")
         elif self.fixed_reference and self.records:  # the untouched model's score, taken at epoch 0
@@ -269,7 +270,7 @@ class CalibratedSelector:
         elif self.fixed_reference and self.reference_model is not None:  # a chain's original (anchor)
             reference = self._reference_score(self.reference_model, self._scorer(self.reference_model))
         else:
-            reference = self._reference_score(model, score)
+            reference = self._reference_score(model, scored)
         rec = {"eval": True, "epoch": epoch, "step": step,
                "forget": score(self.ctx.forget.batches(self.batch_size)),
                "reference": reference, "retain": score(self._retain_probe)}

@@ -119,8 +119,7 @@ def test_pruning_keeps_the_state_the_rule_picks(make_ctx, original):
     # scores in the order evaluate asks for them: epoch 0 reference, forget, retain; then forget, retain
     scores = iter([0.5, 0.5, 0.5, 0.55, 0.5, 0.60, 0.5])
     def scorer(model):
-        return lambda batches, weights=None, with_error=False: (
-            (next(scores), float("nan"), 0) if with_error else next(scores))
+        return lambda batches, weights=None: (next(scores), float("nan"), 0)
 
     sel._scorer = scorer
     model = ToyModel()
@@ -242,7 +241,6 @@ def test_the_selection_records_the_references_standard_error(original, samplers,
     assert (info["reference_se"], info["reference_pairs"]) == (se, pairs) and pairs == len(samplers["calibration"])
     # a model scored by its own selection score (a KG's link prediction) has no such error to record
     own = CalibratedSelector(ctx, pool_size=8)
-    own._scorer = lambda model: (lambda batches, weights=None, with_error=False:
-                                 (0.5, float("nan"), 0) if with_error else 0.5)
+    own._scorer = lambda model: (lambda batches, weights=None: (0.5, float("nan"), 0))
     own.evaluate(original, epoch=0, step=0)
     assert "reference_se" not in own.select()[1]

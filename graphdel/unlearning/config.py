@@ -88,6 +88,12 @@ class GradientConfig(ConfigMixin):
             the parameters under them are updated, the rest of ``f'`` stays equal to ``f`` (and gets no
             backward pass, which is what makes a top-layers-only update cheap). Empty: every parameter
             but the temperature.
+        retain_subspace: when > 0, every updated linear layer the encoders reach changes only outside the
+            span of the retained pairs' inputs to it (the basis holding this share of their squared norm,
+            computed on ``subspace_pairs`` Dr pairs by the original), so that inputs inside that span, the
+            retained pairs' and whatever never-seen pairs share with them, keep their outputs
+            (:mod:`graphdel.unlearning.subspace`). 0: no constraint.
+        subspace_pairs: how many Dr pairs define that span.
     """
 
     lr: float = 1e-4
@@ -117,6 +123,8 @@ class GradientConfig(ConfigMixin):
     anchor_reference: bool = False
     stop_on: Literal["request", "union"] = "request"
     trainable: str = ""
+    retain_subspace: float = 0.0
+    subspace_pairs: int = 2048
 
     def __post_init__(self) -> None:
         check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
@@ -132,3 +140,5 @@ class GradientConfig(ConfigMixin):
         check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
         check(self.eval_steps >= 0, f"eval_steps must be >= 0, got {self.eval_steps}")
         check(self.min_steps >= 0, f"min_steps must be >= 0, got {self.min_steps}")
+        check(0 <= self.retain_subspace < 1, f"retain_subspace must be in [0, 1), got {self.retain_subspace}")
+        check(self.subspace_pairs >= 1, f"subspace_pairs must be >= 1, got {self.subspace_pairs}")

@@ -20,6 +20,7 @@ from graphdel.unlearning.config import GradientConfig
 from graphdel.unlearning.context import UnlearningContext, UnlearningDivergedError
 from graphdel.unlearning.copies import make_optimizer, restrict_updates, trainable_parameters
 from graphdel.unlearning.losses import distinct_items
+from graphdel.unlearning.subspace import RetainedSubspace
 
 __all__ = ["Trainer"]
 
@@ -28,7 +29,8 @@ class Trainer:
     """The state of one gradient-based run: student, teacher, optimiser, generator, log.
 
     :meth:`step` is the only place parameters are updated: it checks the loss is finite, backpropagates,
-    applies the optional gradient mask (SalUn), clips, steps the optimiser and logs.
+    applies the optional gradient mask (SalUn), clips, steps the optimiser, keeps the change outside the
+    retained pairs' span (``retain_subspace``) and logs.
     """
 
     def __init__(self, method: str, student: nn.Module, teacher: nn.Module, cfg: GradientConfig,
@@ -49,6 +51,16 @@ class Trainer:
         self.earlier_sampler = (distributed.shard(ctx.earlier_forget)
                                 if ctx.earlier_forget is not None and len(ctx.earlier_forget) else None)
         self.log: list[dict] = []
+        self.subspace: RetainedSubspace | None = None
+        if cfg.retain_subspace > 0:
+            # its own generator: the span is the same in every process and the update batches are those
+            # of a run without the constraint
+            span_generator = torch.Generator().manual_seed(ctx.seed)
+            self.subspace = RetainedSubspace(student, teacher, ctx.retain, cfg.retain_subspace,
+                                             pairs=cfg.subspace_pairs, generator=span_generator,
+                                             batch_size=cfg.eval_batch_size)
+            self.log.append({"phase": "subspace", "pairs": self.subspace.pairs,
+                             "kept": {n: list(v) for n, v in self.subspace.sizes.items()}})
         self.global_step = 0
         self.epoch = 0
         self.grad_mask: dict[str, Tensor] | None = None
@@ -114,6 +126,8 @@ class Trainer:
                 return self._diverged("gradient norm", norm, phase, terms)
             terms["grad_norm"] = norm
         self.optimizer.step()
+        if self.subspace is not None:
+            self.subspace.project()
         self.global_step += 1
         self.log.append({"step": self.global_step, "epoch": self.epoch, "phase": phase, "loss": value,
                          **terms})

@@ -237,7 +237,8 @@ class GradientMethod(UnlearningMethod):
                                       fixed_reference=cfg.reference == "original",
                                       reference_model=anchor if cfg.anchor_reference else None,
                                       earlier=ctx.earlier_forget if cfg.stop_on == "union" else None,
-                                      draws=cfg.eval_draws, match_reference=cfg.match_reference)
+                                      draws=cfg.eval_draws, match_reference=cfg.match_reference,
+                                      probe=cfg.select_probe)
         # A model may reuse what its frozen parts compute across the run (e.g. the bottom layers of a graph
         # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.
         started = time.perf_counter()

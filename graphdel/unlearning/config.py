@@ -46,6 +46,9 @@ class GradientConfig(ConfigMixin):
         select_rule: ``"tolerance"`` (above) or ``"sum"``: keep the checkpoint with the smallest
             |Df - reference| gap plus retain drop (from the best retain score evaluated), which never gives
             up more gap than it gains in retain score (:mod:`graphdel.unlearning.selection`).
+        select_probe: the pairs the selection's retain score is read on (a sample of the size of Df):
+            ``"retain"``, Dr; ``"val"``, the validation pairs, so that the ``sum`` rule weighs the gap
+            against what the update costs pairs never trained on.
         min_epochs: never stop before this many epochs (0: no update at all when the untouched copy, after
             the model's stored-fact removal, already scores Df at the reference).
         eval_every: evaluate (score, keep a candidate checkpoint, decide whether to stop) after every this
@@ -111,6 +114,7 @@ class GradientConfig(ConfigMixin):
     smooth: int = 2
     select_tolerance: float = 0.02
     select_rule: Literal["tolerance", "sum"] = "tolerance"
+    select_probe: Literal["retain", "val"] = "retain"
     min_epochs: int = 1
     eval_every: int = 1
     eval_steps: int = 0

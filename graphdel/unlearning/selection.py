@@ -18,7 +18,8 @@ smoothed by the mean of the last ``smooth`` evaluations; the run stops once
 Selection rule (:func:`select_index`): among the evaluated checkpoints after at least one update (the
 untouched copy, epoch 0, is only a baseline: handing it back would claim a deletion that never happened),
 take those whose gap ``|Df score - reference score|`` is within ``tolerance`` of the smallest
-gap, and among them the one with the highest retain score (a sample of Dr of the size of Df); ties go to
+gap, and among them the one with the highest retain score (a sample of Dr of the size of Df, or with
+``probe="val"`` of the validation pairs: what the update costs pairs never trained on); ties go to
 the smaller gap. Over-forgetting (Df far *below* the reference) is penalised like under-forgetting.
 With ``rule="sum"`` the kept checkpoint is the one with the smallest ``gap + retain drop`` (the drop from
 the best retain score evaluated), so that a checkpoint is never kept for a retain gain smaller than the
@@ -147,6 +148,8 @@ class CalibratedSelector:
         smooth, margin, tolerance, rule, min_epochs: see :func:`reached_reference` / :func:`select_index`.
         pool_size, batch_size: scoring (see :func:`sampler_score`).
         seed: seeds the distractor draw and the retain probe.
+        probe: where the retain probe is drawn (as many pairs as Df has): ``"retain"``, Dr; ``"val"``, the
+            validation pairs (Dr when there are none, with a note).
         draws: every score (Df, the reference, the retain probe) is the mean over this many distractor draws
             (:func:`~graphdel.evaluation.embed.pool_score`), which steadies the stopping decision.
         match_reference: score the calibration reference with the context's ``calibration_weights`` (the
@@ -166,7 +169,7 @@ class CalibratedSelector:
                  pool_size: int = 64,
                  batch_size: int = 256, seed: int = 0, fixed_reference: bool = True,
                  reference_model: nn.Module | None = None, earlier: Any = None, draws: int = 1,
-                 match_reference: bool = False) -> None:
+                 match_reference: bool = False, probe: str = "retain") -> None:
         self.ctx = ctx
         self.draws = draws
         self.earlier = earlier if earlier is not None and len(earlier) > 0 else None
@@ -200,13 +203,21 @@ class CalibratedSelector:
         # The pairs every scored pair is ranked against (never trained on): the context's distractor set,
         # else the reference split itself (a query never meets a pair of its own item).
         self.distractors = getattr(ctx, "distractors", None) or self.reference
-        # a fixed sample of Dr of the size of Df, drawn once, for the retain score
+        # a fixed sample of the size of Df, drawn once, for the retain score
+        probed = ctx.retain
+        if probe == "val":
+            if ctx.val is not None and len(ctx.val) > 0:
+                probed = ctx.val
+            else:
+                self.notes.append("select_probe 'val': no validation pairs, the retain probe is drawn from Dr")
         g = torch.Generator().manual_seed(seed + 7919)
-        want = min(len(ctx.forget), len(ctx.retain)) if len(ctx.forget) > 0 else 0
+        want = min(len(ctx.forget), len(probed)) if len(ctx.forget) > 0 else 0
+        if probed is not ctx.retain:
+            self.notes.append(f"the retain score is read on {want} validation pairs (select_probe 'val')")
         self._retain_probe: list[PairBatch] = []
         while want > 0:
             k = min(batch_size, want)
-            self._retain_probe.append(ctx.retain.sample(k, g))
+            self._retain_probe.append(probed.sample(k, g))
             want -= k
         self.records: list[dict] = []
         # the reference's standard error over its pairs (``{"se", "pairs"}``) as last scored (for a fixed

@@ -96,6 +96,21 @@ def test_selector_falls_back_to_val(make_ctx, original):
     assert info["reference"] == "val"
 
 
+def test_the_retain_probe_reads_validation_pairs_when_asked(make_ctx, samplers):
+    def probe_rows(selector):
+        return sorted(torch.cat([b.rows for b in selector._retain_probe]).tolist())
+
+    # as many pairs as Df has (8), drawn from the 8 validation pairs: all of them
+    on_val = CalibratedSelector(make_ctx(), pool_size=8, probe="val")
+    assert probe_rows(on_val) == sorted(samplers["val"].indices.tolist())
+    assert "the retain score is read on 8 validation pairs (select_probe 'val')" in on_val.notes
+    on_dr = CalibratedSelector(make_ctx(), pool_size=8)
+    assert len(probe_rows(on_dr)) == 8 and set(probe_rows(on_dr)) <= set(samplers["retain"].indices.tolist())
+    without_val = CalibratedSelector(make_ctx(val=None), pool_size=8, probe="val")
+    assert set(probe_rows(without_val)) <= set(samplers["retain"].indices.tolist())
+    assert any("no validation pairs" in n for n in without_val.notes)
+
+
 def test_scoring_restores_training_flags(samplers):
     model = ToyModel().train()
     sampler_score(model, samplers["forget"], samplers["calibration"], pool_size=8)
@@ -244,3 +259,11 @@ def test_the_selection_records_the_references_standard_error(original, samplers,
     own._scorer = lambda model: (lambda batches, weights=None: (0.5, float("nan"), 0))
     own.evaluate(original, epoch=0, step=0)
     assert "reference_se" not in own.select()[1]
+
+
+def test_a_run_passes_its_select_probe_to_the_selector(original, make_ctx):
+    from graphdel.unlearning import unlearn
+
+    res = unlearn(original, make_ctx(), "multidelete", ["epochs=1", "batch_size=8", "pool_size=8",
+                                                         "select_probe=val"])
+    assert "the retain score is read on 8 validation pairs (select_probe 'val')" in res.selected["notes"]

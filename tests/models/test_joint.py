@@ -142,6 +142,8 @@ def test_recommended_multidelete_updates_the_text_projection_alone(tiny_csv):
     # (docs/experiments/2026-12-06-molecule-selection-rule.md)
     cfg = parse_overrides(MultiDeleteConfig, with_model_defaults(model, "multidelete", None))
     assert cfg.select_rule == "sum"
+    # over 48 epochs (docs/experiments/2026-12-07-molecule-longer-budget.md)
+    assert cfg.epochs == 48
 
 
 def test_shared_frozen_states_are_exact_computed_once_and_guarded(tiny_csv):

@@ -193,7 +193,7 @@ def test_methods_lists_each_methods_own_settings_and_every_setting_on_request(ca
     out = capsys.readouterr().out
     assert ("neggrad: Gradient ascent on Df's training loss, with a divergence guard.\n"
             "  [Golatkar et al., CVPR 2020; Thudi et al., Unrolling SGD, EuroS&P 2022]\n"
-            "  settings: lr=1e-05 loss_bound=none (+26 common; `graphdel methods neggrad`)") in out
+            "  settings: lr=1e-05 loss_bound=none (+29 common; `graphdel methods neggrad`)") in out
     assert "  settings: saliency_fraction=" not in out  # SalUn inherits RandomPair's; its own is listed first
     assert "salun:" in out and "text_source=dr retain_weight=1.0 saliency_fraction=0.5" in out
     assert main(["methods", "scrub"]) == 0

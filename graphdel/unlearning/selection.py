@@ -209,7 +209,8 @@ class CalibratedSelector:
             if ctx.val is not None and len(ctx.val) > 0:
                 probed = ctx.val
             else:
-                self.notes.append("select_probe 'val': no validation pairs, the retain probe is drawn from Dr")
+                self.notes.append("select_probe 'val': no validation pairs, "
+                                  "the retain probe is drawn from Dr")
         g = torch.Generator().manual_seed(seed + 7919)
         want = min(len(ctx.forget), len(probed)) if len(ctx.forget) > 0 else 0
         if probed is not ctx.retain:

@@ -53,6 +53,7 @@ class RetainedSubspace:
         teacher: the frozen original, whose layer inputs on ``retain`` define the span.
         retain: Dr; ``pairs`` of its pairs are drawn with ``generator`` (the same sample in every process).
         energy: share of the inputs' squared norm the kept basis holds, in ``(0, 1]``.
+        pairs: at least this many retained pairs (whole batches) give the inputs; fewer when Dr has fewer.
         batch_size: pairs per forward pass while collecting the inputs.
     """
 

@@ -270,27 +270,33 @@ def usable_pool_size(distractor_items: Tensor, pool_size: int) -> int:
     return min(pool_size, 1 + items.numel() - most)
 
 
-#: Queries scored at a time by :func:`pool_candidate_scores` on the CPU: a block's gathered pools (``[64, 64,
-#: d]`` floats, 4 MiB at d = 256) stay in cache, which made pool scoring 2-3x faster than blocks of 1,024 on a
-#: run's sets (bench/pool_block.py; the same bits: each score is the same row-wise sum). Elsewhere (CUDA)
-#: larger blocks mean fewer launches.
-CPU_POOL_BLOCK = 64
+#: Queries scored at a time by :func:`pool_candidate_scores`, one matrix product of the block with the
+#: distinct distractor rows each: on the CPU 1,024 took 0.57-0.59x the time of 64 on a run's sets
+#: (bench/pool_product.py; docs/experiments/2026-12-07-pool-matrix-product.md).
 POOL_BLOCK = 1024
+#: A pool candidate whose product with the query lies within this share of ``|query| * |true candidate|``
+#: of the true candidate's score is compared with the true candidate element by element (see
+#: :func:`pool_candidate_scores`). The rounding of a width-d product is about ``d * 6e-8`` of that.
+TIE_CHECK_SHARE = 1e-3
 
 
 def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,
-                          seed: int = 0, block: int | None = None) -> tuple[Tensor, Tensor | None]:
+                          seed: int = 0, block: int = POOL_BLOCK) -> tuple[Tensor, Tensor | None]:
     """The scores of each query's pool: ``(g2t [Q, k], t2g [Q, k])`` float32, the true pair in column 0.
 
     ``g2t[q] = <z_x[q], (z_t[q], distractor texts...)>``, ``t2g[q] = <z_t[q], (z_x[q], distractor items...)>``
     with the distractors of :func:`draw_distractors` and ``k`` = ``pool_size`` (less only when the
-    distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time (default
-    :data:`CPU_POOL_BLOCK` for embeddings on the CPU, :data:`POOL_BLOCK` elsewhere).
+    distractor set is too small; see :func:`pool_retrieval`). Computed ``block`` queries at a time
+    (default :data:`POOL_BLOCK`).
     ``t2g`` is ``None`` for distractor texts embedded alone (``distractors.z_x is None``).
 
-    Every score of a row, the true pair's included, is the same reduction over the same kind of operands,
-    so a distractor equal to the true candidate ties with it exactly (a matrix product for the distractors
-    against a row-wise sum for the true pair differ in the last bits, which broke such ties either way).
+    A block is scored by one matrix product with the *distinct* distractor rows, each pool then gathering
+    its columns; the true pair's score is a row-wise sum. Ties stay exact: identical distractors share
+    one column, and a candidate equal to the true one (element by element; checked wherever the two scores
+    are near, :data:`TIE_CHECK_SHARE`) is given the true score itself. A product's rounding depends on
+    the block's row count, so another ``block`` may change a score in its last bits (never a tie).
+    Why a product: gathering each pool's ``k - 1`` embeddings and summing row-wise products took 47-70 ms
+    per 1,000 queries where the product takes 2-3 ms (docs/experiments/2026-12-07-pool-matrix-product.md).
     """
     check_2d("z_x", queries.z_x)
     check_2d("z_t", queries.z_t)
@@ -302,25 +308,37 @@ def pool_candidate_scores(queries: PairEmbeddings, distractors: PairEmbeddings, 
         raise ValueError(f"the distractor set ({len(distractors)} pairs) has no pairs of two different items: "
                          "pool retrieval has nothing to rank against")
     idx = draw_distractors(queries.items, queries.rows, distractors.items, pool_size=k, seed=seed)
-    if block is None:
-        block = CPU_POOL_BLOCK if queries.z_x.device.type == "cpu" else POOL_BLOCK
-    d_t = distractors.z_t.float()
-    d_x = None if distractors.z_x is None else distractors.z_x.float()
+    device = queries.z_x.device
+    # identical distractors share one column of the product (so they tie exactly); [U, d] and [D] each
+    texts = torch.unique(distractors.z_t.float().to(device), dim=0, return_inverse=True)
+    items = (None if distractors.z_x is None
+             else torch.unique(distractors.z_x.float().to(device), dim=0, return_inverse=True))
     g2t, t2g = [], []
     for s in range(0, len(queries), block):
         zx, zt = queries.z_x[s:s + block].float(), queries.z_t[s:s + block].float()
-        pick = idx[s:s + block].to(zx.device)
-        g2t.append(_pool_scores(zx, zt, d_t.to(zx.device), pick))
-        if d_x is not None:
-            t2g.append(_pool_scores(zt, zx, d_x.to(zx.device), pick))
-    return torch.cat(g2t), (torch.cat(t2g) if d_x is not None else None)
+        pick = idx[s:s + block].to(device)
+        g2t.append(_pool_scores(zx, zt, texts, pick))
+        if items is not None:
+            t2g.append(_pool_scores(zt, zx, items, pick))
+    return torch.cat(g2t), (torch.cat(t2g) if items is not None else None)
 
 
-def _pool_scores(query: Tensor, own: Tensor, candidates: Tensor, pick: Tensor) -> Tensor:
-    """``[B, 1 + P]``: ``<query[b], own[b]>`` then ``<query[b], candidates[pick[b, j]]>``, each one row-wise
-    sum of products. ``query``, ``own`` ``[B, d]``, ``candidates`` ``[D, d]``, ``pick`` ``[B, P]`` long."""
-    pool = torch.cat([own.unsqueeze(1), candidates[pick]], 1)  # [B, 1 + P, d]
-    return (query.unsqueeze(1) * pool).sum(-1)
+def _pool_scores(query: Tensor, own: Tensor, candidates: tuple[Tensor, Tensor], pick: Tensor) -> Tensor:
+    """``[B, 1 + P]``: ``<query[b], own[b]>`` then ``<query[b], candidate pick[b, j]>``. ``query``, ``own``
+    ``[B, d]``; ``candidates`` ``(distinct [U, d], column [D])``, the distinct rows of the ``[D, d]``
+    candidate set and each candidate's row among them; ``pick`` ``[B, P]`` long indices into the set."""
+    distinct, column = candidates
+    true = (query * own).sum(-1)  # [B]
+    cols = column[pick]  # [B, P]
+    scores = (query @ distinct.T).gather(1, cols)  # [B, P]
+    bound = TIE_CHECK_SHARE * query.norm(dim=-1) * own.norm(dim=-1)
+    near = (scores - true[:, None]).abs() <= bound[:, None]
+    if bool(near.any()):
+        rows, slots = near.nonzero(as_tuple=True)
+        equal = (distinct[cols[rows, slots]] == own[rows]).all(-1)
+        rows, slots = rows[equal], slots[equal]
+        scores[rows, slots] = true[rows]
+    return torch.cat([true[:, None], scores], 1)
 
 
 def pool_g2t_mrr(queries: PairEmbeddings, distractors: PairEmbeddings, *, pool_size: int = 64,

@@ -352,12 +352,62 @@ def test_hardest_of_other_items_equals_a_full_stable_sort_with_many_ties():
                            expected)
 
 
-def test_pool_scores_are_the_same_bits_in_any_block_size():
-    # the CPU default scores 64 queries at a time (cache-sized temporaries); each score is the same
-    # row-wise sum
+def test_pool_scores_give_the_same_ranks_in_any_block_size():
+    # a block is one matrix product, whose rounding may depend on its row count: the same ranks, scores
+    # equal but for the last bits
     q = _pairs(_unit(150, d=32, seed=8), _unit(150, d=32, seed=9), rows=torch.arange(150) + 300)
     d = _pairs(_unit(100, d=32, seed=10), _unit(100, d=32, seed=11))
     one_block = pool_candidate_scores(q, d, pool_size=16, seed=3, block=1024)
-    for block in (None, 7, 64):
+    for block in (1, 7, 64):
         g2t, t2g = pool_candidate_scores(q, d, pool_size=16, seed=3, block=block)
-        assert torch.equal(g2t, one_block[0]) and torch.equal(t2g, one_block[1])
+        for scores, reference in ((g2t, one_block[0]), (t2g, one_block[1])):
+            assert torch.allclose(scores, reference, rtol=0, atol=1e-6)
+            ranks, expected = Ranks.of_scores(scores), Ranks.of_scores(reference)
+            assert torch.equal(ranks.above, expected.above) and torch.equal(ranks.tied, expected.tied)
+
+
+def test_candidates_equal_to_the_true_one_or_to_each_other_tie_exactly():
+    """Width 256, where a product's rounding and a row-wise sum's differ: queries whose own text is also a
+    distractor's, and a distractor set holding each of its texts twice. The ties are exactly those of a
+    brute-force count: the candidates whose text is the true one, element by element."""
+    texts = _unit(40, d=256, seed=21)
+    d_texts = torch.cat([texts, texts])  # every distractor text twice
+    d = _pairs(_unit(80, d=256, seed=22), d_texts, items=torch.arange(80), rows=torch.arange(80))
+    own = torch.cat([texts[:20], _unit(10, d=256, seed=23)])  # 20 queries whose text is a distractor's
+    zx = _unit(30, d=256, seed=24)
+    q = _pairs(zx, own, items=torch.arange(100, 130), rows=torch.arange(100, 130))
+    for block in (1024, 1, 7):
+        g2t, _ = pool_candidate_scores(q, d, pool_size=64, seed=5, block=block)
+        ranks = Ranks.of_scores(g2t)
+        idx = draw_distractors(q.items, q.rows, d.items, pool_size=64, seed=5)
+        for i in range(30):
+            pool = d_texts[idx[i]]
+            same = (pool == own[i]).all(-1)
+            exact = (pool.double() @ zx[i].double()) > float(zx[i].double() @ own[i].double())
+            assert ranks.tied[i] == int(same.sum()) and ranks.above[i] == int((exact & ~same).sum())
+            # identical distractor texts, wherever they sit in the pool, have one score
+            for text in torch.unique(idx[i] % 40):
+                assert g2t[i, 1:][idx[i] % 40 == text].unique().numel() == 1
+        assert int(ranks.tied[:20].sum()) > 20  # the true text is drawn (twice, mostly) into most pools
+
+
+def test_identical_distractors_share_one_column_of_the_product(monkeypatch):
+    """Equal products of equal columns are what BLAS libraries do, not what they promise: the scorer
+    multiplies by each distinct distractor once and maps the copies to it."""
+    from graphdel.evaluation import retrieval
+
+    seen = []
+    scores = retrieval._pool_scores
+
+    def spy(query, own, candidates, pick):
+        seen.append(candidates)
+        return scores(query, own, candidates, pick)
+
+    monkeypatch.setattr(retrieval, "_pool_scores", spy)
+    texts = _unit(40, d=16, seed=31)
+    d = _pairs(_unit(80, d=16, seed=32), torch.cat([texts, texts]))
+    pool_candidate_scores(_pairs(_unit(5, d=16, seed=33), _unit(5, d=16, seed=34), rows=torch.arange(5) + 90),
+                          d, pool_size=16)
+    distinct, column = seen[0]  # the texts (g2t)
+    assert distinct.shape == (40, 16) and torch.equal(column[:40], column[40:])
+    assert torch.equal(distinct[column], d.z_t)

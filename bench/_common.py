@@ -55,14 +55,17 @@ def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
-def run_and_rounds(doc: str):
-    """``(args, start_load)`` of a script timing one trained run in rounds: ``--run RUN`` (required) and
-    ``--rounds`` (default 5) parsed, the load average read before any import."""
+def run_and_rounds(doc: str, extra=None):
+    """``(args, start_load)`` of a script timing one trained run in rounds: ``--run RUN`` (required),
+    ``--rounds`` (default 5) and whatever ``extra(parser)`` adds parsed, the load average read before any
+    import."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--run", required=True, help="a trained run folder")
     parser.add_argument("--rounds", type=int, default=5)
+    if extra is not None:
+        extra(parser)
     return parser.parse_args(), load()
 
 
@@ -178,3 +181,19 @@ def fusion_stage_rounds(bench: str, variants: tuple[str, str], use, model, start
                "matching_speedup": round(best["matching"][second] / best["matching"][first], 3),
                "stage_loss": losses}
     return summary, scored
+
+
+def row_wise_pool(query, own, candidates, pick, block: int = 64):
+    """The pool scorer graphdel replaced (the reference of ``pool_product.py`` and of
+    ``molecule_variants.py --compare pool_product``), a stand-in for
+    :func:`graphdel.evaluation.retrieval._pool_scores`: each pool's embeddings gathered and scored by
+    row-wise sums, ``block`` queries at a time, as on the CPU before (the same bits in any block size)."""
+    import torch
+
+    distinct, column = candidates
+    candidates = distinct[column]
+    out = []
+    for s in range(0, len(query), block):
+        pool = torch.cat([own[s:s + block].unsqueeze(1), candidates[pick[s:s + block]]], 1)  # [b, 1 + P, d]
+        out.append((query[s:s + block].unsqueeze(1) * pool).sum(-1))
+    return torch.cat(out)

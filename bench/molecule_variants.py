@@ -1,7 +1,8 @@
 """Benchmark: a molecule method run with one of graphdel's speed-ups and with the path it replaced, side by
 side.
 
-    python bench/molecule_variants.py --original RUN --compare partial_cache|distractor_memo|pooled_texts
+    python bench/molecule_variants.py --original RUN
+        --compare partial_cache|distractor_memo|pooled_texts|pool_product
         [--fraction 0.05] [--by molecule] [--seed 0] [--methods multidelete] [--repeats 2]
 
 RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
@@ -15,6 +16,10 @@ demo.json). ``--compare`` names the speed-up:
 * ``distractor_memo``: :func:`graphdel.evaluation.retrieval.draw_distractors` returns a remembered draw when
   its inputs are equal to a recent call's; the reference draws every time, as before. The same indices, so
   the same run bit for bit.
+* ``pool_product``: pool-k scores by one matrix product per block with the distinct distractors
+  (:func:`graphdel.evaluation.retrieval.pool_candidate_scores`); the reference gathers each pool and sums
+  row-wise products, as before. Not the same bits (a product rounds otherwise), so the kept step and the
+  logged scores say whether anything a run decides changed.
 * ``pooled_texts``: a texts-only sample carries no token states where the pooled state is cached, and
   ``encode_text`` reads the text encoder's ``sentence`` (the pooled state, its tokens never converted); the
   reference gathers every text's token states and runs the forward pass, as before. The same numbers, so
@@ -37,7 +42,7 @@ import json
 import torch
 
 from _common import (add_variant_arguments, alternating_runs, emit, load, machine, original_and_request,
-                     variant_summary)
+                     row_wise_pool, variant_summary)
 
 
 def whole_batches(self, batch, compute):
@@ -110,6 +115,15 @@ def switch(compare: str):
         def restore_texts() -> None:
             TextFeatures.select, TextEncoder.sentence = fast_parts
         return use_texts, lambda: None, restore_texts
+    if compare == "pool_product":
+        product = retrieval._pool_scores
+
+        def use_pool(variant: str) -> None:
+            retrieval._pool_scores = product if variant == "fast" else row_wise_pool
+
+        def restore_pool() -> None:
+            retrieval._pool_scores = product
+        return use_pool, lambda: None, restore_pool
     if compare == "distractor_memo":
         fast_draw, draw, calls = retrieval.draw_distractors, retrieval._draw, {"calls": 0, "drawn": 0}
 
@@ -160,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_variant_arguments(parser, fraction=0.05)
     parser.add_argument("--compare", required=True,
-                        choices=["partial_cache", "distractor_memo", "pooled_texts"])
+                        choices=["partial_cache", "distractor_memo", "pooled_texts", "pool_product"])
     parser.add_argument("--by", default="molecule")
     args = parser.parse_args()
     start_load = load()

@@ -8,11 +8,12 @@ The modules are imported by name; importing this package loads none of them.
   imported from here; they are defined in
 * ``config`` (the model configuration), ``layers`` (projection and fusion module), ``contrastive`` (InfoNCE
   and hard negatives), ``base`` (the joint model base class), ``molecule`` (the molecule model),
-  ``registry`` (the classes by modality) and ``saving`` (the code behind ``persistence``);
+  ``frozen_items`` (its table of item embeddings while the item side is frozen), ``registry`` (the classes
+  by modality) and ``saving`` (the code behind ``persistence``);
 * ``kg``, ``image``: the knowledge-graph and image joint models (``kg_structure``: what the KG model stores of
   its training data and how a request removes it);
 * ``persistence``: safetensors weights plus a JSON config, never pickle.
 """
 
-__all__ = ["base", "config", "contrastive", "image", "joint", "kg", "kg_structure", "layers", "molecule",
-           "persistence", "protocol", "registry", "saving"]
+__all__ = ["base", "config", "contrastive", "frozen_items", "image", "joint", "kg", "kg_structure", "layers",
+           "molecule", "persistence", "protocol", "registry", "saving"]

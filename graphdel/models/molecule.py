@@ -14,6 +14,7 @@ from graphdel.encoders.graph import FrozenTrunkCache, GraphEncoderConfig, Molecu
 from graphdel.encoders.text import TextEncoderConfig
 from graphdel.models.base import JointModel
 from graphdel.models.config import ModelConfig
+from graphdel.models.frozen_items import FrozenItemEmbeddings
 from graphdel.models.protocol import PairSampler
 
 
@@ -171,18 +172,48 @@ class MoleculeTextModel(JointModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, config.graph.hidden)
         self.graph_encoder = MoleculeGNN(config.graph)
+        # set by share_frozen_states while the whole item side is frozen
+        self.item_table: FrozenItemEmbeddings | None = None
 
     def encode_x(self, x: Any) -> Tensor:
         """``[B, embed_dim]`` normalised molecule embeddings (the pooled graph embedding, projected; the
-        padded atom tokens only the fusion module needs are not built)."""
+        padded atom tokens only the fusion module needs are not built). With an item table attached
+        (:meth:`share_frozen_states`) and a deterministic item side, the molecules it holds are read from
+        it."""
+        table = self.item_table
+        if table is not None and self._item_side_deterministic():
+            served = table.embeddings(x, self._embed_items)
+            if served is not None:
+                return served
+        return self._embed_items(x)
+
+    def _embed_items(self, x: Any) -> Tensor:
         return self.x_projection(self.graph_encoder(x)[1])
+
+    def _item_side_deterministic(self) -> bool:
+        """Whether :meth:`encode_x` gives the same embedding every time: no dropout active and every
+        BatchNorm reading its running statistics."""
+        if self.graph_encoder.training and self.graph_encoder.config.dropout > 0:
+            return False
+        modules = [*self.graph_encoder.modules(), *self.x_projection.modules()]
+        stochastic = (nn.Dropout, nn.modules.batchnorm._BatchNorm)
+        return not any(m.training for m in modules if isinstance(m, stochastic))
+
+    def _item_side_state(self) -> list[Tensor]:
+        """Parameters and buffers of the whole item side (every graph layer and the item projection)."""
+        return (self.graph_encoder.bottom_state(len(self.graph_encoder.convs))
+                + list(self.x_projection.parameters()) + list(self.x_projection.buffers()))
 
     @contextmanager
     def share_frozen_states(self, *others: nn.Module, reads: PairSampler | None = None) -> Iterator[None]:
         """While active, the graph encoders of this model and of ``others`` compute the node states of the
         bottom layers that are frozen in this model (no trainable parameter) once per molecule and share
         them (:class:`~graphdel.encoders.graph.FrozenTrunkCache`). A model of ``others`` joins only if its
-        bottom layers are equal to this model's. Nothing is cached when no bottom layer is frozen.
+        bottom layers are equal to this model's. Nothing is cached when no bottom layer is frozen. When the
+        whole item side is frozen (every graph layer and the item projection), the models whose item sides
+        are equal also share one table of item embeddings (:class:`~graphdel.models.frozen_items.
+        FrozenItemEmbeddings`), from which :meth:`encode_x` reads the molecules it holds
+        (docs/experiments/2026-12-08-molecule-item-table.md).
 
         ``reads`` (the fusion stage's training pairs, read once per epoch in random batches) sizes the cache
         to all their atoms, so that it holds them from the second epoch on; when they have more than
@@ -195,6 +226,38 @@ class MoleculeTextModel(JointModel):
         graph encoder frozen: the student and its teacher then share those states. Nested in an active one
         (the fusion stage's, and the evaluation it runs after an epoch) it keeps the active cache, which
         checks by itself that its layers are unchanged."""
+        with self._shared_trunk(others, reads), self._shared_item_table(others):
+            yield
+
+    @contextmanager
+    def _shared_item_table(self, others: tuple[nn.Module, ...]) -> Iterator[None]:
+        """The item table part of :meth:`share_frozen_states`."""
+        frozen = (self.graph_encoder.frozen_depth() == len(self.graph_encoder.convs)
+                  and not any(p.requires_grad for p in self.x_projection.parameters()))
+        if not frozen or self.item_table is not None:
+            yield
+            return
+        mine = self._item_side_state()
+        models = [self]
+        for other in others:
+            if (isinstance(other, MoleculeTextModel) and other is not self
+                    and other.graph_encoder.config == self.graph_encoder.config):
+                theirs = other._item_side_state()
+                if len(theirs) == len(mine) and all(a.shape == b.shape and torch.equal(a, b.to(a.device))
+                                                    for a, b in zip(mine, theirs)):
+                    models.append(other)
+        table = FrozenItemEmbeddings([t for m in models for t in m._item_side_state()])
+        for m in models:
+            m.item_table = table
+        try:
+            yield
+        finally:
+            for m in models:
+                m.item_table = None
+
+    @contextmanager
+    def _shared_trunk(self, others: tuple[nn.Module, ...], reads: PairSampler | None) -> Iterator[None]:
+        """The node-state part of :meth:`share_frozen_states`."""
         depth = self.graph_encoder.frozen_depth()
         capacity = None if reads is None else _atoms_read(reads)
         too_many = capacity is not None and capacity > MAX_SIZED_CACHE_ATOMS

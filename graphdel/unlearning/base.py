@@ -20,7 +20,8 @@ Conventions every method follows:
 * ``trainable`` (a config setting) restricts updates to named parameters. A model may then share what
   its frozen parts compute with the teacher for the length of the update loop (an optional
   ``share_frozen_states(teacher)`` context manager: the molecule model caches its frozen bottom graph
-  layers per molecule); the result must not depend on it.
+  layers per molecule, and its item embeddings when the whole item side is frozen); the result must not
+  depend on it.
 * A non-finite loss or gradient norm raises :class:`UnlearningDivergedError` with the step, unless a
   method opts into stopping instead (NegGrad's divergence guard).
 * Batches are seeded from ``ctx.seed``; the global torch RNG is forked, so a run does not disturb it.

@@ -172,6 +172,50 @@ def test_shared_frozen_states_are_exact_computed_once_and_guarded(tiny_csv):
     assert student.graph_encoder.trunk_cache is None and teacher.graph_encoder.trunk_cache is None
 
 
+def test_item_table_serves_frozen_molecule_embeddings_computes_only_the_missing_and_is_guarded(tiny_csv):
+    prepared, model = _tiny(tiny_csv)
+    student, teacher = _frozen_bottom_student(model, "text_projection")
+    expect = student.encode_x(prepared.data.batch(torch.arange(6)).x)
+    plain = student.encode_x(prepared.data.batch(torch.tensor([0, 1])).x)
+    computed, embed = [], student._embed_items
+
+    def spy(x):
+        computed.append(x.item_index.tolist())
+        return embed(x)
+
+    student._embed_items = spy
+    with student.share_frozen_states(teacher):
+        table = student.item_table
+        assert table is not None and teacher.item_table is table  # the teacher's item side is the same
+        first = student.encode_x(prepared.data.batch(torch.tensor([0, 1])).x)
+        mixed = student.encode_x(prepared.data.batch(torch.tensor([2, 0, 3, 1, 2])).x)
+        again = teacher.encode_x(prepared.data.batch(torch.tensor([3, 2])).x)
+        assert computed == [[0, 1], [2, 3]]  # each molecule once, the second batch's uncached ones alone
+        assert (table.misses, table.hits) == (5, 4)  # 0, 1; then 2, 3, 2 missed, 0 and 1 served; 3, 2 served
+        assert torch.equal(first, plain)  # a batch of which nothing is held: the uncached result itself
+        assert torch.allclose(mixed, expect[[2, 0, 3, 1, 2]], atol=1e-6)
+        assert torch.allclose(again, expect[[3, 2]], atol=1e-6)
+        student.train()  # dropout active: computed, never read from the table
+        student.encode_x(prepared.data.batch(torch.tensor([0])).x)
+        assert computed[-1] == [0] and table.hits == 4
+        student.eval()
+        with torch.no_grad():
+            student.x_projection.net[0].weight.add_(1.0)  # a "frozen" weight changed in place
+        with pytest.raises(RuntimeError, match="frozen parameter of the item side"):
+            student.encode_x(prepared.data.batch(torch.tensor([0])).x)
+    assert student.item_table is None and teacher.item_table is None
+
+
+def test_no_item_table_while_any_part_of_the_item_side_is_trainable(tiny_csv):
+    _, model = _tiny(tiny_csv)
+    top = model.config.graph.layers - 1
+    for trainable in ("text_projection,x_projection", f"text_projection,graph_encoder.convs.{top}",
+                      _top_and_projections(model)):
+        student, teacher = _frozen_bottom_student(model, trainable)
+        with student.share_frozen_states(teacher):
+            assert student.item_table is None and teacher.item_table is None, trainable
+
+
 def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, monkeypatch):
     from contextlib import nullcontext
 
@@ -382,12 +426,13 @@ def test_a_cache_sized_to_the_pairs_it_serves_holds_them_all_or_is_not_built(tin
     with model.share_frozen_states(reads=train):
         cache = model.graph_encoder.trunk_cache
         assert cache.max_nodes == atoms
+        # the graph encoder itself (encode_x would read the item table that the frozen projection adds)
         for batch in train.batches(7, shuffle=True, generator=torch.Generator().manual_seed(0)):
-            model.encode_x(batch.x)
+            model.graph_encoder(batch.x)
         assert cache._nodes == atoms  # one pass holds every molecule
         hits = cache.hits
         for batch in train.batches(5, shuffle=True, generator=torch.Generator().manual_seed(1)):
-            model.encode_x(batch.x)
+            model.graph_encoder(batch.x)
         assert cache.hits - hits == len(train)  # a second pass in other batches: every batch served
     monkeypatch.setattr(molecule, "MAX_SIZED_CACHE_ATOMS", atoms - 1)
     with model.share_frozen_states(reads=train):  # more atoms than the bound: no cache at all

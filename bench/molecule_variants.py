@@ -2,7 +2,7 @@
 side.
 
     python bench/molecule_variants.py --original RUN
-        --compare partial_cache|distractor_memo|pooled_texts|pool_product
+        --compare partial_cache|distractor_memo|pooled_texts|pool_product|item_table
         [--fraction 0.05] [--by molecule] [--seed 0] [--methods multidelete] [--repeats 2]
 
 RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
@@ -20,6 +20,10 @@ demo.json). ``--compare`` names the speed-up:
   (:func:`graphdel.evaluation.retrieval.pool_candidate_scores`); the reference gathers each pool and sums
   row-wise products, as before. Not the same bits (a product rounds otherwise), so the kept step and the
   logged scores say whether anything a run decides changed.
+* ``item_table``: while the whole item side is frozen, ``encode_x`` reads the molecules' embeddings from a
+  per-molecule table (:class:`graphdel.models.frozen_items.FrozenItemEmbeddings`); the reference computes
+  them from the cached node states at every call, as before. An embedding computed in a batch of other
+  molecules may differ in its last bits, so the weights need not be equal bit for bit.
 * ``pooled_texts``: a texts-only sample carries no token states where the pooled state is cached, and
   ``encode_text`` reads the text encoder's ``sentence`` (the pooled state, its tokens never converted); the
   reference gathers every text's token states and runs the forward pass, as before. The same numbers, so
@@ -97,7 +101,7 @@ def through_forward(self, text):
 def switch(compare: str):
     """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference
     (``"reference"``), and ``served()``: the share of molecules the caches of the runs since the last
-    ``use`` served (``partial_cache``), or the share of distractor draws not drawn again
+    ``use`` served (``partial_cache``, ``item_table``), or the share of distractor draws not drawn again
     (``distractor_memo``)."""
     from graphdel.encoders.graph import FrozenTrunkCache
     from graphdel.evaluation import retrieval
@@ -115,6 +119,30 @@ def switch(compare: str):
         def restore_texts() -> None:
             TextFeatures.select, TextEncoder.sentence = fast_parts
         return use_texts, lambda: None, restore_texts
+    if compare == "item_table":
+        from graphdel.models.frozen_items import FrozenItemEmbeddings
+
+        tabled, counts = FrozenItemEmbeddings.embeddings, {"hits": 0, "misses": 0}
+
+        def tabled_counted(self, batch, compute):
+            hits, misses = self.hits, self.misses
+            out = tabled(self, batch, compute)
+            counts["hits"] += self.hits - hits
+            counts["misses"] += self.misses - misses
+            return out
+
+        def use_table(variant: str) -> None:
+            counts.update(hits=0, misses=0)
+            FrozenItemEmbeddings.embeddings = (tabled_counted if variant == "fast"
+                                               else lambda self, batch, compute: None)
+
+        def served_rows() -> float | None:
+            total = counts["hits"] + counts["misses"]
+            return round(counts["hits"] / total, 3) if total else None
+
+        def restore_table() -> None:
+            FrozenItemEmbeddings.embeddings = tabled
+        return use_table, served_rows, restore_table
     if compare == "pool_product":
         product = retrieval._pool_scores
 
@@ -174,7 +202,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_variant_arguments(parser, fraction=0.05)
     parser.add_argument("--compare", required=True,
-                        choices=["partial_cache", "distractor_memo", "pooled_texts", "pool_product"])
+                        choices=["partial_cache", "distractor_memo", "pooled_texts", "pool_product",
+                                 "item_table"])
     parser.add_argument("--by", default="molecule")
     args = parser.parse_args()
     start_load = load()

@@ -122,27 +122,7 @@ def switch(compare: str):
     if compare == "item_table":
         from graphdel.models.frozen_items import FrozenItemEmbeddings
 
-        tabled, counts = FrozenItemEmbeddings.embeddings, {"hits": 0, "misses": 0}
-
-        def tabled_counted(self, batch, compute):
-            hits, misses = self.hits, self.misses
-            out = tabled(self, batch, compute)
-            counts["hits"] += self.hits - hits
-            counts["misses"] += self.misses - misses
-            return out
-
-        def use_table(variant: str) -> None:
-            counts.update(hits=0, misses=0)
-            FrozenItemEmbeddings.embeddings = (tabled_counted if variant == "fast"
-                                               else lambda self, batch, compute: None)
-
-        def served_rows() -> float | None:
-            total = counts["hits"] + counts["misses"]
-            return round(counts["hits"] / total, 3) if total else None
-
-        def restore_table() -> None:
-            FrozenItemEmbeddings.embeddings = tabled
-        return use_table, served_rows, restore_table
+        return counted_switch(FrozenItemEmbeddings, "embeddings", lambda self, batch, compute: None)
     if compare == "pool_product":
         product = retrieval._pool_scores
 
@@ -174,12 +154,19 @@ def switch(compare: str):
             retrieval.draw_distractors, retrieval._draw = fast_draw, draw
         return use_draw, remembered, restore_draw
 
-    fast, counts = FrozenTrunkCache.states, {"hits": 0, "misses": 0}
+    return counted_switch(FrozenTrunkCache, "states", whole_batches)
 
-    def counting(states):
+
+def counted_switch(cache_class, name: str, reference):
+    """``(use, served, restore)`` for a cache whose method ``cache_class.name`` (``(self, batch, compute)``)
+    counts ``hits`` and ``misses``: ``use("fast")`` installs the method, ``use("reference")`` installs
+    ``reference``, both counted; ``served()`` is the share of hits since the last ``use``."""
+    fast, counts = getattr(cache_class, name), {"hits": 0, "misses": 0}
+
+    def counting(method):
         def wrapped(self, batch, compute):
             hits, misses = self.hits, self.misses
-            out = states(self, batch, compute)
+            out = method(self, batch, compute)
             counts["hits"] += self.hits - hits
             counts["misses"] += self.misses - misses
             return out
@@ -187,14 +174,14 @@ def switch(compare: str):
 
     def use(variant: str) -> None:
         counts.update(hits=0, misses=0)
-        FrozenTrunkCache.states = counting(fast if variant == "fast" else whole_batches)
+        setattr(cache_class, name, counting(fast if variant == "fast" else reference))
 
     def served() -> float | None:
         total = counts["hits"] + counts["misses"]
         return round(counts["hits"] / total, 3) if total else None
 
     def restore() -> None:
-        FrozenTrunkCache.states = fast
+        setattr(cache_class, name, fast)
     return use, served, restore
 
 

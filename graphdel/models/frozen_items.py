@@ -67,9 +67,10 @@ class FrozenItemEmbeddings:
         part = batch if whole else store.batch(items[~known].unique().cpu()).to(device)
         with torch.no_grad():
             computed = compute(part)
-        if entry is None:
+        if entry is None:  # nothing of this store held yet, so ``part`` is the whole batch
             if len(store) * computed[0].numel() * computed.element_size() > self.max_bytes:
-                return computed if whole else None
+                return computed
+            # the store is kept with its table so that its id is not reused while the table lives
             entry = (store, computed.new_empty(len(store), computed.size(1)),
                      torch.zeros(len(store), dtype=torch.bool, device=device))
             self._tables[id(store)] = entry

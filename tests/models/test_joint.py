@@ -216,7 +216,12 @@ def test_no_item_table_while_any_part_of_the_item_side_is_trainable(tiny_csv):
             assert student.item_table is None and teacher.item_table is None, trainable
 
 
-def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, monkeypatch):
+def _shared_and_plain_runs(tiny_csv, tmp_path, monkeypatch, trainable, cache_class, method: str):
+    """A MultiDelete run on a three-pair request of a quick tiny original with ``trainable`` updated, with
+    the frozen-state sharing (every call of ``cache_class.method`` recorded: served or not) and without it.
+    Returns ``(original, shared, plain, served)``. SGD: Adam normalises each step, so float-order noise (a
+    cache sums in another order) on a weight whose gradient is near zero would grow into a visible
+    difference."""
     from contextlib import nullcontext
 
     import graphdel as gd
@@ -224,26 +229,60 @@ def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, m
     from graphdel.models.joint import MoleculeTextModel
     from graphdel.training.loop import TrainConfig
 
-    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig", quick=True,
-                        progress=False)
+    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig",
+                        quick=True, progress=False)
     request = api.make_request(original, ids=["aspirin#0", "ethanol#0", "benzene#0"], by="pair")
-    # SGD: Adam normalises each step, so float-order noise (the cache sums in another order) on a weight
-    # whose gradient is near zero would grow into a visible difference
     settings = ["epochs=2", "batch_size=2", "selection=last", "lr=1e-1", "optimizer=sgd",
-                f"trainable={_top_and_projections(original.model)}"]
-    from graphdel.encoders.graph import FrozenTrunkCache
+                f"trainable={trainable(original.model)}"]
+    served, cached = [], getattr(cache_class, method)
 
-    served, states = [], FrozenTrunkCache.states
     def spy(self, *args):
-        out = states(self, *args)
+        out = cached(self, *args)
         served.append(out is not None)
         return out
 
-    monkeypatch.setattr(FrozenTrunkCache, "states", spy)
+    monkeypatch.setattr(cache_class, method, spy)
     shared = api.forget(original, request, overrides=settings, out=tmp_path / "shared", progress=False)
-    assert served and all(served)                   # every molecule batch of the run went through the cache
     monkeypatch.setattr(MoleculeTextModel, "share_frozen_states", lambda self, *others, **kw: nullcontext())
     plain = api.forget(original, request, overrides=settings, out=tmp_path / "plain", progress=False)
+    return original, shared, plain, served
+
+
+def test_an_item_store_too_large_to_table_is_computed_every_time(tiny_csv):
+    from graphdel.models.frozen_items import FrozenItemEmbeddings
+
+    prepared, model = _tiny(tiny_csv)
+    student, _ = _frozen_bottom_student(model, "text_projection")
+    batch = prepared.data.batch(torch.tensor([0, 1])).x
+    row_bytes = model.config.embed_dim * 4
+    for max_bytes, tabled in ((len(prepared.data.items) * row_bytes - 1, False),
+                              (len(prepared.data.items) * row_bytes, True)):
+        table = FrozenItemEmbeddings(student._item_side_state(), max_bytes=max_bytes)
+        for _ in range(2):
+            with torch.no_grad():
+                assert torch.equal(table.embeddings(batch, student._embed_items), student._embed_items(batch))
+        assert (table.hits, table.misses) == ((2, 2) if tabled else (0, 4)), max_bytes
+
+
+def test_the_item_table_leaves_a_text_side_multidelete_run_unchanged(tiny_csv, tmp_path, monkeypatch):
+    from graphdel.models.frozen_items import FrozenItemEmbeddings
+
+    original, tabled, plain, served = _shared_and_plain_runs(tiny_csv, tmp_path, monkeypatch,
+                                                             lambda model: "text_projection",
+                                                             FrozenItemEmbeddings, "embeddings")
+    assert served and all(served)  # every molecule batch of the run read the table
+    a, b = tabled.model.state_dict(), plain.model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    changed = [k for k in a if not torch.equal(a[k], original.model.state_dict()[k])]
+    assert changed and all(k.startswith("text_projection") for k in changed), changed
+
+
+def test_frozen_state_sharing_leaves_multidelete_unchanged(tiny_csv, tmp_path, monkeypatch):
+    from graphdel.encoders.graph import FrozenTrunkCache
+
+    original, shared, plain, served = _shared_and_plain_runs(tiny_csv, tmp_path, monkeypatch,
+                                                             _top_and_projections, FrozenTrunkCache, "states")
+    assert served and all(served)                   # every molecule batch of the run went through the cache
     a, b = shared.model.state_dict(), plain.model.state_dict()
     assert a.keys() == b.keys()
     for k in a:

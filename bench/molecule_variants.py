@@ -2,7 +2,7 @@
 side.
 
     python bench/molecule_variants.py --original RUN
-        --compare partial_cache|distractor_memo|pooled_texts|pool_product|item_table
+        --compare partial_cache|distractor_memo|pooled_texts|pool_product|item_table|step_inputs
         [--fraction 0.05] [--by molecule] [--seed 0] [--methods multidelete] [--repeats 2]
 
 RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
@@ -24,6 +24,11 @@ demo.json). ``--compare`` names the speed-up:
   per-molecule table (:class:`graphdel.models.frozen_items.FrozenItemEmbeddings`); the reference computes
   them from the cached node states at every call, as before. An embedding computed in a batch of other
   molecules may differ in its last bits, so the weights need not be equal bit for bit.
+* ``step_inputs``: a MultiDelete run whose terms never fuse draws its update batches without token states
+  (:meth:`graphdel.unlearning.trainer.Trainer.draw_without_tokens`), and the molecule model's item-side
+  determinism check reads the stochastic modules gathered when its item table was attached; the reference
+  gathers the token states and walks every module on each ``encode_x`` call, as before. The same numbers,
+  so the same run bit for bit.
 * ``pooled_texts``: a texts-only sample carries no token states where the pooled state is cached, and
   ``encode_text`` reads the text encoder's ``sentence`` (the pooled state, its tokens never converted); the
   reference gathers every text's token states and runs the forward pass, as before. The same numbers, so
@@ -98,6 +103,15 @@ def through_forward(self, text):
     return self.forward(text)[2]
 
 
+def walking_every_module(self):
+    """Reference of ``step_inputs``: the item side's determinism check walking every module on each call."""
+    if self.graph_encoder.training and self.graph_encoder.config.dropout > 0:
+        return False
+    stochastic = (torch.nn.Dropout, torch.nn.modules.batchnorm._BatchNorm)
+    return not any(m.training for m in (*self.graph_encoder.modules(), *self.x_projection.modules())
+                   if isinstance(m, stochastic))
+
+
 def switch(compare: str):
     """``use(variant)`` for ``compare``: installs the speed-up (``"fast"``) or its reference
     (``"reference"``), and ``served()``: the share of molecules the caches of the runs since the last
@@ -119,6 +133,19 @@ def switch(compare: str):
         def restore_texts() -> None:
             TextFeatures.select, TextEncoder.sentence = fast_parts
         return use_texts, lambda: None, restore_texts
+    if compare == "step_inputs":
+        from graphdel.models.molecule import MoleculeTextModel
+        from graphdel.unlearning.trainer import Trainer
+
+        fast_parts = (Trainer.draw_without_tokens, MoleculeTextModel._item_side_deterministic)
+
+        def use_inputs(variant: str) -> None:
+            Trainer.draw_without_tokens, MoleculeTextModel._item_side_deterministic = (
+                fast_parts if variant == "fast" else (lambda self: None, walking_every_module))
+
+        def restore_inputs() -> None:
+            Trainer.draw_without_tokens, MoleculeTextModel._item_side_deterministic = fast_parts
+        return use_inputs, lambda: None, restore_inputs
     if compare == "item_table":
         from graphdel.models.frozen_items import FrozenItemEmbeddings
 
@@ -190,7 +217,7 @@ def main() -> None:
     add_variant_arguments(parser, fraction=0.05)
     parser.add_argument("--compare", required=True,
                         choices=["partial_cache", "distractor_memo", "pooled_texts", "pool_product",
-                                 "item_table"])
+                                 "item_table", "step_inputs"])
     parser.add_argument("--by", default="molecule")
     args = parser.parse_args()
     start_load = load()

@@ -181,9 +181,10 @@ class PairData:
     def __len__(self) -> int:
         return len(self.corpus)
 
-    def batch(self, rows: Tensor) -> PairBatch:
-        """The pairs at corpus rows ``rows`` (``[B]`` long) as one batch."""
-        texts = self.text_batch(rows)
+    def batch(self, rows: Tensor, tokens: bool = True) -> PairBatch:
+        """The pairs at corpus rows ``rows`` (``[B]`` long) as one batch. ``tokens=False``: without the
+        token states where the pooled state is cached (:meth:`text_batch`)."""
+        texts = self.text_batch(rows, tokens)
         return PairBatch(x=self.items.batch(texts.items), text=texts.text, rows=texts.rows, items=texts.items)
 
     def text_batch(self, rows: Tensor, tokens: bool = True) -> PairBatch:
@@ -210,11 +211,15 @@ class PairData:
 
 @dataclass
 class PairSet:
-    """A :class:`~graphdel.models.protocol.PairSampler` over fixed corpus rows of a :class:`PairData`."""
+    """A :class:`~graphdel.models.protocol.PairSampler` over fixed corpus rows of a :class:`PairData`.
+
+    ``tokens=False`` (:meth:`without_tokens`): its batches carry no token states where the pooled state is
+    cached, for a caller that only encodes their texts, never fuses them."""
 
     data: PairData
     rows: Sequence[int]
     name: str = ""
+    tokens: bool = True
 
     def __post_init__(self) -> None:
         self.rows = torch.as_tensor(list(self.rows), dtype=torch.long)
@@ -248,7 +253,14 @@ class PairSet:
 
     def make_batch(self, rows: Tensor) -> PairBatch:
         """The pairs at corpus rows ``rows`` (``[B]`` long) as a batch."""
-        return self.data.batch(rows)
+        return self.data.batch(rows) if self.tokens else self.data.batch(rows, tokens=False)
+
+    def without_tokens(self) -> "PairSet":
+        """The same pairs, batched without the token states where the pooled state is cached
+        (:meth:`PairData.text_batch`): for a caller whose batches are encoded, never fused. Why: gathering
+        64 token states per caption was 1.3 ms of a molecule MultiDelete step's 16 on one thread
+        (docs/experiments/2026-12-08-molecule-step-inputs.md)."""
+        return PairSet(self.data, self.rows, self.name, tokens=False)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
         """A random batch of ``batch_size`` pairs (without replacement when the set is large enough)."""

@@ -174,6 +174,8 @@ class MoleculeTextModel(JointModel):
         self.graph_encoder = MoleculeGNN(config.graph)
         # set by share_frozen_states while the whole item side is frozen
         self.item_table: FrozenItemEmbeddings | None = None
+        # the item side's dropout and BatchNorm modules, gathered while a table is attached
+        self._stochastic_item_modules: list[nn.Module] | None = None
 
     def encode_x(self, x: Any) -> Tensor:
         """``[B, embed_dim]`` normalised molecule embeddings (the pooled graph embedding, projected; the
@@ -195,9 +197,16 @@ class MoleculeTextModel(JointModel):
         BatchNorm reading its running statistics."""
         if self.graph_encoder.training and self.graph_encoder.config.dropout > 0:
             return False
-        modules = [*self.graph_encoder.modules(), *self.x_projection.modules()]
+        # the list gathered once while a table is attached: walking every module on each call took 0.9 s
+        # of a 20% request's run (docs/experiments/2026-12-08-molecule-step-inputs.md)
+        modules = self._stochastic_item_modules
+        return not any(m.training for m in (self._item_side_stochastic() if modules is None else modules))
+
+    def _item_side_stochastic(self) -> list[nn.Module]:
+        """The dropout and BatchNorm modules of the item side (the graph encoder and the item projection)."""
         stochastic = (nn.Dropout, nn.modules.batchnorm._BatchNorm)
-        return not any(m.training for m in modules if isinstance(m, stochastic))
+        return [m for m in (*self.graph_encoder.modules(), *self.x_projection.modules())
+                if isinstance(m, stochastic)]
 
     def _item_side_state(self) -> list[Tensor]:
         """Parameters and buffers of the whole item side (every graph layer and the item projection)."""
@@ -248,12 +257,12 @@ class MoleculeTextModel(JointModel):
                     models.append(other)
         table = FrozenItemEmbeddings([t for m in models for t in m._item_side_state()])
         for m in models:
-            m.item_table = table
+            m.item_table, m._stochastic_item_modules = table, m._item_side_stochastic()
         try:
             yield
         finally:
             for m in models:
-                m.item_table = None
+                m.item_table, m._stochastic_item_modules = None, None
 
     @contextmanager
     def _shared_trunk(self, others: tuple[nn.Module, ...], reads: PairSampler | None) -> Iterator[None]:

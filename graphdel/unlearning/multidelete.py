@@ -290,7 +290,9 @@ class MultiDelete(GradientMethod):
     def setup(self, trainer: Trainer, cfg: MultiDeleteConfig) -> None:
         """With ``mask_fraction > 0``: restrict updates to the ``mask_fraction`` of weights with the highest
         Df/Dr Fisher importance ratio (Df batches vs ``mask_retain_batches`` Dr samples); logs the mask size.
-        Also embeds Df once with the frozen teacher (its item side is the costly encoder), so that steps
+        With ``representation="similarity"`` (no term fuses) the update batches carry no token states
+        (:meth:`~graphdel.unlearning.trainer.Trainer.draw_without_tokens`). Also embeds Df once with the
+        frozen teacher (its item side is the costly encoder), so that steps
         look the teacher's Df embeddings up instead of recomputing them."""
         # checked here, not in the config: `--set` applies one key at a time, in any order
         if cfg.pair_weight > 0 and cfg.representation == "fused":
@@ -307,8 +309,13 @@ class MultiDelete(GradientMethod):
         if cfg.near_weight > 0 and cfg.terms.mkr:
             self._near = trainer.student.retain_neighbourhood(trainer.ctx.forget, trainer.ctx.retain)
             trainer.log.append({"phase": "near", "pairs": 0 if self._near is None else len(self._near)})
-        if cfg.mask_fraction <= 0:
-            return
+        if cfg.mask_fraction > 0:
+            self._restrict_to_mask(trainer, cfg)  # before the view below: the mask's training loss fuses
+        if cfg.representation == "similarity":  # no term fuses: the captions' token states go unread
+            trainer.draw_without_tokens()
+
+    def _restrict_to_mask(self, trainer: Trainer, cfg: MultiDeleteConfig) -> None:
+        """The ``mask_fraction`` mask of :meth:`setup`, set on ``trainer`` and logged."""
         df_batches = list(trainer.forget_batches())
         if not df_batches:  # an empty Df: no importance to estimate, nothing masked
             trainer.log.append({"phase": "mask", "note": "Df is empty: every weight is updated"})

@@ -136,6 +136,18 @@ class Trainer:
         return self.stop_reason is None
 
     # batches --------------------------------------------------------------------------------
+    def draw_without_tokens(self) -> None:
+        """From now on, draw the Df, Dr and earlier-request batches without the captions' token states where
+        their pooled states are cached (:meth:`graphdel.data.pairs.PairSet.without_tokens`; a sampler
+        without that view is kept as it is). For a method whose steps encode texts and never fuse them;
+        the batches draw the same rows with the same generator. Evaluations read ``ctx``'s own samplers."""
+        def view(sampler):
+            without = getattr(sampler, "without_tokens", None)
+            return distributed.shard(sampler if without is None else without())
+        self.forget_sampler, self.retain_sampler = view(self.ctx.forget), view(self.ctx.retain)
+        if self.earlier_sampler is not None:
+            self.earlier_sampler = view(self.ctx.earlier_forget)
+
     def forget_batches(self) -> Iterator[PairBatch]:
         """One shuffled pass over Df, every batch used, a batch of a single pair included.
 

@@ -44,3 +44,16 @@ def test_item_properties_are_computed_once_per_item_and_corpus(tiny_csv, monkeyp
         assert np.array_equal(got[name][0], values)
     item_properties(copy.copy(corpus), ids[2:4])  # another corpus object is computed afresh
     assert [len(a) for a in asked] == [4, 3, 2]
+
+
+def test_a_set_without_tokens_draws_the_same_pairs_with_their_items_and_pooled_states_alone(tiny_csv):
+    data_cfg, model_cfg, _ = quick_configs(f"csv:{tiny_csv}")
+    pairs = prepare(data_cfg, model_cfg, progress=False).data.subset(range(2, 12), "train")
+    bare = pairs.without_tokens()
+    assert bare.name == "train" and bare.rows.tolist() == pairs.rows.tolist() and pairs.tokens
+    whole, part = (s.sample(5, torch.Generator().manual_seed(3)) for s in (pairs, bare))
+    assert part.rows.tolist() == whole.rows.tolist() and torch.equal(part.x.x, whole.x.x)
+    assert torch.equal(part.text.pooled, whole.text.pooled) and part.text.hidden.shape[:2] == (5, 0)
+    passes = [[b.rows.tolist() for b in s.batches(4, shuffle=True, generator=torch.Generator().manual_seed(1))]
+              for s in (pairs, bare)]
+    assert passes[0] == passes[1] and all(b.text.mask.shape[1] == 0 for b in bare.batches(4))

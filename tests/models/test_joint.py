@@ -195,6 +195,10 @@ def test_item_table_serves_frozen_molecule_embeddings_computes_only_the_missing_
         assert torch.equal(first, plain)  # a batch of which nothing is held: the uncached result itself
         assert torch.allclose(mixed, expect[[2, 0, 3, 1, 2]], atol=1e-6)
         assert torch.allclose(again, expect[[3, 2]], atol=1e-6)
+        student.x_projection.train()  # its dropout active, the graph encoder in eval mode: not read
+        student.encode_x(prepared.data.batch(torch.tensor([1])).x)
+        assert computed[-1] == [1] and table.hits == 4
+        student.x_projection.eval()
         student.train()  # dropout active: computed, never read from the table
         student.encode_x(prepared.data.batch(torch.tensor([0])).x)
         assert computed[-1] == [0] and table.hits == 4

@@ -5,7 +5,7 @@ import torch
 from graphdel.unlearning import unlearn
 from graphdel.unlearning.base import GradientConfig, frozen_copy, make_student, set_update_mode
 from graphdel.unlearning.losses import distance, negative_texts, unimodal_retention
-from graphdel.unlearning.multidelete import MultiDeleteConfig, multidelete_loss
+from graphdel.unlearning.multidelete import MultiDelete, MultiDeleteConfig, multidelete_loss
 from graphdel.unlearning.selection import sampler_score
 
 from tests.unlearning.toy import ToyModel
@@ -274,3 +274,38 @@ def test_pair_weight_on_the_fused_form_is_refused_when_the_run_starts(original, 
     res = unlearn(original, make_ctx(), "multidelete",
                   ["pair_weight=1", "representation=similarity", "epochs=1"])
     assert any("mkr_pairs" in r for r in res.log if r.get("phase") == "update")
+
+
+def test_update_batches_carry_token_states_only_when_a_term_fuses(tiny_csv, tmp_path, monkeypatch):
+    import graphdel as gd
+    from graphdel import api
+    from graphdel.training.loop import TrainConfig
+    from graphdel.unlearning.trainer import Trainer
+
+    original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig",
+                        quick=True, progress=False)
+    request = api.make_request(original, ids=["aspirin#0", "ethanol#0", "benzene#0"], by="pair")
+    widths, loss = [], MultiDelete.loss
+
+    def spy(self, trainer, df, dr, cfg):
+        widths.append((df.text.hidden.size(1), dr.text.hidden.size(1)))
+        return loss(self, trainer, df, dr, cfg)
+
+    monkeypatch.setattr(MultiDelete, "loss", spy)
+
+    def run(name: str, representation: str):
+        widths.clear()
+        settings = ["epochs=2", "batch_size=2", "selection=last", "lr=1e-2", "pair_weight=0",
+                    f"representation={representation}", "trainable=text_projection,fusion"]
+        return api.forget(original, request, overrides=settings, out=tmp_path / name, progress=False)
+
+    bare = run("bare", "similarity")
+    assert len(widths) == 4 and all(w == (0, 0) for w in widths)  # encoded from the pooled states alone
+    run("fused", "fused")
+    assert len(widths) == 4 and all(a > 0 and b > 0 for a, b in widths)  # the fusion module reads the tokens
+    monkeypatch.setattr(Trainer, "draw_without_tokens", lambda self: None)
+    full = run("full", "similarity")
+    assert all(a > 0 for a, _ in widths)
+    a, b = bare.model.state_dict(), full.model.state_dict()
+    assert any(not torch.equal(a[k], original.model.state_dict()[k]) for k in a)  # the run moved something
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same rows drawn, the same numbers

@@ -54,6 +54,7 @@ def test_a_set_without_tokens_draws_the_same_pairs_with_their_items_and_pooled_s
     whole, part = (s.sample(5, torch.Generator().manual_seed(3)) for s in (pairs, bare))
     assert part.rows.tolist() == whole.rows.tolist() and torch.equal(part.x.x, whole.x.x)
     assert torch.equal(part.text.pooled, whole.text.pooled) and part.text.hidden.shape[:2] == (5, 0)
-    passes = [[b.rows.tolist() for b in s.batches(4, shuffle=True, generator=torch.Generator().manual_seed(1))]
+    passes = [[b.rows.tolist() for b in s.batches(4, shuffle=True,
+                                                   generator=torch.Generator().manual_seed(1))]
               for s in (pairs, bare)]
     assert passes[0] == passes[1] and all(b.text.mask.shape[1] == 0 for b in bare.batches(4))

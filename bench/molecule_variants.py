@@ -2,7 +2,8 @@
 side.
 
     python bench/molecule_variants.py --original RUN
-        --compare partial_cache|distractor_memo|pooled_texts|pool_product|item_table|step_inputs
+        --compare partial_cache|distractor_memo|pooled_texts|pool_product|item_table|step_inputs|
+                  item_index
         [--fraction 0.05] [--by molecule] [--seed 0] [--methods multidelete] [--repeats 2]
 
 RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
@@ -29,6 +30,11 @@ demo.json). ``--compare`` names the speed-up:
   determinism check reads the stochastic modules gathered when its item table was attached; the reference
   gathers the token states and walks every module on each ``encode_x`` call, as before. The same numbers,
   so the same run bit for bit.
+* ``item_index``: the molecule model's item-embedding index (:mod:`graphdel.models.frozen_items`) on, in a
+  folder of the bench's own that is empty before the first run, so that the first run with it builds and
+  writes the index and the later ones read it; the reference runs with the index off, as before. A
+  molecule's embedding read from the index was computed in another batch and may differ in its last bits.
+  ``served`` is the number of molecules the run's first table read from the index.
 * ``pooled_texts``: a texts-only sample carries no token states where the pooled state is cached, and
   ``encode_text`` reads the text encoder's ``sentence`` (the pooled state, its tokens never converted); the
   reference gathers every text's token states and runs the forward pass, as before. The same numbers, so
@@ -133,6 +139,8 @@ def switch(compare: str):
         def restore_texts() -> None:
             TextFeatures.select, TextEncoder.sentence = fast_parts
         return use_texts, lambda: None, restore_texts
+    if compare == "item_index":
+        return index_switch()
     if compare == "step_inputs":
         from graphdel.models.molecule import MoleculeTextModel
         from graphdel.unlearning.trainer import Trainer
@@ -184,6 +192,39 @@ def switch(compare: str):
     return counted_switch(FrozenTrunkCache, "states", whole_batches)
 
 
+def index_switch():
+    """``(use, served, restore)`` of ``item_index``: ``use("fast")`` turns the item-embedding index on, in a
+    folder of the bench's own (empty at the start), ``use("reference")`` turns it off; ``served()`` is the
+    number of rows the run's first table read from the index (0: it found none)."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from graphdel.models import frozen_items
+
+    folder, before = Path(tempfile.mkdtemp(prefix="item-index-")), os.environ.get("GRAPHDEL_ITEM_INDEX")
+    open_index, where, opened = frozen_items.FrozenItemEmbeddings._open_index, frozen_items.cache_dir, []
+
+    def counted(self, *args):
+        table = open_index(self, *args)
+        opened.append(0 if table is None else int(table.known.sum()))
+        return table
+
+    def use(variant: str) -> None:
+        opened.clear()
+        os.environ["GRAPHDEL_ITEM_INDEX"] = "on" if variant == "fast" else "off"
+        frozen_items.cache_dir, frozen_items.FrozenItemEmbeddings._open_index = (lambda: folder), counted
+
+    def restore() -> None:
+        frozen_items.cache_dir, frozen_items.FrozenItemEmbeddings._open_index = where, open_index
+        os.environ.pop("GRAPHDEL_ITEM_INDEX", None)
+        if before is not None:
+            os.environ["GRAPHDEL_ITEM_INDEX"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+    return use, lambda: opened[0] if opened else None, restore
+
+
 def counted_switch(cache_class, name: str, reference):
     """``(use, served, restore)`` for a cache whose method ``cache_class.name`` (``(self, batch, compute)``)
     counts ``hits`` and ``misses``: ``use("fast")`` installs the method, ``use("reference")`` installs
@@ -217,7 +258,7 @@ def main() -> None:
     add_variant_arguments(parser, fraction=0.05)
     parser.add_argument("--compare", required=True,
                         choices=["partial_cache", "distractor_memo", "pooled_texts", "pool_product",
-                                 "item_table", "step_inputs"])
+                                 "item_table", "step_inputs", "item_index"])
     parser.add_argument("--by", default="molecule")
     args = parser.parse_args()
     start_load = load()

@@ -3,7 +3,8 @@ clearing it by kind.
 
 The cache grows with the corpora a user prepares: the frozen text states of a PubChem-size corpus alone take
 15 GB (docs/experiments/2026-12-07-bounded-preparation.md). Each kind is one folder (``text``, ``molecules``,
-``images``, ``scaffolds``, ``depictions``, ``runs``, ``audit``...); an entry is one file or folder in it.
+``images``, ``scaffolds``, ``depictions``, ``runs``, ``audit``, ``item_embeddings``...); an entry is one file
+or folder in it.
 Entries of an earlier layout that nothing reads any more are counted apart as ``unread``: the text and image
 states once saved whole as ``.pt`` files, and molecule graphs saved as int64 (five times the size of today's
 uint8/int32 entries, whose key differs, so they are never looked up again) or damaged past reading.

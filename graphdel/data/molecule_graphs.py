@@ -108,6 +108,24 @@ class MoleculeGraphs:
         return {"x": self.x, "edge_index": self.edge_index, "edge_attr": self.edge_attr,
                 "node_ptr": self.node_ptr, "edge_ptr": self.edge_ptr}
 
+    def fingerprint(self) -> str:
+        """SHA-256 of every stored tensor (type, shape and bytes), computed once: the key under which
+        results per molecule of this store may be kept on disk
+        (:class:`graphdel.models.frozen_items.FrozenItemEmbeddings`)."""
+        if "_fingerprint" not in self.__dict__:
+            self.__dict__["_fingerprint"] = tensor_digest(self.state().values())
+        return self.__dict__["_fingerprint"]
+
+
+def tensor_digest(tensors: Iterable[Tensor]) -> str:
+    """SHA-256 (hex) of the tensors in order: each one's type, shape and bytes (read on the CPU)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
 
 def _ranges(starts: Tensor, lengths: Tensor) -> Tensor:
     """Concatenation of ``arange(s, s + l)`` for each pair, vectorised."""

@@ -11,10 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from graphdel.encoders.graph import FrozenTrunkCache, GraphEncoderConfig, MoleculeGNN
+from graphdel.data.molecule_graphs import tensor_digest
 from graphdel.encoders.text import TextEncoderConfig
 from graphdel.models.base import JointModel
 from graphdel.models.config import ModelConfig
-from graphdel.models.frozen_items import FrozenItemEmbeddings
+from graphdel.models.frozen_items import FrozenItemEmbeddings, index_enabled
 from graphdel.models.protocol import PairSampler
 
 
@@ -214,7 +215,8 @@ class MoleculeTextModel(JointModel):
                 + list(self.x_projection.parameters()) + list(self.x_projection.buffers()))
 
     @contextmanager
-    def share_frozen_states(self, *others: nn.Module, reads: PairSampler | None = None) -> Iterator[None]:
+    def share_frozen_states(self, *others: nn.Module, reads: PairSampler | None = None,
+                            save_index: bool = False) -> Iterator[None]:
         """While active, the graph encoders of this model and of ``others`` compute the node states of the
         bottom layers that are frozen in this model (no trainable parameter) once per molecule and share
         them (:class:`~graphdel.encoders.graph.FrozenTrunkCache`). A model of ``others`` joins only if its
@@ -222,7 +224,10 @@ class MoleculeTextModel(JointModel):
         whole item side is frozen (every graph layer and the item projection), the models whose item sides
         are equal also share one table of item embeddings (:class:`~graphdel.models.frozen_items.
         FrozenItemEmbeddings`), from which :meth:`encode_x` reads the molecules it holds
-        (docs/experiments/2026-12-08-molecule-item-table.md).
+        (docs/experiments/2026-12-08-molecule-item-table.md). That table starts from the item-embedding
+        index of the same item side and store when there is one (``GRAPHDEL_ITEM_INDEX``, default on), and
+        with ``save_index`` is written back to it when the block ends without an error
+        (docs/experiments/2026-12-08-molecule-item-index.md).
 
         ``reads`` (the fusion stage's training pairs, read once per epoch in random batches) sizes the cache
         to all their atoms, so that it holds them from the second epoch on; when they have more than
@@ -235,11 +240,19 @@ class MoleculeTextModel(JointModel):
         graph encoder frozen: the student and its teacher then share those states. Nested in an active one
         (the fusion stage's, and the evaluation it runs after an epoch) it keeps the active cache, which
         checks by itself that its layers are unchanged."""
-        with self._shared_trunk(others, reads), self._shared_item_table(others):
+        with self._shared_trunk(others, reads), self._shared_item_table(others, save_index):
             yield
 
+    def item_side_digest(self) -> str:
+        """SHA-256 (hex) of the item side: the model class, the graph encoder's config, the item projection's
+        layout and every parameter and buffer of both (the key of its item-embedding index,
+        :class:`~graphdel.models.frozen_items.FrozenItemEmbeddings`)."""
+        layout = f"{type(self).__name__};{asdict(self.graph_encoder.config)};{self.x_projection}"
+        return tensor_digest([torch.frombuffer(bytearray(layout.encode()), dtype=torch.uint8),
+                              *self._item_side_state()])
+
     @contextmanager
-    def _shared_item_table(self, others: tuple[nn.Module, ...]) -> Iterator[None]:
+    def _shared_item_table(self, others: tuple[nn.Module, ...], save_index: bool) -> Iterator[None]:
         """The item table part of :meth:`share_frozen_states`."""
         frozen = (self.graph_encoder.frozen_depth() == len(self.graph_encoder.convs)
                   and not any(p.requires_grad for p in self.x_projection.parameters()))
@@ -255,11 +268,14 @@ class MoleculeTextModel(JointModel):
                 if len(theirs) == len(mine) and all(a.shape == b.shape and torch.equal(a, b.to(a.device))
                                                     for a, b in zip(mine, theirs)):
                     models.append(other)
-        table = FrozenItemEmbeddings([t for m in models for t in m._item_side_state()])
+        table = FrozenItemEmbeddings([t for m in models for t in m._item_side_state()],
+                                     index_key=self.item_side_digest() if index_enabled() else None)
         for m in models:
             m.item_table, m._stochastic_item_modules = table, m._item_side_stochastic()
         try:
             yield
+            if save_index:
+                table.save()
         finally:
             for m in models:
                 m.item_table, m._stochastic_item_modules = None, None

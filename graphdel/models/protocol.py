@@ -268,11 +268,14 @@ class ModalityModule(nn.Module):
         yield
 
     @contextlib.contextmanager
-    def share_frozen_states(self, *others: nn.Module, reads: PairSampler | None = None) -> Iterator[None]:
+    def share_frozen_states(self, *others: nn.Module, reads: PairSampler | None = None,
+                            save_index: bool = False) -> Iterator[None]:
         """While active, what this model's frozen parts compute may be cached and shared with ``others``
         (the molecule model's frozen bottom graph layers); results must not depend on it. ``reads``, when
         given, is the pairs the block will read over and over (a training set): a model may size its cache
-        to them. Default: nothing is shared."""
+        to them. ``save_index``: what was computed may be kept on disk for later blocks on the same frozen
+        weights (the molecule model's item-embedding index), when the block ends without an error. Default:
+        nothing is shared."""
         yield
 
     def deletion_parameters(self, sampler: PairSampler, kind: str = "per_layer") -> list[nn.Parameter] | None:

@@ -69,6 +69,21 @@ def test_vectorised_batch_equals_pyg_collation():
     assert ours.num_graphs == 4
 
 
+def test_a_store_fingerprint_follows_its_contents_and_is_computed_once(monkeypatch):
+    from graphdel.data import molecule_graphs
+
+    graphs = [smiles_to_data(s) for s in ["CCO", "c1ccccc1", "C"]]
+    store, same = MoleculeGraphs.from_data_list(graphs), MoleculeGraphs.from_data_list(graphs)
+    assert store.fingerprint() == same.fingerprint() and len(store.fingerprint()) == 64
+    charged = MoleculeGraphs.from_data_list(graphs)
+    charged.x[0, 1] += 1  # one feature of one atom
+    reordered = MoleculeGraphs.from_data_list(graphs[::-1])
+    assert len({store.fingerprint(), charged.fingerprint(), reordered.fingerprint()}) == 3
+    calls = []
+    monkeypatch.setattr(molecule_graphs, "tensor_digest", lambda ts: calls.append(1) or "x")
+    assert same.fingerprint() == store.fingerprint() and calls == []  # remembered, not hashed again
+
+
 def test_featurisation_cache_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHDEL_CACHE", str(tmp_path))
     smiles = ["CCO", "c1ccccc1"]

@@ -144,4 +144,6 @@ def test_a_second_text_side_multidelete_run_reads_the_index_and_ends_where_the_f
     assert any(not torch.equal(a[k], original.model.state_dict()[k]) for k in a)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert opened and opened[0] == int(known.sum())  # the run's first table started from the index
+    read = [run.metrics["selected"]["items_from_index"] for run in (first, second)]
+    assert read == [0, int(known.sum())]
     assert torch.load(written[0], weights_only=True)["known"].sum() >= known.sum()

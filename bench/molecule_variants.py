@@ -3,7 +3,7 @@ side.
 
     python bench/molecule_variants.py --original RUN
         --compare partial_cache|distractor_memo|pooled_texts|pool_product|item_table|step_inputs|
-                  item_index
+                  item_index|item_rows
         [--fraction 0.05] [--by molecule] [--seed 0] [--methods multidelete] [--repeats 2]
 
 RUN is a trained molecule run (``graphdel train --out RUN``, or the cached original a demo names in its
@@ -35,6 +35,10 @@ demo.json). ``--compare`` names the speed-up:
   writes the index and the later ones read it; the reference runs with the index off, as before. A
   molecule's embedding read from the index was computed in another batch and may differ in its last bits.
   ``served`` is the number of molecules the run's first table read from the index.
+* ``item_rows``: the update batches of a MultiDelete run whose terms never fuse name their molecules by row
+  (:class:`graphdel.models.protocol.ItemRows`), their graphs built only where the item table lacks them; the
+  reference builds every batch's graphs, as before. Both with the item index on (as ``item_index``), so that
+  after the first run every molecule is read from it. The same numbers, so the same run bit for bit.
 * ``pooled_texts``: a texts-only sample carries no token states where the pooled state is cached, and
   ``encode_text`` reads the text encoder's ``sentence`` (the pooled state, its tokens never converted); the
   reference gathers every text's token states and runs the forward pass, as before. The same numbers, so
@@ -125,6 +129,7 @@ def switch(compare: str):
     (``distractor_memo``)."""
     from graphdel.encoders.graph import FrozenTrunkCache
     from graphdel.evaluation import retrieval
+    from graphdel.models.molecule import MoleculeTextModel
 
     if compare == "pooled_texts":
         from graphdel.encoders.text import TextEncoder
@@ -141,8 +146,18 @@ def switch(compare: str):
         return use_texts, lambda: None, restore_texts
     if compare == "item_index":
         return index_switch()
+    if compare == "item_rows":
+        use_index, served_from_index, restore_index = index_switch()
+
+        def use_rows(variant: str) -> None:
+            use_index("fast")  # on for both: after the first run every molecule is read from it
+            MoleculeTextModel.reads_item_rows = variant == "fast"
+
+        def restore_rows() -> None:
+            MoleculeTextModel.reads_item_rows = True
+            restore_index()
+        return use_rows, served_from_index, restore_rows
     if compare == "step_inputs":
-        from graphdel.models.molecule import MoleculeTextModel
         from graphdel.unlearning.trainer import Trainer
 
         fast_parts = (Trainer.draw_without_tokens, MoleculeTextModel._item_side_deterministic)
@@ -258,7 +273,7 @@ def main() -> None:
     add_variant_arguments(parser, fraction=0.05)
     parser.add_argument("--compare", required=True,
                         choices=["partial_cache", "distractor_memo", "pooled_texts", "pool_product",
-                                 "item_table", "step_inputs", "item_index"])
+                                 "item_table", "step_inputs", "item_index", "item_rows"])
     parser.add_argument("--by", default="molecule")
     args = parser.parse_args()
     start_load = load()

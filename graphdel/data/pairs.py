@@ -20,7 +20,7 @@ from graphdel.data.corpus import Corpus
 from graphdel.encoders.text import TextEncoderConfig, encode_frozen
 from graphdel.errors import InvalidInputError
 from graphdel.modalities import require_loaded
-from graphdel.models.protocol import PairBatch
+from graphdel.models.protocol import ItemRows, PairBatch
 from graphdel.registry import Registry
 
 
@@ -181,11 +181,14 @@ class PairData:
     def __len__(self) -> int:
         return len(self.corpus)
 
-    def batch(self, rows: Tensor, tokens: bool = True) -> PairBatch:
+    def batch(self, rows: Tensor, tokens: bool = True, item_rows: bool = False) -> PairBatch:
         """The pairs at corpus rows ``rows`` (``[B]`` long) as one batch. ``tokens=False``: without the
-        token states where the pooled state is cached (:meth:`text_batch`)."""
+        token states where the pooled state is cached (:meth:`text_batch`); ``item_rows``: the items named
+        by their rows in the item store, their inputs not built
+        (:class:`~graphdel.models.protocol.ItemRows`)."""
         texts = self.text_batch(rows, tokens)
-        return PairBatch(x=self.items.batch(texts.items), text=texts.text, rows=texts.rows, items=texts.items)
+        x = ItemRows(texts.items, self.items) if item_rows else self.items.batch(texts.items)
+        return PairBatch(x=x, text=texts.text, rows=texts.rows, items=texts.items)
 
     def text_batch(self, rows: Tensor, tokens: bool = True) -> PairBatch:
         """The batch of :meth:`batch` without its items' inputs (``x`` is ``None``): the texts, rows and item
@@ -214,12 +217,14 @@ class PairSet:
     """A :class:`~graphdel.models.protocol.PairSampler` over fixed corpus rows of a :class:`PairData`.
 
     ``tokens=False`` (:meth:`without_tokens`): its batches carry no token states where the pooled state is
-    cached, for a caller that only encodes their texts, never fuses them."""
+    cached, for a caller that only encodes their texts, never fuses them; ``item_rows``: their items are
+    named by their rows, their inputs not built (:class:`~graphdel.models.protocol.ItemRows`)."""
 
     data: PairData
     rows: Sequence[int]
     name: str = ""
     tokens: bool = True
+    item_rows: bool = False
 
     def __post_init__(self) -> None:
         self.rows = torch.as_tensor(list(self.rows), dtype=torch.long)
@@ -253,14 +258,18 @@ class PairSet:
 
     def make_batch(self, rows: Tensor) -> PairBatch:
         """The pairs at corpus rows ``rows`` (``[B]`` long) as a batch."""
-        return self.data.batch(rows) if self.tokens else self.data.batch(rows, tokens=False)
+        if self.tokens and not self.item_rows:
+            return self.data.batch(rows)
+        return self.data.batch(rows, tokens=self.tokens, item_rows=self.item_rows)
 
-    def without_tokens(self) -> "PairSet":
+    def without_tokens(self, item_rows: bool = False) -> "PairSet":
         """The same pairs, batched without the token states where the pooled state is cached
-        (:meth:`PairData.text_batch`): for a caller whose batches are encoded, never fused. Why: gathering
-        64 token states per caption was 1.3 ms of a molecule MultiDelete step's 16 on one thread
+        (:meth:`PairData.text_batch`), and with ``item_rows`` their items not built: for a caller whose
+        batches are encoded, never fused, by a model that accepts :class:`~graphdel.models.protocol.ItemRows`.
+        Why: gathering 64 token states per caption was 1.3 ms of a molecule MultiDelete step's 16 on one
+        thread, building the molecules' graphs 0.6 ms
         (docs/experiments/2026-12-08-molecule-step-inputs.md)."""
-        return PairSet(self.data, self.rows, self.name, tokens=False)
+        return PairSet(self.data, self.rows, self.name, tokens=False, item_rows=item_rows)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> PairBatch:
         """A random batch of ``batch_size`` pairs (without replacement when the set is large enough)."""

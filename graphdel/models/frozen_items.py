@@ -30,6 +30,7 @@ from torch import Tensor
 from graphdel.data.molecule_graphs import cache_dir
 from graphdel.errors import GraphdelError, warn
 from graphdel.io import atomic_torch_save
+from graphdel.models.protocol import ItemRows
 
 #: The largest table kept, in bytes: one row per item of the item store (300,000 molecules of width 256 in
 #: float32 are 307 MB); a larger store is served without a table.
@@ -100,7 +101,7 @@ class FrozenItemEmbeddings:
         if [t._version for t in self._watched] != self._versions:
             raise RuntimeError("a frozen parameter of the item side was modified while its embeddings were "
                                "tabled; the table must be dropped before the item side changes")
-        device = batch.x.device
+        device = batch.device if isinstance(batch, ItemRows) else batch.x.device
         entry = self._tables.get(id(store))
         if entry is None:
             entry = self._open_index(store, compute, device)

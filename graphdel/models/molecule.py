@@ -16,7 +16,7 @@ from graphdel.encoders.text import TextEncoderConfig
 from graphdel.models.base import JointModel
 from graphdel.models.config import ModelConfig
 from graphdel.models.frozen_items import FrozenItemEmbeddings, index_enabled
-from graphdel.models.protocol import PairSampler
+from graphdel.models.protocol import ItemRows, PairSampler
 
 
 #: The most atoms a frozen-state cache sized to the pairs it serves (``share_frozen_states(reads=...)``) may
@@ -170,6 +170,8 @@ class MoleculeTextModel(JointModel):
                                 "pair_weight": 0.5, "eval_draws": 8, "match_reference": True,
                                 "match_target": True, "select_rule": "sum"}}
 
+    reads_item_rows = True  # encode_x reads them from its item table, or builds them (item_states too)
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, config.graph.hidden)
         self.graph_encoder = MoleculeGNN(config.graph)
@@ -191,7 +193,7 @@ class MoleculeTextModel(JointModel):
         return self._embed_items(x)
 
     def _embed_items(self, x: Any) -> Tensor:
-        return self.x_projection(self.graph_encoder(x)[1])
+        return self.x_projection(self.graph_encoder(_graphs(x))[1])
 
     def _item_side_deterministic(self) -> bool:
         """Whether :meth:`encode_x` gives the same embedding every time: no dropout active and every
@@ -315,9 +317,14 @@ class MoleculeTextModel(JointModel):
         module, and the pooled graph embedding."""
         from torch_geometric.utils import to_dense_batch
 
+        x = _graphs(x)
         nodes, pooled = self.graph_encoder(x)
         largest = int((x.ptr[1:] - x.ptr[:-1]).max()) if x.num_graphs else 0
         tokens, mask = to_dense_batch(nodes, x.batch, batch_size=x.num_graphs,
                                       max_num_nodes=min(largest, self.config.fusion_max_item_tokens))
         return tokens, mask, pooled
 
+
+def _graphs(x: Any) -> Any:
+    """A batch of molecule graphs: ``x`` itself, or built when it names its molecules (:class:`ItemRows`)."""
+    return x.build() if isinstance(x, ItemRows) else x

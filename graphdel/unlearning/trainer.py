@@ -139,11 +139,15 @@ class Trainer:
     def draw_without_tokens(self) -> None:
         """From now on, draw the Df, Dr and earlier-request batches without the captions' token states where
         their pooled states are cached (:meth:`graphdel.data.pairs.PairSet.without_tokens`; a sampler
-        without that view is kept as it is). For a method whose steps encode texts and never fuse them;
-        the batches draw the same rows with the same generator. Evaluations read ``ctx``'s own samplers."""
+        without that view is kept as it is), and, for a student that accepts them
+        (``reads_item_rows``), with their items named by row, not built. For a method whose steps encode
+        texts and items and never fuse them; the batches draw the same rows with the same generator.
+        Evaluations read ``ctx``'s own samplers."""
+        item_rows = bool(getattr(self.student, "reads_item_rows", False))
+
         def view(sampler):
             without = getattr(sampler, "without_tokens", None)
-            return distributed.shard(sampler if without is None else without())
+            return distributed.shard(sampler if without is None else without(item_rows=item_rows))
         self.forget_sampler, self.retain_sampler = view(self.ctx.forget), view(self.ctx.retain)
         if self.earlier_sampler is not None:
             self.earlier_sampler = view(self.ctx.earlier_forget)

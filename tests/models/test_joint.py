@@ -210,6 +210,27 @@ def test_item_table_serves_frozen_molecule_embeddings_computes_only_the_missing_
     assert student.item_table is None and teacher.item_table is None
 
 
+def test_molecules_named_by_row_are_built_where_no_table_serves_them(tiny_csv):
+    from graphdel.models.protocol import ItemRows
+
+    prepared, model = _tiny(tiny_csv)
+    model.eval()
+    named = prepared.data.batch(torch.tensor([4, 0, 7]), item_rows=True)
+    built = prepared.data.batch(torch.tensor([4, 0, 7]))
+    assert isinstance(named.x, ItemRows) and named.x.item_index.tolist() == built.x.item_index.tolist()
+    assert len(named.x) == 3 and named.to("cpu").x.device == torch.device("cpu")
+    assert model.reads_item_rows
+    with torch.no_grad():
+        assert torch.equal(model.encode_x(named.x), model.encode_x(built.x))
+        assert all(torch.equal(a, b) for a, b in zip(model.item_states(named.x), model.item_states(built.x)))
+    student, teacher = _frozen_bottom_student(model, "text_projection")
+    with student.share_frozen_states(teacher), torch.no_grad():
+        first = student.encode_x(named.x)  # nothing held: built and computed whole
+        again = teacher.encode_x(prepared.data.batch(torch.tensor([0, 4]), item_rows=True).x)
+        assert (student.item_table.misses, student.item_table.hits) == (3, 2)
+    assert torch.equal(first, model.encode_x(built.x)) and torch.equal(again, first[[1, 0]])
+
+
 def test_no_item_table_while_any_part_of_the_item_side_is_trainable(tiny_csv):
     _, model = _tiny(tiny_csv)
     top = model.config.graph.layers - 1

@@ -285,27 +285,31 @@ def test_update_batches_carry_token_states_only_when_a_term_fuses(tiny_csv, tmp_
     original = gd.train(f"csv:{tiny_csv}", TrainConfig(epochs=2, batch_size=4), out=tmp_path / "orig",
                         quick=True, progress=False)
     request = api.make_request(original, ids=["aspirin#0", "ethanol#0", "benzene#0"], by="pair")
-    widths, loss = [], MultiDelete.loss
+    widths, items, loss = [], [], MultiDelete.loss
 
     def spy(self, trainer, df, dr, cfg):
         widths.append((df.text.hidden.size(1), dr.text.hidden.size(1)))
+        items.append({type(df.x).__name__, type(dr.x).__name__})
         return loss(self, trainer, df, dr, cfg)
 
     monkeypatch.setattr(MultiDelete, "loss", spy)
 
     def run(name: str, representation: str):
         widths.clear()
+        items.clear()
         settings = ["epochs=2", "batch_size=2", "selection=last", "lr=1e-2", "pair_weight=0",
                     f"representation={representation}", "trainable=text_projection,fusion"]
         return api.forget(original, request, overrides=settings, out=tmp_path / name, progress=False)
 
     bare = run("bare", "similarity")
     assert len(widths) == 4 and all(w == (0, 0) for w in widths)  # encoded from the pooled states alone
+    assert all(kinds == {"ItemRows"} for kinds in items)  # the molecules named, read from the item table
     run("fused", "fused")
     assert len(widths) == 4 and all(a > 0 and b > 0 for a, b in widths)  # the fusion module reads the tokens
+    assert all(kinds == {"DataBatch"} for kinds in items)  # and the atoms
     monkeypatch.setattr(Trainer, "draw_without_tokens", lambda self: None)
     full = run("full", "similarity")
-    assert all(a > 0 for a, _ in widths)
+    assert all(a > 0 for a, _ in widths) and all(kinds == {"DataBatch"} for kinds in items)
     a, b = bare.model.state_dict(), full.model.state_dict()
     assert any(not torch.equal(a[k], original.model.state_dict()[k]) for k in a)  # the run moved something
     assert all(torch.equal(a[k], b[k]) for k in a)  # the same rows drawn, the same numbers

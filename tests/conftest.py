@@ -42,8 +42,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session writes featurisation caches to its own folder, never to the user's. The molecule
-    model's item-embedding index is off (a test counting what a run computes must not depend on the runs
-    before it); tests/models/test_frozen_items.py turns it on."""
+    model's item-embedding index is off, as by default, whatever the shell says (a test counting what a run
+    computes must not depend on the runs before it); tests/models/test_frozen_items.py turns it on."""
     monkeypatch.setenv("GRAPHDEL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("GRAPHDEL_ITEM_INDEX", "off")
 

@@ -14,7 +14,11 @@ model had computed too (docs/experiments/2026-12-08-molecule-item-index.md). A t
 ``$GRAPHDEL_CACHE/item_embeddings/`` keyed by the exact item side (its architecture and every weight) and
 the exact item store (:meth:`graphdel.data.molecule_graphs.MoleculeGraphs.fingerprint`), as the frozen text
 encoder's states are kept under ``text/``; a later table of the same key starts from it, after recomputing a
-few of its rows to check them. ``GRAPHDEL_ITEM_INDEX=off`` turns the index off (nothing read or written).
+few of its rows to check them. The index is off unless ``GRAPHDEL_ITEM_INDEX=on``: a row read from it was
+computed in the batch where an earlier run first met the molecule, and may differ in its last bits from
+the row this run would compute, so a run reading it is not byte-identical to one computing (equal bit for
+bit on the two requests measured, within 1e-6 in the tests), and a replay of a run made without it, with
+it on, may not be either.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ SPOT_CHECK_ATOL = 1e-5
 
 
 def index_enabled() -> bool:
-    """Whether item-embedding indexes are read and written (``GRAPHDEL_ITEM_INDEX``, default on)."""
-    return os.environ.get("GRAPHDEL_ITEM_INDEX", "on").strip().lower() not in ("0", "off", "false", "no")
+    """Whether item-embedding indexes are read and written (``GRAPHDEL_ITEM_INDEX=on``; default off)."""
+    return os.environ.get("GRAPHDEL_ITEM_INDEX", "off").strip().lower() in ("1", "on", "true", "yes")
 
 
 @dataclass

@@ -227,7 +227,7 @@ class MoleculeTextModel(JointModel):
         are equal also share one table of item embeddings (:class:`~graphdel.models.frozen_items.
         FrozenItemEmbeddings`), from which :meth:`encode_x` reads the molecules it holds
         (docs/experiments/2026-12-08-molecule-item-table.md). That table starts from the item-embedding
-        index of the same item side and store when there is one (``GRAPHDEL_ITEM_INDEX``, default on), and
+        index of the same item side and store when there is one (with ``GRAPHDEL_ITEM_INDEX=on``), and
         with ``save_index`` is written back to it when the block ends without an error
         (docs/experiments/2026-12-08-molecule-item-index.md).
 

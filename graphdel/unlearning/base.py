@@ -243,7 +243,8 @@ class GradientMethod(UnlearningMethod):
         # A model may reuse what its frozen parts compute across the run (e.g. the bottom layers of a graph
         # encoder left out by `trainable`), shared with the teacher; only until the selected state is loaded.
         started = time.perf_counter()
-        # The item embeddings such a run computes are kept for the next run on the same frozen item side.
+        # The item embeddings such a run computes are kept for the next run on the same frozen item side
+        # (the molecule model's item index, when GRAPHDEL_ITEM_INDEX=on).
         with student.share_frozen_states(teacher, save_index=True):
             seconds = self._update_loop(trainer, selector, cfg)
             # how many items' embeddings an earlier run computed for this one (a molecule model's item

@@ -37,7 +37,8 @@ the terms are standalone functions and would otherwise re-encode the same items 
 teacher's Df item embeddings are computed once per run, and a model whose frozen bottom layers can be
 shared with the teacher (``share_frozen_states``, the molecule model under ``trainable``) computes them
 once per molecule (and, when its whole item side is frozen, each molecule's item embedding once, kept for
-the next run on the same item side in its item-embedding index, :mod:`graphdel.models.frozen_items`).
+the next run on the same item side in its item-embedding index with ``GRAPHDEL_ITEM_INDEX=on``,
+:mod:`graphdel.models.frozen_items`).
 
 What was measured on the embedded corpus (5% of the training molecules, seed 0;
 docs/experiments/2026-11-28-multidelete-molecule-recommendation.md): with the engine's defaults the Df, retain, calibration and test scores fall

@@ -74,7 +74,7 @@ def test_another_item_side_or_the_index_off_reads_nothing(tiny_csv, index_on, mo
         _encode(student, prepared, [0, 1, 2])
         assert student.item_table.read_from_index == {} and computed == [[0, 1, 2]]
     assert len(list(index_on.iterdir())) == 2  # one index per item side
-    monkeypatch.setenv("GRAPHDEL_ITEM_INDEX", "off")
+    monkeypatch.delenv("GRAPHDEL_ITEM_INDEX")  # off unless asked for
     computed.clear()
     with student.share_frozen_states(teacher, save_index=True):
         _encode(student, prepared, [0, 1, 2, 3])

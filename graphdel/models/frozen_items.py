@@ -8,9 +8,10 @@ cache (:class:`graphdel.encoders.graph.FrozenTrunkCache`) spares the message pas
 gathered, pooled and projected the cached states: 1.0 ms of a 1.5-ms call for 32 cached molecules on one
 thread (docs/experiments/2026-12-08-molecule-item-table.md). A table row is read instead.
 
-Why an index on disk: each molecule is still computed once per run, about 1.8 ms on one thread, so a run over
-a 5,000-molecule training set spent 8-9 s of its 18 s computing embeddings that the run before it on the same
-model had computed too (docs/experiments/2026-12-08-molecule-item-index.md). A table is saved under
+Why an index on disk: each molecule is still computed once per run, about 1.8 ms on one thread, the same
+embeddings the run before it on the same model computed: a 5% request's run took 18.5 s computing them and
+6.6 s reading them from a table kept from an earlier run
+(docs/experiments/2026-12-08-molecule-item-index.md). A table is saved under
 ``$GRAPHDEL_CACHE/item_embeddings/`` keyed by the exact item side (its architecture and every weight) and
 the exact item store (:meth:`graphdel.data.molecule_graphs.MoleculeGraphs.fingerprint`), as the frozen text
 encoder's states are kept under ``text/``; a later table of the same key starts from it, after recomputing a

@@ -99,8 +99,8 @@ class ItemRows:
     """The items of a batch named by their rows in the item store that holds them, their inputs not built.
 
     For update batches whose items a model reads from a table of results per item (the molecule model's item
-    embeddings while its item side is frozen): building 32 molecules' graphs took 0.6 ms of a 13-ms step on
-    one thread, and with every molecule in the table nothing read them
+    embeddings while its item side is frozen): building 32 molecules' graphs took 0.56 ms (timed alone, one
+    thread), two of them in each 10-16 ms step, and with every molecule in the table nothing read them
     (docs/experiments/2026-12-08-molecule-step-inputs.md). A model that accepts them
     (:attr:`ModalityModule.reads_item_rows`) builds the inputs it still needs with :meth:`build`.
 
